@@ -1,0 +1,169 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/trustgate/trustgate/schema"
+)
+
+// The relationship outbox. Every mutation that changes the set of derived tuples appends its
+// changes here in its own transaction, after its row writes. The drain hands them out in id
+// order, which must match, for any one tuple, the order in which its changes committed. It does:
+//
+//   - every change of a tuple comes with a write of the one row the tuple derives from (user,
+//     agent, server, tool, grant or consent), and the outbox insert comes after that write;
+//   - two transactions writing the same row are serialised by the engine (SQLite: one writer at
+//     a time; PostgreSQL and CockroachDB: the later one waits for the row, then is retried from
+//     the start when the first commits), so the later one draws its id after the earlier one
+//     committed;
+//   - ids come from a sequence that only grows (SQLite AUTOINCREMENT, PostgreSQL BIGSERIAL,
+//     CockroachDB SERIAL with serial_normalization = sql_sequence).
+//
+// Changes of different tuples may commit in another order than their ids (a transaction that drew
+// id 5 may commit after one that drew id 6, and a drain may hand out 6 first); that is harmless,
+// as they are independent.
+
+// changeSet collects one transaction's tuple changes. A tuple appears once, with its last op, so
+// the order of the changes within a transaction does not matter.
+type changeSet struct {
+	order []string
+	ops   map[string]ChangeOp
+}
+
+func (c *changeSet) add(op ChangeOp, rels ...schema.Relationship) {
+	if c.ops == nil {
+		c.ops = make(map[string]ChangeOp)
+	}
+	for _, r := range rels {
+		k := r.String()
+		if _, seen := c.ops[k]; !seen {
+			c.order = append(c.order, k)
+		}
+		c.ops[k] = op
+	}
+}
+
+func (c *changeSet) touch(rels ...schema.Relationship) { c.add(Touch, rels...) }
+
+func (c *changeSet) delete(rels ...schema.Relationship) { c.add(Delete, rels...) }
+
+// outboxChunk bounds the rows of one multi-row INSERT (3 parameters per row).
+const outboxChunk = 200
+
+// write appends the changes to the outbox.
+func (c *changeSet) write(ctx context.Context, q querier, at time.Time) error {
+	ms := toMillis(at)
+	for start := 0; start < len(c.order); start += outboxChunk {
+		keys := c.order[start:min(start+outboxChunk, len(c.order))]
+		query := "INSERT INTO relationship_outbox (op, relationship, created_at) VALUES "
+		args := make([]any, 0, 3*len(keys))
+		for i, k := range keys {
+			if i > 0 {
+				query += ", "
+			}
+			query += "(?, ?, ?)"
+			args = append(args, string(c.ops[k]), k, ms)
+		}
+		if _, err := q.exec(ctx, query, args...); err != nil {
+			return fmt.Errorf("append to relationship outbox: %w", err)
+		}
+	}
+	return nil
+}
+
+func (s *sqlStore) DrainRelationshipChanges(ctx context.Context, limit int, apply func(ctx context.Context, changes []RelationshipChange) error) (int, error) {
+	if apply == nil {
+		return 0, invalid("drain relationship changes: nil apply")
+	}
+	var drained int
+	err := s.db.writeTx(ctx, func(q querier) error {
+		drained = 0
+		// The cross-process lock: a row lock on PostgreSQL and CockroachDB, held to commit. On
+		// SQLite the transaction already holds the database's write lock.
+		n, err := q.exec(ctx, "UPDATE outbox_lock SET n = n + 1 WHERE id = 1")
+		if err != nil {
+			return fmt.Errorf("take outbox lock: %w", err)
+		}
+		if n != 1 {
+			return errors.New("take outbox lock: the outbox_lock row is missing")
+		}
+		changes, err := pendingChanges(ctx, q, limit)
+		if err != nil {
+			return err
+		}
+		if len(changes) == 0 {
+			return nil
+		}
+		if err := apply(ctx, changes); err != nil {
+			return fmt.Errorf("apply: %w", err)
+		}
+		for start := 0; start < len(changes); start += outboxChunk {
+			batch := changes[start:min(start+outboxChunk, len(changes))]
+			args := make([]any, len(batch))
+			for i, c := range batch {
+				args[i] = c.ID
+			}
+			n, err := q.exec(ctx, "DELETE FROM relationship_outbox WHERE id IN ("+placeholders(len(batch))+")", args...)
+			if err != nil {
+				return fmt.Errorf("remove drained changes: %w", err)
+			}
+			if n != int64(len(batch)) {
+				return fmt.Errorf("remove drained changes: removed %d of %d rows", n, len(batch))
+			}
+		}
+		drained = len(changes)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("drain relationship changes: %w", err)
+	}
+	return drained, nil
+}
+
+// pendingChanges reads the oldest outbox rows; limit <= 0 means all.
+func pendingChanges(ctx context.Context, q querier, limit int) ([]RelationshipChange, error) {
+	query := "SELECT id, op, relationship FROM relationship_outbox ORDER BY id"
+	var args []any
+	if limit > 0 {
+		query += " LIMIT ?"
+		args = append(args, limit)
+	}
+	rs, err := q.query(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read relationship outbox: %w", err)
+	}
+	defer rs.Close()
+	var out []RelationshipChange
+	for rs.Next() {
+		var c RelationshipChange
+		var op, rel string
+		if err := rs.Scan(&c.ID, &op, &rel); err != nil {
+			return nil, fmt.Errorf("read relationship outbox: %w", err)
+		}
+		switch ChangeOp(op) {
+		case Touch, Delete:
+			c.Op = ChangeOp(op)
+		default:
+			return nil, fmt.Errorf("relationship outbox row %d: unknown op %q", c.ID, op)
+		}
+		if c.Relationship, err = schema.ParseRelationship(rel); err != nil {
+			return nil, fmt.Errorf("relationship outbox row %d: %w", c.ID, err)
+		}
+		out = append(out, c)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("read relationship outbox: %w", err)
+	}
+	return out, nil
+}
+
+func (s *sqlStore) PendingRelationshipChanges(ctx context.Context) (int, error) {
+	var n int64
+	if err := s.db.q().queryRow(ctx, "SELECT COUNT(*) FROM relationship_outbox").Scan(&n); err != nil {
+		return 0, fmt.Errorf("count pending relationship changes: %w", err)
+	}
+	return int(n), nil
+}

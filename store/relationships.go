@@ -1,0 +1,73 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/trustgate/trustgate/schema"
+)
+
+// Relationships derives every tuple from the current rows, with the same constructors the
+// mutations use for the outbox, so replaying the whole outbox into an empty set gives exactly
+// this set. The rows are read in one snapshot; fn is called after that transaction ends, so a
+// slow fn holds no lock.
+func (s *sqlStore) Relationships(ctx context.Context, fn func(schema.Relationship) error) error {
+	var rels []schema.Relationship
+	err := s.db.readTx(ctx, func(q querier) error {
+		rels = rels[:0]
+		users, err := selectUsers(ctx, q, "1 = 1 ORDER BY host_key, id")
+		if err != nil {
+			return fmt.Errorf("read users: %w", err)
+		}
+		for _, u := range users {
+			rels = append(rels, schema.HostMember(u.Host, u.ID))
+		}
+		agents, err := selectAgents(ctx, q, "1 = 1 ORDER BY host_key, id")
+		if err != nil {
+			return fmt.Errorf("read agents: %w", err)
+		}
+		for _, a := range agents {
+			rels = append(rels, schema.AgentTuples(a.Host, a.ID, a.UserID)...)
+		}
+		servers, err := selectServers(ctx, q, "1 = 1 ORDER BY host_key, server_key")
+		if err != nil {
+			return fmt.Errorf("read servers: %w", err)
+		}
+		for _, sv := range servers {
+			rels = append(rels, schema.ServerHost(sv.Host, sv.Key))
+		}
+		tools, err := selectTools(ctx, q, "enabled = ? ORDER BY host_key, server_key, name", true)
+		if err != nil {
+			return fmt.Errorf("read tools: %w", err)
+		}
+		for _, t := range tools {
+			if rel, ok := toolTuple(t); ok {
+				rels = append(rels, rel)
+			}
+		}
+		grants, err := selectGrants(ctx, q, "1 = 1 ORDER BY host_key, server_key, user_id")
+		if err != nil {
+			return fmt.Errorf("read grants: %w", err)
+		}
+		for _, g := range grants {
+			rels = append(rels, grantTuple(g))
+		}
+		consents, err := selectConsents(ctx, q, "1 = 1 ORDER BY host_key, agent_id, server_key")
+		if err != nil {
+			return fmt.Errorf("read consents: %w", err)
+		}
+		for _, c := range consents {
+			rels = append(rels, consentTuple(c))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("derive relationships: %w", err)
+	}
+	for _, r := range rels {
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,169 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/trustgate/trustgate/schema"
+)
+
+const toolColumns = "host_key, server_key, name, description, input_schema, level, enabled, updated_at"
+
+func scanTool(r row) (Tool, error) {
+	var t Tool
+	var level string
+	var updated int64
+	if err := r.Scan(&t.Host, &t.Server, &t.Name, &t.Description, &t.InputSchema, &level, &t.Enabled, &updated); err != nil {
+		return Tool{}, err
+	}
+	l, err := schema.ParseLevel(level)
+	if err != nil {
+		return Tool{}, fmt.Errorf("tool %s/%s/%s: %w", t.Host, t.Server, t.Name, err)
+	}
+	t.Level = l
+	t.UpdatedAt = fromMillis(updated)
+	return t, nil
+}
+
+// toolTuple is the tool's relationship; a disabled tool has none.
+func toolTuple(t Tool) (schema.Relationship, bool) {
+	if !t.Enabled {
+		return schema.Relationship{}, false
+	}
+	return schema.ToolLevel(t.Host, t.Server, t.Name, t.Level), true
+}
+
+func (s *sqlStore) PutTool(ctx context.Context, t Tool) (Tool, error) {
+	if err := firstErr(
+		validToolName(t.Name),
+		validLevel("tool level", t.Level),
+		validInputSchema(t.InputSchema),
+		validText("tool description", t.Description),
+	); err != nil {
+		return Tool{}, fmt.Errorf("put tool %s/%s: %w", t.Host, t.Server, err)
+	}
+	t.UpdatedAt = now()
+	err := s.db.writeTx(ctx, func(q querier) error {
+		if err := requireServer(ctx, q, t.Host, t.Server); err != nil {
+			return err
+		}
+		old, err := scanTool(q.queryRow(ctx, "SELECT "+toolColumns+" FROM tools WHERE host_key = ? AND server_key = ? AND name = ?",
+			t.Host, t.Server, t.Name))
+		found := err == nil
+		if err != nil && !errors.Is(err, errNoRows) {
+			return err
+		}
+		if found {
+			_, err = q.exec(ctx, "UPDATE tools SET description = ?, input_schema = ?, level = ?, enabled = ?, updated_at = ? "+
+				"WHERE host_key = ? AND server_key = ? AND name = ?",
+				t.Description, t.InputSchema, t.Level.String(), t.Enabled, toMillis(t.UpdatedAt), t.Host, t.Server, t.Name)
+		} else {
+			_, err = q.exec(ctx, "INSERT INTO tools ("+toolColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+				t.Host, t.Server, t.Name, t.Description, t.InputSchema, t.Level.String(), t.Enabled, toMillis(t.UpdatedAt))
+		}
+		if err != nil {
+			return writeErr(err)
+		}
+		var cs changeSet
+		if found {
+			if rel, ok := toolTuple(old); ok && (!t.Enabled || old.Level != t.Level) {
+				cs.delete(rel)
+			}
+		}
+		if rel, ok := toolTuple(t); ok {
+			cs.touch(rel)
+		}
+		return cs.write(ctx, q, t.UpdatedAt)
+	})
+	if err != nil {
+		return Tool{}, fmt.Errorf("put tool %s/%s/%s: %w", t.Host, t.Server, t.Name, err)
+	}
+	return t, nil
+}
+
+func (s *sqlStore) GetTool(ctx context.Context, host, server, name string) (Tool, error) {
+	t, err := scanTool(s.db.q().queryRow(ctx, "SELECT "+toolColumns+" FROM tools WHERE host_key = ? AND server_key = ? AND name = ?",
+		host, server, name))
+	if errors.Is(err, errNoRows) {
+		return Tool{}, fmt.Errorf("get tool %s/%s/%s: %w", host, server, name, ErrNotFound)
+	}
+	if err != nil {
+		return Tool{}, fmt.Errorf("get tool %s/%s/%s: %w", host, server, name, err)
+	}
+	return t, nil
+}
+
+func (s *sqlStore) ListTools(ctx context.Context, host, server string) ([]Tool, error) {
+	var out []Tool
+	err := s.db.readTx(ctx, func(q querier) error {
+		if err := requireServer(ctx, q, host, server); err != nil {
+			return err
+		}
+		var err error
+		out, err = selectTools(ctx, q, "host_key = ? AND server_key = ? ORDER BY name", host, server)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list tools of %s/%s: %w", host, server, err)
+	}
+	return out, nil
+}
+
+func selectTools(ctx context.Context, q querier, where string, args ...any) ([]Tool, error) {
+	rs, err := q.query(ctx, "SELECT "+toolColumns+" FROM tools WHERE "+where, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	out := []Tool{}
+	for rs.Next() {
+		t, err := scanTool(rs)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rs.Err()
+}
+
+func (s *sqlStore) DeleteTool(ctx context.Context, host, server, name string) error {
+	at := now()
+	err := s.db.writeTx(ctx, func(q querier) error {
+		where := "host_key = ? AND server_key = ? AND name = ?"
+		ok, err := exists(ctx, q, "SELECT 1 FROM tools WHERE "+where, host, server, name)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return ErrNotFound
+		}
+		var cs changeSet
+		if err := deleteTools(ctx, q, &cs, where, host, server, name); err != nil {
+			return err
+		}
+		return cs.write(ctx, q, at)
+	})
+	if err != nil {
+		return fmt.Errorf("delete tool %s/%s/%s: %w", host, server, name, err)
+	}
+	return nil
+}
+
+// deleteTools removes the tools matching where, recording the deletion of the enabled ones'
+// tuples.
+func deleteTools(ctx context.Context, q querier, cs *changeSet, where string, args ...any) error {
+	tools, err := selectTools(ctx, q, where, args...)
+	if err != nil {
+		return fmt.Errorf("read tools: %w", err)
+	}
+	for _, t := range tools {
+		if rel, ok := toolTuple(t); ok {
+			cs.delete(rel)
+		}
+	}
+	if _, err := q.exec(ctx, "DELETE FROM tools WHERE "+where, args...); err != nil {
+		return fmt.Errorf("delete tools: %w", err)
+	}
+	return nil
+}
