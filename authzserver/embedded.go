@@ -1,0 +1,203 @@
+package authzserver
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/authzed/grpcutil"
+	"github.com/authzed/spicedb/pkg/cmd/datastore"
+	"github.com/authzed/spicedb/pkg/cmd/server"
+	"github.com/authzed/spicedb/pkg/cmd/util"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// Datastore engines of the embedded SpiceDB.
+const (
+	DatastoreMemory    = "memory"
+	DatastorePostgres  = "postgres"
+	DatastoreCockroach = "cockroachdb"
+)
+
+// EmbeddedConfig configures a SpiceDB server run inside the trustgate process.
+type EmbeddedConfig struct {
+	// Datastore is DatastoreMemory (the embedded default: relationships are rebuilt from the
+	// store at every start), DatastorePostgres or DatastoreCockroach.
+	Datastore string
+	// DatastoreURI is the connection URL for PostgreSQL or CockroachDB. SpiceDB keeps its own
+	// tables (namespace_config, relation_tuple, ...): give it its own database or schema.
+	DatastoreURI string
+	// GRPCListen, when set, exposes SpiceDB's gRPC API on this TCP address (for zed and
+	// authzed-go clients), protected by PresharedKey. When empty the API is reachable only in
+	// process.
+	GRPCListen string
+	// PresharedKey is the bearer token clients of the exposed API must present.
+	PresharedKey string
+	Logger       *slog.Logger
+}
+
+// StartEmbedded migrates the datastore when it is a database, starts SpiceDB in process and
+// returns a backend connected to it. Closing the backend stops the server. Everything started is
+// released again when start-up fails half-way.
+func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (_ *SpiceDB, err error) {
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Datastore == "" {
+		cfg.Datastore = DatastoreMemory
+	}
+	key := cfg.PresharedKey
+	if cfg.GRPCListen != "" && key == "" {
+		return nil, errors.New("exposing the embedded SpiceDB's gRPC API needs a preshared key (--spicedb-preshared-key or TRUSTGATE_SPICEDB_KEY)")
+	}
+	if key == "" {
+		key = randomKey()
+	}
+
+	dsOpts := []datastore.ConfigOption{
+		datastore.WithEngine(cfg.Datastore),
+		// Several datastores may live in one process (tests, replicas): SpiceDB's datastore
+		// metrics register global collectors and would collide.
+		datastore.WithEnableDatastoreMetrics(false),
+	}
+	switch cfg.Datastore {
+	case DatastoreMemory:
+	case DatastorePostgres, DatastoreCockroach:
+		if cfg.DatastoreURI == "" {
+			return nil, fmt.Errorf("embedded SpiceDB on %s needs a datastore URI", cfg.Datastore)
+		}
+		if err := MigrateDatastore(ctx, cfg.Datastore, cfg.DatastoreURI); err != nil {
+			return nil, err
+		}
+		dsOpts = append(dsOpts, datastore.WithURI(cfg.DatastoreURI))
+	default:
+		return nil, fmt.Errorf("unknown SpiceDB datastore engine %q (want memory, postgres or cockroachdb)", cfg.Datastore)
+	}
+
+	ds, err := datastore.NewDatastore(ctx, dsOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("open SpiceDB %s datastore: %w", cfg.Datastore, redactErr(err, cfg.DatastoreURI))
+	}
+	defer func() {
+		if err != nil {
+			_ = ds.Close()
+		}
+	}()
+	// An unmigrated datastore starts fine and fails on first use: check before serving.
+	state, err := ds.ReadyState(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("SpiceDB %s datastore: %w", cfg.Datastore, redactErr(err, cfg.DatastoreURI))
+	}
+	if !state.IsReady {
+		return nil, fmt.Errorf("SpiceDB %s datastore is not ready: %s", cfg.Datastore, state.Message)
+	}
+
+	grpcConfig := util.GRPCServerConfig{Network: util.BufferedNetwork, Enabled: true}
+	if cfg.GRPCListen != "" {
+		grpcConfig = util.GRPCServerConfig{Network: "tcp", Address: cfg.GRPCListen, Enabled: true}
+	}
+	srvConfig := server.NewConfigWithOptionsAndDefaults(
+		server.WithDatastore(ds),
+		server.SetPresharedSecureKey([]string{key}),
+		server.WithGRPCServer(grpcConfig),
+		server.WithHTTPGateway(util.HTTPServerConfig{HTTPEnabled: false}),
+		server.WithMetricsAPI(util.HTTPServerConfig{HTTPEnabled: false}),
+		server.WithDispatchServer(util.GRPCServerConfig{Enabled: false}),
+		server.WithSilentlyDisableTelemetry(true),
+		server.WithShutdownGracePeriod(2*time.Second),
+	)
+	runnable, err := srvConfig.Complete(ctx)
+	if err != nil {
+		if cfg.GRPCListen != "" {
+			return nil, fmt.Errorf("start embedded SpiceDB gRPC API on %s: %w", cfg.GRPCListen, err)
+		}
+		return nil, fmt.Errorf("start embedded SpiceDB: %w", err)
+	}
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runnable.Run(runCtx) }()
+	stop := sync.OnceValue(func() error {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil && !errors.Is(err, context.Canceled) {
+				return fmt.Errorf("embedded SpiceDB stopped: %w", err)
+			}
+		case <-time.After(10 * time.Second):
+			return errors.New("embedded SpiceDB did not stop within 10s")
+		}
+		return ds.Close()
+	})
+
+	dialOpts := []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpcutil.WithInsecureBearerToken(key),
+	}
+	var conn *grpc.ClientConn
+	if cfg.GRPCListen != "" {
+		conn, err = grpc.NewClient(dialAddress(cfg.GRPCListen), dialOpts...)
+	} else {
+		conn, err = runnable.NewClient(dialOpts...)
+	}
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("connect to embedded SpiceDB: %w", err), stop())
+	}
+	backend := NewSpiceDB(conn)
+	backend.onClose = stop
+	logger.Info("embedded SpiceDB started", "datastore", cfg.Datastore, "grpc_listen", cfg.GRPCListen)
+	return backend, nil
+}
+
+// DialRemote connects to a SpiceDB server elsewhere. TLS with the system's CAs is used unless
+// insecure is set (plaintext, for a SpiceDB on loopback or inside a private network).
+func DialRemote(endpoint, token string, insecureTransport bool) (*SpiceDB, error) {
+	if endpoint == "" {
+		return nil, errors.New("remote SpiceDB needs an endpoint (host:port)")
+	}
+	if token == "" {
+		return nil, errors.New("remote SpiceDB needs a token (--spicedb-token)")
+	}
+	var opts []grpc.DialOption
+	if insecureTransport {
+		opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()), grpcutil.WithInsecureBearerToken(token))
+	} else {
+		certs, err := grpcutil.WithSystemCerts(grpcutil.VerifyCA)
+		if err != nil {
+			return nil, fmt.Errorf("load system CA certificates: %w", err)
+		}
+		opts = append(opts, certs, grpcutil.WithBearerToken(token))
+	}
+	conn, err := grpc.NewClient(endpoint, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to SpiceDB at %s: %w", endpoint, err)
+	}
+	return NewSpiceDB(conn), nil
+}
+
+// dialAddress turns a listen address into one to dial: an empty or wildcard host means this
+// machine.
+func dialAddress(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func randomKey() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,174 @@
+package authzserver
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/trustgate/trustgate/schema"
+	"github.com/trustgate/trustgate/store"
+)
+
+// drainBatch is how many outbox entries one drain hands to SpiceDB at most.
+const drainBatch = 500
+
+// Writer keeps the backend's relationships equal to what the store implies. The store appends
+// every relationship change to an outbox in the transaction that makes it; the writer applies
+// the outbox in order (Sync, and periodically in Run) and, at start-up, reconciles the whole set
+// (Reconcile), so nothing is lost when the backend was down or empty (the embedded memory
+// datastore starts empty at every start).
+type Writer struct {
+	store   store.Store
+	backend Backend
+	logger  *slog.Logger
+	mu      sync.Mutex // one drain at a time in this process; the store serializes processes
+}
+
+// NewWriter makes a writer from the store to the backend.
+func NewWriter(st store.Store, backend Backend, logger *slog.Logger) *Writer {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Writer{store: st, backend: backend, logger: logger}
+}
+
+// ReconcileStats says what a reconciliation changed.
+type ReconcileStats struct {
+	Desired, Touched, Deleted int
+}
+
+// Reconcile makes the backend hold exactly the relationships the store implies (for the object
+// types of trustgate's schema), then drops the outbox entries it has made redundant.
+//
+// It runs inside an outbox drain: the pending entries are read first, then the desired set is
+// derived, so every pending entry is already reflected in what is written and may be removed.
+func (w *Writer) Reconcile(ctx context.Context) (ReconcileStats, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var stats ReconcileStats
+	applied := false
+	apply := func(ctx context.Context, _ []store.RelationshipChange) error {
+		applied = true
+		stats = ReconcileStats{}
+		desired := map[string]schema.Relationship{}
+		if err := w.store.Relationships(ctx, func(r schema.Relationship) error {
+			desired[r.String()] = r
+			return nil
+		}); err != nil {
+			return fmt.Errorf("derive relationships from the store: %w", err)
+		}
+		stats.Desired = len(desired)
+		var updates []Update
+		for _, typ := range schema.ObjectTypes {
+			if err := w.backend.ReadRelationships(ctx, typ, func(r schema.Relationship) error {
+				key := r.String()
+				if _, ok := desired[key]; ok {
+					delete(desired, key) // present on both sides: nothing to do
+					return nil
+				}
+				updates = append(updates, Update{Op: OpDelete, Relationship: r})
+				stats.Deleted++
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		for _, r := range desired {
+			updates = append(updates, Update{Op: OpTouch, Relationship: r})
+			stats.Touched++
+		}
+		if _, err := w.backend.WriteRelationships(ctx, updates); err != nil {
+			return err
+		}
+		return nil
+	}
+	if _, err := w.store.DrainRelationshipChanges(ctx, 0, apply); err != nil {
+		return stats, fmt.Errorf("reconcile relationships: %w", err)
+	}
+	// The drain calls apply only when entries are pending: reconcile regardless.
+	if !applied {
+		if err := apply(ctx, nil); err != nil {
+			return stats, fmt.Errorf("reconcile relationships: %w", err)
+		}
+	}
+	w.logger.Info("relationships reconciled", "desired", stats.Desired, "touched", stats.Touched, "deleted", stats.Deleted)
+	return stats, nil
+}
+
+// Sync applies every pending outbox entry to the backend, in order, and returns the revision of
+// the last write (empty when nothing was pending). When it returns nil, every change committed
+// to the store before the call is enforced by checks made at least as fresh as that revision.
+func (w *Writer) Sync(ctx context.Context) (Revision, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var rev Revision
+	for {
+		n, err := w.store.DrainRelationshipChanges(ctx, drainBatch, func(ctx context.Context, changes []store.RelationshipChange) error {
+			r, err := w.backend.WriteRelationships(ctx, collapse(changes))
+			if err != nil {
+				return err
+			}
+			rev = r
+			return nil
+		})
+		if err != nil {
+			return rev, fmt.Errorf("apply relationship changes: %w", err)
+		}
+		if n < drainBatch {
+			return rev, nil
+		}
+	}
+}
+
+// Run applies the outbox every interval until ctx ends, so changes made by other processes
+// sharing the store (the CLI, other replicas) and changes whose first apply failed are enforced
+// without waiting for a restart.
+func (w *Writer) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := w.Sync(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if !failing {
+				w.logger.Error("relationship changes not yet applied; retrying", "err", err)
+			}
+			failing = true
+			continue
+		}
+		if failing {
+			w.logger.Info("relationship changes applied again")
+			failing = false
+		}
+	}
+}
+
+// collapse turns an ordered run of outbox entries into one write: SpiceDB refuses a request
+// that names a relationship twice, and only the last change to each relationship matters.
+func collapse(changes []store.RelationshipChange) []Update {
+	last := make(map[string]int, len(changes))
+	for i, c := range changes {
+		last[c.Relationship.String()] = i
+	}
+	updates := make([]Update, 0, len(last))
+	for i, c := range changes {
+		if last[c.Relationship.String()] != i {
+			continue
+		}
+		op := OpTouch
+		if c.Op == store.Delete {
+			op = OpDelete
+		}
+		updates = append(updates, Update{Op: op, Relationship: c.Relationship})
+	}
+	return updates
+}
