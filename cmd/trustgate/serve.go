@@ -1,0 +1,89 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/trustgate/trustgate/gateway"
+)
+
+// storeFlags select the store; serve, migrate and the admin bootstrap share them.
+type storeFlags struct {
+	dataDir        string
+	database       string
+	connectTimeout string
+}
+
+func (s *storeFlags) register(flags *pflag.FlagSet) {
+	flags.StringVar(&s.dataDir, "data-dir", gateway.DefaultDataDir, "directory of the embedded SQLite database (used when --database is empty)")
+	flags.StringVar(&s.database, "database", "", "database URL: empty for SQLite in --data-dir, postgres://user:pass@host:5432/db, or cockroachdb://user@host:26257/db")
+	flags.StringVar(&s.connectTimeout, "database-connect-timeout", gateway.DefaultDatabaseConnectTimeout.String(), "how long start-up retries an unreachable database before giving up")
+	bindEnv(flags, "data-dir", "TRUSTGATE_DATA_DIR")
+	bindEnv(flags, "database", "TRUSTGATE_DATABASE")
+	bindEnv(flags, "database-connect-timeout", "TRUSTGATE_DATABASE_CONNECT_TIMEOUT")
+}
+
+func newServeCommand() *cobra.Command {
+	var (
+		cfg      gateway.Config
+		stores   storeFlags
+		logs     logFlags
+		shutdown string
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the gateway: OAuth server, MCP proxy, admin API and authorization core",
+		Long: `serve runs the whole gateway in one process.
+
+With no --database it uses the embedded default: SQLite in --data-dir and an
+in-process SpiceDB whose relationships are rebuilt from the store at every start.
+With a PostgreSQL or CockroachDB --database, the embedded SpiceDB keeps its tables
+in the same database (schema trustgate_spicedb) unless --spicedb-datastore-uri says
+otherwise; --spicedb-endpoint uses a remote SpiceDB instead.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			logger, err := logs.logger(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			cfg.Logger = logger
+			cfg.DataDir = stores.dataDir
+			cfg.DatabaseURL = stores.database
+			if cfg.DatabaseConnectTimeout, err = parseDuration("database-connect-timeout", stores.connectTimeout); err != nil {
+				return err
+			}
+			if cfg.ShutdownTimeout, err = parseDuration("shutdown-timeout", shutdown); err != nil {
+				return err
+			}
+			g, err := gateway.New(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			return g.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Listen, "listen", gateway.DefaultListen, "HTTP listen address")
+	f.StringVar(&cfg.PublicURL, "public-url", "", "URL clients reach the gateway at (default http://<listen>)")
+	stores.register(f)
+	f.StringVar(&cfg.SpiceDBEndpoint, "spicedb-endpoint", "", "host:port of a remote SpiceDB to use instead of the embedded one")
+	f.StringVar(&cfg.SpiceDBToken, "spicedb-token", "", "preshared key (bearer token) of the remote SpiceDB")
+	f.BoolVar(&cfg.SpiceDBInsecure, "spicedb-insecure", false, "talk to the remote SpiceDB without TLS")
+	f.StringVar(&cfg.SpiceDBDatastoreURI, "spicedb-datastore-uri", "", "database URL for the embedded SpiceDB's own tables (default: the store's database, schema trustgate_spicedb)")
+	f.StringVar(&cfg.SpiceDBGRPCListen, "spicedb-grpc-listen", "", "expose the embedded SpiceDB's gRPC API on this address (for zed and authzed-go), e.g. 127.0.0.1:50051")
+	f.StringVar(&cfg.SpiceDBPresharedKey, "spicedb-preshared-key", "", "key clients of the exposed SpiceDB gRPC API must present")
+	f.StringVar(&cfg.SchemaFile, "schema-file", "", "SpiceDB schema to use instead of the embedded one (it must keep every definition trustgate writes)")
+	f.StringVar(&shutdown, "shutdown-timeout", gateway.DefaultShutdownTimeout.String(), "how long in-flight requests may take to finish on SIGINT/SIGTERM")
+	logs.register(f)
+	bindEnv(f, "listen", "TRUSTGATE_LISTEN")
+	bindEnv(f, "public-url", "TRUSTGATE_PUBLIC_URL")
+	bindEnv(f, "spicedb-endpoint", "TRUSTGATE_SPICEDB_ENDPOINT")
+	bindEnv(f, "spicedb-token", "TRUSTGATE_SPICEDB_TOKEN")
+	bindEnv(f, "spicedb-insecure", "TRUSTGATE_SPICEDB_INSECURE")
+	bindEnv(f, "spicedb-datastore-uri", "TRUSTGATE_SPICEDB_DATASTORE_URI")
+	bindEnv(f, "spicedb-grpc-listen", "TRUSTGATE_SPICEDB_GRPC_LISTEN")
+	bindEnv(f, "spicedb-preshared-key", "TRUSTGATE_SPICEDB_KEY")
+	bindEnv(f, "schema-file", "TRUSTGATE_SCHEMA_FILE")
+	bindEnv(f, "shutdown-timeout", "TRUSTGATE_SHUTDOWN_TIMEOUT")
+	return cmd
+}

@@ -1,0 +1,98 @@
+// Package gateway assembles one trustgate process: the store, the authorization backend, the
+// relationship writer and the HTTP server, started in order, checked for readiness, and stopped
+// gracefully.
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Config is everything `trustgate serve` is configured with. The zero value of each field means
+// its default (see Defaults).
+type Config struct {
+	// Listen is the HTTP address (default 127.0.0.1:8080).
+	Listen string
+	// PublicURL is the URL clients reach the gateway at (default http://<Listen>).
+	PublicURL string
+	// DataDir holds the SQLite database of the embedded default (default ./data).
+	DataDir string
+	// DatabaseURL selects the store: empty for SQLite in DataDir, postgres://…, cockroachdb://….
+	DatabaseURL string
+	// DatabaseConnectTimeout bounds how long start-up retries an unreachable database.
+	DatabaseConnectTimeout time.Duration
+
+	// SpiceDBEndpoint, when set, uses a remote SpiceDB instead of the embedded one.
+	SpiceDBEndpoint string
+	SpiceDBToken    string
+	SpiceDBInsecure bool
+	// SpiceDBDatastoreURI overrides where the embedded SpiceDB keeps its tables when the store
+	// is a database (default: the store's database, schema trustgate_spicedb).
+	SpiceDBDatastoreURI string
+	// SpiceDBGRPCListen exposes the embedded SpiceDB's gRPC API (for zed) on this address.
+	SpiceDBGRPCListen string
+	// SpiceDBPresharedKey protects the exposed gRPC API.
+	SpiceDBPresharedKey string
+	// SchemaFile replaces the embedded schema.zed (it must keep what trustgate writes).
+	SchemaFile string
+
+	// SyncInterval is how often pending relationship changes are retried and changes made by
+	// other processes are picked up (default 1s).
+	SyncInterval time.Duration
+	// ShutdownTimeout bounds how long in-flight requests may take to finish (default 30s).
+	ShutdownTimeout time.Duration
+
+	Logger *slog.Logger
+}
+
+// Defaults of Config, shared with the command line's help text.
+const (
+	DefaultListen                 = "127.0.0.1:8080"
+	DefaultDataDir                = "./data"
+	DefaultDatabaseConnectTimeout = 30 * time.Second
+	DefaultSyncInterval           = time.Second
+	DefaultShutdownTimeout        = 30 * time.Second
+	// SpiceDBSchemaName is the PostgreSQL schema the embedded SpiceDB's tables live in when it
+	// shares the store's database.
+	SpiceDBSchemaName = "trustgate_spicedb"
+)
+
+func (c *Config) complete() error {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if c.DatabaseConnectTimeout <= 0 {
+		c.DatabaseConnectTimeout = DefaultDatabaseConnectTimeout
+	}
+	if c.SyncInterval <= 0 {
+		c.SyncInterval = DefaultSyncInterval
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = "http://" + c.Listen
+	}
+	u, err := url.Parse(c.PublicURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("public URL %q must be an absolute http(s) URL such as https://gateway.example.com", c.PublicURL)
+	}
+	c.PublicURL = strings.TrimSuffix(c.PublicURL, "/")
+	if c.SpiceDBEndpoint != "" && c.SpiceDBGRPCListen != "" {
+		return errors.New("--spicedb-grpc-listen exposes the embedded SpiceDB; it cannot be combined with a remote --spicedb-endpoint")
+	}
+	if c.SpiceDBGRPCListen != "" && c.SpiceDBPresharedKey == "" {
+		return errors.New("--spicedb-grpc-listen needs --spicedb-preshared-key (or TRUSTGATE_SPICEDB_KEY): the API must not be open without a key")
+	}
+	return nil
+}

@@ -1,0 +1,150 @@
+package gateway
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func newTestGateway(t *testing.T) *Gateway {
+	t.Helper()
+	g, err := New(context.Background(), Config{
+		Listen:  "127.0.0.1:0",
+		DataDir: t.TempDir(),
+		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+func TestShutdownLetsInFlightRequestsFinish(t *testing.T) {
+	g := newTestGateway(t)
+	started := make(chan struct{})
+	mux := http.NewServeMux()
+	mux.Handle("/", g.routes())
+	mux.HandleFunc("GET /slow", func(w http.ResponseWriter, _ *http.Request) {
+		close(started)
+		time.Sleep(500 * time.Millisecond)
+		_, _ = io.WriteString(w, "finished")
+	})
+	g.server.Handler = mux
+
+	ctx, cancel := context.WithCancel(context.Background())
+	runErr := make(chan error, 1)
+	go func() { runErr <- g.Run(ctx) }()
+
+	type result struct {
+		body string
+		err  error
+	}
+	got := make(chan result, 1)
+	go func() {
+		resp, err := http.Get("http://" + g.Addr() + "/slow")
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		got <- result{string(b), err}
+	}()
+	<-started
+	cancel() // SIGTERM arrives while /slow is in flight
+
+	r := <-got
+	if r.err != nil || r.body != "finished" {
+		t.Fatalf("in-flight request during shutdown: body %q, err %v", r.body, r.err)
+	}
+	if err := <-runErr; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if _, err := http.Get("http://" + g.Addr() + "/healthz"); err == nil {
+		t.Fatal("the gateway still accepts connections after shutdown")
+	}
+}
+
+func TestReadyzNamesTheFailingPart(t *testing.T) {
+	g := newTestGateway(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	runErr := make(chan error, 1)
+	go func() { runErr <- g.Run(ctx) }()
+	url := "http://" + g.Addr() + "/readyz"
+	waitStatus(t, url, http.StatusOK)
+
+	// The store goes away: readiness must say so, by name.
+	if err := g.store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	code, body := get(t, url)
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, `"store":"failing`) || !strings.Contains(body, `"spicedb":"ok"`) {
+		t.Fatalf("readyz with the store closed = %d %s", code, body)
+	}
+	cancel()
+	<-runErr
+}
+
+func TestReadyzReportsSpiceDBDown(t *testing.T) {
+	g := newTestGateway(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	runErr := make(chan error, 1)
+	go func() { runErr <- g.Run(ctx) }()
+	url := "http://" + g.Addr() + "/readyz"
+	waitStatus(t, url, http.StatusOK)
+
+	if err := g.backend.Close(); err != nil {
+		t.Fatal(err)
+	}
+	code, body := get(t, url)
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, `"spicedb":"failing`) {
+		t.Fatalf("readyz with SpiceDB stopped = %d %s", code, body)
+	}
+	cancel()
+	<-runErr
+}
+
+func TestConfigRejectsBadPublicURL(t *testing.T) {
+	for _, u := range []string{"gateway.example.com", "ftp://x", "http://"} {
+		c := Config{PublicURL: u}
+		if err := c.complete(); err == nil {
+			t.Errorf("public URL %q accepted", u)
+		}
+	}
+	c := Config{PublicURL: "https://gw.example.com/"}
+	if err := c.complete(); err != nil || c.PublicURL != "https://gw.example.com" {
+		t.Errorf("public URL normalised to %q, err %v", c.PublicURL, err)
+	}
+}
+
+func waitStatus(t *testing.T, url string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, _ := get(t, url)
+		if code == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never answered %d", url, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
