@@ -1,0 +1,173 @@
+// Package secrets seals credentials at rest with the gateway's master key (AES-256-GCM). A
+// sealed value names the key that sealed it, so keys can be rotated without re-encrypting
+// everything at once.
+package secrets
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// KeySize is the master key's length in bytes.
+const KeySize = 32
+
+// keyFile is where a generated master key is kept inside the data directory.
+const keyFile = "master.key"
+
+// version prefixes every sealed value.
+const version = byte(1)
+
+// ErrOpen is returned when a sealed value cannot be opened: wrong key, or tampered data.
+var ErrOpen = errors.New("sealed value cannot be opened (wrong master key or tampered data)")
+
+// Keyring seals with its primary key and opens with any key it holds.
+type Keyring struct {
+	primary keyEntry
+	byID    map[string]cipher.AEAD
+}
+
+type keyEntry struct {
+	id   string
+	aead cipher.AEAD
+}
+
+// NewKeyring makes a keyring from raw keys; the first one seals.
+func NewKeyring(keys ...[]byte) (*Keyring, error) {
+	if len(keys) == 0 {
+		return nil, errors.New("a keyring needs at least one key")
+	}
+	k := &Keyring{byID: map[string]cipher.AEAD{}}
+	for i, raw := range keys {
+		if len(raw) != KeySize {
+			return nil, fmt.Errorf("master key %d is %d bytes, want %d", i+1, len(raw), KeySize)
+		}
+		block, err := aes.NewCipher(raw)
+		if err != nil {
+			return nil, fmt.Errorf("master key %d: %w", i+1, err)
+		}
+		aead, err := cipher.NewGCM(block)
+		if err != nil {
+			return nil, fmt.Errorf("master key %d: %w", i+1, err)
+		}
+		id := keyID(raw)
+		k.byID[id] = aead
+		if i == 0 {
+			k.primary = keyEntry{id: id, aead: aead}
+		}
+	}
+	return k, nil
+}
+
+// keyID names a key without revealing it: the first 8 hex digits of its SHA-256.
+func keyID(raw []byte) string {
+	sum := sha256.Sum256(append([]byte("trustgate master key id:"), raw...))
+	return hex.EncodeToString(sum[:4])
+}
+
+// Seal encrypts plaintext; aad binds the result to its context (e.g. "server:acme/linear"), so
+// a sealed value copied to another row does not open there.
+func (k *Keyring) Seal(plaintext []byte, aad string) []byte {
+	nonce := make([]byte, k.primary.aead.NonceSize())
+	_, _ = rand.Read(nonce)
+	out := []byte{version}
+	out = append(out, k.primary.id...)
+	out = append(out, nonce...)
+	return k.primary.aead.Seal(out, nonce, plaintext, []byte(aad))
+}
+
+// Open decrypts a value made by Seal with the same aad.
+func (k *Keyring) Open(sealed []byte, aad string) ([]byte, error) {
+	const idLen = 8
+	if len(sealed) < 1+idLen || sealed[0] != version {
+		return nil, ErrOpen
+	}
+	aead, ok := k.byID[string(sealed[1:1+idLen])]
+	if !ok {
+		return nil, fmt.Errorf("%w: sealed with key %s, which this gateway does not hold", ErrOpen, sealed[1:1+idLen])
+	}
+	rest := sealed[1+idLen:]
+	if len(rest) < aead.NonceSize() {
+		return nil, ErrOpen
+	}
+	plain, err := aead.Open(nil, rest[:aead.NonceSize()], rest[aead.NonceSize():], []byte(aad))
+	if err != nil {
+		return nil, ErrOpen
+	}
+	return plain, nil
+}
+
+// ParseKey reads a master key given as base64 (standard or URL alphabet) or hex.
+func ParseKey(s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	for _, dec := range []func(string) ([]byte, error){
+		base64.StdEncoding.DecodeString, base64.RawStdEncoding.DecodeString,
+		base64.URLEncoding.DecodeString, base64.RawURLEncoding.DecodeString, hex.DecodeString,
+	} {
+		if b, err := dec(s); err == nil && len(b) == KeySize {
+			return b, nil
+		}
+	}
+	return nil, fmt.Errorf("master key must be %d bytes in base64 or hex (generate one with: openssl rand -base64 32)", KeySize)
+}
+
+// LoadOrCreate returns the keyring for the given master key (base64 or hex; further keys,
+// comma-separated, only open). With no key it uses the key file in dataDir, creating it with a
+// fresh random key (mode 0600) on first use — fine for one gateway; replicas must share a key
+// given explicitly.
+func LoadOrCreate(masterKey, dataDir string) (_ *Keyring, generated bool, _ error) {
+	if masterKey != "" {
+		var keys [][]byte
+		for _, part := range strings.Split(masterKey, ",") {
+			raw, err := ParseKey(part)
+			if err != nil {
+				return nil, false, err
+			}
+			keys = append(keys, raw)
+		}
+		k, err := NewKeyring(keys...)
+		return k, false, err
+	}
+	path := filepath.Join(dataDir, keyFile)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		raw, err := ParseKey(string(b))
+		if err != nil {
+			return nil, false, fmt.Errorf("master key file %s: %w", path, err)
+		}
+		k, err := NewKeyring(raw)
+		return k, false, err
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, false, fmt.Errorf("read master key file: %w", err)
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, false, fmt.Errorf("create data directory for the master key: %w", err)
+	}
+	raw := make([]byte, KeySize)
+	_, _ = rand.Read(raw)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return LoadOrCreate("", dataDir) // another process created it first
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("create master key file: %w", err)
+	}
+	if _, err := f.WriteString(base64.StdEncoding.EncodeToString(raw) + "\n"); err != nil {
+		_ = f.Close()
+		return nil, false, fmt.Errorf("write master key file: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, false, fmt.Errorf("write master key file: %w", err)
+	}
+	k, err := NewKeyring(raw)
+	return k, true, err
+}

@@ -1,0 +1,62 @@
+package tenant
+
+import (
+	"net/http/httptest"
+	"testing"
+)
+
+func TestURLsAndResolve(t *testing.T) {
+	paths, err := NewURLs("https://gw.example.com/", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subs, _ := NewURLs("https://gw.example.com", true)
+	if got := paths.MCP("default"); got != "https://gw.example.com/mcp" {
+		t.Errorf("default MCP URL = %s", got)
+	}
+	if got := paths.MCP("acme"); got != "https://gw.example.com/h/acme/mcp" {
+		t.Errorf("path MCP URL = %s", got)
+	}
+	if got := subs.MCP("acme"); got != "https://acme.gw.example.com/mcp" {
+		t.Errorf("subdomain MCP URL = %s", got)
+	}
+	cases := []struct {
+		urls       URLs
+		host, path string
+		wantHost   string
+		wantPath   string
+	}{
+		{paths, "gw.example.com", "/mcp", "default", "/mcp"},
+		{paths, "gw.example.com", "/h/acme/mcp/linear", "acme", "/mcp/linear"},
+		{paths, "gw.example.com", "/h/acme", "acme", "/"},
+		{paths, "acme.gw.example.com", "/mcp", "default", "/mcp"}, // subdomains off
+		{subs, "acme.gw.example.com", "/mcp", "acme", "/mcp"},
+		{subs, "ACME.gw.example.com:443", "/mcp", "acme", "/mcp"},
+		{subs, "a.b.gw.example.com", "/mcp", "default", "/mcp"},
+		{subs, "gw.example.com", "/h/beta/x", "beta", "/x"},
+		{subs, "evil.com", "/mcp", "default", "/mcp"},
+	}
+	for _, c := range cases {
+		r := httptest.NewRequest("GET", "http://"+c.host+c.path, nil)
+		h, p := c.urls.Resolve(r)
+		if h != c.wantHost || p != c.wantPath {
+			t.Errorf("Resolve(%s%s, subdomains=%v) = %s %s, want %s %s", c.host, c.path, c.urls.Subdomains, h, p, c.wantHost, c.wantPath)
+		}
+	}
+	if _, err := NewURLs("gw.example.com", false); err == nil {
+		t.Error("a public URL without scheme was accepted")
+	}
+}
+
+func TestValidKey(t *testing.T) {
+	for _, k := range []string{"acme", "my-tenant-round-moccasin-19", "a", "0"} {
+		if !ValidKey(k) {
+			t.Errorf("%q rejected", k)
+		}
+	}
+	for _, k := range []string{"", "-a", "a-", "Acme", "a_b", "a.b", "x" + string(make([]byte, 63))} {
+		if ValidKey(k) {
+			t.Errorf("%q accepted", k)
+		}
+	}
+}
