@@ -30,20 +30,20 @@ func consentTuple(c Consent) schema.Relationship {
 	return schema.Grant(c.Host, c.Server, c.AgentID, c.Level)
 }
 
-// SetConsent records the level a human gives their agent on a server. The human must have a
-// grant on the server, and the level may not exceed its ceiling.
+// SetConsent records the level a human gives their agent on a server. The agent must not be
+// disabled, the human must have a grant on the server, and the level may not exceed its ceiling.
 func (s *sqlStore) SetConsent(ctx context.Context, c Consent) (Consent, error) {
 	if err := validLevel("consent level", c.Level); err != nil {
 		return Consent{}, fmt.Errorf("set consent %s/%s/%s: %w", c.Host, c.AgentID, c.Server, err)
 	}
 	c.UpdatedAt = now()
 	err := s.db.writeTx(ctx, func(q querier) error {
-		agent, err := scanAgent(q.queryRow(ctx, "SELECT "+agentColumns+" FROM agents WHERE host_key = ? AND id = ?", c.Host, c.AgentID))
-		if errors.Is(err, errNoRows) {
-			return fmt.Errorf("agent %s/%s: %w", c.Host, c.AgentID, ErrNotFound)
-		}
+		agent, err := selectAgent(ctx, q, c.Host, c.AgentID)
 		if err != nil {
 			return err
+		}
+		if agent.Disabled {
+			return fmt.Errorf("agent %s is disabled: %w", c.AgentID, ErrConflict)
 		}
 		if err := requireServer(ctx, q, c.Host, c.Server); err != nil {
 			return err

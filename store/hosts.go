@@ -2,16 +2,81 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 )
 
-func (s *sqlStore) CreateHost(ctx context.Context, h Host) (Host, error) {
+const hostColumns = "host_key, name, settings, created_at"
+
+func scanHost(r row) (Host, error) {
+	var h Host
+	var settings string
+	var created int64
+	if err := r.Scan(&h.Key, &h.Name, &settings, &created); err != nil {
+		return Host{}, err
+	}
+	hs, err := decodeHostSettings(settings)
+	if err != nil {
+		return Host{}, fmt.Errorf("host %s: %w", h.Key, err)
+	}
+	h.Settings = hs
+	h.CreatedAt = fromMillis(created)
+	return h, nil
+}
+
+func encodeHostSettings(hs HostSettings) (string, error) {
+	b, err := json.Marshal(hs)
+	if err != nil {
+		return "", fmt.Errorf("encode host settings: %w", err)
+	}
+	return string(b), nil
+}
+
+func decodeHostSettings(s string) (HostSettings, error) {
+	var hs HostSettings
+	if s == "" {
+		return hs, nil
+	}
+	if err := json.Unmarshal([]byte(s), &hs); err != nil {
+		return HostSettings{}, fmt.Errorf("decode settings: %w", err)
+	}
+	if len(hs.AllowedEmailDomains) == 0 {
+		hs.AllowedEmailDomains = nil
+	}
+	return hs, nil
+}
+
+// prepareHost validates a host to create and returns it normalized, with its settings encoded.
+func prepareHost(h Host) (Host, string, error) {
 	if err := firstErr(validHostKey(h.Key), validText("host name", h.Name)); err != nil {
+		return Host{}, "", err
+	}
+	hs, err := normalizeHostSettings(h.Settings)
+	if err != nil {
+		return Host{}, "", err
+	}
+	h.Settings = hs
+	settings, err := encodeHostSettings(hs)
+	if err != nil {
+		return Host{}, "", err
+	}
+	return h, settings, nil
+}
+
+func insertHost(ctx context.Context, q querier, h Host, settings string) error {
+	_, err := q.exec(ctx, "INSERT INTO hosts ("+hostColumns+") VALUES (?, ?, ?, ?)",
+		h.Key, h.Name, settings, toMillis(h.CreatedAt))
+	return writeErr(err)
+}
+
+func (s *sqlStore) CreateHost(ctx context.Context, h Host) (Host, error) {
+	h, settings, err := prepareHost(h)
+	if err != nil {
 		return Host{}, fmt.Errorf("create host: %w", err)
 	}
 	h.CreatedAt = now()
-	err := s.db.writeTx(ctx, func(q querier) error {
+	err = s.db.writeTx(ctx, func(q querier) error {
 		dup, err := exists(ctx, q, "SELECT 1 FROM hosts WHERE host_key = ?", h.Key)
 		if err != nil {
 			return err
@@ -19,9 +84,7 @@ func (s *sqlStore) CreateHost(ctx context.Context, h Host) (Host, error) {
 		if dup {
 			return fmt.Errorf("host %q already exists: %w", h.Key, ErrConflict)
 		}
-		_, err = q.exec(ctx, "INSERT INTO hosts (host_key, name, created_at) VALUES (?, ?, ?)",
-			h.Key, h.Name, toMillis(h.CreatedAt))
-		return writeErr(err)
+		return insertHost(ctx, q, h, settings)
 	})
 	if err != nil {
 		return Host{}, fmt.Errorf("create host %s: %w", h.Key, err)
@@ -29,35 +92,90 @@ func (s *sqlStore) CreateHost(ctx context.Context, h Host) (Host, error) {
 	return h, nil
 }
 
+// EnsureHost creates the host unless it exists, and returns the host as stored: an existing host
+// is returned unchanged, whatever h says. Processes starting together may all call it.
+func (s *sqlStore) EnsureHost(ctx context.Context, h Host) (Host, error) {
+	h, settings, err := prepareHost(h)
+	if err != nil {
+		return Host{}, fmt.Errorf("ensure host: %w", err)
+	}
+	h.CreatedAt = now()
+	var out Host
+	err = s.db.writeTx(ctx, func(q querier) error {
+		old, err := scanHost(q.queryRow(ctx, "SELECT "+hostColumns+" FROM hosts WHERE host_key = ?", h.Key))
+		if err == nil {
+			out = old
+			return nil
+		}
+		if !errors.Is(err, errNoRows) {
+			return err
+		}
+		if err := insertHost(ctx, q, h, settings); err != nil {
+			return err
+		}
+		out = h
+		return nil
+	})
+	if errors.Is(err, ErrConflict) {
+		// Another process inserted the host between this transaction's read and its write (an
+		// engine that reports that as a unique violation rather than retrying): it exists now.
+		if got, gerr := s.GetHost(ctx, h.Key); gerr == nil {
+			return got, nil
+		}
+	}
+	if err != nil {
+		return Host{}, fmt.Errorf("ensure host %s: %w", h.Key, err)
+	}
+	return out, nil
+}
+
+// UpdateHost changes the name and settings of an existing host.
+func (s *sqlStore) UpdateHost(ctx context.Context, h Host) (Host, error) {
+	h, settings, err := prepareHost(h)
+	if err != nil {
+		return Host{}, fmt.Errorf("update host: %w", err)
+	}
+	err = s.db.writeTx(ctx, func(q querier) error {
+		old, err := scanHost(q.queryRow(ctx, "SELECT "+hostColumns+" FROM hosts WHERE host_key = ?", h.Key))
+		if errors.Is(err, errNoRows) {
+			return fmt.Errorf("host %q: %w", h.Key, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		h.CreatedAt = old.CreatedAt
+		_, err = q.exec(ctx, "UPDATE hosts SET name = ?, settings = ? WHERE host_key = ?", h.Name, settings, h.Key)
+		return err
+	})
+	if err != nil {
+		return Host{}, fmt.Errorf("update host %s: %w", h.Key, err)
+	}
+	return h, nil
+}
+
 func (s *sqlStore) GetHost(ctx context.Context, key string) (Host, error) {
-	var h Host
-	var created int64
-	err := s.db.q().queryRow(ctx, "SELECT host_key, name, created_at FROM hosts WHERE host_key = ?", key).
-		Scan(&h.Key, &h.Name, &created)
+	h, err := scanHost(s.db.q().queryRow(ctx, "SELECT "+hostColumns+" FROM hosts WHERE host_key = ?", key))
 	if errors.Is(err, errNoRows) {
 		return Host{}, fmt.Errorf("get host %q: %w", key, ErrNotFound)
 	}
 	if err != nil {
 		return Host{}, fmt.Errorf("get host %q: %w", key, err)
 	}
-	h.CreatedAt = fromMillis(created)
 	return h, nil
 }
 
 func (s *sqlStore) ListHosts(ctx context.Context) ([]Host, error) {
-	rs, err := s.db.q().query(ctx, "SELECT host_key, name, created_at FROM hosts ORDER BY host_key")
+	rs, err := s.db.q().query(ctx, "SELECT "+hostColumns+" FROM hosts ORDER BY host_key")
 	if err != nil {
 		return nil, fmt.Errorf("list hosts: %w", err)
 	}
 	defer rs.Close()
 	var out []Host
 	for rs.Next() {
-		var h Host
-		var created int64
-		if err := rs.Scan(&h.Key, &h.Name, &created); err != nil {
+		h, err := scanHost(rs)
+		if err != nil {
 			return nil, fmt.Errorf("list hosts: %w", err)
 		}
-		h.CreatedAt = fromMillis(created)
 		out = append(out, h)
 	}
 	if err := rs.Err(); err != nil {
@@ -92,6 +210,9 @@ func (s *sqlStore) DeleteHost(ctx context.Context, key string) error {
 		}
 		if err := deleteUsers(ctx, q, &cs, "host_key = ?", key); err != nil {
 			return err
+		}
+		if _, err := q.exec(ctx, "DELETE FROM api_tokens WHERE host_key = ?", key); err != nil {
+			return fmt.Errorf("delete API tokens: %w", err)
 		}
 		if _, err := q.exec(ctx, "DELETE FROM hosts WHERE host_key = ?", key); err != nil {
 			return err

@@ -156,11 +156,20 @@ func schemaTooNew(current, latest int) error {
 // migrate applies the pending migrations, each in its own transaction with its
 // schema_migrations row, and refuses a database migrated by a newer binary.
 func migrate(ctx context.Context, b backend, log *slog.Logger) error {
+	return migrateTo(ctx, b, log, -1)
+}
+
+// migrateTo is migrate stopping at version target (-1: the latest); tests use it to build a
+// database of an older version.
+func migrateTo(ctx context.Context, b backend, log *slog.Logger, target int) error {
 	ms, err := loadMigrations(b.tokens())
 	if err != nil {
 		return err
 	}
 	latest := len(ms)
+	if target < 0 || target > latest {
+		target = latest
+	}
 	for {
 		var applied *migration
 		var before int
@@ -177,7 +186,7 @@ func migrate(ctx context.Context, b backend, log *slog.Logger) error {
 			if cur > latest {
 				return schemaTooNew(cur, latest)
 			}
-			if cur == latest {
+			if cur >= target {
 				return nil
 			}
 			m := ms[cur] // version cur+1

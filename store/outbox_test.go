@@ -84,7 +84,8 @@ func TestOutboxAgreesWithRelationships(t *testing.T) {
 		}
 		assertOutboxReplayMatches(t, s, replayed)
 		// The sequence must really have exercised the cascades.
-		for _, op := range []string{"DeleteHost", "DeleteUser", "DeleteServer", "DeleteAgent", "SetConsent", "PutTool", "SetGrant", "DeleteTool", "DeleteGrant", "DeleteConsent"} {
+		for _, op := range []string{"DeleteHost", "DeleteUser", "DeleteServer", "DeleteAgent", "SetConsent", "PutTool", "SetGrant", "DeleteTool", "DeleteGrant", "DeleteConsent",
+			"UpdateUser", "KillAgent", "SetConsent (agent disabled)"} {
 			if counts[op] == 0 {
 				t.Errorf("the random sequence never ran %s successfully: %v", op, counts)
 			}
@@ -219,7 +220,7 @@ func (m *mutator) step() string {
 	case r < 110:
 		u := m.pick(mutUsers)
 		name = "CreateUser"
-		_, err = m.s.CreateUser(ctx, store.User{Host: h, ID: u, Email: u + "@example.com"})
+		_, err = m.s.CreateUser(ctx, store.User{Host: h, ID: u, Email: u + "@example.com", Admin: m.rng.IntN(3) == 0})
 	case r < 135:
 		name, err = "DeleteUser", m.s.DeleteUser(ctx, h, m.user(h))
 	case r < 195:
@@ -241,9 +242,29 @@ func (m *mutator) step() string {
 		name, err = "DeleteGrant", m.s.DeleteGrant(ctx, h, sv, u)
 	case r < 645:
 		name = "CreateAgent"
-		_, err = m.s.CreateAgent(ctx, store.Agent{Host: h, ID: m.pick(mutAgents), UserID: m.user(h)})
+		_, err = m.s.CreateAgent(ctx, store.Agent{Host: h, ID: m.pick(mutAgents), UserID: m.user(h), Disabled: m.rng.IntN(8) == 0})
 	case r < 670:
 		name, err = "DeleteAgent", m.s.DeleteAgent(ctx, h, m.agent(h))
+	case r < 705:
+		name = "UpdateUser"
+		_, err = m.s.UpdateUser(ctx, store.User{Host: h, ID: m.user(h), Admin: m.rng.IntN(2) == 0})
+	case r < 725:
+		name = "KillAgent"
+		_, err = m.s.KillAgent(ctx, h, m.agent(h))
+	case r < 735:
+		// Writes that must leave the outbox alone.
+		switch m.rng.IntN(4) {
+		case 0:
+			name = "UpdateAgent"
+			_, err = m.s.UpdateAgent(ctx, store.Agent{Host: h, ID: m.agent(h), Name: "renamed", Type: "chat"})
+		case 1:
+			name, err = "TouchAgent", m.s.TouchAgent(ctx, h, m.agent(h), time.Now())
+		case 2:
+			name, err = "TouchUser", m.s.TouchUser(ctx, h, m.user(h), time.Now())
+		default:
+			name = "UpdateServer"
+			_, err = m.s.UpdateServer(ctx, store.Server{Host: h, Key: m.server(h), Name: "renamed"})
+		}
 	case r < 940:
 		a, sv := m.consentTarget(h)
 		name = "SetConsent"
@@ -255,6 +276,8 @@ func (m *mutator) step() string {
 	switch {
 	case err == nil:
 		return name
+	case errors.Is(err, store.ErrConflict) && strings.Contains(err.Error(), "is disabled"):
+		return name + " (agent disabled)"
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrConflict):
 		return name + " (refused)"
 	default:

@@ -20,14 +20,18 @@ func (s *sqlStore) Relationships(ctx context.Context, fn func(schema.Relationshi
 			return fmt.Errorf("read users: %w", err)
 		}
 		for _, u := range users {
-			rels = append(rels, schema.HostMember(u.Host, u.ID))
+			rels = append(rels, userTuples(u)...)
 		}
 		agents, err := selectAgents(ctx, q, "1 = 1 ORDER BY host_key, id")
 		if err != nil {
 			return fmt.Errorf("read agents: %w", err)
 		}
+		disabled := map[[2]string]bool{}
 		for _, a := range agents {
-			rels = append(rels, schema.AgentTuples(a.Host, a.ID, a.UserID)...)
+			if a.Disabled {
+				disabled[[2]string{a.Host, a.ID}] = true
+			}
+			rels = append(rels, agentTuples(a)...)
 		}
 		servers, err := selectServers(ctx, q, "1 = 1 ORDER BY host_key, server_key")
 		if err != nil {
@@ -57,7 +61,11 @@ func (s *sqlStore) Relationships(ctx context.Context, fn func(schema.Relationshi
 			return fmt.Errorf("read consents: %w", err)
 		}
 		for _, c := range consents {
-			rels = append(rels, consentTuple(c))
+			// A disabled agent has no consent (KillAgent deleted them, SetConsent refuses
+			// new ones); were one left, it would still grant nothing.
+			if !disabled[[2]string{c.Host, c.AgentID}] {
+				rels = append(rels, consentTuple(c))
+			}
 		}
 		return nil
 	})

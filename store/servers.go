@@ -1,35 +1,74 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 
 	"github.com/trustgate/trustgate/schema"
 )
 
-const serverColumns = "host_key, server_key, name, description, url, created_at"
+const serverColumns = "host_key, server_key, name, description, url, credential_kind, credentials, created_at, updated_at"
 
 func scanServer(r row) (Server, error) {
 	var sv Server
-	var created int64
-	if err := r.Scan(&sv.Host, &sv.Key, &sv.Name, &sv.Description, &sv.URL, &created); err != nil {
+	var creds string
+	var created, updated int64
+	if err := r.Scan(&sv.Host, &sv.Key, &sv.Name, &sv.Description, &sv.URL, &sv.CredentialKind, &creds, &created, &updated); err != nil {
 		return Server{}, err
 	}
+	b, err := decodeCredentials(creds)
+	if err != nil {
+		return Server{}, fmt.Errorf("server %s/%s: %w", sv.Host, sv.Key, err)
+	}
+	sv.Credentials = b
 	sv.CreatedAt = fromMillis(created)
+	sv.UpdatedAt = sv.CreatedAt // servers created before schema version 2 were never updated since
+	if updated != 0 {
+		sv.UpdatedAt = fromMillis(updated)
+	}
 	return sv, nil
 }
 
-func (s *sqlStore) CreateServer(ctx context.Context, sv Server) (Server, error) {
-	if err := firstErr(
-		validServerKey(sv.Key),
+// Credentials are kept as standard base64 text, "" for none.
+
+func encodeCredentials(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+func decodeCredentials(s string) ([]byte, error) {
+	if s == "" {
+		return nil, nil
+	}
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil, errors.New("stored credentials are not valid base64")
+	}
+	return b, nil
+}
+
+// validServerFields checks what CreateServer and UpdateServer take from the caller, and
+// normalizes empty credentials to nil.
+func validServerFields(sv *Server) error {
+	if len(sv.Credentials) == 0 {
+		sv.Credentials = nil
+	} else {
+		sv.Credentials = bytes.Clone(sv.Credentials)
+	}
+	return firstErr(
 		validText("server name", sv.Name),
 		validText("server description", sv.Description),
 		validText("server URL", sv.URL),
-	); err != nil {
+		validCredentials(sv.CredentialKind, sv.Credentials),
+	)
+}
+
+func (s *sqlStore) CreateServer(ctx context.Context, sv Server) (Server, error) {
+	if err := firstErr(validServerKey(sv.Key), validServerFields(&sv)); err != nil {
 		return Server{}, fmt.Errorf("create server in %s: %w", sv.Host, err)
 	}
 	sv.CreatedAt = now()
+	sv.UpdatedAt = sv.CreatedAt
 	err := s.db.writeTx(ctx, func(q querier) error {
 		if err := requireHost(ctx, q, sv.Host); err != nil {
 			return err
@@ -41,8 +80,9 @@ func (s *sqlStore) CreateServer(ctx context.Context, sv Server) (Server, error) 
 		if dup {
 			return fmt.Errorf("server already exists: %w", ErrConflict)
 		}
-		if _, err := q.exec(ctx, "INSERT INTO servers ("+serverColumns+") VALUES (?, ?, ?, ?, ?, ?)",
-			sv.Host, sv.Key, sv.Name, sv.Description, sv.URL, toMillis(sv.CreatedAt)); err != nil {
+		if _, err := q.exec(ctx, "INSERT INTO servers ("+serverColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			sv.Host, sv.Key, sv.Name, sv.Description, sv.URL, sv.CredentialKind, encodeCredentials(sv.Credentials),
+			toMillis(sv.CreatedAt), toMillis(sv.UpdatedAt)); err != nil {
 			return writeErr(err)
 		}
 		var cs changeSet
@@ -143,4 +183,30 @@ func deleteServers(ctx context.Context, q querier, cs *changeSet, where string, 
 		return fmt.Errorf("delete servers: %w", err)
 	}
 	return nil
+}
+
+// UpdateServer replaces the name, description, URL and credentials of an existing server.
+func (s *sqlStore) UpdateServer(ctx context.Context, sv Server) (Server, error) {
+	if err := validServerFields(&sv); err != nil {
+		return Server{}, fmt.Errorf("update server %s/%s: %w", sv.Host, sv.Key, err)
+	}
+	sv.UpdatedAt = now()
+	err := s.db.writeTx(ctx, func(q querier) error {
+		old, err := scanServer(q.queryRow(ctx, "SELECT "+serverColumns+" FROM servers WHERE host_key = ? AND server_key = ?", sv.Host, sv.Key))
+		if errors.Is(err, errNoRows) {
+			return fmt.Errorf("server %s/%s: %w", sv.Host, sv.Key, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		sv.CreatedAt = old.CreatedAt
+		_, err = q.exec(ctx, "UPDATE servers SET name = ?, description = ?, url = ?, credential_kind = ?, credentials = ?, updated_at = ? "+
+			"WHERE host_key = ? AND server_key = ?",
+			sv.Name, sv.Description, sv.URL, sv.CredentialKind, encodeCredentials(sv.Credentials), toMillis(sv.UpdatedAt), sv.Host, sv.Key)
+		return err
+	})
+	if err != nil {
+		return Server{}, fmt.Errorf("update server %s/%s: %w", sv.Host, sv.Key, err)
+	}
+	return sv, nil
 }

@@ -37,6 +37,25 @@ func toMillis(t time.Time) int64 { return t.UnixMilli() }
 
 func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
 
+// Optional timestamps (LastActiveAt, LastUsedAt) keep the zero time as 0.
+
+func toMillisOpt(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMillisOpt(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return fromMillis(ms)
+}
+
+// normTime is t as a read gives it back: UTC at millisecond precision, the zero time kept.
+func normTime(t time.Time) time.Time { return fromMillisOpt(toMillisOpt(t)) }
+
 // exists runs a query selecting at most one row and reports whether it found one.
 func exists(ctx context.Context, q querier, query string, args ...any) (bool, error) {
 	var one int64

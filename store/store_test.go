@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -26,7 +27,7 @@ func TestHosts(t *testing.T) {
 			t.Fatalf("CreatedAt = %v, want now in UTC", h.CreatedAt)
 		}
 		got := must[store.Host](t, "get host")(s.GetHost(ctx, "acme"))
-		if got != h {
+		if !reflect.DeepEqual(got, h) {
 			t.Fatalf("GetHost = %+v, want %+v", got, h)
 		}
 		must[store.Host](t, "create host")(s.CreateHost(ctx, store.Host{Key: "0-beta9"}))
@@ -134,7 +135,7 @@ func TestServers(t *testing.T) {
 		sv := must[store.Server](t, "create server")(s.CreateServer(ctx, store.Server{
 			Host: "acme", Key: "linear", Name: "Linear", Description: "Issues", URL: "https://mcp.linear.app/sse",
 		}))
-		if got := must[store.Server](t, "get server")(s.GetServer(ctx, "acme", "linear")); got != sv {
+		if got := must[store.Server](t, "get server")(s.GetServer(ctx, "acme", "linear")); !reflect.DeepEqual(got, sv) {
 			t.Fatalf("GetServer = %+v, want %+v", got, sv)
 		}
 		must[store.Server](t, "create server")(s.CreateServer(ctx, store.Server{Host: "acme", Key: "0_git-hub"}))
@@ -150,7 +151,7 @@ func TestServers(t *testing.T) {
 		wantErr(t, "NUL in name", err, store.ErrInvalid)
 
 		servers := must[[]store.Server](t, "list servers")(s.ListServers(ctx, "acme"))
-		if len(servers) != 2 || servers[0].Key != "0_git-hub" || servers[1] != sv {
+		if len(servers) != 2 || servers[0].Key != "0_git-hub" || !reflect.DeepEqual(servers[1], sv) {
 			t.Fatalf("ListServers = %+v", servers)
 		}
 		_, err = s.ListServers(ctx, "nope")
@@ -280,7 +281,7 @@ func TestAgents(t *testing.T) {
 		if !generatedAgentID.MatchString(a.ID) {
 			t.Fatalf("generated agent id %q does not match %s", a.ID, generatedAgentID)
 		}
-		if got := must[store.Agent](t, "get agent")(s.GetAgent(ctx, "acme", a.ID)); got != a {
+		if got := must[store.Agent](t, "get agent")(s.GetAgent(ctx, "acme", a.ID)); !reflect.DeepEqual(got, a) {
 			t.Fatalf("GetAgent = %+v, want %+v", got, a)
 		}
 		must[store.Agent](t, "create agent")(s.CreateAgent(ctx, store.Agent{Host: "acme", ID: "cursor-1", UserID: bob.ID}))

@@ -8,13 +8,15 @@ import (
 	"github.com/trustgate/trustgate/schema"
 )
 
-const toolColumns = "host_key, server_key, name, description, input_schema, level, enabled, updated_at"
+const toolColumns = "host_key, server_key, name, description, input_schema, title, annotations, level, level_overridden, enabled, " +
+	"definition_hash, approved_hash, flagged, flag_reason, updated_at"
 
 func scanTool(r row) (Tool, error) {
 	var t Tool
 	var level string
 	var updated int64
-	if err := r.Scan(&t.Host, &t.Server, &t.Name, &t.Description, &t.InputSchema, &level, &t.Enabled, &updated); err != nil {
+	if err := r.Scan(&t.Host, &t.Server, &t.Name, &t.Description, &t.InputSchema, &t.Title, &t.Annotations, &level, &t.LevelOverridden,
+		&t.Enabled, &t.DefinitionHash, &t.ApprovedHash, &t.Flagged, &t.FlagReason, &updated); err != nil {
 		return Tool{}, err
 	}
 	l, err := schema.ParseLevel(level)
@@ -40,8 +42,17 @@ func (s *sqlStore) PutTool(ctx context.Context, t Tool) (Tool, error) {
 		validLevel("tool level", t.Level),
 		validInputSchema(t.InputSchema),
 		validText("tool description", t.Description),
+		validText("tool title", t.Title),
+		validAnnotations(t.Annotations),
+		validHash("tool definition hash", t.DefinitionHash),
+		validHash("tool approved hash", t.ApprovedHash),
+		validText("tool flag reason", t.FlagReason),
 	); err != nil {
 		return Tool{}, fmt.Errorf("put tool %s/%s: %w", t.Host, t.Server, err)
+	}
+	if t.Flagged && t.Enabled {
+		return Tool{}, fmt.Errorf("put tool %s/%s/%s: %w", t.Host, t.Server, t.Name,
+			invalid("a flagged tool cannot be enabled; approve it first"))
 	}
 	t.UpdatedAt = now()
 	err := s.db.writeTx(ctx, func(q querier) error {
@@ -55,12 +66,16 @@ func (s *sqlStore) PutTool(ctx context.Context, t Tool) (Tool, error) {
 			return err
 		}
 		if found {
-			_, err = q.exec(ctx, "UPDATE tools SET description = ?, input_schema = ?, level = ?, enabled = ?, updated_at = ? "+
+			_, err = q.exec(ctx, "UPDATE tools SET description = ?, input_schema = ?, title = ?, annotations = ?, level = ?, level_overridden = ?, "+
+				"enabled = ?, definition_hash = ?, approved_hash = ?, flagged = ?, flag_reason = ?, updated_at = ? "+
 				"WHERE host_key = ? AND server_key = ? AND name = ?",
-				t.Description, t.InputSchema, t.Level.String(), t.Enabled, toMillis(t.UpdatedAt), t.Host, t.Server, t.Name)
+				t.Description, t.InputSchema, t.Title, t.Annotations, t.Level.String(), t.LevelOverridden,
+				t.Enabled, t.DefinitionHash, t.ApprovedHash, t.Flagged, t.FlagReason, toMillis(t.UpdatedAt),
+				t.Host, t.Server, t.Name)
 		} else {
-			_, err = q.exec(ctx, "INSERT INTO tools ("+toolColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-				t.Host, t.Server, t.Name, t.Description, t.InputSchema, t.Level.String(), t.Enabled, toMillis(t.UpdatedAt))
+			_, err = q.exec(ctx, "INSERT INTO tools ("+toolColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+				t.Host, t.Server, t.Name, t.Description, t.InputSchema, t.Title, t.Annotations, t.Level.String(), t.LevelOverridden,
+				t.Enabled, t.DefinitionHash, t.ApprovedHash, t.Flagged, t.FlagReason, toMillis(t.UpdatedAt))
 		}
 		if err != nil {
 			return writeErr(err)

@@ -5,20 +5,31 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/trustgate/trustgate/schema"
 )
 
-const userColumns = "host_key, id, email, name, created_at"
+const userColumns = "host_key, id, email, name, admin, created_at, last_active_at"
 
 func scanUser(r row) (User, error) {
 	var u User
-	var created int64
-	if err := r.Scan(&u.Host, &u.ID, &u.Email, &u.Name, &created); err != nil {
+	var created, active int64
+	if err := r.Scan(&u.Host, &u.ID, &u.Email, &u.Name, &u.Admin, &created, &active); err != nil {
 		return User{}, err
 	}
 	u.CreatedAt = fromMillis(created)
+	u.LastActiveAt = fromMillisOpt(active)
 	return u, nil
+}
+
+// userTuples are the relationships a human derives: membership, and administration when admin.
+func userTuples(u User) []schema.Relationship {
+	rels := []schema.Relationship{schema.HostMember(u.Host, u.ID)}
+	if u.Admin {
+		rels = append(rels, schema.HostAdmin(u.Host, u.ID))
+	}
+	return rels
 }
 
 func (s *sqlStore) CreateUser(ctx context.Context, u User) (User, error) {
@@ -36,6 +47,7 @@ func (s *sqlStore) CreateUser(ctx context.Context, u User) (User, error) {
 	}
 	u.Email = email
 	u.CreatedAt = now()
+	u.LastActiveAt = normTime(u.LastActiveAt)
 	err = s.db.writeTx(ctx, func(q querier) error {
 		if err := requireHost(ctx, q, u.Host); err != nil {
 			return err
@@ -54,12 +66,12 @@ func (s *sqlStore) CreateUser(ctx context.Context, u User) (User, error) {
 		if dup {
 			return fmt.Errorf("email %q is already taken: %w", u.Email, ErrConflict)
 		}
-		if _, err := q.exec(ctx, "INSERT INTO users ("+userColumns+") VALUES (?, ?, ?, ?, ?)",
-			u.Host, u.ID, u.Email, u.Name, toMillis(u.CreatedAt)); err != nil {
+		if _, err := q.exec(ctx, "INSERT INTO users ("+userColumns+") VALUES (?, ?, ?, ?, ?, ?, ?)",
+			u.Host, u.ID, u.Email, u.Name, u.Admin, toMillis(u.CreatedAt), toMillisOpt(u.LastActiveAt)); err != nil {
 			return writeErr(err)
 		}
 		var cs changeSet
-		cs.touch(schema.HostMember(u.Host, u.ID))
+		cs.touch(userTuples(u)...)
 		return cs.write(ctx, q, u.CreatedAt)
 	})
 	if err != nil {
@@ -161,10 +173,84 @@ func deleteUsers(ctx context.Context, q querier, cs *changeSet, where string, ar
 		return fmt.Errorf("read users: %w", err)
 	}
 	for _, u := range users {
-		cs.delete(schema.HostMember(u.Host, u.ID))
+		cs.delete(userTuples(u)...)
 	}
 	if _, err := q.exec(ctx, "DELETE FROM users WHERE "+where, args...); err != nil {
 		return fmt.Errorf("delete users: %w", err)
 	}
 	return nil
+}
+
+// UpdateUser changes a human's name and admin flag; the email and the timestamps stay.
+func (s *sqlStore) UpdateUser(ctx context.Context, u User) (User, error) {
+	if err := validText("user name", u.Name); err != nil {
+		return User{}, fmt.Errorf("update user %s/%s: %w", u.Host, u.ID, err)
+	}
+	at := now()
+	var out User
+	err := s.db.writeTx(ctx, func(q querier) error {
+		old, err := scanUser(q.queryRow(ctx, "SELECT "+userColumns+" FROM users WHERE host_key = ? AND id = ?", u.Host, u.ID))
+		if errors.Is(err, errNoRows) {
+			return fmt.Errorf("user %s/%s: %w", u.Host, u.ID, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := q.exec(ctx, "UPDATE users SET name = ?, admin = ? WHERE host_key = ? AND id = ?",
+			u.Name, u.Admin, u.Host, u.ID); err != nil {
+			return err
+		}
+		out = old
+		out.Name, out.Admin = u.Name, u.Admin
+		var cs changeSet
+		if out.Admin {
+			cs.touch(schema.HostAdmin(out.Host, out.ID))
+		} else if old.Admin {
+			cs.delete(schema.HostAdmin(out.Host, out.ID))
+		}
+		return cs.write(ctx, q, at)
+	})
+	if err != nil {
+		return User{}, fmt.Errorf("update user %s/%s: %w", u.Host, u.ID, err)
+	}
+	return out, nil
+}
+
+// TouchUser records that the human was active at at. It writes only when the stored time is
+// more than a minute older, so hot paths may call it on every request.
+func (s *sqlStore) TouchUser(ctx context.Context, host, id string, at time.Time) error {
+	if err := touch(ctx, s.db.q(), "users", "last_active_at", "host_key = ? AND id = ?", at, host, id); err != nil {
+		return fmt.Errorf("touch user %s/%s: %w", host, id, err)
+	}
+	return nil
+}
+
+// touchInterval is how stale a last-activity time must be before a touch writes it.
+const touchInterval = time.Minute
+
+// touch sets column of the one row of table matching where to at, when the stored value is older
+// than at minus touchInterval. It reads first, so the usual case (touched recently) writes
+// nothing and, on SQLite, takes no write lock. It is ErrNotFound when no row matches.
+func touch(ctx context.Context, q querier, table, column, where string, at time.Time, args ...any) error {
+	if at.IsZero() {
+		return invalid("activity time is zero")
+	}
+	ms := toMillis(normTime(at))
+	threshold := ms - touchInterval.Milliseconds()
+	var stored int64
+	err := q.queryRow(ctx, "SELECT "+column+" FROM "+table+" WHERE "+where, args...).Scan(&stored)
+	if errors.Is(err, errNoRows) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	if stored >= threshold {
+		return nil
+	}
+	// The same condition again: a concurrent touch may have written meanwhile, and the time
+	// never moves back.
+	_, err = q.exec(ctx, "UPDATE "+table+" SET "+column+" = ? WHERE "+where+" AND "+column+" < ?",
+		append(append([]any{ms}, args...), threshold)...)
+	return err
 }

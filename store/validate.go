@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -16,6 +17,16 @@ const (
 	maxInputSchemaLen = 64 << 10
 	maxIDLen          = 64
 	maxTextLen        = 64 << 10 // names, descriptions, URLs, client ids
+	maxAnnotationsLen = 64 << 10
+	maxCredentialsLen = 64 << 10
+	maxHashLen        = 256 // tool definition hashes
+	maxRedirectURIs   = 20
+	maxRedirectURILen = 2048
+	maxEmailDomains   = 100
+	maxDomainLen      = 253
+	maxTokenNameRunes = 128
+	maxTokenPrefixLen = 64
+	maxAccessTokenTTL = 86400
 )
 
 func invalid(format string, args ...any) error {
@@ -144,4 +155,158 @@ func firstErr(errs ...error) error {
 		}
 	}
 	return nil
+}
+
+// validAnnotations: a tool's MCP annotations, JSON text or "".
+func validAnnotations(s string) error {
+	if len(s) > maxAnnotationsLen {
+		return invalid("tool annotations of %d bytes: want at most %d", len(s), maxAnnotationsLen)
+	}
+	if s != "" && !json.Valid([]byte(s)) {
+		return invalid("tool annotations are not valid JSON")
+	}
+	return nil
+}
+
+func validHash(field, s string) error {
+	if len(s) > maxHashLen {
+		return invalid("%s of %d bytes: want at most %d", field, len(s), maxHashLen)
+	}
+	return validText(field, s)
+}
+
+// Server credential kinds.
+var credentialKinds = []string{"", "header", "oauth_client"}
+
+func validCredentials(kind string, creds []byte) error {
+	if !slices.Contains(credentialKinds, kind) {
+		return invalid("credential kind %q: want \"\", \"header\" or \"oauth_client\"", kind)
+	}
+	if len(creds) > maxCredentialsLen {
+		return invalid("credentials of %d bytes: want at most %d", len(creds), maxCredentialsLen)
+	}
+	return nil
+}
+
+// Agent types.
+var agentTypes = []string{"", "chat", "proactive", "ambient"}
+
+func validAgentType(t string) error {
+	if !slices.Contains(agentTypes, t) {
+		return invalid("agent type %q: want \"chat\", \"proactive\", \"ambient\" or \"\"", t)
+	}
+	return nil
+}
+
+func validRedirectURIs(uris []string) error {
+	if len(uris) > maxRedirectURIs {
+		return invalid("%d redirect URIs: want at most %d", len(uris), maxRedirectURIs)
+	}
+	for i, u := range uris {
+		if u == "" {
+			return invalid("redirect URI %d is empty", i+1)
+		}
+		if n := utf8.RuneCountInString(u); n > maxRedirectURILen {
+			return invalid("redirect URI %d of %d characters: want at most %d", i+1, n, maxRedirectURILen)
+		}
+		if err := validText("redirect URI", u); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// normalizeHostSettings checks a host's settings and returns them as stored: email domains
+// lower-cased, an empty domain list as nil.
+func normalizeHostSettings(hs HostSettings) (HostSettings, error) {
+	if len(hs.AllowedEmailDomains) > maxEmailDomains {
+		return HostSettings{}, invalid("%d allowed email domains: want at most %d", len(hs.AllowedEmailDomains), maxEmailDomains)
+	}
+	var domains []string
+	for _, d := range hs.AllowedEmailDomains {
+		d = strings.ToLower(d)
+		if err := validDomain(d); err != nil {
+			return HostSettings{}, err
+		}
+		domains = append(domains, d)
+	}
+	hs.AllowedEmailDomains = domains
+	for _, ttl := range []struct {
+		name string
+		v    int
+	}{
+		{"access token TTL", hs.AccessTokenTTLSeconds},
+		{"session idle TTL", hs.SessionIdleTTLSeconds},
+		{"session max TTL", hs.SessionMaxTTLSeconds},
+	} {
+		if ttl.v < 0 {
+			return HostSettings{}, invalid("%s %ds: must not be negative", ttl.name, ttl.v)
+		}
+	}
+	if hs.AccessTokenTTLSeconds > maxAccessTokenTTL {
+		return HostSettings{}, invalid("access token TTL %ds: want at most %d (a day)", hs.AccessTokenTTLSeconds, maxAccessTokenTTL)
+	}
+	switch hs.ToolVisibility {
+	case "", "callable", "all":
+	default:
+		return HostSettings{}, invalid("tool visibility %q: want \"callable\" or \"all\"", hs.ToolVisibility)
+	}
+	return hs, nil
+}
+
+// validDomain: a lower-case DNS name (an email's domain, so no '@'): dot-separated labels of
+// 1-63 of [a-z0-9-], not starting or ending with '-', at most 253 characters in all.
+func validDomain(d string) error {
+	if d == "" || len(d) > maxDomainLen {
+		return invalid("email domain %q: want 1-%d characters", d, maxDomainLen)
+	}
+	if strings.Contains(d, "@") {
+		return invalid("email domain %q: want the domain alone, without '@'", d)
+	}
+	for _, label := range strings.Split(d, ".") {
+		if label == "" || len(label) > 63 {
+			return invalid("email domain %q: want dot-separated labels of 1-63 characters", d)
+		}
+		if label[0] == '-' || label[len(label)-1] == '-' {
+			return invalid("email domain %q: a label must not start or end with '-'", d)
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+				return invalid("email domain %q: want a DNS name of [a-z0-9-] labels", d)
+			}
+		}
+	}
+	return nil
+}
+
+// validTokenHash: the hex SHA-256 of an API token, in lower case.
+func validTokenHash(h string) error {
+	if len(h) != 64 {
+		return invalid("API token hash: want 64 lower-case hex characters, got %d characters", len(h))
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return invalid("API token hash: want 64 lower-case hex characters")
+		}
+	}
+	return nil
+}
+
+func validTokenName(name string) error {
+	if err := validText("API token name", name); err != nil {
+		return err
+	}
+	if n := utf8.RuneCountInString(name); n < 1 || n > maxTokenNameRunes {
+		return invalid("API token name of %d characters: want 1-%d", n, maxTokenNameRunes)
+	}
+	return nil
+}
+
+func validTokenPrefix(p string) error {
+	if len(p) > maxTokenPrefixLen {
+		return invalid("API token prefix of %d bytes: want at most %d", len(p), maxTokenPrefixLen)
+	}
+	return validText("API token prefix", p)
 }

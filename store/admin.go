@@ -1,0 +1,65 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// HostSettings are a tenant's options. The zero value of each field means its default.
+type HostSettings struct {
+	// AllowedEmailDomains restricts sign-in and sign-up to these email domains; empty allows any.
+	AllowedEmailDomains []string `json:"allowed_email_domains"`
+	// DynamicMCPs lets humans connect servers by URL at consent time.
+	DynamicMCPs bool `json:"dynamic_mcps"`
+	// AutoEnableNewTools enables tools found by a sync at once instead of after review.
+	AutoEnableNewTools bool `json:"auto_enable_new_tools"`
+	// AccessTokenTTLSeconds is the lifetime of access tokens (default 3600).
+	AccessTokenTTLSeconds int `json:"access_token_ttl_seconds,omitempty"`
+	// SessionIdleTTLSeconds ends a gateway session unused this long (default 30 days).
+	SessionIdleTTLSeconds int `json:"session_idle_ttl_seconds,omitempty"`
+	// SessionMaxTTLSeconds ends a gateway session this long after consent (default 90 days).
+	SessionMaxTTLSeconds int `json:"session_max_ttl_seconds,omitempty"`
+	// ToolVisibility is "callable" (default: tools/list shows what the agent may call) or "all".
+	ToolVisibility string `json:"tool_visibility,omitempty"`
+	// AuditArguments stores (redacted) tool-call arguments in the audit log.
+	AuditArguments bool `json:"audit_arguments"`
+}
+
+// APIToken is an admin API credential. Only its hash is stored; the token itself is shown once.
+type APIToken struct {
+	ID         string
+	Host       string // "" for a global token
+	Name       string
+	Hash       string // hex SHA-256 of the token
+	Prefix     string // the token's first characters, to recognise it in listings
+	CreatedAt  time.Time
+	LastUsedAt time.Time // zero when never used
+}
+
+// Admin is the part of the Store the admin API needs beyond the core objects.
+type Admin interface {
+	// EnsureHost creates the host unless it exists, and returns the stored host: an existing
+	// one unchanged, whatever h says. Processes starting together may all call it.
+	EnsureHost(ctx context.Context, h Host) (Host, error)
+	// UpdateHost changes a host's name and settings.
+	UpdateHost(ctx context.Context, h Host) (Host, error)
+	// UpdateServer changes a server's name, description, URL and credentials.
+	UpdateServer(ctx context.Context, s Server) (Server, error)
+	// UpdateUser changes a human's name and admin flag.
+	UpdateUser(ctx context.Context, u User) (User, error)
+	// UpdateAgent changes an agent's name and type.
+	UpdateAgent(ctx context.Context, a Agent) (Agent, error)
+	// KillAgent deletes every consent of the agent and disables it: a disabled agent has no
+	// relationship at all, and no consent can be given to it until an admin enables it again.
+	KillAgent(ctx context.Context, host, id string) (Agent, error)
+	// TouchUser and TouchAgent record activity (at most once a minute is written).
+	TouchUser(ctx context.Context, host, id string, at time.Time) error
+	TouchAgent(ctx context.Context, host, id string, at time.Time) error
+
+	CreateAPIToken(ctx context.Context, t APIToken) (APIToken, error)
+	GetAPITokenByHash(ctx context.Context, hash string) (APIToken, error)
+	// ListAPITokens lists the tokens of a host, or the global ones when host is "".
+	ListAPITokens(ctx context.Context, host string) ([]APIToken, error)
+	DeleteAPIToken(ctx context.Context, id string) error
+	TouchAPIToken(ctx context.Context, id string, at time.Time) error
+}
