@@ -40,6 +40,14 @@ type Config struct {
 	// SchemaFile replaces the embedded schema.zed (it must keep what trustgate writes).
 	SchemaFile string
 
+	// MasterKey encrypts upstream credentials at rest (base64 or hex, 32 bytes; further
+	// comma-separated keys only decrypt, for rotation). Empty: a key file in DataDir, created
+	// on first start.
+	MasterKey string
+	// SubdomainRouting serves hosts at <host>.<public host> (needs wildcard DNS) instead of
+	// <public URL>/h/<host>. Both forms are always accepted.
+	SubdomainRouting bool
+
 	// SyncInterval is how often pending relationship changes are retried and changes made by
 	// other processes are picked up (default 1s).
 	SyncInterval time.Duration

@@ -13,18 +13,23 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/trustgate/trustgate/admin"
 	"github.com/trustgate/trustgate/authzserver"
 	"github.com/trustgate/trustgate/schema"
+	"github.com/trustgate/trustgate/secrets"
 	"github.com/trustgate/trustgate/store"
+	"github.com/trustgate/trustgate/tenant"
 )
 
 // Gateway is one running trustgate process.
 type Gateway struct {
 	cfg      Config
+	urls     tenant.URLs
 	listener net.Listener
 	store    store.Store
 	backend  *authzserver.SpiceDB
 	writer   *authzserver.Writer
+	admin    *admin.API
 	server   *http.Server
 }
 
@@ -37,6 +42,9 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 		return nil, err
 	}
 	g := &Gateway{cfg: cfg}
+	if g.urls, err = tenant.NewURLs(cfg.PublicURL, cfg.SubdomainRouting); err != nil {
+		return nil, err
+	}
 	defer func() {
 		if err != nil {
 			g.close()
@@ -84,8 +92,23 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 		return nil, fmt.Errorf("write SpiceDB schema: %w", err)
 	}
 
+	if _, err := g.store.EnsureHost(ctx, store.Host{Key: tenant.DefaultHost, Name: "Default"}); err != nil {
+		return nil, fmt.Errorf("create the default host: %w", err)
+	}
+
 	g.writer = authzserver.NewWriter(g.store, g.backend, log)
 	if _, err := g.writer.Reconcile(ctx); err != nil {
+		return nil, err
+	}
+
+	keys, generated, err := secrets.LoadOrCreate(cfg.MasterKey, cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("master key: %w", err)
+	}
+	if generated {
+		log.Warn("generated a master key in the data directory; keep it safe, and give every replica the same key with --master-key", "dir", cfg.DataDir)
+	}
+	if g.admin, err = admin.New(admin.Config{Store: g.store, Syncer: g.writer, Keys: keys, URLs: g.urls, Logger: log}); err != nil {
 		return nil, err
 	}
 

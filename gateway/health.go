@@ -14,7 +14,8 @@ func (g *Gateway) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", g.healthz)
 	mux.HandleFunc("GET /readyz", g.readyz)
-	return mux
+	mux.Handle("/api/", g.admin.Handler())
+	return g.hostRouting(mux)
 }
 
 // healthz answers while the process is up.

@@ -73,6 +73,8 @@ otherwise; --spicedb-endpoint uses a remote SpiceDB instead.`,
 	f.StringVar(&cfg.SpiceDBGRPCListen, "spicedb-grpc-listen", "", "expose the embedded SpiceDB's gRPC API on this address (for zed and authzed-go), e.g. 127.0.0.1:50051")
 	f.StringVar(&cfg.SpiceDBPresharedKey, "spicedb-preshared-key", "", "key clients of the exposed SpiceDB gRPC API must present")
 	f.StringVar(&cfg.SchemaFile, "schema-file", "", "SpiceDB schema to use instead of the embedded one (it must keep every definition trustgate writes)")
+	f.StringVar(&cfg.MasterKey, "master-key", "", "key that encrypts upstream credentials at rest: 32 bytes in base64 or hex (default: a key file created in --data-dir); give every replica the same key; extra comma-separated keys only decrypt (rotation)")
+	f.BoolVar(&cfg.SubdomainRouting, "subdomain-routing", false, "serve hosts at <host>.<public host> (needs wildcard DNS) rather than <public URL>/h/<host>; both forms are always accepted")
 	f.StringVar(&shutdown, "shutdown-timeout", gateway.DefaultShutdownTimeout.String(), "how long in-flight requests may take to finish on SIGINT/SIGTERM")
 	logs.register(f)
 	bindEnv(f, "listen", "TRUSTGATE_LISTEN")
@@ -85,5 +87,7 @@ otherwise; --spicedb-endpoint uses a remote SpiceDB instead.`,
 	bindEnv(f, "spicedb-preshared-key", "TRUSTGATE_SPICEDB_KEY")
 	bindEnv(f, "schema-file", "TRUSTGATE_SCHEMA_FILE")
 	bindEnv(f, "shutdown-timeout", "TRUSTGATE_SHUTDOWN_TIMEOUT")
+	bindEnv(f, "master-key", "TRUSTGATE_MASTER_KEY")
+	bindEnv(f, "subdomain-routing", "TRUSTGATE_SUBDOMAIN_ROUTING")
 	return cmd
 }

@@ -1,0 +1,118 @@
+package admin_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/trustgate/trustgate/admin"
+	"github.com/trustgate/trustgate/internal/testmcp"
+)
+
+func regexpMatch(pattern, s string) bool { return regexp.MustCompile(pattern).MatchString(s) }
+
+// openAPIOperations returns "METHOD path" for every operation of the served document.
+func openAPIOperations(t *testing.T, e *env) []string {
+	t.Helper()
+	var doc struct {
+		OpenAPI string                                `json:"openapi"`
+		Paths   map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	e.must(200, "GET", "/api/v1/openapi.json", "", nil, &doc)
+	if doc.OpenAPI != "3.1.0" {
+		t.Fatalf("openapi version %q", doc.OpenAPI)
+	}
+	var ops []string
+	for path, item := range doc.Paths {
+		for method := range item {
+			ops = append(ops, strings.ToUpper(method)+" "+path)
+		}
+	}
+	return ops
+}
+
+// TestOpenAPIDocumentsEveryRoute fails when a route the CLI and users rely on is missing from the
+// document, and when a documented operation is not actually routed.
+func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
+	e := newEnv(t)
+	ops := openAPIOperations(t, e)
+	documented := map[string]bool{}
+	for _, op := range ops {
+		documented[op] = true
+	}
+	required := []string{
+		"GET /api/v1/hosts", "POST /api/v1/hosts", "GET /api/v1/hosts/{host}", "PATCH /api/v1/hosts/{host}", "DELETE /api/v1/hosts/{host}",
+		"GET /api/v1/hosts/{host}/servers", "POST /api/v1/hosts/{host}/servers", "GET /api/v1/hosts/{host}/servers/{server}",
+		"PATCH /api/v1/hosts/{host}/servers/{server}", "DELETE /api/v1/hosts/{host}/servers/{server}", "POST /api/v1/hosts/{host}/servers/{server}/sync",
+		"GET /api/v1/hosts/{host}/servers/{server}/tools", "POST /api/v1/hosts/{host}/servers/{server}/tools",
+		"GET /api/v1/hosts/{host}/servers/{server}/tools/{tool}", "PATCH /api/v1/hosts/{host}/servers/{server}/tools/{tool}",
+		"DELETE /api/v1/hosts/{host}/servers/{server}/tools/{tool}",
+		"GET /api/v1/hosts/{host}/humans", "POST /api/v1/hosts/{host}/humans", "GET /api/v1/hosts/{host}/humans/{human}",
+		"PATCH /api/v1/hosts/{host}/humans/{human}", "DELETE /api/v1/hosts/{host}/humans/{human}",
+		"PUT /api/v1/hosts/{host}/humans/{human}/grants/{server}", "DELETE /api/v1/hosts/{host}/humans/{human}/grants/{server}",
+		"GET /api/v1/hosts/{host}/agents", "GET /api/v1/hosts/{host}/agents/{agent}", "PATCH /api/v1/hosts/{host}/agents/{agent}",
+		"PUT /api/v1/hosts/{host}/agents/{agent}/servers/{server}", "DELETE /api/v1/hosts/{host}/agents/{agent}/servers/{server}",
+		"POST /api/v1/hosts/{host}/agents/{agent}/kill",
+		"GET /api/v1/hosts/{host}/tokens", "POST /api/v1/hosts/{host}/tokens", "DELETE /api/v1/hosts/{host}/tokens/{token}",
+		"GET /api/v1/tokens", "POST /api/v1/tokens", "DELETE /api/v1/tokens/{token}", "GET /api/v1/openapi.json",
+	}
+	for _, op := range required {
+		if !documented[op] {
+			t.Errorf("openapi.json lacks %s", op)
+		}
+	}
+	// Every documented operation is routed: it never gets the router's "no API route" answer.
+	for _, op := range ops {
+		method, path, _ := strings.Cut(op, " ")
+		concrete := strings.NewReplacer("{host}", "acme", "{server}", "none", "{tool}", "none", "{human}", "none", "{agent}", "none", "{token}", "none").Replace(path)
+		_, body := e.do(method, concrete, e.global, "{}")
+		if strings.Contains(string(body), "no API route") {
+			t.Errorf("%s is documented but not routed", op)
+		}
+	}
+}
+
+// TestCrossTenantRequestsAreRefused loops over every operation: a token of host beta can do
+// nothing on host acme, and acme's token cannot reach beta's objects through acme's paths.
+func TestCrossTenantRequestsAreRefused(t *testing.T) {
+	e := newEnv(t)
+	_, acmeAgent := e.imported(testmcp.Start(t, ""))
+	// beta gets its own objects with distinct ids.
+	e.must(201, "POST", "/api/v1/hosts/beta/humans", e.beta, admin.HumanCreate{Email: "mallory@beta.test"}, nil)
+	var betaTok admin.TokenCreated
+	e.must(201, "POST", "/api/v1/hosts/beta/tokens", e.beta, admin.TokenCreate{Name: "x"}, &betaTok)
+
+	ops := openAPIOperations(t, e)
+	checked := 0
+	for _, op := range ops {
+		method, path, _ := strings.Cut(op, " ")
+		if !strings.Contains(path, "{host}") {
+			continue
+		}
+		concrete := strings.NewReplacer("{host}", "acme", "{server}", "tracker", "{tool}", "list_issues",
+			"{human}", "alice@acme.test", "{agent}", acmeAgent, "{token}", "t_none").Replace(path)
+		code, body := e.do(method, concrete, e.beta, `{}`)
+		if code != http.StatusForbidden || !strings.Contains(string(body), `scoped to host \"beta\"`) {
+			t.Errorf("beta's token on %s %s = %d %s, want 403", method, concrete, code, body)
+		}
+		checked++
+	}
+	if checked < 30 {
+		t.Fatalf("only %d host-scoped operations checked", checked)
+	}
+	// acme's token, beta's ids under acme's paths: not found, and nothing of beta's changes.
+	for _, c := range []struct{ method, path string }{
+		{"GET", "/api/v1/hosts/acme/humans/mallory@beta.test"},
+		{"DELETE", "/api/v1/hosts/acme/humans/mallory@beta.test"},
+		{"DELETE", "/api/v1/hosts/acme/tokens/" + betaTok.ID},
+	} {
+		code, body := e.do(c.method, c.path, e.acme, nil)
+		if code != http.StatusNotFound {
+			t.Errorf("acme's token on beta's id %s %s = %d %s, want 404", c.method, c.path, code, body)
+		}
+	}
+	e.must(200, "GET", "/api/v1/hosts/beta/humans/mallory@beta.test", e.beta, nil, nil)
+	e.must(200, "GET", "/api/v1/hosts/beta/servers", betaTok.Secret, nil, nil)
+}

@@ -1,0 +1,219 @@
+package admin
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"net/http"
+	"strings"
+
+	"github.com/trustgate/trustgate/store"
+	"github.com/trustgate/trustgate/tenant"
+)
+
+// Words of generated host suffixes ("acme" → "acme-round-moccasin-19").
+var (
+	suffixAdjectives = strings.Fields(`round brave calm eager fancy gentle happy jolly kind lively
+		proud silly witty bold bright clever cosmic crisp dapper quiet rapid swift tidy vivid warm
+		wise zesty amber azure coral dusty frosty golden hidden misty noble polar rustic sunny`)
+	suffixNouns = strings.Fields(`moccasin otter falcon maple river canyon meadow harbor comet
+		lantern pebble willow badger heron lynx orchid cedar glacier quartz summit tundra walrus
+		panda koala bison raven sparrow tiger zebra aspen birch fjord island lagoon mesa prairie`)
+)
+
+func randomSuffix() string {
+	pick := func(words []string) string {
+		n, _ := rand.Int(rand.Reader, big.NewInt(int64(len(words))))
+		return words[n.Int64()]
+	}
+	n, _ := rand.Int(rand.Reader, big.NewInt(90))
+	return fmt.Sprintf("%s-%s-%d", pick(suffixAdjectives), pick(suffixNouns), n.Int64()+10)
+}
+
+func (a *API) hostDoc(h store.Host, withClients bool) Host {
+	s := h.Settings
+	doc := Host{
+		Key:  h.Key,
+		Name: h.Name,
+		Settings: HostSettings{
+			AllowedEmailDomains:   orEmpty(s.AllowedEmailDomains),
+			DynamicMCPs:           s.DynamicMCPs,
+			AutoEnableNewTools:    s.AutoEnableNewTools,
+			AccessTokenTTLSeconds: orDefault(s.AccessTokenTTLSeconds, 3600),
+			SessionIdleTTLSeconds: orDefault(s.SessionIdleTTLSeconds, 30*24*3600),
+			SessionMaxTTLSeconds:  orDefault(s.SessionMaxTTLSeconds, 90*24*3600),
+			ToolVisibility:        orDefaultString(s.ToolVisibility, "callable"),
+			AuditArguments:        s.AuditArguments,
+		},
+		MCPURL:    a.cfg.URLs.MCP(h.Key),
+		CreatedAt: h.CreatedAt,
+	}
+	if withClients {
+		doc.Clients = clientConfigs("trustgate-"+h.Key, doc.MCPURL)
+	}
+	return doc
+}
+
+// clientConfigs are ready-to-paste configurations of the MCP clients users run.
+func clientConfigs(name, mcpURL string) map[string]ClientConfig {
+	js := func(v any) string {
+		b, _ := json.MarshalIndent(v, "", "  ")
+		return string(b)
+	}
+	return map[string]ClientConfig{
+		"cursor": {Where: ".cursor/mcp.json (project) or ~/.cursor/mcp.json (global)", Snippet: js(map[string]any{
+			"mcpServers": map[string]any{name: map[string]any{"url": mcpURL}},
+		})},
+		"claude_desktop": {Where: "claude_desktop_config.json (Settings → Developer → Edit Config)", Snippet: js(map[string]any{
+			"mcpServers": map[string]any{name: map[string]any{"command": "npx", "args": []string{"-y", "mcp-remote", mcpURL}}},
+		})},
+		"vscode": {Where: ".vscode/mcp.json", Snippet: js(map[string]any{
+			"servers": map[string]any{name: map[string]any{"type": "http", "url": mcpURL}},
+		})},
+		"claude_code": {Where: "shell", Snippet: fmt.Sprintf("claude mcp add --transport http %s %s", name, mcpURL)},
+	}
+}
+
+func applySettings(s *store.HostSettings, p *HostSettingsPatch) {
+	if p == nil {
+		return
+	}
+	if p.AllowedEmailDomains != nil {
+		s.AllowedEmailDomains = *p.AllowedEmailDomains
+	}
+	if p.DynamicMCPs != nil {
+		s.DynamicMCPs = *p.DynamicMCPs
+	}
+	if p.AutoEnableNewTools != nil {
+		s.AutoEnableNewTools = *p.AutoEnableNewTools
+	}
+	if p.AccessTokenTTLSeconds != nil {
+		s.AccessTokenTTLSeconds = *p.AccessTokenTTLSeconds
+	}
+	if p.SessionIdleTTLSeconds != nil {
+		s.SessionIdleTTLSeconds = *p.SessionIdleTTLSeconds
+	}
+	if p.SessionMaxTTLSeconds != nil {
+		s.SessionMaxTTLSeconds = *p.SessionMaxTTLSeconds
+	}
+	if p.ToolVisibility != nil {
+		s.ToolVisibility = *p.ToolVisibility
+	}
+	if p.AuditArguments != nil {
+		s.AuditArguments = *p.AuditArguments
+	}
+}
+
+func (a *API) listHosts(r *http.Request, c *caller) (int, any, error) {
+	var hosts []store.Host
+	if c.global() {
+		var err error
+		if hosts, err = a.cfg.Store.ListHosts(r.Context()); err != nil {
+			return 0, nil, err
+		}
+	} else {
+		h, err := a.cfg.Store.GetHost(r.Context(), c.token.Host)
+		if err != nil {
+			return 0, nil, err
+		}
+		hosts = []store.Host{h}
+	}
+	docs := make([]Host, len(hosts))
+	for i, h := range hosts {
+		docs[i] = a.hostDoc(h, false)
+	}
+	page, err := paginate(r, docs, func(h Host) string { return h.Key })
+	return http.StatusOK, page, err
+}
+
+func (a *API) createHost(r *http.Request, _ *caller) (int, any, error) {
+	var req HostCreate
+	if err := decodeBody(nil, r, &req); err != nil {
+		return 0, nil, err
+	}
+	key := strings.ToLower(strings.TrimSpace(req.Key))
+	if !req.Exact && key != "" {
+		key = key + "-" + randomSuffix()
+	}
+	if !tenant.ValidKey(key) {
+		return 0, nil, problemf(http.StatusBadRequest, "host key %q is not a DNS label: use 1-63 lower-case letters, digits and '-', not starting or ending with '-' (with its suffix, a prefix may have at most 40 characters)", key)
+	}
+	h := store.Host{Key: key, Name: req.Name}
+	if h.Name == "" {
+		h.Name = key
+	}
+	applySettings(&h.Settings, req.Settings)
+	h, err := a.cfg.Store.CreateHost(r.Context(), h)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, a.hostDoc(h, true), nil
+}
+
+func (a *API) getHost(r *http.Request, _ *caller) (int, any, error) {
+	h, err := a.cfg.Store.GetHost(r.Context(), r.PathValue("host"))
+	if err != nil {
+		return 0, nil, hostNotFound(err, r.PathValue("host"))
+	}
+	return http.StatusOK, a.hostDoc(h, true), nil
+}
+
+func (a *API) updateHost(r *http.Request, _ *caller) (int, any, error) {
+	var req HostUpdate
+	if err := decodeBody(nil, r, &req); err != nil {
+		return 0, nil, err
+	}
+	h, err := a.cfg.Store.GetHost(r.Context(), r.PathValue("host"))
+	if err != nil {
+		return 0, nil, hostNotFound(err, r.PathValue("host"))
+	}
+	if req.Name != nil {
+		h.Name = *req.Name
+	}
+	applySettings(&h.Settings, req.Settings)
+	if h, err = a.cfg.Store.UpdateHost(r.Context(), h); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, a.hostDoc(h, true), nil
+}
+
+func (a *API) deleteHost(r *http.Request, _ *caller) (int, any, error) {
+	key := r.PathValue("host")
+	if key == tenant.DefaultHost {
+		return 0, nil, problemf(http.StatusConflict, "the default host cannot be deleted")
+	}
+	if err := a.cfg.Store.DeleteHost(r.Context(), key); err != nil {
+		return 0, nil, hostNotFound(err, key)
+	}
+	return http.StatusNoContent, nil, a.sync(r.Context())
+}
+
+// hostNotFound words a missing host the way users expect: "host not found: X".
+func hostNotFound(err error, key string) error {
+	if isNotFound(err) {
+		return problemf(http.StatusNotFound, "host not found: %s", key)
+	}
+	return err
+}
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func orDefault(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+func orDefaultString(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}

@@ -1,0 +1,85 @@
+package admin
+
+import "net/http"
+
+// Route is one operation of the admin API. The table below is the single source of both the
+// router and the OpenAPI document.
+type Route struct {
+	Method  string
+	Path    string
+	ID      string // OpenAPI operationId
+	Summary string
+	// Request is a zero value of the request body's type (nil: no body).
+	Request any
+	// Response is a zero value of the success body's type (nil: 204 No Content).
+	Response any
+	Status   int
+	// Global routes need a global token.
+	Global bool
+	// Query lists the query parameters the route reads (besides limit and cursor on lists).
+	Query  []string
+	handle func(*API, *http.Request, *caller) (int, any, error)
+}
+
+const (
+	pHosts   = "/api/v1/hosts"
+	pHost    = pHosts + "/{host}"
+	pServers = pHost + "/servers"
+	pServer  = pServers + "/{server}"
+	pTools   = pServer + "/tools"
+	pTool    = pTools + "/{tool}"
+	pHumans  = pHost + "/humans"
+	pHuman   = pHumans + "/{human}"
+	pGrant   = pHuman + "/grants/{server}"
+	pAgents  = pHost + "/agents"
+	pAgent   = pAgents + "/{agent}"
+	pAgentSv = pAgent + "/servers/{server}"
+	pHTokens = pHost + "/tokens"
+	pGTokens = "/api/v1/tokens"
+)
+
+func (a *API) routes() []Route {
+	ok, created, none := http.StatusOK, http.StatusCreated, http.StatusNoContent
+	return []Route{
+		{"GET", pHosts, "listHosts", "List hosts (a host token sees its own)", nil, Page[Host]{}, ok, false, nil, (*API).listHosts},
+		{"POST", pHosts, "createHost", "Create a host", HostCreate{}, Host{}, created, true, nil, (*API).createHost},
+		{"GET", pHost, "getHost", "Show a host with its MCP URL and client configuration", nil, Host{}, ok, false, nil, (*API).getHost},
+		{"PATCH", pHost, "updateHost", "Change a host's name and settings", HostUpdate{}, Host{}, ok, false, nil, (*API).updateHost},
+		{"DELETE", pHost, "deleteHost", "Delete a host and everything in it", nil, nil, none, true, nil, (*API).deleteHost},
+
+		{"GET", pServers, "listServers", "List MCP servers", nil, Page[Server]{}, ok, false, nil, (*API).listServers},
+		{"POST", pServers, "importServer", "Import an MCP server: discover and classify its tools (dry_run: save nothing)", ServerImport{}, ImportResult{}, created, false, nil, (*API).importServer},
+		{"GET", pServer, "getServer", "Show an MCP server", nil, Server{}, ok, false, nil, (*API).getServer},
+		{"PATCH", pServer, "updateServer", "Rename, describe, move or re-credential an MCP server", ServerUpdate{}, Server{}, ok, false, nil, (*API).updateServer},
+		{"DELETE", pServer, "deleteServer", "Delete an MCP server with its tools, grants and consents", nil, nil, none, false, nil, (*API).deleteServer},
+		{"POST", pServer + "/sync", "syncServer", "Re-discover an MCP server's tools", nil, SyncResult{}, ok, false, nil, (*API).syncServer},
+
+		{"GET", pTools, "listTools", "List a server's tools", nil, Page[Tool]{}, ok, false, nil, (*API).listTools},
+		{"POST", pTools, "createTool", "Add a tool by hand", ToolCreate{}, Tool{}, created, false, nil, (*API).createTool},
+		{"GET", pTool, "getTool", "Show a tool", nil, Tool{}, ok, false, nil, (*API).getTool},
+		{"PATCH", pTool, "updateTool", "Change a tool's level, enable or disable it, approve a changed definition", ToolUpdate{}, Tool{}, ok, false, nil, (*API).updateTool},
+		{"DELETE", pTool, "deleteTool", "Remove a tool", nil, nil, none, false, nil, (*API).deleteTool},
+
+		{"GET", pHumans, "listHumans", "List humans with their ceilings, agents and last activity", nil, Page[Human]{}, ok, false, nil, (*API).listHumans},
+		{"POST", pHumans, "createHuman", "Add (pre-authorize) a human by email", HumanCreate{}, Human{}, created, false, nil, (*API).createHuman},
+		{"GET", pHuman, "getHuman", "Show a human (by id or email)", nil, Human{}, ok, false, nil, (*API).getHuman},
+		{"PATCH", pHuman, "updateHuman", "Change a human's name or admin role", HumanUpdate{}, Human{}, ok, false, nil, (*API).updateHuman},
+		{"DELETE", pHuman, "deleteHuman", "Delete a human with their ceilings, agents and consents", nil, nil, none, false, nil, (*API).deleteHuman},
+		{"PUT", pGrant, "setGrant", "Grant a human access to a server up to a ceiling", GrantSet{}, Human{}, ok, false, nil, (*API).setGrant},
+		{"DELETE", pGrant, "revokeGrant", "Revoke a human's access to a server", nil, nil, none, false, nil, (*API).revokeGrant},
+
+		{"GET", pAgents, "listAgents", "List agents (filter: ?human=id-or-email)", nil, Page[Agent]{}, ok, false, []string{"human"}, (*API).listAgents},
+		{"GET", pAgent, "getAgent", "Show an agent with its servers and levels", nil, Agent{}, ok, false, nil, (*API).getAgent},
+		{"PATCH", pAgent, "updateAgent", "Rename an agent or set its type", AgentUpdate{}, Agent{}, ok, false, nil, (*API).updateAgent},
+		{"PUT", pAgentSv, "setAgentLevel", "Set an agent's level on a server (up to the human's ceiling)", AgentLevel{}, Agent{}, ok, false, nil, (*API).setAgentLevel},
+		{"DELETE", pAgentSv, "revokeAgentServer", "Revoke an agent's access to a server", nil, nil, none, false, nil, (*API).revokeAgentServer},
+		{"POST", pAgent + "/kill", "killAgent", "Kill switch: revoke everything the agent holds and disable it", nil, Agent{}, ok, false, nil, (*API).killAgent},
+
+		{"GET", pHTokens, "listHostTokens", "List a host's API tokens", nil, Page[Token]{}, ok, false, nil, (*API).listHostTokens},
+		{"POST", pHTokens, "createHostToken", "Create an API token scoped to the host (shown once)", TokenCreate{}, TokenCreated{}, created, false, nil, (*API).createHostToken},
+		{"DELETE", pHTokens + "/{token}", "deleteHostToken", "Revoke a host API token", nil, nil, none, false, nil, (*API).deleteHostToken},
+		{"GET", pGTokens, "listGlobalTokens", "List global API tokens", nil, Page[Token]{}, ok, true, nil, (*API).listGlobalTokens},
+		{"POST", pGTokens, "createGlobalToken", "Create a global API token (shown once)", TokenCreate{}, TokenCreated{}, created, true, nil, (*API).createGlobalToken},
+		{"DELETE", pGTokens + "/{token}", "deleteGlobalToken", "Revoke a global API token", nil, nil, none, true, nil, (*API).deleteGlobalToken},
+	}
+}

@@ -1,0 +1,126 @@
+package admin
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/trustgate/trustgate/authzserver"
+	"github.com/trustgate/trustgate/discovery"
+	"github.com/trustgate/trustgate/secrets"
+	"github.com/trustgate/trustgate/store"
+	"github.com/trustgate/trustgate/tenant"
+)
+
+// Syncer applies the store's pending relationship changes to the authorization backend.
+type Syncer interface {
+	Sync(ctx context.Context) (authzserver.Revision, error)
+}
+
+// Config is what the admin API needs.
+type Config struct {
+	Store  store.Store
+	Syncer Syncer
+	Keys   *secrets.Keyring
+	// URLs builds the public URLs of hosts (MCP URL, client configuration).
+	URLs tenant.URLs
+	// Discovery options for import and sync (timeouts, HTTP client).
+	Discovery discovery.Options
+	Logger    *slog.Logger
+}
+
+// API serves /api/v1.
+type API struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// New makes the admin API.
+func New(cfg Config) (*API, error) {
+	if cfg.Store == nil || cfg.Syncer == nil || cfg.Keys == nil {
+		return nil, errors.New("admin API needs a store, a relationship syncer and a keyring")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &API{cfg: cfg, log: cfg.Logger}, nil
+}
+
+// Handler routes /api/v1. Every route but the OpenAPI document needs a bearer token.
+func (a *API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	for _, rt := range a.routes() {
+		mux.Handle(rt.Method+" "+rt.Path, a.wrap(rt))
+	}
+	mux.HandleFunc("GET /api/v1/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, a.OpenAPI())
+	})
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, toProblem(problemf(http.StatusNotFound, "no API route %s %s; see /api/v1/openapi.json", r.Method, r.URL.Path), requestID(r), a.log))
+	})
+	return mux
+}
+
+func (a *API) wrap(rt Route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := requestID(r)
+		w.Header().Set("X-Request-Id", id)
+		c, err := a.authenticate(r)
+		if err == nil {
+			err = c.authorize(r, rt)
+		}
+		if err != nil {
+			if ae := (*apiError)(nil); errors.As(err, &ae) && ae.status == http.StatusUnauthorized {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="trustgate admin API"`)
+			}
+			writeProblem(w, toProblem(err, id, a.log))
+			return
+		}
+		status, body, err := rt.handle(a, r, c)
+		if err != nil {
+			writeProblem(w, toProblem(err, id, a.log))
+			return
+		}
+		if status == http.StatusNoContent {
+			w.WriteHeader(status)
+			return
+		}
+		writeJSON(w, status, body)
+	})
+}
+
+// sync makes a change the store just committed enforced before the API answers, so that the
+// next check sees it. When SpiceDB cannot be reached the change stays in the store's outbox
+// and is applied automatically; the caller is told it is not enforced yet.
+func (a *API) sync(ctx context.Context) error {
+	if _, err := a.cfg.Syncer.Sync(ctx); err != nil {
+		a.log.Error("change saved but not yet applied to SpiceDB", "err", err)
+		return problemf(http.StatusServiceUnavailable, "the change was saved but is not enforced yet: %v; it will be applied automatically when the authorization backend answers", err)
+	}
+	return nil
+}
+
+// requestID is the caller's X-Request-Id when it is reasonable, else a new random one.
+func requestID(r *http.Request) string {
+	if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= 64 {
+		return id
+	}
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// timePtr is nil for the zero time, so "never" shows as an absent field.
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func errf(format string, args ...any) error { return fmt.Errorf(format, args...) }

@@ -1,0 +1,402 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"github.com/trustgate/trustgate/discovery"
+	"github.com/trustgate/trustgate/store"
+)
+
+var slugInvalid = regexp.MustCompile(`[^a-z0-9_-]+`)
+
+// slugify makes a server key from a name: "Linear MCP" → "linear-mcp".
+func slugify(name string) string {
+	s := strings.Trim(slugInvalid.ReplaceAllString(strings.ToLower(name), "-"), "-_")
+	if len(s) > 40 {
+		s = strings.TrimRight(s[:40], "-_")
+	}
+	return s
+}
+
+// credentials is the sealed form of a server's upstream credentials.
+type credentials struct {
+	Header      *CredentialHeader `json:"header,omitempty"`
+	OAuthClient *OAuthClient      `json:"oauth_client,omitempty"`
+}
+
+func credentialAAD(host, server string) string { return "server-credentials:" + host + "/" + server }
+
+func validateCredentials(h *CredentialHeader, o *OAuthClient) error {
+	if h != nil && o != nil {
+		return problemf(http.StatusBadRequest, "give either a header or an OAuth client, not both")
+	}
+	if h != nil {
+		name := textproto.CanonicalMIMEHeaderKey(strings.TrimSpace(h.Name))
+		if name == "" || strings.ContainsAny(name, " \t\r\n:") || strings.ContainsAny(h.Value, "\r\n") || h.Value == "" {
+			return problemf(http.StatusBadRequest, "header credential needs a valid header name and a non-empty value without line breaks")
+		}
+		switch strings.ToLower(name) {
+		case "host", "content-length", "content-type", "transfer-encoding", "connection", "mcp-session-id", "mcp-protocol-version":
+			return problemf(http.StatusBadRequest, "header %q is managed by the gateway and cannot be a credential", name)
+		}
+		h.Name = name
+	}
+	if o != nil && strings.TrimSpace(o.ClientID) == "" {
+		return problemf(http.StatusBadRequest, "OAuth client credentials need a client_id")
+	}
+	return nil
+}
+
+// sealCredentials returns the kind and sealed bytes to store for a server.
+func (a *API) sealCredentials(host, server string, h *CredentialHeader, o *OAuthClient) (string, []byte, error) {
+	if h == nil && o == nil {
+		return "", nil, nil
+	}
+	kind := "header"
+	if o != nil {
+		kind = "oauth_client"
+	}
+	plain, err := json.Marshal(credentials{Header: h, OAuthClient: o})
+	if err != nil {
+		return "", nil, err
+	}
+	return kind, a.cfg.Keys.Seal(plain, credentialAAD(host, server)), nil
+}
+
+// discoveryOptions are the options to reach a stored server, its credentials unsealed in
+// memory only.
+func (a *API) discoveryOptions(s store.Server) (discovery.Options, error) {
+	opts := a.cfg.Discovery
+	opts.Header = http.Header{}
+	if s.CredentialKind == "header" {
+		plain, err := a.cfg.Keys.Open(s.Credentials, credentialAAD(s.Host, s.Key))
+		if err != nil {
+			return opts, errf("server %s: stored credentials: %w", s.Key, err)
+		}
+		var c credentials
+		if err := json.Unmarshal(plain, &c); err != nil || c.Header == nil {
+			return opts, errf("server %s: stored credentials are malformed", s.Key)
+		}
+		opts.Header.Set(c.Header.Name, c.Header.Value)
+	}
+	return opts, nil
+}
+
+func (a *API) serverDoc(ctx context.Context, s store.Server) (Server, error) {
+	tools, err := a.cfg.Store.ListTools(ctx, s.Host, s.Key)
+	if err != nil {
+		return Server{}, err
+	}
+	doc := Server{
+		Key: s.Key, Name: s.Name, Description: s.Description, URL: s.URL,
+		CredentialKind: s.CredentialKind, Tools: len(tools), CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
+	}
+	for _, t := range tools {
+		if t.Enabled {
+			doc.EnabledTools++
+		}
+		if t.Flagged {
+			doc.FlaggedTools++
+		}
+	}
+	return doc, nil
+}
+
+func (a *API) listServers(r *http.Request, _ *caller) (int, any, error) {
+	host := r.PathValue("host")
+	servers, err := a.cfg.Store.ListServers(r.Context(), host)
+	if err != nil {
+		return 0, nil, hostNotFound(err, host)
+	}
+	docs := make([]Server, 0, len(servers))
+	for _, s := range servers {
+		d, err := a.serverDoc(r.Context(), s)
+		if err != nil {
+			return 0, nil, err
+		}
+		docs = append(docs, d)
+	}
+	page, err := paginate(r, docs, func(s Server) string { return s.Key })
+	return http.StatusOK, page, err
+}
+
+func (a *API) getServer(r *http.Request, _ *caller) (int, any, error) {
+	s, err := a.cfg.Store.GetServer(r.Context(), r.PathValue("host"), r.PathValue("server"))
+	if err != nil {
+		return 0, nil, err
+	}
+	d, err := a.serverDoc(r.Context(), s)
+	return http.StatusOK, d, err
+}
+
+func (a *API) importServer(r *http.Request, _ *caller) (int, any, error) {
+	ctx := r.Context()
+	host := r.PathValue("host")
+	var req ServerImport
+	if err := decodeBody(nil, r, &req); err != nil {
+		return 0, nil, err
+	}
+	if _, err := a.cfg.Store.GetHost(ctx, host); err != nil {
+		return 0, nil, hostNotFound(err, host)
+	}
+	if err := validateCredentials(req.Header, req.OAuthClient); err != nil {
+		return 0, nil, err
+	}
+	opts := a.cfg.Discovery
+	if req.Header != nil {
+		opts.Header = http.Header{}
+		opts.Header.Set(req.Header.Name, req.Header.Value)
+	}
+	found, err := discovery.Discover(ctx, req.URL, opts)
+	if err != nil {
+		return 0, nil, err // nothing saved
+	}
+	key := req.Key
+	if key == "" {
+		key = slugify(firstNonEmpty(req.Name, found.ServerName))
+	}
+	if key == "" {
+		return 0, nil, problemf(http.StatusBadRequest, "the server has no name to make a key from; give a key")
+	}
+	enable := req.EnableTools == nil || *req.EnableTools
+	srv := store.Server{Host: host, Key: key, Name: firstNonEmpty(req.Name, found.ServerName, key), Description: firstNonEmpty(req.Description, found.Instructions), URL: req.URL}
+	tools := make([]store.Tool, 0, len(found.Tools))
+	for _, t := range found.Tools {
+		tools = append(tools, discoveredTool(host, key, t, enable))
+	}
+	result := ImportResult{DryRun: req.DryRun, Server: Server{Key: key, Name: srv.Name, Description: srv.Description, URL: srv.URL, Tools: len(tools)}}
+	for _, t := range tools {
+		result.Tools = append(result.Tools, toolDoc(t))
+		if t.Enabled {
+			result.Server.EnabledTools++
+		}
+	}
+	if req.DryRun {
+		if req.Header != nil || req.OAuthClient != nil {
+			result.Server.CredentialKind = map[bool]string{true: "header", false: "oauth_client"}[req.Header != nil]
+		}
+		return http.StatusOK, result, nil
+	}
+	srv.CredentialKind, srv.Credentials, err = a.sealCredentials(host, key, req.Header, req.OAuthClient)
+	if err != nil {
+		return 0, nil, err
+	}
+	if _, err := a.cfg.Store.CreateServer(ctx, srv); err != nil {
+		return 0, nil, err
+	}
+	for _, t := range tools {
+		if _, err := a.cfg.Store.PutTool(ctx, t); err != nil {
+			// Nothing half-written: the server goes again with the tools saved so far.
+			if delErr := a.cfg.Store.DeleteServer(context.WithoutCancel(ctx), host, key); delErr != nil {
+				a.log.Error("could not remove a half-imported server", "host", host, "server", key, "err", delErr)
+			}
+			return 0, nil, errf("import tool %q: %w", t.Name, err)
+		}
+	}
+	saved, err := a.cfg.Store.GetServer(ctx, host, key)
+	if err != nil {
+		return 0, nil, err
+	}
+	if result.Server, err = a.serverDoc(ctx, saved); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, result, a.sync(ctx)
+}
+
+// discoveredTool is a discovered tool as the store keeps it; imported tools count as approved.
+func discoveredTool(host, server string, t discovery.Tool, enabled bool) store.Tool {
+	annotations := ""
+	if b, err := json.Marshal(t.Annotations); err == nil && string(b) != "{}" {
+		annotations = string(b)
+	}
+	return store.Tool{
+		Host: host, Server: server, Name: t.Name, Title: t.Title, Description: t.Description,
+		InputSchema: string(t.InputSchema), Annotations: annotations, Level: t.Level, Enabled: enabled,
+		DefinitionHash: t.Hash, ApprovedHash: t.Hash,
+	}
+}
+
+func (a *API) updateServer(r *http.Request, _ *caller) (int, any, error) {
+	ctx := r.Context()
+	var req ServerUpdate
+	if err := decodeBody(nil, r, &req); err != nil {
+		return 0, nil, err
+	}
+	s, err := a.cfg.Store.GetServer(ctx, r.PathValue("host"), r.PathValue("server"))
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := validateCredentials(req.Header, req.OAuthClient); err != nil {
+		return 0, nil, err
+	}
+	if req.Name != nil {
+		s.Name = *req.Name
+	}
+	if req.Description != nil {
+		s.Description = *req.Description
+	}
+	if req.URL != nil {
+		if err := checkURL(*req.URL); err != nil {
+			return 0, nil, err
+		}
+		s.URL = *req.URL
+	}
+	if req.ClearCredentials {
+		s.CredentialKind, s.Credentials = "", nil
+	}
+	if req.Header != nil || req.OAuthClient != nil {
+		if s.CredentialKind, s.Credentials, err = a.sealCredentials(s.Host, s.Key, req.Header, req.OAuthClient); err != nil {
+			return 0, nil, err
+		}
+	}
+	if s, err = a.cfg.Store.UpdateServer(ctx, s); err != nil {
+		return 0, nil, err
+	}
+	d, err := a.serverDoc(ctx, s)
+	return http.StatusOK, d, err
+}
+
+func (a *API) deleteServer(r *http.Request, _ *caller) (int, any, error) {
+	if err := a.cfg.Store.DeleteServer(r.Context(), r.PathValue("host"), r.PathValue("server")); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, a.sync(r.Context())
+}
+
+// syncServer re-discovers the tools: new ones are added (disabled until reviewed unless the host
+// auto-enables them), ones whose definition changed since approval are disabled and flagged,
+// ones gone upstream are removed.
+func (a *API) syncServer(r *http.Request, _ *caller) (int, any, error) {
+	ctx := r.Context()
+	host := r.PathValue("host")
+	s, err := a.cfg.Store.GetServer(ctx, host, r.PathValue("server"))
+	if err != nil {
+		return 0, nil, err
+	}
+	h, err := a.cfg.Store.GetHost(ctx, host)
+	if err != nil {
+		return 0, nil, err
+	}
+	opts, err := a.discoveryOptions(s)
+	if err != nil {
+		return 0, nil, err
+	}
+	found, err := discovery.Discover(ctx, s.URL, opts)
+	if err != nil {
+		return 0, nil, err
+	}
+	existing, err := a.cfg.Store.ListTools(ctx, host, s.Key)
+	if err != nil {
+		return 0, nil, err
+	}
+	byName := make(map[string]store.Tool, len(existing))
+	for _, t := range existing {
+		byName[t.Name] = t
+	}
+	res := SyncResult{Added: []string{}, Changed: []string{}, Removed: []string{}}
+	for _, ft := range found.Tools {
+		old, ok := byName[ft.Name]
+		delete(byName, ft.Name)
+		if !ok {
+			t := discoveredTool(host, s.Key, ft, h.Settings.AutoEnableNewTools)
+			if !h.Settings.AutoEnableNewTools {
+				t.ApprovedHash = "" // a new tool is reviewed before it is enabled
+			}
+			if _, err := a.cfg.Store.PutTool(ctx, t); err != nil {
+				return 0, nil, err
+			}
+			res.Added = append(res.Added, ft.Name)
+			continue
+		}
+		next := discoveredTool(host, s.Key, ft, old.Enabled)
+		next.ApprovedHash, next.Flagged, next.FlagReason = old.ApprovedHash, old.Flagged, old.FlagReason
+		if old.LevelOverridden {
+			next.Level, next.LevelOverridden = old.Level, true
+		} else if !old.Flagged && old.ApprovedHash != "" && ft.Hash == old.ApprovedHash {
+			next.Level = max(next.Level, old.Level) // never lowered by a sync of an unchanged tool
+		}
+		changed := old.ApprovedHash != "" && ft.Hash != old.ApprovedHash
+		if changed {
+			next.Enabled, next.Flagged = false, true
+			next.FlagReason = changeReason(old, ft)
+			if !old.Flagged || old.DefinitionHash != ft.Hash {
+				res.Changed = append(res.Changed, ft.Name)
+			}
+		} else if old.Flagged && ft.Hash == old.ApprovedHash {
+			next.Flagged, next.FlagReason = false, "" // changed back to what was approved
+		}
+		if !changed && next.Title == old.Title && next.Description == old.Description && next.InputSchema == old.InputSchema &&
+			next.Annotations == old.Annotations && next.Level == old.Level && next.DefinitionHash == old.DefinitionHash && next.Flagged == old.Flagged {
+			res.Unchanged++
+			continue
+		}
+		if _, err := a.cfg.Store.PutTool(ctx, next); err != nil {
+			return 0, nil, err
+		}
+	}
+	for name := range byName {
+		if err := a.cfg.Store.DeleteTool(ctx, host, s.Key, name); err != nil && !isNotFound(err) {
+			return 0, nil, err
+		}
+		res.Removed = append(res.Removed, name)
+	}
+	tools, err := a.cfg.Store.ListTools(ctx, host, s.Key)
+	if err != nil {
+		return 0, nil, err
+	}
+	for _, t := range tools {
+		res.Tools = append(res.Tools, toolDoc(t))
+	}
+	return http.StatusOK, res, a.sync(ctx)
+}
+
+// changeReason says what changed in a tool's definition since it was approved.
+func changeReason(old store.Tool, now discovery.Tool) string {
+	var parts []string
+	if old.Description != now.Description {
+		parts = append(parts, "description")
+	}
+	if !sameJSON(old.InputSchema, string(now.InputSchema)) {
+		parts = append(parts, "input schema")
+	}
+	if len(parts) == 0 {
+		return "definition changed upstream since it was approved; review and approve it again"
+	}
+	return strings.Join(parts, " and ") + " changed upstream since it was approved; review and approve it again"
+}
+
+func sameJSON(a, b string) bool {
+	ha, errA := discovery.DefinitionHash("", "", json.RawMessage(orJSON(a)))
+	hb, errB := discovery.DefinitionHash("", "", json.RawMessage(orJSON(b)))
+	return errA == nil && errB == nil && ha == hb
+}
+
+func orJSON(s string) string {
+	if s == "" {
+		return "{}"
+	}
+	return s
+}
+
+func firstNonEmpty(vals ...string) string {
+	for _, v := range vals {
+		if strings.TrimSpace(v) != "" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+func checkURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return problemf(http.StatusBadRequest, "server URL %q must be an absolute http(s) URL without credentials in it", raw)
+	}
+	return nil
+}

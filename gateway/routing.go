@@ -1,0 +1,59 @@
+package gateway
+
+import (
+	"encoding/json"
+	"html/template"
+	"net/http"
+	"strings"
+
+	"github.com/trustgate/trustgate/tenant"
+)
+
+// hostRouting resolves the host (tenant) of every request from its subdomain or /h/{host}
+// prefix, answers "host not found" for unknown hosts, and hands the request on with the host in
+// its context and the prefix removed from its path.
+func (g *Gateway) hostRouting(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, path := g.urls.Resolve(r)
+		if host != tenant.DefaultHost || path != r.URL.Path {
+			if !tenant.ValidKey(host) {
+				hostNotFound(w, r, host, path)
+				return
+			}
+			if _, err := g.store.GetHost(r.Context(), host); err != nil {
+				hostNotFound(w, r, host, path)
+				return
+			}
+		}
+		r2 := r.WithContext(tenant.WithHost(r.Context(), host))
+		if path != r.URL.Path {
+			u := *r.URL
+			u.Path, u.RawPath = path, ""
+			r2.URL = &u
+		}
+		next.ServeHTTP(w, r2)
+	})
+}
+
+var notFoundPage = template.Must(template.New("host-not-found").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Host not found</title></head>
+<body><main><h1>Host not found</h1><p>host not found: {{.}}</p>
+<p>Check the address, or ask your administrator for your organisation's trustgate URL.</p></main></body></html>
+`))
+
+// hostNotFound answers 404 "host not found: X": JSON for API and MCP paths and for clients
+// that ask for JSON, a page for browsers.
+func hostNotFound(w http.ResponseWriter, r *http.Request, host, path string) {
+	msg := "host not found: " + host
+	machine := strings.HasPrefix(path, "/api/") || path == "/mcp" || strings.HasPrefix(path, "/mcp/") ||
+		strings.HasPrefix(path, "/.well-known/") || !strings.Contains(r.Header.Get("Accept"), "text/html")
+	if machine {
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusNotFound)
+		_ = json.NewEncoder(w).Encode(map[string]any{"type": "about:blank", "title": "Not Found", "status": 404, "detail": msg})
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(http.StatusNotFound)
+	_ = notFoundPage.Execute(w, host)
+}
