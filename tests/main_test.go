@@ -200,6 +200,13 @@ func getJSON(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// readAll reads and closes a response body.
+func readAll(resp *http.Response) string {
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
 // lines splits output into lines.
 func lines(s string) []string {
 	var out []string
