@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"sort"
 	"strings"
 	"testing"
 
@@ -138,14 +140,38 @@ func (e *env) problem(status int, method, path, token string, body any, want ...
 	return p
 }
 
-// callable lists what the agent may call on the server, straight from SpiceDB.
+// callable lists what the agent may call on the server, straight from SpiceDB: one
+// CheckPermission per tool of the server, cross-checked with the bulk lookup the proxy uses.
 func (e *env) callable(host, server, agentID string) string {
 	e.t.Helper()
-	tools, err := e.backend.CallableTools(context.Background(), host, server, agentID)
+	ctx := context.Background()
+	tools, err := e.store.ListTools(ctx, host, server)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		e.t.Fatal(err)
+	}
+	allowed := []string{}
+	for _, tl := range tools {
+		ok, err := e.backend.Check(ctx, authzserver.CheckRequest{
+			Resource:   schema.Tool(host, server, tl.Name),
+			Permission: schema.PermToolCall,
+			Subject:    schema.SubjectRef{Object: schema.Agent(host, agentID)},
+		})
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if ok {
+			allowed = append(allowed, tl.Name)
+		}
+	}
+	sort.Strings(allowed)
+	looked, err := e.backend.CallableTools(ctx, host, server, agentID)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return fmt.Sprint(tools)
+	if fmt.Sprint(looked) != fmt.Sprint(allowed) && !(len(looked) == 0 && len(allowed) == 0) {
+		e.t.Fatalf("CheckPermission allows %v but LookupResources lists %v", allowed, looked)
+	}
+	return fmt.Sprint(allowed)
 }
 
 // imported sets up acme: the issue tracker imported as "tracker", alice granted high, one agent
