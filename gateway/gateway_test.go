@@ -70,44 +70,39 @@ func TestShutdownLetsInFlightRequestsFinish(t *testing.T) {
 }
 
 func TestReadyzNamesTheFailingPart(t *testing.T) {
-	g := newTestGateway(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	runErr := make(chan error, 1)
-	go func() { runErr <- g.Run(ctx) }()
-	url := "http://" + g.Addr() + "/readyz"
-	waitStatus(t, url, http.StatusOK)
+	for _, c := range []struct {
+		part string
+		stop func(*Gateway) error
+		want []string
+	}{
+		{"store", func(g *Gateway) error { return g.store.Close() }, []string{`"store":"failing`, `"spicedb":"ok"`}},
+		{"spicedb", func(g *Gateway) error { return g.backend.Close() }, []string{`"spicedb":"failing`}},
+	} {
+		t.Run(c.part, func(t *testing.T) {
+			g := newTestGateway(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			runErr := make(chan error, 1)
+			go func() { runErr <- g.Run(ctx) }()
+			url := "http://" + g.Addr() + "/readyz"
+			waitStatus(t, url, http.StatusOK)
 
-	// The store goes away: readiness must say so, by name.
-	if err := g.store.Close(); err != nil {
-		t.Fatal(err)
+			if err := c.stop(g); err != nil {
+				t.Fatal(err)
+			}
+			code, body := get(t, url)
+			if code != http.StatusServiceUnavailable {
+				t.Fatalf("readyz with %s stopped = %d %s", c.part, code, body)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(body, w) {
+					t.Errorf("readyz with %s stopped lacks %s: %s", c.part, w, body)
+				}
+			}
+			cancel()
+			<-runErr
+		})
 	}
-	code, body := get(t, url)
-	if code != http.StatusServiceUnavailable || !strings.Contains(body, `"store":"failing`) || !strings.Contains(body, `"spicedb":"ok"`) {
-		t.Fatalf("readyz with the store closed = %d %s", code, body)
-	}
-	cancel()
-	<-runErr
-}
-
-func TestReadyzReportsSpiceDBDown(t *testing.T) {
-	g := newTestGateway(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	runErr := make(chan error, 1)
-	go func() { runErr <- g.Run(ctx) }()
-	url := "http://" + g.Addr() + "/readyz"
-	waitStatus(t, url, http.StatusOK)
-
-	if err := g.backend.Close(); err != nil {
-		t.Fatal(err)
-	}
-	code, body := get(t, url)
-	if code != http.StatusServiceUnavailable || !strings.Contains(body, `"spicedb":"failing`) {
-		t.Fatalf("readyz with SpiceDB stopped = %d %s", code, body)
-	}
-	cancel()
-	<-runErr
 }
 
 func TestConfigRejectsBadPublicURL(t *testing.T) {
