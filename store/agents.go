@@ -203,6 +203,10 @@ func (s *sqlStore) KillAgent(ctx context.Context, host, id string) (Agent, error
 		if _, err := q.exec(ctx, "UPDATE agents SET disabled = ? WHERE host_key = ? AND id = ?", true, host, id); err != nil {
 			return fmt.Errorf("disable agent: %w", err)
 		}
+		// The kill switch revokes every token of the agent in the same transaction.
+		if _, err := revokeOAuthRequests(ctx, q, "host_key = ? AND agent_id = ?", host, id); err != nil {
+			return err
+		}
 		cs.delete(agentTuples(old)...)
 		out = old
 		out.Disabled = true
@@ -234,6 +238,9 @@ func (s *sqlStore) DeleteAgent(ctx context.Context, host, id string) error {
 			return err
 		}
 		if err := deleteAgents(ctx, q, &cs, "host_key = ? AND id = ?", host, id); err != nil {
+			return err
+		}
+		if _, err := revokeOAuthRequests(ctx, q, "host_key = ? AND agent_id = ?", host, id); err != nil {
 			return err
 		}
 		return cs.write(ctx, q, at)

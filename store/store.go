@@ -144,6 +144,8 @@ type RelationshipChange struct {
 type Store interface {
 	// Admin is what the admin API needs beyond the core objects (see admin.go).
 	Admin
+	OAuth       // the OAuth 2.1 server's clients, codes and tokens (see oauth.go)
+	SigningKeys // the access-token signing keys (see signing.go)
 
 	// Engine names the engine: "sqlite", "postgres" or "cockroachdb".
 	Engine() string

@@ -157,6 +157,10 @@ func (s *sqlStore) DeleteUser(ctx context.Context, host, id string) error {
 		if err := deleteUsers(ctx, q, &cs, "host_key = ? AND id = ?", host, id); err != nil {
 			return err
 		}
+		// Deleting a human revokes every token of theirs in the same transaction.
+		if _, err := revokeOAuthRequests(ctx, q, "host_key = ? AND subject = ?", host, id); err != nil {
+			return err
+		}
 		return cs.write(ctx, q, at)
 	})
 	if err != nil {
