@@ -20,8 +20,11 @@ import (
 // KeySize is the master key's length in bytes.
 const KeySize = 32
 
-// keyFile is where a generated master key is kept inside the data directory.
-const keyFile = "master.key"
+// KeyFile is where a generated master key is kept inside the data directory.
+const KeyFile = "master.key"
+
+// ErrNoKey is returned by Load when no master key is given and the data directory holds none.
+var ErrNoKey = errors.New("no master key")
 
 // version prefixes every sealed value.
 const version = byte(1)
@@ -124,31 +127,47 @@ func ParseKey(s string) ([]byte, error) {
 // fresh random key (mode 0600) on first use — fine for one gateway; replicas must share a key
 // given explicitly.
 func LoadOrCreate(masterKey, dataDir string) (_ *Keyring, generated bool, _ error) {
+	k, err := Load(masterKey, dataDir)
+	if !errors.Is(err, ErrNoKey) {
+		return k, false, err
+	}
+	return create(dataDir)
+}
+
+// Load is LoadOrCreate without the create: with no key given and no key file it returns an
+// error wrapping ErrNoKey. Tools that seal data the gateways must open use it, so that they
+// never seal with a key the gateways do not hold.
+func Load(masterKey, dataDir string) (*Keyring, error) {
 	if masterKey != "" {
 		var keys [][]byte
 		for _, part := range strings.Split(masterKey, ",") {
 			raw, err := ParseKey(part)
 			if err != nil {
-				return nil, false, err
+				return nil, err
 			}
 			keys = append(keys, raw)
 		}
-		k, err := NewKeyring(keys...)
-		return k, false, err
+		return NewKeyring(keys...)
 	}
-	path := filepath.Join(dataDir, keyFile)
+	path := filepath.Join(dataDir, KeyFile)
 	b, err := os.ReadFile(path)
-	if err == nil {
-		raw, err := ParseKey(string(b))
-		if err != nil {
-			return nil, false, fmt.Errorf("master key file %s: %w", path, err)
-		}
-		k, err := NewKeyring(raw)
-		return k, false, err
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: none given and no key file %s", ErrNoKey, path)
 	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return nil, false, fmt.Errorf("read master key file: %w", err)
+	if err != nil {
+		return nil, fmt.Errorf("read master key file: %w", err)
 	}
+	raw, err := ParseKey(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("master key file %s: %w", path, err)
+	}
+	return NewKeyring(raw)
+}
+
+// create makes a new master key file in dataDir (mode 0600), or loads the one another process
+// created first.
+func create(dataDir string) (_ *Keyring, generated bool, _ error) {
+	path := filepath.Join(dataDir, KeyFile)
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, false, fmt.Errorf("create data directory for the master key: %w", err)
 	}

@@ -70,6 +70,7 @@ The first token is created directly in the store, on the gateway's machine:
 		newAdminHumanCommand(o),
 		newAdminAgentCommand(o),
 		newAdminTokenCommand(o),
+		newAdminKeysCommand(o),
 	)
 	return cmd
 }
