@@ -1,0 +1,332 @@
+// Package fositestore implements fosite's storage interfaces over trustgate's store.
+//
+// One Store serves every host: a code's or token's row carries its host, and the client a
+// request names is read again from the store whenever the request is loaded, so a deleted
+// client makes its codes and tokens unusable. GetClient alone needs the host from the context
+// (WithHost); a row of another host than the context's is not found.
+//
+// Rows and their states (see store.OAuth):
+//
+//   - code: created active; used (inactive, RotatedAt set) by the exchange; a used code loads
+//     with fosite.ErrInvalidatedAuthorizeCode, on which fosite revokes the grant.
+//   - pkce: the code's challenge, deleted by the exchange.
+//   - access: deleted on revocation and when the refresh token issued with it is rotated.
+//   - refresh: rotated (inactive, RotatedAt set) by a refresh. Within the grace window after its
+//     first rotation it still loads as active, so that a client refreshing concurrently gets a
+//     second pair instead of a reuse error; after it, it loads with fosite.ErrInactiveToken,
+//     on which fosite revokes the grant (reuse detection).
+//
+// Revoking a grant (RevokeRefreshToken, RevokeAccessToken, or the store's RevokeOAuthBy…
+// methods) deletes its access tokens and revokes its codes and refresh tokens (inactive,
+// RotatedAt cleared: no grace applies), after which the store refuses new rows in the grant, so
+// that a refresh racing the revocation mints nothing that survives it.
+package fositestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/handler/pkce"
+
+	"github.com/trustgate/trustgate/store"
+)
+
+// DefaultRefreshGracePeriod is how long after its first rotation a refresh token still works.
+const DefaultRefreshGracePeriod = 10 * time.Second
+
+// Options configure a Store.
+type Options struct {
+	// RefreshGracePeriod: how long a rotated refresh token may still be used (concurrent
+	// refreshes of one client). Zero means DefaultRefreshGracePeriod; negative disables it.
+	RefreshGracePeriod time.Duration
+	// DefaultScopes are the scopes a client may request when its metadata has no "scope".
+	DefaultScopes []string
+	// Audience returns the audiences (resource URLs) every client of host may be granted;
+	// fosite checks a grant's audience against them on every refresh. Nil: none.
+	Audience func(host string) []string
+	// Now is the clock of rotations and grace windows (tests); nil is time.Now.
+	Now func() time.Time
+}
+
+// Store implements the fosite storage interfaces trustgate composes: fosite.ClientManager,
+// oauth2.AuthorizeCodeStorage, oauth2.AccessTokenStorage, oauth2.RefreshTokenStorage,
+// oauth2.TokenRevocationStorage and pkce.PKCERequestStorage.
+type Store struct {
+	st    store.OAuth
+	opts  Options
+	grace time.Duration
+	jtis  *jtiCache
+}
+
+var (
+	_ fosite.ClientManager          = (*Store)(nil)
+	_ oauth2.CoreStorage            = (*Store)(nil)
+	_ oauth2.TokenRevocationStorage = (*Store)(nil)
+	_ pkce.PKCERequestStorage       = (*Store)(nil)
+)
+
+// New returns a Store over st.
+func New(st store.OAuth, opts Options) *Store {
+	grace := opts.RefreshGracePeriod
+	switch {
+	case grace == 0:
+		grace = DefaultRefreshGracePeriod
+	case grace < 0:
+		grace = 0
+	}
+	return &Store{st: st, opts: opts, grace: grace, jtis: newJTICache()}
+}
+
+func (s *Store) now() time.Time {
+	if s.opts.Now != nil {
+		return s.opts.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+type hostKey struct{}
+
+// WithHost returns a context for requests to host (the tenant the HTTP request was addressed
+// to): fosite's GetClient needs it, and codes and tokens of other hosts are not found in it.
+func WithHost(ctx context.Context, host string) context.Context {
+	return context.WithValue(ctx, hostKey{}, host)
+}
+
+// HostFromContext returns the host WithHost put in ctx.
+func HostFromContext(ctx context.Context) (string, bool) {
+	h, ok := ctx.Value(hostKey{}).(string)
+	return h, ok && h != ""
+}
+
+// --- fosite.ClientManager ---
+
+// GetClient loads a client of the context's host.
+func (s *Store) GetClient(ctx context.Context, id string) (fosite.Client, error) {
+	host, ok := HostFromContext(ctx)
+	if !ok {
+		return nil, errors.New("fositestore: no host in the request context (see WithHost)")
+	}
+	return s.client(ctx, host, id)
+}
+
+func (s *Store) client(ctx context.Context, host, id string) (*Client, error) {
+	c, err := s.st.GetOAuthClient(ctx, host, id)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	cl := &Client{OAuthClient: c, Scopes: clientScopes(c.Metadata)}
+	if cl.Scopes == nil {
+		cl.Scopes = s.opts.DefaultScopes
+	}
+	if s.opts.Audience != nil {
+		cl.Audience = s.opts.Audience(host)
+	}
+	return cl, nil
+}
+
+// ClientAssertionJWTValid reports fosite.ErrJTIKnown for a client assertion JTI already seen.
+// JTIs are kept in memory (see jtiCache): trustgate's clients do not authenticate with
+// private_key_jwt, so fosite never gets this far with one.
+func (s *Store) ClientAssertionJWTValid(_ context.Context, jti string) error {
+	return s.jtis.valid(jti, s.now())
+}
+
+// SetClientAssertionJWT records a client assertion JTI until exp.
+func (s *Store) SetClientAssertionJWT(_ context.Context, jti string, exp time.Time) error {
+	return s.jtis.set(jti, exp, s.now())
+}
+
+// --- authorization codes ---
+
+func (s *Store) CreateAuthorizeCodeSession(ctx context.Context, signature string, r fosite.Requester) error {
+	return s.create(ctx, store.OAuthCode, signature, r, "")
+}
+
+// GetAuthorizeCodeSession returns the code's request; for a used or revoked code, the request
+// together with fosite.ErrInvalidatedAuthorizeCode (fosite then revokes the grant).
+func (s *Store) GetAuthorizeCodeSession(ctx context.Context, signature string, _ fosite.Session) (fosite.Requester, error) {
+	r, row, err := s.load(ctx, store.OAuthCode, signature)
+	if err != nil {
+		return nil, err
+	}
+	if !row.Active {
+		return r, fosite.ErrInvalidatedAuthorizeCode
+	}
+	return r, nil
+}
+
+// InvalidateAuthorizeCodeSession marks the code used. Of concurrent exchanges of one code only
+// the first succeeds; the others get fosite.ErrInvalidatedAuthorizeCode.
+func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, signature string) error {
+	err := s.st.DeactivateOAuthRequest(ctx, store.OAuthCode, signature, s.now())
+	if errors.Is(err, store.ErrConflict) {
+		return fmt.Errorf("%w: %w", fosite.ErrInvalidatedAuthorizeCode, err)
+	}
+	return storeErr(err)
+}
+
+// --- PKCE ---
+
+func (s *Store) CreatePKCERequestSession(ctx context.Context, signature string, r fosite.Requester) error {
+	return s.create(ctx, store.OAuthPKCE, signature, r, "")
+}
+
+func (s *Store) GetPKCERequestSession(ctx context.Context, signature string, _ fosite.Session) (fosite.Requester, error) {
+	r, _, err := s.load(ctx, store.OAuthPKCE, signature)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// DeletePKCERequestSession deletes the challenge; fosite.ErrNotFound when it is gone already
+// (a concurrent exchange of the same code took it).
+func (s *Store) DeletePKCERequestSession(ctx context.Context, signature string) error {
+	return storeErr(s.st.DeleteOAuthRequest(ctx, store.OAuthPKCE, signature))
+}
+
+// --- access tokens ---
+
+func (s *Store) CreateAccessTokenSession(ctx context.Context, signature string, r fosite.Requester) error {
+	return s.create(ctx, store.OAuthAccess, signature, r, "")
+}
+
+func (s *Store) GetAccessTokenSession(ctx context.Context, signature string, _ fosite.Session) (fosite.Requester, error) {
+	r, _, err := s.load(ctx, store.OAuthAccess, signature)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// DeleteAccessTokenSession deletes an access token; deleting one already gone is not an error.
+func (s *Store) DeleteAccessTokenSession(ctx context.Context, signature string) error {
+	return ignoreNotFound(s.st.DeleteOAuthRequest(ctx, store.OAuthAccess, signature))
+}
+
+// --- refresh tokens ---
+
+// CreateRefreshTokenSession stores a refresh token with the signature of the access token
+// issued with it, which its rotation deletes.
+func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, accessSignature string, r fosite.Requester) error {
+	return s.create(ctx, store.OAuthRefresh, signature, r, accessSignature)
+}
+
+// GetRefreshTokenSession returns the refresh token's request. A rotated token still within
+// the grace window loads as active; any other inactive (rotated or revoked) token loads with
+// fosite.ErrInactiveToken, on which fosite's refresh handler revokes the grant.
+func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, _ fosite.Session) (fosite.Requester, error) {
+	r, row, err := s.load(ctx, store.OAuthRefresh, signature)
+	if err != nil {
+		return nil, err
+	}
+	if !row.Active && !s.inGrace(row) {
+		return r, fosite.ErrInactiveToken
+	}
+	return r, nil
+}
+
+// DeleteRefreshTokenSession deletes a refresh token; deleting one already gone is not an error
+// (fosite's reuse handling calls it before revoking the grant, which must happen regardless).
+func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string) error {
+	return ignoreNotFound(s.st.DeleteOAuthRequest(ctx, store.OAuthRefresh, signature))
+}
+
+// RotateRefreshToken is called by a refresh before it stores the new pair: it makes the used
+// refresh token inactive (starting its grace window) and deletes the access token issued with
+// it. The grant's other tokens stay (a concurrent refresh's pair among them). Rotating a token
+// rotated within the grace window again succeeds and changes nothing; a revoked token, or one
+// rotated longer ago, is fosite.ErrInactiveToken.
+func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
+	row, err := s.st.GetOAuthRequest(ctx, store.OAuthRefresh, signature)
+	if err != nil {
+		return storeErr(err)
+	}
+	if row.RequestID != requestID {
+		return fmt.Errorf("refresh token of another grant: %w", fosite.ErrNotFound)
+	}
+	err = s.st.DeactivateOAuthRequest(ctx, store.OAuthRefresh, signature, s.now())
+	if errors.Is(err, store.ErrConflict) {
+		row, err := s.st.GetOAuthRequest(ctx, store.OAuthRefresh, signature)
+		if err != nil {
+			return storeErr(err)
+		}
+		if s.inGrace(row) {
+			return nil
+		}
+		return fosite.ErrInactiveToken
+	}
+	if err != nil {
+		return storeErr(err)
+	}
+	var sr storedRequest
+	if err := decode(row.Data, &sr); err == nil && sr.AccessSignature != "" {
+		if err := s.DeleteAccessTokenSession(ctx, sr.AccessSignature); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// inGrace reports whether row is a refresh token rotated less than the grace period ago.
+func (s *Store) inGrace(row store.OAuthRequest) bool {
+	if row.Active || row.RotatedAt.IsZero() || s.grace <= 0 {
+		return false
+	}
+	return s.now().Sub(row.RotatedAt) < s.grace
+}
+
+// --- revocation ---
+
+// RevokeRefreshToken revokes every refresh token and code of the grant.
+func (s *Store) RevokeRefreshToken(ctx context.Context, requestID string) error {
+	if _, err := s.st.RevokeOAuthRequestsByRequestID(ctx, store.OAuthRefresh, requestID); err != nil {
+		return err
+	}
+	_, err := s.st.RevokeOAuthRequestsByRequestID(ctx, store.OAuthCode, requestID)
+	return err
+}
+
+// RevokeAccessToken deletes every access token of the grant.
+func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
+	_, err := s.st.DeleteOAuthRequestsByRequestID(ctx, store.OAuthAccess, requestID)
+	return err
+}
+
+// --- errors ---
+
+// storeErr maps the store's errors to those fosite tests for.
+func storeErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrOAuthGrantRevoked):
+		return fmt.Errorf("%w: %w", fosite.ErrInactiveToken, err)
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("%w: %w", fosite.ErrNotFound, err)
+	}
+	return err
+}
+
+func ignoreNotFound(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	return storeErr(err)
+}
+
+// clientScopes reads the space-separated "scope" of a client's metadata; nil when absent.
+func clientScopes(metadata string) []string {
+	var m struct {
+		Scope *string `json:"scope"`
+	}
+	if decode(metadata, &m) != nil || m.Scope == nil {
+		return nil
+	}
+	return strings.Fields(*m.Scope)
+}
