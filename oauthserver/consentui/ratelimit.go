@@ -1,0 +1,213 @@
+package consentui
+
+import (
+	"container/list"
+	"crypto/sha256"
+	"encoding/hex"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+)
+
+// DefaultMaxKeys is the number of keys a Limiter remembers when NewLimiter is given 0.
+const DefaultMaxKeys = 100_000
+
+// maxKeyLen is the longest key stored as it is; longer keys are stored as their SHA-256, so a
+// key's size is bounded whatever the caller passes (emails come from the form).
+const maxKeyLen = 128
+
+// Limiter limits login attempts per key (an account, a client address): at most limit attempts
+// in a burst, refilled at limit per window. It is a token bucket kept as one timestamp per key
+// (the generic cell rate algorithm): after limit attempts in quick succession the next one is
+// allowed window/limit later, and after a full window of quiet the whole budget is back.
+//
+// Allow counts the attempt it allows, so concurrent requests cannot together exceed the budget;
+// Success forgets a key. With one Limiter per kind of key, a login handler calls
+// Allow(address) and then Allow(account) before checking the password, and Success(account)
+// after a correct one. Calling Success for the address key too would let someone who owns one
+// account reset their address's budget with their own logins; don't.
+//
+// Memory is bounded: at most maxKeys keys are remembered, the least recently used forgotten
+// first; Sweep forgets the keys whose budget is full again. A Limiter is safe for concurrent
+// use.
+type Limiter struct {
+	interval time.Duration // window / limit: the cost of one attempt
+	burst    time.Duration // window - interval: how far ahead of now the schedule may run
+	maxKeys  int
+
+	mu    sync.Mutex
+	keys  map[string]*list.Element
+	order *list.List // of *limitEntry, most recently used at the front
+}
+
+type limitEntry struct {
+	key string
+	// tat is the theoretical arrival time: the budget is full again at tat.
+	tat time.Time
+}
+
+// NewLimiter returns a Limiter allowing limit attempts per window for each key, remembering at
+// most maxKeys keys (DefaultMaxKeys when maxKeys <= 0). For example NewLimiter(5, 15*time.Minute,
+// 0) per account and NewLimiter(20, 15*time.Minute, 0) per client address. It panics when limit
+// < 1 or window < limit nanoseconds: those are programming errors.
+func NewLimiter(limit int, window time.Duration, maxKeys int) *Limiter {
+	if limit < 1 || window < time.Duration(limit) {
+		panic("consentui: NewLimiter needs limit >= 1 and a positive window")
+	}
+	if maxKeys <= 0 {
+		maxKeys = DefaultMaxKeys
+	}
+	interval := window / time.Duration(limit)
+	return &Limiter{
+		interval: interval,
+		burst:    window - interval,
+		maxKeys:  maxKeys,
+		keys:     make(map[string]*list.Element),
+		order:    list.New(),
+	}
+}
+
+// Allow reports whether one more attempt for key is allowed at now, and counts it when it is.
+// When it is not, retryAfter is how long until the next attempt would be allowed (for a
+// Retry-After header, or "try again in N minutes").
+func (l *Limiter) Allow(key string, now time.Time) (ok bool, retryAfter time.Duration) {
+	key = limitKey(key)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+
+	var e *limitEntry
+	if el, found := l.keys[key]; found {
+		e = el.Value.(*limitEntry)
+		l.order.MoveToFront(el)
+	}
+	tat := now
+	if e != nil && e.tat.After(now) {
+		tat = e.tat
+	}
+	if ahead := tat.Sub(now); ahead > l.burst {
+		return false, ahead - l.burst
+	}
+	next := tat.Add(l.interval)
+	if e != nil {
+		e.tat = next
+		return true, 0
+	}
+	for len(l.keys) >= l.maxKeys {
+		l.evictOldest()
+	}
+	l.keys[key] = l.order.PushFront(&limitEntry{key: key, tat: next})
+	return true, 0
+}
+
+// Success forgets key: its whole budget is available again.
+func (l *Limiter) Success(key string) {
+	key = limitKey(key)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if el, found := l.keys[key]; found {
+		l.order.Remove(el)
+		delete(l.keys, key)
+	}
+}
+
+// Sweep forgets the keys whose budget is full again at now. Allow bounds memory by itself; a
+// server may call Sweep periodically to give memory back sooner.
+func (l *Limiter) Sweep(now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for el := l.order.Back(); el != nil; {
+		prev := el.Prev()
+		if e := el.Value.(*limitEntry); !e.tat.After(now) {
+			l.order.Remove(el)
+			delete(l.keys, e.key)
+		}
+		el = prev
+	}
+}
+
+// Len returns the number of keys remembered.
+func (l *Limiter) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.keys)
+}
+
+func (l *Limiter) evictOldest() {
+	el := l.order.Back()
+	if el == nil {
+		return
+	}
+	l.order.Remove(el)
+	delete(l.keys, el.Value.(*limitEntry).key)
+}
+
+func limitKey(key string) string {
+	if len(key) <= maxKeyLen {
+		return key
+	}
+	sum := sha256.Sum256([]byte(key))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// ClientAddr returns the address of the client that sent r: the host of r.RemoteAddr or, when
+// trustProxyHeaders is set (trustgate runs behind a reverse proxy that appends to
+// X-Forwarded-For), the last address in X-Forwarded-For, the one that proxy saw. Earlier
+// entries are written by the client and never used. When the header is absent or its last
+// entry is not an IP address, r.RemoteAddr's host is used. Addresses are returned in canonical
+// form (IPv4-mapped IPv6 unmapped, zones dropped).
+//
+// Only one proxy hop is supported: behind a chain of proxies, the last one must overwrite the
+// header rather than append to it.
+func ClientAddr(r *http.Request, trustProxyHeaders bool) string {
+	if trustProxyHeaders {
+		if vals := r.Header.Values("X-Forwarded-For"); len(vals) > 0 {
+			last := vals[len(vals)-1]
+			if i := strings.LastIndexByte(last, ','); i >= 0 {
+				last = last[i+1:]
+			}
+			if a, ok := parseAddr(strings.TrimSpace(last)); ok {
+				return a.String()
+			}
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	if a, ok := parseAddr(host); ok {
+		return a.String()
+	}
+	return host
+}
+
+// parseAddr reads an IP address, optionally with a port ("1.2.3.4:5", "[::1]:5").
+func parseAddr(s string) (netip.Addr, bool) {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		ap, err2 := netip.ParseAddrPort(s)
+		if err2 != nil {
+			return netip.Addr{}, false
+		}
+		a = ap.Addr()
+	}
+	return a.Unmap().WithZone(""), true
+}
+
+// AddressKey turns a client address (from ClientAddr) into a Limiter key. IPv6 addresses are
+// folded into their /64, since one subscriber usually holds a whole /64 and could otherwise
+// take a fresh budget with every address in it.
+func AddressKey(addr string) string {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return "addr:" + addr
+	}
+	a = a.Unmap().WithZone("")
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return "addr:" + p.String()
+	}
+	return "addr:" + a.String()
+}
