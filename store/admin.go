@@ -62,4 +62,11 @@ type Admin interface {
 	ListAPITokens(ctx context.Context, host string) ([]APIToken, error)
 	DeleteAPIToken(ctx context.Context, id string) error
 	TouchAPIToken(ctx context.Context, id string, at time.Time) error
+
+	// SetUserPassword stores a human's password hash (a PHC string; "" removes the password);
+	// ErrNotFound when the human does not exist. See passwords.go.
+	SetUserPassword(ctx context.Context, host, id, phc string) error
+	// GetUserPasswordHash returns a human's password hash, "" when none is set; ErrNotFound
+	// when the human does not exist. The hash is never part of User.
+	GetUserPasswordHash(ctx context.Context, host, id string) (string, error)
 }

@@ -1,0 +1,389 @@
+package oauthserver
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ory/fosite"
+	foauth2 "github.com/ory/fosite/handler/oauth2"
+
+	"github.com/trustgate/trustgate/authzserver"
+	"github.com/trustgate/trustgate/oauthserver/consentui"
+	"github.com/trustgate/trustgate/oauthserver/fositestore"
+	"github.com/trustgate/trustgate/oauthserver/keyset"
+	"github.com/trustgate/trustgate/oauthserver/ssrf"
+	"github.com/trustgate/trustgate/store"
+	"github.com/trustgate/trustgate/tenant"
+)
+
+// The authorization server's HTTP side, per host: discovery documents, registration, the
+// authorize / sign-in / consent flow, and fosite's token, revocation and introspection
+// endpoints. Paths are relative to the host's base URL: the gateway resolves the host into the
+// request context (tenant.WithHost) and strips a /h/{host} prefix before calling Handler.
+
+// Syncer applies the store's pending relationship changes to the authorization backend (the
+// relationship writer, authzserver.Writer), like admin.Config's.
+type Syncer interface {
+	Sync(ctx context.Context) (authzserver.Revision, error)
+}
+
+// ServerConfig is what NewServer needs: what the gateway already has, plus two secrets.
+type ServerConfig struct {
+	Store  store.Store
+	URLs   tenant.URLs
+	KeySet *keyset.KeySet
+	Syncer Syncer
+	// CookieSecret (at least 32 bytes) signs the signed-in session cookie and the CSRF tokens.
+	// GlobalSecret (at least 32 bytes) is fosite's HMAC key for codes and refresh tokens. Both
+	// must be stable across restarts and equal on every replica; the gateway derives them from
+	// its master keyring (e.g. HKDF of a random value sealed in the store), which is why the
+	// server takes the derived bytes rather than the keyring.
+	CookieSecret []byte
+	GlobalSecret []byte
+	// HTTPClient fetches Client ID Metadata Documents; nil means ssrf.NewClient's defaults (it
+	// must be SSRF-safe: never give it a plain client in production).
+	HTTPClient *http.Client
+	// TrustProxyHeaders uses X-Forwarded-For for the client address of rate limits.
+	TrustProxyHeaders bool
+	Logger            *slog.Logger
+	// Now is the clock (tests); nil is time.Now.
+	Now func() time.Time
+}
+
+// Limits of the flow.
+const (
+	// PendingAuthorizeTTL is how long a pending authorization request (between /authorize
+	// and the consent decision) is kept.
+	PendingAuthorizeTTL = 10 * time.Minute
+	// MaxPendingAuthorize bounds the pending requests kept in memory; the oldest go first.
+	MaxPendingAuthorize = 10_000
+	// SessionTTL is the lifetime of the signed-in session cookie.
+	SessionTTL = 12 * time.Hour
+	// maxFormBytes bounds the body of the sign-in and consent forms.
+	maxFormBytes = 16 << 10
+	// maxAccessTokenTTL caps a host's AccessTokenTTLSeconds (keyset's default maximum).
+	maxAccessTokenTTL = keyset.DefaultMaxTokenLifetime
+)
+
+// Server is the OAuth 2.1 authorization server of every host. It is safe for concurrent use.
+type Server struct {
+	cfg      ServerConfig
+	log      *slog.Logger
+	provider fosite.OAuth2Provider
+	csrf     *consentui.CSRF
+	session  []byte // HMAC key of the session cookie
+	secure   bool   // the public URL is https: cookies are Secure
+	now      func() time.Time
+
+	fetch        *http.Client
+	pending      *pendingStore
+	addrLimiter  *consentui.Limiter
+	acctLimiter  *consentui.Limiter
+	cimdMu       sync.Mutex
+	cimdExpiries map[string]time.Time // host + " " + client id → when to fetch the document again
+}
+
+// NewServer builds the server.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	if cfg.Store == nil || cfg.KeySet == nil || cfg.Syncer == nil || cfg.URLs.Public == nil {
+		return nil, errors.New("oauthserver: a store, URLs, a key set and a syncer are required")
+	}
+	if len(cfg.CookieSecret) < 32 {
+		return nil, errors.New("oauthserver: the cookie secret must be at least 32 bytes")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	s := &Server{
+		cfg:          cfg,
+		log:          log,
+		secure:       cfg.URLs.Public.Scheme == "https",
+		now:          now,
+		fetch:        cfg.HTTPClient,
+		pending:      newPendingStore(PendingAuthorizeTTL, MaxPendingAuthorize),
+		addrLimiter:  consentui.NewLimiter(20, 15*time.Minute, 0),
+		acctLimiter:  consentui.NewLimiter(5, 15*time.Minute, 0),
+		cimdExpiries: map[string]time.Time{},
+	}
+	if s.fetch == nil {
+		s.fetch = ssrf.NewClient(ssrf.Options{})
+	}
+	s.session = derive(cfg.CookieSecret, "trustgate/oauthserver/session/v1")
+	csrf, err := consentui.NewCSRF(derive(cfg.CookieSecret, "trustgate/oauthserver/csrf/v1"), "tg_csrf", s.secure)
+	if err != nil {
+		return nil, err
+	}
+	s.csrf = csrf
+	p, err := fositestore.NewProvider(redirectOverlay{cfg.Store}, fositestore.ProviderConfig{
+		GlobalSecret:  cfg.GlobalSecret,
+		DefaultScopes: []string{MCPScope},
+		Audience:      s.audiences,
+		AccessTokenStrategy: func(_ *fosite.Config, _ *foauth2.HMACSHAStrategy) foauth2.AccessTokenStrategy {
+			return &jwtAccessTokens{s: s}
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.provider = p
+	return s, nil
+}
+
+// derive is HMAC-SHA256(secret, label): independent keys from one secret.
+func derive(secret []byte, label string) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(label))
+	return m.Sum(nil)
+}
+
+// Handler serves the host in the request context.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	issuer := func(r *http.Request) (string, bool) {
+		host := tenant.FromContext(r.Context())
+		return s.issuer(host), host != ""
+	}
+	mux.Handle(AuthorizationServerMetadataWellKnown, AuthorizationServerMetadataHandler(issuer))
+	mux.Handle(OpenIDConfigurationWellKnown, OpenIDConfigurationHandler(issuer))
+	prm := ProtectedResourceMetadataHandler(s.resolveResource)
+	mux.Handle(ProtectedResourceMetadataWellKnown, prm)
+	mux.Handle(ProtectedResourceMetadataWellKnown+"/mcp", prm)
+	mux.Handle(ProtectedResourceMetadataWellKnown+"/mcp/{server}", prm)
+	mux.HandleFunc("GET "+JWKSPath, s.jwks)
+	mux.HandleFunc("POST "+RegistrationEndpointPath, s.withHost(s.register))
+	mux.HandleFunc("GET "+AuthorizeEndpointPath, s.withHost(s.authorize))
+	mux.HandleFunc("POST "+loginPath, s.withHost(s.login))
+	mux.HandleFunc("GET "+signupPath, s.withHost(s.signupPage))
+	mux.HandleFunc("POST "+signupPath, s.withHost(s.signup))
+	mux.HandleFunc("GET "+chooseServerPath, s.withHost(s.chooseServerPage))
+	mux.HandleFunc("POST "+chooseServerPath, s.withHost(s.chooseServer))
+	mux.HandleFunc("GET "+consentPath, s.withHost(s.consentPage))
+	mux.HandleFunc("POST "+consentPath, s.withHost(s.consent))
+	mux.HandleFunc("POST "+TokenEndpointPath, s.withHost(s.token))
+	mux.HandleFunc("POST "+RevocationEndpointPath, s.withHost(s.revoke))
+	mux.HandleFunc("POST "+IntrospectionEndpointPath, s.withHost(s.introspect))
+	mux.Handle("GET "+consentui.DefaultStylesheetURL, consentui.StylesheetHandler())
+	return mux
+}
+
+// hostHandler is a handler of one host's request; h is the stored host.
+type hostHandler func(w http.ResponseWriter, r *http.Request, h store.Host)
+
+// withHost loads the host of the request context; an unknown host gets 404.
+func (s *Server) withHost(next hostHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		key := tenant.FromContext(r.Context())
+		h, err := s.cfg.Store.GetHost(r.Context(), key)
+		if err != nil {
+			if !errors.Is(err, store.ErrNotFound) {
+				s.log.Error("oauthserver: load host", "host", key, "err", err)
+			}
+			s.errorPage(w, http.StatusNotFound, consentui.HostNotFoundPage(key))
+			return
+		}
+		next(w, r.WithContext(fositestore.WithHost(r.Context(), h.Key)), h)
+	}
+}
+
+// issuer is the host's issuer: its base URL.
+func (s *Server) issuer(host string) string { return s.cfg.URLs.Base(host) }
+
+// audiences are the resources a client of host may be granted: the host's MCP URL and each of
+// its servers' (fosite checks a grant's audience against them on every refresh).
+func (s *Server) audiences(host string) []string {
+	out := []string{s.cfg.URLs.MCP(host)}
+	servers, err := s.cfg.Store.ListServers(context.Background(), host)
+	if err != nil {
+		s.log.Error("oauthserver: list servers", "host", host, "err", err)
+		return out
+	}
+	for _, sv := range servers {
+		out = append(out, s.cfg.URLs.MCP(host)+"/"+sv.Key)
+	}
+	return out
+}
+
+// resourceServer checks an RFC 8707 resource for host: the host's MCP URL (server "") or the
+// MCP URL of one of its servers (server is its key).
+func (s *Server) resourceServer(ctx context.Context, host, resource string) (server string, ok bool) {
+	base := s.cfg.URLs.MCP(host)
+	if resource == base {
+		return "", true
+	}
+	key, found := strings.CutPrefix(resource, base+"/")
+	if !found || key == "" || strings.ContainsAny(key, "/?#") {
+		return "", false
+	}
+	if _, err := s.cfg.Store.GetServer(ctx, host, key); err != nil {
+		return "", false
+	}
+	return key, true
+}
+
+// resolveResource answers protected resource metadata requests.
+func (s *Server) resolveResource(r *http.Request) (resource, issuer string, ok bool) {
+	host := tenant.FromContext(r.Context())
+	if host == "" {
+		return "", "", false
+	}
+	resource = s.cfg.URLs.MCP(host)
+	if key := r.PathValue("server"); key != "" {
+		if _, err := s.cfg.Store.GetServer(r.Context(), host, key); err != nil {
+			return "", "", false
+		}
+		resource += "/" + key
+	}
+	return resource, s.issuer(host), true
+}
+
+func (s *Server) jwks(w http.ResponseWriter, _ *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "public, max-age=300")
+	h.Set("Access-Control-Allow-Origin", "*")
+	_, _ = w.Write(s.cfg.KeySet.JWKS())
+}
+
+// register is RFC 7591 dynamic client registration. Registration is open (as MCP clients
+// need); it is not rate limited yet.
+func (s *Server) register(w http.ResponseWriter, r *http.Request, h store.Host) {
+	req, err := ParseRegistrationRequest(r, RegistrationLimits{})
+	if err != nil {
+		WriteRegistrationError(w, err)
+		return
+	}
+	id, secret, hash := NewClientID(), "", ""
+	if !req.Public() {
+		secret = NewClientSecret()
+		hash = HashClientSecret(secret)
+	}
+	issued := s.now()
+	// The stored metadata is the response without the secret: the registered metadata with
+	// defaults applied (fositestore reads its scope; consent reads its agent_type).
+	meta, err := json.Marshal(req.Response(id, "", issued))
+	if err != nil {
+		WriteRegistrationError(w, err)
+		return
+	}
+	if _, err := s.cfg.Store.CreateOAuthClient(r.Context(), store.OAuthClient{
+		Host: h.Key, ID: id, Kind: store.OAuthClientDCR, SecretHash: hash, Name: req.ClientName,
+		RedirectURIs: req.RedirectURIs, GrantTypes: req.GrantTypes, ResponseTypes: req.ResponseTypes,
+		TokenEndpointAuthMethod: req.TokenEndpointAuthMethod, Metadata: string(meta),
+	}); err != nil {
+		s.log.Error("oauthserver: register client", "host", h.Key, "err", err)
+		WriteRegistrationError(w, err)
+		return
+	}
+	WriteRegistrationResponse(w, req.Response(id, secret, issued))
+}
+
+// errorPage renders an error page for a browser.
+func (s *Server) errorPage(w http.ResponseWriter, status int, p consentui.ErrorPage) {
+	if err := consentui.Render(w, status, p); err != nil {
+		http.Error(w, http.StatusText(status), status)
+	}
+}
+
+// render renders a page, falling back to a plain 500.
+func (s *Server) render(w http.ResponseWriter, status int, page any) {
+	if err := consentui.Render(w, status, page); err != nil {
+		s.log.Error("oauthserver: render page", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+	}
+}
+
+// internalError shows a generic error page and logs err.
+func (s *Server) internalError(w http.ResponseWriter, h store.Host, what string, err error) {
+	s.log.Error("oauthserver: "+what, "host", h.Key, "err", err)
+	s.errorPage(w, http.StatusInternalServerError, consentui.ErrorPage{
+		Frame:   frame(h),
+		Title:   "Something went wrong",
+		Message: "trustgate could not complete the request.",
+		WhatToDo: "Try again from your app. If it keeps happening, tell your administrator " +
+			"(the gateway's logs have the details).",
+	})
+}
+
+func frame(h store.Host) consentui.Frame {
+	name := h.Name
+	if name == "" {
+		name = h.Key
+	}
+	return consentui.Frame{HostName: name}
+}
+
+// authorizeRedirectWriter fixes fosite's authorization redirects: it adds iss (RFC 9207) and,
+// for a request that carried no state, removes the empty state= fosite always writes.
+type authorizeRedirectWriter struct {
+	http.ResponseWriter
+	iss       string
+	dropState bool
+	done      bool
+}
+
+func (w *authorizeRedirectWriter) WriteHeader(code int) {
+	if !w.done {
+		w.done = true
+		if loc := w.Header().Get("Location"); loc != "" {
+			if u, err := url.Parse(loc); err == nil {
+				q := u.Query()
+				if w.dropState && q.Get("state") == "" {
+					q.Del("state")
+				}
+				q.Set("iss", w.iss)
+				u.RawQuery = q.Encode()
+				w.Header().Set("Location", u.String())
+			}
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *authorizeRedirectWriter) Write(b []byte) (int, error) {
+	if !w.done {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// writeAuthorizeError answers an authorization request that failed: with a redirect to the
+// client when its redirect URI was validated, else with an error page (never redirect to an
+// unvalidated URI).
+func (s *Server) writeAuthorizeError(ctx context.Context, w http.ResponseWriter, h store.Host, ar fosite.AuthorizeRequester, err error) {
+	if ar != nil && ar.IsRedirectURIValid() {
+		s.provider.WriteAuthorizeError(ctx, &authorizeRedirectWriter{ResponseWriter: w, iss: s.issuer(h.Key), dropState: ar.GetState() == ""}, ar, err)
+		return
+	}
+	rfc := fosite.ErrorToRFC6749Error(err)
+	msg := rfc.GetDescription()
+	s.errorPage(w, http.StatusBadRequest, consentui.ErrorPage{
+		Frame:    frame(h),
+		Title:    "The app's sign-in request is invalid",
+		Message:  msg,
+		WhatToDo: "Try connecting again from your app. If it keeps happening, the app may not support this gateway; tell its developers.",
+	})
+}
+
+// errInvalidTarget is RFC 8707's error for a resource the server does not protect.
+func errInvalidTarget(hint string) *fosite.RFC6749Error {
+	return &fosite.RFC6749Error{
+		ErrorField:       "invalid_target",
+		DescriptionField: "The requested resource is invalid, unknown, or malformed.",
+		HintField:        hint,
+		CodeField:        http.StatusBadRequest,
+	}
+}

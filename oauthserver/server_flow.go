@@ -1,0 +1,807 @@
+package oauthserver
+
+import (
+	"container/list"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ory/fosite"
+
+	"github.com/trustgate/trustgate/oauthserver/consentui"
+	"github.com/trustgate/trustgate/oauthserver/fositestore"
+	"github.com/trustgate/trustgate/schema"
+	"github.com/trustgate/trustgate/store"
+)
+
+// The browser side of the authorization code flow: /authorize keeps the validated request
+// server-side under a random state_ref, then sign-in (or sign-up), the choice of the MCP
+// server, and the trust level. Out of scope here: Dynamic MCPs (connecting a server by URL at
+// consent time) and upstream OAuth (the upstream server's own authorization): only servers an
+// admin granted the human can be chosen.
+
+// Paths of the flow's pages, relative to the issuer.
+const (
+	loginPath        = "/login"
+	signupPath       = "/signup"
+	chooseServerPath = "/consent/server"
+	consentPath      = "/consent"
+)
+
+// sessionCookiePrefix + host is the name of a host's signed-in session cookie.
+const sessionCookiePrefix = "tg_session_"
+
+// pending is an authorization request between /authorize and the consent decision.
+type pending struct {
+	host        string
+	ar          fosite.AuthorizeRequester
+	resource    string
+	server      string // the server consented to: from the resource, or chosen
+	fromRes     bool   // server came from the resource: no choice
+	upstreamMCP string
+	clientName  string
+	agentType   string
+	expires     time.Time
+}
+
+// pendingStore keeps pending requests in memory, per process: behind a load balancer the
+// flow's requests must reach the same replica (sticky sessions) until this moves to the store.
+// Entries expire after ttl; at most max are kept, the oldest dropped first.
+type pendingStore struct {
+	ttl   time.Duration
+	max   int
+	mu    sync.Mutex
+	byRef map[string]*list.Element
+	order *list.List // of *pendingEntry, oldest at the back
+}
+
+type pendingEntry struct {
+	ref string
+	p   *pending
+}
+
+func newPendingStore(ttl time.Duration, max int) *pendingStore {
+	return &pendingStore{ttl: ttl, max: max, byRef: map[string]*list.Element{}, order: list.New()}
+}
+
+func (ps *pendingStore) put(p *pending, now time.Time) string {
+	ref := randomToken()
+	p.expires = now.Add(ps.ttl)
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	for ps.order.Len() >= ps.max {
+		el := ps.order.Back()
+		ps.order.Remove(el)
+		delete(ps.byRef, el.Value.(*pendingEntry).ref)
+	}
+	ps.byRef[ref] = ps.order.PushFront(&pendingEntry{ref: ref, p: p})
+	return ref
+}
+
+// get returns the pending request of ref for host, if it has not expired.
+func (ps *pendingStore) get(ref, host string, now time.Time) (*pending, bool) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	el, ok := ps.byRef[ref]
+	if !ok {
+		return nil, false
+	}
+	p := el.Value.(*pendingEntry).p
+	if !now.Before(p.expires) {
+		ps.order.Remove(el)
+		delete(ps.byRef, ref)
+		return nil, false
+	}
+	if p.host != host {
+		return nil, false
+	}
+	return p, true
+}
+
+func (ps *pendingStore) delete(ref string) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if el, ok := ps.byRef[ref]; ok {
+		ps.order.Remove(el)
+		delete(ps.byRef, ref)
+	}
+}
+
+func randomToken() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// --- /authorize ---
+
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, h store.Host) {
+	ctx := r.Context()
+	q := r.URL.Query()
+	// PKCE with S256 first: nothing (no document fetch, no lookup) for a request without it.
+	// The redirect URI is not validated yet, so the error is a page, not a redirect.
+	if err := ValidatePKCEChallenge(q.Get("code_challenge_method"), q.Get("code_challenge")); err != nil {
+		s.errorPage(w, http.StatusBadRequest, consentui.ErrorPage{
+			Frame:    frame(h),
+			Title:    "The app's sign-in request is invalid",
+			Message:  err.Error(),
+			WhatToDo: "The app must use PKCE with S256 (OAuth 2.1). Tell its developers.",
+		})
+		return
+	}
+	clientID := q.Get("client_id")
+	if IsClientIDMetadataURL(clientID) {
+		if err := s.ensureCIMDClient(ctx, h.Key, clientID); err != nil {
+			s.log.Info("oauthserver: client metadata document refused", "host", h.Key, "client_id", clientID, "err", err)
+			s.errorPage(w, http.StatusBadRequest, consentui.ErrorPage{
+				Frame:    frame(h),
+				Title:    "The app could not be identified",
+				Message:  "trustgate could not use the app's client metadata document.",
+				WhatToDo: "Try again later. If it keeps happening, tell the app's developers.",
+			})
+			return
+		}
+	}
+	ctx = withRedirectURI(ctx, q.Get("redirect_uri"))
+	// fosite (v0.49) refuses a state shorter than fosite.MinParameterEntropy, and its config
+	// cannot lower that; OAuth 2.1 makes state optional with PKCE and MCP clients may send none.
+	// For a request without state fosite gets a random placeholder, which is removed from the
+	// request it returns (and so never echoed to the client); a state that is sent keeps
+	// fosite's rule.
+	noState := q.Get("state") == ""
+	fr := r
+	if noState {
+		q2 := r.URL.Query()
+		q2.Set("state", randomToken())
+		u := *r.URL
+		u.RawQuery = q2.Encode()
+		fr = r.Clone(ctx)
+		fr.URL = &u
+		fr.Form, fr.PostForm = nil, nil
+	}
+	ar, err := s.provider.NewAuthorizeRequest(ctx, fr)
+	if noState {
+		if a, ok := ar.(*fosite.AuthorizeRequest); ok {
+			a.State = ""
+			a.Form.Del("state")
+		}
+	}
+	if err != nil {
+		s.writeAuthorizeError(ctx, w, h, ar, err)
+		return
+	}
+	resources := q["resource"]
+	resource := s.cfg.URLs.MCP(h.Key) // clients without RFC 8707 get the host's MCP URL
+	if len(resources) > 1 {
+		s.writeAuthorizeError(ctx, w, h, ar, errInvalidTarget("Send one resource parameter."))
+		return
+	}
+	if len(resources) == 1 {
+		resource = resources[0]
+	}
+	server, ok := s.resourceServer(ctx, h.Key, resource)
+	if !ok {
+		s.writeAuthorizeError(ctx, w, h, ar, errInvalidTarget("The resource must be this host's MCP URL or the MCP URL of one of its servers."))
+		return
+	}
+	ar.SetRequestedAudience(fosite.Arguments{resource})
+	p := &pending{host: h.Key, ar: ar, resource: resource, server: server, fromRes: server != "", upstreamMCP: q.Get("upstream_mcp")}
+	p.clientName, p.agentType = clientInfo(ar.GetClient())
+	ref := s.pending.put(p, s.now())
+	if _, ok := s.sessionUser(r, h.Key); ok {
+		http.Redirect(w, r, s.flowURL(h.Key, chooseServerPath, ref), http.StatusSeeOther)
+		return
+	}
+	s.renderSignIn(w, r, h, ref, "", "", http.StatusOK)
+}
+
+// clientInfo reads the client's name and agent type (trustgate's registration extension).
+func clientInfo(c fosite.Client) (name, agentType string) {
+	fc, ok := c.(*fositestore.Client)
+	if !ok {
+		return "", ""
+	}
+	var meta struct {
+		AgentType string `json:"agent_type"`
+	}
+	_ = json.Unmarshal([]byte(fc.Metadata), &meta)
+	switch meta.AgentType {
+	case AgentTypeChat, AgentTypeProactive, AgentTypeAmbient:
+	default:
+		meta.AgentType = ""
+	}
+	return fc.Name, meta.AgentType
+}
+
+// ensureCIMDClient makes sure the store holds a fresh copy of the Client ID Metadata Document
+// clientID. A document is fetched again once its cache lifetime (from this process's fetch) or,
+// for one fetched by another replica, DefaultCIMDCacheTTL after its FetchedAt has passed.
+func (s *Server) ensureCIMDClient(ctx context.Context, host, clientID string) error {
+	now := s.now()
+	key := host + " " + clientID
+	if c, err := s.cfg.Store.GetOAuthClient(ctx, host, clientID); err == nil {
+		s.cimdMu.Lock()
+		exp, known := s.cimdExpiries[key]
+		s.cimdMu.Unlock()
+		if !known {
+			exp = c.FetchedAt.Add(DefaultCIMDCacheTTL)
+		}
+		if now.Before(exp) {
+			return nil
+		}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	md, err := FetchClientMetadata(ctx, s.fetch, clientID)
+	if err != nil {
+		return err
+	}
+	if _, err := s.cfg.Store.PutOAuthClient(ctx, store.OAuthClient{
+		Host: host, ID: clientID, Kind: store.OAuthClientCIMD, Name: md.ClientName,
+		RedirectURIs: md.RedirectURIs, GrantTypes: md.GrantTypes, ResponseTypes: md.ResponseTypes,
+		TokenEndpointAuthMethod: store.OAuthAuthNone, Metadata: string(md.Raw), FetchedAt: md.FetchedAt,
+	}); err != nil {
+		return err
+	}
+	s.cimdMu.Lock()
+	if len(s.cimdExpiries) > MaxPendingAuthorize {
+		clear(s.cimdExpiries)
+	}
+	s.cimdExpiries[key] = md.ExpiresAt
+	s.cimdMu.Unlock()
+	return nil
+}
+
+// flowURL is the absolute URL of a flow page with its state_ref.
+func (s *Server) flowURL(host, path, ref string) string {
+	return s.issuer(host) + path + "?" + url.Values{"state_ref": {ref}}.Encode()
+}
+
+func (s *Server) renderSignIn(w http.ResponseWriter, r *http.Request, h store.Host, ref, email, msg string, status int) {
+	s.render(w, status, consentui.SignInPage{
+		Frame:     frame(h),
+		Form:      consentui.Form{Action: s.issuer(h.Key) + loginPath, CSRFToken: s.csrf.Token(w, r), StateRef: ref},
+		Email:     email,
+		Error:     msg,
+		SignUpURL: s.flowURL(h.Key, signupPath, ref),
+	})
+}
+
+// --- signed-in session cookie ---
+
+// The session cookie is "<host>|<user id>|<expiry unix>" and its HMAC-SHA256, base64url: it
+// names the human and the host, and expires after SessionTTL. Path is the host's base path,
+// so hosts served under /h/{host} keep separate sessions.
+
+func (s *Server) sessionMAC(payload string) []byte {
+	m := hmac.New(sha256.New, s.session)
+	m.Write([]byte(payload))
+	return m.Sum(nil)
+}
+
+func (s *Server) setSession(w http.ResponseWriter, host, userID string) {
+	exp := s.now().Add(SessionTTL)
+	payload := host + "|" + userID + "|" + strconv.FormatInt(exp.Unix(), 10)
+	value := base64.RawURLEncoding.EncodeToString([]byte(payload)) + "." + base64.RawURLEncoding.EncodeToString(s.sessionMAC(payload))
+	http.SetCookie(w, &http.Cookie{
+		Name: sessionCookiePrefix + host, Value: value, Path: s.cookiePath(host),
+		Expires: exp, MaxAge: int(SessionTTL / time.Second),
+		HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode,
+	})
+}
+
+func (s *Server) cookiePath(host string) string {
+	u, err := url.Parse(s.issuer(host))
+	if err != nil || u.Path == "" {
+		return "/"
+	}
+	return strings.TrimSuffix(u.Path, "/") + "/"
+}
+
+// sessionUser returns the human signed in to host in r's browser.
+func (s *Server) sessionUser(r *http.Request, host string) (string, bool) {
+	for _, c := range r.CookiesNamed(sessionCookiePrefix + host) {
+		p64, m64, ok := strings.Cut(c.Value, ".")
+		if !ok {
+			continue
+		}
+		payload, err1 := base64.RawURLEncoding.DecodeString(p64)
+		mac, err2 := base64.RawURLEncoding.DecodeString(m64)
+		if err1 != nil || err2 != nil || !hmac.Equal(mac, s.sessionMAC(string(payload))) {
+			continue
+		}
+		parts := strings.Split(string(payload), "|")
+		if len(parts) != 3 || parts[0] != host || parts[1] == "" {
+			continue
+		}
+		exp, err := strconv.ParseInt(parts[2], 10, 64)
+		if err != nil || !s.now().Before(time.Unix(exp, 0)) {
+			continue
+		}
+		if _, err := s.cfg.Store.GetUser(r.Context(), host, parts[1]); err != nil {
+			continue // deleted since
+		}
+		return parts[1], true
+	}
+	return "", false
+}
+
+// --- form helpers ---
+
+// postForm bounds and parses a flow form, checks its CSRF token and finds its pending request.
+// It answers the request itself and returns false when any of that fails.
+func (s *Server) postForm(w http.ResponseWriter, r *http.Request, h store.Host) (string, *pending, bool) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		s.errorPage(w, http.StatusBadRequest, consentui.ErrorPage{Frame: frame(h), Title: "Invalid form", Message: "The form could not be read."})
+		return "", nil, false
+	}
+	if err := s.csrf.Verify(r); err != nil {
+		s.log.Info("oauthserver: CSRF check failed", "host", h.Key, "err", err)
+		s.errorPage(w, http.StatusForbidden, consentui.ErrorPage{Frame: frame(h), Title: "The form expired", Message: consentui.CSRFMessage})
+		return "", nil, false
+	}
+	return s.pendingOf(w, h, r.PostFormValue("state_ref"))
+}
+
+// pendingOf finds the pending request ref, or shows the "expired" page.
+func (s *Server) pendingOf(w http.ResponseWriter, h store.Host, ref string) (string, *pending, bool) {
+	p, ok := s.pending.get(ref, h.Key, s.now())
+	if !ok {
+		s.errorPage(w, http.StatusBadRequest, consentui.ErrorPage{
+			Frame:    frame(h),
+			Title:    "This sign-in has expired",
+			Message:  "The request to connect your app is no longer valid.",
+			WhatToDo: "Start again from your app.",
+		})
+		return "", nil, false
+	}
+	return ref, p, true
+}
+
+// --- sign in ---
+
+// login signs a human in with email and password. A human an admin pre-authorized (no password
+// yet) claims the account here: the password they enter becomes theirs. This trusts the admin's
+// pre-authorization of the email (whoever first signs in with it owns it); email verification
+// comes with the later sign-in methods.
+func (s *Server) login(w http.ResponseWriter, r *http.Request, h store.Host) {
+	ref, _, ok := s.postForm(w, r, h)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	email := strings.TrimSpace(r.PostFormValue("email"))
+	password := r.PostFormValue("password")
+	now := s.now()
+	if ok, retry := s.addrLimiter.Allow(consentui.AddressKey(consentui.ClientAddr(r, s.cfg.TrustProxyHeaders)), now); !ok {
+		s.renderSignIn(w, r, h, ref, email, consentui.TooManyAttemptsMessage(retry), http.StatusTooManyRequests)
+		return
+	}
+	acctKey := "account:" + h.Key + "/" + strings.ToLower(email)
+	if ok, retry := s.acctLimiter.Allow(acctKey, now); !ok {
+		s.renderSignIn(w, r, h, ref, email, consentui.TooManyAttemptsMessage(retry), http.StatusTooManyRequests)
+		return
+	}
+	u, err := s.cfg.Store.GetUserByEmail(ctx, h.Key, email)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrInvalid) {
+			s.internalError(w, h, "look up user", err)
+			return
+		}
+		consentui.DummyVerify(password)
+		s.renderSignIn(w, r, h, ref, email, consentui.MsgBadCredentials, http.StatusUnauthorized)
+		return
+	}
+	phc, err := s.cfg.Store.GetUserPasswordHash(ctx, h.Key, u.ID)
+	if err != nil {
+		s.internalError(w, h, "read password hash", err)
+		return
+	}
+	if phc == "" {
+		// Claiming a pre-authorized account.
+		if err := consentui.CheckPasswordPolicy(password); err != nil {
+			s.renderSignIn(w, r, h, ref, email, "Choose a password for your account. "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		if err := s.storePassword(ctx, h.Key, u.ID, password); err != nil {
+			s.internalError(w, h, "set password", err)
+			return
+		}
+	} else {
+		match, rehash, err := consentui.VerifyPassword(phc, password)
+		if err != nil {
+			s.log.Error("oauthserver: stored password hash unusable", "host", h.Key, "user", u.ID, "err", err)
+		}
+		if !match {
+			s.renderSignIn(w, r, h, ref, email, consentui.MsgBadCredentials, http.StatusUnauthorized)
+			return
+		}
+		if rehash {
+			if err := s.storePassword(ctx, h.Key, u.ID, password); err != nil {
+				s.log.Error("oauthserver: rehash password", "host", h.Key, "user", u.ID, "err", err)
+			}
+		}
+	}
+	s.acctLimiter.Success(acctKey)
+	s.signedIn(w, r, h, u.ID, ref)
+}
+
+func (s *Server) storePassword(ctx context.Context, host, userID, password string) error {
+	phc, err := consentui.HashPassword(password)
+	if err != nil {
+		return err
+	}
+	return s.cfg.Store.SetUserPassword(ctx, host, userID, phc)
+}
+
+func (s *Server) signedIn(w http.ResponseWriter, r *http.Request, h store.Host, userID, ref string) {
+	if err := s.cfg.Store.TouchUser(r.Context(), h.Key, userID, s.now()); err != nil {
+		s.log.Warn("oauthserver: touch user", "host", h.Key, "err", err)
+	}
+	s.setSession(w, h.Key, userID)
+	http.Redirect(w, r, s.flowURL(h.Key, chooseServerPath, ref), http.StatusSeeOther)
+}
+
+// --- sign up ---
+
+func (s *Server) signupPage(w http.ResponseWriter, r *http.Request, h store.Host) {
+	ref, _, ok := s.pendingOf(w, h, r.URL.Query().Get("state_ref"))
+	if !ok {
+		return
+	}
+	s.renderSignUp(w, r, h, consentui.SignUpPage{}, ref, http.StatusOK)
+}
+
+func (s *Server) renderSignUp(w http.ResponseWriter, r *http.Request, h store.Host, p consentui.SignUpPage, ref string, status int) {
+	p.Frame = frame(h)
+	p.Form = consentui.Form{Action: s.issuer(h.Key) + signupPath, CSRFToken: s.csrf.Token(w, r), StateRef: ref}
+	p.AllowedDomains = h.Settings.AllowedEmailDomains
+	p.SignInURL = "" // the sign-in page needs the authorization request again: back to the app
+	s.render(w, status, p)
+}
+
+// signup creates a human whose email domain the host allows (AllowedEmailDomains; empty allows
+// any). A new human has no grant: they see the empty state until an admin grants them servers.
+func (s *Server) signup(w http.ResponseWriter, r *http.Request, h store.Host) {
+	ref, _, ok := s.postForm(w, r, h)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	email := strings.TrimSpace(r.PostFormValue("email"))
+	password := r.PostFormValue("password")
+	page := consentui.SignUpPage{Email: email}
+	if ok, retry := s.addrLimiter.Allow(consentui.AddressKey(consentui.ClientAddr(r, s.cfg.TrustProxyHeaders)), s.now()); !ok {
+		page.Error = consentui.TooManyAttemptsMessage(retry)
+		s.renderSignUp(w, r, h, page, ref, http.StatusTooManyRequests)
+		return
+	}
+	at := strings.LastIndexByte(email, '@')
+	if at <= 0 || at == len(email)-1 {
+		page.EmailError = "Enter an email address."
+	} else if !domainAllowed(h.Settings.AllowedEmailDomains, email[at+1:]) {
+		page.EmailError = "This email domain cannot sign up here."
+	}
+	if err := consentui.CheckPasswordPolicy(password); err != nil {
+		page.PasswordError = err.Error()
+	} else if r.PostFormValue("password_confirm") != password {
+		page.ConfirmError = consentui.MsgPasswordsDiffer
+	}
+	if page.HasErrors() {
+		s.renderSignUp(w, r, h, page, ref, http.StatusBadRequest)
+		return
+	}
+	u, err := s.cfg.Store.CreateUser(ctx, store.User{Host: h.Key, Email: email})
+	if err != nil {
+		switch {
+		case errors.Is(err, store.ErrConflict):
+			page.Error = "An account with this email already exists: sign in instead."
+		case errors.Is(err, store.ErrInvalid):
+			page.EmailError = "Enter a valid email address."
+		default:
+			s.internalError(w, h, "create user", err)
+			return
+		}
+		s.renderSignUp(w, r, h, page, ref, http.StatusBadRequest)
+		return
+	}
+	if err := s.storePassword(ctx, h.Key, u.ID, password); err != nil {
+		s.internalError(w, h, "set password", err)
+		return
+	}
+	s.signedIn(w, r, h, u.ID, ref)
+}
+
+func domainAllowed(allowed []string, domain string) bool {
+	if len(allowed) == 0 {
+		return true
+	}
+	for _, d := range allowed {
+		if strings.EqualFold(strings.TrimPrefix(d, "@"), domain) {
+			return true
+		}
+	}
+	return false
+}
+
+// --- choose the server ---
+
+// grantedServers lists the servers the admin granted userID, with their ceilings.
+func (s *Server) grantedServers(ctx context.Context, host, userID string) ([]consentui.ServerOption, map[string]store.Server, error) {
+	grants, err := s.cfg.Store.ListGrants(ctx, host, userID)
+	if err != nil {
+		return nil, nil, err
+	}
+	servers, err := s.cfg.Store.ListServers(ctx, host)
+	if err != nil {
+		return nil, nil, err
+	}
+	byKey := map[string]store.Server{}
+	for _, sv := range servers {
+		byKey[sv.Key] = sv
+	}
+	var opts []consentui.ServerOption
+	for _, g := range grants {
+		sv, ok := byKey[g.Server]
+		if !ok || !g.Ceiling.Valid() {
+			continue
+		}
+		opts = append(opts, consentui.ServerOption{Key: sv.Key, Name: sv.Name, Description: sv.Description, Ceiling: g.Ceiling})
+	}
+	return opts, byKey, nil
+}
+
+// signedInOr returns the signed-in human, or shows the sign-in page for ref.
+func (s *Server) signedInOr(w http.ResponseWriter, r *http.Request, h store.Host, ref string) (string, bool) {
+	uid, ok := s.sessionUser(r, h.Key)
+	if !ok {
+		s.renderSignIn(w, r, h, ref, "", "", http.StatusOK)
+	}
+	return uid, ok
+}
+
+func (s *Server) chooseServerPage(w http.ResponseWriter, r *http.Request, h store.Host) {
+	ref, p, ok := s.pendingOf(w, h, r.URL.Query().Get("state_ref"))
+	if !ok {
+		return
+	}
+	uid, ok := s.signedInOr(w, r, h, ref)
+	if !ok {
+		return
+	}
+	if p.fromRes {
+		// The resource names the server: no choice (consentPage checks the grant).
+		http.Redirect(w, r, s.flowURL(h.Key, consentPath, ref), http.StatusSeeOther)
+		return
+	}
+	s.renderChooseServer(w, r, h, ref, p, uid, "", http.StatusOK)
+}
+
+func (s *Server) renderChooseServer(w http.ResponseWriter, r *http.Request, h store.Host, ref string, p *pending, uid, msg string, status int) {
+	opts, byKey, err := s.grantedServers(r.Context(), h.Key, uid)
+	if err != nil {
+		s.internalError(w, h, "list granted servers", err)
+		return
+	}
+	// upstream_mcp pre-selects a granted server with that URL; anything else is ignored.
+	if p.upstreamMCP != "" {
+		for i := range opts {
+			if byKey[opts[i].Key].URL == p.upstreamMCP {
+				opts[i].Selected = true
+				break
+			}
+		}
+	}
+	s.render(w, status, consentui.ChooseServerPage{
+		Frame:     frame(h),
+		Form:      consentui.Form{Action: s.issuer(h.Key) + chooseServerPath, CSRFToken: s.csrf.Token(w, r), StateRef: ref},
+		AgentName: p.clientName,
+		Servers:   opts,
+		Error:     msg,
+	})
+}
+
+func (s *Server) chooseServer(w http.ResponseWriter, r *http.Request, h store.Host) {
+	ref, p, ok := s.postForm(w, r, h)
+	if !ok {
+		return
+	}
+	uid, ok := s.signedInOr(w, r, h, ref)
+	if !ok {
+		return
+	}
+	key := r.PostFormValue("server")
+	if !p.fromRes {
+		if _, err := s.cfg.Store.GetGrant(r.Context(), h.Key, key, uid); err != nil {
+			s.renderChooseServer(w, r, h, ref, p, uid, "Choose one of the servers listed.", http.StatusBadRequest)
+			return
+		}
+		p.server = key
+	}
+	http.Redirect(w, r, s.flowURL(h.Key, consentPath, ref), http.StatusSeeOther)
+}
+
+// --- trust level ---
+
+func (s *Server) consentPage(w http.ResponseWriter, r *http.Request, h store.Host) {
+	ref, p, ok := s.pendingOf(w, h, r.URL.Query().Get("state_ref"))
+	if !ok {
+		return
+	}
+	uid, ok := s.signedInOr(w, r, h, ref)
+	if !ok {
+		return
+	}
+	s.renderConsent(w, r, h, ref, p, uid, "", http.StatusOK)
+}
+
+func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, h store.Host, ref string, p *pending, uid, msg string, status int) {
+	ctx := r.Context()
+	if p.server == "" {
+		http.Redirect(w, r, s.flowURL(h.Key, chooseServerPath, ref), http.StatusSeeOther)
+		return
+	}
+	sv, err := s.cfg.Store.GetServer(ctx, h.Key, p.server)
+	if err != nil {
+		s.internalError(w, h, "load server", err)
+		return
+	}
+	g, err := s.cfg.Store.GetGrant(ctx, h.Key, p.server, uid)
+	if errors.Is(err, store.ErrNotFound) {
+		s.errorPage(w, http.StatusForbidden, consentui.ErrorPage{
+			Frame:    frame(h),
+			Title:    "No access to this server",
+			Message:  "Your administrator has not given you access to " + serverLabel(sv) + ".",
+			WhatToDo: "Ask your administrator to grant you access, then connect again from your app.",
+		})
+		return
+	}
+	if err != nil {
+		s.internalError(w, h, "load grant", err)
+		return
+	}
+	tools, err := s.cfg.Store.ListTools(ctx, h.Key, p.server)
+	if err != nil {
+		s.internalError(w, h, "list tools", err)
+		return
+	}
+	rows := make([]consentui.ToolRow, 0, len(tools))
+	for _, t := range tools {
+		allowed := map[schema.Level]bool{}
+		for _, l := range schema.Levels {
+			allowed[l] = t.Enabled && t.Level.Valid() && t.Level <= l
+		}
+		rows = append(rows, consentui.ToolRow{Name: t.Name, Title: t.Title, Allowed: allowed})
+	}
+	s.render(w, status, consentui.TrustLevelPage{
+		Frame:       frame(h),
+		Form:        consentui.Form{Action: s.issuer(h.Key) + consentPath, CSRFToken: s.csrf.Token(w, r), StateRef: ref},
+		AgentName:   p.clientName,
+		ClientID:    p.ar.GetClient().GetID(),
+		RedirectURI: p.ar.GetRedirectURI().String(),
+		ServerKey:   sv.Key,
+		ServerName:  sv.Name,
+		Ceiling:     g.Ceiling,
+		Tools:       rows,
+		Error:       msg,
+	})
+}
+
+func serverLabel(sv store.Server) string {
+	if sv.Name != "" {
+		return sv.Name
+	}
+	return sv.Key
+}
+
+func (s *Server) consent(w http.ResponseWriter, r *http.Request, h store.Host) {
+	ref, p, ok := s.postForm(w, r, h)
+	if !ok {
+		return
+	}
+	uid, ok := s.signedInOr(w, r, h, ref)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	redirectW := &authorizeRedirectWriter{ResponseWriter: w, iss: s.issuer(h.Key), dropState: p.ar.GetState() == ""}
+	if r.PostFormValue("decision") != "allow" {
+		s.pending.delete(ref)
+		s.provider.WriteAuthorizeError(ctx, redirectW, p.ar, fosite.ErrAccessDenied.WithHint("The person denied the request."))
+		return
+	}
+	if p.server == "" || r.PostFormValue("server") != p.server {
+		http.Redirect(w, r, s.flowURL(h.Key, chooseServerPath, ref), http.StatusSeeOther)
+		return
+	}
+	level, err := schema.ParseLevel(r.PostFormValue("trust_level"))
+	if err != nil {
+		s.renderConsent(w, r, h, ref, p, uid, "Choose a trust level.", http.StatusBadRequest)
+		return
+	}
+	g, err := s.cfg.Store.GetGrant(ctx, h.Key, p.server, uid)
+	if err != nil || level > g.Ceiling {
+		s.renderConsent(w, r, h, ref, p, uid, "Choose a trust level your administrator allows.", http.StatusBadRequest)
+		return
+	}
+	agentID, err := s.agentFor(ctx, h.Key, uid, p)
+	if err != nil {
+		if errors.Is(err, errAgentDisabled) {
+			s.errorPage(w, http.StatusForbidden, consentui.ErrorPage{
+				Frame:    frame(h),
+				Title:    "This app was disabled",
+				Message:  "Your administrator disabled this app for your account.",
+				WhatToDo: "Ask your administrator to enable it again.",
+			})
+			return
+		}
+		s.internalError(w, h, "create agent", err)
+		return
+	}
+	if _, err := s.cfg.Store.SetConsent(ctx, store.Consent{Host: h.Key, AgentID: agentID, Server: p.server, Level: level}); err != nil {
+		s.internalError(w, h, "set consent", err)
+		return
+	}
+	if _, err := s.cfg.Syncer.Sync(ctx); err != nil {
+		// The consent is stored and the writer's outbox applies it later; tokens may be
+		// refused until then.
+		s.log.Warn("oauthserver: relationship sync after consent", "host", h.Key, "err", err)
+	}
+	ar := p.ar
+	for _, sc := range ar.GetRequestedScopes() {
+		ar.GrantScope(sc)
+	}
+	if len(ar.GetRequestedScopes()) == 0 {
+		ar.GrantScope(MCPScope)
+	}
+	ar.GrantAudience(p.resource)
+	s.pending.delete(ref)
+	resp, err := s.provider.NewAuthorizeResponse(ctx, ar, fositestore.NewSession(h.Key, uid, agentID))
+	if err != nil {
+		s.provider.WriteAuthorizeError(ctx, redirectW, ar, err)
+		return
+	}
+	s.provider.WriteAuthorizeResponse(ctx, redirectW, ar, resp)
+}
+
+var errAgentDisabled = errors.New("agent disabled")
+
+// agentFor returns the agent of the request's client for the human, creating it the first time.
+func (s *Server) agentFor(ctx context.Context, host, userID string, p *pending) (string, error) {
+	clientID := p.ar.GetClient().GetID()
+	agents, err := s.cfg.Store.ListAgents(ctx, host, userID)
+	if err != nil {
+		return "", err
+	}
+	for _, a := range agents {
+		if a.ClientID == clientID {
+			if a.Disabled {
+				return "", errAgentDisabled
+			}
+			return a.ID, nil
+		}
+	}
+	name := p.clientName
+	if name == "" {
+		name = clientID
+	}
+	a, err := s.cfg.Store.CreateAgent(ctx, store.Agent{
+		Host: host, UserID: userID, ClientID: clientID, Name: name,
+		RedirectURIs: p.ar.GetClient().GetRedirectURIs(), Type: p.agentType,
+	})
+	if err != nil {
+		return "", err
+	}
+	return a.ID, nil
+}

@@ -1,0 +1,570 @@
+package oauthserver_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"html"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"golang.org/x/oauth2"
+
+	"github.com/trustgate/trustgate/authzserver"
+	"github.com/trustgate/trustgate/oauthserver"
+	"github.com/trustgate/trustgate/oauthserver/keyset"
+	"github.com/trustgate/trustgate/schema"
+	"github.com/trustgate/trustgate/secrets"
+	"github.com/trustgate/trustgate/store"
+	"github.com/trustgate/trustgate/tenant"
+)
+
+// The authorization server end to end: a real store, embedded SpiceDB and relationship writer,
+// the server behind a host router like the gateway's, golang.org/x/oauth2 as the client, and
+// the test as the browser (cookie jar, HTML forms).
+
+const (
+	redirectURI = "http://localhost:7777/callback"
+	email       = "ada@example.com"
+	password    = "correct horse battery staple"
+)
+
+type env struct {
+	t       *testing.T
+	st      store.Store
+	backend authzserver.Backend
+	ks      *keyset.KeySet
+	srv     *httptest.Server
+	urls    tenant.URLs
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.Config{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	b, err := authzserver.StartEmbedded(ctx, authzserver.EmbeddedConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	if err := b.WriteSchema(ctx, schema.Text); err != nil {
+		t.Fatal(err)
+	}
+	w := authzserver.NewWriter(st, b, nil)
+	ring, err := secrets.NewKeyring(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := keyset.Open(ctx, st, ring, keyset.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, st: st, backend: b, ks: ks}
+	var handler http.Handler
+	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// What the gateway's host routing does.
+		host, path := e.urls.Resolve(r)
+		r2 := r.WithContext(tenant.WithHost(r.Context(), host))
+		u := *r.URL
+		u.Path, u.RawPath = path, ""
+		r2.URL = &u
+		handler.ServeHTTP(w, r2)
+	}))
+	t.Cleanup(e.srv.Close)
+	e.urls, _ = tenant.NewURLs(e.srv.URL, false)
+	s, err := oauthserver.NewServer(oauthserver.ServerConfig{
+		Store: st, URLs: e.urls, KeySet: ks, Syncer: w,
+		CookieSecret: bytes.Repeat([]byte{1}, 32), GlobalSecret: bytes.Repeat([]byte{2}, 32),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	handler = s.Handler()
+
+	for _, h := range []string{"acme", "other"} {
+		if _, err := st.CreateHost(ctx, store.Host{Key: h}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.CreateServer(ctx, store.Server{Host: h, Key: "linear", Name: "Linear", URL: "https://mcp.linear.app/mcp"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, level := range map[string]schema.Level{"list_issues": schema.Low, "create_issue": schema.Medium, "delete_issue": schema.High} {
+		if _, err := st.PutTool(ctx, store.Tool{Host: "acme", Server: "linear", Name: name, Level: level, Enabled: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	u, err := st.CreateUser(ctx, store.User{Host: "acme", Email: email})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.SetGrant(ctx, store.Grant{Host: "acme", Server: "linear", UserID: u.ID, Ceiling: schema.High}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func (e *env) base(host string) string { return e.urls.Base(host) }
+func (e *env) resource() string        { return e.urls.MCP("acme") + "/linear" }
+func (e *env) user() store.User {
+	u, _ := e.st.GetUserByEmail(context.Background(), "acme", email)
+	return u
+}
+func (e *env) path(host, p string) string { return e.base(host) + p }
+
+// register registers a public client with DCR and returns its oauth2 configuration.
+func (e *env) register(host string, redirects ...string) *oauth2.Config {
+	e.t.Helper()
+	if len(redirects) == 0 {
+		redirects = []string{redirectURI}
+	}
+	body, _ := json.Marshal(map[string]any{
+		"redirect_uris": redirects, "client_name": "Cursor", "token_endpoint_auth_method": "none",
+		"grant_types": []string{"authorization_code", "refresh_token"}, "agent_type": "chat",
+	})
+	resp, err := http.Post(e.path(host, "/register"), "application/json", bytes.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	if resp.StatusCode != http.StatusCreated || out["client_id"] == "" {
+		e.t.Fatalf("register: %d %v", resp.StatusCode, out)
+	}
+	if _, has := out["client_secret"]; has {
+		e.t.Fatalf("public client got a secret: %v", out)
+	}
+	return &oauth2.Config{
+		ClientID:    out["client_id"].(string),
+		RedirectURL: redirects[0],
+		Endpoint: oauth2.Endpoint{
+			AuthURL: e.path(host, "/authorize"), TokenURL: e.path(host, "/token"), AuthStyle: oauth2.AuthStyleInParams,
+		},
+	}
+}
+
+// browser is a cookie-keeping browser that follows redirects within the server only.
+type browser struct {
+	e      *env
+	client *http.Client
+}
+
+func (e *env) browser() *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{e: e, client: &http.Client{Jar: jar, CheckRedirect: func(req *http.Request, _ []*http.Request) error {
+		if !strings.HasPrefix(req.URL.String(), e.srv.URL) {
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}}}
+}
+
+type page struct {
+	status int
+	body   string
+	loc    *url.URL // set when the browser left for another site (the client's redirect URI)
+}
+
+func (b *browser) do(req *http.Request) page {
+	b.e.t.Helper()
+	resp, err := b.client.Do(req)
+	if err != nil {
+		b.e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	p := page{status: resp.StatusCode, body: string(body)}
+	if resp.StatusCode/100 == 3 {
+		p.loc, _ = url.Parse(resp.Header.Get("Location"))
+	}
+	return p
+}
+
+func (b *browser) get(u string) page {
+	req, _ := http.NewRequest("GET", u, nil)
+	return b.do(req)
+}
+
+var (
+	actionRE = regexp.MustCompile(`<form method="post"(?: action="([^"]*)")?>`)
+	hiddenRE = regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" value="([^"]*)">`)
+)
+
+// submit posts p's form with the hidden fields and fields (an empty value deletes a field).
+func (b *browser) submit(p page, fields map[string]string) page {
+	b.e.t.Helper()
+	m := actionRE.FindStringSubmatch(p.body)
+	if m == nil {
+		b.e.t.Fatalf("no form in page (%d): %s", p.status, p.body)
+	}
+	form := url.Values{}
+	for _, h := range hiddenRE.FindAllStringSubmatch(p.body, -1) {
+		form.Set(h[1], html.UnescapeString(h[2]))
+	}
+	for k, v := range fields {
+		if v == "" {
+			form.Del(k)
+		} else {
+			form.Set(k, v)
+		}
+	}
+	req, _ := http.NewRequest("POST", html.UnescapeString(m[1]), strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return b.do(req)
+}
+
+// flow runs the authorization request through sign-in and consent at level; it returns the
+// final redirect to the client.
+func (e *env) flow(b *browser, conf *oauth2.Config, state, verifier, level string) *url.URL {
+	e.t.Helper()
+	p := b.get(conf.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("resource", e.resource())))
+	if p.status == http.StatusOK && strings.Contains(p.body, `name="password"`) {
+		p = b.submit(p, map[string]string{"email": email, "password": password})
+	}
+	if p.status != http.StatusOK || !strings.Contains(p.body, `name="trust_level"`) {
+		e.t.Fatalf("expected the trust level page, got %d (%v): %s", p.status, p.loc, p.body)
+	}
+	p = b.submit(p, map[string]string{"trust_level": level, "decision": "allow"})
+	if p.loc == nil {
+		e.t.Fatalf("consent: no redirect, %d: %s", p.status, p.body)
+	}
+	return p.loc
+}
+
+func (e *env) exchange(conf *oauth2.Config, loc *url.URL, verifier string) *oauth2.Token {
+	e.t.Helper()
+	code := loc.Query().Get("code")
+	if code == "" {
+		e.t.Fatalf("no code in %s", loc)
+	}
+	tok, err := conf.Exchange(context.Background(), code, oauth2.VerifierOption(verifier))
+	if err != nil {
+		e.t.Fatalf("exchange: %v", err)
+	}
+	return tok
+}
+
+func (e *env) check(agentID, tool string) bool {
+	e.t.Helper()
+	ok, err := e.backend.Check(context.Background(), authzserver.CheckRequest{
+		Resource: schema.Tool("acme", "linear", tool), Permission: "call",
+		Subject: schema.SubjectRef{Object: schema.Agent("acme", agentID)},
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return ok
+}
+
+func TestMetadataDocuments(t *testing.T) {
+	e := newEnv(t)
+	get := func(p string) (int, map[string]any) {
+		resp, err := http.Get(e.path("acme", p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&m)
+		return resp.StatusCode, m
+	}
+	for _, p := range []string{"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"} {
+		code, m := get(p)
+		if code != 200 || m["issuer"] != e.base("acme") || m["token_endpoint"] != e.base("acme")+"/token" {
+			t.Fatalf("%s: %d %v", p, code, m)
+		}
+	}
+	for p, want := range map[string]string{
+		"/.well-known/oauth-protected-resource":            e.urls.MCP("acme"),
+		"/.well-known/oauth-protected-resource/mcp":        e.urls.MCP("acme"),
+		"/.well-known/oauth-protected-resource/mcp/linear": e.resource(),
+	} {
+		code, m := get(p)
+		if code != 200 || m["resource"] != want {
+			t.Fatalf("%s: %d %v, want resource %s", p, code, m, want)
+		}
+		if as, _ := m["authorization_servers"].([]any); len(as) != 1 || as[0] != e.base("acme") {
+			t.Fatalf("%s: authorization_servers %v", p, m["authorization_servers"])
+		}
+	}
+	if code, _ := get("/.well-known/oauth-protected-resource/mcp/nope"); code != 404 {
+		t.Fatalf("unknown server: %d", code)
+	}
+	code, m := get("/.well-known/jwks.json")
+	if keys, _ := m["keys"].([]any); code != 200 || len(keys) == 0 {
+		t.Fatalf("jwks: %d %v", code, m)
+	}
+}
+
+func TestRegistration(t *testing.T) {
+	e := newEnv(t)
+	conf := e.register("acme")
+	c, err := e.st.GetOAuthClient(context.Background(), "acme", conf.ClientID)
+	if err != nil || c.Kind != store.OAuthClientDCR || c.SecretHash != "" || c.Name != "Cursor" {
+		t.Fatalf("stored client %+v, %v", c, err)
+	}
+	// A confidential client gets a secret, stored hashed.
+	resp, err := http.Post(e.path("acme", "/register"), "application/json", strings.NewReader(`{"redirect_uris":["https://app.example.com/cb"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	resp.Body.Close()
+	secret, _ := out["client_secret"].(string)
+	if resp.StatusCode != 201 || secret == "" {
+		t.Fatalf("confidential: %d %v", resp.StatusCode, out)
+	}
+	c, _ = e.st.GetOAuthClient(context.Background(), "acme", out["client_id"].(string))
+	if c.SecretHash != oauthserver.HashClientSecret(secret) {
+		t.Fatalf("secret hash %q", c.SecretHash)
+	}
+	// Invalid metadata.
+	resp, _ = http.Post(e.path("acme", "/register"), "application/json", strings.NewReader(`{"redirect_uris":["javascript:alert(1)"]}`))
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Fatalf("bad redirect: %d", resp.StatusCode)
+	}
+}
+
+func TestFullFlow(t *testing.T) {
+	e := newEnv(t)
+	conf := e.register("acme")
+	b := e.browser()
+	verifier := oauth2.GenerateVerifier()
+	loc := e.flow(b, conf, "state-0123456789", verifier, "medium")
+	q := loc.Query()
+	if !strings.HasPrefix(loc.String(), redirectURI) || q.Get("state") != "state-0123456789" || q.Get("iss") != e.base("acme") {
+		t.Fatalf("redirect %s", loc)
+	}
+	tok := e.exchange(conf, loc, verifier)
+	if tok.RefreshToken == "" {
+		t.Fatal("no refresh token")
+	}
+	claims, err := e.ks.Verify(tok.AccessToken, keyset.Expect{Issuer: e.base("acme"), Audience: e.resource()})
+	if err != nil {
+		t.Fatalf("verify access token: %v", err)
+	}
+	u := e.user()
+	agentID, _ := claims.Extra["agent_id"].(string)
+	if claims.Subject != u.ID || claims.ClientID != conf.ClientID || claims.Extra["host"] != "acme" || agentID == "" || claims.Scope != oauthserver.MCPScope {
+		t.Fatalf("claims %+v", claims)
+	}
+	if _, err := e.ks.Verify(tok.AccessToken, keyset.Expect{Issuer: e.base("acme"), Audience: e.urls.MCP("other")}); !errors.Is(err, keyset.ErrWrongAudience) {
+		t.Fatalf("other audience: %v", err)
+	}
+	// The account was claimed: the password is now set.
+	if h, _ := e.st.GetUserPasswordHash(context.Background(), "acme", u.ID); h == "" {
+		t.Fatal("password not set by the claim")
+	}
+	a, err := e.st.GetAgent(context.Background(), "acme", agentID)
+	if err != nil || a.ClientID != conf.ClientID || a.UserID != u.ID || a.Type != "chat" || a.Name != "Cursor" {
+		t.Fatalf("agent %+v, %v", a, err)
+	}
+	c, err := e.st.GetConsent(context.Background(), "acme", agentID, "linear")
+	if err != nil || c.Level != schema.Medium {
+		t.Fatalf("consent %+v, %v", c, err)
+	}
+	if !e.check(agentID, "create_issue") || !e.check(agentID, "list_issues") {
+		t.Fatal("medium tool denied")
+	}
+	if e.check(agentID, "delete_issue") {
+		t.Fatal("high tool allowed")
+	}
+
+	// A second authorization in the same browser skips sign-in and reuses the agent.
+	verifier2 := oauth2.GenerateVerifier()
+	loc2 := e.flow(b, conf, "state-abcdefghij", verifier2, "low")
+	tok2 := e.exchange(conf, loc2, verifier2)
+	claims2, err := e.ks.Verify(tok2.AccessToken, keyset.Expect{Issuer: e.base("acme"), Audience: e.resource()})
+	if err != nil || claims2.Extra["agent_id"] != agentID {
+		t.Fatalf("second flow: %+v %v", claims2, err)
+	}
+
+	// Refresh rotates, and the new access token is a JWT too.
+	ts := conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: tok.RefreshToken})
+	tok3, err := ts.Token()
+	if err != nil {
+		t.Fatalf("refresh: %v", err)
+	}
+	if tok3.RefreshToken == "" || tok3.RefreshToken == tok.RefreshToken {
+		t.Fatal("refresh token not rotated")
+	}
+	if _, err := e.ks.Verify(tok3.AccessToken, keyset.Expect{Issuer: e.base("acme"), Audience: e.resource()}); err != nil {
+		t.Fatalf("refreshed access token: %v", err)
+	}
+
+	// Revocation makes the access token inactive at introspection (which needs a
+	// confidential client).
+	resp, _ := http.Post(e.path("acme", "/register"), "application/json", strings.NewReader(`{"redirect_uris":["https://rs.example.com/cb"]}`))
+	var rs map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&rs)
+	resp.Body.Close()
+	introspect := func(token string) map[string]any {
+		req, _ := http.NewRequest("POST", e.path("acme", "/introspect"), strings.NewReader(url.Values{"token": {token}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(rs["client_id"].(string), rs["client_secret"].(string))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&m)
+		return m
+	}
+	if m := introspect(tok3.AccessToken); m["active"] != true || m["sub"] != u.ID {
+		t.Fatalf("introspect: %v", m)
+	}
+	resp, _ = http.PostForm(e.path("acme", "/revoke"), url.Values{"token": {tok3.AccessToken}, "client_id": {conf.ClientID}})
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("revoke: %d", resp.StatusCode)
+	}
+	if m := introspect(tok3.AccessToken); m["active"] != false {
+		t.Fatalf("introspect after revoke: %v", m)
+	}
+	// Without client authentication introspection is refused.
+	resp, _ = http.PostForm(e.path("acme", "/introspect"), url.Values{"token": {tok2.AccessToken}})
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Fatalf("anonymous introspection: %d", resp.StatusCode)
+	}
+}
+
+func TestNoStateCompletes(t *testing.T) {
+	e := newEnv(t)
+	conf := e.register("acme")
+	verifier := oauth2.GenerateVerifier()
+	loc := e.flow(e.browser(), conf, "", verifier, "low")
+	if _, has := loc.Query()["state"]; has {
+		t.Fatalf("redirect has a state: %s", loc)
+	}
+	e.exchange(conf, loc, verifier)
+	// A state that is sent must still be long enough.
+	p := e.browser().get(conf.AuthCodeURL("short", oauth2.S256ChallengeOption(verifier)))
+	if p.loc == nil || p.loc.Query().Get("error") != "invalid_state" {
+		t.Fatalf("short state: %d %v", p.status, p.loc)
+	}
+}
+
+func TestPKCERequired(t *testing.T) {
+	e := newEnv(t)
+	conf := e.register("acme")
+	for name, opts := range map[string][]oauth2.AuthCodeOption{
+		"missing": nil,
+		"plain":   {oauth2.SetAuthURLParam("code_challenge", strings.Repeat("a", 43)), oauth2.SetAuthURLParam("code_challenge_method", "plain")},
+	} {
+		p := e.browser().get(conf.AuthCodeURL("state-0123456789", opts...))
+		if p.status != 400 || p.loc != nil || !strings.Contains(p.body, "S256") {
+			t.Fatalf("%s: %d %v", name, p.status, p.loc)
+		}
+	}
+}
+
+func TestRedirectURIMatching(t *testing.T) {
+	e := newEnv(t)
+	conf := e.register("acme", "http://localhost/callback")
+	v := oauth2.GenerateVerifier()
+	// Another port on localhost matches (RFC 8252 §7.3).
+	c2 := *conf
+	c2.RedirectURL = "http://localhost:51234/callback"
+	loc := e.flow(e.browser(), &c2, "state-0123456789", v, "low")
+	if !strings.HasPrefix(loc.String(), c2.RedirectURL) {
+		t.Fatalf("redirected to %s", loc)
+	}
+	e.exchange(&c2, loc, v)
+	// Another path does not, and the browser is not redirected there.
+	c3 := *conf
+	c3.RedirectURL = "http://localhost:51234/evil"
+	p := e.browser().get(c3.AuthCodeURL("state-0123456789", oauth2.S256ChallengeOption(v)))
+	if p.status != 400 || p.loc != nil {
+		t.Fatalf("mismatch: %d %v", p.status, p.loc)
+	}
+}
+
+func TestWrongPasswordAndRateLimit(t *testing.T) {
+	e := newEnv(t)
+	conf := e.register("acme")
+	b := e.browser()
+	v := oauth2.GenerateVerifier()
+	// Claim the account first.
+	e.flow(b, conf, "state-0123456789", v, "low")
+
+	b2 := e.browser()
+	signIn := b2.get(conf.AuthCodeURL("state-0123456789", oauth2.S256ChallengeOption(v), oauth2.SetAuthURLParam("resource", e.resource())))
+	p := b2.submit(signIn, map[string]string{"email": email, "password": "wrong password 123"})
+	if p.status != 401 || !strings.Contains(p.body, "Email or password is incorrect.") {
+		t.Fatalf("wrong password: %d", p.status)
+	}
+	p2 := b2.submit(signIn, map[string]string{"email": "nobody@example.com", "password": "wrong password 123"})
+	if p2.status != 401 || !strings.Contains(p2.body, "Email or password is incorrect.") {
+		t.Fatalf("unknown email: %d", p2.status)
+	}
+	for range 5 {
+		p = b2.submit(signIn, map[string]string{"email": email, "password": "wrong password 123"})
+	}
+	if p.status != http.StatusTooManyRequests || !strings.Contains(p.body, "Too many sign-in attempts") {
+		t.Fatalf("after 6 failures: %d", p.status)
+	}
+	// Even the right password is refused while limited.
+	p = b2.submit(signIn, map[string]string{"email": email, "password": password})
+	if p.status != http.StatusTooManyRequests {
+		t.Fatalf("right password while limited: %d", p.status)
+	}
+}
+
+func TestCSRFRequired(t *testing.T) {
+	e := newEnv(t)
+	conf := e.register("acme")
+	b := e.browser()
+	signIn := b.get(conf.AuthCodeURL("state-0123456789", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+	p := b.submit(signIn, map[string]string{"email": email, "password": password, "csrf_token": ""})
+	if p.status != http.StatusForbidden {
+		t.Fatalf("no CSRF token: %d", p.status)
+	}
+	if h, _ := e.st.GetUserPasswordHash(context.Background(), "acme", e.user().ID); h != "" {
+		t.Fatal("password set without a CSRF token")
+	}
+}
+
+func TestDeny(t *testing.T) {
+	e := newEnv(t)
+	conf := e.register("acme")
+	b := e.browser()
+	p := b.get(conf.AuthCodeURL("state-0123456789", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("resource", e.resource())))
+	p = b.submit(p, map[string]string{"email": email, "password": password})
+	p = b.submit(p, map[string]string{"decision": "deny"})
+	if p.loc == nil || p.loc.Query().Get("error") != "access_denied" || p.loc.Query().Get("iss") != e.base("acme") || p.loc.Query().Get("state") != "state-0123456789" {
+		t.Fatalf("deny: %d %v", p.status, p.loc)
+	}
+	if agents, _ := e.st.ListAgents(context.Background(), "acme", e.user().ID); len(agents) != 0 {
+		t.Fatalf("agents after deny: %v", agents)
+	}
+}
+
+func TestResourceOfAnotherHost(t *testing.T) {
+	e := newEnv(t)
+	conf := e.register("acme")
+	for _, res := range []string{e.urls.MCP("other"), e.urls.MCP("other") + "/linear", e.urls.MCP("acme") + "/nope"} {
+		p := e.browser().get(conf.AuthCodeURL("state-0123456789", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("resource", res)))
+		if p.loc == nil || p.loc.Query().Get("error") != "invalid_target" {
+			t.Fatalf("resource %s: %d %v", res, p.status, p.loc)
+		}
+	}
+}

@@ -1,0 +1,166 @@
+package oauthserver
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ory/fosite"
+	foauth2 "github.com/ory/fosite/handler/oauth2"
+
+	"github.com/trustgate/trustgate/oauthserver/fositestore"
+	"github.com/trustgate/trustgate/oauthserver/keyset"
+	"github.com/trustgate/trustgate/store"
+)
+
+// The token side: fosite's token, revocation and introspection endpoints, and the access-token
+// strategy that makes access tokens RFC 9068 JWTs signed by the key set. Codes and refresh
+// tokens stay fosite's HMAC tokens.
+
+func (s *Server) token(w http.ResponseWriter, r *http.Request, _ store.Host) {
+	ctx := r.Context()
+	ar, err := s.provider.NewAccessRequest(ctx, r, &fositestore.Session{})
+	if err != nil {
+		s.provider.WriteAccessError(ctx, w, ar, err)
+		return
+	}
+	resp, err := s.provider.NewAccessResponse(ctx, ar)
+	if err != nil {
+		s.provider.WriteAccessError(ctx, w, ar, err)
+		return
+	}
+	s.provider.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// revoke is RFC 7009: public clients identify themselves with client_id, confidential ones
+// authenticate.
+func (s *Server) revoke(w http.ResponseWriter, r *http.Request, _ store.Host) {
+	ctx := r.Context()
+	s.provider.WriteRevocationResponse(ctx, w, s.provider.NewRevocationRequest(ctx, r))
+}
+
+// introspect is RFC 7662. It requires client authentication (a confidential client of the
+// host, HTTP Basic, as the metadata advertises; fosite also accepts an active access token as
+// a bearer credential), so that tokens cannot be probed anonymously.
+func (s *Server) introspect(w http.ResponseWriter, r *http.Request, _ store.Host) {
+	ctx := r.Context()
+	ir, err := s.provider.NewIntrospectionRequest(ctx, r, &fositestore.Session{})
+	if err != nil && !errors.Is(err, fosite.ErrInactiveToken) {
+		s.provider.WriteIntrospectionError(ctx, w, err)
+		return
+	}
+	s.provider.WriteIntrospectionResponse(ctx, w, ir)
+}
+
+// jwtAccessTokens is the access-token strategy: RFC 9068 JWTs minted by the key set, with iss
+// the host's issuer, sub the human, aud the granted resources, client_id, scope, and the extra
+// claims host and agent_id. Their lifetime is the host's AccessTokenTTLSeconds (default one
+// hour, at most keyset.DefaultMaxTokenLifetime).
+//
+// The signature fosite stores the token under is the JWS signature (the third part), as fosite's
+// own DefaultJWTStrategy does: introspection and revocation compute it from the presented token
+// with AccessTokenSignature and load the stored request by it, so a revoked JWT is inactive at
+// introspection even though its signature still verifies.
+type jwtAccessTokens struct {
+	s *Server
+}
+
+var _ foauth2.AccessTokenStrategy = (*jwtAccessTokens)(nil)
+
+func (j *jwtAccessTokens) AccessTokenSignature(_ context.Context, token string) string {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return ""
+	}
+	return parts[2]
+}
+
+func (j *jwtAccessTokens) GenerateAccessToken(ctx context.Context, requester fosite.Requester) (string, string, error) {
+	sess, ok := requester.GetSession().(*fositestore.Session)
+	if !ok || sess.Host == "" || sess.UserID == "" {
+		return "", "", errors.New("oauthserver: access token for a request without a trustgate session")
+	}
+	aud := slices.Clone(requester.GetGrantedAudience())
+	if len(aud) == 0 {
+		return "", "", fosite.ErrServerError.WithDebug("the grant has no audience")
+	}
+	ttl := j.s.accessTokenTTL(ctx, sess.Host)
+	now := j.s.now().UTC().Truncate(time.Second)
+	exp := now.Add(ttl)
+	// fosite computes expires_in and the stored row's expiry from the session, after this.
+	sess.SetExpiresAt(fosite.AccessToken, exp)
+	tok, err := j.s.cfg.KeySet.Mint(keyset.AccessClaims{
+		Issuer:   j.s.issuer(sess.Host),
+		Subject:  sess.UserID,
+		Audience: aud,
+		ClientID: requester.GetClient().GetID(),
+		Scope:    strings.Join(requester.GetGrantedScopes(), " "),
+		IssuedAt: now,
+		Expiry:   exp,
+		Extra:    map[string]any{"host": sess.Host, "agent_id": sess.AgentID},
+	})
+	if err != nil {
+		return "", "", fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
+	}
+	return tok, j.AccessTokenSignature(ctx, tok), nil
+}
+
+// ValidateAccessToken verifies the JWT against the stored request it was loaded by (its
+// issuer and first audience).
+func (j *jwtAccessTokens) ValidateAccessToken(_ context.Context, requester fosite.Requester, token string) error {
+	sess, ok := requester.GetSession().(*fositestore.Session)
+	aud := requester.GetGrantedAudience()
+	if !ok || len(aud) == 0 {
+		return fosite.ErrTokenSignatureMismatch
+	}
+	_, err := j.s.cfg.KeySet.Verify(token, keyset.Expect{Issuer: j.s.issuer(sess.Host), Audience: aud[0]})
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, keyset.ErrExpired):
+		return fosite.ErrTokenExpired
+	case errors.Is(err, keyset.ErrMalformed):
+		return fosite.ErrInvalidTokenFormat
+	default:
+		return fosite.ErrTokenSignatureMismatch
+	}
+}
+
+// accessTokenTTL is host's access-token lifetime.
+func (s *Server) accessTokenTTL(ctx context.Context, host string) time.Duration {
+	ttl := fositestore.DefaultAccessTokenLifespan
+	if h, err := s.cfg.Store.GetHost(ctx, host); err == nil && h.Settings.AccessTokenTTLSeconds > 0 {
+		ttl = time.Duration(h.Settings.AccessTokenTTLSeconds) * time.Second
+	}
+	return min(ttl, maxAccessTokenTTL)
+}
+
+// redirectOverlay is the store as fosite's client lookups see it. An authorization request
+// whose redirect_uri matches a registered one by MatchRedirectURI (trustgate's rule: exact, or
+// a loopback URI with any port, "localhost" included) has that redirect_uri added to the
+// client it loads (see withRedirectURI), because fosite's own loopback rule knows only IP
+// literals. Nothing is written: the addition lives in that request's context.
+type redirectOverlay struct {
+	store.Store
+}
+
+type redirectKey struct{}
+
+// withRedirectURI makes client lookups in ctx accept uri when MatchRedirectURI does.
+func withRedirectURI(ctx context.Context, uri string) context.Context {
+	return context.WithValue(ctx, redirectKey{}, uri)
+}
+
+func (o redirectOverlay) GetOAuthClient(ctx context.Context, host, id string) (store.OAuthClient, error) {
+	c, err := o.Store.GetOAuthClient(ctx, host, id)
+	if err != nil {
+		return c, err
+	}
+	if uri, _ := ctx.Value(redirectKey{}).(string); uri != "" && !slices.Contains(c.RedirectURIs, uri) && MatchRedirectURI(c.RedirectURIs, uri) {
+		c.RedirectURIs = append(slices.Clone(c.RedirectURIs), uri)
+	}
+	return c, nil
+}
