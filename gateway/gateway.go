@@ -15,6 +15,8 @@ import (
 
 	"github.com/trustgate/trustgate/admin"
 	"github.com/trustgate/trustgate/authzserver"
+	"github.com/trustgate/trustgate/oauthserver"
+	"github.com/trustgate/trustgate/oauthserver/keyset"
 	"github.com/trustgate/trustgate/schema"
 	"github.com/trustgate/trustgate/secrets"
 	"github.com/trustgate/trustgate/store"
@@ -30,6 +32,8 @@ type Gateway struct {
 	backend  *authzserver.SpiceDB
 	writer   *authzserver.Writer
 	admin    *admin.API
+	keys     *keyset.KeySet
+	oauth    *oauthserver.Server
 	server   *http.Server
 }
 
@@ -110,6 +114,21 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 	}
 	if g.admin, err = admin.New(admin.Config{Store: g.store, Syncer: g.writer, Keys: keys, URLs: g.urls, Logger: log}); err != nil {
 		return nil, err
+	}
+	if g.keys, err = keyset.Open(ctx, g.store, keys, keyset.Options{Logger: log}); err != nil {
+		return nil, fmt.Errorf("access-token signing keys: %w", err)
+	}
+	if g.oauth, err = oauthserver.NewServer(oauthserver.ServerConfig{
+		Store:  g.store,
+		URLs:   g.urls,
+		KeySet: g.keys,
+		Syncer: g.writer,
+		// Derived from the master key: stable across restarts, equal on every replica.
+		CookieSecret: keys.Derive("oauth session cookie"),
+		GlobalSecret: keys.Derive("oauth fosite global secret"),
+		Logger:       log,
+	}); err != nil {
+		return nil, fmt.Errorf("OAuth server: %w", err)
 	}
 
 	g.server = &http.Server{
@@ -214,6 +233,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	syncCtx, stopSync := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { g.writer.Run(syncCtx, g.cfg.SyncInterval) })
+	wg.Go(func() { g.keys.Run(syncCtx, 0) }) // follow key rotations made elsewhere
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- g.server.Serve(g.listener) }()

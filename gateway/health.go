@@ -15,6 +15,9 @@ func (g *Gateway) routes() http.Handler {
 	mux.HandleFunc("GET /healthz", g.healthz)
 	mux.HandleFunc("GET /readyz", g.readyz)
 	mux.Handle("/api/", g.admin.Handler())
+	// Everything else of a host is its OAuth server: discovery, registration, sign-in,
+	// consent and tokens.
+	mux.Handle("/", g.oauth.Handler())
 	return g.hostRouting(mux)
 }
 

@@ -6,6 +6,7 @@ package secrets
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -34,8 +35,9 @@ var ErrOpen = errors.New("sealed value cannot be opened (wrong master key or tam
 
 // Keyring seals with its primary key and opens with any key it holds.
 type Keyring struct {
-	primary keyEntry
-	byID    map[string]cipher.AEAD
+	primary    keyEntry
+	primaryRaw []byte
+	byID       map[string]cipher.AEAD
 }
 
 type keyEntry struct {
@@ -65,6 +67,7 @@ func NewKeyring(keys ...[]byte) (*Keyring, error) {
 		k.byID[id] = aead
 		if i == 0 {
 			k.primary = keyEntry{id: id, aead: aead}
+			k.primaryRaw = append([]byte(nil), raw...)
 		}
 	}
 	return k, nil
@@ -74,6 +77,15 @@ func NewKeyring(keys ...[]byte) (*Keyring, error) {
 func keyID(raw []byte) string {
 	sum := sha256.Sum256(append([]byte("trustgate master key id:"), raw...))
 	return hex.EncodeToString(sum[:4])
+}
+
+// Derive returns a 32-byte secret for one purpose (HMAC-SHA256 of the label under the primary
+// key): stable across restarts and equal on every replica holding the same master key, and
+// independent for each label. Rotating the primary key changes every derived secret.
+func (k *Keyring) Derive(label string) []byte {
+	m := hmac.New(sha256.New, k.primaryRaw)
+	m.Write([]byte("trustgate derived secret:" + label))
+	return m.Sum(nil)
 }
 
 // Seal encrypts plaintext; aad binds the result to its context (e.g. "server:acme/linear"), so

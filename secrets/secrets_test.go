@@ -80,3 +80,15 @@ func TestLoadOrCreate(t *testing.T) {
 		t.Fatal("a malformed key was accepted")
 	}
 }
+
+func TestDerive(t *testing.T) {
+	a, _ := NewKeyring(key(1))
+	b, _ := NewKeyring(key(1), key(2))
+	c, _ := NewKeyring(key(2))
+	if !bytes.Equal(a.Derive("x"), b.Derive("x")) || len(a.Derive("x")) != 32 {
+		t.Fatal("the same primary key derives different secrets")
+	}
+	if bytes.Equal(a.Derive("x"), a.Derive("y")) || bytes.Equal(a.Derive("x"), c.Derive("x")) {
+		t.Fatal("derived secrets are not independent of label and key")
+	}
+}

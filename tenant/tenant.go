@@ -63,6 +63,15 @@ func (u URLs) MCP(host string) string { return u.Base(host) + "/mcp" }
 // the store: the caller checks that the host exists.
 func (u URLs) Resolve(r *http.Request) (host, path string) {
 	path = r.URL.Path
+	// RFC 8414 and RFC 9728 insert the well-known segment before the issuer's or resource's
+	// path: /.well-known/oauth-authorization-server/h/acme is host acme's metadata.
+	if rest, ok := strings.CutPrefix(path, "/.well-known/"); ok {
+		name, tail, _ := strings.Cut(rest, "/")
+		if after, ok := strings.CutPrefix("/"+tail, pathPrefix); ok && name != "" {
+			key, sub, _ := strings.Cut(after, "/")
+			return key, strings.TrimSuffix("/.well-known/"+name+"/"+sub, "/")
+		}
+	}
 	if rest, ok := strings.CutPrefix(path, pathPrefix); ok {
 		key, sub, _ := strings.Cut(rest, "/")
 		return key, "/" + sub

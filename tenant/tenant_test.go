@@ -35,6 +35,10 @@ func TestURLsAndResolve(t *testing.T) {
 		{subs, "a.b.gw.example.com", "/mcp", "default", "/mcp"},
 		{subs, "gw.example.com", "/h/beta/x", "beta", "/x"},
 		{subs, "evil.com", "/mcp", "default", "/mcp"},
+		{paths, "gw.example.com", "/.well-known/oauth-authorization-server/h/acme", "acme", "/.well-known/oauth-authorization-server"},
+		{paths, "gw.example.com", "/.well-known/oauth-protected-resource/h/acme/mcp/linear", "acme", "/.well-known/oauth-protected-resource/mcp/linear"},
+		{paths, "gw.example.com", "/.well-known/oauth-protected-resource/mcp", "default", "/.well-known/oauth-protected-resource/mcp"},
+		{paths, "gw.example.com", "/h/acme/.well-known/openid-configuration", "acme", "/.well-known/openid-configuration"},
 	}
 	for _, c := range cases {
 		r := httptest.NewRequest("GET", "http://"+c.host+c.path, nil)
