@@ -1,0 +1,592 @@
+// Package proxy is trustgate's Streamable HTTP MCP proxy: the hot path of every tool call.
+//
+// One request, top to bottom (serveMCP):
+//
+//  1. Origin is checked against the host's base URL (DNS rebinding protection).
+//  2. The bearer JWT is verified: this host's issuer, audience = this MCP resource
+//     (<base>/mcp or <base>/mcp/{server}), claims agent_id and host = this host.
+//  3. The upstream server is the one in the path, or for bare /mcp the server the agent was
+//     consented on (the most recent consent when there are several).
+//  4. A POST body is one JSON-RPC 2.0 message (batches and malformed JSON are answered here and
+//     never forwarded) and gets exactly one authorization decision: tools/call is one check of
+//     tool#call; every other request and notification needs the low trust level on the server;
+//     responses (the client answering a server request) pass once authenticated.
+//  5. Allowed messages are forwarded with httputil.ReverseProxy to the server's URL with the
+//     upstream's own static credential (never the gateway's token or cookies); responses
+//     stream back, SSE flushed per event.
+//  6. tools/list responses keep only the tools the agent may call (one lookup, not one check
+//     per tool), or every enabled tool when the host's ToolVisibility is "all".
+//
+// Denials of requests are HTTP 200 with a JSON-RPC error (ErrCodeDenied), never 401/403, so
+// that clients show the message instead of re-authenticating. Denied notifications are answered
+// 202 Accepted and dropped (they have no id to answer with an error; MCP clients treat any
+// other status as a transport failure); the drop is logged. A failing authorization backend
+// fails closed (ErrCodeUnavailable).
+//
+// Out of scope for now: binding Mcp-Session-Id to the agent that opened the session, the
+// protocol-version header checks, the legacy HTTP+SSE transport, audit, approvals and DLP.
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/trustgate/trustgate/authzserver"
+	"github.com/trustgate/trustgate/oauthserver"
+	"github.com/trustgate/trustgate/oauthserver/keyset"
+	"github.com/trustgate/trustgate/schema"
+	"github.com/trustgate/trustgate/secrets"
+	"github.com/trustgate/trustgate/store"
+	"github.com/trustgate/trustgate/tenant"
+)
+
+// DefaultMaxBodyBytes bounds a POST body when Config.MaxBodyBytes is zero.
+const DefaultMaxBodyBytes = 4 << 20
+
+// permUseLow is the server permission every message other than tools/call needs.
+const permUseLow = "use_low"
+
+// backendTimeout bounds each authorization or store call on the hot path.
+const backendTimeout = 10 * time.Second
+
+// Config is what the proxy needs.
+type Config struct {
+	Store   store.Store
+	Backend authzserver.Backend
+	KeySet  *keyset.KeySet
+	URLs    tenant.URLs
+	// Keys unseal servers' static credentials (required only for servers that have some).
+	Keys   *secrets.Keyring
+	Logger *slog.Logger // default: discarded
+	// MaxBodyBytes bounds a POST body (default DefaultMaxBodyBytes); larger bodies get 413.
+	MaxBodyBytes int64
+}
+
+// Proxy is the MCP proxy. It is safe for concurrent use.
+type Proxy struct {
+	cfg   Config
+	log   *slog.Logger
+	rp    *httputil.ReverseProxy
+	mux   *http.ServeMux
+	trans *http.Transport
+}
+
+// New checks the configuration and builds the proxy.
+func New(cfg Config) (*Proxy, error) {
+	if cfg.Store == nil || cfg.Backend == nil || cfg.KeySet == nil || cfg.URLs.Public == nil {
+		return nil, errors.New("proxy: Store, Backend, KeySet and URLs are required")
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	p := &Proxy{cfg: cfg, log: cfg.Logger, trans: newTransport()}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:        p.rewrite,
+		Transport:      p.trans,
+		FlushInterval:  -1, // flush after every write: SSE events reach the client at once
+		ModifyResponse: p.modifyResponse,
+		ErrorHandler:   p.upstreamError,
+		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
+	}
+	p.mux = http.NewServeMux()
+	p.mux.HandleFunc("/mcp", p.serveMCP)
+	p.mux.HandleFunc("/mcp/{server}", p.serveMCP)
+	return p, nil
+}
+
+// Handler serves /mcp and /mcp/{server} (paths after host routing; the host is in the request
+// context, see tenant.WithHost).
+func (p *Proxy) Handler() http.Handler { return p.mux }
+
+// CloseIdleConnections closes the idle upstream connections.
+func (p *Proxy) CloseIdleConnections() { p.trans.CloseIdleConnections() }
+
+var serverKeyRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// serveMCP handles one MCP request.
+func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodPost, http.MethodGet, http.MethodDelete:
+	default:
+		w.Header().Set("Allow", "GET, POST, DELETE")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	host := tenant.FromContext(r.Context())
+	if host == "" {
+		p.log.Error("proxy: request without a resolved host", "path", r.URL.Path)
+		http.Error(w, "no host", http.StatusInternalServerError)
+		return
+	}
+	pathServer := r.PathValue("server")
+	if pathServer != "" && !serverKeyRE.MatchString(pathServer) {
+		http.NotFound(w, r)
+		return
+	}
+
+	// 1. Origin (DNS rebinding).
+	if !p.originAllowed(r, host) {
+		http.Error(w, "origin not allowed", http.StatusForbidden)
+		return
+	}
+
+	// 2. Authentication.
+	resource := p.cfg.URLs.MCP(host)
+	if pathServer != "" {
+		resource += "/" + pathServer
+	}
+	claims, ok := p.authenticate(w, r, host, resource)
+	if !ok {
+		return
+	}
+	agentID, userID := claims.Extra["agent_id"].(string), claims.Subject
+	ctx, cancel := context.WithTimeout(r.Context(), backendTimeout)
+	defer cancel()
+
+	// 4a. The message (POST): one JSON-RPC 2.0 message, bounded.
+	var m *message
+	var body []byte
+	if r.Method == http.MethodPost {
+		var err error
+		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, p.cfg.MaxBodyBytes))
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				writeRPCError(w, http.StatusRequestEntityTooLarge, nil, ErrCodeInvalidRequest,
+					fmt.Sprintf("request body above %d bytes", p.cfg.MaxBodyBytes), nil)
+				return
+			}
+			http.Error(w, "could not read the request body", http.StatusBadRequest)
+			return
+		}
+		msg, err := parseMessage(body)
+		if err != nil {
+			e, _ := asRPCError(err)
+			writeRPCError(w, http.StatusBadRequest, nil, e.code, e.msg, nil)
+			return
+		}
+		m = &msg
+	}
+
+	// 3. The upstream server.
+	srv, ok := p.resolveServer(ctx, w, m, host, agentID, pathServer)
+	if !ok {
+		return
+	}
+
+	// 4b. Authorization: one decision per message.
+	fw := &forward{host: host, server: srv.Key, serverName: displayName(srv), agentID: agentID, msg: m}
+	if !p.authorize(ctx, w, fw, userID) {
+		return
+	}
+
+	// 6. tools/list: decide the visible tools before forwarding (fail closed on errors).
+	if m != nil && m.kind == kindRequest && m.method == "tools/list" {
+		keep, err := p.visibleTools(ctx, host, srv.Key, agentID)
+		if err != nil {
+			p.backendError(w, fw, err)
+			return
+		}
+		fw.keep = keep
+	}
+
+	// 5. Forward.
+	target, err := url.Parse(srv.URL)
+	if err != nil || (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" {
+		p.log.Error("proxy: server has an invalid URL", "host", host, "server", srv.Key)
+		p.reject(w, m, ErrCodeUpstream, fmt.Sprintf("the MCP server %s could not be reached", fw.serverName), nil, http.StatusBadGateway)
+		return
+	}
+	fw.target = target
+	if fw.credName, fw.credValue, err = p.credential(srv); err != nil {
+		p.log.Error("proxy: server credentials", "host", host, "server", srv.Key, "err", err)
+		p.reject(w, m, ErrCodeUpstream, fmt.Sprintf("the MCP server %s could not be reached: trustgate could not use its stored credentials", fw.serverName), nil, http.StatusBadGateway)
+		return
+	}
+	out := r.WithContext(context.WithValue(r.Context(), forwardKey{}, fw))
+	if r.Method == http.MethodPost {
+		out.Body = io.NopCloser(bytes.NewReader(body))
+		out.ContentLength = int64(len(body))
+		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
+	p.rp.ServeHTTP(w, out)
+}
+
+// originAllowed: no Origin header, the host's own origin, or (when the gateway itself is on
+// loopback) a loopback origin.
+func (p *Proxy) originAllowed(r *http.Request, host string) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	o, err := url.Parse(origin)
+	if err != nil || o.Host == "" {
+		return false // includes "null"
+	}
+	base, err := url.Parse(p.cfg.URLs.Base(host))
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(o.Scheme, base.Scheme) && strings.EqualFold(canonicalHost(o), canonicalHost(base)) {
+		return true
+	}
+	return isLoopback(base.Hostname()) && isLoopback(o.Hostname())
+}
+
+// canonicalHost is host:port with the scheme's default port made explicit.
+func canonicalHost(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	port := "80"
+	if strings.EqualFold(u.Scheme, "https") {
+		port = "443"
+	}
+	return net.JoinHostPort(u.Hostname(), port)
+}
+
+func isLoopback(h string) bool {
+	if strings.EqualFold(h, "localhost") || strings.HasSuffix(strings.ToLower(h), ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+// authenticate verifies the bearer token for resource, or answers 401.
+func (p *Proxy) authenticate(w http.ResponseWriter, r *http.Request, host, resource string) (keyset.AccessClaims, bool) {
+	challenge := func(errCode, desc string) {
+		metaURL, err := oauthserver.ProtectedResourceMetadataURL(resource)
+		if err != nil {
+			metaURL = ""
+		}
+		w.Header().Set("WWW-Authenticate", oauthserver.WWWAuthenticate(metaURL, errCode, desc))
+		w.Header().Set("Cache-Control", "no-store")
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+	}
+	authz := r.Header.Get("Authorization")
+	scheme, token, found := strings.Cut(authz, " ")
+	if authz == "" {
+		challenge("", "")
+		return keyset.AccessClaims{}, false
+	}
+	token = strings.TrimSpace(token)
+	if !found || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		challenge("invalid_request", "the Authorization header must be: Bearer <access token>")
+		return keyset.AccessClaims{}, false
+	}
+	claims, err := p.cfg.KeySet.Verify(token, keyset.Expect{Issuer: p.cfg.URLs.Base(host), Audience: resource})
+	if err != nil {
+		challenge("invalid_token", verifyMessage(err))
+		return keyset.AccessClaims{}, false
+	}
+	agentID, _ := claims.Extra["agent_id"].(string)
+	tokenHost, _ := claims.Extra["host"].(string)
+	switch {
+	case agentID == "":
+		challenge("invalid_token", "the access token names no agent")
+		return keyset.AccessClaims{}, false
+	case tokenHost != host:
+		challenge("invalid_token", "the access token is for another host")
+		return keyset.AccessClaims{}, false
+	}
+	return claims, true
+}
+
+// verifyMessage is a client-facing description of a Verify error (never the token).
+func verifyMessage(err error) string {
+	for _, e := range []error{keyset.ErrExpired, keyset.ErrWrongAudience, keyset.ErrWrongIssuer,
+		keyset.ErrBadSignature, keyset.ErrUnknownKey, keyset.ErrNotYetValid, keyset.ErrMalformed} {
+		if errors.Is(err, e) {
+			return e.Error()
+		}
+	}
+	return "the access token is invalid"
+}
+
+// resolveServer finds the upstream server of the request, or answers.
+func (p *Proxy) resolveServer(ctx context.Context, w http.ResponseWriter, m *message, host, agentID, key string) (store.Server, bool) {
+	if key == "" {
+		consents, err := p.cfg.Store.ListConsents(ctx, host, agentID)
+		if err != nil {
+			p.storeError(w, m, err)
+			return store.Server{}, false
+		}
+		if len(consents) == 0 {
+			p.reject(w, m, ErrCodeDenied, "trustgate: this agent is not connected to any MCP server. Reconnect the client and choose a server to connect, or ask an administrator.", nil, http.StatusForbidden)
+			return store.Server{}, false
+		}
+		latest := consents[0]
+		for _, c := range consents[1:] {
+			if c.UpdatedAt.After(latest.UpdatedAt) {
+				latest = c
+			}
+		}
+		key = latest.Server
+	}
+	srv, err := p.cfg.Store.GetServer(ctx, host, key)
+	if errors.Is(err, store.ErrNotFound) {
+		p.reject(w, m, ErrCodeDenied, fmt.Sprintf("trustgate: there is no MCP server %q on this host", key), nil, http.StatusNotFound)
+		return store.Server{}, false
+	}
+	if err != nil {
+		p.storeError(w, m, err)
+		return store.Server{}, false
+	}
+	return srv, true
+}
+
+// authorize makes the one decision of the message, or answers.
+func (p *Proxy) authorize(ctx context.Context, w http.ResponseWriter, fw *forward, userID string) bool {
+	m := fw.msg
+	if m != nil && m.kind == kindResponse {
+		return true // the client answering the server: authenticated is enough
+	}
+	subject := schema.SubjectRef{Object: schema.Agent(fw.host, fw.agentID)}
+	if m != nil && m.kind == kindRequest && m.method == "tools/call" {
+		name := toolName(m.params)
+		if name == "" {
+			writeRPCError(w, http.StatusOK, m.id, ErrCodeInvalidParams, "invalid params: tools/call needs params.name", nil)
+			return false
+		}
+		allowed, err := p.cfg.Backend.Check(ctx, authzserver.CheckRequest{
+			Resource: schema.Tool(fw.host, fw.server, name), Permission: schema.PermToolCall, Subject: subject,
+		})
+		if err != nil {
+			p.backendError(w, fw, err)
+			return false
+		}
+		if !allowed {
+			p.denyToolCall(ctx, w, fw, userID, name)
+			return false
+		}
+		return true
+	}
+	allowed, err := p.cfg.Backend.Check(ctx, authzserver.CheckRequest{
+		Resource: schema.Server(fw.host, fw.server), Permission: permUseLow, Subject: subject,
+	})
+	if err != nil {
+		p.backendError(w, fw, err)
+		return false
+	}
+	if !allowed {
+		what := "this request"
+		if m != nil {
+			what = m.method
+		}
+		p.log.Info("proxy: denied", "host", fw.host, "server", fw.server, "agent", fw.agentID, "method", what)
+		p.reject(w, m, ErrCodeDenied, fmt.Sprintf("trustgate denied %s on %s: this agent has no trust level on this server. Reconnect the client and grant a trust level, or ask an administrator.", what, fw.serverName), nil, http.StatusForbidden)
+		return false
+	}
+	return true
+}
+
+// denyToolCall answers a denied tools/call with the levels involved (read from the store only
+// on this path).
+func (p *Proxy) denyToolCall(ctx context.Context, w http.ResponseWriter, fw *forward, userID, tool string) {
+	agentLevel, ceiling := "none", "none"
+	if c, err := p.cfg.Store.GetConsent(ctx, fw.host, fw.agentID, fw.server); err == nil {
+		agentLevel = c.Level.String()
+	}
+	if g, err := p.cfg.Store.GetGrant(ctx, fw.host, fw.server, userID); err == nil {
+		ceiling = g.Ceiling.String()
+	}
+	data := map[string]string{"tool": tool, "server": fw.server, "agent_level": agentLevel, "ceiling": ceiling}
+	var msg string
+	if t, err := p.cfg.Store.GetTool(ctx, fw.host, fw.server, tool); err == nil && t.Enabled && !t.Flagged && t.Level.Valid() {
+		data["required_level"] = t.Level.String()
+		msg = fmt.Sprintf("trustgate denied tools/call %q on %s: it needs trust level %s; this agent has %s (ceiling %s). Reconnect the client and grant a higher trust level, or ask an administrator.",
+			tool, fw.server, t.Level, agentLevel, ceiling)
+	} else {
+		data["required_level"] = ""
+		msg = fmt.Sprintf("trustgate denied tools/call %q on %s: the tool is disabled or unknown; this agent has %s (ceiling %s). Ask an administrator to enable it.",
+			tool, fw.server, agentLevel, ceiling)
+	}
+	p.log.Info("proxy: denied tools/call", "host", fw.host, "server", fw.server, "agent", fw.agentID, "tool", tool)
+	writeRPCError(w, http.StatusOK, fw.msg.id, ErrCodeDenied, msg, data)
+}
+
+// visibleTools is the filter of a tools/list response.
+func (p *Proxy) visibleTools(ctx context.Context, host, server, agentID string) (func(string) bool, error) {
+	h, err := p.cfg.Store.GetHost(ctx, host)
+	if err != nil {
+		return nil, fmt.Errorf("read host settings: %w", err)
+	}
+	set := map[string]bool{}
+	if h.Settings.ToolVisibility == "all" {
+		tools, err := p.cfg.Store.ListTools(ctx, host, server)
+		if err != nil {
+			return nil, fmt.Errorf("list tools: %w", err)
+		}
+		for _, t := range tools {
+			if t.Enabled && !t.Flagged {
+				set[t.Name] = true
+			}
+		}
+	} else {
+		names, err := p.cfg.Backend.CallableTools(ctx, host, server, agentID)
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range names {
+			set[n] = true
+		}
+	}
+	return func(name string) bool { return set[name] }, nil
+}
+
+// reject answers a message that is not forwarded: a request gets HTTP 200 with a JSON-RPC
+// error (its id); a notification whose status would be 403 gets 202 Accepted without a body
+// (it is dropped); anything else gets status with a JSON-RPC error body without id.
+func (p *Proxy) reject(w http.ResponseWriter, m *message, code int, msg string, data any, status int) {
+	switch {
+	case m != nil && m.kind == kindRequest:
+		writeRPCError(w, http.StatusOK, m.id, code, msg, data)
+	case m != nil && m.kind == kindNotification && status == http.StatusForbidden:
+		w.WriteHeader(http.StatusAccepted)
+	default:
+		writeRPCError(w, status, nil, code, msg, data)
+	}
+}
+
+// backendError fails closed.
+func (p *Proxy) backendError(w http.ResponseWriter, fw *forward, err error) {
+	p.log.Error("proxy: authorization backend failed; denying", "host", fw.host, "server", fw.server, "agent", fw.agentID, "err", err)
+	p.reject(w, fw.msg, ErrCodeUnavailable, "trustgate could not reach its authorization backend; the call was not forwarded", nil, http.StatusServiceUnavailable)
+}
+
+// storeError fails closed on a control-plane failure.
+func (p *Proxy) storeError(w http.ResponseWriter, m *message, err error) {
+	p.log.Error("proxy: store failed; denying", "err", err)
+	p.reject(w, m, ErrCodeUnavailable, "trustgate could not read its configuration; the call was not forwarded", nil, http.StatusServiceUnavailable)
+}
+
+func displayName(s store.Server) string {
+	if s.Name != "" {
+		return s.Name
+	}
+	return s.Key
+}
+
+// forward is what the ReverseProxy hooks need of one request (in its context).
+type forward struct {
+	host, server, serverName, agentID string
+	msg                               *message // nil for GET and DELETE
+	target                            *url.URL
+	credName, credValue               string
+	keep                              func(string) bool // set: filter the tools/list response
+}
+
+type forwardKey struct{}
+
+func forwardOf(ctx context.Context) *forward {
+	fw, _ := ctx.Value(forwardKey{}).(*forward)
+	return fw
+}
+
+// forwardedHeaders are the only request headers sent upstream (Authorization and Cookie, and
+// anything else of the gateway's, never are).
+var forwardedHeaders = []string{"Accept", "Content-Type", "Mcp-Session-Id", "Mcp-Protocol-Version", "Last-Event-Id", "User-Agent"}
+
+// rewrite targets the server's URL with the upstream credential.
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	fw := forwardOf(pr.In.Context())
+	u := *fw.target
+	pr.Out.URL = &u
+	pr.Out.Host = ""
+	h := http.Header{}
+	for _, name := range forwardedHeaders {
+		if v := pr.In.Header.Values(name); len(v) > 0 {
+			h[http.CanonicalHeaderKey(name)] = append([]string(nil), v...)
+		}
+	}
+	if _, ok := h["User-Agent"]; !ok {
+		h["User-Agent"] = []string{""} // not Go's default
+	}
+	if fw.credName != "" {
+		h.Set(fw.credName, fw.credValue)
+	}
+	pr.Out.Header = h
+}
+
+// upstreamAuthError: the upstream answered 401/403 to the gateway's credential. Passing that
+// status on would make the client re-authenticate with trustgate, which cannot help.
+type upstreamAuthError struct{ status int }
+
+func (e *upstreamAuthError) Error() string {
+	return fmt.Sprintf("upstream answered HTTP %d", e.status)
+}
+
+// modifyResponse guards upstream responses and filters tools/list.
+func (p *Proxy) modifyResponse(resp *http.Response) error {
+	fw := forwardOf(resp.Request.Context())
+	resp.Header.Del("Set-Cookie") // upstream cookies would land on the gateway's origin
+	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+		return &upstreamAuthError{resp.StatusCode}
+	}
+	if fw == nil || fw.keep == nil || resp.StatusCode != http.StatusOK {
+		return nil
+	}
+	mediaType, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	switch mediaType {
+	case "application/json":
+		data, err := io.ReadAll(io.LimitReader(resp.Body, maxFilterBytes+1))
+		_ = resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		if len(data) > maxFilterBytes {
+			return errTooLarge
+		}
+		if out, changed, err := filterToolsResponse(data, fw.msg.id, fw.keep); err != nil {
+			return err
+		} else if changed {
+			data = out
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(data))
+		resp.ContentLength = int64(len(data))
+		resp.Header.Set("Content-Length", fmt.Sprint(len(data)))
+	case "text/event-stream":
+		resp.Body = newSSEFilter(resp.Body, fw.msg.id, fw.keep)
+		resp.ContentLength = -1
+		resp.Header.Del("Content-Length")
+	}
+	return nil
+}
+
+// upstreamError answers when the upstream could not be reached or its response was refused.
+func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	fw := forwardOf(r.Context())
+	if fw == nil {
+		http.Error(w, "bad gateway", http.StatusBadGateway)
+		return
+	}
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		return // the client went away
+	}
+	msg := fmt.Sprintf("the MCP server %s could not be reached", fw.serverName)
+	var authErr *upstreamAuthError
+	switch {
+	case errors.As(err, &authErr):
+		msg = fmt.Sprintf("the MCP server %s refused trustgate's credentials (HTTP %d); ask an administrator to update them", fw.serverName, authErr.status)
+	case errors.Is(err, errTooLarge):
+		msg = fmt.Sprintf("the MCP server %s sent a tools/list response too large to filter", fw.serverName)
+	}
+	p.log.Warn("proxy: upstream failed", "host", fw.host, "server", fw.server, "err", err)
+	p.reject(w, fw.msg, ErrCodeUpstream, msg, nil, http.StatusBadGateway)
+}

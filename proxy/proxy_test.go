@@ -1,0 +1,423 @@
+package proxy_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/trustgate/trustgate/authzserver"
+	"github.com/trustgate/trustgate/internal/testmcp"
+	"github.com/trustgate/trustgate/oauthserver/keyset"
+	"github.com/trustgate/trustgate/proxy"
+	"github.com/trustgate/trustgate/schema"
+	"github.com/trustgate/trustgate/secrets"
+	"github.com/trustgate/trustgate/store"
+	"github.com/trustgate/trustgate/tenant"
+)
+
+const (
+	host           = tenant.DefaultHost
+	serverKey      = "tracker"
+	upstreamSecret = "upstream-secret"
+)
+
+type env struct {
+	t       *testing.T
+	st      store.Store
+	backend *authzserver.SpiceDB
+	writer  *authzserver.Writer
+	ks      *keyset.KeySet
+	urls    tenant.URLs
+	gw      *httptest.Server
+	up      *testmcp.Upstream
+	// upCalls counts requests that reached the upstream through the gateway.
+	upCalls atomic.Int64
+	// upLeak is set when the upstream saw the gateway's token.
+	upLeak  atomic.Bool
+	userID  string
+	agentID string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ctx := context.Background()
+	e := &env{t: t}
+	var err error
+	e.st, err = store.Open(ctx, store.Config{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.st.Close() })
+	e.backend, err = authzserver.StartEmbedded(ctx, authzserver.EmbeddedConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.backend.Close() })
+	if err := e.backend.WriteSchema(ctx, schema.Text); err != nil {
+		t.Fatal(err)
+	}
+	e.writer = authzserver.NewWriter(e.st, e.backend, nil)
+	keys, err := secrets.NewKeyring(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.ks, err = keyset.Open(ctx, e.st, keys, keyset.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The upstream: the test MCP server, requiring its own bearer, behind a counting handler.
+	e.up = testmcp.Start(t, upstreamSecret)
+	mcpHandler := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return e.up.Server }, nil)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.upCalls.Add(1)
+		if r.Header.Get("Authorization") != "Bearer "+upstreamSecret || r.Header.Get("Cookie") != "" {
+			e.upLeak.Store(true)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		mcpHandler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(upstream.Close)
+
+	// The gateway: host routing reduced to putting the host in the context.
+	e.gw = httptest.NewUnstartedServer(nil)
+	e.urls, err = tenant.NewURLs("http://"+e.gw.Listener.Addr().String(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := proxy.New(proxy.Config{Store: e.st, Backend: e.backend, KeySet: e.ks, URLs: e.urls, Keys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := p.Handler()
+	e.gw.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(tenant.WithHost(r.Context(), host)))
+	})
+	e.gw.Start()
+	t.Cleanup(e.gw.Close)
+	t.Cleanup(p.CloseIdleConnections)
+
+	// Control plane: a server with three tools, a human with a high ceiling, an agent
+	// consented at medium.
+	if _, err := e.st.EnsureHost(ctx, store.Host{Key: host}); err != nil {
+		t.Fatal(err)
+	}
+	u, err := e.st.CreateUser(ctx, store.User{Host: host, Email: "ann@example.com", Name: "Ann"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.userID = u.ID
+	cred, _ := json.Marshal(map[string]any{"header": map[string]string{"name": "Authorization", "value": "Bearer " + upstreamSecret}})
+	if _, err := e.st.CreateServer(ctx, store.Server{
+		Host: host, Key: serverKey, Name: "Issue Tracker", URL: upstream.URL + "/mcp",
+		CredentialKind: "header", Credentials: keys.Seal(cred, "server-credentials:"+host+"/"+serverKey),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for name, level := range map[string]schema.Level{"list_issues": schema.Low, "create_issue": schema.Medium, "delete_issue": schema.High} {
+		if _, err := e.st.PutTool(ctx, store.Tool{Host: host, Server: serverKey, Name: name, Level: level, Enabled: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.st.SetGrant(ctx, store.Grant{Host: host, Server: serverKey, UserID: u.ID, Ceiling: schema.High}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := e.st.CreateAgent(ctx, store.Agent{Host: host, UserID: u.ID, ClientID: "client-1", Name: "Cursor"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.agentID = a.ID
+	if _, err := e.st.SetConsent(ctx, store.Consent{Host: host, AgentID: a.ID, Server: serverKey, Level: schema.Medium}); err != nil {
+		t.Fatal(err)
+	}
+	e.sync()
+	return e
+}
+
+func (e *env) sync() {
+	e.t.Helper()
+	if _, err := e.writer.Sync(context.Background()); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// endpoint is the gateway URL of an MCP resource: "" → /mcp, "tracker" → /mcp/tracker.
+func (e *env) endpoint(server string) string {
+	if server == "" {
+		return e.urls.MCP(host)
+	}
+	return e.urls.MCP(host) + "/" + server
+}
+
+// token mints an access token for the agent; modify adjusts the claims.
+func (e *env) token(resource string, modify func(*keyset.AccessClaims)) string {
+	e.t.Helper()
+	c := keyset.AccessClaims{
+		Issuer: e.urls.Base(host), Subject: e.userID, Audience: []string{resource}, ClientID: "client-1",
+		Expiry: time.Now().Add(time.Hour), Extra: map[string]any{"host": host, "agent_id": e.agentID},
+	}
+	if modify != nil {
+		modify(&c)
+	}
+	tok, err := e.ks.Mint(c)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return tok
+}
+
+type bearer struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	r.Header.Set("Cookie", "gateway_session=secret")
+	return b.next.RoundTrip(r)
+}
+
+// connect opens an MCP session through the gateway, exactly as a client would.
+func connect(t *testing.T, endpoint, token string) *mcp.ClientSession {
+	t.Helper()
+	tr := &mcp.StreamableClientTransport{Endpoint: endpoint, HTTPClient: &http.Client{Transport: bearer{token, http.DefaultTransport}}, MaxRetries: -1}
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "test-client", Version: "1.0.0"}, nil).Connect(context.Background(), tr, nil)
+	if err != nil {
+		t.Fatalf("connect %s: %v", endpoint, err)
+	}
+	t.Cleanup(func() { _ = cs.Close() })
+	return cs
+}
+
+func callText(t *testing.T, cs *mcp.ClientSession, tool string, args map[string]any) (string, error) {
+	t.Helper()
+	res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: tool, Arguments: args})
+	if err != nil {
+		return "", err
+	}
+	var texts []string
+	for _, c := range res.Content {
+		if tc, ok := c.(*mcp.TextContent); ok {
+			texts = append(texts, tc.Text)
+		}
+	}
+	return strings.Join(texts, "\n"), nil
+}
+
+func TestToolCalls(t *testing.T) {
+	e := newEnv(t)
+	cs := connect(t, e.endpoint(""), e.token(e.endpoint(""), nil))
+
+	got, err := callText(t, cs, "create_issue", map[string]any{"title": "bug"})
+	if err != nil {
+		t.Fatalf("allowed call: %v", err)
+	}
+	direct := connect(t, e.up.URL, upstreamSecret)
+	want, err := callText(t, direct, "create_issue", map[string]any{"title": "bug"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want || got != "create_issue called: bug" {
+		t.Fatalf("through the gateway %q, direct %q", got, want)
+	}
+
+	_, err = callText(t, cs, "delete_issue", map[string]any{"id": "1"})
+	if err == nil {
+		t.Fatal("delete_issue above the agent's level was allowed")
+	}
+	for _, s := range []string{`trustgate denied tools/call "delete_issue" on tracker`, "needs trust level high", "this agent has medium (ceiling high)"} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("denial %q lacks %q", err, s)
+		}
+	}
+
+	_, err = callText(t, cs, "no_such_tool", nil)
+	if err == nil || !strings.Contains(err.Error(), "the tool is disabled or unknown") {
+		t.Errorf("unknown tool: %v", err)
+	}
+
+	list, err := cs.ListTools(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tool := range list.Tools {
+		names = append(names, tool.Name)
+	}
+	slices.Sort(names)
+	if !slices.Equal(names, []string{"create_issue", "list_issues"}) {
+		t.Errorf("tools/list = %v, want create_issue, list_issues", names)
+	}
+	if e.upLeak.Load() {
+		t.Error("the upstream saw the gateway's token or cookie, or missed its credential")
+	}
+}
+
+func TestDenyDataAndInvalidParams(t *testing.T) {
+	e := newEnv(t)
+	tok := e.token(e.endpoint(""), nil)
+	before := e.upCalls.Load()
+	_, body := e.post(tok, "", `{"jsonrpc":"2.0","id":"x","method":"tools/call","params":{"name":"delete_issue"}}`, 200)
+	var resp struct {
+		ID    string `json:"id"`
+		Error struct {
+			Code int               `json:"code"`
+			Data map[string]string `json:"data"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(body, &resp); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"tool": "delete_issue", "server": serverKey, "required_level": "high", "agent_level": "medium", "ceiling": "high"}
+	if resp.ID != "x" || resp.Error.Code != proxy.ErrCodeDenied || !mapsEqual(resp.Error.Data, want) {
+		t.Errorf("denial = %s", body)
+	}
+	_, body = e.post(tok, "", `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{}}`, 200)
+	if code := rpcCode(t, body); code != -32602 {
+		t.Errorf("tools/call without name: %s", body)
+	}
+	if e.upCalls.Load() != before {
+		t.Error("a denied or invalid call reached the upstream")
+	}
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// post sends a raw JSON-RPC POST and checks the status (0: any).
+func (e *env) post(token, origin, body string, want int) (http.Header, []byte) {
+	e.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, e.endpoint(""), strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if origin != "" {
+		req.Header.Set("Origin", origin)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	if want != 0 && resp.StatusCode != want {
+		e.t.Fatalf("POST %s = %d, want %d: %s", body, resp.StatusCode, want, out)
+	}
+	return resp.Header, out
+}
+
+func rpcCode(t *testing.T, body []byte) int {
+	t.Helper()
+	var resp struct {
+		Error *struct {
+			Code int `json:"code"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(body, &resp); err != nil || resp.Error == nil {
+		t.Fatalf("not a JSON-RPC error: %s", body)
+	}
+	return resp.Error.Code
+}
+
+func TestAuthentication(t *testing.T) {
+	e := newEnv(t)
+	ping := `{"jsonrpc":"2.0","id":1,"method":"ping"}`
+	metadata := `resource_metadata="` + e.urls.Base(host) + `/.well-known/oauth-protected-resource/mcp"`
+
+	h, _ := e.post("", "", ping, http.StatusUnauthorized)
+	if got := h.Get("WWW-Authenticate"); !strings.Contains(got, metadata) || strings.Contains(got, "error=") {
+		t.Errorf("no token: WWW-Authenticate %q, want %s and no error", got, metadata)
+	}
+	expired := e.token(e.endpoint(""), func(c *keyset.AccessClaims) {
+		c.IssuedAt, c.Expiry = time.Now().Add(-2*time.Hour), time.Now().Add(-time.Hour)
+	})
+	otherResource := e.token(e.endpoint(serverKey), nil)
+	otherHost := e.token(e.endpoint(""), func(c *keyset.AccessClaims) { c.Extra["host"] = "acme" })
+	for name, tok := range map[string]string{"expired": expired, "other resource": otherResource, "other host": otherHost, "garbage": "abc.def.ghi"} {
+		h, _ := e.post(tok, "", ping, http.StatusUnauthorized)
+		if got := h.Get("WWW-Authenticate"); !strings.Contains(got, metadata) || !strings.Contains(got, `error="invalid_token"`) {
+			t.Errorf("%s: WWW-Authenticate %q", name, got)
+		}
+	}
+
+	tok := e.token(e.endpoint(""), nil)
+	e.post(tok, "https://evil.example", ping, http.StatusForbidden)
+	init := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`
+	e.post(tok, e.urls.Base(host), init, http.StatusOK)
+}
+
+func TestKillAgentDeniesNextCall(t *testing.T) {
+	e := newEnv(t)
+	cs := connect(t, e.endpoint(serverKey), e.token(e.endpoint(serverKey), nil))
+	if _, err := callText(t, cs, "list_issues", nil); err != nil {
+		t.Fatalf("before kill: %v", err)
+	}
+	if _, err := e.st.KillAgent(context.Background(), host, e.agentID); err != nil {
+		t.Fatal(err)
+	}
+	e.sync()
+	_, err := callText(t, cs, "list_issues", nil)
+	if err == nil || !strings.Contains(err.Error(), "this agent has none") {
+		t.Fatalf("after kill: %v", err)
+	}
+}
+
+func TestBackendDownFailsClosed(t *testing.T) {
+	e := newEnv(t)
+	cs := connect(t, e.endpoint(""), e.token(e.endpoint(""), nil))
+	if err := e.backend.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before := e.upCalls.Load()
+	_, err := callText(t, cs, "list_issues", nil)
+	if err == nil || !strings.Contains(err.Error(), "could not reach its authorization backend") {
+		t.Fatalf("backend down: %v", err)
+	}
+	if e.upCalls.Load() != before {
+		t.Error("a call reached the upstream while the backend was down")
+	}
+}
+
+func TestMalformedMessages(t *testing.T) {
+	e := newEnv(t)
+	tok := e.token(e.endpoint(""), nil)
+	before := e.upCalls.Load()
+	_, body := e.post(tok, "", `{"jsonrpc":"2.0","id":1,`, http.StatusBadRequest)
+	if code := rpcCode(t, body); code != proxy.ErrCodeParse {
+		t.Errorf("malformed JSON: %s", body)
+	}
+	_, body = e.post(tok, "", `[{"jsonrpc":"2.0","id":1,"method":"ping"}]`, http.StatusBadRequest)
+	if code := rpcCode(t, body); code != proxy.ErrCodeInvalidRequest {
+		t.Errorf("batch: %s", body)
+	}
+	_, body = e.post(tok, "", `{"jsonrpc":"1.0","id":1,"method":"ping"}`, http.StatusBadRequest)
+	if code := rpcCode(t, body); code != proxy.ErrCodeInvalidRequest {
+		t.Errorf("jsonrpc 1.0: %s", body)
+	}
+	if e.upCalls.Load() != before {
+		t.Error("a malformed message reached the upstream")
+	}
+}
