@@ -17,6 +17,7 @@ import (
 	"github.com/trustgate/trustgate/authzserver"
 	"github.com/trustgate/trustgate/oauthserver"
 	"github.com/trustgate/trustgate/oauthserver/keyset"
+	"github.com/trustgate/trustgate/proxy"
 	"github.com/trustgate/trustgate/schema"
 	"github.com/trustgate/trustgate/secrets"
 	"github.com/trustgate/trustgate/store"
@@ -34,6 +35,7 @@ type Gateway struct {
 	admin    *admin.API
 	keys     *keyset.KeySet
 	oauth    *oauthserver.Server
+	proxy    *proxy.Proxy
 	server   *http.Server
 }
 
@@ -129,6 +131,11 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 		Logger:       log,
 	}); err != nil {
 		return nil, fmt.Errorf("OAuth server: %w", err)
+	}
+	if g.proxy, err = proxy.New(proxy.Config{
+		Store: g.store, Backend: g.backend, KeySet: g.keys, URLs: g.urls, Keys: keys, Logger: log,
+	}); err != nil {
+		return nil, fmt.Errorf("MCP proxy: %w", err)
 	}
 
 	g.server = &http.Server{
@@ -253,6 +260,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	stopSync()
 	wg.Wait()
+	g.proxy.CloseIdleConnections()
 	if _, syncErr := g.writer.Sync(shutdownCtx); syncErr != nil {
 		log.Warn("pending relationship changes stay in the store and are applied at next start", "err", syncErr)
 	}

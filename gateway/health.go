@@ -15,6 +15,8 @@ func (g *Gateway) routes() http.Handler {
 	mux.HandleFunc("GET /healthz", g.healthz)
 	mux.HandleFunc("GET /readyz", g.readyz)
 	mux.Handle("/api/", g.admin.Handler())
+	mux.Handle("/mcp", g.proxy.Handler())
+	mux.Handle("/mcp/", g.proxy.Handler())
 	// Everything else of a host is its OAuth server: discovery, registration, sign-in,
 	// consent and tokens.
 	mux.Handle("/", g.oauth.Handler())

@@ -5,19 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"html"
-	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"regexp"
 	"strings"
 	"testing"
 
 	"golang.org/x/oauth2"
 
 	"github.com/trustgate/trustgate/authzserver"
+	"github.com/trustgate/trustgate/internal/testbrowser"
 	"github.com/trustgate/trustgate/oauthserver"
 	"github.com/trustgate/trustgate/oauthserver/keyset"
 	"github.com/trustgate/trustgate/schema"
@@ -158,92 +155,27 @@ func (e *env) register(host string, redirects ...string) *oauth2.Config {
 	}
 }
 
-// browser is a cookie-keeping browser that follows redirects within the server only.
-type browser struct {
-	e      *env
-	client *http.Client
-}
+// browser plays the browser, staying on the gateway.
+type browser = testbrowser.Browser
 
-func (e *env) browser() *browser {
-	jar, _ := cookiejar.New(nil)
-	return &browser{e: e, client: &http.Client{Jar: jar, CheckRedirect: func(req *http.Request, _ []*http.Request) error {
-		if !strings.HasPrefix(req.URL.String(), e.srv.URL) {
-			return http.ErrUseLastResponse
-		}
-		return nil
-	}}}
-}
-
-type page struct {
-	status int
-	body   string
-	loc    *url.URL // set when the browser left for another site (the client's redirect URI)
-}
-
-func (b *browser) do(req *http.Request) page {
-	b.e.t.Helper()
-	resp, err := b.client.Do(req)
-	if err != nil {
-		b.e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	p := page{status: resp.StatusCode, body: string(body)}
-	if resp.StatusCode/100 == 3 {
-		p.loc, _ = url.Parse(resp.Header.Get("Location"))
-	}
-	return p
-}
-
-func (b *browser) get(u string) page {
-	req, _ := http.NewRequest("GET", u, nil)
-	return b.do(req)
-}
-
-var (
-	actionRE = regexp.MustCompile(`<form method="post"(?: action="([^"]*)")?>`)
-	hiddenRE = regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" value="([^"]*)">`)
-)
-
-// submit posts p's form with the hidden fields and fields (an empty value deletes a field).
-func (b *browser) submit(p page, fields map[string]string) page {
-	b.e.t.Helper()
-	m := actionRE.FindStringSubmatch(p.body)
-	if m == nil {
-		b.e.t.Fatalf("no form in page (%d): %s", p.status, p.body)
-	}
-	form := url.Values{}
-	for _, h := range hiddenRE.FindAllStringSubmatch(p.body, -1) {
-		form.Set(h[1], html.UnescapeString(h[2]))
-	}
-	for k, v := range fields {
-		if v == "" {
-			form.Del(k)
-		} else {
-			form.Set(k, v)
-		}
-	}
-	req, _ := http.NewRequest("POST", html.UnescapeString(m[1]), strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	return b.do(req)
-}
+func (e *env) browser() *browser { return testbrowser.New(e.t, e.srv.URL) }
 
 // flow runs the authorization request through sign-in and consent at level; it returns the
 // final redirect to the client.
 func (e *env) flow(b *browser, conf *oauth2.Config, state, verifier, level string) *url.URL {
 	e.t.Helper()
-	p := b.get(conf.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("resource", e.resource())))
-	if p.status == http.StatusOK && strings.Contains(p.body, `name="password"`) {
-		p = b.submit(p, map[string]string{"email": email, "password": password})
+	p := b.Get(conf.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("resource", e.resource())))
+	if p.Status == http.StatusOK && strings.Contains(p.Body, `name="password"`) {
+		p = b.Submit(p, map[string]string{"email": email, "password": password})
 	}
-	if p.status != http.StatusOK || !strings.Contains(p.body, `name="trust_level"`) {
-		e.t.Fatalf("expected the trust level page, got %d (%v): %s", p.status, p.loc, p.body)
+	if p.Status != http.StatusOK || !strings.Contains(p.Body, `name="trust_level"`) {
+		e.t.Fatalf("expected the trust level page, got %d (%v): %s", p.Status, p.Loc, p.Body)
 	}
-	p = b.submit(p, map[string]string{"trust_level": level, "decision": "allow"})
-	if p.loc == nil {
-		e.t.Fatalf("consent: no redirect, %d: %s", p.status, p.body)
+	p = b.Submit(p, map[string]string{"trust_level": level, "decision": "allow"})
+	if p.Loc == nil {
+		e.t.Fatalf("consent: no redirect, %d: %s", p.Status, p.Body)
 	}
-	return p.loc
+	return p.Loc
 }
 
 func (e *env) exchange(conf *oauth2.Config, loc *url.URL, verifier string) *oauth2.Token {
@@ -457,9 +389,9 @@ func TestNoStateCompletes(t *testing.T) {
 	}
 	e.exchange(conf, loc, verifier)
 	// A state that is sent must still be long enough.
-	p := e.browser().get(conf.AuthCodeURL("short", oauth2.S256ChallengeOption(verifier)))
-	if p.loc == nil || p.loc.Query().Get("error") != "invalid_state" {
-		t.Fatalf("short state: %d %v", p.status, p.loc)
+	p := e.browser().Get(conf.AuthCodeURL("short", oauth2.S256ChallengeOption(verifier)))
+	if p.Loc == nil || p.Loc.Query().Get("error") != "invalid_state" {
+		t.Fatalf("short state: %d %v", p.Status, p.Loc)
 	}
 }
 
@@ -470,9 +402,9 @@ func TestPKCERequired(t *testing.T) {
 		"missing": nil,
 		"plain":   {oauth2.SetAuthURLParam("code_challenge", strings.Repeat("a", 43)), oauth2.SetAuthURLParam("code_challenge_method", "plain")},
 	} {
-		p := e.browser().get(conf.AuthCodeURL("state-0123456789", opts...))
-		if p.status != 400 || p.loc != nil || !strings.Contains(p.body, "S256") {
-			t.Fatalf("%s: %d %v", name, p.status, p.loc)
+		p := e.browser().Get(conf.AuthCodeURL("state-0123456789", opts...))
+		if p.Status != 400 || p.Loc != nil || !strings.Contains(p.Body, "S256") {
+			t.Fatalf("%s: %d %v", name, p.Status, p.Loc)
 		}
 	}
 }
@@ -492,9 +424,9 @@ func TestRedirectURIMatching(t *testing.T) {
 	// Another path does not, and the browser is not redirected there.
 	c3 := *conf
 	c3.RedirectURL = "http://localhost:51234/evil"
-	p := e.browser().get(c3.AuthCodeURL("state-0123456789", oauth2.S256ChallengeOption(v)))
-	if p.status != 400 || p.loc != nil {
-		t.Fatalf("mismatch: %d %v", p.status, p.loc)
+	p := e.browser().Get(c3.AuthCodeURL("state-0123456789", oauth2.S256ChallengeOption(v)))
+	if p.Status != 400 || p.Loc != nil {
+		t.Fatalf("mismatch: %d %v", p.Status, p.Loc)
 	}
 }
 
@@ -507,25 +439,25 @@ func TestWrongPasswordAndRateLimit(t *testing.T) {
 	e.flow(b, conf, "state-0123456789", v, "low")
 
 	b2 := e.browser()
-	signIn := b2.get(conf.AuthCodeURL("state-0123456789", oauth2.S256ChallengeOption(v), oauth2.SetAuthURLParam("resource", e.resource())))
-	p := b2.submit(signIn, map[string]string{"email": email, "password": "wrong password 123"})
-	if p.status != 401 || !strings.Contains(p.body, "Email or password is incorrect.") {
-		t.Fatalf("wrong password: %d", p.status)
+	signIn := b2.Get(conf.AuthCodeURL("state-0123456789", oauth2.S256ChallengeOption(v), oauth2.SetAuthURLParam("resource", e.resource())))
+	p := b2.Submit(signIn, map[string]string{"email": email, "password": "wrong password 123"})
+	if p.Status != 401 || !strings.Contains(p.Body, "Email or password is incorrect.") {
+		t.Fatalf("wrong password: %d", p.Status)
 	}
-	p2 := b2.submit(signIn, map[string]string{"email": "nobody@example.com", "password": "wrong password 123"})
-	if p2.status != 401 || !strings.Contains(p2.body, "Email or password is incorrect.") {
-		t.Fatalf("unknown email: %d", p2.status)
+	p2 := b2.Submit(signIn, map[string]string{"email": "nobody@example.com", "password": "wrong password 123"})
+	if p2.Status != 401 || !strings.Contains(p2.Body, "Email or password is incorrect.") {
+		t.Fatalf("unknown email: %d", p2.Status)
 	}
 	for range 5 {
-		p = b2.submit(signIn, map[string]string{"email": email, "password": "wrong password 123"})
+		p = b2.Submit(signIn, map[string]string{"email": email, "password": "wrong password 123"})
 	}
-	if p.status != http.StatusTooManyRequests || !strings.Contains(p.body, "Too many sign-in attempts") {
-		t.Fatalf("after 6 failures: %d", p.status)
+	if p.Status != http.StatusTooManyRequests || !strings.Contains(p.Body, "Too many sign-in attempts") {
+		t.Fatalf("after 6 failures: %d", p.Status)
 	}
 	// Even the right password is refused while limited.
-	p = b2.submit(signIn, map[string]string{"email": email, "password": password})
-	if p.status != http.StatusTooManyRequests {
-		t.Fatalf("right password while limited: %d", p.status)
+	p = b2.Submit(signIn, map[string]string{"email": email, "password": password})
+	if p.Status != http.StatusTooManyRequests {
+		t.Fatalf("right password while limited: %d", p.Status)
 	}
 }
 
@@ -533,10 +465,10 @@ func TestCSRFRequired(t *testing.T) {
 	e := newEnv(t)
 	conf := e.register("acme")
 	b := e.browser()
-	signIn := b.get(conf.AuthCodeURL("state-0123456789", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
-	p := b.submit(signIn, map[string]string{"email": email, "password": password, "csrf_token": ""})
-	if p.status != http.StatusForbidden {
-		t.Fatalf("no CSRF token: %d", p.status)
+	signIn := b.Get(conf.AuthCodeURL("state-0123456789", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+	p := b.Submit(signIn, map[string]string{"email": email, "password": password, "csrf_token": ""})
+	if p.Status != http.StatusForbidden {
+		t.Fatalf("no CSRF token: %d", p.Status)
 	}
 	if h, _ := e.st.GetUserPasswordHash(context.Background(), "acme", e.user().ID); h != "" {
 		t.Fatal("password set without a CSRF token")
@@ -547,11 +479,11 @@ func TestDeny(t *testing.T) {
 	e := newEnv(t)
 	conf := e.register("acme")
 	b := e.browser()
-	p := b.get(conf.AuthCodeURL("state-0123456789", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("resource", e.resource())))
-	p = b.submit(p, map[string]string{"email": email, "password": password})
-	p = b.submit(p, map[string]string{"decision": "deny"})
-	if p.loc == nil || p.loc.Query().Get("error") != "access_denied" || p.loc.Query().Get("iss") != e.base("acme") || p.loc.Query().Get("state") != "state-0123456789" {
-		t.Fatalf("deny: %d %v", p.status, p.loc)
+	p := b.Get(conf.AuthCodeURL("state-0123456789", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("resource", e.resource())))
+	p = b.Submit(p, map[string]string{"email": email, "password": password})
+	p = b.Submit(p, map[string]string{"decision": "deny"})
+	if p.Loc == nil || p.Loc.Query().Get("error") != "access_denied" || p.Loc.Query().Get("iss") != e.base("acme") || p.Loc.Query().Get("state") != "state-0123456789" {
+		t.Fatalf("deny: %d %v", p.Status, p.Loc)
 	}
 	if agents, _ := e.st.ListAgents(context.Background(), "acme", e.user().ID); len(agents) != 0 {
 		t.Fatalf("agents after deny: %v", agents)
@@ -562,9 +494,9 @@ func TestResourceOfAnotherHost(t *testing.T) {
 	e := newEnv(t)
 	conf := e.register("acme")
 	for _, res := range []string{e.urls.MCP("other"), e.urls.MCP("other") + "/linear", e.urls.MCP("acme") + "/nope"} {
-		p := e.browser().get(conf.AuthCodeURL("state-0123456789", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("resource", res)))
-		if p.loc == nil || p.loc.Query().Get("error") != "invalid_target" {
-			t.Fatalf("resource %s: %d %v", res, p.status, p.loc)
+		p := e.browser().Get(conf.AuthCodeURL("state-0123456789", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("resource", res)))
+		if p.Loc == nil || p.Loc.Query().Get("error") != "invalid_target" {
+			t.Fatalf("resource %s: %d %v", res, p.Status, p.Loc)
 		}
 	}
 }

@@ -1,0 +1,138 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"golang.org/x/oauth2"
+
+	"github.com/trustgate/trustgate/internal/testbrowser"
+	"github.com/trustgate/trustgate/internal/testmcp"
+)
+
+// bearer adds the access token to every request, as an MCP client does after OAuth.
+type bearer struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.next.RoundTrip(r)
+}
+
+// TestMCPClientThroughOAuthAndProxy is the whole product through the real binary: an admin
+// imports a server and grants a human; an MCP client registers, the human signs in and
+// consents at medium, the client gets a token and calls tools through the gateway — allowed,
+// denied, filtered — and the kill switch stops the very next call.
+func TestMCPClientThroughOAuthAndProxy(t *testing.T) {
+	dir := t.TempDir()
+	p := start(t, "--data-dir", dir)
+	up := testmcp.Start(t, "")
+	out, err := run(t, 30*time.Second, "admin", "token", "create", "--global", "--name", "e2e", "--data-dir", dir)
+	if err != nil {
+		t.Fatalf("bootstrap token: %v\n%s", err, out)
+	}
+	admin := strings.TrimSpace(strings.SplitN(out, "\n", 2)[0])
+	cli(t, p, admin, "host", "create", "acme", "--exact")
+	cli(t, p, admin, "server", "import", up.URL, "--host", "acme", "--key", "tracker")
+	cli(t, p, admin, "human", "add", "alice@acme.test", "--host", "acme")
+	cli(t, p, admin, "human", "grant", "alice@acme.test", "tracker", "--level", "high", "--host", "acme")
+
+	issuer := p.url + "/h/acme"
+	resource := issuer + "/mcp/tracker"
+
+	// Without a token the MCP endpoint tells the client where to authenticate.
+	resp, err := http.Post(resource, "application/json", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(resp)
+	if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `resource_metadata="`+p.url+"/.well-known/oauth-protected-resource/h/acme/mcp/tracker") {
+		t.Fatalf("unauthenticated MCP request = %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+
+	// Dynamic client registration.
+	redirect := "http://127.0.0.1:33418/callback"
+	reg, _ := json.Marshal(map[string]any{"client_name": "e2e agent", "redirect_uris": []string{redirect},
+		"token_endpoint_auth_method": "none", "grant_types": []string{"authorization_code", "refresh_token"}})
+	resp, err = http.Post(issuer+"/register", "application/json", bytes.NewReader(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var client struct {
+		ClientID string `json:"client_id"`
+	}
+	if body := readAll(resp); resp.StatusCode != 201 || json.Unmarshal([]byte(body), &client) != nil {
+		t.Fatalf("register = %d %s", resp.StatusCode, body)
+	}
+
+	// The human signs in (claiming the pre-authorized account) and consents at medium.
+	conf := &oauth2.Config{ClientID: client.ClientID, RedirectURL: redirect, Scopes: []string{"mcp"},
+		Endpoint: oauth2.Endpoint{AuthURL: issuer + "/authorize", TokenURL: issuer + "/token", AuthStyle: oauth2.AuthStyleInParams}}
+	verifier := oauth2.GenerateVerifier()
+	b := testbrowser.New(t, p.url)
+	page := b.Get(conf.AuthCodeURL("e2e-state-1", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("resource", resource)))
+	page = b.Submit(page, map[string]string{"email": "alice@acme.test", "password": "correct horse battery staple"})
+	if !strings.Contains(page.Body, `name="trust_level"`) {
+		t.Fatalf("after sign-in: %d %s", page.Status, page.Body)
+	}
+	page = b.Submit(page, map[string]string{"trust_level": "medium", "decision": "allow"})
+	if page.Loc == nil || page.Loc.Query().Get("code") == "" || page.Loc.Query().Get("iss") != issuer || page.Loc.Query().Get("state") != "e2e-state-1" {
+		t.Fatalf("consent redirect = %v (%d %s)", page.Loc, page.Status, page.Body)
+	}
+	tok, err := conf.Exchange(context.Background(), page.Loc.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatalf("token exchange: %v", err)
+	}
+
+	// The MCP client, with its token, through the gateway.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	mc := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil)
+	session, err := mc.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: resource,
+		HTTPClient: &http.Client{Transport: bearer{token: tok.AccessToken, next: http.DefaultTransport}}}, nil)
+	if err != nil {
+		t.Fatalf("connect through the gateway: %v", err)
+	}
+	defer session.Close()
+	tools, err := session.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tl := range tools.Tools {
+		names = append(names, tl.Name)
+	}
+	if strings.Join(names, ",") != "create_issue,list_issues" && strings.Join(names, ",") != "list_issues,create_issue" {
+		t.Fatalf("tools/list through the gateway = %v, want the medium and low tools only", names)
+	}
+	res, err := session.CallTool(ctx, &mcp.CallToolParams{Name: "create_issue", Arguments: map[string]any{"title": "hello"}})
+	if err != nil || res.IsError || len(res.Content) == 0 || !strings.Contains(res.Content[0].(*mcp.TextContent).Text, "create_issue called: hello") {
+		t.Fatalf("allowed call: %+v %v", res, err)
+	}
+	_, err = session.CallTool(ctx, &mcp.CallToolParams{Name: "delete_issue", Arguments: map[string]any{"id": "1"}})
+	if err == nil || !strings.Contains(err.Error(), "delete_issue") || !strings.Contains(err.Error(), "high") {
+		t.Fatalf("denied call: %v", err)
+	}
+
+	// Kill switch: the very next call is denied.
+	var agents []struct {
+		ID string `json:"id"`
+	}
+	cliJSON(t, p, admin, &agents, "agent", "list", "--host", "acme")
+	if len(agents) != 1 {
+		t.Fatalf("agents after consent: %+v", agents)
+	}
+	cli(t, p, admin, "agent", "kill", agents[0].ID, "--yes", "--host", "acme")
+	if _, err := session.CallTool(ctx, &mcp.CallToolParams{Name: "list_issues"}); err == nil {
+		t.Fatal("a killed agent's next call went through")
+	}
+}
