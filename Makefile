@@ -22,7 +22,18 @@ run: build
 	./$(BIN) serve
 
 ## test: every test; the core packages under the race detector.
-test: test-race test-rest
+test: tests/ts/node_modules test-race test-rest
+
+## tests/ts/node_modules: the pinned MCP TypeScript SDK for tests/ts_sdk_test.go, installed
+## again only when the lockfile changes (the stamp is newer than it otherwise). test-rest
+## needs it too, so that `make -j test` does not run the tests before it is installed.
+.PHONY: tests/ts/node_modules
+tests/ts/node_modules: tests/ts/node_modules/.installed
+test-rest: tests/ts/node_modules
+
+tests/ts/node_modules/.installed: tests/ts/package.json tests/ts/package-lock.json
+	npm ci --prefix tests/ts --no-audit --no-fund
+	touch $@
 
 test-race:
 	$(GO) test -count=1 -race $(RACE_PKGS)

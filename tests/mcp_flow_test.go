@@ -13,7 +13,6 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/trustgate/trustgate/internal/testbrowser"
-	"github.com/trustgate/trustgate/internal/testmcp"
 )
 
 // bearer adds the access token to every request, as an MCP client does after OAuth.
@@ -33,21 +32,10 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 // consents at medium, the client gets a token and calls tools through the gateway — allowed,
 // denied, filtered — and the kill switch stops the very next call.
 func TestMCPClientThroughOAuthAndProxy(t *testing.T) {
-	dir := t.TempDir()
-	p := start(t, "--data-dir", dir)
-	up := testmcp.Start(t, "")
-	out, err := run(t, 30*time.Second, "admin", "token", "create", "--global", "--name", "e2e", "--data-dir", dir)
-	if err != nil {
-		t.Fatalf("bootstrap token: %v\n%s", err, out)
-	}
-	admin := strings.TrimSpace(strings.SplitN(out, "\n", 2)[0])
-	cli(t, p, admin, "host", "create", "acme", "--exact")
-	cli(t, p, admin, "server", "import", up.URL, "--host", "acme", "--key", "tracker")
-	cli(t, p, admin, "human", "add", "alice@acme.test", "--host", "acme")
-	cli(t, p, admin, "human", "grant", "alice@acme.test", "tracker", "--level", "high", "--host", "acme")
-
+	s := setupTracker(t)
+	p, admin := s.p, s.admin
 	issuer := p.url + "/h/acme"
-	resource := issuer + "/mcp/tracker"
+	resource := s.resource
 
 	// Without a token the MCP endpoint tells the client where to authenticate.
 	resp, err := http.Post(resource, "application/json", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
@@ -80,7 +68,7 @@ func TestMCPClientThroughOAuthAndProxy(t *testing.T) {
 	verifier := oauth2.GenerateVerifier()
 	b := testbrowser.New(t, p.url)
 	page := b.Get(conf.AuthCodeURL("e2e-state-1", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("resource", resource)))
-	page = b.Submit(page, map[string]string{"email": "alice@acme.test", "password": "correct horse battery staple"})
+	page = b.Submit(page, map[string]string{"email": s.email, "password": s.password})
 	if !strings.Contains(page.Body, `name="trust_level"`) {
 		t.Fatalf("after sign-in: %d %s", page.Status, page.Body)
 	}

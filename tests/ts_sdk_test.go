@@ -1,0 +1,126 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/trustgate/trustgate/internal/testmcp"
+)
+
+// trackerSetup is what setupTracker leaves running: the gateway, a global admin token, and
+// host acme serving the upstream as "tracker" to alice@acme.test, granted up to high.
+type trackerSetup struct {
+	p        *process
+	admin    string
+	up       *testmcp.Upstream
+	resource string // the MCP endpoint: <gateway>/h/acme/mcp/tracker
+	email    string
+	password string
+}
+
+// setupTracker starts the binary and the upstream, bootstraps an admin token, creates host
+// acme, imports the upstream as "tracker" and grants alice@acme.test up to high.
+func setupTracker(t *testing.T) trackerSetup {
+	t.Helper()
+	dir := t.TempDir()
+	p := start(t, "--data-dir", dir)
+	up := testmcp.Start(t, "")
+	out, err := run(t, 30*time.Second, "admin", "token", "create", "--global", "--name", "e2e", "--data-dir", dir)
+	if err != nil {
+		t.Fatalf("bootstrap token: %v\n%s", err, out)
+	}
+	admin := strings.TrimSpace(strings.SplitN(out, "\n", 2)[0])
+	cli(t, p, admin, "host", "create", "acme", "--exact")
+	cli(t, p, admin, "server", "import", up.URL, "--host", "acme", "--key", "tracker")
+	cli(t, p, admin, "human", "add", "alice@acme.test", "--host", "acme")
+	cli(t, p, admin, "human", "grant", "alice@acme.test", "tracker", "--level", "high", "--host", "acme")
+	return trackerSetup{p: p, admin: admin, up: up, resource: p.url + "/h/acme/mcp/tracker",
+		email: "alice@acme.test", password: "correct horse battery staple"}
+}
+
+// TestTypeScriptSDKClient drives the official MCP TypeScript SDK client (tests/ts, pinned in
+// its package-lock.json) through the whole flow against the real binary: discovery,
+// registration, PKCE authorization with sign-in and consent, token, tools/list, a permitted
+// call and a denied one. The SDK side lives in tests/ts/e2e.mjs.
+func TestTypeScriptSDKClient(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err == nil {
+		_, err = os.Stat(filepath.Join("ts", "node_modules", "@modelcontextprotocol", "sdk", "package.json"))
+	}
+	if err != nil {
+		msg := "TypeScript SDK test needs node and tests/ts/node_modules (" + err.Error() + "): run `make test` or `npm ci --prefix tests/ts`"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+
+	s := setupTracker(t)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "e2e.mjs")
+	cmd.Dir = "ts"
+	cmd.Env = append(cleanEnv(), "MCP_URL="+s.resource, "EMAIL="+s.email, "PASSWORD="+s.password)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("node e2e.mjs did not finish within 60s\nstdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	}
+	if err != nil {
+		t.Fatalf("node e2e.mjs: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	t.Logf("e2e.mjs: %s", strings.TrimSpace(stdout.String()))
+
+	var res struct {
+		OK        bool     `json:"ok"`
+		Issuer    string   `json:"issuer"`
+		ClientID  string   `json:"client_id"`
+		Discovery []string `json:"discovery"`
+		SignedIn  bool     `json:"signed_in"`
+		Consented bool     `json:"consented"`
+		Tools     []string `json:"tools"`
+		Allowed   string   `json:"allowed"`
+		Denied    string   `json:"denied"`
+	}
+	out := lines(stdout.String())
+	if len(out) == 0 {
+		t.Fatalf("e2e.mjs printed nothing\nstderr:\n%s", stderr.String())
+	}
+	if err := json.Unmarshal([]byte(out[len(out)-1]), &res); err != nil {
+		t.Fatalf("e2e.mjs output is not JSON: %v\n%s", err, stdout.String())
+	}
+	if !res.OK || res.Issuer != s.p.url+"/h/acme" || res.ClientID == "" || !res.SignedIn || !res.Consented {
+		t.Fatalf("e2e.mjs result: %+v", res)
+	}
+	// The discovery the SDK did itself: 401 from the MCP endpoint, RFC 9728, RFC 8414, RFC 7591, token.
+	for _, want := range []string{
+		"POST /h/acme/mcp/tracker 401",
+		"/.well-known/oauth-protected-resource",
+		"/.well-known/oauth-authorization-server",
+		"POST /h/acme/register 201",
+		"POST /h/acme/token 200",
+	} {
+		if !slices.ContainsFunc(res.Discovery, func(r string) bool { return strings.Contains(r, want) }) {
+			t.Errorf("SDK requests %q lack %q", res.Discovery, want)
+		}
+	}
+	if strings.Join(res.Tools, ",") != "create_issue,list_issues" {
+		t.Errorf("tools/list = %v, want create_issue and list_issues only", res.Tools)
+	}
+	if !strings.Contains(res.Allowed, "create_issue called: ts") {
+		t.Errorf("allowed call = %q", res.Allowed)
+	}
+	if !strings.Contains(res.Denied, "delete_issue") || !strings.Contains(res.Denied, "high") {
+		t.Errorf("denied call = %q", res.Denied)
+	}
+}
