@@ -134,6 +134,7 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 	}
 	if g.proxy, err = proxy.New(proxy.Config{
 		Store: g.store, Backend: g.backend, KeySet: g.keys, URLs: g.urls, Keys: keys, Logger: log,
+		SessionKey: keys.Derive("mcp session binding"), // the same on every replica
 	}); err != nil {
 		return nil, fmt.Errorf("MCP proxy: %w", err)
 	}

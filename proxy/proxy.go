@@ -23,13 +23,13 @@
 // other status as a transport failure); the drop is logged. A failing authorization backend
 // fails closed (ErrCodeUnavailable).
 //
-// Out of scope for now: binding Mcp-Session-Id to the agent that opened the session, the
-// protocol-version header checks, the legacy HTTP+SSE transport, audit, approvals and DLP.
+// Out of scope for now: the protocol-version header checks, the legacy HTTP+SSE transport, audit, approvals and DLP.
 package proxy
 
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -72,15 +72,19 @@ type Config struct {
 	Logger *slog.Logger // default: discarded
 	// MaxBodyBytes bounds a POST body (default DefaultMaxBodyBytes); larger bodies get 413.
 	MaxBodyBytes int64
+	// SessionKey binds Mcp-Session-Id values to the agent that opened the session (see
+	// session.go). Replicas must share it; empty means a random key for this process.
+	SessionKey []byte
 }
 
 // Proxy is the MCP proxy. It is safe for concurrent use.
 type Proxy struct {
-	cfg   Config
-	log   *slog.Logger
-	rp    *httputil.ReverseProxy
-	mux   *http.ServeMux
-	trans *http.Transport
+	cfg      Config
+	log      *slog.Logger
+	rp       *httputil.ReverseProxy
+	mux      *http.ServeMux
+	trans    *http.Transport
+	sessions sessionBinder
 }
 
 // New checks the configuration and builds the proxy.
@@ -91,7 +95,7 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	p := &Proxy{cfg: cfg, log: cfg.Logger, trans: newTransport()}
+	p := &Proxy{cfg: cfg, log: cfg.Logger, trans: newTransport(), sessions: newSessionBinder(cfg.SessionKey)}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -213,6 +217,20 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fw.target = target
+	// The session (older revisions): only the agent that opened it may use it.
+	if id := r.Header.Get("Mcp-Session-Id"); id != "" {
+		upstreamID, ok := p.sessions.unwrap(host, srv.Key, agentID, id)
+		if !ok {
+			p.log.Warn("proxy: session id not issued to this agent", "host", host, "server", srv.Key, "agent", agentID)
+			var id json.RawMessage
+			if m != nil {
+				id = m.id
+			}
+			writeRPCError(w, http.StatusNotFound, id, ErrCodeInvalidRequest, "session not found: start a new session with initialize", nil)
+			return
+		}
+		fw.upstreamSession = upstreamID
+	}
 	if fw.credName, fw.credValue, err = p.credential(srv); err != nil {
 		p.log.Error("proxy: server credentials", "host", host, "server", srv.Key, "err", err)
 		p.reject(w, m, ErrCodeUpstream, fmt.Sprintf("the MCP server %s could not be reached: trustgate could not use its stored credentials", fw.serverName), nil, http.StatusBadGateway)
@@ -489,6 +507,7 @@ type forward struct {
 	msg                               *message // nil for GET and DELETE
 	target                            *url.URL
 	credName, credValue               string
+	upstreamSession                   string            // the upstream's Mcp-Session-Id, unwrapped
 	keep                              func(string) bool // set: filter the tools/list response
 }
 
@@ -518,6 +537,10 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	if _, ok := h["User-Agent"]; !ok {
 		h["User-Agent"] = []string{""} // not Go's default
 	}
+	h.Del("Mcp-Session-Id")
+	if fw.upstreamSession != "" {
+		h.Set("Mcp-Session-Id", fw.upstreamSession)
+	}
 	if fw.credName != "" {
 		h.Set(fw.credName, fw.credValue)
 	}
@@ -538,6 +561,9 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	resp.Header.Del("Set-Cookie") // upstream cookies would land on the gateway's origin
 	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
 		return &upstreamAuthError{resp.StatusCode}
+	}
+	if id := resp.Header.Get("Mcp-Session-Id"); id != "" && fw != nil {
+		resp.Header.Set("Mcp-Session-Id", p.sessions.wrap(fw.host, fw.server, fw.agentID, id))
 	}
 	if fw == nil || fw.keep == nil || resp.StatusCode != http.StatusOK {
 		return nil

@@ -421,3 +421,52 @@ func TestMalformedMessages(t *testing.T) {
 		t.Error("a malformed message reached the upstream")
 	}
 }
+
+// TestSessionIsBoundToItsAgent: the session id a client sees is not the upstream's, and another
+// agent presenting it gets 404 (a new session), never the first agent's session.
+func TestSessionIsBoundToItsAgent(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	other, err := e.st.CreateAgent(ctx, store.Agent{Host: host, UserID: e.userID, ClientID: "client-2", Name: "Other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.SetConsent(ctx, store.Consent{Host: host, AgentID: other.ID, Server: serverKey, Level: schema.High}); err != nil {
+		t.Fatal(err)
+	}
+	e.sync()
+	resource := e.endpoint(serverKey)
+	post := func(token, session, body string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest("POST", resource, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		if session != "" {
+			req.Header.Set("Mcp-Session-Id", session)
+			req.Header.Set("Mcp-Protocol-Version", "2025-06-18")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		return resp
+	}
+	mine := e.token(resource, nil)
+	theirs := e.token(resource, func(c *keyset.AccessClaims) { c.Extra["agent_id"] = other.ID })
+	resp := post(mine, "", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`)
+	session := resp.Header.Get("Mcp-Session-Id")
+	if resp.StatusCode != 200 || !strings.HasPrefix(session, "tg1.") {
+		t.Fatalf("initialize = %d, session %q", resp.StatusCode, session)
+	}
+	list := `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`
+	post(mine, session, `{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	if resp := post(mine, session, list); resp.StatusCode != 200 {
+		t.Fatalf("the session's own agent: %d", resp.StatusCode)
+	}
+	if resp := post(theirs, session, list); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("another agent presenting the session: %d, want 404", resp.StatusCode)
+	}
+}
