@@ -11,7 +11,7 @@ VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null || ech
 RACE_PKGS     := ./schema/... ./store/... ./authzserver/... ./gateway/...
 RACE_PATTERN  := /(schema|store|authzserver|gateway)(/|$$)
 
-.PHONY: build run test test-race test-rest lint fmt tools clean
+.PHONY: build run test test-race test-rest lint fmt tools clean fuzz
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/trustgate
@@ -40,6 +40,12 @@ test-race:
 
 test-rest:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -Ev '$(RACE_PATTERN)')
+
+## fuzz: the JSON-RPC and SSE parsers of the proxy, FUZZTIME each (CI runs it briefly).
+FUZZTIME ?= 10s
+fuzz:
+	$(GO) test -run='^$$' -fuzz=FuzzParseMessage -fuzztime=$(FUZZTIME) ./proxy/
+	$(GO) test -run='^$$' -fuzz=FuzzSSEFilter -fuzztime=$(FUZZTIME) ./proxy/
 
 lint: $(STATICCHECK)
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; \
