@@ -1,6 +1,7 @@
 package admin_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"regexp"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/trustgate/trustgate/admin"
 	"github.com/trustgate/trustgate/internal/testmcp"
+	"github.com/trustgate/trustgate/store"
 )
 
 func regexpMatch(pattern, s string) bool { return regexp.MustCompile(pattern).MatchString(s) }
@@ -102,17 +104,40 @@ func TestCrossTenantRequestsAreRefused(t *testing.T) {
 	if checked < 30 {
 		t.Fatalf("only %d host-scoped operations checked", checked)
 	}
-	// acme's token, beta's ids under acme's paths: not found, and nothing of beta's changes.
-	for _, c := range []struct{ method, path string }{
-		{"GET", "/api/v1/hosts/acme/humans/mallory@beta.test"},
-		{"DELETE", "/api/v1/hosts/acme/humans/mallory@beta.test"},
-		{"DELETE", "/api/v1/hosts/acme/tokens/" + betaTok.ID},
-	} {
-		code, body := e.do(c.method, c.path, e.acme, nil)
-		if code != http.StatusNotFound {
-			t.Errorf("acme's token on beta's id %s %s = %d %s, want 404", c.method, c.path, code, body)
+	// acme's token with beta's ids under acme's paths, for every operation: never a success,
+	// and nothing of beta's changes.
+	betaUp := testmcp.Start(t, "")
+	e.must(201, "POST", "/api/v1/hosts/beta/servers", e.beta, admin.ServerImport{URL: betaUp.URL, Key: "beta-tracker"}, nil)
+	var mallory admin.Human
+	e.must(200, "PUT", "/api/v1/hosts/beta/humans/mallory@beta.test/grants/beta-tracker", e.beta, admin.GrantSet{Ceiling: "high"}, &mallory)
+	betaAgent, err := e.store.CreateAgent(context.Background(), store.Agent{Host: "beta", UserID: mallory.ID, ClientID: "beta-client"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.must(200, "PUT", "/api/v1/hosts/beta/agents/"+betaAgent.ID+"/servers/beta-tracker", e.beta, admin.AgentLevel{Level: "high"}, nil)
+	before := e.callable("beta", "beta-tracker", betaAgent.ID)
+	for _, op := range ops {
+		method, path, _ := strings.Cut(op, " ")
+		if !strings.Contains(path, "{host}") || path == "/api/v1/hosts/{host}" {
+			continue
+		}
+		concrete := strings.NewReplacer("{host}", "acme", "{server}", "beta-tracker", "{tool}", "list_issues",
+			"{human}", "mallory@beta.test", "{agent}", betaAgent.ID, "{token}", betaTok.ID).Replace(path)
+		body := map[string]string{"PUT": `{"ceiling":"high","level":"high"}`, "PATCH": `{}`, "POST": `{}`}[method]
+		if method == "POST" && strings.HasSuffix(path, "/humans") {
+			continue // creating a human in acme is acme's right; ids are not involved
+		}
+		code, resp := e.do(method, concrete, e.acme, body)
+		if code < 400 && !(method == "GET" && strings.HasSuffix(path, "s")) {
+			t.Errorf("acme's token with beta's ids: %s %s = %d %s", method, concrete, code, resp)
+		}
+		if code < 400 && (strings.Contains(string(resp), "mallory") || strings.Contains(string(resp), betaAgent.ID)) {
+			t.Errorf("acme's token read beta's data: %s %s = %s", method, concrete, resp)
 		}
 	}
 	e.must(200, "GET", "/api/v1/hosts/beta/humans/mallory@beta.test", e.beta, nil, nil)
 	e.must(200, "GET", "/api/v1/hosts/beta/servers", betaTok.Secret, nil, nil)
+	if after := e.callable("beta", "beta-tracker", betaAgent.ID); after != before || before == "[]" {
+		t.Fatalf("beta's agent could call %s before and %s after acme's requests", before, after)
+	}
 }
