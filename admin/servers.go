@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/trustgate/trustgate/credentials"
 	"github.com/trustgate/trustgate/discovery"
 	"github.com/trustgate/trustgate/store"
 )
@@ -23,14 +24,6 @@ func slugify(name string) string {
 	}
 	return s
 }
-
-// credentials is the sealed form of a server's upstream credentials.
-type credentials struct {
-	Header      *CredentialHeader `json:"header,omitempty"`
-	OAuthClient *OAuthClient      `json:"oauth_client,omitempty"`
-}
-
-func credentialAAD(host, server string) string { return "server-credentials:" + host + "/" + server }
 
 func validateCredentials(h *CredentialHeader, o *OAuthClient) error {
 	if h != nil && o != nil {
@@ -55,18 +48,10 @@ func validateCredentials(h *CredentialHeader, o *OAuthClient) error {
 
 // sealCredentials returns the kind and sealed bytes to store for a server.
 func (a *API) sealCredentials(host, server string, h *CredentialHeader, o *OAuthClient) (string, []byte, error) {
-	if h == nil && o == nil {
-		return "", nil, nil
-	}
-	kind := "header"
-	if o != nil {
-		kind = "oauth_client"
-	}
-	plain, err := json.Marshal(credentials{Header: h, OAuthClient: o})
-	if err != nil {
-		return "", nil, err
-	}
-	return kind, a.cfg.Keys.Seal(plain, credentialAAD(host, server)), nil
+	return credentials.Seal(a.cfg.Keys, host, server, credentials.Credentials{
+		Header:      (*credentials.Header)(h),
+		OAuthClient: (*credentials.OAuthClient)(o),
+	})
 }
 
 // discoveryOptions are the options to reach a stored server, its credentials unsealed in
@@ -74,16 +59,12 @@ func (a *API) sealCredentials(host, server string, h *CredentialHeader, o *OAuth
 func (a *API) discoveryOptions(s store.Server) (discovery.Options, error) {
 	opts := a.cfg.Discovery
 	opts.Header = http.Header{}
-	if s.CredentialKind == "header" {
-		plain, err := a.cfg.Keys.Open(s.Credentials, credentialAAD(s.Host, s.Key))
-		if err != nil {
-			return opts, errf("server %s: stored credentials: %w", s.Key, err)
-		}
-		var c credentials
-		if err := json.Unmarshal(plain, &c); err != nil || c.Header == nil {
-			return opts, errf("server %s: stored credentials are malformed", s.Key)
-		}
-		opts.Header.Set(c.Header.Name, c.Header.Value)
+	c, err := credentials.Open(a.cfg.Keys, s)
+	if err != nil {
+		return opts, errf("server %s: stored credentials: %w", s.Key, err)
+	}
+	if name, value, ok := c.HeaderOf(); ok {
+		opts.Header.Set(name, value)
 	}
 	return opts, nil
 }
@@ -178,9 +159,7 @@ func (a *API) importServer(r *http.Request, _ *caller) (int, any, error) {
 		}
 	}
 	if req.DryRun {
-		if req.Header != nil || req.OAuthClient != nil {
-			result.Server.CredentialKind = map[bool]string{true: "header", false: "oauth_client"}[req.Header != nil]
-		}
+		result.Server.CredentialKind = credentials.Credentials{Header: (*credentials.Header)(req.Header), OAuthClient: (*credentials.OAuthClient)(req.OAuthClient)}.Kind()
 		return http.StatusOK, result, nil
 	}
 	srv.CredentialKind, srv.Credentials, err = a.sealCredentials(host, key, req.Header, req.OAuthClient)

@@ -16,6 +16,8 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/trustgate/trustgate/authzserver"
+	"github.com/trustgate/trustgate/credentials"
+	"github.com/trustgate/trustgate/internal/testcp"
 	"github.com/trustgate/trustgate/internal/testmcp"
 	"github.com/trustgate/trustgate/oauthserver/keyset"
 	"github.com/trustgate/trustgate/proxy"
@@ -52,21 +54,8 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	ctx := context.Background()
 	e := &env{t: t}
-	var err error
-	e.st, err = store.Open(ctx, store.Config{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = e.st.Close() })
-	e.backend, err = authzserver.StartEmbedded(ctx, authzserver.EmbeddedConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = e.backend.Close() })
-	if err := e.backend.WriteSchema(ctx, schema.Text); err != nil {
-		t.Fatal(err)
-	}
-	e.writer = authzserver.NewWriter(e.st, e.backend, nil)
+	cp := testcp.New(t)
+	e.st, e.backend, e.writer = cp.Store, cp.Backend, cp.Writer
 	keys, err := secrets.NewKeyring(bytes.Repeat([]byte{7}, 32))
 	if err != nil {
 		t.Fatal(err)
@@ -118,10 +107,13 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	e.userID = u.ID
-	cred, _ := json.Marshal(map[string]any{"header": map[string]string{"name": "Authorization", "value": "Bearer " + upstreamSecret}})
+	kind, sealed, err := credentials.Seal(keys, host, serverKey, credentials.Credentials{Header: &credentials.Header{Name: "Authorization", Value: "Bearer " + upstreamSecret}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := e.st.CreateServer(ctx, store.Server{
 		Host: host, Key: serverKey, Name: "Issue Tracker", URL: upstream.URL + "/mcp",
-		CredentialKind: "header", Credentials: keys.Seal(cred, "server-credentials:"+host+"/"+serverKey),
+		CredentialKind: kind, Credentials: sealed,
 	}); err != nil {
 		t.Fatal(err)
 	}

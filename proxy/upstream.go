@@ -1,13 +1,12 @@
 package proxy
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"time"
 
+	"github.com/trustgate/trustgate/credentials"
 	"github.com/trustgate/trustgate/store"
 )
 
@@ -29,36 +28,15 @@ func newTransport() *http.Transport {
 	}
 }
 
-// sealedCredentials mirrors the sealed form the admin API stores (admin.credentials).
-type sealedCredentials struct {
-	Header *struct {
-		Name  string `json:"name"`
-		Value string `json:"value"`
-	} `json:"header,omitempty"`
-}
-
-// credentialAAD is the additional data the admin API seals server credentials with.
-func credentialAAD(host, server string) string { return "server-credentials:" + host + "/" + server }
-
 // credential unseals a server's static header credential in memory ("" when it has none).
 func (p *Proxy) credential(s store.Server) (name, value string, err error) {
-	switch s.CredentialKind {
-	case "":
-		return "", "", nil
-	case "header":
-	default:
+	if s.CredentialKind != credentials.KindNone && s.CredentialKind != credentials.KindHeader {
 		return "", "", fmt.Errorf("credential kind %q is not supported by the proxy yet", s.CredentialKind)
 	}
-	if p.cfg.Keys == nil {
-		return "", "", errors.New("no keyring to unseal the credentials")
-	}
-	plain, err := p.cfg.Keys.Open(s.Credentials, credentialAAD(s.Host, s.Key))
+	c, err := credentials.Open(p.cfg.Keys, s)
 	if err != nil {
-		return "", "", fmt.Errorf("unseal: %w", err)
+		return "", "", err
 	}
-	var c sealedCredentials
-	if err := json.Unmarshal(plain, &c); err != nil || c.Header == nil || c.Header.Name == "" {
-		return "", "", errors.New("stored credentials are malformed")
-	}
-	return http.CanonicalHeaderKey(c.Header.Name), c.Header.Value, nil
+	name, value, _ = c.HeaderOf()
+	return name, value, nil
 }
