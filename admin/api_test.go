@@ -16,6 +16,7 @@ import (
 
 	"github.com/trustgate/trustgate/admin"
 	"github.com/trustgate/trustgate/authzserver"
+	"github.com/trustgate/trustgate/internal/testcp"
 	"github.com/trustgate/trustgate/internal/testmcp"
 	"github.com/trustgate/trustgate/schema"
 	"github.com/trustgate/trustgate/secrets"
@@ -37,20 +38,8 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.Config{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	b, err := authzserver.StartEmbedded(ctx, authzserver.EmbeddedConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	if err := b.WriteSchema(ctx, schema.Text); err != nil {
-		t.Fatal(err)
-	}
-	w := authzserver.NewWriter(st, b, nil)
+	cp := testcp.New(t)
+	st, b, w := cp.Store, cp.Backend, cp.Writer
 	keys, err := secrets.NewKeyring(bytes.Repeat([]byte{7}, 32))
 	if err != nil {
 		t.Fatal(err)

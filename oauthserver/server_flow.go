@@ -384,7 +384,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, h store.Host) {
 	email := strings.TrimSpace(r.PostFormValue("email"))
 	password := r.PostFormValue("password")
 	now := s.now()
-	if ok, retry := s.addrLimiter.Allow(consentui.AddressKey(consentui.ClientAddr(r, s.cfg.TrustProxyHeaders)), now); !ok {
+	if ok, retry := s.addrLimiter.Allow(s.addressKey(r), now); !ok {
 		s.renderSignIn(w, r, h, ref, email, consentui.TooManyAttemptsMessage(retry), http.StatusTooManyRequests)
 		return
 	}
@@ -437,6 +437,11 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, h store.Host) {
 	s.signedIn(w, r, h, u.ID, ref)
 }
 
+// addressKey is the rate-limit key of the request's client address.
+func (s *Server) addressKey(r *http.Request) string {
+	return consentui.AddressKey(consentui.ClientAddr(r, s.cfg.TrustProxyHeaders))
+}
+
 func (s *Server) storePassword(ctx context.Context, host, userID, password string) error {
 	phc, err := consentui.HashPassword(password)
 	if err != nil {
@@ -482,7 +487,7 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request, h store.Host) {
 	email := strings.TrimSpace(r.PostFormValue("email"))
 	password := r.PostFormValue("password")
 	page := consentui.SignUpPage{Email: email}
-	if ok, retry := s.addrLimiter.Allow(consentui.AddressKey(consentui.ClientAddr(r, s.cfg.TrustProxyHeaders)), s.now()); !ok {
+	if ok, retry := s.addrLimiter.Allow(s.addressKey(r), s.now()); !ok {
 		page.Error = consentui.TooManyAttemptsMessage(retry)
 		s.renderSignUp(w, r, h, page, ref, http.StatusTooManyRequests)
 		return
