@@ -1,18 +1,13 @@
 package tests
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
-	"golang.org/x/oauth2"
-
-	"github.com/trustgate/trustgate/internal/testbrowser"
 )
 
 // bearer adds the access token to every request, as an MCP client does after OAuth.
@@ -47,46 +42,16 @@ func TestMCPClientThroughOAuthAndProxy(t *testing.T) {
 		t.Fatalf("unauthenticated MCP request = %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
 
-	// Dynamic client registration.
-	redirect := "http://127.0.0.1:33418/callback"
-	reg, _ := json.Marshal(map[string]any{"client_name": "e2e agent", "redirect_uris": []string{redirect},
-		"token_endpoint_auth_method": "none", "grant_types": []string{"authorization_code", "refresh_token"}})
-	resp, err = http.Post(issuer+"/register", "application/json", bytes.NewReader(reg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var client struct {
-		ClientID string `json:"client_id"`
-	}
-	if body := readAll(resp); resp.StatusCode != 201 || json.Unmarshal([]byte(body), &client) != nil {
-		t.Fatalf("register = %d %s", resp.StatusCode, body)
-	}
-
-	// The human signs in (claiming the pre-authorized account) and consents at medium.
-	conf := &oauth2.Config{ClientID: client.ClientID, RedirectURL: redirect, Scopes: []string{"mcp"},
-		Endpoint: oauth2.Endpoint{AuthURL: issuer + "/authorize", TokenURL: issuer + "/token", AuthStyle: oauth2.AuthStyleInParams}}
-	verifier := oauth2.GenerateVerifier()
-	b := testbrowser.New(t, p.url)
-	page := b.Get(conf.AuthCodeURL("e2e-state-1", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("resource", resource)))
-	page = b.Submit(page, map[string]string{"email": s.email, "password": s.password})
-	if !strings.Contains(page.Body, `name="trust_level"`) {
-		t.Fatalf("after sign-in: %d %s", page.Status, page.Body)
-	}
-	page = b.Submit(page, map[string]string{"trust_level": "medium", "decision": "allow"})
-	if page.Loc == nil || page.Loc.Query().Get("code") == "" || page.Loc.Query().Get("iss") != issuer || page.Loc.Query().Get("state") != "e2e-state-1" {
-		t.Fatalf("consent redirect = %v (%d %s)", page.Loc, page.Status, page.Body)
-	}
-	tok, err := conf.Exchange(context.Background(), page.Loc.Query().Get("code"), oauth2.VerifierOption(verifier))
-	if err != nil {
-		t.Fatalf("token exchange: %v", err)
-	}
+	// Dynamic client registration, sign-in (claiming the pre-authorized account) and consent
+	// at medium, token.
+	accessToken := connectAgent(t, p.url, issuer, resource, s.email, s.password, "medium")
 
 	// The MCP client, with its token, through the gateway.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	mc := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil)
 	session, err := mc.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: resource,
-		HTTPClient: &http.Client{Transport: bearer{token: tok.AccessToken, next: http.DefaultTransport}}}, nil)
+		HTTPClient: &http.Client{Transport: bearer{token: accessToken, next: http.DefaultTransport}}}, nil)
 	if err != nil {
 		t.Fatalf("connect through the gateway: %v", err)
 	}

@@ -30,9 +30,18 @@ type trackerSetup struct {
 // acme, imports the upstream as "tracker" and grants alice@acme.test up to high.
 func setupTracker(t *testing.T) trackerSetup {
 	t.Helper()
+	return setupTrackerWith(t, nil)
+}
+
+// setupTrackerWith is setupTracker with a chance to change the upstream before its import.
+func setupTrackerWith(t *testing.T, prepare func(*testmcp.Upstream)) trackerSetup {
+	t.Helper()
 	dir := t.TempDir()
 	p := start(t, "--data-dir", dir)
 	up := testmcp.Start(t, "")
+	if prepare != nil {
+		prepare(up)
+	}
 	out, err := run(t, 30*time.Second, "admin", "token", "create", "--global", "--name", "e2e", "--data-dir", dir)
 	if err != nil {
 		t.Fatalf("bootstrap token: %v\n%s", err, out)
@@ -51,35 +60,8 @@ func setupTracker(t *testing.T) trackerSetup {
 // registration, PKCE authorization with sign-in and consent, token, tools/list, a permitted
 // call and a denied one. The SDK side lives in tests/ts/e2e.mjs.
 func TestTypeScriptSDKClient(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err == nil {
-		_, err = os.Stat(filepath.Join("ts", "node_modules", "@modelcontextprotocol", "sdk", "package.json"))
-	}
-	if err != nil {
-		msg := "TypeScript SDK test needs node and tests/ts/node_modules (" + err.Error() + "): run `make test` or `npm ci --prefix tests/ts`"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-
 	s := setupTracker(t)
-
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "e2e.mjs")
-	cmd.Dir = "ts"
-	cmd.Env = append(cleanEnv(), "MCP_URL="+s.resource, "EMAIL="+s.email, "PASSWORD="+s.password)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err = cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("node e2e.mjs did not finish within 60s\nstdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
-	}
-	if err != nil {
-		t.Fatalf("node e2e.mjs: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
-	}
-	t.Logf("e2e.mjs: %s", strings.TrimSpace(stdout.String()))
+	stdout := runNode(t, "e2e.mjs", "MCP_URL="+s.resource, "EMAIL="+s.email, "PASSWORD="+s.password)
 
 	var res struct {
 		OK        bool     `json:"ok"`
@@ -92,12 +74,8 @@ func TestTypeScriptSDKClient(t *testing.T) {
 		Allowed   string   `json:"allowed"`
 		Denied    string   `json:"denied"`
 	}
-	out := lines(stdout.String())
-	if len(out) == 0 {
-		t.Fatalf("e2e.mjs printed nothing\nstderr:\n%s", stderr.String())
-	}
-	if err := json.Unmarshal([]byte(out[len(out)-1]), &res); err != nil {
-		t.Fatalf("e2e.mjs output is not JSON: %v\n%s", err, stdout.String())
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatalf("e2e.mjs output is not JSON: %v\n%s", err, stdout)
 	}
 	if !res.OK || res.Issuer != s.p.url+"/h/acme" || res.ClientID == "" || !res.SignedIn || !res.Consented {
 		t.Fatalf("e2e.mjs result: %+v", res)
@@ -122,5 +100,76 @@ func TestTypeScriptSDKClient(t *testing.T) {
 	}
 	if !strings.Contains(res.Denied, "delete_issue") || !strings.Contains(res.Denied, "high") {
 		t.Errorf("denied call = %q", res.Denied)
+	}
+}
+
+// runNode runs one of the SDK scripts in tests/ts with env and returns the last line it printed
+// (its JSON result). It skips (fails under CI=true) when node or the pinned SDK is missing.
+func runNode(t *testing.T, script string, env ...string) string {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err == nil {
+		_, err = os.Stat(filepath.Join("ts", "node_modules", "@modelcontextprotocol", "sdk", "package.json"))
+	}
+	if err != nil {
+		msg := "TypeScript SDK test needs node and tests/ts/node_modules (" + err.Error() + "): run `make test` or `npm ci --prefix tests/ts`"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, script)
+	cmd.Dir = "ts"
+	cmd.Env = append(cleanEnv(), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("node %s did not finish within 90s\nstdout:\n%s\nstderr:\n%s", script, stdout.String(), stderr.String())
+	}
+	if err != nil {
+		t.Fatalf("node %s: %v\nstdout:\n%s\nstderr:\n%s", script, err, stdout.String(), stderr.String())
+	}
+	t.Logf("%s: %s", script, strings.TrimSpace(stdout.String()))
+	out := lines(stdout.String())
+	if len(out) == 0 {
+		t.Fatalf("%s printed nothing\nstderr:\n%s", script, stderr.String())
+	}
+	return out[len(out)-1]
+}
+
+// TestTypeScriptSDKStreamingAndRevocation: through the gateway, with the TypeScript SDK client,
+// permitted calls give exactly what direct calls give (a slow tool and a tool streaming
+// progress among them), the progress events arrive while the call is still running, a denied
+// call gets the gateway's error, and the kill switch pulled mid-session denies the next call.
+func TestTypeScriptSDKStreamingAndRevocation(t *testing.T) {
+	s := setupTrackerWith(t, (*testmcp.Upstream).AddStreamingTools)
+	stdout := runNode(t, "stream.mjs", "MCP_URL="+s.resource, "EMAIL="+s.email, "PASSWORD="+s.password,
+		"UPSTREAM_URL="+s.up.URL, "API_URL="+s.p.url, "ADMIN_TOKEN="+s.admin, "HOST=acme")
+	var res struct {
+		OK        bool     `json:"ok"`
+		Same      []string `json:"same"`
+		Progress  []int    `json:"progress"`
+		WatchMS   int      `json:"watch_ms"`
+		SlowMS    int      `json:"slow_ms"`
+		Denied    string   `json:"denied"`
+		AfterKill string   `json:"after_kill"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatalf("stream.mjs output is not JSON: %v\n%s", err, stdout)
+	}
+	if !res.OK || len(res.Same) != 4 {
+		t.Fatalf("stream.mjs result: %+v", res)
+	}
+	if len(res.Progress) != testmcp.WatchSteps || res.Progress[0] >= res.WatchMS/2 {
+		t.Errorf("progress events at %v ms of a %d ms call: want %d, the first early", res.Progress, res.WatchMS, testmcp.WatchSteps)
+	}
+	if res.SlowMS < 1500 {
+		t.Errorf("slow tool answered in %d ms through the gateway, want >= 1500", res.SlowMS)
+	}
+	if !strings.Contains(res.AfterKill, "denied") {
+		t.Errorf("call after the kill switch: %q, want trustgate's denial", res.AfterKill)
 	}
 }

@@ -5,9 +5,12 @@ package testmcp
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -22,6 +25,22 @@ type IssueInput struct {
 type Upstream struct {
 	Server *mcp.Server
 	URL    string // the Streamable HTTP endpoint
+
+	mu    sync.Mutex
+	calls []string // tools called, in order
+}
+
+// Calls lists the tools called so far, in order (what reached the upstream).
+func (u *Upstream) Calls() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]string(nil), u.calls...)
+}
+
+func (u *Upstream) record(tool string) {
+	u.mu.Lock()
+	u.calls = append(u.calls, tool)
+	u.mu.Unlock()
 }
 
 // Tools of the issue tracker, one per level by the name rule.
@@ -57,9 +76,62 @@ func Start(t testing.TB, bearer string) *Upstream {
 // SetTool adds a tool, or replaces its definition (as an upstream changing a tool does).
 func (u *Upstream) SetTool(name, description string) {
 	mcp.AddTool(u.Server, &mcp.Tool{Name: name, Description: description}, func(_ context.Context, _ *mcp.CallToolRequest, in IssueInput) (*mcp.CallToolResult, any, error) {
+		u.record(name)
 		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: name + " called: " + in.Title + in.ID}}}, nil, nil
 	})
 }
 
 // RemoveTool removes a tool.
 func (u *Upstream) RemoveTool(name string) { u.Server.RemoveTools(name) }
+
+// Streaming tools added by AddStreamingTools (both low by the name rule).
+const (
+	// WatchTool sends WatchSteps progress notifications, WatchInterval apart, before answering.
+	WatchTool = "watch_issue"
+	// SlowTool answers after the duration in its input's title (Go syntax, e.g. "1500ms").
+	SlowTool = "slow_search"
+)
+
+// Progress of WatchTool.
+const (
+	WatchSteps    = 4
+	WatchInterval = 400 * time.Millisecond
+)
+
+// AddStreamingTools adds WatchTool and SlowTool: a tool that streams progress notifications
+// while it works (to the progress token of the call, when the client sent one) and a tool
+// that takes its time.
+func (u *Upstream) AddStreamingTools() {
+	mcp.AddTool(u.Server, &mcp.Tool{Name: WatchTool, Description: "Watch an issue, reporting progress."}, func(ctx context.Context, req *mcp.CallToolRequest, in IssueInput) (*mcp.CallToolResult, any, error) {
+		token := req.Params.GetProgressToken()
+		for i := range WatchSteps {
+			if token != nil {
+				err := req.Session.NotifyProgress(ctx, &mcp.ProgressNotificationParams{
+					ProgressToken: token, Progress: float64(i + 1), Total: WatchSteps,
+					Message: fmt.Sprintf("step %d of %d", i+1, WatchSteps),
+				})
+				if err != nil {
+					return nil, nil, err
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return nil, nil, ctx.Err()
+			case <-time.After(WatchInterval):
+			}
+		}
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: WatchTool + " done: " + in.ID}}}, nil, nil
+	})
+	mcp.AddTool(u.Server, &mcp.Tool{Name: SlowTool, Description: "Search slowly."}, func(ctx context.Context, _ *mcp.CallToolRequest, in IssueInput) (*mcp.CallToolResult, any, error) {
+		d, err := time.ParseDuration(in.Title)
+		if err != nil || d < 0 || d > time.Minute {
+			return nil, nil, fmt.Errorf("title must be a duration up to 1m, got %q", in.Title)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-time.After(d):
+		}
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: fmt.Sprintf("%s done after %s", SlowTool, d)}}}, nil, nil
+	})
+}
