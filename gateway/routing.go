@@ -2,10 +2,12 @@ package gateway
 
 import (
 	"encoding/json"
+	"errors"
 	"html/template"
 	"net/http"
 	"strings"
 
+	"github.com/trustgate/trustgate/store"
 	"github.com/trustgate/trustgate/tenant"
 )
 
@@ -21,8 +23,18 @@ func (g *Gateway) hostRouting(next http.Handler) http.Handler {
 				return
 			}
 			if _, err := g.store.GetHost(r.Context(), host); err != nil {
-				hostNotFound(w, r, host, path)
-				return
+				switch {
+				case errors.Is(err, store.ErrNotFound):
+					hostNotFound(w, r, host, path)
+					return
+				case isMCPPath(path):
+					// The proxy reads the store again, fails closed and answers with a JSON-RPC
+					// error the MCP client shows (it would take a bare 503 for a broken transport).
+				default:
+					g.cfg.Logger.Error("host lookup failed", "host", host, "err", err)
+					storeUnavailable(w)
+					return
+				}
 			}
 		}
 		r2 := r.WithContext(tenant.WithHost(r.Context(), host))
@@ -45,7 +57,7 @@ var notFoundPage = template.Must(template.New("host-not-found").Parse(`<!doctype
 // that ask for JSON, a page for browsers.
 func hostNotFound(w http.ResponseWriter, r *http.Request, host, path string) {
 	msg := "host not found: " + host
-	machine := strings.HasPrefix(path, "/api/") || path == "/mcp" || strings.HasPrefix(path, "/mcp/") ||
+	machine := strings.HasPrefix(path, "/api/") || isMCPPath(path) ||
 		strings.HasPrefix(path, "/.well-known/") || !strings.Contains(r.Header.Get("Accept"), "text/html")
 	if machine {
 		w.Header().Set("Content-Type", "application/problem+json")
@@ -56,4 +68,15 @@ func hostNotFound(w http.ResponseWriter, r *http.Request, host, path string) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(http.StatusNotFound)
 	_ = notFoundPage.Execute(w, host)
+}
+
+func isMCPPath(path string) bool { return path == "/mcp" || strings.HasPrefix(path, "/mcp/") }
+
+// storeUnavailable answers 503 when the host cannot be looked up because the store fails.
+func storeUnavailable(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", "5")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	_ = json.NewEncoder(w).Encode(map[string]any{"type": "about:blank", "title": "Service Unavailable", "status": 503,
+		"detail": "trustgate could not read its configuration; try again shortly"})
 }

@@ -565,6 +565,9 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	if id := resp.Header.Get("Mcp-Session-Id"); id != "" && fw != nil {
 		resp.Header.Set("Mcp-Session-Id", p.sessions.wrap(fw.host, fw.server, fw.agentID, id))
 	}
+	if err := checkResponse(resp, fw); err != nil {
+		return err
+	}
 	if fw == nil || fw.keep == nil || resp.StatusCode != http.StatusOK {
 		return nil
 	}
@@ -610,6 +613,8 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 	switch {
 	case errors.As(err, &authErr):
 		msg = fmt.Sprintf("the MCP server %s refused trustgate's credentials (HTTP %d); ask an administrator to update them", fw.serverName, authErr.status)
+	case isInvalidResponse(err):
+		msg = fmt.Sprintf("the MCP server %s sent an invalid response (%s)", fw.serverName, strings.TrimPrefix(err.Error(), "invalid response: "))
 	case errors.Is(err, errTooLarge):
 		msg = fmt.Sprintf("the MCP server %s sent a tools/list response too large to filter", fw.serverName)
 	}

@@ -1,0 +1,63 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+)
+
+// maxJSONResponseBytes bounds a JSON (not SSE) response the proxy checks before passing it on.
+const maxJSONResponseBytes = 16 << 20
+
+// invalidResponseError: the upstream answered a request with something that is not an MCP
+// response (not JSON-RPC, or of a content type MCP does not use). It is never passed on: the
+// client gets a JSON-RPC error naming the server instead of a parse failure of its own.
+type invalidResponseError struct{ reason string }
+
+func (e *invalidResponseError) Error() string { return "invalid response: " + e.reason }
+
+// checkResponse makes sure a successful answer to a request is an MCP response: JSON bodies
+// must be one JSON-RPC message or batch (read whole, bounded), SSE streams pass as they come
+// (each event is the client's to parse, and filtering needs them streamed), anything else is
+// refused. Answers to notifications and responses (202 without body) are left alone.
+func checkResponse(resp *http.Response, fw *forward) error {
+	if fw == nil || fw.msg == nil || fw.msg.kind != kindRequest || resp.StatusCode != http.StatusOK {
+		return nil
+	}
+	mediaType, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if err != nil {
+		return &invalidResponseError{"no valid Content-Type"}
+	}
+	switch mediaType {
+	case "text/event-stream":
+		return nil
+	case "application/json":
+	default:
+		return &invalidResponseError{fmt.Sprintf("content type %s", mediaType)}
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxJSONResponseBytes+1))
+	_ = resp.Body.Close()
+	if err != nil {
+		return fmt.Errorf("read upstream response: %w", err)
+	}
+	if len(data) > maxJSONResponseBytes {
+		return &invalidResponseError{fmt.Sprintf("JSON response above %d bytes", maxJSONResponseBytes)}
+	}
+	trimmed := bytes.TrimSpace(data)
+	if !(len(trimmed) > 0 && json.Valid(trimmed)) || (trimmed[0] != '{' && trimmed[0] != '[') {
+		return &invalidResponseError{"not a JSON-RPC message"}
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(data))
+	resp.ContentLength = int64(len(data))
+	return nil
+}
+
+// isInvalidResponse reports whether err is an invalidResponseError.
+func isInvalidResponse(err error) bool {
+	var e *invalidResponseError
+	return errors.As(err, &e)
+}

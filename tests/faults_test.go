@@ -1,0 +1,138 @@
+package tests
+
+import (
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/trustgate/trustgate/internal/testenv"
+	"github.com/trustgate/trustgate/internal/testmcp"
+)
+
+// faultSetup is a gateway serving host acme with the upstream "tracker" reached through a
+// faultline, and an agent consented at medium with an open MCP session.
+type faultSetup struct {
+	p       *process
+	admin   string
+	up      *testmcp.Upstream
+	line    *faultline
+	session *mcp.ClientSession
+}
+
+// setupFaults starts the gateway with serveArgs, an upstream behind a faultline, imports it,
+// grants alice and connects an agent at medium.
+func setupFaults(t *testing.T, serveArgs []string, storeArgs []string) faultSetup {
+	t.Helper()
+	p := start(t, append(append([]string{}, serveArgs...), storeArgs...)...)
+	up := testmcp.Start(t, "")
+	u, err := url.Parse(up.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := newFaultline(t, u.Host)
+	out, err := run(t, 30*time.Second, append([]string{"admin", "token", "create", "--global", "--name", "e2e"}, storeArgs...)...)
+	if err != nil {
+		t.Fatalf("bootstrap token: %v\n%s", err, out)
+	}
+	admin := strings.TrimSpace(strings.SplitN(out, "\n", 2)[0])
+	cli(t, p, admin, "host", "create", "acme", "--exact")
+	cli(t, p, admin, "server", "import", "http://"+line.Addr()+u.Path, "--host", "acme", "--key", "tracker")
+	cli(t, p, admin, "human", "add", "alice@acme.test", "--host", "acme")
+	cli(t, p, admin, "human", "grant", "alice@acme.test", "tracker", "--level", "high", "--host", "acme")
+	resource := p.url + "/h/acme/mcp/tracker"
+	token := connectAgent(t, p.url, p.url+"/h/acme", resource, "alice@acme.test", "correct horse battery staple", "medium")
+	s := mcpSession(t, resource, token)
+	if text, ok := callText(t, s, "create_issue", map[string]any{"title": "healthy"}); !ok || !strings.Contains(text, "create_issue called: healthy") {
+		t.Fatalf("call with every dependency healthy: %q", text)
+	}
+	return faultSetup{p: p, admin: admin, up: up, line: line, session: s}
+}
+
+// expectCallError calls create_issue and wants a JSON-RPC error containing want.
+func expectCallError(t *testing.T, s *mcp.ClientSession, what, want string) {
+	t.Helper()
+	text, ok := callText(t, s, "create_issue", map[string]any{"title": what})
+	if ok || !strings.Contains(text, want) {
+		t.Fatalf("%s: call answered ok=%v %q, want an error containing %q", what, ok, text, want)
+	}
+}
+
+// expectRecovery waits until calls succeed again.
+func expectRecovery(t *testing.T, s *mcp.ClientSession, what string) {
+	t.Helper()
+	var text string
+	deadline := time.Now().Add(45 * time.Second)
+	for time.Now().Before(deadline) {
+		var ok bool
+		if text, ok = callText(t, s, "create_issue", map[string]any{"title": what}); ok {
+			if !strings.Contains(text, "create_issue called: "+what) {
+				t.Fatalf("%s: %q", what, text)
+			}
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Fatalf("%s: calls did not succeed again within 45s; last answer %q", what, text)
+}
+
+func TestUpstreamDownOrTalkingGarbage(t *testing.T) {
+	dir := t.TempDir()
+	f := setupFaults(t, nil, []string{"--data-dir", dir})
+
+	f.line.set(faultDown)
+	expectCallError(t, f.session, "upstream down", "could not be reached")
+	f.line.set(faultPass)
+	expectRecovery(t, f.session, "upstream back")
+
+	f.line.set(faultGarbage)
+	expectCallError(t, f.session, "upstream garbage", "invalid response")
+	f.line.set(faultPass)
+	expectRecovery(t, f.session, "upstream sane again")
+}
+
+// TestAuthorizationBackendDown: the gateway uses a remote SpiceDB (another trustgate's exposed
+// embedded SpiceDB) reached through a faultline. While it is unreachable every call is refused
+// with an error that says so and readiness fails; when it is back, calls succeed again.
+func TestAuthorizationBackendDown(t *testing.T) {
+	key := "e2e-fault-key"
+	grpcAddr := freeAddr(t)
+	start(t, "--data-dir", t.TempDir(), "--spicedb-grpc-listen", grpcAddr, "--spicedb-preshared-key", key)
+	spicedb := newFaultline(t, grpcAddr)
+	dir := t.TempDir()
+	f := setupFaults(t, []string{"--spicedb-endpoint", spicedb.Addr(), "--spicedb-insecure", "--spicedb-token", key},
+		[]string{"--data-dir", dir})
+
+	spicedb.set(faultDown)
+	expectCallError(t, f.session, "spicedb down", "authorization backend")
+	if code, body := getJSON(t, f.p.url+"/readyz"); code != 503 || !strings.Contains(body, "spicedb") {
+		t.Errorf("readyz with SpiceDB down = %d %s", code, body)
+	}
+	spicedb.set(faultPass)
+	expectRecovery(t, f.session, "spicedb back")
+}
+
+// TestStoreDown: the gateway's PostgreSQL (its store and its embedded SpiceDB's datastore) is
+// reached through a faultline. While it is unreachable calls are refused, nothing forwarded;
+// when it is back, calls succeed again.
+func TestStoreDown(t *testing.T) {
+	db := testenv.Postgres(t)
+	u, err := url.Parse(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg := newFaultline(t, u.Host)
+	u.Host = pg.Addr()
+	f := setupFaults(t, nil, []string{"--database", u.String()})
+
+	pg.set(faultDown)
+	before := len(f.up.Calls())
+	expectCallError(t, f.session, "store down", "trustgate could not")
+	if got := len(f.up.Calls()); got != before {
+		t.Errorf("with the store down the upstream still received %d calls", got-before)
+	}
+	pg.set(faultPass)
+	expectRecovery(t, f.session, "store back")
+}
