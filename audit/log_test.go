@@ -22,7 +22,9 @@ type engine struct {
 
 var engines = []engine{
 	{"sqlite", func(t testing.TB) store.Config { return store.Config{DataDir: t.TempDir()} }},
-	{"postgres", func(t testing.TB) store.Config { return store.Config{URL: testenv.Postgres(t), ConnectTimeout: 5 * time.Second} }},
+	{"postgres", func(t testing.TB) store.Config {
+		return store.Config{URL: testenv.Postgres(t), ConnectTimeout: 5 * time.Second}
+	}},
 }
 
 func openStore(t testing.TB, cfg store.Config) store.Store {
