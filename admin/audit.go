@@ -13,7 +13,8 @@ import (
 	"github.com/trustgate/trustgate/audit"
 )
 
-// Admin changes to who may do what are audit entries. The routes below are audited: after the
+// Admin changes to who may do what are audit entries. The routes below are audited (only
+// host-scoped ones: an entry belongs to a host's chain): after the
 // handler succeeds, wrap writes one entry (auditChange) with the route's action, the object
 // (the request path below the host), the caller's token as the actor, and the old and new
 // values the handler noted on the caller (caller.change).
@@ -29,7 +30,10 @@ var auditedActions = map[string]string{
 	"setAgentLevel":     "agent_level.set",
 	"revokeAgentServer": "agent_level.revoke",
 	"killAgent":         "agent.kill",
+	"updateHost":        "host.update",
 	"deleteHost":        "host.delete",
+	"createHostToken":   "token.create",
+	"deleteHostToken":   "token.delete",
 }
 
 // change is what a handler notes for the audit entry of its change.
