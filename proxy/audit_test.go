@@ -105,6 +105,15 @@ func TestAuditEveryDecision(t *testing.T) {
 		t.Fatalf("arguments with audit_arguments on: %+v", got)
 	}
 
+	// A request to a server that does not exist is a denial too.
+	code, _ := e.postRaw(e.endpoint("nope"), `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`)
+	if code != http.StatusOK {
+		t.Fatalf("tools/list on an unknown server: HTTP %d", code)
+	}
+	if got := e.entries(audit.Filter{Server: "nope", Decision: audit.Denied}, 1); len(got) != 1 || got[0].Method != "tools/list" || got[0].Reason != "no such server" {
+		t.Fatalf("entries of the unknown server: %+v", got)
+	}
+
 	// The whole log verifies.
 	heads, err := e.st.AuditHeads(context.Background())
 	if err != nil {
@@ -143,4 +152,20 @@ func TestAuditDownForwardsNothing(t *testing.T) {
 	if toolCalls.Load() != 1 {
 		t.Fatalf("%d calls forwarded, want 1", toolCalls.Load())
 	}
+}
+
+// postRaw posts one JSON-RPC message to endpoint with a token for it and returns the status and body.
+func (e *env) postRaw(endpoint, body string) (int, []byte) {
+	e.t.Helper()
+	req, _ := http.NewRequest("POST", endpoint, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+e.token(endpoint, nil))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
 }

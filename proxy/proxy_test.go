@@ -412,6 +412,10 @@ func TestBackendDownFailsClosed(t *testing.T) {
 	if e.upCalls.Load() != before {
 		t.Error("a call reached the upstream while the backend was down")
 	}
+	if got := e.entries(audit.Filter{Decision: audit.Error}, 1); len(got) != 1 || got[0].Tool != "list_issues" ||
+		!strings.Contains(got[0].Reason, "authorization backend failed") {
+		t.Errorf("audit entries of the failed call: %+v", got)
+	}
 }
 
 func TestMalformedMessages(t *testing.T) {
