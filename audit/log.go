@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -81,6 +82,9 @@ var _ Appender = (*Log)(nil)
 // Append queues e and waits until its transaction committed. When ctx ends first, Append
 // returns ctx's error; the entry may still be written.
 func (l *Log) Append(ctx context.Context, e Entry) error {
+	if err := e.check(); err != nil {
+		return err
+	}
 	done := make(chan error, 1)
 	l.mu.RLock()
 	if l.closed {
@@ -105,6 +109,10 @@ func (l *Log) Append(ctx context.Context, e Entry) error {
 // Record queues e without waiting. When the queue is full, the log is closed or the write
 // fails, the entry is lost: that is logged at error level and counted (Lost).
 func (l *Log) Record(e Entry) {
+	if err := e.check(); err != nil {
+		l.lose(e, err)
+		return
+	}
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if l.closed {
@@ -116,6 +124,17 @@ func (l *Log) Record(e Entry) {
 	default:
 		l.lose(e, errors.New("audit queue full"))
 	}
+}
+
+// check refuses an entry the store would refuse, before it can fail a whole batch.
+func (e Entry) check() error {
+	if e.Host == "" || len(e.Host) > maxShort {
+		return fmt.Errorf("audit entry: host %q: want a host key", e.Host)
+	}
+	if !e.Decision.Valid() {
+		return fmt.Errorf("audit entry: decision %q: want allowed, denied, error, admin or result", e.Decision)
+	}
+	return nil
 }
 
 // Lost counts the entries Record could not write.

@@ -134,6 +134,9 @@ func TestLogFailures(t *testing.T) {
 	ctx := context.Background()
 	down := errors.New("database down")
 	l := audit.NewLog(failingStore{down}, audit.Options{})
+	if err := l.Append(ctx, audit.Entry{Host: "acme", Decision: "maybe"}); err == nil || errors.Is(err, down) {
+		t.Fatalf("Append of an invalid entry = %v, want it refused before the store", err)
+	}
 	if err := l.Append(ctx, audit.Entry{Host: "acme", Decision: audit.Allowed}); !errors.Is(err, down) {
 		t.Fatalf("Append on a failing store = %v, want its error", err)
 	}
