@@ -114,7 +114,7 @@ func (a *API) updateAgent(r *http.Request, _ *caller) (int, any, error) {
 	return http.StatusOK, d, err
 }
 
-func (a *API) setAgentLevel(r *http.Request, _ *caller) (int, any, error) {
+func (a *API) setAgentLevel(r *http.Request, c *caller) (int, any, error) {
 	ctx := r.Context()
 	var req AgentLevel
 	if err := decodeBody(nil, r, &req); err != nil {
@@ -128,6 +128,7 @@ func (a *API) setAgentLevel(r *http.Request, _ *caller) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	c.change = change{userID: ag.UserID, old: a.agentLevelOf(ctx, ag.Host, ag.ID, r.PathValue("server")), new: level.String()}
 	if _, err := a.cfg.Store.SetConsent(ctx, store.Consent{Host: ag.Host, AgentID: ag.ID, Server: r.PathValue("server"), Level: level}); err != nil {
 		return 0, nil, err
 	}
@@ -138,8 +139,9 @@ func (a *API) setAgentLevel(r *http.Request, _ *caller) (int, any, error) {
 	return http.StatusOK, d, err
 }
 
-func (a *API) revokeAgentServer(r *http.Request, _ *caller) (int, any, error) {
+func (a *API) revokeAgentServer(r *http.Request, c *caller) (int, any, error) {
 	ctx := r.Context()
+	c.change = change{old: a.agentLevelOf(ctx, r.PathValue("host"), r.PathValue("agent"), r.PathValue("server")), new: "none"}
 	if err := a.cfg.Store.DeleteConsent(ctx, r.PathValue("host"), r.PathValue("agent"), r.PathValue("server")); err != nil {
 		return 0, nil, err
 	}
@@ -148,16 +150,25 @@ func (a *API) revokeAgentServer(r *http.Request, _ *caller) (int, any, error) {
 
 // killAgent is the kill switch: every consent goes, the agent is disabled, and the change is
 // enforced before the answer.
-func (a *API) killAgent(r *http.Request, _ *caller) (int, any, error) {
+func (a *API) killAgent(r *http.Request, c *caller) (int, any, error) {
 	ctx := r.Context()
 	ag, err := a.cfg.Store.KillAgent(ctx, r.PathValue("host"), r.PathValue("agent"))
 	if err != nil {
 		return 0, nil, err
 	}
+	c.change = change{userID: ag.UserID, new: "disabled"}
 	if err := a.sync(ctx); err != nil {
 		return 0, nil, err
 	}
 	a.log.Warn("agent killed", "host", ag.Host, "agent", ag.ID, "client_id", ag.ClientID)
 	d, err := a.agentDoc(ctx, ag, nil)
 	return http.StatusOK, d, err
+}
+
+// agentLevelOf is the agent's level on the server, "none" without a consent (for audit entries).
+func (a *API) agentLevelOf(ctx context.Context, host, agentID, server string) string {
+	if c, err := a.cfg.Store.GetConsent(ctx, host, agentID, server); err == nil {
+		return c.Level.String()
+	}
+	return "none"
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/trustgate/trustgate/admin"
+	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/authzserver"
 	"github.com/trustgate/trustgate/internal/testcp"
 	"github.com/trustgate/trustgate/internal/testmcp"
@@ -45,7 +46,9 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	urls, _ := tenant.NewURLs("https://gw.example.com", false)
-	api, err := admin.New(admin.Config{Store: st, Syncer: w, Keys: keys, URLs: urls})
+	auditLog := audit.NewLog(st, audit.Options{})
+	t.Cleanup(func() { _ = auditLog.Close(context.Background()) })
+	api, err := admin.New(admin.Config{Store: st, Syncer: w, Keys: keys, URLs: urls, Audit: auditLog})
 	if err != nil {
 		t.Fatal(err)
 	}

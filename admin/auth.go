@@ -12,6 +12,8 @@ import (
 // caller is the authenticated holder of an API token.
 type caller struct {
 	token store.APIToken
+	// change is what the handler of an audited route notes for its audit entry.
+	change change
 }
 
 func (c *caller) global() bool { return c.token.Host == "" }

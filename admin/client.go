@@ -423,17 +423,6 @@ func allPages[T any](ctx context.Context, list func(context.Context, PageRequest
 // do sends one request to /api/v1/<segments…> (each segment path-escaped) with in as its JSON
 // body (none when nil) and decodes a 2xx answer's body into out (ignored when nil).
 func (c *Client) do(ctx context.Context, method string, q url.Values, in, out any, segments ...string) error {
-	var b strings.Builder
-	b.WriteString(c.base)
-	b.WriteString("/api/v1")
-	for _, s := range segments {
-		b.WriteByte('/')
-		b.WriteString(url.PathEscape(s))
-	}
-	if len(q) > 0 {
-		b.WriteByte('?')
-		b.WriteString(q.Encode())
-	}
 	var body io.Reader
 	if in != nil {
 		data, err := json.Marshal(in)
@@ -442,7 +431,7 @@ func (c *Client) do(ctx context.Context, method string, q url.Values, in, out an
 		}
 		body = bytes.NewReader(data)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, b.String(), body)
+	req, err := http.NewRequestWithContext(ctx, method, c.endpoint(q, segments...), body)
 	if err != nil {
 		return err
 	}
@@ -478,6 +467,22 @@ func (c *Client) do(ctx context.Context, method string, q url.Values, in, out an
 		return fmt.Errorf("%s %s: decode %d response: %w", method, req.URL.Path, resp.StatusCode, err)
 	}
 	return nil
+}
+
+// endpoint is the URL of /api/v1/<segments…> (each segment path-escaped) with query q.
+func (c *Client) endpoint(q url.Values, segments ...string) string {
+	var b strings.Builder
+	b.WriteString(c.base)
+	b.WriteString("/api/v1")
+	for _, s := range segments {
+		b.WriteByte('/')
+		b.WriteString(url.PathEscape(s))
+	}
+	if len(q) > 0 {
+		b.WriteByte('?')
+		b.WriteString(q.Encode())
+	}
+	return b.String()
 }
 
 // errorFrom turns a non-2xx answer into an *APIError.
@@ -528,4 +533,83 @@ func statusTitle(code int) string {
 		return t
 	}
 	return fmt.Sprintf("HTTP status %d", code)
+}
+
+// ---- audit log
+
+// AuditQuery filters a host's audit log. Empty fields match everything.
+type AuditQuery struct {
+	Human    string // id or email
+	Agent    string
+	Server   string
+	Tool     string
+	Decision string // allowed, denied, error, admin or result
+	// Since and Until: RFC 3339 times, or durations back from now ("24h").
+	Since, Until string
+	// Descending lists newest first.
+	Descending bool
+}
+
+func (q AuditQuery) values() url.Values {
+	v := url.Values{}
+	for k, s := range map[string]string{"human": q.Human, "agent": q.Agent, "server": q.Server, "tool": q.Tool,
+		"decision": q.Decision, "since": q.Since, "until": q.Until} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	if q.Descending {
+		v.Set("order", "desc")
+	}
+	return v
+}
+
+// ListAudit lists one page of a host's audit log (oldest first unless q.Descending). The last
+// page has no NextCursor; AuditCursor(last entry's Seq) lists the entries added since.
+func (c *Client) ListAudit(ctx context.Context, host string, q AuditQuery, p PageRequest) (Page[AuditEntry], error) {
+	var out Page[AuditEntry]
+	err := c.do(ctx, http.MethodGet, p.query(q.values()), nil, &out, "hosts", host, "audit")
+	return out, err
+}
+
+// ExportAudit streams every entry of a host's audit log matching q (after cursor, "" for all)
+// as JSON Lines and calls fn for each, in order. Memory stays bounded however long the log.
+func (c *Client) ExportAudit(ctx context.Context, host string, q AuditQuery, cursor string, fn func(AuditEntry) error) error {
+	v := q.values()
+	v.Set("format", "jsonl")
+	if cursor != "" {
+		v.Set("cursor", cursor)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.endpoint(v, "hosts", host, "audit"), nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "application/x-ndjson, application/problem+json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	// No overall timeout: an export lasts as long as the log is long.
+	hc := *c.http
+	hc.Timeout = 0
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		return c.errorFrom(resp, data)
+	}
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var e AuditEntry
+		if err := dec.Decode(&e); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("read audit export: %w", err)
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
 }

@@ -57,7 +57,7 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 		"GET /api/v1/hosts/{host}/agents", "GET /api/v1/hosts/{host}/agents/{agent}", "PATCH /api/v1/hosts/{host}/agents/{agent}",
 		"PUT /api/v1/hosts/{host}/agents/{agent}/servers/{server}", "DELETE /api/v1/hosts/{host}/agents/{agent}/servers/{server}",
 		"POST /api/v1/hosts/{host}/agents/{agent}/kill",
-		"GET /api/v1/hosts/{host}/tokens", "POST /api/v1/hosts/{host}/tokens", "DELETE /api/v1/hosts/{host}/tokens/{token}",
+		"GET /api/v1/hosts/{host}/audit", "GET /api/v1/hosts/{host}/tokens", "POST /api/v1/hosts/{host}/tokens", "DELETE /api/v1/hosts/{host}/tokens/{token}",
 		"GET /api/v1/tokens", "POST /api/v1/tokens", "DELETE /api/v1/tokens/{token}", "GET /api/v1/openapi.json",
 	}
 	for _, op := range required {
@@ -128,7 +128,8 @@ func TestCrossTenantRequestsAreRefused(t *testing.T) {
 			continue // creating a human in acme is acme's right; ids are not involved
 		}
 		code, resp := e.do(method, concrete, e.acme, body)
-		if code < 400 && !(method == "GET" && strings.HasSuffix(path, "s")) {
+		isList := method == "GET" && (strings.HasSuffix(path, "s") || strings.HasSuffix(path, "/audit"))
+		if code < 400 && !isList {
 			t.Errorf("acme's token with beta's ids: %s %s = %d %s", method, concrete, code, resp)
 		}
 		if code < 400 && (strings.Contains(string(resp), "mallory") || strings.Contains(string(resp), betaAgent.ID)) {

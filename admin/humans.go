@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -98,7 +99,7 @@ func (a *API) getHuman(r *http.Request, _ *caller) (int, any, error) {
 	return http.StatusOK, d, err
 }
 
-func (a *API) updateHuman(r *http.Request, _ *caller) (int, any, error) {
+func (a *API) updateHuman(r *http.Request, c *caller) (int, any, error) {
 	ctx := r.Context()
 	var req HumanUpdate
 	if err := decodeBody(nil, r, &req); err != nil {
@@ -108,12 +109,14 @@ func (a *API) updateHuman(r *http.Request, _ *caller) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	c.change = change{userID: u.ID, userEmail: u.Email, old: fmt.Sprintf("admin=%t", u.Admin)}
 	if req.Name != nil {
 		u.Name = *req.Name
 	}
 	if req.Admin != nil {
 		u.Admin = *req.Admin
 	}
+	c.change.new = fmt.Sprintf("admin=%t", u.Admin)
 	if u, err = a.cfg.Store.UpdateUser(ctx, u); err != nil {
 		return 0, nil, err
 	}
@@ -124,19 +127,20 @@ func (a *API) updateHuman(r *http.Request, _ *caller) (int, any, error) {
 	return http.StatusOK, d, err
 }
 
-func (a *API) deleteHuman(r *http.Request, _ *caller) (int, any, error) {
+func (a *API) deleteHuman(r *http.Request, c *caller) (int, any, error) {
 	ctx := r.Context()
 	u, err := a.findUser(ctx, r.PathValue("host"), r.PathValue("human"))
 	if err != nil {
 		return 0, nil, err
 	}
+	c.change = change{userID: u.ID, userEmail: u.Email}
 	if err := a.cfg.Store.DeleteUser(ctx, u.Host, u.ID); err != nil {
 		return 0, nil, err
 	}
 	return http.StatusNoContent, nil, a.sync(ctx)
 }
 
-func (a *API) setGrant(r *http.Request, _ *caller) (int, any, error) {
+func (a *API) setGrant(r *http.Request, c *caller) (int, any, error) {
 	ctx := r.Context()
 	var req GrantSet
 	if err := decodeBody(nil, r, &req); err != nil {
@@ -150,6 +154,7 @@ func (a *API) setGrant(r *http.Request, _ *caller) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	c.change = change{userID: u.ID, userEmail: u.Email, old: a.ceilingOf(ctx, u, r.PathValue("server")), new: level.String()}
 	if _, err := a.cfg.Store.SetGrant(ctx, store.Grant{Host: u.Host, Server: r.PathValue("server"), UserID: u.ID, Ceiling: level}); err != nil {
 		return 0, nil, err
 	}
@@ -160,14 +165,23 @@ func (a *API) setGrant(r *http.Request, _ *caller) (int, any, error) {
 	return http.StatusOK, d, err
 }
 
-func (a *API) revokeGrant(r *http.Request, _ *caller) (int, any, error) {
+func (a *API) revokeGrant(r *http.Request, c *caller) (int, any, error) {
 	ctx := r.Context()
 	u, err := a.findUser(ctx, r.PathValue("host"), r.PathValue("human"))
 	if err != nil {
 		return 0, nil, err
 	}
+	c.change = change{userID: u.ID, userEmail: u.Email, old: a.ceilingOf(ctx, u, r.PathValue("server")), new: "none"}
 	if err := a.cfg.Store.DeleteGrant(ctx, u.Host, r.PathValue("server"), u.ID); err != nil {
 		return 0, nil, err
 	}
 	return http.StatusNoContent, nil, a.sync(ctx)
+}
+
+// ceilingOf is the human's ceiling on the server, "none" without a grant (for audit entries).
+func (a *API) ceilingOf(ctx context.Context, u store.User, server string) string {
+	if g, err := a.cfg.Store.GetGrant(ctx, u.Host, server, u.ID); err == nil {
+		return g.Ceiling.String()
+	}
+	return "none"
 }

@@ -75,6 +75,8 @@ func (a *API) routes() []Route {
 		{"DELETE", pAgentSv, "revokeAgentServer", "Revoke an agent's access to a server", nil, nil, none, false, nil, (*API).revokeAgentServer},
 		{"POST", pAgent + "/kill", "killAgent", "Kill switch: revoke everything the agent holds and disable it", nil, Agent{}, ok, false, nil, (*API).killAgent},
 
+		{"GET", pHost + "/audit", "listAudit", "List the host's audit log (format=jsonl or Accept: application/x-ndjson streams every entry as JSON Lines)", nil, Page[AuditEntry]{}, ok, false, []string{"human", "agent", "server", "tool", "decision", "since", "until", "order", "format"}, (*API).listAudit},
+
 		{"GET", pHTokens, "listHostTokens", "List a host's API tokens", nil, Page[Token]{}, ok, false, nil, (*API).listHostTokens},
 		{"POST", pHTokens, "createHostToken", "Create an API token scoped to the host (shown once)", TokenCreate{}, TokenCreated{}, created, false, nil, (*API).createHostToken},
 		{"DELETE", pHTokens + "/{token}", "deleteHostToken", "Revoke a host API token", nil, nil, none, false, nil, (*API).deleteHostToken},

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/authzserver"
 	"github.com/trustgate/trustgate/discovery"
 	"github.com/trustgate/trustgate/secrets"
@@ -32,6 +33,9 @@ type Config struct {
 	// Discovery options for import and sync (timeouts, HTTP client).
 	Discovery discovery.Options
 	Logger    *slog.Logger
+	// Audit receives one entry per change to who may do what (see audit.go). Nil disables
+	// those entries; only tests that build an API directly leave it nil.
+	Audit audit.Appender
 }
 
 // API serves /api/v1.
@@ -82,8 +86,17 @@ func (a *API) wrap(rt Route) http.Handler {
 			return
 		}
 		status, body, err := rt.handle(a, r, c)
+		if err == nil || errors.As(err, new(notEnforced)) {
+			a.auditChange(r, rt, c, id) // saved, even when not enforced yet
+		}
 		if err != nil {
 			writeProblem(w, toProblem(err, id, a.log))
+			return
+		}
+		if stream, ok := body.(jsonlStream); ok {
+			if err := stream(w); err != nil {
+				a.log.Warn("admin API stream ended early", "request_id", id, "err", err)
+			}
 			return
 		}
 		if status == http.StatusNoContent {
@@ -100,10 +113,15 @@ func (a *API) wrap(rt Route) http.Handler {
 func (a *API) sync(ctx context.Context) error {
 	if _, err := a.cfg.Syncer.Sync(ctx); err != nil {
 		a.log.Error("change saved but not yet applied to SpiceDB", "err", err)
-		return problemf(http.StatusServiceUnavailable, "the change was saved but is not enforced yet: %v; it will be applied automatically when the authorization backend answers", err)
+		return notEnforced{problemf(http.StatusServiceUnavailable, "the change was saved but is not enforced yet: %v; it will be applied automatically when the authorization backend answers", err)}
 	}
 	return nil
 }
+
+// notEnforced is the error of a change that was saved but not yet applied to SpiceDB.
+type notEnforced struct{ error }
+
+func (e notEnforced) Unwrap() error { return e.error }
 
 // requestID is the caller's X-Request-Id when it is reasonable, else a new random one.
 func requestID(r *http.Request) string {

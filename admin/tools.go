@@ -3,6 +3,7 @@ package admin
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 
 	"github.com/trustgate/trustgate/discovery"
 	"github.com/trustgate/trustgate/schema"
@@ -85,7 +86,7 @@ func (a *API) createTool(r *http.Request, _ *caller) (int, any, error) {
 	return http.StatusCreated, toolDoc(t), a.sync(ctx)
 }
 
-func (a *API) updateTool(r *http.Request, _ *caller) (int, any, error) {
+func (a *API) updateTool(r *http.Request, c *caller) (int, any, error) {
 	ctx := r.Context()
 	var req ToolUpdate
 	if err := decodeBody(nil, r, &req); err != nil {
@@ -95,6 +96,7 @@ func (a *API) updateTool(r *http.Request, _ *caller) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	c.change.old = toolState(t)
 	if req.Level != nil {
 		l, err := parseLevel(*req.Level)
 		if err != nil {
@@ -115,6 +117,7 @@ func (a *API) updateTool(r *http.Request, _ *caller) (int, any, error) {
 		}
 		t.Enabled = *req.Enabled
 	}
+	c.change.new = toolState(t)
 	if t, err = a.cfg.Store.PutTool(ctx, t); err != nil {
 		return 0, nil, err
 	}
@@ -126,4 +129,13 @@ func (a *API) deleteTool(r *http.Request, _ *caller) (int, any, error) {
 		return 0, nil, err
 	}
 	return http.StatusNoContent, nil, a.sync(r.Context())
+}
+
+// toolState describes what an admin can change of a tool, for audit entries.
+func toolState(t store.Tool) string {
+	s := "level=" + t.Level.String() + " enabled=" + strconv.FormatBool(t.Enabled)
+	if t.Flagged {
+		s += " flagged"
+	}
+	return s
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/trustgate/trustgate/admin"
+	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/authzserver"
 	"github.com/trustgate/trustgate/oauthserver"
 	"github.com/trustgate/trustgate/oauthserver/keyset"
@@ -30,6 +31,7 @@ type Gateway struct {
 	urls     tenant.URLs
 	listener net.Listener
 	store    store.Store
+	audit    *audit.Log
 	backend  *authzserver.SpiceDB
 	writer   *authzserver.Writer
 	admin    *admin.API
@@ -89,6 +91,7 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 		return nil, fmt.Errorf("read store schema version: %w", err)
 	}
 	log.Info("store ready", "engine", g.store.Engine(), "schema_version", version)
+	g.audit = audit.NewLog(g.store, audit.Options{Logger: log})
 
 	g.backend, err = openBackend(ctx, cfg, g.store.Engine())
 	if err != nil {
@@ -114,7 +117,7 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 	if generated {
 		log.Warn("generated a master key in the data directory; keep it safe, and give every replica the same key with --master-key", "dir", cfg.DataDir)
 	}
-	if g.admin, err = admin.New(admin.Config{Store: g.store, Syncer: g.writer, Keys: keys, URLs: g.urls, Logger: log}); err != nil {
+	if g.admin, err = admin.New(admin.Config{Store: g.store, Syncer: g.writer, Keys: keys, URLs: g.urls, Logger: log, Audit: g.audit}); err != nil {
 		return nil, err
 	}
 	if g.keys, err = keyset.Open(ctx, g.store, keys, keyset.Options{Logger: log}); err != nil {
@@ -133,7 +136,7 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 		return nil, fmt.Errorf("OAuth server: %w", err)
 	}
 	if g.proxy, err = proxy.New(proxy.Config{
-		Store: g.store, Backend: g.backend, KeySet: g.keys, URLs: g.urls, Keys: keys, Logger: log,
+		Store: g.store, Backend: g.backend, KeySet: g.keys, URLs: g.urls, Keys: keys, Logger: log, Audit: g.audit,
 		SessionKey: keys.Derive("mcp session binding"), // the same on every replica
 	}); err != nil {
 		return nil, fmt.Errorf("MCP proxy: %w", err)
@@ -262,6 +265,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 	stopSync()
 	wg.Wait()
 	g.proxy.CloseIdleConnections()
+	// In-flight requests are done: write the audit entries still queued (results of the last
+	// calls) before the store closes.
+	if auditErr := g.audit.Close(shutdownCtx); auditErr != nil {
+		log.Error("audit entries still queued at shutdown were lost", "err", auditErr, "lost", g.audit.Lost())
+	}
 	if _, syncErr := g.writer.Sync(shutdownCtx); syncErr != nil {
 		log.Warn("pending relationship changes stay in the store and are applied at next start", "err", syncErr)
 	}
@@ -272,6 +280,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 
 // close releases what New started, in reverse order.
 func (g *Gateway) close() {
+	if g.audit != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_ = g.audit.Close(ctx) // a no-op after Run closed it
+		cancel()
+	}
 	if g.backend != nil {
 		if err := g.backend.Close(); err != nil {
 			g.cfg.Logger.Warn("close SpiceDB", "err", err)

@@ -16,6 +16,8 @@
 //     stream back, SSE flushed per event.
 //  6. tools/list responses keep only the tools the agent may call (one lookup, not one check
 //     per tool), or every enabled tool when the host's ToolVisibility is "all".
+//  7. Every decision is an audit entry (audit.go); an allowed message is forwarded only after
+//     its entry is durable, and its outcome follows as a second entry.
 //
 // Denials of requests are HTTP 200 with a JSON-RPC error (ErrCodeDenied), never 401/403, so
 // that clients show the message instead of re-authenticating. Denied notifications are answered
@@ -23,7 +25,7 @@
 // other status as a transport failure); the drop is logged. A failing authorization backend
 // fails closed (ErrCodeUnavailable).
 //
-// Out of scope for now: the protocol-version header checks, the legacy HTTP+SSE transport, audit, approvals and DLP.
+// Out of scope for now: the protocol-version header checks, the legacy HTTP+SSE transport, approvals and DLP.
 package proxy
 
 import (
@@ -43,6 +45,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/authzserver"
 	"github.com/trustgate/trustgate/oauthserver"
 	"github.com/trustgate/trustgate/oauthserver/keyset"
@@ -75,6 +78,9 @@ type Config struct {
 	// SessionKey binds Mcp-Session-Id values to the agent that opened the session (see
 	// session.go). Replicas must share it; empty means a random key for this process.
 	SessionKey []byte
+	// Audit receives one entry per decision (see audit.go). Nil disables the audit log; only
+	// tests that build a Proxy directly leave it nil.
+	Audit audit.Appender
 }
 
 // Proxy is the MCP proxy. It is safe for concurrent use.
@@ -188,13 +194,15 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// 3. The upstream server.
-	srv, ok := p.resolveServer(ctx, w, m, host, agentID, pathServer)
+	entry := auditEntry(r, host, claims, m)
+	srv, ok := p.resolveServer(ctx, w, m, host, agentID, pathServer, &entry)
 	if !ok {
 		return
 	}
 
 	// 4b. Authorization: one decision per message.
-	fw := &forward{host: host, server: srv.Key, serverName: displayName(srv), agentID: agentID, msg: m}
+	entry.Server = srv.Key
+	fw := &forward{host: host, server: srv.Key, serverName: displayName(srv), agentID: agentID, msg: m, entry: entry}
 	if !p.authorize(ctx, w, fw, userID) {
 		return
 	}
@@ -203,7 +211,7 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 	if m != nil && m.kind == kindRequest && m.method == "tools/list" {
 		keep, err := p.visibleTools(ctx, host, srv.Key, agentID)
 		if err != nil {
-			p.backendError(w, fw, err)
+			p.backendError(ctx, w, fw, err)
 			return
 		}
 		fw.keep = keep
@@ -213,6 +221,7 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 	target, err := url.Parse(srv.URL)
 	if err != nil || (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" {
 		p.log.Error("proxy: server has an invalid URL", "host", host, "server", srv.Key)
+		p.auditReject(ctx, &fw.entry, audit.Error, "the server's URL is invalid")
 		p.reject(w, m, ErrCodeUpstream, fmt.Sprintf("the MCP server %s could not be reached", fw.serverName), nil, http.StatusBadGateway)
 		return
 	}
@@ -222,6 +231,7 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 		upstreamID, ok := p.sessions.unwrap(host, srv.Key, agentID, id)
 		if !ok {
 			p.log.Warn("proxy: session id not issued to this agent", "host", host, "server", srv.Key, "agent", agentID)
+			p.auditReject(ctx, &fw.entry, audit.Denied, "Mcp-Session-Id not issued to this agent")
 			var id json.RawMessage
 			if m != nil {
 				id = m.id
@@ -233,6 +243,7 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 	}
 	if fw.credName, fw.credValue, err = p.credential(srv); err != nil {
 		p.log.Error("proxy: server credentials", "host", host, "server", srv.Key, "err", err)
+		p.auditReject(ctx, &fw.entry, audit.Error, "the server's stored credentials could not be used")
 		p.reject(w, m, ErrCodeUpstream, fmt.Sprintf("the MCP server %s could not be reached: trustgate could not use its stored credentials", fw.serverName), nil, http.StatusBadGateway)
 		return
 	}
@@ -242,7 +253,12 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 		out.ContentLength = int64(len(body))
 		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
+	// No audit, no action: the entry is durable before anything is forwarded.
+	if !p.auditAllowed(ctx, w, fw) {
+		return
+	}
 	p.rp.ServeHTTP(w, out)
+	p.auditResult(fw)
 }
 
 // originAllowed: no Origin header, the host's own origin, or (when the gateway itself is on
@@ -338,14 +354,16 @@ func verifyMessage(err error) string {
 }
 
 // resolveServer finds the upstream server of the request, or answers.
-func (p *Proxy) resolveServer(ctx context.Context, w http.ResponseWriter, m *message, host, agentID, key string) (store.Server, bool) {
+func (p *Proxy) resolveServer(ctx context.Context, w http.ResponseWriter, m *message, host, agentID, key string, entry *audit.Entry) (store.Server, bool) {
 	if key == "" {
 		consents, err := p.cfg.Store.ListConsents(ctx, host, agentID)
 		if err != nil {
+			p.auditReject(ctx, entry, audit.Error, "store failed: "+err.Error())
 			p.storeError(w, m, err)
 			return store.Server{}, false
 		}
 		if len(consents) == 0 {
+			p.auditReject(ctx, entry, audit.Denied, "the agent is not connected to any server")
 			p.reject(w, m, ErrCodeDenied, "trustgate: this agent is not connected to any MCP server. Reconnect the client and choose a server to connect, or ask an administrator.", nil, http.StatusForbidden)
 			return store.Server{}, false
 		}
@@ -359,10 +377,13 @@ func (p *Proxy) resolveServer(ctx context.Context, w http.ResponseWriter, m *mes
 	}
 	srv, err := p.cfg.Store.GetServer(ctx, host, key)
 	if errors.Is(err, store.ErrNotFound) {
+		entry.Server = key
+		p.auditReject(ctx, entry, audit.Denied, "no such server")
 		p.reject(w, m, ErrCodeDenied, fmt.Sprintf("trustgate: there is no MCP server %q on this host", key), nil, http.StatusNotFound)
 		return store.Server{}, false
 	}
 	if err != nil {
+		p.auditReject(ctx, entry, audit.Error, "store failed: "+err.Error())
 		p.storeError(w, m, err)
 		return store.Server{}, false
 	}
@@ -386,7 +407,7 @@ func (p *Proxy) authorize(ctx context.Context, w http.ResponseWriter, fw *forwar
 			Resource: schema.Tool(fw.host, fw.server, name), Permission: schema.PermToolCall, Subject: subject,
 		})
 		if err != nil {
-			p.backendError(w, fw, err)
+			p.backendError(ctx, w, fw, err)
 			return false
 		}
 		if !allowed {
@@ -399,7 +420,7 @@ func (p *Proxy) authorize(ctx context.Context, w http.ResponseWriter, fw *forwar
 		Resource: schema.Server(fw.host, fw.server), Permission: permUseLow, Subject: subject,
 	})
 	if err != nil {
-		p.backendError(w, fw, err)
+		p.backendError(ctx, w, fw, err)
 		return false
 	}
 	if !allowed {
@@ -408,6 +429,7 @@ func (p *Proxy) authorize(ctx context.Context, w http.ResponseWriter, fw *forwar
 			what = m.method
 		}
 		p.log.Info("proxy: denied", "host", fw.host, "server", fw.server, "agent", fw.agentID, "method", what)
+		p.auditReject(ctx, &fw.entry, audit.Denied, "no trust level on the server")
 		p.reject(w, m, ErrCodeDenied, fmt.Sprintf("trustgate denied %s on %s: this agent has no trust level on this server. Reconnect the client and grant a trust level, or ask an administrator.", what, fw.serverName), nil, http.StatusForbidden)
 		return false
 	}
@@ -436,6 +458,8 @@ func (p *Proxy) denyToolCall(ctx context.Context, w http.ResponseWriter, fw *for
 			tool, fw.server, agentLevel, ceiling)
 	}
 	p.log.Info("proxy: denied tools/call", "host", fw.host, "server", fw.server, "agent", fw.agentID, "tool", tool)
+	fw.entry.RequiredLevel, fw.entry.AgentLevel, fw.entry.Ceiling = data["required_level"], agentLevel, ceiling
+	p.auditReject(ctx, &fw.entry, audit.Denied, msg)
 	writeRPCError(w, http.StatusOK, fw.msg.id, ErrCodeDenied, msg, data)
 }
 
@@ -483,8 +507,9 @@ func (p *Proxy) reject(w http.ResponseWriter, m *message, code int, msg string, 
 }
 
 // backendError fails closed.
-func (p *Proxy) backendError(w http.ResponseWriter, fw *forward, err error) {
+func (p *Proxy) backendError(ctx context.Context, w http.ResponseWriter, fw *forward, err error) {
 	p.log.Error("proxy: authorization backend failed; denying", "host", fw.host, "server", fw.server, "agent", fw.agentID, "err", err)
+	p.auditReject(ctx, &fw.entry, audit.Error, "authorization backend failed: "+err.Error())
 	p.reject(w, fw.msg, ErrCodeUnavailable, "trustgate could not reach its authorization backend; the call was not forwarded", nil, http.StatusServiceUnavailable)
 }
 
@@ -509,6 +534,10 @@ type forward struct {
 	credName, credValue               string
 	upstreamSession                   string            // the upstream's Mcp-Session-Id, unwrapped
 	keep                              func(string) bool // set: filter the tools/list response
+	entry                             audit.Entry       // the message's audit entry
+	forwardedAt                       time.Time
+	upstreamStatus                    int    // the upstream's HTTP status (0: no answer)
+	upstreamFailure                   string // why the upstream's answer was not passed on
 }
 
 type forwardKey struct{}
@@ -559,6 +588,9 @@ func (e *upstreamAuthError) Error() string {
 func (p *Proxy) modifyResponse(resp *http.Response) error {
 	fw := forwardOf(resp.Request.Context())
 	resp.Header.Del("Set-Cookie") // upstream cookies would land on the gateway's origin
+	if fw != nil {
+		fw.upstreamStatus = resp.StatusCode
+	}
 	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
 		return &upstreamAuthError{resp.StatusCode}
 	}
@@ -619,5 +651,6 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 		msg = fmt.Sprintf("the MCP server %s sent a tools/list response too large to filter", fw.serverName)
 	}
 	p.log.Warn("proxy: upstream failed", "host", fw.host, "server", fw.server, "err", err)
+	fw.upstreamFailure = msg
 	p.reject(w, fw.msg, ErrCodeUpstream, msg, nil, http.StatusBadGateway)
 }

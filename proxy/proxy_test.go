@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/authzserver"
 	"github.com/trustgate/trustgate/credentials"
 	"github.com/trustgate/trustgate/internal/testcp"
@@ -48,6 +50,20 @@ type env struct {
 	upLeak  atomic.Bool
 	userID  string
 	agentID string
+	// onUpstream, when set, sees every request that reaches the upstream.
+	onUpstream atomic.Pointer[func(*http.Request)]
+	// auditDown makes the audit log's store fail.
+	auditDown atomic.Bool
+}
+
+// auditStore is the store's audit log, made to fail while auditDown is set.
+type auditStore struct{ e *env }
+
+func (a auditStore) AppendAudit(ctx context.Context, es []audit.Entry) error {
+	if a.e.auditDown.Load() {
+		return errors.New("audit store unavailable")
+	}
+	return a.e.st.AppendAudit(ctx, es)
 }
 
 func newEnv(t *testing.T) *env {
@@ -70,6 +86,9 @@ func newEnv(t *testing.T) *env {
 	mcpHandler := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return e.up.Server }, nil)
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.upCalls.Add(1)
+		if f := e.onUpstream.Load(); f != nil {
+			(*f)(r)
+		}
 		if r.Header.Get("Authorization") != "Bearer "+upstreamSecret || r.Header.Get("Cookie") != "" {
 			e.upLeak.Store(true)
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
@@ -85,7 +104,9 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := proxy.New(proxy.Config{Store: e.st, Backend: e.backend, KeySet: e.ks, URLs: e.urls, Keys: keys})
+	auditLog := audit.NewLog(auditStore{e}, audit.Options{})
+	t.Cleanup(func() { _ = auditLog.Close(context.Background()) })
+	p, err := proxy.New(proxy.Config{Store: e.st, Backend: e.backend, KeySet: e.ks, URLs: e.urls, Keys: keys, Audit: auditLog})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,6 +411,10 @@ func TestBackendDownFailsClosed(t *testing.T) {
 	}
 	if e.upCalls.Load() != before {
 		t.Error("a call reached the upstream while the backend was down")
+	}
+	if got := e.entries(audit.Filter{Decision: audit.Error}, 1); len(got) != 1 || got[0].Tool != "list_issues" ||
+		!strings.Contains(got[0].Reason, "authorization backend failed") {
+		t.Errorf("audit entries of the failed call: %+v", got)
 	}
 }
 

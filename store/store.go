@@ -146,6 +146,7 @@ type Store interface {
 	Admin
 	OAuth       // the OAuth 2.1 server's clients, codes and tokens (see oauth.go)
 	SigningKeys // the access-token signing keys (see signing.go)
+	AuditLog    // the append-only audit log (see audit.go)
 
 	// Engine names the engine: "sqlite", "postgres" or "cockroachdb".
 	Engine() string

@@ -60,7 +60,7 @@ The first token is created directly in the store, on the gateway's machine:
 	f := cmd.PersistentFlags()
 	f.StringVar(&o.url, "url", defaultAdminURL, "URL of the gateway's admin API")
 	f.StringVar(&o.token, "token", "", "admin API token")
-	f.StringVarP(&o.output, "output", "o", "table", "output format: table or json")
+	f.StringVarP(&o.output, "output", "o", "table", "output format: table or json (audit list: also jsonl)")
 	bindEnv(f, "url", "TRUSTGATE_URL")
 	bindEnv(f, "token", "TRUSTGATE_TOKEN")
 	cmd.AddCommand(
@@ -71,6 +71,7 @@ The first token is created directly in the store, on the gateway's machine:
 		newAdminAgentCommand(o),
 		newAdminTokenCommand(o),
 		newAdminKeysCommand(o),
+		newAdminAuditCommand(o),
 	)
 	return cmd
 }

@@ -33,7 +33,7 @@ Every flag can also be set with the environment variable named in its help.`,
 		},
 	}
 	root.AddCommand(newServeCommand(), newMigrateCommand(), newVersionCommand())
-	root.AddCommand(newAdminCommand())
+	root.AddCommand(newAdminCommand(), newAuditCommand())
 	return root
 }
 

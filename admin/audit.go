@@ -1,0 +1,199 @@
+package admin
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/trustgate/trustgate/audit"
+)
+
+// Admin changes to who may do what are audit entries. The routes below are audited (only
+// host-scoped ones: an entry belongs to a host's chain): after the
+// handler succeeds, wrap writes one entry (auditChange) with the route's action, the object
+// (the request path below the host), the caller's token as the actor, and the old and new
+// values the handler noted on the caller (caller.change).
+var auditedActions = map[string]string{
+	"deleteServer":      "server.delete",
+	"updateTool":        "tool.update",
+	"deleteTool":        "tool.delete",
+	"createTool":        "tool.create",
+	"updateHuman":       "human.update",
+	"deleteHuman":       "human.delete",
+	"setGrant":          "grant.set",
+	"revokeGrant":       "grant.revoke",
+	"setAgentLevel":     "agent_level.set",
+	"revokeAgentServer": "agent_level.revoke",
+	"killAgent":         "agent.kill",
+	"updateHost":        "host.update",
+	"deleteHost":        "host.delete",
+	"createHostToken":   "token.create",
+	"deleteHostToken":   "token.delete",
+}
+
+// change is what a handler notes for the audit entry of its change.
+type change struct {
+	userID, userEmail string
+	old, new          string
+}
+
+// auditChange writes the entry of a successful audited change. The change is already
+// committed, so a failure to write the entry is logged (the entry is lost) but not returned.
+func (a *API) auditChange(r *http.Request, rt Route, c *caller, requestID string) {
+	action, ok := auditedActions[rt.ID]
+	if !ok || a.cfg.Audit == nil {
+		return
+	}
+	host := r.PathValue("host")
+	object := strings.TrimPrefix(r.URL.Path, pHosts+"/"+host+"/")
+	if object == r.URL.Path || object == "" {
+		object = "host/" + host
+	}
+	actor := "token:" + c.token.ID
+	if c.token.Name != "" {
+		actor += " (" + c.token.Name + ")"
+	}
+	e := audit.Entry{
+		Host: host, Time: time.Now(), Decision: audit.Admin, Actor: actor, Action: action, Object: object,
+		AgentID: r.PathValue("agent"), Server: r.PathValue("server"), Tool: r.PathValue("tool"),
+		UserID: c.change.userID, UserEmail: c.change.userEmail, OldValue: c.change.old, NewValue: c.change.new,
+		Method: r.Method, RequestID: requestID,
+	}
+	if err := a.cfg.Audit.Append(r.Context(), e); err != nil {
+		a.log.Error("audit entry of an admin change lost", "host", host, "action", action, "object", object, "err", err)
+	}
+}
+
+// AuditEntry is one audit log entry.
+type AuditEntry audit.Entry
+
+const auditJSONL = "application/x-ndjson"
+
+// listAudit lists a host's audit log, oldest first (order=desc: newest first), one page at a
+// time, or streams every matching entry as JSON Lines (format=jsonl or Accept:
+// application/x-ndjson). Entries of deleted hosts stay readable with a global token.
+func (a *API) listAudit(r *http.Request, _ *caller) (int, any, error) {
+	ctx := r.Context()
+	q := r.URL.Query()
+	f := audit.Filter{Host: r.PathValue("host"), AgentID: q.Get("agent"), Server: q.Get("server"), Tool: q.Get("tool"), Decision: audit.Decision(q.Get("decision"))}
+	if f.Decision != "" && !f.Decision.Valid() {
+		return 0, nil, problemf(http.StatusBadRequest, "decision %q: want allowed, denied, error, admin or result", f.Decision)
+	}
+	if ref := q.Get("human"); ref != "" {
+		if u, err := a.findUser(ctx, f.Host, ref); err == nil {
+			f.UserID = u.ID
+		} else if isNotFound(err) && !strings.Contains(ref, "@") {
+			f.UserID = ref // a deleted human's id still selects their entries
+		} else {
+			return 0, nil, err
+		}
+	}
+	for _, p := range []struct {
+		name string
+		t    *time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		if v := q.Get(p.name); v != "" {
+			t, err := parseTimeParam(v)
+			if err != nil {
+				return 0, nil, problemf(http.StatusBadRequest, "%s %q: want an RFC 3339 time (2026-01-02T15:04:05Z) or a duration back from now (24h)", p.name, v)
+			}
+			*p.t = t
+		}
+	}
+	switch q.Get("order") {
+	case "", "asc":
+	case "desc":
+		f.Descending = true
+	default:
+		return 0, nil, problemf(http.StatusBadRequest, "order must be asc or desc")
+	}
+	var cursor int64
+	if c := q.Get("cursor"); c != "" {
+		raw, err := base64.RawURLEncoding.DecodeString(c)
+		n, perr := strconv.ParseInt(string(raw), 10, 64)
+		if err != nil || perr != nil || n < 0 {
+			return 0, nil, problemf(http.StatusBadRequest, "cursor is malformed; pass next_cursor from the previous page")
+		}
+		cursor = n
+	}
+	if wantsJSONL(r) {
+		return http.StatusOK, jsonlStream(func(w http.ResponseWriter) error { return a.streamAudit(ctx, w, f, cursor) }), nil
+	}
+	limit := defaultPageSize
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxPageSize {
+			return 0, nil, problemf(http.StatusBadRequest, "limit must be a number from 1 to %d", maxPageSize)
+		}
+		limit = n
+	}
+	entries, err := a.cfg.Store.ListAudit(ctx, f, cursor, limit)
+	if err != nil {
+		return 0, nil, err
+	}
+	page := Page[AuditEntry]{Items: make([]AuditEntry, len(entries))}
+	for i, e := range entries {
+		page.Items[i] = AuditEntry(e)
+	}
+	if len(entries) == limit {
+		page.NextCursor = AuditCursor(entries[len(entries)-1].Seq)
+	}
+	return http.StatusOK, page, nil
+}
+
+// AuditCursor is the cursor that lists the entries after (or, newest first, before) seq.
+func AuditCursor(seq int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(seq, 10)))
+}
+
+// parseTimeParam reads an RFC 3339 time or a duration back from now.
+func parseTimeParam(v string) (time.Time, error) {
+	if d, err := time.ParseDuration(v); err == nil && d >= 0 {
+		return time.Now().Add(-d), nil
+	}
+	return time.Parse(time.RFC3339, v)
+}
+
+func wantsJSONL(r *http.Request) bool {
+	if f := r.URL.Query().Get("format"); f != "" {
+		return f == "jsonl"
+	}
+	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+		if mt, _, err := mime.ParseMediaType(strings.TrimSpace(part)); err == nil && mt == auditJSONL {
+			return true
+		}
+	}
+	return false
+}
+
+// jsonlStream is a response body written as a stream (see wrap).
+type jsonlStream func(w http.ResponseWriter) error
+
+// streamAudit writes every matching entry after cursor as one JSON line, flushing per page.
+func (a *API) streamAudit(ctx context.Context, w http.ResponseWriter, f audit.Filter, cursor int64) error {
+	w.Header().Set("Content-Type", auditJSONL)
+	w.WriteHeader(http.StatusOK)
+	enc := json.NewEncoder(w)
+	rc := http.NewResponseController(w)
+	for {
+		entries, err := a.cfg.Store.ListAudit(ctx, f, cursor, maxPageSize)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if err := enc.Encode(AuditEntry(e)); err != nil {
+				return err
+			}
+			cursor = e.Seq
+		}
+		_ = rc.Flush()
+		if len(entries) < maxPageSize {
+			return nil
+		}
+	}
+}

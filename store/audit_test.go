@@ -1,0 +1,145 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/trustgate/trustgate/audit"
+	"github.com/trustgate/trustgate/store"
+)
+
+func TestAuditAppendListScan(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s store.Store) {
+		ctx := context.Background()
+		t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+		var batch []audit.Entry
+		for i := range 10 {
+			d := audit.Allowed
+			if i%3 == 0 {
+				d = audit.Denied
+			}
+			batch = append(batch, audit.Entry{Host: "acme", Time: t0.Add(time.Duration(i) * time.Minute), AgentID: fmt.Sprintf("ag%d", i%2),
+				Server: "git", Tool: "push", Method: "tools/call", Decision: d, Reason: "r"})
+			batch = append(batch, audit.Entry{Host: "other", Time: t0, Decision: audit.Admin, Actor: "cli", Action: "grant.set"})
+		}
+		noErr(t, "append", s.AppendAudit(ctx, batch[:7]))
+		noErr(t, "append", s.AppendAudit(ctx, batch[7:]))
+
+		all := must[[]audit.Entry](t, "list")(s.ListAudit(ctx, audit.Filter{Host: "acme"}, 0, 0))
+		if len(all) != 10 {
+			t.Fatalf("acme has %d entries, want 10", len(all))
+		}
+		for i, e := range all {
+			if e.Seq != int64(i+1) || e.Hash == "" || (i > 0 && e.PrevHash != all[i-1].Hash) || (i == 0 && e.PrevHash != "") {
+				t.Fatalf("entry %d: seq %d prev %q hash %q: not chained", i, e.Seq, e.PrevHash, e.Hash)
+			}
+		}
+		if got := all[4]; got.AgentID != "ag0" || !got.Time.Equal(t0.Add(4*time.Minute)) || got.Tool != "push" {
+			t.Fatalf("entry 5 reads back as %+v", got)
+		}
+		// Filters, cursor, order.
+		denied := must[[]audit.Entry](t, "list denied")(s.ListAudit(ctx, audit.Filter{Host: "acme", Decision: audit.Denied}, 0, 0))
+		if len(denied) != 4 {
+			t.Fatalf("%d denied entries, want 4", len(denied))
+		}
+		page := must[[]audit.Entry](t, "list page")(s.ListAudit(ctx, audit.Filter{Host: "acme", AgentID: "ag1"}, 4, 2))
+		if len(page) != 2 || page[0].Seq != 6 || page[1].Seq != 8 {
+			t.Fatalf("agent ag1 after 4, limit 2: %v", seqs(page))
+		}
+		desc := must[[]audit.Entry](t, "list desc")(s.ListAudit(ctx, audit.Filter{Host: "acme", Descending: true}, 9, 3))
+		if fmt.Sprint(seqs(desc)) != "[8 7 6]" {
+			t.Fatalf("descending below 9: %v", seqs(desc))
+		}
+		timed := must[[]audit.Entry](t, "list time")(s.ListAudit(ctx, audit.Filter{Host: "acme", Since: t0.Add(2 * time.Minute), Until: t0.Add(5 * time.Minute)}, 0, 0))
+		if fmt.Sprint(seqs(timed)) != "[3 4 5]" {
+			t.Fatalf("since +2m until +5m: %v", seqs(timed))
+		}
+
+		var scanned []int64
+		noErr(t, "scan", s.ScanAudit(ctx, "acme", 4, func(e audit.Entry) error { scanned = append(scanned, e.Seq); return nil }))
+		if fmt.Sprint(scanned) != "[4 5 6 7 8 9 10]" {
+			t.Fatalf("scan from 4: %v", scanned)
+		}
+		heads := must[[]audit.Head](t, "heads")(s.AuditHeads(ctx))
+		if len(heads) != 2 || heads[0].Host != "acme" || heads[0].Seq != 10 || heads[0].Hash != all[9].Hash || heads[1].Seq != 10 {
+			t.Fatalf("heads: %+v", heads)
+		}
+		for _, h := range heads {
+			sum, err := audit.Verify(ctx, s, h.Host, &h)
+			if err != nil || sum.Entries != 10 {
+				t.Fatalf("verify %s: %+v, %v", h.Host, sum, err)
+			}
+		}
+		wantErr(t, "append an invalid decision", s.AppendAudit(ctx, []audit.Entry{{Host: "acme", Decision: "maybe"}}), store.ErrInvalid)
+	})
+}
+
+// TestAuditKeptWhenHostDeleted: the audit log outlives its tenant.
+func TestAuditKeptWhenHostDeleted(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s store.Store) {
+		ctx := context.Background()
+		must[store.Host](t, "create host")(s.CreateHost(ctx, store.Host{Key: "acme", Name: "Acme"}))
+		noErr(t, "append", s.AppendAudit(ctx, []audit.Entry{{Host: "acme", Decision: audit.Admin, Action: "host.create"}}))
+		noErr(t, "delete host", s.DeleteHost(ctx, "acme"))
+		got := must[[]audit.Entry](t, "list")(s.ListAudit(ctx, audit.Filter{Host: "acme"}, 0, 0))
+		if len(got) != 1 {
+			t.Fatalf("after deleting the host, %d entries remain, want 1", len(got))
+		}
+	})
+}
+
+// TestAuditConcurrentProcesses: two stores on one database (two gateway processes) appending to
+// the same host at once still make one unbroken chain.
+func TestAuditConcurrentProcesses(t *testing.T) {
+	for _, e := range engines() {
+		t.Run(e.name, func(t *testing.T) {
+			cfg := e.config(t)
+			a, b := openStore(t, cfg), openStore(t, cfg)
+			ctx := context.Background()
+			const perWriter, writers = 20, 4
+			var wg sync.WaitGroup
+			errs := make(chan error, writers)
+			for w := range writers {
+				s := a
+				if w%2 == 1 {
+					s = b
+				}
+				wg.Go(func() {
+					for i := range perWriter {
+						if err := s.AppendAudit(ctx, []audit.Entry{
+							{Host: "acme", Decision: audit.Allowed, RequestID: fmt.Sprintf("w%d-%d", w, i)},
+							{Host: "acme", Decision: audit.Result, RequestID: fmt.Sprintf("w%d-%d", w, i)},
+						}); err != nil {
+							errs <- err
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatalf("concurrent append: %v", err)
+			}
+			heads := must[[]audit.Head](t, "heads")(a.AuditHeads(ctx))
+			sum, err := audit.Verify(ctx, a, "acme", &heads[0])
+			if err != nil {
+				t.Fatalf("verify: %v", err)
+			}
+			if sum.Entries != 2*perWriter*writers {
+				t.Fatalf("%d entries, want %d", sum.Entries, 2*perWriter*writers)
+			}
+		})
+	}
+}
+
+func seqs(es []audit.Entry) []int64 {
+	out := make([]int64, len(es))
+	for i, e := range es {
+		out[i] = e.Seq
+	}
+	return out
+}
