@@ -51,6 +51,40 @@ func setupFaults(t *testing.T, serveArgs []string, storeArgs []string) faultSetu
 	return faultSetup{p: p, admin: admin, up: up, line: line, session: s}
 }
 
+// auditCovers checks the audit log against what reached the upstream: every create_issue call
+// the upstream received has an "allowed" entry (written before it was forwarded), and there
+// are at least wantErrors "error" entries (calls refused because a dependency failed).
+func auditCovers(t *testing.T, f faultSetup, wantErrors int) {
+	t.Helper()
+	var entries []struct {
+		Decision string `json:"decision"`
+		Tool     string `json:"tool"`
+		Reason   string `json:"reason"`
+	}
+	cliJSON(t, f.p, f.admin, &entries, "audit", "list", "--host", "acme", "--all")
+	allowed, errs := 0, 0
+	for _, e := range entries {
+		switch {
+		case e.Decision == "allowed" && e.Tool == "create_issue":
+			allowed++
+		case e.Decision == "error":
+			errs++
+		}
+	}
+	reached := 0
+	for _, c := range f.up.Calls() {
+		if c == "create_issue" {
+			reached++
+		}
+	}
+	if allowed < reached {
+		t.Errorf("the upstream received %d create_issue calls but the audit log allows only %d", reached, allowed)
+	}
+	if errs < wantErrors {
+		t.Errorf("audit log has %d error entries, want at least %d: %+v", errs, wantErrors, entries)
+	}
+}
+
 // expectCallError calls create_issue and wants a JSON-RPC error containing want.
 func expectCallError(t *testing.T, s *mcp.ClientSession, what, want string) {
 	t.Helper()
@@ -91,6 +125,7 @@ func TestUpstreamDownOrTalkingGarbage(t *testing.T) {
 	expectCallError(t, f.session, "upstream garbage", "invalid response")
 	f.line.set(faultPass)
 	expectRecovery(t, f.session, "upstream sane again")
+	auditCovers(t, f, 0)
 }
 
 // TestAuthorizationBackendDown: the gateway uses a remote SpiceDB (another trustgate's exposed
@@ -112,6 +147,7 @@ func TestAuthorizationBackendDown(t *testing.T) {
 	}
 	spicedb.set(faultPass)
 	expectRecovery(t, f.session, "spicedb back")
+	auditCovers(t, f, 1)
 }
 
 // TestStoreDown: the gateway's PostgreSQL (its store and its embedded SpiceDB's datastore) is
@@ -135,4 +171,6 @@ func TestStoreDown(t *testing.T) {
 	}
 	pg.set(faultPass)
 	expectRecovery(t, f.session, "store back")
+	// With the store down no entry could be written, so nothing was forwarded (checked above).
+	auditCovers(t, f, 0)
 }
