@@ -1,7 +1,6 @@
 package oauthserver
 
 import (
-	"container/list"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -13,7 +12,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ory/fosite"
@@ -41,7 +39,8 @@ const (
 // sessionCookiePrefix + host is the name of a host's signed-in session cookie.
 const sessionCookiePrefix = "tg_session_"
 
-// pending is an authorization request between /authorize and the consent decision.
+// pending is an authorization request between /authorize and the consent decision. It is kept
+// in the store (see pending.go), so that any replica can serve the flow's next page.
 type pending struct {
 	host        string
 	ar          fosite.AuthorizeRequester
@@ -51,70 +50,6 @@ type pending struct {
 	upstreamMCP string
 	clientName  string
 	agentType   string
-	expires     time.Time
-}
-
-// pendingStore keeps pending requests in memory, per process: behind a load balancer the
-// flow's requests must reach the same replica (sticky sessions) until this moves to the store.
-// Entries expire after ttl; at most max are kept, the oldest dropped first.
-type pendingStore struct {
-	ttl   time.Duration
-	max   int
-	mu    sync.Mutex
-	byRef map[string]*list.Element
-	order *list.List // of *pendingEntry, oldest at the back
-}
-
-type pendingEntry struct {
-	ref string
-	p   *pending
-}
-
-func newPendingStore(ttl time.Duration, max int) *pendingStore {
-	return &pendingStore{ttl: ttl, max: max, byRef: map[string]*list.Element{}, order: list.New()}
-}
-
-func (ps *pendingStore) put(p *pending, now time.Time) string {
-	ref := randomToken()
-	p.expires = now.Add(ps.ttl)
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	for ps.order.Len() >= ps.max {
-		el := ps.order.Back()
-		ps.order.Remove(el)
-		delete(ps.byRef, el.Value.(*pendingEntry).ref)
-	}
-	ps.byRef[ref] = ps.order.PushFront(&pendingEntry{ref: ref, p: p})
-	return ref
-}
-
-// get returns the pending request of ref for host, if it has not expired.
-func (ps *pendingStore) get(ref, host string, now time.Time) (*pending, bool) {
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	el, ok := ps.byRef[ref]
-	if !ok {
-		return nil, false
-	}
-	p := el.Value.(*pendingEntry).p
-	if !now.Before(p.expires) {
-		ps.order.Remove(el)
-		delete(ps.byRef, ref)
-		return nil, false
-	}
-	if p.host != host {
-		return nil, false
-	}
-	return p, true
-}
-
-func (ps *pendingStore) delete(ref string) {
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	if el, ok := ps.byRef[ref]; ok {
-		ps.order.Remove(el)
-		delete(ps.byRef, ref)
-	}
 }
 
 func randomToken() string {
@@ -197,7 +132,15 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, h store.Host)
 	ar.SetRequestedAudience(fosite.Arguments{resource})
 	p := &pending{host: h.Key, ar: ar, resource: resource, server: server, fromRes: server != "", upstreamMCP: q.Get("upstream_mcp")}
 	p.clientName, p.agentType = clientInfo(ar.GetClient())
-	ref := s.pending.put(p, s.now())
+	ref, err := s.putPending(ctx, p)
+	if err != nil {
+		if errors.Is(err, store.ErrInvalid) {
+			s.writeAuthorizeError(ctx, w, h, ar, fosite.ErrInvalidRequest.WithHint("The request is too large."))
+			return
+		}
+		s.internalError(w, h, "store the authorization request", err)
+		return
+	}
 	if _, ok := s.sessionUser(r, h.Key); ok {
 		http.Redirect(w, r, s.flowURL(h.Key, chooseServerPath, ref), http.StatusSeeOther)
 		return
@@ -351,22 +294,31 @@ func (s *Server) postForm(w http.ResponseWriter, r *http.Request, h store.Host) 
 		s.errorPage(w, http.StatusForbidden, consentui.ErrorPage{Frame: frame(h), Title: "The form expired", Message: consentui.CSRFMessage})
 		return "", nil, false
 	}
-	return s.pendingOf(w, h, r.PostFormValue("state_ref"))
+	return s.pendingOf(w, r, h, r.PostFormValue("state_ref"))
 }
 
 // pendingOf finds the pending request ref, or shows the "expired" page.
-func (s *Server) pendingOf(w http.ResponseWriter, h store.Host, ref string) (string, *pending, bool) {
-	p, ok := s.pending.get(ref, h.Key, s.now())
-	if !ok {
-		s.errorPage(w, http.StatusBadRequest, consentui.ErrorPage{
-			Frame:    frame(h),
-			Title:    "This sign-in has expired",
-			Message:  "The request to connect your app is no longer valid.",
-			WhatToDo: "Start again from your app.",
-		})
+func (s *Server) pendingOf(w http.ResponseWriter, r *http.Request, h store.Host, ref string) (string, *pending, bool) {
+	p, err := s.getPending(r.Context(), h.Key, ref)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			s.internalError(w, h, "load the authorization request", err)
+			return "", nil, false
+		}
+		s.expiredPage(w, h)
 		return "", nil, false
 	}
 	return ref, p, true
+}
+
+// expiredPage tells the human that the flow's request is gone (expired, used, or unknown).
+func (s *Server) expiredPage(w http.ResponseWriter, h store.Host) {
+	s.errorPage(w, http.StatusBadRequest, consentui.ErrorPage{
+		Frame:    frame(h),
+		Title:    "This sign-in has expired",
+		Message:  "The request to connect your app is no longer valid.",
+		WhatToDo: "Start again from your app.",
+	})
 }
 
 // --- sign in ---
@@ -461,7 +413,7 @@ func (s *Server) signedIn(w http.ResponseWriter, r *http.Request, h store.Host, 
 // --- sign up ---
 
 func (s *Server) signupPage(w http.ResponseWriter, r *http.Request, h store.Host) {
-	ref, _, ok := s.pendingOf(w, h, r.URL.Query().Get("state_ref"))
+	ref, _, ok := s.pendingOf(w, r, h, r.URL.Query().Get("state_ref"))
 	if !ok {
 		return
 	}
@@ -577,7 +529,7 @@ func (s *Server) signedInOr(w http.ResponseWriter, r *http.Request, h store.Host
 }
 
 func (s *Server) chooseServerPage(w http.ResponseWriter, r *http.Request, h store.Host) {
-	ref, p, ok := s.pendingOf(w, h, r.URL.Query().Get("state_ref"))
+	ref, p, ok := s.pendingOf(w, r, h, r.URL.Query().Get("state_ref"))
 	if !ok {
 		return
 	}
@@ -633,6 +585,14 @@ func (s *Server) chooseServer(w http.ResponseWriter, r *http.Request, h store.Ho
 			return
 		}
 		p.server = key
+		if err := s.savePending(r.Context(), ref, p); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				s.expiredPage(w, h)
+				return
+			}
+			s.internalError(w, h, "save the authorization request", err)
+			return
+		}
 	}
 	http.Redirect(w, r, s.flowURL(h.Key, consentPath, ref), http.StatusSeeOther)
 }
@@ -640,7 +600,7 @@ func (s *Server) chooseServer(w http.ResponseWriter, r *http.Request, h store.Ho
 // --- trust level ---
 
 func (s *Server) consentPage(w http.ResponseWriter, r *http.Request, h store.Host) {
-	ref, p, ok := s.pendingOf(w, h, r.URL.Query().Get("state_ref"))
+	ref, p, ok := s.pendingOf(w, r, h, r.URL.Query().Get("state_ref"))
 	if !ok {
 		return
 	}
@@ -722,7 +682,9 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request, h store.Host) {
 	ctx := r.Context()
 	redirectW := &authorizeRedirectWriter{ResponseWriter: w, iss: s.issuer(h.Key), dropState: p.ar.GetState() == ""}
 	if r.PostFormValue("decision") != "allow" {
-		s.pending.delete(ref)
+		if !s.usePending(w, r, h, ref) {
+			return
+		}
 		s.provider.WriteAuthorizeError(ctx, redirectW, p.ar, fosite.ErrAccessDenied.WithHint("The person denied the request."))
 		return
 	}
@@ -738,6 +700,11 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request, h store.Host) {
 	g, err := s.cfg.Store.GetGrant(ctx, h.Key, p.server, uid)
 	if err != nil || level > g.Ceiling {
 		s.renderConsent(w, r, h, ref, p, uid, "Choose a trust level your administrator allows.", http.StatusBadRequest)
+		return
+	}
+	// The request is used from here on, whatever happens next; of two concurrent decisions on
+	// it only one gets this far.
+	if !s.usePending(w, r, h, ref) {
 		return
 	}
 	agentID, err := s.agentFor(ctx, h.Key, uid, p)
@@ -771,8 +738,9 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request, h store.Host) {
 		ar.GrantScope(MCPScope)
 	}
 	ar.GrantAudience(p.resource)
-	s.pending.delete(ref)
-	resp, err := s.provider.NewAuthorizeResponse(ctx, ar, fositestore.NewSession(h.Key, uid, agentID))
+	sess := fositestore.NewSession(h.Key, uid, agentID)
+	sess.ConsentedAt = s.now().UTC()
+	resp, err := s.provider.NewAuthorizeResponse(ctx, ar, sess)
 	if err != nil {
 		s.provider.WriteAuthorizeError(ctx, redirectW, ar, err)
 		return
