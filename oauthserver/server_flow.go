@@ -211,13 +211,16 @@ func (s *Server) flowURL(host, path, ref string) string {
 }
 
 func (s *Server) renderSignIn(w http.ResponseWriter, r *http.Request, h store.Host, ref, email, msg string, status int) {
-	s.render(w, status, consentui.SignInPage{
-		Frame:     frame(h),
-		Form:      consentui.Form{Action: s.issuer(h.Key) + loginPath, CSRFToken: s.csrf.Token(w, r), StateRef: ref},
-		Email:     email,
-		Error:     msg,
-		SignUpURL: s.flowURL(h.Key, signupPath, ref),
-	})
+	page := consentui.SignInPage{
+		Frame: frame(h),
+		Form:  consentui.Form{Action: s.issuer(h.Key) + loginPath, CSRFToken: s.csrf.Token(w, r), StateRef: ref},
+		Email: email,
+		Error: msg,
+	}
+	if signUpOpen(h) {
+		page.SignUpURL = s.flowURL(h.Key, signupPath, ref)
+	}
+	s.render(w, status, page)
 }
 
 // --- signed-in session cookie ---
@@ -412,7 +415,37 @@ func (s *Server) signedIn(w http.ResponseWriter, r *http.Request, h store.Host, 
 
 // --- sign up ---
 
+// signUpOpen reports whether host lets humans sign up: only when it lists allowed email
+// domains (HostSettings.AllowedEmailDomains), and then only with an email of one of them.
+// Without a list, the host's humans are those its admins add.
+func signUpOpen(h store.Host) bool { return len(h.Settings.AllowedEmailDomains) > 0 }
+
+// signUpClosed shows the page of a host without sign-up.
+func (s *Server) signUpClosed(w http.ResponseWriter, h store.Host) {
+	s.errorPage(w, http.StatusForbidden, consentui.ErrorPage{
+		Frame:    frame(h),
+		Title:    "Sign-up is not available",
+		Message:  MsgSignUpClosed,
+		WhatToDo: "Ask your administrator to add you, then connect again from your app.",
+	})
+}
+
+// Messages of the sign-up page that tests and documentation refer to.
+const (
+	// MsgSignUpClosed: the host does not let humans sign up.
+	MsgSignUpClosed = "This gateway does not let people create their own accounts."
+	// MsgSignUpDomain: the email's domain is not one of the host's allowed domains.
+	MsgSignUpDomain = "This email domain cannot sign up here."
+	// MsgSignUpFailed is the one answer for an email that has an account already, so that
+	// sign-up does not tell who has one.
+	MsgSignUpFailed = "The account could not be created. If you already have one, sign in from your app instead."
+)
+
 func (s *Server) signupPage(w http.ResponseWriter, r *http.Request, h store.Host) {
+	if !signUpOpen(h) {
+		s.signUpClosed(w, h)
+		return
+	}
 	ref, _, ok := s.pendingOf(w, r, h, r.URL.Query().Get("state_ref"))
 	if !ok {
 		return
@@ -428,9 +461,13 @@ func (s *Server) renderSignUp(w http.ResponseWriter, r *http.Request, h store.Ho
 	s.render(w, status, p)
 }
 
-// signup creates a human whose email domain the host allows (AllowedEmailDomains; empty allows
-// any). A new human has no grant: they see the empty state until an admin grants them servers.
+// signup creates a human whose email domain the host allows (see signUpOpen). A new human has
+// no grant: they see the empty state until an admin grants them servers.
 func (s *Server) signup(w http.ResponseWriter, r *http.Request, h store.Host) {
+	if !signUpOpen(h) {
+		s.signUpClosed(w, h)
+		return
+	}
 	ref, _, ok := s.postForm(w, r, h)
 	if !ok {
 		return
@@ -448,7 +485,7 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request, h store.Host) {
 	if at <= 0 || at == len(email)-1 {
 		page.EmailError = "Enter an email address."
 	} else if !domainAllowed(h.Settings.AllowedEmailDomains, email[at+1:]) {
-		page.EmailError = "This email domain cannot sign up here."
+		page.EmailError = MsgSignUpDomain
 	}
 	if err := consentui.CheckPasswordPolicy(password); err != nil {
 		page.PasswordError = err.Error()
@@ -459,11 +496,18 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request, h store.Host) {
 		s.renderSignUp(w, r, h, page, ref, http.StatusBadRequest)
 		return
 	}
+	// The password is hashed before the account is created, so that an email with an account
+	// takes as long to answer as a new one.
+	phc, err := consentui.HashPassword(password)
+	if err != nil {
+		s.internalError(w, h, "hash password", err)
+		return
+	}
 	u, err := s.cfg.Store.CreateUser(ctx, store.User{Host: h.Key, Email: email})
 	if err != nil {
 		switch {
 		case errors.Is(err, store.ErrConflict):
-			page.Error = "An account with this email already exists: sign in instead."
+			page.Error = MsgSignUpFailed
 		case errors.Is(err, store.ErrInvalid):
 			page.EmailError = "Enter a valid email address."
 		default:
@@ -473,7 +517,7 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request, h store.Host) {
 		s.renderSignUp(w, r, h, page, ref, http.StatusBadRequest)
 		return
 	}
-	if err := s.storePassword(ctx, h.Key, u.ID, password); err != nil {
+	if err := s.cfg.Store.SetUserPassword(ctx, h.Key, u.ID, phc); err != nil {
 		s.internalError(w, h, "set password", err)
 		return
 	}
@@ -481,9 +525,6 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request, h store.Host) {
 }
 
 func domainAllowed(allowed []string, domain string) bool {
-	if len(allowed) == 0 {
-		return true
-	}
 	for _, d := range allowed {
 		if strings.EqualFold(strings.TrimPrefix(d, "@"), domain) {
 			return true
