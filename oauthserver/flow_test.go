@@ -463,3 +463,14 @@ func TestSessionLimits(t *testing.T) {
 }
 
 type testbrowserPage = testbrowser.Page
+
+func TestWrongVerifier(t *testing.T) {
+	e := newEnv(t)
+	conf := e.register("acme")
+	loc := e.flow(e.browser(), conf, "state-0123456789", oauth2.GenerateVerifier(), "low")
+	_, err := conf.Exchange(context.Background(), loc.Query().Get("code"), oauth2.VerifierOption(oauth2.GenerateVerifier()))
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.ErrorCode != "invalid_grant" {
+		t.Fatalf("exchange with another verifier: %v", err)
+	}
+}
