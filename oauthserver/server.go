@@ -64,7 +64,7 @@ const (
 	// PendingAuthorizeTTL is how long a pending authorization request (between /authorize
 	// and the consent decision) is kept.
 	PendingAuthorizeTTL = 10 * time.Minute
-	// MaxPendingAuthorize bounds the pending requests kept in memory; the oldest go first.
+	// MaxPendingAuthorize bounds the Client ID Metadata Document expiries kept in memory.
 	MaxPendingAuthorize = 10_000
 	// SessionTTL is the lifetime of the signed-in session cookie.
 	SessionTTL = 12 * time.Hour
@@ -85,7 +85,7 @@ type Server struct {
 	now      func() time.Time
 
 	fetch        *http.Client
-	pending      *pendingStore
+	clients      *fositestore.Store // client lookups of pending requests
 	addrLimiter  *consentui.Limiter
 	acctLimiter  *consentui.Limiter
 	cimdMu       sync.Mutex
@@ -114,7 +114,6 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		secure:       cfg.URLs.Public.Scheme == "https",
 		now:          now,
 		fetch:        cfg.HTTPClient,
-		pending:      newPendingStore(PendingAuthorizeTTL, MaxPendingAuthorize),
 		addrLimiter:  consentui.NewLimiter(20, 15*time.Minute, 0),
 		acctLimiter:  consentui.NewLimiter(5, 15*time.Minute, 0),
 		cimdExpiries: map[string]time.Time{},
@@ -128,10 +127,13 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		return nil, err
 	}
 	s.csrf = csrf
+	s.clients = fositestore.New(redirectOverlay{cfg.Store}, fositestore.Options{DefaultScopes: []string{MCPScope}, Audience: s.audiences})
 	p, err := fositestore.NewProvider(redirectOverlay{cfg.Store}, fositestore.ProviderConfig{
 		GlobalSecret:  cfg.GlobalSecret,
 		DefaultScopes: []string{MCPScope},
 		Audience:      s.audiences,
+		Now:           now,
+		SessionLimits: s.sessionLimits,
 		AccessTokenStrategy: func(_ *fosite.Config, _ *foauth2.HMACSHAStrategy) foauth2.AccessTokenStrategy {
 			return &jwtAccessTokens{s: s}
 		},

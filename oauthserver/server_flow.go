@@ -1,7 +1,6 @@
 package oauthserver
 
 import (
-	"container/list"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -13,7 +12,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ory/fosite"
@@ -41,7 +39,8 @@ const (
 // sessionCookiePrefix + host is the name of a host's signed-in session cookie.
 const sessionCookiePrefix = "tg_session_"
 
-// pending is an authorization request between /authorize and the consent decision.
+// pending is an authorization request between /authorize and the consent decision. It is kept
+// in the store (see pending.go), so that any replica can serve the flow's next page.
 type pending struct {
 	host        string
 	ar          fosite.AuthorizeRequester
@@ -51,70 +50,6 @@ type pending struct {
 	upstreamMCP string
 	clientName  string
 	agentType   string
-	expires     time.Time
-}
-
-// pendingStore keeps pending requests in memory, per process: behind a load balancer the
-// flow's requests must reach the same replica (sticky sessions) until this moves to the store.
-// Entries expire after ttl; at most max are kept, the oldest dropped first.
-type pendingStore struct {
-	ttl   time.Duration
-	max   int
-	mu    sync.Mutex
-	byRef map[string]*list.Element
-	order *list.List // of *pendingEntry, oldest at the back
-}
-
-type pendingEntry struct {
-	ref string
-	p   *pending
-}
-
-func newPendingStore(ttl time.Duration, max int) *pendingStore {
-	return &pendingStore{ttl: ttl, max: max, byRef: map[string]*list.Element{}, order: list.New()}
-}
-
-func (ps *pendingStore) put(p *pending, now time.Time) string {
-	ref := randomToken()
-	p.expires = now.Add(ps.ttl)
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	for ps.order.Len() >= ps.max {
-		el := ps.order.Back()
-		ps.order.Remove(el)
-		delete(ps.byRef, el.Value.(*pendingEntry).ref)
-	}
-	ps.byRef[ref] = ps.order.PushFront(&pendingEntry{ref: ref, p: p})
-	return ref
-}
-
-// get returns the pending request of ref for host, if it has not expired.
-func (ps *pendingStore) get(ref, host string, now time.Time) (*pending, bool) {
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	el, ok := ps.byRef[ref]
-	if !ok {
-		return nil, false
-	}
-	p := el.Value.(*pendingEntry).p
-	if !now.Before(p.expires) {
-		ps.order.Remove(el)
-		delete(ps.byRef, ref)
-		return nil, false
-	}
-	if p.host != host {
-		return nil, false
-	}
-	return p, true
-}
-
-func (ps *pendingStore) delete(ref string) {
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	if el, ok := ps.byRef[ref]; ok {
-		ps.order.Remove(el)
-		delete(ps.byRef, ref)
-	}
 }
 
 func randomToken() string {
@@ -197,7 +132,15 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, h store.Host)
 	ar.SetRequestedAudience(fosite.Arguments{resource})
 	p := &pending{host: h.Key, ar: ar, resource: resource, server: server, fromRes: server != "", upstreamMCP: q.Get("upstream_mcp")}
 	p.clientName, p.agentType = clientInfo(ar.GetClient())
-	ref := s.pending.put(p, s.now())
+	ref, err := s.putPending(ctx, p)
+	if err != nil {
+		if errors.Is(err, store.ErrInvalid) {
+			s.writeAuthorizeError(ctx, w, h, ar, fosite.ErrInvalidRequest.WithHint("The request is too large."))
+			return
+		}
+		s.internalError(w, h, "store the authorization request", err)
+		return
+	}
 	if _, ok := s.sessionUser(r, h.Key); ok {
 		http.Redirect(w, r, s.flowURL(h.Key, chooseServerPath, ref), http.StatusSeeOther)
 		return
@@ -268,13 +211,16 @@ func (s *Server) flowURL(host, path, ref string) string {
 }
 
 func (s *Server) renderSignIn(w http.ResponseWriter, r *http.Request, h store.Host, ref, email, msg string, status int) {
-	s.render(w, status, consentui.SignInPage{
-		Frame:     frame(h),
-		Form:      consentui.Form{Action: s.issuer(h.Key) + loginPath, CSRFToken: s.csrf.Token(w, r), StateRef: ref},
-		Email:     email,
-		Error:     msg,
-		SignUpURL: s.flowURL(h.Key, signupPath, ref),
-	})
+	page := consentui.SignInPage{
+		Frame: frame(h),
+		Form:  consentui.Form{Action: s.issuer(h.Key) + loginPath, CSRFToken: s.csrf.Token(w, r), StateRef: ref},
+		Email: email,
+		Error: msg,
+	}
+	if signUpOpen(h) {
+		page.SignUpURL = s.flowURL(h.Key, signupPath, ref)
+	}
+	s.render(w, status, page)
 }
 
 // --- signed-in session cookie ---
@@ -351,22 +297,31 @@ func (s *Server) postForm(w http.ResponseWriter, r *http.Request, h store.Host) 
 		s.errorPage(w, http.StatusForbidden, consentui.ErrorPage{Frame: frame(h), Title: "The form expired", Message: consentui.CSRFMessage})
 		return "", nil, false
 	}
-	return s.pendingOf(w, h, r.PostFormValue("state_ref"))
+	return s.pendingOf(w, r, h, r.PostFormValue("state_ref"))
 }
 
 // pendingOf finds the pending request ref, or shows the "expired" page.
-func (s *Server) pendingOf(w http.ResponseWriter, h store.Host, ref string) (string, *pending, bool) {
-	p, ok := s.pending.get(ref, h.Key, s.now())
-	if !ok {
-		s.errorPage(w, http.StatusBadRequest, consentui.ErrorPage{
-			Frame:    frame(h),
-			Title:    "This sign-in has expired",
-			Message:  "The request to connect your app is no longer valid.",
-			WhatToDo: "Start again from your app.",
-		})
+func (s *Server) pendingOf(w http.ResponseWriter, r *http.Request, h store.Host, ref string) (string, *pending, bool) {
+	p, err := s.getPending(r.Context(), h.Key, ref)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			s.internalError(w, h, "load the authorization request", err)
+			return "", nil, false
+		}
+		s.expiredPage(w, h)
 		return "", nil, false
 	}
 	return ref, p, true
+}
+
+// expiredPage tells the human that the flow's request is gone (expired, used, or unknown).
+func (s *Server) expiredPage(w http.ResponseWriter, h store.Host) {
+	s.errorPage(w, http.StatusBadRequest, consentui.ErrorPage{
+		Frame:    frame(h),
+		Title:    "This sign-in has expired",
+		Message:  "The request to connect your app is no longer valid.",
+		WhatToDo: "Start again from your app.",
+	})
 }
 
 // --- sign in ---
@@ -460,8 +415,38 @@ func (s *Server) signedIn(w http.ResponseWriter, r *http.Request, h store.Host, 
 
 // --- sign up ---
 
+// signUpOpen reports whether host lets humans sign up: only when it lists allowed email
+// domains (HostSettings.AllowedEmailDomains), and then only with an email of one of them.
+// Without a list, the host's humans are those its admins add.
+func signUpOpen(h store.Host) bool { return len(h.Settings.AllowedEmailDomains) > 0 }
+
+// signUpClosed shows the page of a host without sign-up.
+func (s *Server) signUpClosed(w http.ResponseWriter, h store.Host) {
+	s.errorPage(w, http.StatusForbidden, consentui.ErrorPage{
+		Frame:    frame(h),
+		Title:    "Sign-up is not available",
+		Message:  MsgSignUpClosed,
+		WhatToDo: "Ask your administrator to add you, then connect again from your app.",
+	})
+}
+
+// Messages of the sign-up page that tests and documentation refer to.
+const (
+	// MsgSignUpClosed: the host does not let humans sign up.
+	MsgSignUpClosed = "This gateway does not let people create their own accounts."
+	// MsgSignUpDomain: the email's domain is not one of the host's allowed domains.
+	MsgSignUpDomain = "This email domain cannot sign up here."
+	// MsgSignUpFailed is the one answer for an email that has an account already, so that
+	// sign-up does not tell who has one.
+	MsgSignUpFailed = "The account could not be created. If you already have one, sign in from your app instead."
+)
+
 func (s *Server) signupPage(w http.ResponseWriter, r *http.Request, h store.Host) {
-	ref, _, ok := s.pendingOf(w, h, r.URL.Query().Get("state_ref"))
+	if !signUpOpen(h) {
+		s.signUpClosed(w, h)
+		return
+	}
+	ref, _, ok := s.pendingOf(w, r, h, r.URL.Query().Get("state_ref"))
 	if !ok {
 		return
 	}
@@ -476,9 +461,13 @@ func (s *Server) renderSignUp(w http.ResponseWriter, r *http.Request, h store.Ho
 	s.render(w, status, p)
 }
 
-// signup creates a human whose email domain the host allows (AllowedEmailDomains; empty allows
-// any). A new human has no grant: they see the empty state until an admin grants them servers.
+// signup creates a human whose email domain the host allows (see signUpOpen). A new human has
+// no grant: they see the empty state until an admin grants them servers.
 func (s *Server) signup(w http.ResponseWriter, r *http.Request, h store.Host) {
+	if !signUpOpen(h) {
+		s.signUpClosed(w, h)
+		return
+	}
 	ref, _, ok := s.postForm(w, r, h)
 	if !ok {
 		return
@@ -496,7 +485,7 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request, h store.Host) {
 	if at <= 0 || at == len(email)-1 {
 		page.EmailError = "Enter an email address."
 	} else if !domainAllowed(h.Settings.AllowedEmailDomains, email[at+1:]) {
-		page.EmailError = "This email domain cannot sign up here."
+		page.EmailError = MsgSignUpDomain
 	}
 	if err := consentui.CheckPasswordPolicy(password); err != nil {
 		page.PasswordError = err.Error()
@@ -507,11 +496,18 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request, h store.Host) {
 		s.renderSignUp(w, r, h, page, ref, http.StatusBadRequest)
 		return
 	}
+	// The password is hashed before the account is created, so that an email with an account
+	// takes as long to answer as a new one.
+	phc, err := consentui.HashPassword(password)
+	if err != nil {
+		s.internalError(w, h, "hash password", err)
+		return
+	}
 	u, err := s.cfg.Store.CreateUser(ctx, store.User{Host: h.Key, Email: email})
 	if err != nil {
 		switch {
 		case errors.Is(err, store.ErrConflict):
-			page.Error = "An account with this email already exists: sign in instead."
+			page.Error = MsgSignUpFailed
 		case errors.Is(err, store.ErrInvalid):
 			page.EmailError = "Enter a valid email address."
 		default:
@@ -521,7 +517,7 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request, h store.Host) {
 		s.renderSignUp(w, r, h, page, ref, http.StatusBadRequest)
 		return
 	}
-	if err := s.storePassword(ctx, h.Key, u.ID, password); err != nil {
+	if err := s.cfg.Store.SetUserPassword(ctx, h.Key, u.ID, phc); err != nil {
 		s.internalError(w, h, "set password", err)
 		return
 	}
@@ -529,9 +525,6 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request, h store.Host) {
 }
 
 func domainAllowed(allowed []string, domain string) bool {
-	if len(allowed) == 0 {
-		return true
-	}
 	for _, d := range allowed {
 		if strings.EqualFold(strings.TrimPrefix(d, "@"), domain) {
 			return true
@@ -577,7 +570,7 @@ func (s *Server) signedInOr(w http.ResponseWriter, r *http.Request, h store.Host
 }
 
 func (s *Server) chooseServerPage(w http.ResponseWriter, r *http.Request, h store.Host) {
-	ref, p, ok := s.pendingOf(w, h, r.URL.Query().Get("state_ref"))
+	ref, p, ok := s.pendingOf(w, r, h, r.URL.Query().Get("state_ref"))
 	if !ok {
 		return
 	}
@@ -633,6 +626,14 @@ func (s *Server) chooseServer(w http.ResponseWriter, r *http.Request, h store.Ho
 			return
 		}
 		p.server = key
+		if err := s.savePending(r.Context(), ref, p); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				s.expiredPage(w, h)
+				return
+			}
+			s.internalError(w, h, "save the authorization request", err)
+			return
+		}
 	}
 	http.Redirect(w, r, s.flowURL(h.Key, consentPath, ref), http.StatusSeeOther)
 }
@@ -640,7 +641,7 @@ func (s *Server) chooseServer(w http.ResponseWriter, r *http.Request, h store.Ho
 // --- trust level ---
 
 func (s *Server) consentPage(w http.ResponseWriter, r *http.Request, h store.Host) {
-	ref, p, ok := s.pendingOf(w, h, r.URL.Query().Get("state_ref"))
+	ref, p, ok := s.pendingOf(w, r, h, r.URL.Query().Get("state_ref"))
 	if !ok {
 		return
 	}
@@ -722,7 +723,9 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request, h store.Host) {
 	ctx := r.Context()
 	redirectW := &authorizeRedirectWriter{ResponseWriter: w, iss: s.issuer(h.Key), dropState: p.ar.GetState() == ""}
 	if r.PostFormValue("decision") != "allow" {
-		s.pending.delete(ref)
+		if !s.usePending(w, r, h, ref) {
+			return
+		}
 		s.provider.WriteAuthorizeError(ctx, redirectW, p.ar, fosite.ErrAccessDenied.WithHint("The person denied the request."))
 		return
 	}
@@ -738,6 +741,11 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request, h store.Host) {
 	g, err := s.cfg.Store.GetGrant(ctx, h.Key, p.server, uid)
 	if err != nil || level > g.Ceiling {
 		s.renderConsent(w, r, h, ref, p, uid, "Choose a trust level your administrator allows.", http.StatusBadRequest)
+		return
+	}
+	// The request is used from here on, whatever happens next; of two concurrent decisions on
+	// it only one gets this far.
+	if !s.usePending(w, r, h, ref) {
 		return
 	}
 	agentID, err := s.agentFor(ctx, h.Key, uid, p)
@@ -771,8 +779,9 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request, h store.Host) {
 		ar.GrantScope(MCPScope)
 	}
 	ar.GrantAudience(p.resource)
-	s.pending.delete(ref)
-	resp, err := s.provider.NewAuthorizeResponse(ctx, ar, fositestore.NewSession(h.Key, uid, agentID))
+	sess := fositestore.NewSession(h.Key, uid, agentID)
+	sess.ConsentedAt = s.now().UTC()
+	resp, err := s.provider.NewAuthorizeResponse(ctx, ar, sess)
 	if err != nil {
 		s.provider.WriteAuthorizeError(ctx, redirectW, ar, err)
 		return

@@ -9,13 +9,17 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 
 	"github.com/trustgate/trustgate/authzserver"
 	"github.com/trustgate/trustgate/internal/testbrowser"
 	"github.com/trustgate/trustgate/internal/testcp"
+	"github.com/trustgate/trustgate/internal/testenv"
 	"github.com/trustgate/trustgate/oauthserver"
 	"github.com/trustgate/trustgate/oauthserver/keyset"
 	"github.com/trustgate/trustgate/schema"
@@ -41,23 +45,78 @@ type env struct {
 	ks      *keyset.KeySet
 	srv     *httptest.Server
 	urls    tenant.URLs
+	clock   *clock
+	// served counts the requests each replica served.
+	served []atomic.Int64
 }
 
-func newEnv(t *testing.T) *env {
+// clock is a test clock: real time plus an offset that tests advance.
+type clock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offset += d
+}
+
+// envOptions vary the environment: the store's engine, how many replicas (Servers over the
+// one store, each with its own key set, served in turn behind one URL as a load balancer
+// would), and the HTTP client of Client ID Metadata Document fetches.
+type envOptions struct {
+	postgres   bool
+	replicas   int
+	httpClient *http.Client
+}
+
+func newEnv(t *testing.T) *env { return newEnvWith(t, envOptions{}) }
+
+func newEnvWith(t *testing.T, o envOptions) *env {
 	t.Helper()
 	ctx := context.Background()
-	cp := testcp.New(t)
-	st, b, w := cp.Store, cp.Backend, cp.Writer
+	var (
+		st store.Store
+		b  authzserver.Backend
+		w  *authzserver.Writer
+	)
+	if o.postgres {
+		var err error
+		st, err = store.Open(ctx, store.Config{URL: testenv.Postgres(t), ConnectTimeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		sdb, err := authzserver.StartEmbedded(ctx, authzserver.EmbeddedConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = sdb.Close() })
+		if err := sdb.WriteSchema(ctx, schema.Text); err != nil {
+			t.Fatal(err)
+		}
+		b, w = sdb, authzserver.NewWriter(st, sdb, nil)
+	} else {
+		cp := testcp.New(t)
+		st, b, w = cp.Store, cp.Backend, cp.Writer
+	}
+	if o.replicas < 1 {
+		o.replicas = 1
+	}
 	ring, err := secrets.NewKeyring(bytes.Repeat([]byte{7}, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ks, err := keyset.Open(ctx, st, ring, keyset.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, st: st, backend: b, ks: ks}
-	var handler http.Handler
+	e := &env{t: t, st: st, backend: b, clock: &clock{}, served: make([]atomic.Int64, o.replicas)}
+	handlers := make([]http.Handler, o.replicas)
+	var next atomic.Int64
 	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// What the gateway's host routing does.
 		host, path := e.urls.Resolve(r)
@@ -65,18 +124,30 @@ func newEnv(t *testing.T) *env {
 		u := *r.URL
 		u.Path, u.RawPath = path, ""
 		r2.URL = &u
-		handler.ServeHTTP(w, r2)
+		i := int(next.Add(1)-1) % len(handlers)
+		e.served[i].Add(1)
+		handlers[i].ServeHTTP(w, r2)
 	}))
 	t.Cleanup(e.srv.Close)
 	e.urls, _ = tenant.NewURLs(e.srv.URL, false)
-	s, err := oauthserver.NewServer(oauthserver.ServerConfig{
-		Store: st, URLs: e.urls, KeySet: ks, Syncer: w,
-		CookieSecret: bytes.Repeat([]byte{1}, 32), GlobalSecret: bytes.Repeat([]byte{2}, 32),
-	})
-	if err != nil {
-		t.Fatal(err)
+	for i := range handlers {
+		ks, err := keyset.Open(ctx, st, ring, keyset.Options{Now: e.clock.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			e.ks = ks
+		}
+		s, err := oauthserver.NewServer(oauthserver.ServerConfig{
+			Store: st, URLs: e.urls, KeySet: ks, Syncer: w,
+			CookieSecret: bytes.Repeat([]byte{1}, 32), GlobalSecret: bytes.Repeat([]byte{2}, 32),
+			HTTPClient: o.httpClient, Now: e.clock.Now,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		handlers[i] = s.Handler()
 	}
-	handler = s.Handler()
 
 	for _, h := range []string{"acme", "other"} {
 		if _, err := st.CreateHost(ctx, store.Host{Key: h}); err != nil {

@@ -138,6 +138,17 @@ func (s *Server) accessTokenTTL(ctx context.Context, host string) time.Duration 
 	return min(ttl, maxAccessTokenTTL)
 }
 
+// sessionLimits are host's gateway-session limits (SessionIdleTTLSeconds and
+// SessionMaxTTLSeconds; zero is fositestore's default, 30 and 90 days).
+func (s *Server) sessionLimits(ctx context.Context, host string) (idle, max time.Duration) {
+	h, err := s.cfg.Store.GetHost(ctx, host)
+	if err != nil {
+		s.log.Error("oauthserver: load host for its session limits", "host", host, "err", err)
+		return 0, 0
+	}
+	return time.Duration(h.Settings.SessionIdleTTLSeconds) * time.Second, time.Duration(h.Settings.SessionMaxTTLSeconds) * time.Second
+}
+
 // redirectOverlay is the store as fosite's client lookups see it. An authorization request
 // whose redirect_uri matches a registered one by MatchRedirectURI (trustgate's rule: exact, or
 // a loopback URI with any port, "localhost" included) has that redirect_uri added to the

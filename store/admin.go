@@ -7,7 +7,8 @@ import (
 
 // HostSettings are a tenant's options. The zero value of each field means its default.
 type HostSettings struct {
-	// AllowedEmailDomains restricts sign-in and sign-up to these email domains; empty allows any.
+	// AllowedEmailDomains opens sign-up to emails of these domains; empty turns sign-up off
+	// (the host's humans are those its admins add).
 	AllowedEmailDomains []string `json:"allowed_email_domains"`
 	// DynamicMCPs lets humans connect servers by URL at consent time.
 	DynamicMCPs bool `json:"dynamic_mcps"`

@@ -147,6 +147,8 @@ type Store interface {
 	OAuth       // the OAuth 2.1 server's clients, codes and tokens (see oauth.go)
 	SigningKeys // the access-token signing keys (see signing.go)
 	AuditLog    // the append-only audit log (see audit.go)
+	// AuthorizeRequests are the OAuth server's pending authorization requests (see authorize.go).
+	AuthorizeRequests
 
 	// Engine names the engine: "sqlite", "postgres" or "cockroachdb".
 	Engine() string

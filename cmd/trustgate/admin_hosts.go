@@ -136,7 +136,7 @@ type hostUpdateFlags struct {
 
 func (u *hostUpdateFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&u.name, "name", "", "display name")
-	f.StringSliceVar(&u.domains, "allowed-domains", nil, "email domains allowed to sign in, comma-separated (--allowed-domains= allows any)")
+	f.StringSliceVar(&u.domains, "allowed-domains", nil, "email domains whose people may sign up, comma-separated (--allowed-domains= turns sign-up off)")
 	f.BoolVar(&u.dynamic, "dynamic-mcps", false, "let humans connect MCP servers by URL at consent time (true or false)")
 	f.BoolVar(&u.autoEnable, "auto-enable-tools", false, "enable tools a sync finds at once instead of after review (true or false)")
 	f.DurationVar(&u.accessTTL, "access-token-ttl", 0, "lifetime of access tokens, such as 1h")
@@ -230,7 +230,7 @@ func writeHost(w io.Writer, h admin.Host) error {
 		{"Name", h.Name},
 		{"MCP URL", h.MCPURL},
 		{"Created", formatTime(h.CreatedAt)},
-		{"Allowed email domains", listOr(s.AllowedEmailDomains, "any")},
+		{"Sign-up email domains", listOr(s.AllowedEmailDomains, "none (sign-up off)")},
 		{"Dynamic MCPs", yesNo(s.DynamicMCPs)},
 		{"Auto-enable new tools", yesNo(s.AutoEnableNewTools)},
 		{"Access token TTL", formatSeconds(s.AccessTokenTTLSeconds)},

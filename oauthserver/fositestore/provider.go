@@ -15,9 +15,10 @@ import (
 const (
 	DefaultAccessTokenLifespan = time.Hour
 	AuthorizeCodeLifespan      = 5 * time.Minute
-	// RefreshTokenLifespan is an idle timeout: every refresh issues a new refresh token with a
-	// new lifespan.
-	RefreshTokenLifespan = 30 * 24 * time.Hour
+	// RefreshTokenLifespan is fosite's lifespan of a refresh token, a backstop: the store stores
+	// a refresh token with the end of its session (see SessionLimits) when that is earlier, as
+	// it is with any limits up to a year.
+	RefreshTokenLifespan = 366 * 24 * time.Hour
 )
 
 // ProviderConfig configures NewProvider.
@@ -29,11 +30,12 @@ type ProviderConfig struct {
 	RotatedGlobalSecrets [][]byte
 	// AccessTokenLifespan defaults to DefaultAccessTokenLifespan.
 	AccessTokenLifespan time.Duration
-	// RefreshGracePeriod, DefaultScopes, Audience and Now: see Options.
+	// RefreshGracePeriod, DefaultScopes, Audience, Now and SessionLimits: see Options.
 	RefreshGracePeriod time.Duration
 	DefaultScopes      []string
 	Audience           func(host string) []string
 	Now                func() time.Time
+	SessionLimits      SessionLimits
 	// TokenURL is the token endpoint's URL (the audience of client assertions, unused today).
 	TokenURL string
 	// AccessTokenStrategy, when set, makes the access tokens (JWTs): it gets the provider's
@@ -97,9 +99,10 @@ func NewProvider(st store.OAuth, cfg ProviderConfig) (fosite.OAuth2Provider, err
 		DefaultScopes:      cfg.DefaultScopes,
 		Audience:           cfg.Audience,
 		Now:                cfg.Now,
+		SessionLimits:      cfg.SessionLimits,
 	})
 	return compose.Compose(config, storage,
-		&strategy{AccessTokenStrategy: access, RefreshTokenStrategy: hmacStrategy, AuthorizeCodeStrategy: hmacStrategy},
+		&strategy{AccessTokenStrategy: access, RefreshTokenStrategy: refreshStrategy{hmacStrategy, storage}, AuthorizeCodeStrategy: hmacStrategy},
 		compose.OAuth2AuthorizeExplicitFactory,
 		compose.OAuth2PKCEFactory, // after the code handler: it needs the code
 		compose.OAuth2RefreshTokenGrantFactory,

@@ -530,3 +530,51 @@ func TestNewProviderRefusesAShortSecret(t *testing.T) {
 		t.Fatal("a 31-byte global secret was accepted")
 	}
 }
+
+func TestProviderSessionLimits(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, st store.Store) {
+		e := newEnv(t, st)
+
+		// Idle: refreshed within 30 days the session goes on; unused for 30 days it ends,
+		// and its tokens are revoked.
+		t1 := e.login()
+		e.clock.advance(fositestore.DefaultSessionIdleTTL - time.Hour)
+		t2 := e.mustRefresh(t1.RefreshToken)
+		e.clock.advance(fositestore.DefaultSessionIdleTTL - time.Hour)
+		t3 := e.mustRefresh(t2.RefreshToken)
+		e.clock.advance(fositestore.DefaultSessionIdleTTL)
+		_, err := e.refresh(t3.RefreshToken)
+		wantOAuthError(t, "refresh after 30 idle days", err, "invalid_grant")
+		e.wantActive("access token of the ended session", t3.AccessToken, false)
+		_, err = e.refresh(t3.RefreshToken)
+		wantOAuthError(t, "refresh again", err, "invalid_grant")
+
+		// Absolute: refreshing every day still ends 90 days after consent.
+		tok := e.login()
+		other := e.login() // another grant, left alone
+		for day := 1; ; day++ {
+			e.clock.advance(24 * time.Hour)
+			next, err := e.refresh(tok.RefreshToken)
+			if err != nil {
+				if day != 90 {
+					t.Fatalf("refresh on day %d: %v", day, err)
+				}
+				wantOAuthError(t, "refresh on day 90", err, "invalid_grant")
+				break
+			}
+			if day >= 90 {
+				t.Fatalf("refresh on day %d succeeded", day)
+			}
+			tok = next
+			if day == 29 {
+				other = e.mustRefresh(other.RefreshToken)
+			}
+		}
+		e.wantActive("access token of the ended session", tok.AccessToken, false)
+		// The other grant was last used on day 29: it ended on day 59, idle.
+		_, err = e.refresh(other.RefreshToken)
+		wantOAuthError(t, "the idle grant", err, "invalid_grant")
+		// A new login starts a new session.
+		e.mustRefresh(e.login().RefreshToken)
+	})
+}

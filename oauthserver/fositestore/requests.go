@@ -80,6 +80,22 @@ func (s *Store) create(ctx context.Context, kind, signature string, r fosite.Req
 	if client == nil {
 		return fmt.Errorf("fositestore: store %s: the request has no client", kind)
 	}
+	if sess.ConsentedAt.IsZero() || kind == store.OAuthRefresh {
+		// The stored copy gets the session's times; fosite's session is left as it is.
+		sess = sess.Clone().(*Session)
+		now := s.now()
+		if sess.ConsentedAt.IsZero() {
+			sess.ConsentedAt = now
+		}
+		if kind == store.OAuthRefresh {
+			sess.LastUsedAt = now
+			// The row expires with the session, or with fosite's lifespan when that is earlier.
+			end := s.sessionEnd(ctx, sess, now)
+			if exp := sess.GetExpiresAt(fosite.RefreshToken); exp.IsZero() || end.Before(exp) {
+				sess.SetExpiresAt(fosite.RefreshToken, end)
+			}
+		}
+	}
 	sr := storedRequest{
 		ID:                r.GetID(),
 		RequestedAt:       r.GetRequestedAt().UTC(),

@@ -16,6 +16,12 @@
 //     second pair instead of a reuse error; after it, it loads with fosite.ErrInactiveToken,
 //     on which fosite revokes the grant (reuse detection).
 //
+// A grant is a gateway session, limited twice (see SessionLimits): it ends when it was not
+// refreshed for the idle limit, and at the latest the absolute limit after consent. A refresh
+// token's row records both times in its session, and its expiry is the earlier of the two ends;
+// a refresh past either end fails with invalid_grant and revokes the grant, after which the
+// client must run the authorization flow again.
+//
 // Revoking a grant (RevokeRefreshToken, RevokeAccessToken, or the store's RevokeOAuthBy…
 // methods) deletes its access tokens and revokes its codes and refresh tokens (inactive,
 // RotatedAt cleared: no grace applies), after which the store refuses new rows in the grant, so
@@ -39,6 +45,18 @@ import (
 // DefaultRefreshGracePeriod is how long after its first rotation a refresh token still works.
 const DefaultRefreshGracePeriod = 10 * time.Second
 
+// Default limits of a gateway session (a grant and its refresh-token family).
+const (
+	// DefaultSessionIdleTTL ends a session not refreshed for this long.
+	DefaultSessionIdleTTL = 30 * 24 * time.Hour
+	// DefaultSessionMaxTTL ends a session this long after consent, however often it is used.
+	DefaultSessionMaxTTL = 90 * 24 * time.Hour
+)
+
+// SessionLimits returns the idle and absolute limits of host's sessions; a value of zero or
+// less is its default.
+type SessionLimits func(ctx context.Context, host string) (idle, max time.Duration)
+
 // Options configure a Store.
 type Options struct {
 	// RefreshGracePeriod: how long a rotated refresh token may still be used (concurrent
@@ -49,8 +67,11 @@ type Options struct {
 	// Audience returns the audiences (resource URLs) every client of host may be granted;
 	// fosite checks a grant's audience against them on every refresh. Nil: none.
 	Audience func(host string) []string
-	// Now is the clock of rotations and grace windows (tests); nil is time.Now.
+	// Now is the clock of rotations, grace windows and session limits (tests); nil is
+	// time.Now.
 	Now func() time.Time
+	// SessionLimits gives each host's session limits; nil means the defaults for every host.
+	SessionLimits SessionLimits
 }
 
 // Store implements the fosite storage interfaces trustgate composes: fosite.ClientManager,
@@ -269,6 +290,84 @@ func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature str
 		if err := s.DeleteAccessTokenSession(ctx, sr.AccessSignature); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// sessionLimits returns host's session limits, defaults applied.
+func (s *Store) sessionLimits(ctx context.Context, host string) (idle, max time.Duration) {
+	if s.opts.SessionLimits != nil {
+		idle, max = s.opts.SessionLimits(ctx, host)
+	}
+	if idle <= 0 {
+		idle = DefaultSessionIdleTTL
+	}
+	if max <= 0 {
+		max = DefaultSessionMaxTTL
+	}
+	return idle, max
+}
+
+// sessionEnd is when the session of a refresh token last used at lastUsed ends.
+func (s *Store) sessionEnd(ctx context.Context, sess *Session, lastUsed time.Time) time.Time {
+	idle, max := s.sessionLimits(ctx, sess.Host)
+	end := lastUsed.Add(idle)
+	if !sess.ConsentedAt.IsZero() {
+		if abs := sess.ConsentedAt.Add(max); abs.Before(end) {
+			end = abs
+		}
+	}
+	return end
+}
+
+// checkSession reports whether the session of a loaded refresh token r is still open. When
+// it ended, the grant is revoked and the error is fosite.ErrTokenExpired, which fosite's
+// refresh handler answers with invalid_grant.
+func (s *Store) checkSession(ctx context.Context, r fosite.Requester) error {
+	sess, ok := r.GetSession().(*Session)
+	if !ok || sess == nil {
+		return fosite.ErrTokenExpired.WithDebug("no trustgate session")
+	}
+	lastUsed := sess.LastUsedAt
+	if lastUsed.IsZero() {
+		lastUsed = r.GetRequestedAt()
+	}
+	if s.now().Before(s.sessionEnd(ctx, sess, lastUsed)) {
+		return nil
+	}
+	return s.endSession(ctx, r)
+}
+
+// endSession revokes the grant of r, whose session ended, and returns fosite.ErrTokenExpired.
+func (s *Store) endSession(ctx context.Context, r fosite.Requester) error {
+	if err := s.RevokeRefreshToken(ctx, r.GetID()); err != nil {
+		return fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
+	}
+	if err := s.RevokeAccessToken(ctx, r.GetID()); err != nil {
+		return fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
+	}
+	return fosite.ErrTokenExpired.WithHint("The session ended: authorize again.")
+}
+
+// refreshStrategy is fosite's refresh-token strategy with the session limits: a refresh token
+// whose session ended is expired, and its grant revoked.
+type refreshStrategy struct {
+	oauth2.RefreshTokenStrategy
+	st *Store
+}
+
+// ValidateRefreshToken validates the token as fosite does, then its session. A token fosite
+// finds expired (its stored expiry is its session's end) has its grant revoked too.
+func (r refreshStrategy) ValidateRefreshToken(ctx context.Context, req fosite.Requester, token string) error {
+	err := r.RefreshTokenStrategy.ValidateRefreshToken(ctx, req, token)
+	if err != nil && !errors.Is(err, fosite.ErrTokenExpired) {
+		return err
+	}
+	if serr := r.st.checkSession(ctx, req); serr != nil {
+		return serr
+	}
+	if err != nil {
+		return r.st.endSession(ctx, req)
 	}
 	return nil
 }

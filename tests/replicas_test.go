@@ -1,0 +1,105 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/trustgate/trustgate/internal/testbrowser"
+	"github.com/trustgate/trustgate/internal/testenv"
+	"github.com/trustgate/trustgate/internal/testmcp"
+)
+
+// TestReplicasShareTheAuthorizationFlow runs two gateway processes over one PostgreSQL
+// database behind a round-robin load balancer without sticky sessions: every request of the
+// authorization flow reaches the other process than the one before, and the flow completes,
+// because pending authorization requests are kept in the database.
+func TestReplicasShareTheAuthorizationFlow(t *testing.T) {
+	db := testenv.Postgres(t)
+	var (
+		targets []*url.URL
+		next    atomic.Int64
+	)
+	lb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		target := targets[int(next.Add(1))%len(targets)]
+		(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Host = pr.In.Host
+		}}).ServeHTTP(w, r)
+	}))
+	t.Cleanup(lb.Close)
+	args := []string{"--database", db, "--master-key", strings.Repeat("5a", 32), "--public-url", lb.URL}
+	p1 := start(t, args...)
+	p2 := start(t, args...)
+	for _, p := range []*process{p1, p2} {
+		u, _ := url.Parse(p.url)
+		targets = append(targets, u)
+	}
+
+	up := testmcp.Start(t, "")
+	out, err := run(t, 30*time.Second, "admin", "token", "create", "--global", "--name", "e2e", "--database", db)
+	if err != nil {
+		t.Fatalf("bootstrap token: %v\n%s", err, out)
+	}
+	admin := strings.TrimSpace(strings.SplitN(out, "\n", 2)[0])
+	cli(t, p1, admin, "host", "create", "acme", "--exact")
+	cli(t, p1, admin, "server", "import", up.URL, "--host", "acme", "--key", "tracker")
+	cli(t, p2, admin, "human", "add", "alice@acme.test", "--host", "acme")
+	cli(t, p2, admin, "human", "grant", "alice@acme.test", "tracker", "--level", "high", "--host", "acme")
+
+	issuer := lb.URL + "/h/acme"
+	redirect := "http://127.0.0.1:33418/callback"
+	reg, _ := json.Marshal(map[string]any{"client_name": "replica agent", "redirect_uris": []string{redirect},
+		"token_endpoint_auth_method": "none", "grant_types": []string{"authorization_code", "refresh_token"}})
+	resp, err := http.Post(issuer+"/register", "application/json", bytes.NewReader(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var client struct {
+		ClientID string `json:"client_id"`
+	}
+	if body := readAll(resp); resp.StatusCode != 201 || json.Unmarshal([]byte(body), &client) != nil {
+		t.Fatalf("register = %d %s", resp.StatusCode, body)
+	}
+	conf := &oauth2.Config{ClientID: client.ClientID, RedirectURL: redirect,
+		Endpoint: oauth2.Endpoint{AuthURL: issuer + "/authorize", TokenURL: issuer + "/token", AuthStyle: oauth2.AuthStyleInParams}}
+
+	// The host's MCP URL, without a server: the flow has a page more (the choice of server),
+	// whose answer changes the pending request.
+	verifier := oauth2.GenerateVerifier()
+	b := testbrowser.New(t, lb.URL)
+	page := b.Get(conf.AuthCodeURL("replica-state-1", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("resource", issuer+"/mcp")))
+	page = b.Submit(page, map[string]string{"email": "alice@acme.test", "password": "correct horse battery staple"})
+	if !strings.Contains(page.Body, `value="tracker"`) {
+		t.Fatalf("after sign-in: %d %s", page.Status, page.Body)
+	}
+	page = b.Submit(page, map[string]string{"server": "tracker"})
+	if !strings.Contains(page.Body, `name="trust_level"`) {
+		t.Fatalf("after choosing the server: %d %s", page.Status, page.Body)
+	}
+	page = b.Submit(page, map[string]string{"trust_level": "medium", "decision": "allow"})
+	if page.Loc == nil || page.Loc.Query().Get("code") == "" || page.Loc.Query().Get("state") != "replica-state-1" {
+		t.Fatalf("consent redirect = %v (%d %s)", page.Loc, page.Status, page.Body)
+	}
+	ctx := context.Background()
+	tok, err := conf.Exchange(ctx, page.Loc.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatalf("token exchange: %v", err)
+	}
+	if _, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err != nil {
+		t.Fatalf("refresh: %v", err)
+	}
+	if n := next.Load(); n < 6 {
+		t.Fatalf("the load balancer saw %d requests", n)
+	}
+}
