@@ -49,6 +49,7 @@ import (
 	"github.com/trustgate/trustgate/schema"
 	"github.com/trustgate/trustgate/secrets"
 	"github.com/trustgate/trustgate/store"
+	"github.com/trustgate/trustgate/telemetry"
 	"github.com/trustgate/trustgate/tenant"
 )
 
@@ -75,6 +76,8 @@ type Config struct {
 	// SessionKey binds Mcp-Session-Id values to the agent that opened the session (see
 	// session.go). Replicas must share it; empty means a random key for this process.
 	SessionKey []byte
+	// Telemetry records a span and metrics per request (telemetry.go); nil records nothing.
+	Telemetry *telemetry.Telemetry
 }
 
 // Proxy is the MCP proxy. It is safe for concurrent use.
@@ -124,6 +127,8 @@ var serverKeyRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
 // serveMCP handles one MCP request.
 func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
+	w, r = p.startTelemetry(w, r)
+	defer endTelemetry(w)
 	switch r.Method {
 	case http.MethodPost, http.MethodGet, http.MethodDelete:
 	default:
@@ -339,6 +344,7 @@ func verifyMessage(err error) string {
 
 // resolveServer finds the upstream server of the request, or answers.
 func (p *Proxy) resolveServer(ctx context.Context, w http.ResponseWriter, m *message, host, agentID, key string) (store.Server, bool) {
+	describe(w, m, agentID, "")
 	if key == "" {
 		consents, err := p.cfg.Store.ListConsents(ctx, host, agentID)
 		if err != nil {
@@ -372,6 +378,7 @@ func (p *Proxy) resolveServer(ctx context.Context, w http.ResponseWriter, m *mes
 // authorize makes the one decision of the message, or answers.
 func (p *Proxy) authorize(ctx context.Context, w http.ResponseWriter, fw *forward, userID string) bool {
 	m := fw.msg
+	describe(w, m, fw.agentID, fw.server)
 	if m != nil && m.kind == kindResponse {
 		return true // the client answering the server: authenticated is enough
 	}
@@ -544,6 +551,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	if fw.credName != "" {
 		h.Set(fw.credName, fw.credValue)
 	}
+	forwarded(pr.In.Context(), h) // allowed; traceparent and tracestate of the request's span
 	pr.Out.Header = h
 }
 
@@ -558,6 +566,7 @@ func (e *upstreamAuthError) Error() string {
 // modifyResponse guards upstream responses and filters tools/list.
 func (p *Proxy) modifyResponse(resp *http.Response) error {
 	fw := forwardOf(resp.Request.Context())
+	upstreamStatus(resp)
 	resp.Header.Del("Set-Cookie") // upstream cookies would land on the gateway's origin
 	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
 		return &upstreamAuthError{resp.StatusCode}

@@ -45,12 +45,15 @@ type env struct {
 	// upCalls counts requests that reached the upstream through the gateway.
 	upCalls atomic.Int64
 	// upLeak is set when the upstream saw the gateway's token.
-	upLeak  atomic.Bool
-	userID  string
-	agentID string
+	upLeak atomic.Bool
+	// upHeader is the header of the last request that reached the upstream.
+	upHeader atomic.Pointer[http.Header]
+	userID   string
+	agentID  string
 }
 
-func newEnv(t *testing.T) *env {
+// newEnv builds the environment; opts adjust the proxy's configuration.
+func newEnv(t *testing.T, opts ...func(*proxy.Config)) *env {
 	t.Helper()
 	ctx := context.Background()
 	e := &env{t: t}
@@ -70,6 +73,8 @@ func newEnv(t *testing.T) *env {
 	mcpHandler := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return e.up.Server }, nil)
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.upCalls.Add(1)
+		h := r.Header.Clone()
+		e.upHeader.Store(&h)
 		if r.Header.Get("Authorization") != "Bearer "+upstreamSecret || r.Header.Get("Cookie") != "" {
 			e.upLeak.Store(true)
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
@@ -85,7 +90,11 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := proxy.New(proxy.Config{Store: e.st, Backend: e.backend, KeySet: e.ks, URLs: e.urls, Keys: keys})
+	cfg := proxy.Config{Store: e.st, Backend: e.backend, KeySet: e.ks, URLs: e.urls, Keys: keys}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	p, err := proxy.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
