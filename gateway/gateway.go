@@ -289,13 +289,19 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if _, syncErr := g.writer.Sync(shutdownCtx); syncErr != nil {
 		log.Warn("pending relationship changes stay in the store and are applied at next start", "err", syncErr)
 	}
-	if telErr := g.telemetry.Shutdown(shutdownCtx); telErr != nil {
+	// Pending spans: a few seconds at most, an unreachable collector must not hold the exit.
+	flushCtx, cancelFlush := context.WithTimeout(shutdownCtx, telemetryFlushTimeout)
+	if telErr := g.telemetry.Shutdown(flushCtx); telErr != nil {
 		log.Warn("flush telemetry", "err", telErr)
 	}
+	cancelFlush()
 	g.close()
 	log.Info("stopped")
 	return err
 }
+
+// telemetryFlushTimeout bounds the export of pending spans at shutdown.
+const telemetryFlushTimeout = 5 * time.Second
 
 // close releases what New started, in reverse order.
 func (g *Gateway) close() {
@@ -316,7 +322,7 @@ func (g *Gateway) close() {
 		_ = g.metricsListener.Close()
 	}
 	if g.telemetry != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), telemetryFlushTimeout)
 		defer cancel()
 		_ = g.telemetry.Shutdown(ctx) // a second Shutdown (after Run's) does nothing
 	}

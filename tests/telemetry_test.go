@@ -2,6 +2,7 @@ package tests
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -109,5 +110,37 @@ func TestServeHelpNamesObservabilityFlags(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("serve --help lacks %q", want)
 		}
+	}
+}
+
+func TestBadObservabilityFlagsGetAClearError(t *testing.T) {
+	dir := t.TempDir()
+	held := freeAddr(t)
+	l, err := net.Listen("tcp", held)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	main := freeAddr(t)
+	for _, c := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"OTLP endpoint without scheme", []string{"--listen", freeAddr(t), "--otlp-endpoint", "collector:4318"}, []string{"OTLP endpoint", "http://collector:4318"}},
+		{"metrics on the main listener", []string{"--listen", main, "--metrics-listen", main}, []string{"--metrics-listen must differ from --listen"}},
+		{"metrics address taken", []string{"--listen", freeAddr(t), "--metrics-listen", held}, []string{held, "--metrics-listen"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			out, err := run(t, 30*time.Second, append([]string{"serve", "--data-dir", dir}, c.args...)...)
+			if err == nil {
+				t.Fatalf("exited 0:\n%s", out)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+		})
 	}
 }
