@@ -255,3 +255,14 @@ func boundedMethod(method string) string {
 	}
 	return "other"
 }
+
+// TraceID is the W3C trace id (32 hex digits) of the span in ctx, "" when there is none; for
+// log and audit entries that point at a trace. A client's trace context counts even when
+// spans are not exported.
+func TraceID(ctx context.Context) string {
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.HasTraceID() {
+		return ""
+	}
+	return sc.TraceID().String()
+}

@@ -117,7 +117,13 @@ func TestNoEndpointNoTracing(t *testing.T) {
 	}
 	// The client's trace context still reaches the upstream unchanged.
 	in := http.Header{"Traceparent": {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}}
-	_, call := tel.Proxy().Start(context.Background(), in, "acme")
+	ctx, call := tel.Proxy().Start(context.Background(), in, "acme")
+	if got := telemetry.TraceID(ctx); got != "4bf92f3577b34da6a3ce929d0e0e4736" {
+		t.Errorf("TraceID = %q, want the client's", got)
+	}
+	if got := telemetry.TraceID(context.Background()); got != "" {
+		t.Errorf("TraceID without a span = %q", got)
+	}
 	out := http.Header{}
 	call.Forward(out)
 	call.End(http.StatusOK)
