@@ -54,6 +54,19 @@ type Config struct {
 	// ShutdownTimeout bounds how long in-flight requests may take to finish (default 30s).
 	ShutdownTimeout time.Duration
 
+	// MetricsListen serves Prometheus /metrics on this address, never on Listen (empty: not
+	// served). The command line's default is DefaultMetricsListen.
+	MetricsListen string
+	// MetricsListenOptional: when MetricsListen is taken, warn and serve without /metrics
+	// rather than fail (the command line sets it when the address is its default, so that a
+	// second process on one machine still starts).
+	MetricsListenOptional bool
+	// OTLPEndpoint is the base URL of an OTLP/HTTP collector for traces (default: the
+	// standard OTEL_EXPORTER_OTLP_* environment variables; none: no trace export).
+	OTLPEndpoint string
+	// Version is reported as the service.version of traces and metrics.
+	Version string
+
 	Logger *slog.Logger
 }
 
@@ -64,6 +77,8 @@ const (
 	DefaultDatabaseConnectTimeout = 30 * time.Second
 	DefaultSyncInterval           = time.Second
 	DefaultShutdownTimeout        = 30 * time.Second
+	// DefaultMetricsListen is the command line's default --metrics-listen: loopback only.
+	DefaultMetricsListen = "127.0.0.1:9464"
 	// SpiceDBSchemaName is the PostgreSQL schema the embedded SpiceDB's tables live in when it
 	// shares the store's database.
 	SpiceDBSchemaName = "trustgate_spicedb"
@@ -98,6 +113,9 @@ func (c *Config) complete() error {
 	c.PublicURL = strings.TrimSuffix(c.PublicURL, "/")
 	if c.SpiceDBEndpoint != "" && c.SpiceDBGRPCListen != "" {
 		return errors.New("--spicedb-grpc-listen exposes the embedded SpiceDB; it cannot be combined with a remote --spicedb-endpoint")
+	}
+	if c.MetricsListen != "" && c.MetricsListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
+		return errors.New("--metrics-listen must differ from --listen: /metrics is served only on an address of its own")
 	}
 	if c.SpiceDBGRPCListen != "" && c.SpiceDBPresharedKey == "" {
 		return errors.New("--spicedb-grpc-listen needs --spicedb-preshared-key (or TRUSTGATE_SPICEDB_KEY): the API must not be open without a key")

@@ -22,6 +22,7 @@ import (
 	"github.com/trustgate/trustgate/schema"
 	"github.com/trustgate/trustgate/secrets"
 	"github.com/trustgate/trustgate/store"
+	"github.com/trustgate/trustgate/telemetry"
 	"github.com/trustgate/trustgate/tenant"
 )
 
@@ -39,6 +40,10 @@ type Gateway struct {
 	oauth    *oauthserver.Server
 	proxy    *proxy.Proxy
 	server   *http.Server
+
+	telemetry       *telemetry.Telemetry
+	metricsListener net.Listener // nil: /metrics not served
+	metricsServer   *http.Server
 }
 
 // New starts everything but the HTTP server: it takes the listen address (so a port in use is
@@ -72,9 +77,16 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 		return nil, fmt.Errorf("schema %s: %w", schemaSource(cfg.SchemaFile), err)
 	}
 
+	if g.telemetry, err = telemetry.New(ctx, telemetry.Config{ServiceVersion: cfg.Version, OTLPEndpoint: cfg.OTLPEndpoint, Logger: log}); err != nil {
+		return nil, err
+	}
+
 	g.listener, err = net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w (is another trustgate or program using the port? choose another with --listen)", cfg.Listen, err)
+	}
+	if err := g.listenMetrics(); err != nil {
+		return nil, err
 	}
 
 	g.store, err = store.Open(ctx, store.Config{
@@ -138,6 +150,7 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 	if g.proxy, err = proxy.New(proxy.Config{
 		Store: g.store, Backend: g.backend, KeySet: g.keys, URLs: g.urls, Keys: keys, Logger: log, Audit: g.audit,
 		SessionKey: keys.Derive("mcp session binding"), // the same on every replica
+		Telemetry:  g.telemetry,
 	}); err != nil {
 		return nil, fmt.Errorf("MCP proxy: %w", err)
 	}
@@ -249,6 +262,14 @@ func (g *Gateway) Run(ctx context.Context) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- g.server.Serve(g.listener) }()
 	log.Info("trustgate is serving", "url", g.cfg.PublicURL, "listen", g.Addr())
+	if g.metricsListener != nil {
+		go func() {
+			if err := g.metricsServer.Serve(g.metricsListener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics server stopped", "err", err)
+			}
+		}()
+		log.Info("serving Prometheus metrics", "url", "http://"+g.metricsListener.Addr().String()+"/metrics")
+	}
 
 	var err error
 	select {
@@ -262,6 +283,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if shutdownErr := g.server.Shutdown(shutdownCtx); shutdownErr != nil && !errors.Is(shutdownErr, http.ErrServerClosed) {
 		err = errors.Join(err, fmt.Errorf("graceful shutdown: %w", shutdownErr))
 	}
+	if g.metricsListener != nil {
+		_ = g.metricsServer.Shutdown(shutdownCtx)
+	}
 	stopSync()
 	wg.Wait()
 	g.proxy.CloseIdleConnections()
@@ -273,10 +297,19 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if _, syncErr := g.writer.Sync(shutdownCtx); syncErr != nil {
 		log.Warn("pending relationship changes stay in the store and are applied at next start", "err", syncErr)
 	}
+	// Pending spans: a few seconds at most, an unreachable collector must not hold the exit.
+	flushCtx, cancelFlush := context.WithTimeout(shutdownCtx, telemetryFlushTimeout)
+	if telErr := g.telemetry.Shutdown(flushCtx); telErr != nil {
+		log.Warn("flush telemetry", "err", telErr)
+	}
+	cancelFlush()
 	g.close()
 	log.Info("stopped")
 	return err
 }
+
+// telemetryFlushTimeout bounds the export of pending spans at shutdown.
+const telemetryFlushTimeout = 5 * time.Second
 
 // close releases what New started, in reverse order.
 func (g *Gateway) close() {
@@ -298,6 +331,49 @@ func (g *Gateway) close() {
 	if g.listener != nil {
 		_ = g.listener.Close()
 	}
+	if g.metricsListener != nil {
+		_ = g.metricsListener.Close()
+	}
+	if g.telemetry != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), telemetryFlushTimeout)
+		defer cancel()
+		_ = g.telemetry.Shutdown(ctx) // a second Shutdown (after Run's) does nothing
+	}
+}
+
+// listenMetrics takes the /metrics address, if any. A taken address is fatal unless it is the
+// optional default.
+func (g *Gateway) listenMetrics() error {
+	addr := g.cfg.MetricsListen
+	if addr == "" {
+		return nil
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		if g.cfg.MetricsListenOptional {
+			g.cfg.Logger.Warn("serving without /metrics: its address is taken; choose one with --metrics-listen", "addr", addr, "err", err)
+			return nil
+		}
+		return fmt.Errorf("listen on %s for /metrics: %w (choose another with --metrics-listen, or turn metrics off with --metrics-listen '')", addr, err)
+	}
+	g.metricsListener = l
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", g.telemetry.MetricsHandler())
+	g.metricsServer = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+	}
+	return nil
+}
+
+// MetricsAddr is the address /metrics is served on ("" when it is not).
+func (g *Gateway) MetricsAddr() string {
+	if g.metricsListener == nil {
+		return ""
+	}
+	return g.metricsListener.Addr().String()
 }
 
 func schemaSource(file string) string {

@@ -14,7 +14,7 @@ func (g *Gateway) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", g.healthz)
 	mux.HandleFunc("GET /readyz", g.readyz)
-	mux.Handle("/api/", g.admin.Handler())
+	mux.Handle("/api/", g.telemetry.Handler("admin", g.admin.Handler())) // a span per request when tracing
 	mux.Handle("/mcp", g.proxy.Handler())
 	mux.Handle("/mcp/", g.proxy.Handler())
 	// Everything else of a host is its OAuth server: discovery, registration, sign-in,

@@ -11,6 +11,7 @@ import (
 
 	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/oauthserver/keyset"
+	"github.com/trustgate/trustgate/telemetry"
 )
 
 // The audit log of the proxy: every message gets one entry with its decision. Denials and
@@ -129,8 +130,11 @@ func auditRequestID(r *http.Request) string {
 
 var traceparentRE = regexp.MustCompile(`^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$`)
 
-// traceID is the W3C trace id of the request's traceparent header, if any.
+// traceID is the trace id of the request's span, else of its W3C traceparent header, if any.
 func traceID(r *http.Request) string {
+	if id := telemetry.TraceID(r.Context()); id != "" {
+		return id // the span's (continuing the client's trace when it sent one)
+	}
 	if m := traceparentRE.FindStringSubmatch(r.Header.Get("Traceparent")); m != nil {
 		return m[1]
 	}

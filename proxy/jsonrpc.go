@@ -148,6 +148,7 @@ func toolName(params json.RawMessage) string {
 
 // writeRPCError answers with a JSON-RPC error response (id null when id is nil).
 func writeRPCError(w http.ResponseWriter, status int, id json.RawMessage, code int, msg string, data any) {
+	decidedByError(w, code, msg) // telemetry.go
 	if id == nil {
 		id = json.RawMessage("null")
 	}

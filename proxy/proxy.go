@@ -52,6 +52,7 @@ import (
 	"github.com/trustgate/trustgate/schema"
 	"github.com/trustgate/trustgate/secrets"
 	"github.com/trustgate/trustgate/store"
+	"github.com/trustgate/trustgate/telemetry"
 	"github.com/trustgate/trustgate/tenant"
 )
 
@@ -81,6 +82,8 @@ type Config struct {
 	// Audit receives one entry per decision (see audit.go). Nil disables the audit log; only
 	// tests that build a Proxy directly leave it nil.
 	Audit audit.Appender
+	// Telemetry records a span and metrics per request (telemetry.go); nil records nothing.
+	Telemetry *telemetry.Telemetry
 }
 
 // Proxy is the MCP proxy. It is safe for concurrent use.
@@ -130,6 +133,8 @@ var serverKeyRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
 // serveMCP handles one MCP request.
 func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
+	w, r = p.startTelemetry(w, r)
+	defer endTelemetry(w)
 	switch r.Method {
 	case http.MethodPost, http.MethodGet, http.MethodDelete:
 	default:
@@ -355,6 +360,7 @@ func verifyMessage(err error) string {
 
 // resolveServer finds the upstream server of the request, or answers.
 func (p *Proxy) resolveServer(ctx context.Context, w http.ResponseWriter, m *message, host, agentID, key string, entry *audit.Entry) (store.Server, bool) {
+	describe(w, m, agentID, "")
 	if key == "" {
 		consents, err := p.cfg.Store.ListConsents(ctx, host, agentID)
 		if err != nil {
@@ -393,6 +399,7 @@ func (p *Proxy) resolveServer(ctx context.Context, w http.ResponseWriter, m *mes
 // authorize makes the one decision of the message, or answers.
 func (p *Proxy) authorize(ctx context.Context, w http.ResponseWriter, fw *forward, userID string) bool {
 	m := fw.msg
+	describe(w, m, fw.agentID, fw.server)
 	if m != nil && m.kind == kindResponse {
 		return true // the client answering the server: authenticated is enough
 	}
@@ -573,6 +580,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	if fw.credName != "" {
 		h.Set(fw.credName, fw.credValue)
 	}
+	forwarded(pr.In.Context(), h) // allowed; traceparent and tracestate of the request's span
 	pr.Out.Header = h
 }
 
@@ -587,6 +595,7 @@ func (e *upstreamAuthError) Error() string {
 // modifyResponse guards upstream responses and filters tools/list.
 func (p *Proxy) modifyResponse(resp *http.Response) error {
 	fw := forwardOf(resp.Request.Context())
+	upstreamStatus(resp)
 	resp.Header.Del("Set-Cookie") // upstream cookies would land on the gateway's origin
 	if fw != nil {
 		fw.upstreamStatus = resp.StatusCode

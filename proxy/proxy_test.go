@@ -47,9 +47,11 @@ type env struct {
 	// upCalls counts requests that reached the upstream through the gateway.
 	upCalls atomic.Int64
 	// upLeak is set when the upstream saw the gateway's token.
-	upLeak  atomic.Bool
-	userID  string
-	agentID string
+	upLeak atomic.Bool
+	// upHeader is the header of the last request that reached the upstream.
+	upHeader atomic.Pointer[http.Header]
+	userID   string
+	agentID  string
 	// onUpstream, when set, sees every request that reaches the upstream.
 	onUpstream atomic.Pointer[func(*http.Request)]
 	// auditDown makes the audit log's store fail.
@@ -66,7 +68,8 @@ func (a auditStore) AppendAudit(ctx context.Context, es []audit.Entry) error {
 	return a.e.st.AppendAudit(ctx, es)
 }
 
-func newEnv(t *testing.T) *env {
+// newEnv builds the environment; opts adjust the proxy's configuration.
+func newEnv(t *testing.T, opts ...func(*proxy.Config)) *env {
 	t.Helper()
 	ctx := context.Background()
 	e := &env{t: t}
@@ -89,6 +92,8 @@ func newEnv(t *testing.T) *env {
 		if f := e.onUpstream.Load(); f != nil {
 			(*f)(r)
 		}
+		h := r.Header.Clone()
+		e.upHeader.Store(&h)
 		if r.Header.Get("Authorization") != "Bearer "+upstreamSecret || r.Header.Get("Cookie") != "" {
 			e.upLeak.Store(true)
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
@@ -106,7 +111,11 @@ func newEnv(t *testing.T) *env {
 	}
 	auditLog := audit.NewLog(auditStore{e}, audit.Options{})
 	t.Cleanup(func() { _ = auditLog.Close(context.Background()) })
-	p, err := proxy.New(proxy.Config{Store: e.st, Backend: e.backend, KeySet: e.ks, URLs: e.urls, Keys: keys, Audit: auditLog})
+	cfg := proxy.Config{Store: e.st, Backend: e.backend, KeySet: e.ks, URLs: e.urls, Keys: keys, Audit: auditLog}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	p, err := proxy.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,6 +55,10 @@ otherwise; --spicedb-endpoint uses a remote SpiceDB instead.`,
 			if cfg.ShutdownTimeout, err = parseDuration("shutdown-timeout", shutdown); err != nil {
 				return err
 			}
+			// The default metrics address may be taken by another process on this machine:
+			// then serve without /metrics. An address the operator chose must be free.
+			cfg.MetricsListenOptional = !cmd.Flags().Changed("metrics-listen")
+			cfg.Version = version
 			g, err := gateway.New(cmd.Context(), cfg)
 			if err != nil {
 				return err
@@ -75,6 +79,8 @@ otherwise; --spicedb-endpoint uses a remote SpiceDB instead.`,
 	f.StringVar(&cfg.SchemaFile, "schema-file", "", "SpiceDB schema to use instead of the embedded one (it must keep every definition trustgate writes)")
 	f.StringVar(&cfg.MasterKey, "master-key", "", "key that encrypts upstream credentials at rest: 32 bytes in base64 or hex (default: a key file created in --data-dir); give every replica the same key; extra comma-separated keys only decrypt (rotation)")
 	f.BoolVar(&cfg.SubdomainRouting, "subdomain-routing", false, "serve hosts at <host>.<public host> (needs wildcard DNS) rather than <public URL>/h/<host>; both forms are always accepted")
+	f.StringVar(&cfg.MetricsListen, "metrics-listen", gateway.DefaultMetricsListen, "serve Prometheus /metrics on this address only (never on --listen); empty turns it off; a taken default address is skipped with a warning")
+	f.StringVar(&cfg.OTLPEndpoint, "otlp-endpoint", "", "base URL of an OTLP/HTTP collector to send traces to, e.g. http://127.0.0.1:4318 (default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT; none: no traces)")
 	f.StringVar(&shutdown, "shutdown-timeout", gateway.DefaultShutdownTimeout.String(), "how long in-flight requests may take to finish on SIGINT/SIGTERM")
 	logs.register(f)
 	bindEnv(f, "listen", "TRUSTGATE_LISTEN")
@@ -89,5 +95,7 @@ otherwise; --spicedb-endpoint uses a remote SpiceDB instead.`,
 	bindEnv(f, "shutdown-timeout", "TRUSTGATE_SHUTDOWN_TIMEOUT")
 	bindEnv(f, "master-key", "TRUSTGATE_MASTER_KEY")
 	bindEnv(f, "subdomain-routing", "TRUSTGATE_SUBDOMAIN_ROUTING")
+	bindEnv(f, "metrics-listen", "TRUSTGATE_METRICS_LISTEN")
+	bindEnv(f, "otlp-endpoint", "TRUSTGATE_OTLP_ENDPOINT")
 	return cmd
 }
