@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -209,9 +210,11 @@ type Finished struct {
 }
 
 // Finish completes the authorization of state with the code the upstream returned: the code
-// is exchanged and the tokens stored for the human and server. It fails with ErrState for an
-// unknown, used or expired state and ErrExchange when the upstream refused the code.
-func (c *Client) Finish(ctx context.Context, host, state, code string) (Finished, error) {
+// is exchanged and the tokens stored for the human and server. userID is the human signed in
+// to the browser that came back: the state must have been issued to them. It fails with
+// ErrState for an unknown, used or expired state (or one of another human) and ErrExchange when
+// the upstream refused the code. The state is used up either way.
+func (c *Client) Finish(ctx context.Context, host, userID, state, code string) (Finished, error) {
 	if state == "" || len(state) > 512 {
 		return Finished{}, ErrState
 	}
@@ -223,7 +226,7 @@ func (c *Client) Finish(ctx context.Context, host, state, code string) (Finished
 	if err != nil {
 		return Finished{}, err
 	}
-	if st.Host != host {
+	if st.Host != host || subtle.ConstantTimeCompare([]byte(st.UserID), []byte(userID)) != 1 {
 		return Finished{}, ErrState
 	}
 	fin := Finished{Host: st.Host, UserID: st.UserID, Server: st.Server, PendingRef: st.PendingRef}
