@@ -52,7 +52,8 @@ func (e *errReconsent) Unwrap() error { return e.cause }
 
 // credential is the header to send upstream for the human on the server, in memory only: the
 // human's own upstream OAuth token when they hold one (refreshed when due), else the server's
-// static header credential; human says which ("" when it has none). A server set up with an upstream OAuth
+// static header credential; human is true when a 401 from the upstream is the human's to fix
+// (their token, or no credential at all) ("" when it has none). A server set up with an upstream OAuth
 // client (credentials.KindOAuthClient) and no token of the human's is an *errReconsent.
 func (p *Proxy) credential(ctx context.Context, s store.Server, userID string) (name, value string, human bool, err error) {
 	if p.cfg.Upstream != nil && userID != "" {
@@ -68,7 +69,9 @@ func (p *Proxy) credential(ctx context.Context, s store.Server, userID string) (
 	}
 	switch s.CredentialKind {
 	case credentials.KindNone:
-		return "", "", false, nil
+		// Without a credential of its own, an upstream that refuses the call wants the human's
+		// sign-in: a 401 then asks the human to reconnect (when upstream OAuth is on).
+		return "", "", p.cfg.Upstream != nil, nil
 	case credentials.KindOAuthClient:
 		return "", "", false, &errReconsent{errors.New("no upstream token for this human")}
 	case credentials.KindHeader:
