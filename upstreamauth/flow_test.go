@@ -379,7 +379,6 @@ func TestUpstreamOAuthWithStoredClient(t *testing.T) {
 	e.addServer("tracker", as.MCPURL, credentials.Credentials{OAuthClient: &credentials.OAuthClient{ClientID: "trustgate-static", ClientSecret: "s3cret-value"}})
 	resource := e.urls.MCP(host) + "/tracker"
 
-	// Before consent the human has no token: the proxy asks them to reconnect.
 	conf := e.client()
 	verifier := oauth2.GenerateVerifier()
 	b, p := e.startFlow(conf, resource, verifier)
@@ -476,13 +475,35 @@ func TestDynamicMCPs(t *testing.T) {
 			t.Errorf("tool %s enabled although the host does not auto-enable new tools", tl.Name)
 		}
 	}
-	_ = gwToken
+	// The human's agent may call nothing yet: the tools wait for an administrator's review.
+	cs := connect(t, e.urls.MCP(host), gwToken)
+	if _, err := call(cs, "list_issues"); err == nil {
+		t.Error("a tool of a dynamic server was callable before review")
+	}
 
+	// A server behind its own OAuth: the human signs in to it first, then its tools are
+	// discovered with the human's token.
 	as := testas.Start(t, testas.Options{DCR: true})
 	conf = e.client()
 	verifier = oauth2.GenerateVerifier()
 	bb, p = e.startFlow(conf, e.urls.MCP(host), verifier)
 	p = bb.Submit(p, map[string]string{"server_url": as.MCPURL})
-	p = bb.Get(p.Loc.String()) // the consent page sends the human upstream
-	_ = p
+	p = toUpstream(t, bb, p, as)
+	e.consent(bb, p, conf, verifier, "low")
+	servers, _ = e.st.ListServers(ctx, host)
+	var protected store.Server
+	for _, sv := range servers {
+		if sv.URL == as.MCPURL {
+			protected = sv
+		}
+	}
+	if protected.Key == "" {
+		t.Fatalf("the protected dynamic server was not saved: %+v", servers)
+	}
+	if tools, _ := e.st.ListTools(ctx, host, protected.Key); len(tools) != len(testmcp.Tools) {
+		t.Errorf("tools of the protected dynamic server = %d, want %d", len(tools), len(testmcp.Tools))
+	}
+	if _, err := e.st.GetUpstreamToken(ctx, host, e.userID, protected.Key); err != nil {
+		t.Errorf("no upstream token for the protected dynamic server: %v", err)
+	}
 }
