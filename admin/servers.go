@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"net/http"
 	"net/textproto"
@@ -127,6 +128,11 @@ func (a *API) importServer(r *http.Request, _ *caller) (int, any, error) {
 		opts.Header.Set(req.Header.Name, req.Header.Value)
 	}
 	found, err := discovery.Discover(ctx, req.URL, opts)
+	if errors.Is(err, discovery.ErrUnauthorized) && req.OAuthClient != nil {
+		// The server wants each human's own sign-in, which the OAuth client is for: it is
+		// imported without tools, discovered when the first human has signed in to it.
+		found, err = &discovery.Result{}, nil
+	}
 	if err != nil {
 		return 0, nil, err // nothing saved
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/trustgate/trustgate/discovery"
 	"github.com/trustgate/trustgate/oauthserver/consentui"
@@ -143,7 +142,7 @@ func (s *Server) upstreamCallback(w http.ResponseWriter, r *http.Request, h stor
 		s.internalError(w, h, "finish upstream authorization", err)
 		return
 	}
-	s.fillDynamicServer(ctx, h, fin.UserID, fin.Server)
+	s.fillServer(ctx, h, fin.UserID, fin.Server)
 	http.Redirect(w, r, s.flowURL(h.Key, consentPath, fin.PendingRef), http.StatusSeeOther)
 }
 
@@ -243,11 +242,13 @@ func (s *Server) addDynamicServer(ctx context.Context, h store.Host, uid, rawURL
 	return "", "", errors.New("no free server key")
 }
 
-// fillDynamicServer discovers the tools of a server a human connected by URL that needed an
-// upstream sign-in first, now that the human holds a token (best effort: logged on failure).
-func (s *Server) fillDynamicServer(ctx context.Context, h store.Host, uid, key string) {
+// fillServer discovers the tools of a server saved without any — connected by URL, or
+// imported with an OAuth client, when it demanded a sign-in first — now that the human holds a
+// token (best effort: logged on failure). New tools are enabled only when the host
+// auto-enables them, as a sync does.
+func (s *Server) fillServer(ctx context.Context, h store.Host, uid, key string) {
 	sv, err := s.cfg.Store.GetServer(ctx, h.Key, key)
-	if err != nil || !strings.HasPrefix(sv.Description, dynamicNote) {
+	if err != nil {
 		return
 	}
 	if tools, err := s.cfg.Store.ListTools(ctx, h.Key, key); err != nil || len(tools) > 0 {
@@ -259,12 +260,12 @@ func (s *Server) fillDynamicServer(ctx context.Context, h store.Host, uid, key s
 	}
 	found, err := discovery.Discover(ctx, sv.URL, discovery.Options{HTTPClient: s.fetch, Header: http.Header{"Authorization": {"Bearer " + tok}}})
 	if err != nil {
-		s.log.Info("oauthserver: dynamic MCP discovery after sign-in failed", "host", h.Key, "server", key, "err", err)
+		s.log.Info("oauthserver: discovery after upstream sign-in failed", "host", h.Key, "server", key, "err", err)
 		return
 	}
 	for _, t := range serverimport.Tools(h.Key, key, found.Tools, h.Settings.AutoEnableNewTools) {
 		if _, err := s.cfg.Store.PutTool(ctx, t); err != nil {
-			s.log.Warn("oauthserver: save dynamic MCP tool", "host", h.Key, "server", key, "err", err)
+			s.log.Warn("oauthserver: save discovered tool", "host", h.Key, "server", key, "err", err)
 			return
 		}
 	}

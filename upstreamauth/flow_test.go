@@ -133,7 +133,8 @@ func newEnv(t *testing.T, allowPrivate bool) *env {
 
 func (e *env) callback() string { return e.urls.Base(host) + oauthserver.UpstreamCallbackPath }
 
-// addServer imports the upstream as an admin would, granted to the human at high.
+// addServer imports the upstream as an admin would, granted to the human at high; with
+// credentials of an OAuth client it has no tools yet (the upstream demands a sign-in first).
 func (e *env) addServer(key, rawURL string, creds credentials.Credentials) {
 	e.t.Helper()
 	ctx := context.Background()
@@ -145,6 +146,9 @@ func (e *env) addServer(key, rawURL string, creds credentials.Credentials) {
 		e.t.Fatal(err)
 	}
 	for name, level := range map[string]schema.Level{"list_issues": schema.Low, "create_issue": schema.Medium, "delete_issue": schema.High} {
+		if creds.OAuthClient != nil {
+			break
+		}
 		if _, err := e.st.PutTool(ctx, store.Tool{Host: host, Server: key, Name: name, Level: level, Enabled: true}); err != nil {
 			e.t.Fatal(err)
 		}
@@ -375,6 +379,12 @@ func asRPC(err error, out **jsonrpcError) bool {
 func TestUpstreamOAuthWithStoredClient(t *testing.T) {
 	as := testas.Start(t, testas.Options{DCR: false})
 	e := newEnv(t, true)
+	ctx := context.Background()
+	h, _ := e.st.GetHost(ctx, host)
+	h.Settings.AutoEnableNewTools = true
+	if _, err := e.st.UpdateHost(ctx, h); err != nil {
+		t.Fatal(err)
+	}
 	as.AddClient("trustgate-static", "s3cret-value", e.callback())
 	e.addServer("tracker", as.MCPURL, credentials.Credentials{OAuthClient: &credentials.OAuthClient{ClientID: "trustgate-static", ClientSecret: "s3cret-value"}})
 	resource := e.urls.MCP(host) + "/tracker"
@@ -387,6 +397,10 @@ func TestUpstreamOAuthWithStoredClient(t *testing.T) {
 		t.Errorf("client_id at the upstream = %q, want the stored one", q.Get("client_id"))
 	}
 	p = toUpstream(t, b, p, as)
+	// The server was imported without tools: they are discovered with the human's token.
+	if !strings.Contains(p.Body, "create_issue") {
+		t.Errorf("the trust-level page lists no discovered tools: %s", p.Body)
+	}
 	gwToken := e.consent(b, p, conf, verifier, "medium")
 	if as.Registrations.Load() != 0 {
 		t.Error("registered at the upstream although a client was stored")
