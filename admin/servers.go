@@ -2,8 +2,8 @@ package admin
 
 import (
 	"context"
-	"errors"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/textproto"
 	"net/url"

@@ -63,7 +63,7 @@ func TestDiscoverFallbacks(t *testing.T) {
 	// Root protected resource metadata, an issuer with a path, OpenID discovery appended.
 	base := metadataServer(t, func(base string) map[string]any {
 		return map[string]any{
-			"/.well-known/oauth-protected-resource": map[string]any{"resource": base + "/mcp", "authorization_servers": []string{base + "/tenant1"}, "scopes_supported": []string{"s"}},
+			"/.well-known/oauth-protected-resource":     map[string]any{"resource": base + "/mcp", "authorization_servers": []string{base + "/tenant1"}, "scopes_supported": []string{"s"}},
 			"/tenant1/.well-known/openid-configuration": asMeta(base+"/tenant1", "S256"),
 		}
 	})
