@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/trustgate/trustgate/credentials"
 	"github.com/trustgate/trustgate/discovery"
 	"github.com/trustgate/trustgate/oauthserver/consentui"
 	"github.com/trustgate/trustgate/oauthserver/ssrf"
@@ -42,6 +43,14 @@ func (s *Server) upstreamReady(w http.ResponseWriter, r *http.Request, h store.H
 		return true
 	}
 	ctx := r.Context()
+	sv, err := s.cfg.Store.GetServer(ctx, h.Key, server)
+	if err != nil {
+		s.internalError(w, h, "load server", err)
+		return false
+	}
+	if sv.CredentialKind == credentials.KindHeader {
+		return true // the static credential is how the gateway reaches it
+	}
 	if _, err := s.cfg.Store.GetGrant(ctx, h.Key, server, uid); err != nil {
 		return true // the trust-level page explains the missing grant
 	}
@@ -52,11 +61,6 @@ func (s *Server) upstreamReady(w http.ResponseWriter, r *http.Request, h store.H
 	}
 	if has {
 		return true
-	}
-	sv, err := s.cfg.Store.GetServer(ctx, h.Key, server)
-	if err != nil {
-		s.internalError(w, h, "load server", err)
-		return false
 	}
 	required, ch, err := up.Probe(ctx, sv.URL)
 	if errors.Is(err, ssrf.ErrForbiddenAddress) || errors.Is(err, ssrf.ErrSchemeNotAllowed) {

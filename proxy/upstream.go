@@ -51,12 +51,13 @@ func (e *errReconsent) Error() string { return "upstream authorization needed: "
 func (e *errReconsent) Unwrap() error { return e.cause }
 
 // credential is the header to send upstream for the human on the server, in memory only: the
-// human's own upstream OAuth token when they hold one (refreshed when due), else the server's
-// static header credential; human is true when a 401 from the upstream is the human's to fix
-// (their token, or no credential at all) ("" when it has none). A server set up with an upstream OAuth
-// client (credentials.KindOAuthClient) and no token of the human's is an *errReconsent.
+// server's static header credential when it has one, else the human's own upstream OAuth token
+// when they hold one (refreshed when due), else none (name ""). human is true when a 401 from
+// the upstream is the human's to fix: their token, or no credential at all. A server set up
+// with an upstream OAuth client (credentials.KindOAuthClient) and no token of the human's is an
+// *errReconsent.
 func (p *Proxy) credential(ctx context.Context, s store.Server, userID string) (name, value string, human bool, err error) {
-	if p.cfg.Upstream != nil && userID != "" {
+	if p.cfg.Upstream != nil && userID != "" && s.CredentialKind != credentials.KindHeader {
 		tok, found, err := p.cfg.Upstream.AccessToken(ctx, s.Host, userID, s.Key)
 		switch {
 		case errors.Is(err, upstreamauth.ErrReconsent):

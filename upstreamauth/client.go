@@ -114,7 +114,7 @@ func (c *Client) Probe(ctx context.Context, serverURL string) (required bool, ch
 	req.Header.Set("Accept", "application/json, text/event-stream")
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return false, Challenge{}, fmt.Errorf("probe %s: %w", redact(serverURL), err)
+		return false, Challenge{}, fmt.Errorf("probe %s: %w", redact(serverURL), stripURL(err))
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	_ = resp.Body.Close()
@@ -351,7 +351,7 @@ func (c *Client) register(ctx context.Context, md *Metadata, redirectURI string)
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return "", "", fmt.Errorf("register at %s: %w", md.Issuer, err)
+		return "", "", fmt.Errorf("register at %s: %w", md.Issuer, stripURL(err))
 	}
 	defer resp.Body.Close()
 	data, err := ssrf.ReadLimited(resp, maxRegistrationBytes)
@@ -526,6 +526,16 @@ func (c *Client) refreshToken(ctx context.Context, host, userID, server string) 
 }
 
 // --- helpers ---
+
+// stripURL drops the URL an *url.Error quotes (its query may carry anything) and keeps the
+// cause.
+func stripURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	}
+	return err
+}
 
 func randomString() string {
 	var b [32]byte

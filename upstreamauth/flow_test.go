@@ -412,6 +412,20 @@ func TestUpstreamOAuthWithStoredClient(t *testing.T) {
 	if _, err := call(cs, "create_issue"); err != nil {
 		t.Fatalf("call: %v", err)
 	}
+
+	// Without the human's token (gone), the proxy does not call the upstream anonymously: the
+	// human is asked to reconnect.
+	if err := e.st.DeleteUpstreamToken(ctx, host, e.userID, "tracker"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := call(cs, "create_issue")
+	var rpcErr *jsonrpcError
+	if !asRPC(err, &rpcErr) || rpcErr.code != proxy.ErrCodeReconsent {
+		t.Fatalf("call without the human's token: %v, want JSON-RPC error %d", err, proxy.ErrCodeReconsent)
+	}
+	if as.MCPRequests("") != 1 { // the consent probe only
+		t.Errorf("the upstream got %d requests without a token, want 1 (the probe)", as.MCPRequests(""))
+	}
 }
 
 func TestUpstreamOAuthErrors(t *testing.T) {

@@ -186,7 +186,7 @@ func (c *Client) getJSON(ctx context.Context, u string, v any) error {
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("%w: fetch %s: %w", ErrDiscovery, redact(u), err)
+		return fmt.Errorf("%w: fetch %s: %w", ErrDiscovery, redact(u), stripURL(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 400 && resp.StatusCode < 500 {
