@@ -447,6 +447,42 @@ func TestUpstreamOAuthErrors(t *testing.T) {
 	if p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "no longer valid") {
 		t.Errorf("unknown state: %d %s", p.Status, p.Body)
 	}
+
+	// With a registration endpoint: the human denies at the upstream; a code the upstream
+	// never issued; a state used twice; a state of another human's browser.
+	dcr := testas.Start(t, testas.Options{DCR: true})
+	e.addServer("tracker2", dcr.MCPURL, credentials.Credentials{})
+	resource = e.urls.MCP(host) + "/tracker2"
+	upstreamState := func() (*testbrowser.Browser, string) {
+		b, p := e.startFlow(conf, resource, oauth2.GenerateVerifier())
+		if p.Loc == nil || p.Loc.Query().Get("state") == "" {
+			t.Fatalf("no upstream redirect: %d %s", p.Status, p.Body)
+		}
+		return b, p.Loc.Query().Get("state")
+	}
+	b, state := upstreamState()
+	p = b.Get(e.callback() + "?" + url.Values{"state": {state}, "error": {"access_denied"}}.Encode())
+	if p.Status != http.StatusForbidden || !strings.Contains(p.Body, "declined") {
+		t.Errorf("denied upstream: %d %s", p.Status, p.Body)
+	}
+	p = b.Get(e.callback() + "?" + url.Values{"state": {state}, "code": {"x"}}.Encode())
+	if p.Status != http.StatusBadRequest {
+		t.Errorf("state used twice: %d %s", p.Status, p.Body)
+	}
+	b, state = upstreamState()
+	p = b.Get(e.callback() + "?" + url.Values{"state": {state}, "code": {"not-a-code"}}.Encode())
+	if p.Status != http.StatusBadGateway || !strings.Contains(p.Body, "could not obtain a token") {
+		t.Errorf("bad code: %d %s", p.Status, p.Body)
+	}
+	_, state = upstreamState()
+	stranger := testbrowser.New(t, e.gw.URL)
+	p = stranger.Get(e.callback() + "?" + url.Values{"state": {state}, "code": {"x"}}.Encode())
+	if p.Status != http.StatusBadRequest {
+		t.Errorf("callback in a browser not signed in: %d %s", p.Status, p.Body)
+	}
+	if _, err := e.st.GetUpstreamToken(context.Background(), host, e.userID, "tracker2"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a token was stored after failed callbacks: %v", err)
+	}
 }
 
 func TestDynamicMCPs(t *testing.T) {
