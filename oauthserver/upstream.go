@@ -32,6 +32,9 @@ const UpstreamCallbackPath = "/oauth/upstream/callback"
 // low (read) until an administrator reviews the server and raises it.
 const DynamicCeiling = schema.Low
 
+// MaxDynamicServersPerHuman bounds the servers one human may connect by URL in a host.
+const MaxDynamicServersPerHuman = 20
+
 // maxServerURLLen bounds a server URL a human enters.
 const maxServerURLLen = 2048
 
@@ -54,15 +57,14 @@ func (s *Server) upstreamReady(w http.ResponseWriter, r *http.Request, h store.H
 	if _, err := s.cfg.Store.GetGrant(ctx, h.Key, server, uid); err != nil {
 		return true // the trust-level page explains the missing grant
 	}
-	has, err := up.HasToken(ctx, h.Key, uid, server)
+	// The probe carries the human's token, when they hold one (refreshed if due): a token the
+	// upstream refuses, or one that cannot be refreshed, sends the human to sign in again.
+	token, _, err := up.AccessToken(ctx, h.Key, uid, server)
 	if err != nil {
-		s.internalError(w, h, "read upstream token", err)
-		return false
+		s.log.Info("oauthserver: upstream token unusable; signing in again", "host", h.Key, "server", server, "err", err)
+		token = ""
 	}
-	if has {
-		return true
-	}
-	required, ch, err := up.Probe(ctx, sv.URL)
+	required, ch, err := up.Probe(ctx, sv.URL, token)
 	if errors.Is(err, ssrf.ErrForbiddenAddress) || errors.Is(err, ssrf.ErrSchemeNotAllowed) {
 		// A server on the gateway's own network (imported by an admin) is not probed: the
 		// gateway never fetches private addresses for OAuth, so such a server cannot use
@@ -192,6 +194,16 @@ func (s *Server) addDynamicServer(ctx context.Context, h store.Host, uid, rawURL
 	if err != nil {
 		return "", "", err
 	}
+	note := dynamicNote + user.Email + "."
+	added := 0
+	for _, sv := range servers {
+		if sv.Description == note {
+			added++
+		}
+	}
+	if added >= MaxDynamicServersPerHuman {
+		return "", fmt.Sprintf("You have connected %d servers by URL already, the most allowed; ask your administrator to remove some.", added), nil
+	}
 	found, derr := discovery.Discover(ctx, rawURL, discovery.Options{HTTPClient: s.fetch})
 	needsAuth := false
 	switch {
@@ -217,7 +229,7 @@ func (s *Server) addDynamicServer(ctx context.Context, h store.Host, uid, rawURL
 		base = "server"
 	}
 	srv := store.Server{Host: h.Key, Name: truncate(name, 200), URL: rawURL,
-		Description: dynamicNote + user.Email + "."}
+		Description: note}
 	for i := 1; i <= 20; i++ {
 		srv.Key = base
 		if i > 1 {

@@ -100,9 +100,10 @@ func (c *Client) HTTPClient() *http.Client { return c.http }
 
 // --- probe ---
 
-// Probe sends the server an initialize request and reports whether it demands authorization
-// (HTTP 401), with the challenge it sent. An error means the server did not answer.
-func (c *Client) Probe(ctx context.Context, serverURL string) (required bool, ch Challenge, err error) {
+// Probe sends the server an initialize request, with the human's access token when token is
+// set, and reports whether it demands (other) authorization (HTTP 401), with the challenge it
+// sent. An error means the server did not answer.
+func (c *Client) Probe(ctx context.Context, serverURL, token string) (required bool, ch Challenge, err error) {
 	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 	defer cancel()
 	body := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"trustgate","version":"probe"}}}`
@@ -112,6 +113,9 @@ func (c *Client) Probe(ctx context.Context, serverURL string) (required bool, ch
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return false, Challenge{}, fmt.Errorf("probe %s: %w", redact(serverURL), stripURL(err))
@@ -122,6 +126,9 @@ func (c *Client) Probe(ctx context.Context, serverURL string) (required bool, ch
 		// End the session the probe opened (best effort).
 		if del, err := http.NewRequestWithContext(ctx, http.MethodDelete, serverURL, nil); err == nil {
 			del.Header.Set("Mcp-Session-Id", id)
+			if token != "" {
+				del.Header.Set("Authorization", "Bearer "+token)
+			}
 			if r, err := c.http.Do(del); err == nil {
 				_ = r.Body.Close()
 			}
@@ -417,23 +424,6 @@ func (c *Client) save(ctx context.Context, host, userID, server string, f flow, 
 		return fmt.Errorf("save upstream token: %w", err)
 	}
 	return nil
-}
-
-// HasToken reports whether the human holds a token for the server that is not expired or can
-// be refreshed.
-func (c *Client) HasToken(ctx context.Context, host, userID, server string) (bool, error) {
-	t, err := c.cfg.Store.GetUpstreamToken(ctx, host, userID, server)
-	if errors.Is(err, store.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	st, err := c.open(t)
-	if err != nil {
-		return false, nil
-	}
-	return st.RefreshToken != "" || t.ExpiresAt.IsZero() || c.now().Before(t.ExpiresAt), nil
 }
 
 func (c *Client) open(t store.UpstreamToken) (sealedToken, error) {

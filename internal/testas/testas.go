@@ -52,6 +52,7 @@ type AS struct {
 	FailRefresh   atomic.Bool  // refuse every refresh with invalid_grant
 	// MCPTokens counts MCP requests by the access token they carried ("" when none).
 	mu         sync.Mutex
+	revoked    map[string]bool
 	mcpTokens  map[string]int
 	resources  []string // the resource parameters of authorization requests
 	tokenUsers []string // client ids seen at the token endpoint
@@ -100,7 +101,7 @@ func Start(t testing.TB, opts Options) *AS {
 		ClientSecretsHasher:      plainHasher{},
 	}
 	hmac := compose.NewOAuth2HMACStrategy(config)
-	as := &AS{t: t, store: &memStore{MemoryStore: storage.NewMemoryStore()}, mcpTokens: map[string]int{}}
+	as := &AS{t: t, store: &memStore{MemoryStore: storage.NewMemoryStore()}, mcpTokens: map[string]int{}, revoked: map[string]bool{}}
 	as.provider = compose.Compose(config, as.store,
 		&strategy{AccessTokenStrategy: hmac, RefreshTokenStrategy: hmac, AuthorizeCodeStrategy: hmac},
 		compose.OAuth2AuthorizeExplicitFactory,
@@ -149,7 +150,10 @@ func Start(t testing.TB, opts Options) *AS {
 		as.mu.Lock()
 		as.mcpTokens[tok]++
 		as.mu.Unlock()
-		if tok == "" || !as.Valid(r.Context(), tok) {
+		as.mu.Lock()
+		revoked := as.revoked[tok]
+		as.mu.Unlock()
+		if tok == "" || revoked || !as.Valid(r.Context(), tok) {
 			w.Header().Set("WWW-Authenticate", `Bearer resource_metadata="`+prm+`", scope="`+Scope+`"`)
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
@@ -258,6 +262,13 @@ func (as *AS) token(w http.ResponseWriter, r *http.Request) {
 func (as *AS) Valid(ctx context.Context, tok string) bool {
 	_, _, err := as.provider.IntrospectToken(ctx, tok, fosite.AccessToken, &fosite.DefaultSession{})
 	return err == nil
+}
+
+// Revoke makes the MCP server refuse tok from now on (as an upstream revoking a grant does).
+func (as *AS) Revoke(tok string) {
+	as.mu.Lock()
+	as.revoked[tok] = true
+	as.mu.Unlock()
 }
 
 // MCPRequests is how many MCP requests carried tok.
