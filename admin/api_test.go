@@ -508,3 +508,17 @@ func TestPagination(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestImportOfAServerThatWantsEachHumansSignIn(t *testing.T) {
+	e := newEnv(t)
+	up := testmcp.Start(t, "the-upstream-token") // answers 401 to the gateway
+	// Without an OAuth client the 401 is an error, and nothing is saved.
+	e.problem(502, "POST", "/api/v1/hosts/acme/servers", e.acme, admin.ServerImport{URL: up.URL, Key: "tracker"})
+	// With one, the server is imported without tools: humans sign in to it at consent.
+	var res admin.ImportResult
+	e.must(201, "POST", "/api/v1/hosts/acme/servers", e.acme,
+		admin.ServerImport{URL: up.URL, Key: "tracker", OAuthClient: &admin.OAuthClient{ClientID: "trustgate"}}, &res)
+	if res.Server.Tools != 0 || res.Server.CredentialKind != "oauth_client" {
+		t.Errorf("import result = %+v", res.Server)
+	}
+}

@@ -3,27 +3,20 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/textproto"
 	"net/url"
-	"regexp"
 	"strings"
 
 	"github.com/trustgate/trustgate/credentials"
 	"github.com/trustgate/trustgate/discovery"
+	"github.com/trustgate/trustgate/serverimport"
 	"github.com/trustgate/trustgate/store"
 )
 
-var slugInvalid = regexp.MustCompile(`[^a-z0-9_-]+`)
-
 // slugify makes a server key from a name: "Linear MCP" → "linear-mcp".
-func slugify(name string) string {
-	s := strings.Trim(slugInvalid.ReplaceAllString(strings.ToLower(name), "-"), "-_")
-	if len(s) > 40 {
-		s = strings.TrimRight(s[:40], "-_")
-	}
-	return s
-}
+func slugify(name string) string { return serverimport.Slug(name) }
 
 func validateCredentials(h *CredentialHeader, o *OAuthClient) error {
 	if h != nil && o != nil {
@@ -135,6 +128,11 @@ func (a *API) importServer(r *http.Request, _ *caller) (int, any, error) {
 		opts.Header.Set(req.Header.Name, req.Header.Value)
 	}
 	found, err := discovery.Discover(ctx, req.URL, opts)
+	if errors.Is(err, discovery.ErrUnauthorized) && req.OAuthClient != nil {
+		// The server wants each human's own sign-in, which the OAuth client is for: it is
+		// imported without tools, discovered when the first human has signed in to it.
+		found, err = &discovery.Result{}, nil
+	}
 	if err != nil {
 		return 0, nil, err // nothing saved
 	}
@@ -147,10 +145,7 @@ func (a *API) importServer(r *http.Request, _ *caller) (int, any, error) {
 	}
 	enable := req.EnableTools == nil || *req.EnableTools
 	srv := store.Server{Host: host, Key: key, Name: firstNonEmpty(req.Name, found.ServerName, key), Description: firstNonEmpty(req.Description, found.Instructions), URL: req.URL}
-	tools := make([]store.Tool, 0, len(found.Tools))
-	for _, t := range found.Tools {
-		tools = append(tools, discoveredTool(host, key, t, enable))
-	}
+	tools := serverimport.Tools(host, key, found.Tools, enable)
 	result := ImportResult{DryRun: req.DryRun, Server: Server{Key: key, Name: srv.Name, Description: srv.Description, URL: srv.URL, Tools: len(tools)}}
 	for _, t := range tools {
 		result.Tools = append(result.Tools, toolDoc(t))
@@ -166,19 +161,7 @@ func (a *API) importServer(r *http.Request, _ *caller) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	if _, err := a.cfg.Store.CreateServer(ctx, srv); err != nil {
-		return 0, nil, err
-	}
-	for _, t := range tools {
-		if _, err := a.cfg.Store.PutTool(ctx, t); err != nil {
-			// Nothing half-written: the server goes again with the tools saved so far.
-			if delErr := a.cfg.Store.DeleteServer(context.WithoutCancel(ctx), host, key); delErr != nil {
-				a.log.Error("could not remove a half-imported server", "host", host, "server", key, "err", delErr)
-			}
-			return 0, nil, errf("import tool %q: %w", t.Name, err)
-		}
-	}
-	saved, err := a.cfg.Store.GetServer(ctx, host, key)
+	saved, err := serverimport.Save(ctx, a.cfg.Store, srv, tools)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -190,15 +173,7 @@ func (a *API) importServer(r *http.Request, _ *caller) (int, any, error) {
 
 // discoveredTool is a discovered tool as the store keeps it; imported tools count as approved.
 func discoveredTool(host, server string, t discovery.Tool, enabled bool) store.Tool {
-	annotations := ""
-	if b, err := json.Marshal(t.Annotations); err == nil && string(b) != "{}" {
-		annotations = string(b)
-	}
-	return store.Tool{
-		Host: host, Server: server, Name: t.Name, Title: t.Title, Description: t.Description,
-		InputSchema: string(t.InputSchema), Annotations: annotations, Level: t.Level, Enabled: enabled,
-		DefinitionHash: t.Hash, ApprovedHash: t.Hash,
-	}
+	return serverimport.Tool(host, server, t, enabled)
 }
 
 func (a *API) updateServer(r *http.Request, _ *caller) (int, any, error) {

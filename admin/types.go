@@ -118,7 +118,10 @@ type ServerImport struct {
 	Name        string            `json:"name,omitempty"`
 	Description string            `json:"description,omitempty"`
 	Header      *CredentialHeader `json:"header,omitempty"`
-	OAuthClient *OAuthClient      `json:"oauth_client,omitempty"`
+	// OAuthClient is the gateway's client at the upstream's authorization server, for servers
+	// that want each human's own sign-in (made at consent). A server that answers 401 is then
+	// imported without tools; they are discovered when the first human has signed in to it.
+	OAuthClient *OAuthClient `json:"oauth_client,omitempty"`
 	// EnableTools enables every imported tool at once (default true).
 	EnableTools *bool `json:"enable_tools,omitempty"`
 	DryRun      bool  `json:"dry_run,omitempty"`

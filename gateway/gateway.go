@@ -24,6 +24,7 @@ import (
 	"github.com/trustgate/trustgate/store"
 	"github.com/trustgate/trustgate/telemetry"
 	"github.com/trustgate/trustgate/tenant"
+	"github.com/trustgate/trustgate/upstreamauth"
 )
 
 // Gateway is one running trustgate process.
@@ -135,11 +136,16 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 	if g.keys, err = keyset.Open(ctx, g.store, keys, keyset.Options{Logger: log}); err != nil {
 		return nil, fmt.Errorf("access-token signing keys: %w", err)
 	}
+	upstream, err := upstreamauth.NewClient(upstreamauth.Config{Store: g.store, Keys: keys, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("upstream OAuth client: %w", err)
+	}
 	if g.oauth, err = oauthserver.NewServer(oauthserver.ServerConfig{
-		Store:  g.store,
-		URLs:   g.urls,
-		KeySet: g.keys,
-		Syncer: g.writer,
+		Upstream: upstream,
+		Store:    g.store,
+		URLs:     g.urls,
+		KeySet:   g.keys,
+		Syncer:   g.writer,
 		// Derived from the master key: stable across restarts, equal on every replica.
 		CookieSecret: keys.Derive("oauth session cookie"),
 		GlobalSecret: keys.Derive("oauth fosite global secret"),
@@ -149,6 +155,7 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 	}
 	if g.proxy, err = proxy.New(proxy.Config{
 		Store: g.store, Backend: g.backend, KeySet: g.keys, URLs: g.urls, Keys: keys, Logger: log, Audit: g.audit,
+		Upstream:   upstream,
 		SessionKey: keys.Derive("mcp session binding"), // the same on every replica
 		Telemetry:  g.telemetry,
 	}); err != nil {

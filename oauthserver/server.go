@@ -23,6 +23,7 @@ import (
 	"github.com/trustgate/trustgate/oauthserver/ssrf"
 	"github.com/trustgate/trustgate/store"
 	"github.com/trustgate/trustgate/tenant"
+	"github.com/trustgate/trustgate/upstreamauth"
 )
 
 // The authorization server's HTTP side, per host: discovery documents, registration, the
@@ -52,6 +53,9 @@ type ServerConfig struct {
 	// HTTPClient fetches Client ID Metadata Documents; nil means ssrf.NewClient's defaults (it
 	// must be SSRF-safe: never give it a plain client in production).
 	HTTPClient *http.Client
+	// Upstream, when set, makes the gateway an OAuth client of upstream servers that demand
+	// their own authorization (step 3 of the flow, UpstreamCallbackPath); nil skips that step.
+	Upstream *upstreamauth.Client
 	// TrustProxyHeaders uses X-Forwarded-For for the client address of rate limits.
 	TrustProxyHeaders bool
 	Logger            *slog.Logger
@@ -175,6 +179,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST "+chooseServerPath, s.withHost(s.chooseServer))
 	mux.HandleFunc("GET "+consentPath, s.withHost(s.consentPage))
 	mux.HandleFunc("POST "+consentPath, s.withHost(s.consent))
+	mux.HandleFunc("GET "+UpstreamCallbackPath, s.withHost(s.upstreamCallback))
 	mux.HandleFunc("POST "+TokenEndpointPath, s.withHost(s.token))
 	mux.HandleFunc("POST "+RevocationEndpointPath, s.withHost(s.revoke))
 	mux.HandleFunc("POST "+IntrospectionEndpointPath, s.withHost(s.introspect))

@@ -24,9 +24,8 @@ import (
 
 // The browser side of the authorization code flow: /authorize keeps the validated request
 // server-side under a random state_ref, then sign-in (or sign-up), the choice of the MCP
-// server, and the trust level. Out of scope here: Dynamic MCPs (connecting a server by URL at
-// consent time) and upstream OAuth (the upstream server's own authorization): only servers an
-// admin granted the human can be chosen.
+// server, the upstream server's own authorization when it demands one, and the trust level
+// (upstream.go has the upstream step and Dynamic MCPs: servers connected by URL).
 
 // Paths of the flow's pages, relative to the issuer.
 const (
@@ -601,12 +600,35 @@ func (s *Server) renderChooseServer(w http.ResponseWriter, r *http.Request, h st
 			}
 		}
 	}
-	s.render(w, status, consentui.ChooseServerPage{
-		Frame:     frame(h),
-		Form:      consentui.Form{Action: s.issuer(h.Key) + chooseServerPath, CSRFToken: s.csrf.Token(w, r), StateRef: ref},
-		AgentName: p.clientName,
-		Servers:   opts,
-		Error:     msg,
+	page := consentui.ChooseServerPage{
+		Frame:       frame(h),
+		Form:        consentui.Form{Action: s.issuer(h.Key) + chooseServerPath, CSRFToken: s.csrf.Token(w, r), StateRef: ref},
+		AgentName:   p.clientName,
+		Servers:     opts,
+		Error:       msg,
+		DynamicMCPs: h.Settings.DynamicMCPs,
+	}
+	if page.DynamicMCPs && r.Method == http.MethodPost {
+		page.ServerURL = truncate(strings.TrimSpace(r.PostFormValue("server_url")), maxServerURLLen)
+	}
+	s.render(w, status, page)
+}
+
+// renderChooseServerURLError shows the choose-server page with an error on server_url.
+func (s *Server) renderChooseServerURLError(w http.ResponseWriter, r *http.Request, h store.Host, ref string, p *pending, uid, msg string) {
+	opts, _, err := s.grantedServers(r.Context(), h.Key, uid)
+	if err != nil {
+		s.internalError(w, h, "list granted servers", err)
+		return
+	}
+	s.render(w, http.StatusBadRequest, consentui.ChooseServerPage{
+		Frame:          frame(h),
+		Form:           consentui.Form{Action: s.issuer(h.Key) + chooseServerPath, CSRFToken: s.csrf.Token(w, r), StateRef: ref},
+		AgentName:      p.clientName,
+		Servers:        opts,
+		DynamicMCPs:    true,
+		ServerURL:      truncate(strings.TrimSpace(r.PostFormValue("server_url")), maxServerURLLen),
+		ServerURLError: msg,
 	})
 }
 
@@ -620,6 +642,18 @@ func (s *Server) chooseServer(w http.ResponseWriter, r *http.Request, h store.Ho
 		return
 	}
 	key := r.PostFormValue("server")
+	if rawURL := strings.TrimSpace(r.PostFormValue("server_url")); rawURL != "" && h.Settings.DynamicMCPs && !p.fromRes {
+		k, msg, err := s.addDynamicServer(r.Context(), h, uid, rawURL)
+		if err != nil {
+			s.internalError(w, h, "connect dynamic MCP", err)
+			return
+		}
+		if msg != "" {
+			s.renderChooseServerURLError(w, r, h, ref, p, uid, msg)
+			return
+		}
+		key = k
+	}
 	if !p.fromRes {
 		if _, err := s.cfg.Store.GetGrant(r.Context(), h.Key, key, uid); err != nil {
 			s.renderChooseServer(w, r, h, ref, p, uid, "Choose one of the servers listed.", http.StatusBadRequest)
@@ -647,6 +681,9 @@ func (s *Server) consentPage(w http.ResponseWriter, r *http.Request, h store.Hos
 	}
 	uid, ok := s.signedInOr(w, r, h, ref)
 	if !ok {
+		return
+	}
+	if !s.upstreamReady(w, r, h, ref, p.server, uid) {
 		return
 	}
 	s.renderConsent(w, r, h, ref, p, uid, "", http.StatusOK)

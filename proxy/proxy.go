@@ -72,8 +72,10 @@ type Config struct {
 	KeySet  *keyset.KeySet
 	URLs    tenant.URLs
 	// Keys unseal servers' static credentials (required only for servers that have some).
-	Keys   *secrets.Keyring
-	Logger *slog.Logger // default: discarded
+	Keys *secrets.Keyring
+	// Upstream gives humans' own upstream OAuth tokens (upstream.go); nil: none are used.
+	Upstream UpstreamTokens
+	Logger   *slog.Logger // default: discarded
 	// MaxBodyBytes bounds a POST body (default DefaultMaxBodyBytes); larger bodies get 413.
 	MaxBodyBytes int64
 	// SessionKey binds Mcp-Session-Id values to the agent that opened the session (see
@@ -246,10 +248,8 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 		}
 		fw.upstreamSession = upstreamID
 	}
-	if fw.credName, fw.credValue, err = p.credential(srv); err != nil {
-		p.log.Error("proxy: server credentials", "host", host, "server", srv.Key, "err", err)
-		p.auditReject(ctx, &fw.entry, audit.Error, "the server's stored credentials could not be used")
-		p.reject(w, m, ErrCodeUpstream, fmt.Sprintf("the MCP server %s could not be reached: trustgate could not use its stored credentials", fw.serverName), nil, http.StatusBadGateway)
+	if fw.credName, fw.credValue, fw.humanCred, err = p.credential(ctx, srv, userID); err != nil {
+		p.credentialError(ctx, w, fw, err)
 		return
 	}
 	out := r.WithContext(context.WithValue(r.Context(), forwardKey{}, fw))
@@ -539,6 +539,7 @@ type forward struct {
 	msg                               *message // nil for GET and DELETE
 	target                            *url.URL
 	credName, credValue               string
+	humanCred                         bool              // the credential is the human's own upstream token
 	upstreamSession                   string            // the upstream's Mcp-Session-Id, unwrapped
 	keep                              func(string) bool // set: filter the tools/list response
 	entry                             audit.Entry       // the message's audit entry
@@ -652,6 +653,10 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 	msg := fmt.Sprintf("the MCP server %s could not be reached", fw.serverName)
 	var authErr *upstreamAuthError
 	switch {
+	case errors.As(err, &authErr) && fw.humanCred && authErr.status == http.StatusUnauthorized:
+		p.log.Info("proxy: upstream refused the human's token", "host", fw.host, "server", fw.server, "agent", fw.agentID)
+		p.reject(w, fw.msg, ErrCodeReconsent, reconsentMessage(fw.serverName), reconsentData(fw.server), http.StatusBadGateway)
+		return
 	case errors.As(err, &authErr):
 		msg = fmt.Sprintf("the MCP server %s refused trustgate's credentials (HTTP %d); ask an administrator to update them", fw.serverName, authErr.status)
 	case isInvalidResponse(err):

@@ -1,14 +1,31 @@
 package proxy
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"time"
 
+	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/credentials"
 	"github.com/trustgate/trustgate/store"
+	"github.com/trustgate/trustgate/upstreamauth"
 )
+
+// ErrCodeReconsent: the upstream MCP server needs the human's own authorization and trustgate
+// holds none that works for them (never obtained, refresh refused, or the upstream refused the
+// token). Stable. Reconnecting the MCP client runs consent again, which signs the human in to
+// the upstream. The error's data is {server, reconnect: true}.
+const ErrCodeReconsent = -32006
+
+// UpstreamTokens gives a human's access token for a server's upstream (upstreamauth.Client):
+// found is false when the human has none; an error wrapping upstreamauth.ErrReconsent means
+// the human must consent again.
+type UpstreamTokens interface {
+	AccessToken(ctx context.Context, host, userID, server string) (token string, found bool, err error)
+}
 
 // newTransport is the one upstream transport: pooled connections, bounded connect and
 // response-header waits, no overall timeout (SSE streams last as long as they need), and no
@@ -28,15 +45,67 @@ func newTransport() *http.Transport {
 	}
 }
 
-// credential unseals a server's static header credential in memory ("" when it has none).
-func (p *Proxy) credential(s store.Server) (name, value string, err error) {
-	if s.CredentialKind != credentials.KindNone && s.CredentialKind != credentials.KindHeader {
-		return "", "", fmt.Errorf("credential kind %q is not supported by the proxy yet", s.CredentialKind)
+// errReconsent is a credential error the human fixes by reconnecting their client.
+type errReconsent struct{ cause error }
+
+func (e *errReconsent) Error() string { return "upstream authorization needed: " + e.cause.Error() }
+func (e *errReconsent) Unwrap() error { return e.cause }
+
+// credential is the header to send upstream for the human on the server, in memory only: the
+// server's static header credential when it has one, else the human's own upstream OAuth token
+// when they hold one (refreshed when due), else none (name ""). human is true when a 401 from
+// the upstream is the human's to fix: their token, or no credential at all. A server set up
+// with an upstream OAuth client (credentials.KindOAuthClient) and no token of the human's is an
+// *errReconsent.
+func (p *Proxy) credential(ctx context.Context, s store.Server, userID string) (name, value string, human bool, err error) {
+	if p.cfg.Upstream != nil && userID != "" && s.CredentialKind != credentials.KindHeader {
+		tok, found, err := p.cfg.Upstream.AccessToken(ctx, s.Host, userID, s.Key)
+		switch {
+		case errors.Is(err, upstreamauth.ErrReconsent):
+			return "", "", false, &errReconsent{err}
+		case err != nil:
+			return "", "", false, err
+		case found:
+			return "Authorization", "Bearer " + tok, true, nil
+		}
+	}
+	switch s.CredentialKind {
+	case credentials.KindNone:
+		// Without a credential of its own, an upstream that refuses the call wants the human's
+		// sign-in: a 401 then asks the human to reconnect (when upstream OAuth is on).
+		return "", "", p.cfg.Upstream != nil, nil
+	case credentials.KindOAuthClient:
+		return "", "", false, &errReconsent{errors.New("no upstream token for this human")}
+	case credentials.KindHeader:
+	default:
+		return "", "", false, fmt.Errorf("credential kind %q is not supported by the proxy", s.CredentialKind)
 	}
 	c, err := credentials.Open(p.cfg.Keys, s)
 	if err != nil {
-		return "", "", err
+		return "", "", false, err
 	}
 	name, value, _ = c.HeaderOf()
-	return name, value, nil
+	return name, value, false, nil
+}
+
+// credentialError answers a request whose upstream credential could not be had.
+func (p *Proxy) credentialError(ctx context.Context, w http.ResponseWriter, fw *forward, err error) {
+	var rc *errReconsent
+	if errors.As(err, &rc) {
+		p.log.Info("proxy: upstream authorization needed", "host", fw.host, "server", fw.server, "agent", fw.agentID, "err", err)
+		p.auditReject(ctx, &fw.entry, audit.Error, "the human's upstream sign-in is missing or expired: re-consent needed")
+		p.reject(w, fw.msg, ErrCodeReconsent, reconsentMessage(fw.serverName), reconsentData(fw.server), http.StatusBadGateway)
+		return
+	}
+	p.log.Error("proxy: server credentials", "host", fw.host, "server", fw.server, "err", err)
+	p.auditReject(ctx, &fw.entry, audit.Error, "the server's stored credentials could not be used")
+	p.reject(w, fw.msg, ErrCodeUpstream, fmt.Sprintf("the MCP server %s could not be reached: trustgate could not use its stored credentials", fw.serverName), nil, http.StatusBadGateway)
+}
+
+func reconsentMessage(serverName string) string {
+	return fmt.Sprintf("the MCP server %s needs you to sign in to it again: reconnect this app to trustgate (run its sign-in again) to renew your access", serverName)
+}
+
+func reconsentData(server string) map[string]any {
+	return map[string]any{"server": server, "reconnect": true}
 }

@@ -223,6 +223,12 @@ func (s *sqlStore) DeleteHost(ctx context.Context, key string) error {
 		if _, err := q.exec(ctx, "DELETE FROM oauth_clients WHERE host_key = ?", key); err != nil {
 			return fmt.Errorf("delete OAuth clients: %w", err)
 		}
+		if err := deleteUpstreamRows(ctx, q, "host_key = ?", key); err != nil {
+			return err
+		}
+		if _, err := q.exec(ctx, "DELETE FROM upstream_clients WHERE host_key = ?", key); err != nil {
+			return fmt.Errorf("delete upstream clients: %w", err)
+		}
 		if _, err := q.exec(ctx, "DELETE FROM hosts WHERE host_key = ?", key); err != nil {
 			return err
 		}

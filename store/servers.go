@@ -161,6 +161,9 @@ func (s *sqlStore) DeleteServer(ctx context.Context, host, key string) error {
 		if err := deleteServers(ctx, q, &cs, where, host, key); err != nil {
 			return err
 		}
+		if err := deleteUpstreamRows(ctx, q, where, host, key); err != nil {
+			return err
+		}
 		return cs.write(ctx, q, at)
 	})
 	if err != nil {

@@ -145,6 +145,7 @@ type Store interface {
 	// Admin is what the admin API needs beyond the core objects (see admin.go).
 	Admin
 	OAuth       // the OAuth 2.1 server's clients, codes and tokens (see oauth.go)
+	Upstream    // the gateway's tokens and clients at upstream authorization servers (see upstream.go)
 	SigningKeys // the access-token signing keys (see signing.go)
 	AuditLog    // the append-only audit log (see audit.go)
 	// AuthorizeRequests are the OAuth server's pending authorization requests (see authorize.go).
