@@ -153,6 +153,7 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (_ *SpiceDB, err err
 	}
 	backend := NewSpiceDB(conn)
 	backend.onClose = stop
+	backend.ds = ds
 	logger.Info("embedded SpiceDB started", "datastore", cfg.Datastore, "grpc_listen", cfg.GRPCListen)
 	return backend, nil
 }
