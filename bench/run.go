@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"runtime"
@@ -55,6 +56,8 @@ type Options struct {
 	Database string
 	// Warmup is run before each measured phase (default 1s, at most Duration).
 	Warmup time.Duration
+	// Profile, when set, receives the CPU profile of the gateway phase (pprof format).
+	Profile io.Writer
 }
 
 // Phase is the measurement of one side.
@@ -141,6 +144,11 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	rep.HeapBytes = int64(ms.HeapAlloc)
 	if rep.CPU, err = cpuShares(prof.Bytes()); err != nil {
 		return nil, err
+	}
+	if opts.Profile != nil {
+		if _, err := opts.Profile.Write(prof.Bytes()); err != nil {
+			return nil, fmt.Errorf("write the CPU profile: %w", err)
+		}
 	}
 	if rep.Direct.CallsPerSec > 0 {
 		rep.Ratio = rep.Gateway.CallsPerSec / rep.Direct.CallsPerSec

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 func newBenchCommand() *cobra.Command {
 	var (
 		mode, database, sizes string
+		profile               string
 		clients, checks       int
 		duration              time.Duration
 		asJSON                bool
@@ -68,7 +70,16 @@ more; on SpiceDB's memory datastore, or PostgreSQL with --database; no gateway).
 			if duration <= 0 || duration > time.Hour {
 				return fmt.Errorf("--duration %s: want up to 1h", duration)
 			}
-			rep, err := bench.Run(cmd.Context(), bench.Options{Mode: m, Clients: clients, Duration: duration, Database: database})
+			opts := bench.Options{Mode: m, Clients: clients, Duration: duration, Database: database}
+			if profile != "" {
+				f, err := os.Create(profile)
+				if err != nil {
+					return fmt.Errorf("--cpu-profile: %w", err)
+				}
+				defer f.Close()
+				opts.Profile = f
+			}
+			rep, err := bench.Run(cmd.Context(), opts)
 			if err != nil {
 				return err
 			}
@@ -86,5 +97,6 @@ more; on SpiceDB's memory datastore, or PostgreSQL with --database; no gateway).
 	f.StringVar(&sizes, "sizes", "1000,10000,100000", "sweep: relationship counts (add 1000000 for 10^6: minutes on the memory datastore)")
 	f.IntVar(&checks, "checks", 2000, "sweep: checks measured per size and kind")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
+	f.StringVar(&profile, "cpu-profile", "", "write the CPU profile of the gateway phase to this file (go tool pprof)")
 	return cmd
 }
