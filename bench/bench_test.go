@@ -14,6 +14,7 @@ import (
 
 	"github.com/trustgate/trustgate/authzserver"
 	"github.com/trustgate/trustgate/bench"
+	"github.com/trustgate/trustgate/internal/testenv"
 	"github.com/trustgate/trustgate/oauthserver/keyset"
 	"github.com/trustgate/trustgate/schema"
 	"github.com/trustgate/trustgate/secrets"
@@ -72,6 +73,36 @@ func BenchmarkCheckCached(b *testing.B) {
 		if _, err := c.Check(ctx, question); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkCheckPostgres is the check on the PostgreSQL datastore (TRUSTGATE_TEST_POSTGRES):
+// uncached, and through the decision cache, whose hit costs one head-revision query.
+func BenchmarkCheckPostgres(b *testing.B) {
+	ctx := context.Background()
+	s, err := authzserver.StartEmbedded(ctx, authzserver.EmbeddedConfig{Datastore: authzserver.DatastorePostgres, DatastoreURI: testenv.Postgres(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close() })
+	if err := s.WriteSchema(ctx, schema.Text); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := bench.Load(ctx, s, 10_000); err != nil {
+		b.Fatal(err)
+	}
+	c, err := authzserver.NewDecisionCache(ctx, s, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for name, backend := range map[string]authzserver.Backend{"uncached": s, "cached": c} {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := backend.Check(ctx, question); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

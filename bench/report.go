@@ -20,6 +20,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	row("p90", r.Direct.P90, r.Gateway.P90, r.AddedP90)
 	row("p99", r.Direct.P99, r.Gateway.P99, r.AddedP99)
 	row("p99.9", r.Direct.P999, r.Gateway.P999, r.AddedP999)
+	fmt.Fprintf(tw, "CPU/call\t%s\t%s\t%s\t\n", ms(r.Direct.CPUPerCall), ms(r.Gateway.CPUPerCall), ms(r.AddedCPUPerCall))
 	fmt.Fprintf(tw, "allocs/call\t%.0f\t%.0f\t%.0f\t\n", r.Direct.AllocsPerCall, r.Gateway.AllocsPerCall, r.AddedAllocsPerCall)
 	fmt.Fprintf(tw, "KiB alloc/call\t%.1f\t%.1f\t%.1f\t\n", r.Direct.BytesPerCall/1024, r.Gateway.BytesPerCall/1024, (r.Gateway.BytesPerCall-r.Direct.BytesPerCall)/1024)
 	fmt.Fprintf(tw, "calls (errors)\t%d (%d)\t%d (%d)\t\t\n", r.Direct.Calls, r.Direct.Errors, r.Gateway.Calls, r.Gateway.Errors)

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -74,7 +75,10 @@ type Phase struct {
 	// the gateway, the gateway) heap allocations divided by the calls.
 	AllocsPerCall float64 `json:"allocs_per_call"`
 	BytesPerCall  float64 `json:"bytes_per_call"`
-	FirstError    string  `json:"first_error,omitempty"`
+	// CPUPerCall is the process's CPU time (user + system) per call, in microseconds: unlike
+	// latency it barely depends on what else the machine runs.
+	CPUPerCall float64 `json:"cpu_per_call_us"`
+	FirstError string  `json:"first_error,omitempty"`
 }
 
 // Report is the result of Run.
@@ -96,6 +100,8 @@ type Report struct {
 	AddedP999 float64 `json:"added_p999_us"`
 	// AddedAllocsPerCall is what the gateway allocates per call (gateway - direct).
 	AddedAllocsPerCall float64 `json:"added_allocs_per_call"`
+	// AddedCPUPerCall is the gateway's CPU time per call, in microseconds (gateway - direct).
+	AddedCPUPerCall float64 `json:"added_cpu_per_call_us"`
 	// RSSBytes is the resident memory of the whole benchmark process (gateway, upstream and
 	// clients) after the gateway phase; PeakRSSBytes its high-water mark; HeapBytes the Go heap.
 	RSSBytes     int64 `json:"rss_bytes"`
@@ -158,6 +164,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	rep.AddedP99 = rep.Gateway.P99 - rep.Direct.P99
 	rep.AddedP999 = rep.Gateway.P999 - rep.Direct.P999
 	rep.AddedAllocsPerCall = rep.Gateway.AllocsPerCall - rep.Direct.AllocsPerCall
+	rep.AddedCPUPerCall = rep.Gateway.CPUPerCall - rep.Direct.CPUPerCall
 	return rep, nil
 }
 
@@ -184,9 +191,9 @@ func measure(ctx context.Context, opts Options, url, auth string, viaGateway boo
 			return Phase{}, fmt.Errorf("CPU profile: %w", err)
 		}
 	}
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	lat, errs, err := drive(ctx, clients, opts.Mode, viaGateway, opts.Duration)
-	elapsed := time.Since(start)
+	elapsed, cpu := time.Since(start), cpuTime()-cpu0
 	if prof != nil {
 		pprof.StopCPUProfile()
 	}
@@ -207,6 +214,7 @@ func measure(ctx context.Context, opts Options, url, auth string, viaGateway boo
 	n := float64(len(lat) + errs.n)
 	p.AllocsPerCall = float64(after.Mallocs-before.Mallocs) / n
 	p.BytesPerCall = float64(after.TotalAlloc-before.TotalAlloc) / n
+	p.CPUPerCall = float64(cpu) / float64(time.Microsecond) / n
 	return p, nil
 }
 
@@ -285,6 +293,15 @@ func residentMemory() (rss, peak int64) {
 		}
 	}
 	return rss, peak
+}
+
+// cpuTime is the CPU time (user + system) this process used so far (zero where unknown).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 var errNoSamples = errors.New("the CPU profile has no samples")
