@@ -131,7 +131,13 @@ func (c *DecisionCache) Check(ctx context.Context, req CheckRequest) (bool, erro
 	// made; asking at exactly the head keeps the answer tied to rev.
 	allowed, err := c.checkAt(ctx, req, atExact(token))
 	if err != nil {
-		return false, err
+		// The head read may have stopped being the head and fallen out of the datastore's
+		// garbage-collection window in between (SpiceDB refuses such a snapshot): ask at the
+		// current head instead, without caching.
+		if errors.Is(err, ErrUnavailable) {
+			return false, err
+		}
+		return c.checkAt(ctx, req, fullyConsistent)
 	}
 	c.mu.Lock()
 	if old, ok := c.checks[key]; !ok || !old.rev.GreaterThan(rev) {
@@ -160,7 +166,10 @@ func (c *DecisionCache) CallableTools(ctx context.Context, hostKey, serverKey, a
 	}
 	names, err := c.callableToolsAt(ctx, hostKey, serverKey, agentID, atExact(token))
 	if err != nil {
-		return nil, err
+		if errors.Is(err, ErrUnavailable) {
+			return nil, err
+		}
+		return c.callableToolsAt(ctx, hostKey, serverKey, agentID, fullyConsistent) // as in Check
 	}
 	c.mu.Lock()
 	if old, ok := c.tools[key]; !ok || !old.rev.GreaterThan(rev) {
