@@ -11,7 +11,7 @@ VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null || ech
 RACE_PKGS     := ./schema/... ./store/... ./authzserver/... ./gateway/...
 RACE_PATTERN  := /(schema|store|authzserver|gateway)(/|$$)
 
-.PHONY: build run test test-race test-rest lint fmt tools clean fuzz
+.PHONY: build run test test-race test-rest lint fmt tools clean fuzz bench bench-smoke
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/trustgate
@@ -63,3 +63,14 @@ $(STATICCHECK):
 
 clean:
 	rm -rf bin
+
+## bench: the Go benchmarks of the hot path (BENCHTIME each; `trustgate bench` for the
+## whole-gateway measurement, see README).
+BENCHTIME ?= 1s
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./bench/
+
+## bench-smoke: checks that `trustgate bench` and the Go benchmarks run (not their speed).
+bench-smoke: build
+	./$(BIN) bench --duration 2s --clients 4
+	$(GO) test -run='^$$' -bench=. -benchtime=100x ./bench/

@@ -40,7 +40,12 @@ type EmbeddedConfig struct {
 	GRPCListen string
 	// PresharedKey is the bearer token clients of the exposed API must present.
 	PresharedKey string
-	Logger       *slog.Logger
+	// Migrated skips migrating the database datastore: another embedded server in this
+	// process already did. (SpiceDB's migrate command replaces its global logger, which a
+	// running datastore's garbage collector reads; two replicas in one process, as in tests,
+	// must not migrate concurrently with a running one.)
+	Migrated bool
+	Logger   *slog.Logger
 }
 
 // StartEmbedded migrates the datastore when it is a database, starts SpiceDB in process and
@@ -74,8 +79,10 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (_ *SpiceDB, err err
 		if cfg.DatastoreURI == "" {
 			return nil, fmt.Errorf("embedded SpiceDB on %s needs a datastore URI", cfg.Datastore)
 		}
-		if err := MigrateDatastore(ctx, cfg.Datastore, cfg.DatastoreURI); err != nil {
-			return nil, err
+		if !cfg.Migrated {
+			if err := MigrateDatastore(ctx, cfg.Datastore, cfg.DatastoreURI); err != nil {
+				return nil, err
+			}
 		}
 		dsOpts = append(dsOpts, datastore.WithURI(cfg.DatastoreURI))
 	default:
@@ -153,6 +160,7 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (_ *SpiceDB, err err
 	}
 	backend := NewSpiceDB(conn)
 	backend.onClose = stop
+	backend.ds = ds
 	logger.Info("embedded SpiceDB started", "datastore", cfg.Datastore, "grpc_listen", cfg.GRPCListen)
 	return backend, nil
 }

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	dsapi "github.com/authzed/spicedb/pkg/datastore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -26,9 +27,12 @@ type SpiceDB struct {
 	conn        *grpc.ClientConn
 	permissions v1.PermissionsServiceClient
 	schemas     v1.SchemaServiceClient
-	// latest is the ZedToken of the newest write made through this backend: checks are made
-	// at least as fresh as it, so a revocation is enforced by the very next check.
+	// latest is the ZedToken of the newest write made through this backend (returned by
+	// WriteRelationships when there is nothing to write).
 	latest atomic.Pointer[v1.ZedToken]
+	// ds is the embedded server's datastore (nil for a remote SpiceDB): the decision cache
+	// reads its head revision.
+	ds dsapi.Datastore
 	// onClose releases what the backend owns beside the connection (an embedded server).
 	onClose func() error
 }
@@ -137,8 +141,13 @@ func (s *SpiceDB) ReadRelationships(ctx context.Context, resourceType string, fn
 }
 
 func (s *SpiceDB) Check(ctx context.Context, req CheckRequest) (bool, error) {
+	return s.checkAt(ctx, req, s.consistency(req.AtLeastAsFresh))
+}
+
+// checkAt is Check with the given consistency.
+func (s *SpiceDB) checkAt(ctx context.Context, req CheckRequest, consistency *v1.Consistency) (bool, error) {
 	resp, err := s.permissions.CheckPermission(ctx, &v1.CheckPermissionRequest{
-		Consistency: s.consistency(req.AtLeastAsFresh),
+		Consistency: consistency,
 		Resource:    toObject(req.Resource),
 		Permission:  req.Permission,
 		Subject:     toSubject(req.Subject),
@@ -150,8 +159,13 @@ func (s *SpiceDB) Check(ctx context.Context, req CheckRequest) (bool, error) {
 }
 
 func (s *SpiceDB) CallableTools(ctx context.Context, hostKey, serverKey, agentID string) ([]string, error) {
+	return s.callableToolsAt(ctx, hostKey, serverKey, agentID, s.consistency(""))
+}
+
+// callableToolsAt is CallableTools with the given consistency.
+func (s *SpiceDB) callableToolsAt(ctx context.Context, hostKey, serverKey, agentID string, consistency *v1.Consistency) ([]string, error) {
 	stream, err := s.permissions.LookupResources(ctx, &v1.LookupResourcesRequest{
-		Consistency:        s.consistency(""),
+		Consistency:        consistency,
 		ResourceObjectType: schema.TypeTool,
 		Permission:         schema.PermToolCall,
 		Subject:            toSubject(schema.SubjectRef{Object: schema.Agent(hostKey, agentID)}),
@@ -222,17 +236,18 @@ func (s *SpiceDB) currentRevision() Revision {
 	return ""
 }
 
-// consistency is at-least-as-fresh as the given revision, else as this backend's newest write;
-// with neither (nothing written yet through this backend) it is fully consistent.
+// fullyConsistent reads at the datastore's head revision.
+var fullyConsistent = &v1.Consistency{Requirement: &v1.Consistency_FullyConsistent{FullyConsistent: true}}
+
+// consistency is at-least-as-fresh as the given revision when one is given, else fully
+// consistent. Being as fresh as this backend's own newest write is not enough: another replica
+// on the same datastore may have written since (a revocation made there must deny here too),
+// and SpiceDB would otherwise answer at a quantized revision up to seconds old.
 func (s *SpiceDB) consistency(rev Revision) *v1.Consistency {
-	token := s.latest.Load()
 	if rev != "" {
-		token = &v1.ZedToken{Token: string(rev)}
+		return &v1.Consistency{Requirement: &v1.Consistency_AtLeastAsFresh{AtLeastAsFresh: &v1.ZedToken{Token: string(rev)}}}
 	}
-	if token == nil {
-		return &v1.Consistency{Requirement: &v1.Consistency_FullyConsistent{FullyConsistent: true}}
-	}
-	return &v1.Consistency{Requirement: &v1.Consistency_AtLeastAsFresh{AtLeastAsFresh: token}}
+	return fullyConsistent
 }
 
 func toObject(o schema.ObjectRef) *v1.ObjectReference {

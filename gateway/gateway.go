@@ -153,8 +153,18 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 	}); err != nil {
 		return nil, fmt.Errorf("OAuth server: %w", err)
 	}
+	// The proxy's checks go through the decision cache when SpiceDB is embedded (it reads the
+	// datastore's head revision per check, so it is never stale); a remote SpiceDB is asked
+	// every time.
+	var checks authzserver.Backend = g.backend
+	if cfg.SpiceDBEndpoint == "" {
+		if checks, err = authzserver.NewDecisionCache(ctx, g.backend, 0); err != nil {
+			return nil, err
+		}
+	}
+	checks = observeBackend(checks, g.telemetry.Authz())
 	if g.proxy, err = proxy.New(proxy.Config{
-		Store: g.store, Backend: g.backend, KeySet: g.keys, URLs: g.urls, Keys: keys, Logger: log, Audit: g.audit,
+		Store: g.store, Backend: checks, KeySet: g.keys, URLs: g.urls, Keys: keys, Logger: log, Audit: g.audit,
 		Upstream:   upstream,
 		SessionKey: keys.Derive("mcp session binding"), // the same on every replica
 		Telemetry:  g.telemetry,

@@ -114,6 +114,7 @@ func New(cfg Config) (*Proxy, error) {
 		Rewrite:        p.rewrite,
 		Transport:      p.trans,
 		FlushInterval:  -1, // flush after every write: SSE events reach the client at once
+		BufferPool:     newBufferPool(),
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.upstreamError,
 		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),

@@ -76,6 +76,19 @@ func TestMCPClientThroughOAuthAndProxy(t *testing.T) {
 		t.Fatalf("denied call: %v", err)
 	}
 
+	// The decisions and the authorization checks behind them are in the metrics.
+	_, metrics := getJSON(t, s.metrics)
+	for _, want := range []string{
+		`trustgate_decisions_total{decision="allowed",host="acme",method="tools/call"`,
+		`trustgate_decisions_total{decision="denied",host="acme",method="tools/call"`,
+		`trustgate_authz_duration_seconds_count{operation="check",outcome="ok"`,
+		`trustgate_authz_duration_seconds_count{operation="lookup",outcome="ok"`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s:\n%s", want, metrics)
+		}
+	}
+
 	// Kill switch: the very next call is denied.
 	var agents []struct {
 		ID string `json:"id"`

@@ -24,6 +24,7 @@ type trackerSetup struct {
 	resource string // the MCP endpoint: <gateway>/h/acme/mcp/tracker
 	email    string
 	password string
+	metrics  string // the Prometheus endpoint: http://<metrics-listen>/metrics
 }
 
 // setupTracker starts the binary and the upstream, bootstraps an admin token, creates host
@@ -37,7 +38,8 @@ func setupTracker(t *testing.T) trackerSetup {
 func setupTrackerWith(t *testing.T, prepare func(*testmcp.Upstream)) trackerSetup {
 	t.Helper()
 	dir := t.TempDir()
-	p := start(t, "--data-dir", dir)
+	metrics := freeAddr(t)
+	p := start(t, "--data-dir", dir, "--metrics-listen", metrics)
 	up := testmcp.Start(t, "")
 	if prepare != nil {
 		prepare(up)
@@ -51,7 +53,7 @@ func setupTrackerWith(t *testing.T, prepare func(*testmcp.Upstream)) trackerSetu
 	cli(t, p, admin, "server", "import", up.URL, "--host", "acme", "--key", "tracker")
 	cli(t, p, admin, "human", "add", "alice@acme.test", "--host", "acme")
 	cli(t, p, admin, "human", "grant", "alice@acme.test", "tracker", "--level", "high", "--host", "acme")
-	return trackerSetup{p: p, admin: admin, up: up, resource: p.url + "/h/acme/mcp/tracker",
+	return trackerSetup{p: p, admin: admin, up: up, resource: p.url + "/h/acme/mcp/tracker", metrics: "http://" + metrics + "/metrics",
 		email: "alice@acme.test", password: "correct horse battery staple"}
 }
 

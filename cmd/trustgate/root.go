@@ -32,7 +32,7 @@ Every flag can also be set with the environment variable named in its help.`,
 			return applyEnv(cmd)
 		},
 	}
-	root.AddCommand(newServeCommand(), newMigrateCommand(), newVersionCommand())
+	root.AddCommand(newServeCommand(), newMigrateCommand(), newVersionCommand(), newBenchCommand())
 	root.AddCommand(newAdminCommand(), newAuditCommand())
 	return root
 }

@@ -63,6 +63,9 @@ type Options struct {
 	// which have not reloaded yet still sign with it (default 10m; keep it above the reload
 	// interval).
 	PublishGrace time.Duration
+	// VerifiedTokens bounds how many verified tokens Verify remembers (default
+	// DefaultVerifiedTokens; negative: none).
+	VerifiedTokens int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Logger receives reload failures and skipped keys (default: discarded).
@@ -79,6 +82,8 @@ type KeySet struct {
 	cur  atomic.Pointer[snapshot]
 	mu   sync.Mutex    // serialises reloads and rotations
 	kick chan struct{} // an unknown kid asks Run to reload early
+
+	verified verifiedCache
 }
 
 // snapshot is one immutable view of the key set.
@@ -126,6 +131,10 @@ func Open(ctx context.Context, st store.SigningKeys, keys *secrets.Keyring, opts
 		log = slog.New(slog.DiscardHandler)
 	}
 	k := &KeySet{st: st, ring: keys, opts: opts, log: log, kick: make(chan struct{}, 1)}
+	k.verified.max = opts.VerifiedTokens
+	if k.verified.max == 0 {
+		k.verified.max = DefaultVerifiedTokens
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if err := k.reloadLocked(ctx, true); err != nil {

@@ -1,11 +1,14 @@
 package keyset
 
 import (
+	"crypto/ecdsa"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -157,6 +160,12 @@ var es256Only = []jose.SignatureAlgorithm{jose.ES256}
 // "application/at+jwt"), not expired and already valid (with leeway), from want.Issuer and
 // for want.Audience, with the claims RFC 9068 requires (iss, sub, aud, exp, iat, jti,
 // client_id). It never touches the store; an unknown kid makes a running Run reload soon.
+//
+// Tokens whose signature verified are remembered (see verifiedCache), keyed by the SHA-256 of
+// the whole token, so that an agent's repeated calls skip the ECDSA verification. Everything
+// else is checked again at every use: the key named by the kid must still be published and be
+// the same key, and exp, nbf, iat, issuer and audience are checked against this call's want. A
+// token is so never accepted past its exp, nor after its signing key stopped being published.
 func (k *KeySet) Verify(token string, want Expect) (AccessClaims, error) {
 	if want.Issuer == "" {
 		return AccessClaims{}, fmt.Errorf("%w: no expected issuer given", ErrWrongIssuer)
@@ -167,17 +176,47 @@ func (k *KeySet) Verify(token string, want Expect) (AccessClaims, error) {
 	if len(token) == 0 || len(token) > maxTokenLen {
 		return AccessClaims{}, fmt.Errorf("%w: empty or too long", ErrMalformed)
 	}
-	tok, err := jwt.ParseSigned(token, es256Only)
-	if err != nil || len(tok.Headers) != 1 {
-		return AccessClaims{}, fmt.Errorf("%w: not a compact ES256 JWS", ErrMalformed)
-	}
-	h := &tok.Headers[0]
-	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !isAccessTokenType(typ) {
-		return AccessClaims{}, fmt.Errorf("%w: type is not at+jwt", ErrMalformed)
-	}
 	now := want.Now
 	if now.IsZero() {
 		now = k.now()
+	}
+	digest := sha256.Sum256([]byte(token))
+	if v, ok := k.verified.get(digest); ok {
+		if pub, ok := k.cur.Load().keys[v.kid]; ok && pub.key.Equal(v.key) && (pub.until.IsZero() || now.Before(pub.until)) {
+			if err := checkClaims(v.claims, want, now); err != nil {
+				return AccessClaims{}, err
+			}
+			c := v.claims
+			c.Audience = slices.Clone(c.Audience)
+			c.Extra = maps.Clone(c.Extra)
+			return c, nil
+		}
+		k.verified.remove(digest) // the key was retired or replaced: verify from scratch
+	}
+	c, kid, key, err := k.verifySignature(token, now)
+	if err != nil {
+		return AccessClaims{}, err
+	}
+	if err := checkClaims(c, want, now); err != nil {
+		return AccessClaims{}, err
+	}
+	cached := c
+	cached.Audience = slices.Clone(c.Audience)
+	cached.Extra = maps.Clone(c.Extra)
+	k.verified.put(digest, verifiedToken{kid: kid, key: key, claims: cached}, now)
+	return c, nil
+}
+
+// verifySignature parses the token and verifies its signature with the published key its kid
+// names; it returns the claims and that key.
+func (k *KeySet) verifySignature(token string, now time.Time) (AccessClaims, string, *ecdsa.PublicKey, error) {
+	tok, err := jwt.ParseSigned(token, es256Only)
+	if err != nil || len(tok.Headers) != 1 {
+		return AccessClaims{}, "", nil, fmt.Errorf("%w: not a compact ES256 JWS", ErrMalformed)
+	}
+	h := &tok.Headers[0]
+	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !isAccessTokenType(typ) {
+		return AccessClaims{}, "", nil, fmt.Errorf("%w: type is not at+jwt", ErrMalformed)
 	}
 	pub, ok := k.cur.Load().keys[h.KeyID]
 	if !ok {
@@ -185,22 +224,27 @@ func (k *KeySet) Verify(token string, want Expect) (AccessClaims, error) {
 		case k.kick <- struct{}{}:
 		default:
 		}
-		return AccessClaims{}, ErrUnknownKey
+		return AccessClaims{}, "", nil, ErrUnknownKey
 	}
 	if !pub.until.IsZero() && !now.Before(pub.until) {
-		return AccessClaims{}, ErrUnknownKey // retired and no longer published
+		return AccessClaims{}, "", nil, ErrUnknownKey // retired and no longer published
 	}
 	var m map[string]any
 	if err := tok.Claims(pub.key, &m); err != nil {
 		if errors.Is(err, jose.ErrCryptoFailure) {
-			return AccessClaims{}, ErrBadSignature
+			return AccessClaims{}, "", nil, ErrBadSignature
 		}
-		return AccessClaims{}, fmt.Errorf("%w: payload is not a JSON object", ErrMalformed)
+		return AccessClaims{}, "", nil, fmt.Errorf("%w: payload is not a JSON object", ErrMalformed)
 	}
 	c, err := claimsOf(m)
 	if err != nil {
-		return AccessClaims{}, err
+		return AccessClaims{}, "", nil, err
 	}
+	return c, h.KeyID, pub.key, nil
+}
+
+// checkClaims checks the times (with want's leeway) and the issuer and audience of verified claims.
+func checkClaims(c AccessClaims, want Expect, now time.Time) error {
 	leeway := want.Leeway
 	if leeway == 0 {
 		leeway = DefaultLeeway
@@ -209,17 +253,17 @@ func (k *KeySet) Verify(token string, want Expect) (AccessClaims, error) {
 	}
 	switch {
 	case !now.Before(c.Expiry.Add(leeway)):
-		return AccessClaims{}, ErrExpired
+		return ErrExpired
 	case !c.NotBefore.IsZero() && now.Add(leeway).Before(c.NotBefore):
-		return AccessClaims{}, ErrNotYetValid
+		return ErrNotYetValid
 	case now.Add(leeway).Before(c.IssuedAt):
-		return AccessClaims{}, fmt.Errorf("%w: issued in the future", ErrNotYetValid)
+		return fmt.Errorf("%w: issued in the future", ErrNotYetValid)
 	case c.Issuer != want.Issuer:
-		return AccessClaims{}, ErrWrongIssuer
+		return ErrWrongIssuer
 	case !slices.Contains(c.Audience, want.Audience):
-		return AccessClaims{}, ErrWrongAudience
+		return ErrWrongAudience
 	}
-	return c, nil
+	return nil
 }
 
 // isAccessTokenType: "at+jwt" or "application/at+jwt", in any case (RFC 9068 §2.1, RFC 7515

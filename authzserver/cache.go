@@ -1,0 +1,212 @@
+package authzserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	"github.com/authzed/spicedb/pkg/datalayer"
+	dsapi "github.com/authzed/spicedb/pkg/datastore"
+	"github.com/authzed/spicedb/pkg/zedtoken"
+)
+
+// DefaultCacheEntries bounds a DecisionCache when NewDecisionCache is given no size.
+const DefaultCacheEntries = 1 << 16
+
+// DecisionCache is a Backend that remembers the answers of Check and CallableTools of an
+// embedded SpiceDB, and is never stale: every answer is stored with the datastore revision it
+// was computed at, and is reused only while that revision is still the datastore's head. Each
+// call reads the head revision first (an in-memory read on the memory datastore, one query on
+// PostgreSQL and CockroachDB); when it moved, the question is asked again at exactly the head
+// revision. A change written by anyone (this process, the relationship writer, another replica
+// on the same datastore) moves the head, so the very next call sees it.
+//
+// The price of this rule: any relationship write invalidates every entry, not just those it
+// touches. Relationship writes are rare next to calls (an admin or a consent changing), so the
+// hit rate stays high. On PostgreSQL the head is the database's transaction snapshot, which also
+// moves when other tables of the same database are written; then the cache misses more often,
+// but is still never stale.
+type DecisionCache struct {
+	*SpiceDB
+	holder revisionHolder
+	max    int
+
+	mu     sync.RWMutex
+	checks map[string]cachedCheck
+	tools  map[string]cachedTools
+	// token is the ZedToken of the newest head revision seen (encoded once per revision).
+	token cachedToken
+}
+
+type cachedCheck struct {
+	rev     dsapi.Revision
+	allowed bool
+}
+
+type cachedTools struct {
+	rev   dsapi.Revision
+	names []string
+}
+
+type cachedToken struct {
+	rev   dsapi.Revision
+	token *v1.ZedToken
+}
+
+var _ Backend = (*DecisionCache)(nil)
+
+// NewDecisionCache wraps an embedded SpiceDB (one started with StartEmbedded) with a decision
+// cache of at most entries answers (0: DefaultCacheEntries). A remote SpiceDB cannot be wrapped:
+// its head revision is not readable cheaply.
+func NewDecisionCache(ctx context.Context, b *SpiceDB, entries int) (*DecisionCache, error) {
+	if b == nil || b.ds == nil {
+		return nil, errors.New("decision cache: needs an embedded SpiceDB (its datastore's head revision)")
+	}
+	if entries <= 0 {
+		entries = DefaultCacheEntries
+	}
+	id, err := b.ds.UniqueID(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("decision cache: datastore id: %w", err)
+	}
+	return &DecisionCache{
+		SpiceDB: b, holder: revisionHolder{Datastore: b.ds, id: id}, max: entries,
+		checks: map[string]cachedCheck{}, tools: map[string]cachedTools{},
+	}, nil
+}
+
+// revisionHolder gives zedtoken the datastore's id read once at start.
+type revisionHolder struct {
+	dsapi.Datastore
+	id string
+}
+
+func (h revisionHolder) UniqueID(context.Context) (string, error) { return h.id, nil }
+
+// head reads the datastore's head revision and its ZedToken.
+func (c *DecisionCache) head(ctx context.Context) (dsapi.Revision, *v1.ZedToken, error) {
+	h, err := c.ds.HeadRevision(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("spicedb head revision: %w: %v", ErrUnavailable, err)
+	}
+	c.mu.RLock()
+	t := c.token
+	c.mu.RUnlock()
+	if t.rev != nil && t.rev.Equal(h.Revision) {
+		return h.Revision, t.token, nil
+	}
+	token, err := zedtoken.NewFromRevision(ctx, h.Revision, datalayer.SchemaHash(h.SchemaHash), c.holder)
+	if err != nil {
+		return nil, nil, fmt.Errorf("spicedb head revision: %w", err)
+	}
+	c.mu.Lock()
+	if c.token.rev == nil || h.Revision.GreaterThan(c.token.rev) {
+		c.token = cachedToken{rev: h.Revision, token: token}
+	}
+	c.mu.Unlock()
+	return h.Revision, token, nil
+}
+
+func atExact(token *v1.ZedToken) *v1.Consistency {
+	return &v1.Consistency{Requirement: &v1.Consistency_AtExactSnapshot{AtExactSnapshot: token}}
+}
+
+// Check answers from the cache when the answer was computed at the current head revision.
+func (c *DecisionCache) Check(ctx context.Context, req CheckRequest) (bool, error) {
+	rev, token, err := c.head(ctx)
+	if err != nil {
+		return false, err
+	}
+	key := checkKey(req)
+	c.mu.RLock()
+	e, ok := c.checks[key]
+	c.mu.RUnlock()
+	if ok && e.rev.Equal(rev) {
+		return e.allowed, nil
+	}
+	// The head is at least as fresh as req.AtLeastAsFresh when that names a write already
+	// made; asking at exactly the head keeps the answer tied to rev.
+	allowed, err := c.checkAt(ctx, req, atExact(token))
+	if err != nil {
+		// The head read may have stopped being the head and fallen out of the datastore's
+		// garbage-collection window in between (SpiceDB refuses such a snapshot): ask at the
+		// current head instead, without caching.
+		if errors.Is(err, ErrUnavailable) {
+			return false, err
+		}
+		return c.checkAt(ctx, req, fullyConsistent)
+	}
+	c.mu.Lock()
+	if old, ok := c.checks[key]; !ok || !old.rev.GreaterThan(rev) {
+		if !ok && len(c.checks) >= c.max {
+			evictOne(c.checks)
+		}
+		c.checks[key] = cachedCheck{rev: rev, allowed: allowed}
+	}
+	c.mu.Unlock()
+	return allowed, nil
+}
+
+// CallableTools answers from the cache when the list was computed at the current head revision.
+// The returned slice is shared: callers must not modify it.
+func (c *DecisionCache) CallableTools(ctx context.Context, hostKey, serverKey, agentID string) ([]string, error) {
+	rev, token, err := c.head(ctx)
+	if err != nil {
+		return nil, err
+	}
+	key := hostKey + "\x00" + serverKey + "\x00" + agentID
+	c.mu.RLock()
+	e, ok := c.tools[key]
+	c.mu.RUnlock()
+	if ok && e.rev.Equal(rev) {
+		return e.names, nil
+	}
+	names, err := c.callableToolsAt(ctx, hostKey, serverKey, agentID, atExact(token))
+	if err != nil {
+		if errors.Is(err, ErrUnavailable) {
+			return nil, err
+		}
+		return c.callableToolsAt(ctx, hostKey, serverKey, agentID, fullyConsistent) // as in Check
+	}
+	c.mu.Lock()
+	if old, ok := c.tools[key]; !ok || !old.rev.GreaterThan(rev) {
+		if !ok && len(c.tools) >= c.max {
+			evictOne(c.tools)
+		}
+		c.tools[key] = cachedTools{rev: rev, names: names}
+	}
+	c.mu.Unlock()
+	return names, nil
+}
+
+// Len is the number of cached answers (checks and tool lists).
+func (c *DecisionCache) Len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.checks) + len(c.tools)
+}
+
+// evictOne removes one entry (Go's map iteration order makes it an arbitrary one).
+func evictOne[V any](m map[string]V) {
+	for k := range m {
+		delete(m, k)
+		return
+	}
+}
+
+// checkKey identifies a question. Object types, ids and relations never contain NUL.
+func checkKey(req CheckRequest) string {
+	var b strings.Builder
+	b.Grow(len(req.Resource.Type) + len(req.Resource.ID) + len(req.Permission) + len(req.Subject.Object.Type) +
+		len(req.Subject.Object.ID) + len(req.Subject.Relation) + 5)
+	for i, s := range []string{req.Resource.Type, req.Resource.ID, req.Permission, req.Subject.Object.Type, req.Subject.Object.ID, req.Subject.Relation} {
+		if i > 0 {
+			b.WriteByte(0)
+		}
+		b.WriteString(s)
+	}
+	return b.String()
+}

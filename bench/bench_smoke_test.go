@@ -1,0 +1,53 @@
+package bench_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/trustgate/trustgate/bench"
+)
+
+// TestRunMeasuresBothSides runs the whole benchmark briefly in denied mode: the gateway must
+// deny every call (the run fails otherwise) while the upstream answers them directly.
+func TestRunMeasuresBothSides(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a gateway")
+	}
+	rep, err := bench.Run(context.Background(), bench.Options{Mode: bench.ModeDenied, Clients: 2, Duration: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Direct.Calls == 0 || rep.Gateway.Calls == 0 || rep.Gateway.Errors != 0 || rep.RSSBytes <= 0 {
+		t.Fatalf("report: %+v", rep)
+	}
+	var sum float64
+	for _, s := range rep.CPU {
+		sum += s.Percent
+	}
+	if sum < 99.9 || sum > 100.1 {
+		t.Fatalf("CPU shares add up to %.1f%%: %+v", sum, rep.CPU)
+	}
+	var out strings.Builder
+	if err := rep.WriteTable(&out); err != nil || !strings.Contains(out.String(), "calls/s") {
+		t.Fatalf("table: %v\n%s", err, out.String())
+	}
+}
+
+// TestSweepSmallSizes runs the scale sweep on small sizes: every point is measured and the
+// generated data allows some calls and denies others.
+func TestSweepSmallSizes(t *testing.T) {
+	points, err := bench.Sweep(context.Background(), bench.SweepOptions{Sizes: []int{500, 2000}, Checks: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(points) != 2 || points[0].Tuples < 500 || points[1].Tuples < 2000 {
+		t.Fatalf("points: %+v", points)
+	}
+	for _, p := range points {
+		if p.Allowed <= 0.1 || p.Allowed >= 0.9 || p.UncachedP50 <= 0 || p.CachedP50 <= 0 {
+			t.Fatalf("point: %+v", p)
+		}
+	}
+}

@@ -1,0 +1,278 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/url"
+	"runtime"
+	"slices"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/trustgate/trustgate/authzserver"
+	"github.com/trustgate/trustgate/schema"
+)
+
+// The generator's shape of one host: per host, humans, each with agentsPerHuman agents, servers
+// with toolsPerServer tools, a ceiling for every human on every server and a consent for every
+// agent on every server. That is tuplesPerHost relationships of the real schema.
+const (
+	humansPerHost  = 10
+	agentsPerHuman = 2
+	serversPerHost = 5
+	toolsPerServer = 20
+	tuplesPerHost  = humansPerHost + humansPerHost*agentsPerHuman*3 + serversPerHost + serversPerHost*toolsPerServer +
+		humansPerHost*serversPerHost + humansPerHost*agentsPerHuman*serversPerHost
+)
+
+// DefaultSweepSizes are the relationship counts of a sweep. 10^6 is opt-in (Sizes): on the
+// memory datastore loading it alone takes minutes on two cores.
+var DefaultSweepSizes = []int{1_000, 10_000, 100_000}
+
+// sweepBudget bounds the time the uncached checks of one size take (at least minChecks run).
+const (
+	sweepBudget = 10 * time.Second
+	minChecks   = 50
+)
+
+// SweepPoint is the check latency at one data size, in microseconds.
+type SweepPoint struct {
+	Tuples   int     `json:"tuples"`
+	LoadSecs float64 `json:"load_seconds"`
+	// Uncached: each check a random (agent, tool) through SpiceDB, fully consistent.
+	UncachedP50 float64 `json:"uncached_p50_us"`
+	UncachedP99 float64 `json:"uncached_p99_us"`
+	// Cached: the same through the decision cache, warm.
+	CachedP50 float64 `json:"cached_p50_us"`
+	CachedP99 float64 `json:"cached_p99_us"`
+	Allowed   float64 `json:"allowed_share"`
+	// RSSBytes is the process's resident memory with this data loaded.
+	RSSBytes int64 `json:"rss_bytes"`
+}
+
+// Generate calls fn with the relationships of host number i (the hosts are disjoint).
+func Generate(i int, fn func([]authzserver.Update) error) error {
+	host := "h" + strconv.Itoa(i)
+	var rels []schema.Relationship
+	for h := range humansPerHost {
+		user := "u" + strconv.Itoa(h)
+		rels = append(rels, schema.HostMember(host, user))
+		for a := range agentsPerHuman {
+			rels = append(rels, schema.AgentTuples(host, agentID(h, a), user)...)
+		}
+	}
+	for s := range serversPerHost {
+		srv := "s" + strconv.Itoa(s)
+		rels = append(rels, schema.ServerHost(host, srv))
+		for t := range toolsPerServer {
+			rels = append(rels, schema.ToolLevel(host, srv, toolName(t), schema.Level(1+t%3)))
+		}
+		for h := range humansPerHost {
+			rels = append(rels, schema.Ceiling(host, srv, "u"+strconv.Itoa(h), schema.Level(1+(h+s)%3)))
+			for a := range agentsPerHuman {
+				rels = append(rels, schema.Grant(host, srv, agentID(h, a), schema.Level(1+(h+a+s)%3)))
+			}
+		}
+	}
+	updates := make([]authzserver.Update, len(rels))
+	for j, r := range rels {
+		updates[j] = authzserver.Update{Op: authzserver.OpTouch, Relationship: r}
+	}
+	return fn(updates)
+}
+
+func agentID(human, n int) string { return "a" + strconv.Itoa(human) + "_" + strconv.Itoa(n) }
+func toolName(n int) string       { return "tool_" + strconv.Itoa(n) }
+
+// Load writes at least tuples relationships into the backend; it returns how many.
+func Load(ctx context.Context, b authzserver.Backend, tuples int) (int, error) {
+	hosts := max(1, (tuples+tuplesPerHost-1)/tuplesPerHost)
+	// Hosts are written a few at a time: SpiceDB takes up to 1000 updates per request.
+	var batch []authzserver.Update
+	for i := range hosts {
+		if err := Generate(i, func(u []authzserver.Update) error { batch = append(batch, u...); return nil }); err != nil {
+			return 0, err
+		}
+		if len(batch) >= 900 || i == hosts-1 {
+			if _, err := b.WriteRelationships(ctx, batch); err != nil {
+				return 0, fmt.Errorf("load relationships: %w", err)
+			}
+			batch = batch[:0]
+		}
+	}
+	return hosts * tuplesPerHost, nil
+}
+
+// randomCheck is a tool call of a random agent on a random tool of a random host in [0, hosts).
+func randomCheck(r *rand.Rand, hosts int) authzserver.CheckRequest {
+	host := "h" + strconv.Itoa(r.IntN(hosts))
+	return authzserver.CheckRequest{
+		Resource:   schema.Tool(host, "s"+strconv.Itoa(r.IntN(serversPerHost)), toolName(r.IntN(toolsPerServer))),
+		Permission: schema.PermToolCall,
+		Subject:    schema.SubjectRef{Object: schema.Agent(host, agentID(r.IntN(humansPerHost), r.IntN(agentsPerHuman)))},
+	}
+}
+
+// SweepOptions configure Sweep.
+type SweepOptions struct {
+	Sizes []int // default DefaultSweepSizes
+	// Checks per size and kind (default 2000; the uncached ones stop after 10s, but not
+	// before 50).
+	Checks int
+	// DatastoreURI, when set, is a scratch PostgreSQL database for SpiceDB (each size in a
+	// schema of its own, dropped afterwards); empty is the memory datastore.
+	DatastoreURI string
+	// Progress, when set, gets a line per size as it completes.
+	Progress io.Writer
+}
+
+// Sweep loads each size of generated relationships into a fresh embedded SpiceDB (memory
+// datastore) and measures the tool-call check, uncached and through the decision cache.
+func Sweep(ctx context.Context, opts SweepOptions) ([]SweepPoint, error) {
+	if len(opts.Sizes) == 0 {
+		opts.Sizes = DefaultSweepSizes
+	}
+	if opts.Checks <= 0 {
+		opts.Checks = 2000
+	}
+	var out []SweepPoint
+	for _, size := range opts.Sizes {
+		p, err := sweepOne(ctx, size, opts.Checks, opts.DatastoreURI)
+		if err != nil {
+			return out, fmt.Errorf("%d tuples: %w", size, err)
+		}
+		if opts.Progress != nil {
+			fmt.Fprintf(opts.Progress, "%d tuples loaded in %.1fs: uncached p50 %.0f µs p99 %.0f µs, cached p50 %.1f µs p99 %.1f µs\n",
+				p.Tuples, p.LoadSecs, p.UncachedP50, p.UncachedP99, p.CachedP50, p.CachedP99)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func sweepOne(ctx context.Context, size, checks int, pgURI string) (_ SweepPoint, err error) {
+	cfg := authzserver.EmbeddedConfig{}
+	if pgURI != "" {
+		uri, drop, err := scratchSchema(ctx, pgURI)
+		if err != nil {
+			return SweepPoint{}, err
+		}
+		defer func() { err = errors.Join(err, drop()) }()
+		cfg = authzserver.EmbeddedConfig{Datastore: authzserver.DatastorePostgres, DatastoreURI: uri}
+	}
+	b, err := authzserver.StartEmbedded(ctx, cfg)
+	if err != nil {
+		return SweepPoint{}, err
+	}
+	defer b.Close()
+	if err := b.WriteSchema(ctx, schema.Text); err != nil {
+		return SweepPoint{}, err
+	}
+	start := time.Now()
+	n, err := Load(ctx, b, size)
+	if err != nil {
+		return SweepPoint{}, err
+	}
+	p := SweepPoint{Tuples: n, LoadSecs: time.Since(start).Seconds()}
+	hosts := n / tuplesPerHost
+	cache, err := authzserver.NewDecisionCache(ctx, b, 0)
+	if err != nil {
+		return SweepPoint{}, err
+	}
+	r := rand.New(rand.NewPCG(1, uint64(size)))
+	allowed := 0
+	uncached := make([]time.Duration, 0, checks)
+	began := time.Now()
+	for i := range checks {
+		if i >= minChecks && time.Since(began) > sweepBudget {
+			break
+		}
+		req := randomCheck(r, hosts)
+		t0 := time.Now()
+		ok, err := b.Check(ctx, req)
+		uncached = append(uncached, time.Since(t0))
+		if err != nil {
+			return p, err
+		}
+		if ok {
+			allowed++
+		}
+	}
+	// The cache's working set: 100 questions, asked once to fill it (at large sizes each
+	// costs what an uncached check does).
+	set := make([]authzserver.CheckRequest, 100)
+	for i := range set {
+		set[i] = randomCheck(r, hosts)
+		if _, err := cache.Check(ctx, set[i]); err != nil {
+			return p, err
+		}
+	}
+	cached := make([]time.Duration, 0, checks)
+	for i := range checks {
+		t0 := time.Now()
+		_, err := cache.Check(ctx, set[i%len(set)])
+		cached = append(cached, time.Since(t0))
+		if err != nil {
+			return p, err
+		}
+	}
+	p.UncachedP50, p.UncachedP99 = percentile(uncached, 0.5), percentile(uncached, 0.99)
+	p.CachedP50, p.CachedP99 = percentile(cached, 0.5), percentile(cached, 0.99)
+	p.Allowed = float64(allowed) / float64(len(uncached))
+	runtime.GC()
+	p.RSSBytes, _ = residentMemory()
+	return p, nil
+}
+
+// scratchSchema creates a schema of its own in the PostgreSQL database and returns the URI that
+// uses it, and a function that drops it.
+func scratchSchema(ctx context.Context, uri string) (string, func() error, error) {
+	name := "trustgate_sweep_" + randomHex(6)
+	conn, err := pgx.Connect(ctx, uri)
+	if err != nil {
+		return "", nil, fmt.Errorf("connect to the sweep database: %w", err)
+	}
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+name); err != nil {
+		_ = conn.Close(ctx)
+		return "", nil, fmt.Errorf("create schema %s: %w", name, err)
+	}
+	u, err := url.Parse(uri)
+	if err != nil {
+		_ = conn.Close(ctx)
+		return "", nil, fmt.Errorf("parse the sweep database URL: %w", err)
+	}
+	q := u.Query()
+	q.Set("search_path", name)
+	u.RawQuery = q.Encode()
+	drop := func() error {
+		defer conn.Close(context.WithoutCancel(ctx))
+		if _, err := conn.Exec(context.WithoutCancel(ctx), "DROP SCHEMA "+name+" CASCADE"); err != nil {
+			return fmt.Errorf("drop schema %s: %w", name, err)
+		}
+		return nil
+	}
+	return u.String(), drop, nil
+}
+
+// percentile of durations, in microseconds (sorts d).
+func percentile(d []time.Duration, q float64) float64 {
+	slices.Sort(d)
+	return float64(d[min(len(d)-1, int(q*float64(len(d))))]) / float64(time.Microsecond)
+}
+
+// WriteSweepTable prints sweep results.
+func WriteSweepTable(w io.Writer, points []SweepPoint) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "tuples\tload\tuncached p50\tuncached p99\tcached p50\tcached p99\tallowed\tRSS\t\n")
+	for _, p := range points {
+		fmt.Fprintf(tw, "%d\t%.1fs\t%.0f µs\t%.0f µs\t%.1f µs\t%.1f µs\t%.0f%%\t%.0f MiB\t\n", p.Tuples, p.LoadSecs,
+			p.UncachedP50, p.UncachedP99, p.CachedP50, p.CachedP99, 100*p.Allowed, mib(p.RSSBytes))
+	}
+	return tw.Flush()
+}

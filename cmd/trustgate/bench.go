@@ -1,0 +1,102 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/trustgate/trustgate/bench"
+)
+
+func newBenchCommand() *cobra.Command {
+	var (
+		mode, database, sizes string
+		profile               string
+		clients, checks       int
+		duration              time.Duration
+		asJSON                bool
+	)
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure what the gateway adds to an MCP tool call, or the authorization check as data grows",
+		Long: `bench starts an upstream MCP server (the official Go SDK), a gateway in this
+process (the embedded default in a temporary directory, or --database), sets up a
+host, a human and an agent through the real OAuth flow, and then drives --clients
+concurrent MCP clients for --duration, once directly against the upstream and once
+through the gateway. It prints throughput, latency percentiles, the added latency,
+allocations, memory and where the CPU went.
+
+Modes: allowed (tools/call echo), denied (every call denied by the gateway),
+list (tools/list of 200 tools, filtered), large (a tool answering 64 KiB), and
+sweep (the authorization check at 10^3..10^5 generated relationships, --sizes for
+more; on SpiceDB's memory datastore, or PostgreSQL with --database; no gateway).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			out := cmd.OutOrStdout()
+			if mode == "sweep" {
+				var sz []int
+				for f := range strings.SplitSeq(sizes, ",") {
+					n, err := strconv.Atoi(strings.TrimSpace(f))
+					if err != nil || n <= 0 {
+						return fmt.Errorf("--sizes %q: want comma-separated positive numbers", sizes)
+					}
+					sz = append(sz, n)
+				}
+				opts := bench.SweepOptions{Sizes: sz, Checks: checks, DatastoreURI: database}
+				if !asJSON {
+					opts.Progress = cmd.ErrOrStderr()
+				}
+				points, err := bench.Sweep(cmd.Context(), opts)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return json.NewEncoder(out).Encode(points)
+				}
+				return bench.WriteSweepTable(out, points)
+			}
+			m, err := bench.ParseMode(mode)
+			if err != nil {
+				return err
+			}
+			if clients <= 0 || clients > 4096 {
+				return fmt.Errorf("--clients %d: want 1 to 4096", clients)
+			}
+			if duration <= 0 || duration > time.Hour {
+				return fmt.Errorf("--duration %s: want up to 1h", duration)
+			}
+			opts := bench.Options{Mode: m, Clients: clients, Duration: duration, Database: database}
+			if profile != "" {
+				f, err := os.Create(profile)
+				if err != nil {
+					return fmt.Errorf("--cpu-profile: %w", err)
+				}
+				defer f.Close()
+				opts.Profile = f
+			}
+			rep, err := bench.Run(cmd.Context(), opts)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return json.NewEncoder(out).Encode(rep)
+			}
+			return rep.WriteTable(out)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&mode, "mode", "allowed", "allowed, denied, list, large or sweep")
+	f.IntVar(&clients, "clients", 32, "concurrent MCP clients")
+	f.DurationVar(&duration, "duration", 10*time.Second, "measured time of each side (direct, gateway), after a warm-up of up to 1s")
+	f.StringVar(&database, "database", "", "a scratch PostgreSQL database for the gateway's store and SpiceDB (default: the embedded default in a temporary directory)")
+	f.StringVar(&sizes, "sizes", "1000,10000,100000", "sweep: relationship counts (add 1000000 for 10^6: minutes on the memory datastore)")
+	f.IntVar(&checks, "checks", 2000, "sweep: checks measured per size and kind")
+	f.BoolVar(&asJSON, "json", false, "print JSON")
+	f.StringVar(&profile, "cpu-profile", "", "write the CPU profile of the gateway phase to this file (go tool pprof)")
+	return cmd
+}

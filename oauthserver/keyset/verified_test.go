@@ -1,0 +1,86 @@
+package keyset_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/trustgate/trustgate/oauthserver/keyset"
+	"github.com/trustgate/trustgate/store"
+)
+
+func storeConfigSQLite(t *testing.T) store.Config { return store.Config{DataDir: t.TempDir()} }
+
+// A token verified once (and so remembered) is refused as soon as its signing key stops being
+// published, even when the leeway would still accept its exp.
+func TestRememberedTokenDiesWithItsKey(t *testing.T) {
+	st := openStore(t, storeConfigSQLite(t))
+	clk, ring := newClock(), newRing(t)
+	ks := openKeySet(t, st, ring, clk)
+	c := claims(clk)
+	c.Expiry = clk.Now().Add(24 * time.Hour)
+	tok := mint(t, ks, c)
+	lenient := func() keyset.Expect {
+		return keyset.Expect{Issuer: issuer, Audience: audience, Leeway: 72 * time.Hour}
+	}
+	for range 3 {
+		_, err := ks.Verify(tok, lenient())
+		noErr(t, "verify", err)
+	}
+	_, err := ks.Rotate(ctx)
+	noErr(t, "rotate", err)
+	_, err = ks.Verify(tok, lenient())
+	noErr(t, "remembered token while its retired key is published", err)
+	clk.Add(keyset.DefaultMaxTokenLifetime + keyset.DefaultPublishGrace + time.Second)
+	_, err = ks.Verify(tok, lenient())
+	wantErr(t, "remembered token after its key's publication ended", err, keyset.ErrUnknownKey)
+}
+
+// Remembered tokens are still checked against each call's issuer, audience and clock.
+func TestRememberedTokenIsCheckedAtEveryUse(t *testing.T) {
+	st := openStore(t, storeConfigSQLite(t))
+	clk, ring := newClock(), newRing(t)
+	ks := openKeySet(t, st, ring, clk)
+	tok := mint(t, ks, claims(clk))
+	c, err := ks.Verify(tok, expect(clk))
+	noErr(t, "verify", err)
+	c.Extra["agent_id"] = "tampered by the caller"
+	c.Audience[0] = "tampered"
+	again, err := ks.Verify(tok, expect(clk))
+	noErr(t, "verify again", err)
+	if again.Extra["agent_id"] != "a_123" || again.Audience[0] != audience {
+		t.Fatalf("a caller's change to the returned claims reached the next Verify: %+v", again)
+	}
+	_, err = ks.Verify(tok, keyset.Expect{Issuer: issuer, Audience: audience + "/other", Now: clk.Now()})
+	wantErr(t, "remembered token, another audience", err, keyset.ErrWrongAudience)
+	_, err = ks.Verify(tok, keyset.Expect{Issuer: issuer + "/other", Audience: audience, Now: clk.Now()})
+	wantErr(t, "remembered token, another issuer", err, keyset.ErrWrongIssuer)
+	clk.Add(time.Hour + time.Minute)
+	_, err = ks.Verify(tok, expect(clk))
+	wantErr(t, "remembered token after exp", err, keyset.ErrExpired)
+	// A token differing in one byte is not the remembered one.
+	_, err = ks.Verify(tok[:len(tok)-2]+"AA", keyset.Expect{Issuer: issuer, Audience: audience, Leeway: 2 * time.Hour})
+	if err == nil {
+		t.Fatal("a token with another signature verified")
+	}
+}
+
+// The memory is bounded, and tokens beyond it still verify.
+func TestRememberedTokensAreBounded(t *testing.T) {
+	st := openStore(t, storeConfigSQLite(t))
+	clk, ring := newClock(), newRing(t)
+	ks, err := keyset.Open(ctx, st, ring, keyset.Options{Now: clk.Now, Logger: discard, VerifiedTokens: 2})
+	noErr(t, "open", err)
+	var toks []string
+	for range 5 {
+		toks = append(toks, mint(t, ks, claims(clk)))
+	}
+	for range 2 {
+		for _, tok := range toks {
+			_, err := ks.Verify(tok, expect(clk))
+			noErr(t, "verify", err)
+		}
+	}
+	if n := keyset.RememberedTokens(ks); n != 2 {
+		t.Fatalf("remembered %d tokens, want the bound 2", n)
+	}
+}
