@@ -22,6 +22,7 @@ import (
 	"github.com/trustgate/trustgate/schema"
 	"github.com/trustgate/trustgate/secrets"
 	"github.com/trustgate/trustgate/store"
+	"github.com/trustgate/trustgate/storecache"
 	"github.com/trustgate/trustgate/telemetry"
 	"github.com/trustgate/trustgate/tenant"
 	"github.com/trustgate/trustgate/upstreamauth"
@@ -33,6 +34,7 @@ type Gateway struct {
 	urls     tenant.URLs
 	listener net.Listener
 	store    store.Store
+	hot      *storecache.Store // the hot path's never-stale view of the store
 	audit    *audit.Log
 	backend  *authzserver.SpiceDB
 	writer   *authzserver.Writer
@@ -104,6 +106,7 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 		return nil, fmt.Errorf("read store schema version: %w", err)
 	}
 	log.Info("store ready", "engine", g.store.Engine(), "schema_version", version)
+	g.hot = storecache.New(g.store, 0)
 	g.audit = audit.NewLog(g.store, audit.Options{Logger: log})
 
 	g.backend, err = openBackend(ctx, cfg, g.store.Engine())
@@ -164,7 +167,7 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 	}
 	checks = observeBackend(checks, g.telemetry.Authz())
 	if g.proxy, err = proxy.New(proxy.Config{
-		Store: g.store, Backend: checks, KeySet: g.keys, URLs: g.urls, Keys: keys, Logger: log, Audit: g.audit,
+		Store: g.hot, Backend: checks, KeySet: g.keys, URLs: g.urls, Keys: keys, Logger: log, Audit: g.audit,
 		Upstream:   upstream,
 		SessionKey: keys.Derive("mcp session binding"), // the same on every replica
 		Telemetry:  g.telemetry,

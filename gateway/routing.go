@@ -17,12 +17,22 @@ import (
 func (g *Gateway) hostRouting(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host, path := g.urls.Resolve(r)
-		if host != tenant.DefaultHost || path != r.URL.Path {
+		ctx := r.Context()
+		lookup := host != tenant.DefaultHost || path != r.URL.Path
+		if lookup || isMCPPath(path) {
+			// One read of the control-plane generation for the whole request: the host lookup
+			// and the proxy's reads are then answered from memory while nothing has changed.
+			// (When the store is down this fails and so does the lookup below.)
+			if snap, err := g.hot.Snapshot(ctx); err == nil {
+				ctx = snap
+			}
+		}
+		if lookup {
 			if !tenant.ValidKey(host) {
 				hostNotFound(w, r, host, path)
 				return
 			}
-			if _, err := g.store.GetHost(r.Context(), host); err != nil {
+			if _, err := g.hot.GetHost(ctx, host); err != nil {
 				switch {
 				case errors.Is(err, store.ErrNotFound):
 					hostNotFound(w, r, host, path)
@@ -37,7 +47,7 @@ func (g *Gateway) hostRouting(next http.Handler) http.Handler {
 				}
 			}
 		}
-		r2 := r.WithContext(tenant.WithHost(r.Context(), host))
+		r2 := r.WithContext(tenant.WithHost(ctx, host))
 		if path != r.URL.Path {
 			u := *r.URL
 			u.Path, u.RawPath = path, ""

@@ -84,7 +84,7 @@ func (s *sqlStore) CreateAgent(ctx context.Context, a Agent) (Agent, error) {
 	}
 	a.CreatedAt = now()
 	a.LastActiveAt = normTime(a.LastActiveAt)
-	err = s.db.writeTx(ctx, func(q querier) error {
+	err = s.controlTx(ctx, func(q querier) error {
 		if err := requireUser(ctx, q, a.Host, a.UserID); err != nil {
 			return err
 		}
@@ -167,7 +167,7 @@ func (s *sqlStore) UpdateAgent(ctx context.Context, a Agent) (Agent, error) {
 		return Agent{}, fmt.Errorf("update agent %s/%s: %w", a.Host, a.ID, err)
 	}
 	var out Agent
-	err := s.db.writeTx(ctx, func(q querier) error {
+	err := s.controlTx(ctx, func(q querier) error {
 		old, err := selectAgent(ctx, q, a.Host, a.ID)
 		if err != nil {
 			return err
@@ -191,7 +191,7 @@ func (s *sqlStore) UpdateAgent(ctx context.Context, a Agent) (Agent, error) {
 func (s *sqlStore) KillAgent(ctx context.Context, host, id string) (Agent, error) {
 	at := now()
 	var out Agent
-	err := s.db.writeTx(ctx, func(q querier) error {
+	err := s.controlTx(ctx, func(q querier) error {
 		old, err := selectAgent(ctx, q, host, id)
 		if err != nil {
 			return err
@@ -229,7 +229,7 @@ func (s *sqlStore) TouchAgent(ctx context.Context, host, id string, at time.Time
 // DeleteAgent removes the agent with its consents.
 func (s *sqlStore) DeleteAgent(ctx context.Context, host, id string) error {
 	at := now()
-	err := s.db.writeTx(ctx, func(q querier) error {
+	err := s.controlTx(ctx, func(q querier) error {
 		if err := requireAgent(ctx, q, host, id); err != nil {
 			return err
 		}

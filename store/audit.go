@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -85,7 +86,7 @@ func (s *sqlStore) AppendAudit(ctx context.Context, entries []audit.Entry) error
 	}
 	err := s.db.writeTx(ctx, func(q querier) error {
 		for _, host := range hosts {
-			if err := appendHostAudit(ctx, q, host, byHost[host]); err != nil {
+			if err := appendHostAudit(ctx, q, host, byHost[host], s.db.engine() != EngineSQLite); err != nil {
 				return err
 			}
 		}
@@ -98,18 +99,23 @@ func (s *sqlStore) AppendAudit(ctx context.Context, entries []audit.Entry) error
 }
 
 // appendHostAudit chains and inserts one host's entries, holding the host's head row.
-func appendHostAudit(ctx context.Context, q querier, host string, entries []audit.Entry) error {
-	if _, err := q.exec(ctx, "INSERT INTO audit_heads (host_key, last_seq, last_hash) VALUES (?, 0, '') ON CONFLICT (host_key) DO NOTHING", host); err != nil {
-		return fmt.Errorf("create audit head: %w", err)
-	}
-	// The lock: a row lock on PostgreSQL and CockroachDB, held to commit (a concurrent
-	// appender waits, then its transaction is retried); SQLite already holds the write lock.
-	if _, err := q.exec(ctx, "UPDATE audit_heads SET last_seq = last_seq WHERE host_key = ?", host); err != nil {
-		return fmt.Errorf("lock audit head: %w", err)
-	}
+func appendHostAudit(ctx context.Context, q querier, host string, entries []audit.Entry, lockHead bool) error {
 	var seq int64
 	var prev string
-	if err := q.queryRow(ctx, "SELECT last_seq, last_hash FROM audit_heads WHERE host_key = ?", host).Scan(&seq, &prev); err != nil {
+	if lockHead {
+		if _, err := q.exec(ctx, "INSERT INTO audit_heads (host_key, last_seq, last_hash) VALUES (?, 0, '') ON CONFLICT (host_key) DO NOTHING", host); err != nil {
+			return fmt.Errorf("create audit head: %w", err)
+		}
+		// The lock: a row lock on PostgreSQL and CockroachDB, held to commit (a concurrent
+		// appender waits, then its transaction is retried).
+		if _, err := q.exec(ctx, "UPDATE audit_heads SET last_seq = last_seq WHERE host_key = ?", host); err != nil {
+			return fmt.Errorf("lock audit head: %w", err)
+		}
+	}
+	// SQLite's write transaction already excludes every other writer: no lock to take, and a
+	// missing head is the empty chain (created by the upsert below).
+	err := q.queryRow(ctx, "SELECT last_seq, last_hash FROM audit_heads WHERE host_key = ?", host).Scan(&seq, &prev)
+	if err != nil && !(errors.Is(err, errNoRows) && !lockHead) {
 		return fmt.Errorf("read audit head: %w", err)
 	}
 	chained := make([]audit.Entry, len(entries))
@@ -137,7 +143,8 @@ func appendHostAudit(ctx context.Context, q querier, host string, entries []audi
 			return fmt.Errorf("insert audit entries: %w", err)
 		}
 	}
-	if _, err := q.exec(ctx, "UPDATE audit_heads SET last_seq = ?, last_hash = ? WHERE host_key = ?", seq, prev, host); err != nil {
+	if _, err := q.exec(ctx, "INSERT INTO audit_heads (host_key, last_seq, last_hash) VALUES (?, ?, ?) ON CONFLICT (host_key) DO UPDATE SET last_seq = excluded.last_seq, last_hash = excluded.last_hash",
+		host, seq, prev); err != nil {
 		return fmt.Errorf("advance audit head: %w", err)
 	}
 	return nil

@@ -37,7 +37,7 @@ func (s *sqlStore) SetConsent(ctx context.Context, c Consent) (Consent, error) {
 		return Consent{}, fmt.Errorf("set consent %s/%s/%s: %w", c.Host, c.AgentID, c.Server, err)
 	}
 	c.UpdatedAt = now()
-	err := s.db.writeTx(ctx, func(q querier) error {
+	err := s.controlTx(ctx, func(q querier) error {
 		agent, err := selectAgent(ctx, q, c.Host, c.AgentID)
 		if err != nil {
 			return err
@@ -144,7 +144,7 @@ func selectConsents(ctx context.Context, q querier, where string, args ...any) (
 
 func (s *sqlStore) DeleteConsent(ctx context.Context, host, agentID, server string) error {
 	at := now()
-	err := s.db.writeTx(ctx, func(q querier) error {
+	err := s.controlTx(ctx, func(q querier) error {
 		where := "host_key = ? AND agent_id = ? AND server_key = ?"
 		ok, err := exists(ctx, q, "SELECT 1 FROM consents WHERE "+where, host, agentID, server)
 		if err != nil {

@@ -35,7 +35,7 @@ func (s *sqlStore) SetGrant(ctx context.Context, g Grant) (Grant, error) {
 		return Grant{}, fmt.Errorf("set grant %s/%s/%s: %w", g.Host, g.Server, g.UserID, err)
 	}
 	g.UpdatedAt = now()
-	err := s.db.writeTx(ctx, func(q querier) error {
+	err := s.controlTx(ctx, func(q querier) error {
 		if err := requireServer(ctx, q, g.Host, g.Server); err != nil {
 			return err
 		}
@@ -127,7 +127,7 @@ func selectGrants(ctx context.Context, q querier, where string, args ...any) ([]
 // none of them through, and they apply again if the ceiling is set again.
 func (s *sqlStore) DeleteGrant(ctx context.Context, host, server, userID string) error {
 	at := now()
-	err := s.db.writeTx(ctx, func(q querier) error {
+	err := s.controlTx(ctx, func(q querier) error {
 		where := "host_key = ? AND server_key = ? AND user_id = ?"
 		ok, err := exists(ctx, q, "SELECT 1 FROM grants WHERE "+where, host, server, userID)
 		if err != nil {

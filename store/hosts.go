@@ -76,7 +76,7 @@ func (s *sqlStore) CreateHost(ctx context.Context, h Host) (Host, error) {
 		return Host{}, fmt.Errorf("create host: %w", err)
 	}
 	h.CreatedAt = now()
-	err = s.db.writeTx(ctx, func(q querier) error {
+	err = s.controlTx(ctx, func(q querier) error {
 		dup, err := exists(ctx, q, "SELECT 1 FROM hosts WHERE host_key = ?", h.Key)
 		if err != nil {
 			return err
@@ -101,7 +101,7 @@ func (s *sqlStore) EnsureHost(ctx context.Context, h Host) (Host, error) {
 	}
 	h.CreatedAt = now()
 	var out Host
-	err = s.db.writeTx(ctx, func(q querier) error {
+	err = s.controlTx(ctx, func(q querier) error {
 		old, err := scanHost(q.queryRow(ctx, "SELECT "+hostColumns+" FROM hosts WHERE host_key = ?", h.Key))
 		if err == nil {
 			out = old
@@ -135,7 +135,7 @@ func (s *sqlStore) UpdateHost(ctx context.Context, h Host) (Host, error) {
 	if err != nil {
 		return Host{}, fmt.Errorf("update host: %w", err)
 	}
-	err = s.db.writeTx(ctx, func(q querier) error {
+	err = s.controlTx(ctx, func(q querier) error {
 		old, err := scanHost(q.queryRow(ctx, "SELECT "+hostColumns+" FROM hosts WHERE host_key = ?", h.Key))
 		if errors.Is(err, errNoRows) {
 			return fmt.Errorf("host %q: %w", h.Key, ErrNotFound)
@@ -188,7 +188,7 @@ func (s *sqlStore) ListHosts(ctx context.Context) ([]Host, error) {
 // every tuple that goes with it.
 func (s *sqlStore) DeleteHost(ctx context.Context, key string) error {
 	at := now()
-	err := s.db.writeTx(ctx, func(q querier) error {
+	err := s.controlTx(ctx, func(q querier) error {
 		if err := requireHost(ctx, q, key); err != nil {
 			return err
 		}

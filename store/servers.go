@@ -69,7 +69,7 @@ func (s *sqlStore) CreateServer(ctx context.Context, sv Server) (Server, error) 
 	}
 	sv.CreatedAt = now()
 	sv.UpdatedAt = sv.CreatedAt
-	err := s.db.writeTx(ctx, func(q querier) error {
+	err := s.controlTx(ctx, func(q querier) error {
 		if err := requireHost(ctx, q, sv.Host); err != nil {
 			return err
 		}
@@ -143,7 +143,7 @@ func selectServers(ctx context.Context, q querier, where string, args ...any) ([
 // DeleteServer removes the server with its consents, grants and tools.
 func (s *sqlStore) DeleteServer(ctx context.Context, host, key string) error {
 	at := now()
-	err := s.db.writeTx(ctx, func(q querier) error {
+	err := s.controlTx(ctx, func(q querier) error {
 		if err := requireServer(ctx, q, host, key); err != nil {
 			return err
 		}
@@ -194,7 +194,7 @@ func (s *sqlStore) UpdateServer(ctx context.Context, sv Server) (Server, error) 
 		return Server{}, fmt.Errorf("update server %s/%s: %w", sv.Host, sv.Key, err)
 	}
 	sv.UpdatedAt = now()
-	err := s.db.writeTx(ctx, func(q querier) error {
+	err := s.controlTx(ctx, func(q querier) error {
 		old, err := scanServer(q.queryRow(ctx, "SELECT "+serverColumns+" FROM servers WHERE host_key = ? AND server_key = ?", sv.Host, sv.Key))
 		if errors.Is(err, errNoRows) {
 			return fmt.Errorf("server %s/%s: %w", sv.Host, sv.Key, ErrNotFound)

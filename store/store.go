@@ -151,6 +151,10 @@ type Store interface {
 	// AuthorizeRequests are the OAuth server's pending authorization requests (see authorize.go).
 	AuthorizeRequests
 
+	// ControlGeneration grows with every committed change to hosts, humans, servers, tools,
+	// grants, agents, consents and upstream tokens: equal numbers mean those are unchanged.
+	ControlGeneration(ctx context.Context) (int64, error)
+
 	// Engine names the engine: "sqlite", "postgres" or "cockroachdb".
 	Engine() string
 	// Ping checks that the database answers.

@@ -55,7 +55,7 @@ func (s *sqlStore) PutTool(ctx context.Context, t Tool) (Tool, error) {
 			invalid("a flagged tool cannot be enabled; approve it first"))
 	}
 	t.UpdatedAt = now()
-	err := s.db.writeTx(ctx, func(q querier) error {
+	err := s.controlTx(ctx, func(q querier) error {
 		if err := requireServer(ctx, q, t.Host, t.Server); err != nil {
 			return err
 		}
@@ -144,7 +144,7 @@ func selectTools(ctx context.Context, q querier, where string, args ...any) ([]T
 
 func (s *sqlStore) DeleteTool(ctx context.Context, host, server, name string) error {
 	at := now()
-	err := s.db.writeTx(ctx, func(q querier) error {
+	err := s.controlTx(ctx, func(q querier) error {
 		where := "host_key = ? AND server_key = ? AND name = ?"
 		ok, err := exists(ctx, q, "SELECT 1 FROM tools WHERE "+where, host, server, name)
 		if err != nil {

@@ -116,7 +116,7 @@ func (s *sqlStore) PutUpstreamToken(ctx context.Context, t UpstreamToken) (Upstr
 	t.Sealed = bytes.Clone(t.Sealed)
 	t.ExpiresAt = normTime(t.ExpiresAt)
 	t.UpdatedAt = now()
-	err := s.db.writeTx(ctx, func(q querier) error {
+	err := s.controlTx(ctx, func(q querier) error {
 		if err := requireUser(ctx, q, t.Host, t.UserID); err != nil {
 			return err
 		}
@@ -177,7 +177,7 @@ func (s *sqlStore) PutUpstreamClient(ctx context.Context, c UpstreamClient) (Ups
 	}
 	c.SealedSecret = bytes.Clone(c.SealedSecret)
 	c.CreatedAt = now()
-	err := s.db.writeTx(ctx, func(q querier) error {
+	err := s.controlTx(ctx, func(q querier) error {
 		if err := requireHost(ctx, q, c.Host); err != nil {
 			return err
 		}
@@ -222,7 +222,7 @@ func (s *sqlStore) CreateUpstreamAuthState(ctx context.Context, st UpstreamAuthS
 		return fmt.Errorf("create upstream auth state: %w", err)
 	}
 	at := now()
-	err := s.db.writeTx(ctx, func(q querier) error {
+	err := s.controlTx(ctx, func(q querier) error {
 		if err := requireUser(ctx, q, st.Host, st.UserID); err != nil {
 			return err
 		}
@@ -244,7 +244,7 @@ func (s *sqlStore) CreateUpstreamAuthState(ctx context.Context, st UpstreamAuthS
 
 func (s *sqlStore) TakeUpstreamAuthState(ctx context.Context, hash string, at time.Time) (UpstreamAuthState, error) {
 	var st UpstreamAuthState
-	err := s.db.writeTx(ctx, func(q querier) error {
+	err := s.controlTx(ctx, func(q querier) error {
 		var sealed string
 		var expires int64
 		err := q.queryRow(ctx, "SELECT state_hash, host_key, user_id, server_key, pending_ref, sealed, expires_at FROM upstream_auth_states WHERE state_hash = ?",

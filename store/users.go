@@ -48,7 +48,7 @@ func (s *sqlStore) CreateUser(ctx context.Context, u User) (User, error) {
 	u.Email = email
 	u.CreatedAt = now()
 	u.LastActiveAt = normTime(u.LastActiveAt)
-	err = s.db.writeTx(ctx, func(q querier) error {
+	err = s.controlTx(ctx, func(q querier) error {
 		if err := requireHost(ctx, q, u.Host); err != nil {
 			return err
 		}
@@ -139,7 +139,7 @@ func selectUsers(ctx context.Context, q querier, where string, args ...any) ([]U
 // DeleteUser removes the human with their consents, agents and grants.
 func (s *sqlStore) DeleteUser(ctx context.Context, host, id string) error {
 	at := now()
-	err := s.db.writeTx(ctx, func(q querier) error {
+	err := s.controlTx(ctx, func(q querier) error {
 		if err := requireUser(ctx, q, host, id); err != nil {
 			return err
 		}
@@ -195,7 +195,7 @@ func (s *sqlStore) UpdateUser(ctx context.Context, u User) (User, error) {
 	}
 	at := now()
 	var out User
-	err := s.db.writeTx(ctx, func(q querier) error {
+	err := s.controlTx(ctx, func(q querier) error {
 		old, err := scanUser(q.queryRow(ctx, "SELECT "+userColumns+" FROM users WHERE host_key = ? AND id = ?", u.Host, u.ID))
 		if errors.Is(err, errNoRows) {
 			return fmt.Errorf("user %s/%s: %w", u.Host, u.ID, ErrNotFound)

@@ -1,0 +1,135 @@
+// Package storecache keeps the control-plane reads of the MCP hot path (host settings, servers,
+// tools, agents, humans, consents) in memory without ever serving stale data: every cached
+// answer is stamped with the store's control-plane generation, which every change to those
+// objects advances in its own transaction, and is used only while the generation is the same.
+//
+// One request reads the generation once (Snapshot) and every cached read in it is checked
+// against that number, so a request costs one small read instead of one per object, and sees
+// the control plane as of its start — a change committed before the request began is always
+// seen, by any replica sharing the database.
+package storecache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/trustgate/trustgate/store"
+)
+
+// DefaultMaxEntries bounds the cache; when full it starts over (the next reads fill it again).
+const DefaultMaxEntries = 65536
+
+// Store is a store.Store whose hot-path reads are cached. Values it returns are shared: callers
+// must not modify them. Every other method goes straight to the wrapped store.
+type Store struct {
+	store.Store
+	max int
+
+	mu      sync.Mutex
+	entries map[key]entry
+}
+
+type key struct {
+	kind       string
+	host, a, b string
+}
+
+type entry struct {
+	gen   int64
+	value any
+	err   error // only store.ErrNotFound answers are cached
+}
+
+// New wraps st. maxEntries <= 0 means DefaultMaxEntries.
+func New(st store.Store, maxEntries int) *Store {
+	if maxEntries <= 0 {
+		maxEntries = DefaultMaxEntries
+	}
+	return &Store{Store: st, max: maxEntries, entries: map[key]entry{}}
+}
+
+type snapshotKey struct{}
+
+// Snapshot reads the control-plane generation once and returns a context under which every
+// cached read is checked against it. A context without a snapshot reads the generation on each
+// cached read.
+func (s *Store) Snapshot(ctx context.Context) (context.Context, error) {
+	gen, err := s.Store.ControlGeneration(ctx)
+	if err != nil {
+		return ctx, err
+	}
+	return context.WithValue(ctx, snapshotKey{}, gen), nil
+}
+
+func (s *Store) generation(ctx context.Context) (int64, error) {
+	if gen, ok := ctx.Value(snapshotKey{}).(int64); ok {
+		return gen, nil
+	}
+	return s.Store.ControlGeneration(ctx)
+}
+
+// cached answers k from the cache when it was stored at the current generation, else with load.
+func cached[T any](ctx context.Context, s *Store, k key, load func() (T, error)) (T, error) {
+	gen, err := s.generation(ctx)
+	if err != nil {
+		var zero T
+		return zero, fmt.Errorf("control-plane cache: %w", err)
+	}
+	s.mu.Lock()
+	e, ok := s.entries[k]
+	s.mu.Unlock()
+	if ok && e.gen == gen {
+		if e.err != nil {
+			var zero T
+			return zero, e.err
+		}
+		return e.value.(T), nil
+	}
+	v, err := load()
+	if err != nil && !isNotFound(err) {
+		return v, err
+	}
+	s.mu.Lock()
+	if len(s.entries) >= s.max {
+		clear(s.entries)
+	}
+	// A load that raced with a change may hold newer data than gen: stamping it with gen is
+	// safe (it is dropped as soon as the generation moves), never the other way round.
+	s.entries[k] = entry{gen: gen, value: v, err: err}
+	s.mu.Unlock()
+	return v, err
+}
+
+func isNotFound(err error) bool { return err != nil && errors.Is(err, store.ErrNotFound) }
+
+// GetHost is store.Store.GetHost, cached.
+func (s *Store) GetHost(ctx context.Context, host string) (store.Host, error) {
+	return cached(ctx, s, key{kind: "host", host: host}, func() (store.Host, error) { return s.Store.GetHost(ctx, host) })
+}
+
+// GetServer is store.Store.GetServer, cached.
+func (s *Store) GetServer(ctx context.Context, host, server string) (store.Server, error) {
+	return cached(ctx, s, key{kind: "server", host: host, a: server}, func() (store.Server, error) { return s.Store.GetServer(ctx, host, server) })
+}
+
+// ListTools is store.Store.ListTools, cached.
+func (s *Store) ListTools(ctx context.Context, host, server string) ([]store.Tool, error) {
+	return cached(ctx, s, key{kind: "tools", host: host, a: server}, func() ([]store.Tool, error) { return s.Store.ListTools(ctx, host, server) })
+}
+
+// GetAgent is store.Store.GetAgent, cached.
+func (s *Store) GetAgent(ctx context.Context, host, id string) (store.Agent, error) {
+	return cached(ctx, s, key{kind: "agent", host: host, a: id}, func() (store.Agent, error) { return s.Store.GetAgent(ctx, host, id) })
+}
+
+// GetUser is store.Store.GetUser, cached.
+func (s *Store) GetUser(ctx context.Context, host, id string) (store.User, error) {
+	return cached(ctx, s, key{kind: "user", host: host, a: id}, func() (store.User, error) { return s.Store.GetUser(ctx, host, id) })
+}
+
+// ListConsents is store.Store.ListConsents, cached.
+func (s *Store) ListConsents(ctx context.Context, host, agentID string) ([]store.Consent, error) {
+	return cached(ctx, s, key{kind: "consents", host: host, a: agentID}, func() ([]store.Consent, error) { return s.Store.ListConsents(ctx, host, agentID) })
+}
