@@ -85,6 +85,7 @@ type Proxy struct {
 	mux      *http.ServeMux
 	trans    *http.Transport
 	sessions sessionBinder
+	legacy   *legacyState
 }
 
 // New checks the configuration and builds the proxy.
@@ -95,13 +96,13 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	p := &Proxy{cfg: cfg, log: cfg.Logger, trans: newTransport(), sessions: newSessionBinder(cfg.SessionKey)}
+	p := &Proxy{cfg: cfg, log: cfg.Logger, trans: newTransport(), sessions: newSessionBinder(cfg.SessionKey), legacy: newLegacyState()}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
-		Transport:      p.trans,
+		Transport:      timeoutTransport{p.trans},
 		FlushInterval:  -1, // flush after every write: SSE events reach the client at once
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.upstreamError,
@@ -119,6 +120,12 @@ func (p *Proxy) Handler() http.Handler { return p.mux }
 
 // CloseIdleConnections closes the idle upstream connections.
 func (p *Proxy) CloseIdleConnections() { p.trans.CloseIdleConnections() }
+
+// Close ends the open legacy (HTTP+SSE) upstream connections and closes idle connections.
+func (p *Proxy) Close() {
+	p.legacy.closeAll()
+	p.trans.CloseIdleConnections()
+}
 
 var serverKeyRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
@@ -187,6 +194,12 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 		m = &msg
 	}
 
+	// 4c. The protocol revision's transport rules (protocol.go).
+	proto, ok := checkProtocol(w, r, m)
+	if !ok {
+		return
+	}
+
 	// 3. The upstream server.
 	srv, ok := p.resolveServer(ctx, w, m, host, agentID, pathServer)
 	if !ok {
@@ -194,7 +207,8 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// 4b. Authorization: one decision per message.
-	fw := &forward{host: host, server: srv.Key, serverName: displayName(srv), agentID: agentID, msg: m}
+	fw := &forward{host: host, server: srv.Key, serverName: displayName(srv), agentID: agentID, msg: m,
+		stateless: proto.stateless, timeouts: timeoutsOf(srv)}
 	if !p.authorize(ctx, w, fw, userID) {
 		return
 	}
@@ -218,7 +232,7 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 	}
 	fw.target = target
 	// The session (older revisions): only the agent that opened it may use it.
-	if id := r.Header.Get("Mcp-Session-Id"); id != "" {
+	if id := r.Header.Get("Mcp-Session-Id"); id != "" && !fw.stateless {
 		upstreamID, ok := p.sessions.unwrap(host, srv.Key, agentID, id)
 		if !ok {
 			p.log.Warn("proxy: session id not issued to this agent", "host", host, "server", srv.Key, "agent", agentID)
@@ -234,6 +248,11 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 	if fw.credName, fw.credValue, err = p.credential(srv); err != nil {
 		p.log.Error("proxy: server credentials", "host", host, "server", srv.Key, "err", err)
 		p.reject(w, m, ErrCodeUpstream, fmt.Sprintf("the MCP server %s could not be reached: trustgate could not use its stored credentials", fw.serverName), nil, http.StatusBadGateway)
+		return
+	}
+	fw.body = body
+	if p.legacy.isLegacy(target.String()) {
+		p.serveLegacy(w, r.WithContext(context.WithValue(r.Context(), forwardKey{}, fw)), fw) // legacysse.go
 		return
 	}
 	out := r.WithContext(context.WithValue(r.Context(), forwardKey{}, fw))
@@ -505,9 +524,12 @@ func displayName(s store.Server) string {
 type forward struct {
 	host, server, serverName, agentID string
 	msg                               *message // nil for GET and DELETE
+	body                              []byte   // the message as it came
 	target                            *url.URL
 	credName, credValue               string
-	upstreamSession                   string            // the upstream's Mcp-Session-Id, unwrapped
+	upstreamSession                   string // the upstream's Mcp-Session-Id, unwrapped
+	stateless                         bool   // 2026-07-28 or later: no sessions
+	timeouts                          timeouts
 	keep                              func(string) bool // set: filter the tools/list response
 }
 
@@ -520,7 +542,7 @@ func forwardOf(ctx context.Context) *forward {
 
 // forwardedHeaders are the only request headers sent upstream (Authorization and Cookie, and
 // anything else of the gateway's, never are).
-var forwardedHeaders = []string{"Accept", "Content-Type", "Mcp-Session-Id", "Mcp-Protocol-Version", "Last-Event-Id", "User-Agent"}
+var forwardedHeaders = []string{"Accept", "Content-Type", "Mcp-Session-Id", "Mcp-Protocol-Version", "Last-Event-Id", "User-Agent", "Mcp-Method", "Mcp-Name"}
 
 // rewrite targets the server's URL with the upstream credential.
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
@@ -534,6 +556,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 			h[http.CanonicalHeaderKey(name)] = append([]string(nil), v...)
 		}
 	}
+	forwardParamHeaders(pr.In.Header, h, fw.stateless)
 	if _, ok := h["User-Agent"]; !ok {
 		h["User-Agent"] = []string{""} // not Go's default
 	}
@@ -561,6 +584,14 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	resp.Header.Del("Set-Cookie") // upstream cookies would land on the gateway's origin
 	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
 		return &upstreamAuthError{resp.StatusCode}
+	}
+	if fw != nil {
+		if err := checkLegacy(resp, fw); err != nil {
+			return err // maybe an HTTP+SSE server: upstreamError probes it
+		}
+	}
+	if fw != nil && fw.stateless {
+		resp.Header.Del("Mcp-Session-Id") // 2026-07-28: no sessions
 	}
 	if id := resp.Header.Get("Mcp-Session-Id"); id != "" && fw != nil {
 		resp.Header.Set("Mcp-Session-Id", p.sessions.wrap(fw.host, fw.server, fw.agentID, id))
@@ -605,9 +636,17 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		return // the client went away
 	}
+	var cand *legacyCandidate
+	if errors.As(err, &cand) {
+		p.probeLegacy(w, r, fw, cand)
+		return
+	}
 	msg := fmt.Sprintf("the MCP server %s could not be reached", fw.serverName)
 	var authErr *upstreamAuthError
+	var timeoutErr *timeoutError
 	switch {
+	case errors.As(err, &timeoutErr):
+		msg = fmt.Sprintf("the MCP server %s did not answer in time (%s); try again later or ask an administrator to raise its timeouts", fw.serverName, timeoutErr)
 	case errors.As(err, &authErr):
 		msg = fmt.Sprintf("the MCP server %s refused trustgate's credentials (HTTP %d); ask an administrator to update them", fw.serverName, authErr.status)
 	case errors.Is(err, errTooLarge):

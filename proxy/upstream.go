@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"time"
 
@@ -10,19 +9,19 @@ import (
 	"github.com/trustgate/trustgate/store"
 )
 
-// newTransport is the one upstream transport: pooled connections, bounded connect and
-// response-header waits, no overall timeout (SSE streams last as long as they need), and no
-// transparent compression (it would delay SSE events and hide bodies from the filter).
+// newTransport is the one upstream transport: pooled connections, no overall timeout (SSE
+// streams last as long as they need; per-server timeouts are applied per request, see
+// timeouts.go), and no transparent compression (it would delay SSE events and hide bodies
+// from the filter).
 func newTransport() *http.Transport {
 	return &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           dialContext, // the server's connect timeout
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          512,
 		MaxIdleConnsPerHost:   64,
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
-		ResponseHeaderTimeout: 60 * time.Second,
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true,
 	}
