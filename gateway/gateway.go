@@ -261,7 +261,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	stopSync()
 	wg.Wait()
-	g.proxy.CloseIdleConnections()
+	g.proxy.Close() // legacy upstream streams and idle connections
 	if _, syncErr := g.writer.Sync(shutdownCtx); syncErr != nil {
 		log.Warn("pending relationship changes stay in the store and are applied at next start", "err", syncErr)
 	}

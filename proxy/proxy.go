@@ -23,7 +23,13 @@
 // other status as a transport failure); the drop is logged. A failing authorization backend
 // fails closed (ErrCodeUnavailable).
 //
-// Out of scope for now: the protocol-version header checks, the legacy HTTP+SSE transport, audit, approvals and DLP.
+// Protocol revisions (protocol.go): MCP-Protocol-Version must name a known revision; on
+// 2026-07-28 the Mcp-Method/Mcp-Name headers must match the body, GET and DELETE are 405 and
+// there are no sessions. Upstreams that speak only the 2024-11-05 HTTP+SSE transport are
+// relayed for Streamable HTTP clients (legacysse.go). Per-server connect, first-byte and
+// idle-stream timeouts apply per request on one pooled transport (timeouts.go).
+//
+// Out of scope for now: audit, approvals and DLP.
 package proxy
 
 import (
