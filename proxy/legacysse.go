@@ -335,8 +335,19 @@ func (p *Proxy) probeLegacy(w http.ResponseWriter, r *http.Request, fw *forward,
 	p.relayLegacy(w, r, fw, c)
 }
 
-// serveLegacy serves a message to a server known to speak only HTTP+SSE.
-func (p *Proxy) serveLegacy(w http.ResponseWriter, r *http.Request, fw *forward) {
+// legacyRoute: the message goes through the legacy transport (the server is known to speak
+// only HTTP+SSE, or the message belongs to an open legacy session).
+func (p *Proxy) legacyRoute(fw *forward) bool {
+	if p.legacy.isLegacy(fw.target.String()) {
+		return true
+	}
+	return fw.upstreamSession != "" && p.legacy.get(legacyKey{fw.host, fw.server, fw.agentID, fw.upstreamSession}) != nil
+}
+
+// serveLegacy serves a message to a server known to speak only HTTP+SSE. It returns false,
+// having answered nothing, when an initialize finds that the server no longer does (it is
+// forgotten as legacy and the caller forwards the request as Streamable HTTP).
+func (p *Proxy) serveLegacy(w http.ResponseWriter, r *http.Request, fw *forward) bool {
 	var c *legacyConn
 	if fw.upstreamSession != "" {
 		c = p.legacy.get(legacyKey{fw.host, fw.server, fw.agentID, fw.upstreamSession})
@@ -347,33 +358,35 @@ func (p *Proxy) serveLegacy(w http.ResponseWriter, r *http.Request, fw *forward)
 			c.close(errors.New("the client ended the session"))
 		}
 		w.WriteHeader(http.StatusNoContent)
-		return
 	case r.Method == http.MethodGet:
 		if c == nil {
 			writeRPCError(w, http.StatusNotFound, nil, ErrCodeInvalidRequest, "session not found: start a new session with initialize", nil)
-			return
+			return true
 		}
 		p.streamLegacy(w, r, c)
-		return
 	case fw.msg.kind == kindRequest && fw.msg.method == "server/discover":
 		// Not a modern server: a plain 400 makes the client fall back to initialize.
 		http.Error(w, fmt.Sprintf("the MCP server %s speaks only protocol version 2024-11-05 (HTTP+SSE): use initialize", fw.serverName), http.StatusBadRequest)
-		return
 	case fw.msg.kind == kindRequest && fw.msg.method == "initialize":
-		var err error
-		if c, err = p.openLegacy(fw); err != nil {
-			p.legacy.setLegacy(fw.target.String(), false) // re-probe next time
-			p.upstreamError(w, r, err)
-			return
+		c, err := p.openLegacy(fw)
+		if errors.Is(err, errNotLegacy) {
+			p.log.Info("proxy: server no longer speaks HTTP+SSE; forwarding as Streamable HTTP", "host", fw.host, "server", fw.server)
+			p.legacy.setLegacy(fw.target.String(), false)
+			return false
 		}
+		if err != nil {
+			p.upstreamError(w, r, err)
+			return true
+		}
+		p.relayLegacy(w, r, fw, c)
 	case c == nil && fw.upstreamSession == "":
 		writeRPCError(w, http.StatusBadRequest, fw.msg.id, ErrCodeInvalidRequest, "Mcp-Session-Id required: start a session with initialize", nil)
-		return
 	case c == nil:
 		writeRPCError(w, http.StatusNotFound, fw.msg.id, ErrCodeInvalidRequest, "session not found: start a new session with initialize", nil)
-		return
+	default:
+		p.relayLegacy(w, r, fw, c)
 	}
-	p.relayLegacy(w, r, fw, c)
+	return true
 }
 
 // relayLegacy POSTs the client's message to the legacy endpoint and answers it.

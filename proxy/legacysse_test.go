@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -71,5 +72,30 @@ func TestLegacyUpstream(t *testing.T) {
 	case <-changed:
 	case <-time.After(5 * time.Second):
 		t.Error("notifications/tools/list_changed from the legacy server did not reach the client")
+	}
+}
+
+// TestLegacyServerUpgraded: a server remembered as HTTP+SSE that now speaks Streamable HTTP is
+// probed again at the next initialize and reached directly.
+func TestLegacyServerUpgraded(t *testing.T) {
+	e := newEnv(t)
+	var upgraded atomic.Bool
+	sse := mcp.NewSSEHandler(func(*http.Request) *mcp.Server { return e.up.Server }, nil)
+	streamable := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return e.up.Server }, nil)
+	e.addServer("moving", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if upgraded.Load() {
+			streamable.ServeHTTP(w, r)
+			return
+		}
+		sse.ServeHTTP(w, r)
+	}), nil)
+	cs := connect(t, e.endpoint("moving"), e.token(e.endpoint("moving"), nil))
+	if _, err := callText(t, cs, "list_issues", nil); err != nil {
+		t.Fatalf("as a legacy server: %v", err)
+	}
+	upgraded.Store(true)
+	cs2 := connect(t, e.endpoint("moving"), e.token(e.endpoint("moving"), nil))
+	if got, err := callText(t, cs2, "create_issue", map[string]any{"title": "new"}); err != nil || got != "create_issue called: new" {
+		t.Fatalf("after the upgrade: %q %v", got, err)
 	}
 }

@@ -257,9 +257,8 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fw.body = body
-	if p.legacy.isLegacy(target.String()) {
-		p.serveLegacy(w, r.WithContext(context.WithValue(r.Context(), forwardKey{}, fw)), fw) // legacysse.go
-		return
+	if p.legacyRoute(fw) && p.serveLegacy(w, r.WithContext(context.WithValue(r.Context(), forwardKey{}, fw)), fw) {
+		return // legacysse.go
 	}
 	out := r.WithContext(context.WithValue(r.Context(), forwardKey{}, fw))
 	if r.Method == http.MethodPost {
