@@ -41,11 +41,12 @@ test-race:
 test-rest:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -Ev '$(RACE_PATTERN)')
 
-## fuzz: the JSON-RPC and SSE parsers of the proxy, FUZZTIME each (CI runs it briefly).
+## fuzz: the JSON-RPC and SSE parsers of the proxy (the SSE filter, the legacy event reader), FUZZTIME each (CI runs it briefly).
 FUZZTIME ?= 10s
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParseMessage -fuzztime=$(FUZZTIME) ./proxy/
 	$(GO) test -run='^$$' -fuzz=FuzzSSEFilter -fuzztime=$(FUZZTIME) ./proxy/
+	$(GO) test -run='^$$' -fuzz=FuzzSSEReader -fuzztime=$(FUZZTIME) ./proxy/
 
 lint: $(STATICCHECK)
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; \

@@ -522,3 +522,21 @@ func TestImportOfAServerThatWantsEachHumansSignIn(t *testing.T) {
 		t.Errorf("import result = %+v", res.Server)
 	}
 }
+
+func TestServerTimeouts(t *testing.T) {
+	e := newEnv(t)
+	up := testmcp.Start(t, "")
+	e.imported(up)
+	var s admin.Server
+	e.must(200, "PATCH", "/api/v1/hosts/acme/servers/tracker", e.acme, admin.ServerUpdate{FirstByteTimeoutMS: ptr(int64(120000)), IdleTimeoutMS: ptr(int64(600000))}, &s)
+	if s.Timeouts != (admin.Timeouts{FirstByteTimeoutMS: 120000, IdleTimeoutMS: 600000}) {
+		t.Fatalf("after PATCH: %+v", s.Timeouts)
+	}
+	e.must(200, "PATCH", "/api/v1/hosts/acme/servers/tracker", e.acme, admin.ServerUpdate{IdleTimeoutMS: ptr(int64(0)), Name: ptr("Tracker")}, &s)
+	e.must(200, "GET", "/api/v1/hosts/acme/servers/tracker", e.acme, nil, &s)
+	if s.Timeouts != (admin.Timeouts{FirstByteTimeoutMS: 120000}) || s.Name != "Tracker" {
+		t.Fatalf("an absent timeout changed, or 0 did not restore the default: %+v", s)
+	}
+	e.problem(400, "PATCH", "/api/v1/hosts/acme/servers/tracker", e.acme, admin.ServerUpdate{ConnectTimeoutMS: ptr(int64(-1))}, "connect_timeout_ms")
+	e.problem(400, "PATCH", "/api/v1/hosts/acme/servers/tracker", e.acme, admin.ServerUpdate{ConnectTimeoutMS: ptr(int64(25 * 3600 * 1000))}, "connect_timeout_ms")
+}

@@ -8,6 +8,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/trustgate/trustgate/credentials"
 	"github.com/trustgate/trustgate/discovery"
@@ -70,6 +71,7 @@ func (a *API) serverDoc(ctx context.Context, s store.Server) (Server, error) {
 	doc := Server{
 		Key: s.Key, Name: s.Name, Description: s.Description, URL: s.URL,
 		CredentialKind: s.CredentialKind, Tools: len(tools), CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
+		Timeouts: timeoutsDoc(s),
 	}
 	for _, t := range tools {
 		if t.Enabled {
@@ -145,8 +147,12 @@ func (a *API) importServer(r *http.Request, _ *caller) (int, any, error) {
 	}
 	enable := req.EnableTools == nil || *req.EnableTools
 	srv := store.Server{Host: host, Key: key, Name: firstNonEmpty(req.Name, found.ServerName, key), Description: firstNonEmpty(req.Description, found.Instructions), URL: req.URL}
+	t := req.Timeouts
+	if err := setTimeouts(&srv, &t.ConnectTimeoutMS, &t.FirstByteTimeoutMS, &t.IdleTimeoutMS); err != nil {
+		return 0, nil, err
+	}
 	tools := serverimport.Tools(host, key, found.Tools, enable)
-	result := ImportResult{DryRun: req.DryRun, Server: Server{Key: key, Name: srv.Name, Description: srv.Description, URL: srv.URL, Tools: len(tools)}}
+	result := ImportResult{DryRun: req.DryRun, Server: Server{Key: key, Name: srv.Name, Description: srv.Description, URL: srv.URL, Tools: len(tools), Timeouts: timeoutsDoc(srv)}}
 	for _, t := range tools {
 		result.Tools = append(result.Tools, toolDoc(t))
 		if t.Enabled {
@@ -203,6 +209,9 @@ func (a *API) updateServer(r *http.Request, _ *caller) (int, any, error) {
 	}
 	if req.ClearCredentials {
 		s.CredentialKind, s.Credentials = "", nil
+	}
+	if err := setTimeouts(&s, req.ConnectTimeoutMS, req.FirstByteTimeoutMS, req.IdleTimeoutMS); err != nil {
+		return 0, nil, err
 	}
 	if req.Header != nil || req.OAuthClient != nil {
 		if s.CredentialKind, s.Credentials, err = a.sealCredentials(s.Host, s.Key, req.Header, req.OAuthClient); err != nil {
@@ -351,6 +360,36 @@ func checkURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
 		return problemf(http.StatusBadRequest, "server URL %q must be an absolute http(s) URL without credentials in it", raw)
+	}
+	return nil
+}
+
+func timeoutsDoc(s store.Server) Timeouts {
+	return Timeouts{
+		ConnectTimeoutMS:   s.ConnectTimeout.Milliseconds(),
+		FirstByteTimeoutMS: s.FirstByteTimeout.Milliseconds(),
+		IdleTimeoutMS:      s.IdleTimeout.Milliseconds(),
+	}
+}
+
+// setTimeouts sets the timeouts given (nil: unchanged), in milliseconds.
+func setTimeouts(s *store.Server, connectMS, firstByteMS, idleMS *int64) error {
+	for _, f := range []struct {
+		name string
+		ms   *int64
+		dst  *time.Duration
+	}{
+		{"connect_timeout_ms", connectMS, &s.ConnectTimeout},
+		{"first_byte_timeout_ms", firstByteMS, &s.FirstByteTimeout},
+		{"idle_timeout_ms", idleMS, &s.IdleTimeout},
+	} {
+		if f.ms == nil {
+			continue
+		}
+		if *f.ms < 0 || *f.ms > store.MaxServerTimeout.Milliseconds() {
+			return problemf(http.StatusBadRequest, "%s must be from 0 (the default) to %d", f.name, store.MaxServerTimeout.Milliseconds())
+		}
+		*f.dst = time.Duration(*f.ms) * time.Millisecond
 	}
 	return nil
 }

@@ -98,16 +98,17 @@ type OAuthClient struct {
 
 // Server is an upstream MCP server. Credentials are never returned.
 type Server struct {
-	Key            string    `json:"key"`
-	Name           string    `json:"name"`
-	Description    string    `json:"description"`
-	URL            string    `json:"url"`
-	CredentialKind string    `json:"credential_kind"` // "", "header" or "oauth_client"
-	Tools          int       `json:"tools"`
-	EnabledTools   int       `json:"enabled_tools"`
-	FlaggedTools   int       `json:"flagged_tools"`
-	CreatedAt      time.Time `json:"created_at"`
-	UpdatedAt      time.Time `json:"updated_at"`
+	Key            string `json:"key"`
+	Name           string `json:"name"`
+	Description    string `json:"description"`
+	URL            string `json:"url"`
+	CredentialKind string `json:"credential_kind"` // "", "header" or "oauth_client"
+	Tools          int    `json:"tools"`
+	EnabledTools   int    `json:"enabled_tools"`
+	FlaggedTools   int    `json:"flagged_tools"`
+	Timeouts
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // ServerImport imports an upstream MCP server: the gateway connects to URL, lists its tools and
@@ -124,7 +125,8 @@ type ServerImport struct {
 	OAuthClient *OAuthClient `json:"oauth_client,omitempty"`
 	// EnableTools enables every imported tool at once (default true).
 	EnableTools *bool `json:"enable_tools,omitempty"`
-	DryRun      bool  `json:"dry_run,omitempty"`
+	Timeouts
+	DryRun bool `json:"dry_run,omitempty"`
 }
 
 // ImportResult is the server and its tools as imported (or as they would be, for a dry run).
@@ -142,6 +144,19 @@ type ServerUpdate struct {
 	Header           *CredentialHeader `json:"header,omitempty"`
 	OAuthClient      *OAuthClient      `json:"oauth_client,omitempty"`
 	ClearCredentials bool              `json:"clear_credentials,omitempty"`
+	// Timeouts in milliseconds; an absent field is unchanged, 0 restores the default.
+	ConnectTimeoutMS   *int64 `json:"connect_timeout_ms,omitempty"`
+	FirstByteTimeoutMS *int64 `json:"first_byte_timeout_ms,omitempty"`
+	IdleTimeoutMS      *int64 `json:"idle_timeout_ms,omitempty"`
+}
+
+// Timeouts are a server's upstream timeouts in milliseconds, 0 for the proxy's default
+// (connect 10000, first byte 60000, idle stream 300000): establishing a connection, waiting
+// for the response header, and silence on a streaming response (which then ends).
+type Timeouts struct {
+	ConnectTimeoutMS   int64 `json:"connect_timeout_ms"`
+	FirstByteTimeoutMS int64 `json:"first_byte_timeout_ms"`
+	IdleTimeoutMS      int64 `json:"idle_timeout_ms"`
 }
 
 // SyncResult says what a re-discovery changed. New tools are added disabled unless the host

@@ -308,7 +308,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	stopSync()
 	wg.Wait()
-	g.proxy.CloseIdleConnections()
+	g.proxy.Close() // legacy upstream streams and idle connections
 	// In-flight requests are done: write the audit entries still queued (results of the last
 	// calls) before the store closes.
 	if auditErr := g.audit.Close(shutdownCtx); auditErr != nil {

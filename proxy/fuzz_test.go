@@ -58,3 +58,26 @@ func FuzzSSEFilter(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSSEReader: whatever a legacy upstream streams, the event reader never panics, never
+// returns an event above its bound, and ends with an error rather than looping.
+func FuzzSSEReader(f *testing.F) {
+	f.Add([]byte("event: endpoint\ndata: /messages?sessionid=1\n\n"))
+	f.Add([]byte(": ping\r\n\r\nevent: message\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\r\n\r\n"))
+	f.Add([]byte("data: a\ndata: b\n\ndata: truncated"))
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		r := newSSEReader(bytes.NewReader(stream))
+		for i := 0; ; i++ {
+			ev, err := r.next()
+			if err != nil {
+				return
+			}
+			if len(ev.data) > maxFilterBytes {
+				t.Fatalf("an event of %d bytes", len(ev.data))
+			}
+			if i > len(stream) {
+				t.Fatal("more events than bytes")
+			}
+		}
+	})
+}

@@ -25,7 +25,16 @@
 // other status as a transport failure); the drop is logged. A failing authorization backend
 // fails closed (ErrCodeUnavailable).
 //
-// Out of scope for now: the protocol-version header checks, the legacy HTTP+SSE transport, approvals and DLP.
+// Protocol revisions (protocol.go): MCP-Protocol-Version must name a known revision; on
+// 2026-07-28 the Mcp-Method/Mcp-Name headers must match the body, GET and DELETE are 405 and
+// there are no sessions. Upstreams that speak only the 2024-11-05 HTTP+SSE transport are
+// relayed for Streamable HTTP clients (legacysse.go). Per-server connect, first-byte and
+// idle-stream timeouts apply per request on one pooled transport (timeouts.go).
+//
+// Audit (audit.go): one entry per decision; an allowed message is forwarded only once its
+// entry is durable.
+//
+// Out of scope for now: approvals and DLP.
 package proxy
 
 import (
@@ -96,6 +105,7 @@ type Proxy struct {
 	mux      *http.ServeMux
 	trans    *http.Transport
 	sessions sessionBinder
+	legacy   *legacyState
 }
 
 // New checks the configuration and builds the proxy.
@@ -106,13 +116,13 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	p := &Proxy{cfg: cfg, log: cfg.Logger, trans: newTransport(), sessions: newSessionBinder(cfg.SessionKey)}
+	p := &Proxy{cfg: cfg, log: cfg.Logger, trans: newTransport(), sessions: newSessionBinder(cfg.SessionKey), legacy: newLegacyState()}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
-		Transport:      p.trans,
+		Transport:      timeoutTransport{p.trans},
 		FlushInterval:  -1, // flush after every write: SSE events reach the client at once
 		BufferPool:     newBufferPool(),
 		ModifyResponse: p.modifyResponse,
@@ -131,6 +141,12 @@ func (p *Proxy) Handler() http.Handler { return p.mux }
 
 // CloseIdleConnections closes the idle upstream connections.
 func (p *Proxy) CloseIdleConnections() { p.trans.CloseIdleConnections() }
+
+// Close ends the open legacy (HTTP+SSE) upstream connections and closes idle connections.
+func (p *Proxy) Close() {
+	p.legacy.closeAll()
+	p.trans.CloseIdleConnections()
+}
 
 var serverKeyRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
@@ -201,6 +217,12 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 		m = &msg
 	}
 
+	// 4c. The protocol revision's transport rules (protocol.go).
+	proto, ok := checkProtocol(w, r, m)
+	if !ok {
+		return
+	}
+
 	// 3. The upstream server.
 	entry := auditEntry(r, host, claims, m)
 	srv, ok := p.resolveServer(ctx, w, m, host, agentID, pathServer, &entry)
@@ -210,7 +232,8 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 
 	// 4b. Authorization: one decision per message.
 	entry.Server = srv.Key
-	fw := &forward{host: host, server: srv.Key, serverName: displayName(srv), agentID: agentID, msg: m, entry: entry}
+	fw := &forward{host: host, server: srv.Key, serverName: displayName(srv), agentID: agentID, msg: m, entry: entry,
+		stateless: proto.stateless, timeouts: timeoutsOf(srv)}
 	if !p.authorize(ctx, w, fw, userID) {
 		return
 	}
@@ -235,7 +258,7 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 	}
 	fw.target = target
 	// The session (older revisions): only the agent that opened it may use it.
-	if id := r.Header.Get("Mcp-Session-Id"); id != "" {
+	if id := r.Header.Get("Mcp-Session-Id"); id != "" && !fw.stateless {
 		upstreamID, ok := p.sessions.unwrap(host, srv.Key, agentID, id)
 		if !ok {
 			p.log.Warn("proxy: session id not issued to this agent", "host", host, "server", srv.Key, "agent", agentID)
@@ -253,15 +276,19 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 		p.credentialError(ctx, w, fw, err)
 		return
 	}
+	fw.body = body
+	// No audit, no action: the entry is durable before anything is forwarded.
+	if !p.auditAllowed(ctx, w, fw) {
+		return
+	}
+	if p.legacyRoute(fw) && p.serveLegacy(w, r.WithContext(context.WithValue(r.Context(), forwardKey{}, fw)), fw) {
+		return // legacysse.go
+	}
 	out := r.WithContext(context.WithValue(r.Context(), forwardKey{}, fw))
 	if r.Method == http.MethodPost {
 		out.Body = io.NopCloser(bytes.NewReader(body))
 		out.ContentLength = int64(len(body))
 		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	}
-	// No audit, no action: the entry is durable before anything is forwarded.
-	if !p.auditAllowed(ctx, w, fw) {
-		return
 	}
 	p.rp.ServeHTTP(w, out)
 	p.auditResult(fw)
@@ -538,10 +565,13 @@ func displayName(s store.Server) string {
 type forward struct {
 	host, server, serverName, agentID string
 	msg                               *message // nil for GET and DELETE
+	body                              []byte   // the message as it came
 	target                            *url.URL
 	credName, credValue               string
-	humanCred                         bool              // the credential is the human's own upstream token
-	upstreamSession                   string            // the upstream's Mcp-Session-Id, unwrapped
+	humanCred                         bool   // the credential is the human's own upstream token
+	upstreamSession                   string // the upstream's Mcp-Session-Id, unwrapped
+	stateless                         bool   // 2026-07-28 or later: no sessions
+	timeouts                          timeouts
 	keep                              func(string) bool // set: filter the tools/list response
 	entry                             audit.Entry       // the message's audit entry
 	forwardedAt                       time.Time
@@ -558,7 +588,7 @@ func forwardOf(ctx context.Context) *forward {
 
 // forwardedHeaders are the only request headers sent upstream (Authorization and Cookie, and
 // anything else of the gateway's, never are).
-var forwardedHeaders = []string{"Accept", "Content-Type", "Mcp-Session-Id", "Mcp-Protocol-Version", "Last-Event-Id", "User-Agent"}
+var forwardedHeaders = []string{"Accept", "Content-Type", "Mcp-Session-Id", "Mcp-Protocol-Version", "Last-Event-Id", "User-Agent", "Mcp-Method", "Mcp-Name"}
 
 // rewrite targets the server's URL with the upstream credential.
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
@@ -572,6 +602,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 			h[http.CanonicalHeaderKey(name)] = append([]string(nil), v...)
 		}
 	}
+	forwardParamHeaders(pr.In.Header, h, fw.stateless)
 	if _, ok := h["User-Agent"]; !ok {
 		h["User-Agent"] = []string{""} // not Go's default
 	}
@@ -604,6 +635,14 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	}
 	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
 		return &upstreamAuthError{resp.StatusCode}
+	}
+	if fw != nil {
+		if err := checkLegacy(resp, fw); err != nil {
+			return err // maybe an HTTP+SSE server: upstreamError probes it
+		}
+	}
+	if fw != nil && fw.stateless {
+		resp.Header.Del("Mcp-Session-Id") // 2026-07-28: no sessions
 	}
 	if id := resp.Header.Get("Mcp-Session-Id"); id != "" && fw != nil {
 		resp.Header.Set("Mcp-Session-Id", p.sessions.wrap(fw.host, fw.server, fw.agentID, id))
@@ -651,13 +690,21 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		return // the client went away
 	}
+	var cand *legacyCandidate
+	if errors.As(err, &cand) {
+		p.probeLegacy(w, r, fw, cand)
+		return
+	}
 	msg := fmt.Sprintf("the MCP server %s could not be reached", fw.serverName)
 	var authErr *upstreamAuthError
+	var timeoutErr *timeoutError
 	switch {
 	case errors.As(err, &authErr) && fw.humanCred && authErr.status == http.StatusUnauthorized:
 		p.log.Info("proxy: upstream refused the human's token", "host", fw.host, "server", fw.server, "agent", fw.agentID)
 		p.reject(w, fw.msg, ErrCodeReconsent, reconsentMessage(fw.serverName), reconsentData(fw.server), http.StatusBadGateway)
 		return
+	case errors.As(err, &timeoutErr):
+		msg = fmt.Sprintf("the MCP server %s did not answer in time (%s); try again later or ask an administrator to raise its timeouts", fw.serverName, timeoutErr)
 	case errors.As(err, &authErr):
 		msg = fmt.Sprintf("the MCP server %s refused trustgate's credentials (HTTP %d); ask an administrator to update them", fw.serverName, authErr.status)
 	case isInvalidResponse(err):

@@ -125,7 +125,7 @@ func newEnv(t *testing.T, opts ...func(*proxy.Config)) *env {
 	})
 	e.gw.Start()
 	t.Cleanup(e.gw.Close)
-	t.Cleanup(p.CloseIdleConnections)
+	t.Cleanup(p.Close)
 
 	// Control plane: a server with three tools, a human with a high ceiling, an agent
 	// consented at medium.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"time"
 
@@ -27,19 +26,19 @@ type UpstreamTokens interface {
 	AccessToken(ctx context.Context, host, userID, server string) (token string, found bool, err error)
 }
 
-// newTransport is the one upstream transport: pooled connections, bounded connect and
-// response-header waits, no overall timeout (SSE streams last as long as they need), and no
-// transparent compression (it would delay SSE events and hide bodies from the filter).
+// newTransport is the one upstream transport: pooled connections, no overall timeout (SSE
+// streams last as long as they need; per-server timeouts are applied per request, see
+// timeouts.go), and no transparent compression (it would delay SSE events and hide bodies
+// from the filter).
 func newTransport() *http.Transport {
 	return &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           dialContext, // the server's connect timeout
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          512,
 		MaxIdleConnsPerHost:   64,
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
-		ResponseHeaderTimeout: 60 * time.Second,
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true,
 	}

@@ -6,19 +6,25 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/trustgate/trustgate/schema"
 )
 
-const serverColumns = "host_key, server_key, name, description, url, credential_kind, credentials, created_at, updated_at"
+const serverColumns = "host_key, server_key, name, description, url, credential_kind, credentials, " +
+	"connect_timeout_ms, first_byte_timeout_ms, idle_timeout_ms, created_at, updated_at"
 
 func scanServer(r row) (Server, error) {
 	var sv Server
 	var creds string
-	var created, updated int64
-	if err := r.Scan(&sv.Host, &sv.Key, &sv.Name, &sv.Description, &sv.URL, &sv.CredentialKind, &creds, &created, &updated); err != nil {
+	var created, updated, connectMS, firstByteMS, idleMS int64
+	if err := r.Scan(&sv.Host, &sv.Key, &sv.Name, &sv.Description, &sv.URL, &sv.CredentialKind, &creds,
+		&connectMS, &firstByteMS, &idleMS, &created, &updated); err != nil {
 		return Server{}, err
 	}
+	sv.ConnectTimeout = time.Duration(connectMS) * time.Millisecond
+	sv.FirstByteTimeout = time.Duration(firstByteMS) * time.Millisecond
+	sv.IdleTimeout = time.Duration(idleMS) * time.Millisecond
 	b, err := decodeCredentials(creds)
 	if err != nil {
 		return Server{}, fmt.Errorf("server %s/%s: %w", sv.Host, sv.Key, err)
@@ -60,7 +66,21 @@ func validServerFields(sv *Server) error {
 		validText("server description", sv.Description),
 		validText("server URL", sv.URL),
 		validCredentials(sv.CredentialKind, sv.Credentials),
+		validTimeout("connect timeout", sv.ConnectTimeout),
+		validTimeout("first-byte timeout", sv.FirstByteTimeout),
+		validTimeout("idle timeout", sv.IdleTimeout),
 	)
+}
+
+// MaxServerTimeout bounds each of a server's timeouts.
+const MaxServerTimeout = 24 * time.Hour
+
+// validTimeout: 0 (the default) up to MaxServerTimeout, in whole milliseconds.
+func validTimeout(what string, d time.Duration) error {
+	if d < 0 || d > MaxServerTimeout || d%time.Millisecond != 0 {
+		return fmt.Errorf("%s must be between 0 (the default) and %s, in whole milliseconds: %w", what, MaxServerTimeout, ErrInvalid)
+	}
+	return nil
 }
 
 func (s *sqlStore) CreateServer(ctx context.Context, sv Server) (Server, error) {
@@ -80,8 +100,9 @@ func (s *sqlStore) CreateServer(ctx context.Context, sv Server) (Server, error) 
 		if dup {
 			return fmt.Errorf("server already exists: %w", ErrConflict)
 		}
-		if _, err := q.exec(ctx, "INSERT INTO servers ("+serverColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		if _, err := q.exec(ctx, "INSERT INTO servers ("+serverColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 			sv.Host, sv.Key, sv.Name, sv.Description, sv.URL, sv.CredentialKind, encodeCredentials(sv.Credentials),
+			sv.ConnectTimeout.Milliseconds(), sv.FirstByteTimeout.Milliseconds(), sv.IdleTimeout.Milliseconds(),
 			toMillis(sv.CreatedAt), toMillis(sv.UpdatedAt)); err != nil {
 			return writeErr(err)
 		}
@@ -188,7 +209,8 @@ func deleteServers(ctx context.Context, q querier, cs *changeSet, where string, 
 	return nil
 }
 
-// UpdateServer replaces the name, description, URL and credentials of an existing server.
+// UpdateServer replaces the name, description, URL, credentials and timeouts of an existing
+// server.
 func (s *sqlStore) UpdateServer(ctx context.Context, sv Server) (Server, error) {
 	if err := validServerFields(&sv); err != nil {
 		return Server{}, fmt.Errorf("update server %s/%s: %w", sv.Host, sv.Key, err)
@@ -203,9 +225,12 @@ func (s *sqlStore) UpdateServer(ctx context.Context, sv Server) (Server, error) 
 			return err
 		}
 		sv.CreatedAt = old.CreatedAt
-		_, err = q.exec(ctx, "UPDATE servers SET name = ?, description = ?, url = ?, credential_kind = ?, credentials = ?, updated_at = ? "+
+		_, err = q.exec(ctx, "UPDATE servers SET name = ?, description = ?, url = ?, credential_kind = ?, credentials = ?, "+
+			"connect_timeout_ms = ?, first_byte_timeout_ms = ?, idle_timeout_ms = ?, updated_at = ? "+
 			"WHERE host_key = ? AND server_key = ?",
-			sv.Name, sv.Description, sv.URL, sv.CredentialKind, encodeCredentials(sv.Credentials), toMillis(sv.UpdatedAt), sv.Host, sv.Key)
+			sv.Name, sv.Description, sv.URL, sv.CredentialKind, encodeCredentials(sv.Credentials),
+			sv.ConnectTimeout.Milliseconds(), sv.FirstByteTimeout.Milliseconds(), sv.IdleTimeout.Milliseconds(),
+			toMillis(sv.UpdatedAt), sv.Host, sv.Key)
 		return err
 	})
 	if err != nil {

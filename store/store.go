@@ -62,8 +62,13 @@ type Server struct {
 	// Credentials are sealed by the caller (encrypted with the master key); the store keeps
 	// them opaque and never logs them.
 	Credentials []byte
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	// Upstream timeouts (millisecond precision; 0 = the proxy's default): establishing a
+	// connection, waiting for the response header, and silence on a streaming response.
+	ConnectTimeout   time.Duration
+	FirstByteTimeout time.Duration
+	IdleTimeout      time.Duration
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
 }
 
 // Tool is one tool of a server. A disabled tool has no relationship and so can never be called.

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"regexp"
 	"slices"
@@ -156,6 +157,19 @@ func TestServers(t *testing.T) {
 		}
 		_, err = s.ListServers(ctx, "nope")
 		wantErr(t, "list servers of unknown host", err, store.ErrNotFound)
+
+		// Timeouts: stored in milliseconds, changed by UpdateServer, bounded.
+		sv.ConnectTimeout, sv.FirstByteTimeout, sv.IdleTimeout = 1500*time.Millisecond, 2*time.Minute, time.Hour
+		sv = must[store.Server](t, "update server timeouts")(s.UpdateServer(ctx, sv))
+		if got := must[store.Server](t, "get server")(s.GetServer(ctx, "acme", "linear")); !reflect.DeepEqual(got, sv) {
+			t.Fatalf("after timeouts GetServer = %+v, want %+v", got, sv)
+		}
+		for _, d := range []time.Duration{-time.Second, 25 * time.Hour, 1500 * time.Microsecond} {
+			bad := sv
+			bad.IdleTimeout = d
+			_, err := s.UpdateServer(ctx, bad)
+			wantErr(t, fmt.Sprintf("idle timeout %s", d), err, store.ErrInvalid)
+		}
 
 		noErr(t, "delete server", s.DeleteServer(ctx, "acme", "linear"))
 		_, err = s.GetServer(ctx, "acme", "linear")

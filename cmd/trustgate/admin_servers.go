@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -26,6 +27,7 @@ func newServerImportCommand(o *adminOptions, host *string) *cobra.Command {
 	var (
 		req      admin.ServerImport
 		creds    credentialFlags
+		timeouts timeoutFlags
 		disabled bool
 	)
 	cmd := &cobra.Command{
@@ -42,6 +44,15 @@ unless --disabled. --dry-run shows what would be imported and saves nothing.`,
 			return err
 		}
 		req.URL = args[0]
+		c, fb, idle := timeouts.parse(cmd.Flags())
+		for _, t := range []struct {
+			src *int64
+			dst *int64
+		}{{c, &req.ConnectTimeoutMS}, {fb, &req.FirstByteTimeoutMS}, {idle, &req.IdleTimeoutMS}} {
+			if t.src != nil {
+				*t.dst = *t.src
+			}
+		}
 		if disabled {
 			f := false
 			req.EnableTools = &f
@@ -60,6 +71,7 @@ unless --disabled. --dry-run shows what would be imported and saves nothing.`,
 	f.StringVar(&req.Name, "name", "", "display name (default: the name the server reports)")
 	f.StringVar(&req.Description, "description", "", "description shown to humans at consent")
 	creds.register(f)
+	timeouts.register(f)
 	f.BoolVar(&disabled, "disabled", false, "import every tool disabled, to enable them one by one")
 	f.BoolVar(&req.DryRun, "dry-run", false, "show what would be imported without saving anything")
 	return cmd
@@ -120,6 +132,7 @@ func newServerUpdateCommand(o *adminOptions, host *string) *cobra.Command {
 	var (
 		name, description, serverURL string
 		creds                        credentialFlags
+		timeouts                     timeoutFlags
 		clearCreds                   bool
 	)
 	cmd := &cobra.Command{
@@ -147,8 +160,10 @@ func newServerUpdateCommand(o *adminOptions, host *string) *cobra.Command {
 			return errors.New("--clear-credentials cannot be combined with --header or --oauth-client-id")
 		}
 		req.ClearCredentials = clearCreds
+		req.ConnectTimeoutMS, req.FirstByteTimeoutMS, req.IdleTimeoutMS = timeouts.parse(f)
 		if req == (admin.ServerUpdate{}) {
-			return errNothingToUpdate(cmd, "name", "description", "server-url", "header", "oauth-client-id", "clear-credentials")
+			return errNothingToUpdate(cmd, "name", "description", "server-url", "header", "oauth-client-id", "clear-credentials",
+				"connect-timeout", "first-byte-timeout", "idle-timeout")
 		}
 		s, err := a.client.UpdateServer(a.ctx, *host, args[0], req)
 		if err != nil {
@@ -165,6 +180,7 @@ func newServerUpdateCommand(o *adminOptions, host *string) *cobra.Command {
 	// Not --url: that is the admin API's URL on every admin command.
 	f.StringVar(&serverURL, "server-url", "", "the server's new MCP URL")
 	creds.register(f)
+	timeouts.register(f)
 	f.BoolVar(&clearCreds, "clear-credentials", false, "remove the stored credentials")
 	return cmd
 }
@@ -393,6 +409,8 @@ func serverFields(s admin.Server) []field {
 		{"URL", s.URL},
 		{"Credentials", credentialKind(s.CredentialKind)},
 		{"Tools", fmt.Sprintf("%d (%d enabled, %d flagged)", s.Tools, s.EnabledTools, s.FlaggedTools)},
+		{"Timeouts", fmt.Sprintf("connect %s, first byte %s, idle stream %s",
+			timeoutText(s.ConnectTimeoutMS), timeoutText(s.FirstByteTimeoutMS), timeoutText(s.IdleTimeoutMS))},
 	}
 	if !s.CreatedAt.IsZero() {
 		fields = append(fields, field{"Created", formatTime(s.CreatedAt)}, field{"Updated", formatTime(s.UpdatedAt)})
@@ -501,4 +519,32 @@ func hostArg(host string) string {
 		return ""
 	}
 	return " --host " + host
+}
+
+// timeoutFlags are a server's upstream timeouts on import and update.
+type timeoutFlags struct{ connect, firstByte, idle time.Duration }
+
+func (t *timeoutFlags) register(f *pflag.FlagSet) {
+	f.DurationVar(&t.connect, "connect-timeout", 0, "upstream connect timeout, e.g. 5s (0: the default, 10s)")
+	f.DurationVar(&t.firstByte, "first-byte-timeout", 0, "wait for the upstream's response header, e.g. 2m (0: the default, 60s)")
+	f.DurationVar(&t.idle, "idle-timeout", 0, "end a streaming response silent this long, e.g. 10m (0: the default, 5m)")
+}
+
+// parse returns the flags given, in milliseconds (nil: not given).
+func (t *timeoutFlags) parse(f *pflag.FlagSet) (connect, firstByte, idle *int64) {
+	ms := func(name string, d time.Duration) *int64 {
+		if !f.Changed(name) {
+			return nil
+		}
+		v := d.Milliseconds()
+		return &v
+	}
+	return ms("connect-timeout", t.connect), ms("first-byte-timeout", t.firstByte), ms("idle-timeout", t.idle)
+}
+
+func timeoutText(ms int64) string {
+	if ms == 0 {
+		return "default"
+	}
+	return (time.Duration(ms) * time.Millisecond).String()
 }

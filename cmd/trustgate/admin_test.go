@@ -250,6 +250,9 @@ func TestAdminCommandsAgainstAPI(t *testing.T) {
 				{Email: "ann@acme.com", Name: "Ann", Admin: true, Grants: []admin.Grant{{Server: "linear", Ceiling: "high"}}, Agents: []admin.AgentSummary{{ID: "a"}}, LastActiveAt: &last},
 				{Email: "bob@acme.com"},
 			}})
+		case "PATCH /api/v1/hosts/default/servers/linear":
+			_ = json.NewDecoder(r.Body).Decode(&gotPatch)
+			_ = json.NewEncoder(w).Encode(admin.Server{Key: "linear", Timeouts: admin.Timeouts{FirstByteTimeoutMS: 120000}})
 		case "PATCH /api/v1/hosts/default/servers/lin%20ear/tools/a%2Fb":
 			_ = json.NewDecoder(r.Body).Decode(&gotPatch)
 			_ = json.NewEncoder(w).Encode(admin.Tool{Server: "lin ear", Name: "a/b", Level: "high"})
@@ -292,6 +295,18 @@ func TestAdminCommandsAgainstAPI(t *testing.T) {
 	}
 	if !reflect.DeepEqual(gotPatch, map[string]any{"level": "high", "enabled": false}) {
 		t.Errorf("tool update sent %v", gotPatch)
+	}
+
+	gotPatch = nil
+	out, _, err = runCLI(t, "admin", "--url", srv.URL, "--token", "tgat_t", "server", "update", "linear", "--first-byte-timeout", "2m", "--idle-timeout", "0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(gotPatch, map[string]any{"first_byte_timeout_ms": float64(120000), "idle_timeout_ms": float64(0)}) {
+		t.Errorf("server update sent %v", gotPatch)
+	}
+	if !strings.Contains(out, "connect default, first byte 2m0s, idle stream default") {
+		t.Errorf("server update printed:\n%s", out)
 	}
 
 	_, _, err = runCLI(t, "admin", "--url", srv.URL, "--token", "tgat_t", "server", "show", "nope")

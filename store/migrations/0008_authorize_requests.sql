@@ -1,4 +1,4 @@
--- trustgate's control plane, version 7: pending authorization requests.
+-- trustgate's control plane, version 8: pending authorization requests.
 --
 -- authorize_requests: an authorization request between /authorize and the consent decision,
 -- kept in the database so that any replica can continue a flow another one started. ref_hash is

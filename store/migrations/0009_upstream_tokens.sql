@@ -1,4 +1,4 @@
--- trustgate's control plane, version 7: the gateway as an OAuth client of upstream MCP servers.
+-- trustgate's control plane, version 9: the gateway as an OAuth client of upstream MCP servers.
 --
 -- Secrets (tokens, client secrets, PKCE verifiers) are sealed by the caller with the master key
 -- and kept as base64 TEXT; the store never sees them in clear. Timestamps are Unix milliseconds.

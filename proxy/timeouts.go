@@ -1,0 +1,187 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/trustgate/trustgate/store"
+)
+
+// Per-server upstream timeouts. The proxy keeps one pooled transport (a connection pool per
+// upstream host) and applies each server's timeouts per request instead of building a
+// transport per server: the dial reads the connect timeout from the request's context, a
+// timer bounds the wait for the response header, and the response body ends an idle stream.
+// A transport per server would split the pool, leak idle connections when servers change,
+// and still need per-request state for streams.
+const (
+	DefaultConnectTimeout   = 10 * time.Second
+	DefaultFirstByteTimeout = 60 * time.Second
+	DefaultIdleTimeout      = 5 * time.Minute
+)
+
+// timeouts of one server (defaults filled in).
+type timeouts struct {
+	connect, firstByte, idle time.Duration
+}
+
+func timeoutsOf(s store.Server) timeouts {
+	t := timeouts{connect: s.ConnectTimeout, firstByte: s.FirstByteTimeout, idle: s.IdleTimeout}
+	if t.connect <= 0 {
+		t.connect = DefaultConnectTimeout
+	}
+	if t.firstByte <= 0 {
+		t.firstByte = DefaultFirstByteTimeout
+	}
+	if t.idle <= 0 {
+		t.idle = DefaultIdleTimeout
+	}
+	return t
+}
+
+var (
+	errFirstByte = errors.New("first-byte timeout")
+	errIdle      = errors.New("idle stream timeout")
+)
+
+// timeoutError: the upstream did not answer in time.
+type timeoutError struct {
+	what  string // "connect", "first-byte"
+	after time.Duration
+}
+
+func (e *timeoutError) Error() string { return fmt.Sprintf("%s timeout after %s", e.what, e.after) }
+
+// dialContext dials with the connect timeout of the request's server.
+func dialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := net.Dialer{Timeout: DefaultConnectTimeout, KeepAlive: 30 * time.Second}
+	if fw := forwardOf(ctx); fw != nil && fw.timeouts.connect > 0 {
+		d.Timeout = fw.timeouts.connect
+	}
+	conn, err := d.DialContext(ctx, network, addr)
+	var ne net.Error
+	if err != nil && errors.As(err, &ne) && ne.Timeout() && ctx.Err() == nil {
+		return nil, fmt.Errorf("%w: %w", &timeoutError{"connect", d.Timeout}, err)
+	}
+	return conn, err
+}
+
+// timeoutTransport bounds the wait for the response header and the silence of a response
+// body by the forwarded request's server timeouts.
+type timeoutTransport struct{ next http.RoundTripper }
+
+func (t timeoutTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	fw := forwardOf(req.Context())
+	if fw == nil {
+		return t.next.RoundTrip(req)
+	}
+	ctx, cancel := context.WithCancelCause(req.Context())
+	timer := time.AfterFunc(fw.timeouts.firstByte, func() { cancel(errFirstByte) })
+	resp, err := t.next.RoundTrip(req.WithContext(ctx))
+	fired := !timer.Stop()
+	if err == nil && fired {
+		_ = resp.Body.Close()
+		err = context.Cause(ctx)
+	}
+	if err != nil {
+		if errors.Is(context.Cause(ctx), errFirstByte) {
+			err = &timeoutError{"first-byte", fw.timeouts.firstByte}
+		}
+		cancel(nil)
+		return nil, err
+	}
+	resp.Body = newIdleBody(resp.Body, fw.timeouts.idle, cancel, ctx, idleTail(resp, fw))
+	return resp, nil
+}
+
+// idleTail is what an SSE response stream to a request ends with when the upstream falls
+// silent: a JSON-RPC error answering the request. Other bodies just end.
+func idleTail(resp *http.Response, fw *forward) []byte {
+	mediaType, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if mediaType != "text/event-stream" {
+		return nil
+	}
+	if fw.msg == nil || fw.msg.kind != kindRequest {
+		return []byte{} // a GET stream: end it cleanly, the client opens a new one
+	}
+	data, err := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": fw.msg.id, "error": map[string]any{
+		"code":    ErrCodeUpstream,
+		"message": fmt.Sprintf("the MCP server %s sent nothing for %s; trustgate ended the stream", fw.serverName, fw.timeouts.idle),
+	}})
+	if err != nil {
+		return []byte{}
+	}
+	// "\n\n" first ends whatever partial line or event came before.
+	return append(append([]byte("\n\nevent: message\ndata: "), data...), '\n', '\n')
+}
+
+// idleBody ends a response body on which nothing arrived for idle: with tail and EOF when
+// tail is non-nil, else with the error.
+type idleBody struct {
+	body   io.ReadCloser
+	idle   time.Duration
+	timer  *time.Timer
+	cancel context.CancelCauseFunc
+	ctx    context.Context
+	tail   []byte
+
+	mu    sync.Mutex
+	ended bool // the idle timeout hit: hand out the tail, then EOF
+}
+
+func newIdleBody(body io.ReadCloser, idle time.Duration, cancel context.CancelCauseFunc, ctx context.Context, tail []byte) *idleBody {
+	b := &idleBody{body: body, idle: idle, cancel: cancel, ctx: ctx, tail: tail}
+	b.timer = time.AfterFunc(idle, func() { cancel(errIdle) })
+	b.timer.Stop() // runs only while a Read waits
+	return b
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	ended := b.ended
+	b.mu.Unlock()
+	if ended {
+		return b.readTail(p)
+	}
+	// Only the time spent waiting for the upstream counts: a slow client (back-pressure) is
+	// not an idle upstream.
+	b.timer.Reset(b.idle)
+	n, err := b.body.Read(p)
+	b.timer.Stop()
+	if err != nil && errors.Is(context.Cause(b.ctx), errIdle) {
+		if b.tail == nil {
+			return n, fmt.Errorf("upstream stream: %w after %s", errIdle, b.idle)
+		}
+		b.mu.Lock()
+		b.ended = true
+		b.mu.Unlock()
+		if n > 0 {
+			return n, nil
+		}
+		return b.readTail(p)
+	}
+	return n, err
+}
+
+func (b *idleBody) readTail(p []byte) (int, error) {
+	if len(b.tail) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, b.tail)
+	b.tail = b.tail[n:]
+	return n, nil
+}
+
+func (b *idleBody) Close() error {
+	b.timer.Stop()
+	err := b.body.Close()
+	b.cancel(nil)
+	return err
+}
