@@ -112,7 +112,7 @@ func expectRecovery(t *testing.T, s *mcp.ClientSession, what string) {
 	t.Fatalf("%s: calls did not succeed again within 45s; last answer %q", what, text)
 }
 
-func TestUpstreamDownOrTalkingGarbage(t *testing.T) {
+func TestUpstreamDownHangingOrTalkingGarbage(t *testing.T) {
 	dir := t.TempDir()
 	f := setupFaults(t, nil, []string{"--data-dir", dir})
 
@@ -120,6 +120,13 @@ func TestUpstreamDownOrTalkingGarbage(t *testing.T) {
 	expectCallError(t, f.session, "upstream down", "could not be reached")
 	f.line.set(faultPass)
 	expectRecovery(t, f.session, "upstream back")
+
+	// A hanging upstream: the server's first-byte timeout ends the wait with an error.
+	cli(t, f.p, f.admin, "server", "update", "tracker", "--host", "acme", "--first-byte-timeout", "1s")
+	f.line.set(faultHang)
+	expectCallError(t, f.session, "upstream hangs", "did not answer in time")
+	f.line.set(faultPass)
+	expectRecovery(t, f.session, "upstream answers again")
 
 	f.line.set(faultGarbage)
 	expectCallError(t, f.session, "upstream garbage", "invalid response")
