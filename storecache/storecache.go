@@ -32,8 +32,8 @@ type Store struct {
 }
 
 type key struct {
-	kind       string
-	host, a, b string
+	kind    string
+	host, a string
 }
 
 type entry struct {
