@@ -15,13 +15,12 @@ import (
 	"github.com/trustgate/trustgate/internal/testbrowser"
 )
 
-// connectAgent registers a new public client at the host's authorization server (issuer), plays
-// the human through sign-in and consent at level on the gateway at browserURL, exchanges the
-// code and returns the access token for resource.
-func connectAgent(t *testing.T, browserURL, issuer, resource, email, password, level string) string {
+// registerClient registers a public MCP client at the host's authorization server (issuer)
+// by RFC 7591 and returns its OAuth configuration (redirect to a loopback callback).
+func registerClient(t *testing.T, issuer, name string) *oauth2.Config {
 	t.Helper()
 	redirect := "http://127.0.0.1:33418/callback"
-	reg, _ := json.Marshal(map[string]any{"client_name": "e2e agent", "redirect_uris": []string{redirect},
+	reg, _ := json.Marshal(map[string]any{"client_name": name, "redirect_uris": []string{redirect},
 		"token_endpoint_auth_method": "none", "grant_types": []string{"authorization_code", "refresh_token"}})
 	resp, err := http.Post(issuer+"/register", "application/json", bytes.NewReader(reg))
 	if err != nil {
@@ -33,8 +32,16 @@ func connectAgent(t *testing.T, browserURL, issuer, resource, email, password, l
 	if body := readAll(resp); resp.StatusCode != 201 || json.Unmarshal([]byte(body), &client) != nil {
 		t.Fatalf("register = %d %s", resp.StatusCode, body)
 	}
-	conf := &oauth2.Config{ClientID: client.ClientID, RedirectURL: redirect, Scopes: []string{"mcp"},
+	return &oauth2.Config{ClientID: client.ClientID, RedirectURL: redirect, Scopes: []string{"mcp"},
 		Endpoint: oauth2.Endpoint{AuthURL: issuer + "/authorize", TokenURL: issuer + "/token", AuthStyle: oauth2.AuthStyleInParams}}
+}
+
+// connectAgent registers a new public client at the host's authorization server (issuer), plays
+// the human through sign-in and consent at level on the gateway at browserURL, exchanges the
+// code and returns the access token for resource.
+func connectAgent(t *testing.T, browserURL, issuer, resource, email, password, level string) string {
+	t.Helper()
+	conf := registerClient(t, issuer, "e2e agent")
 	verifier := oauth2.GenerateVerifier()
 	b := testbrowser.New(t, browserURL)
 	page := b.Get(conf.AuthCodeURL("e2e-state-1", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("resource", resource)))

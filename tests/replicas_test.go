@@ -1,9 +1,7 @@
 package tests
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -58,21 +56,7 @@ func TestReplicasShareTheAuthorizationFlow(t *testing.T) {
 	cli(t, p2, admin, "human", "grant", "alice@acme.test", "tracker", "--level", "high", "--host", "acme")
 
 	issuer := lb.URL + "/h/acme"
-	redirect := "http://127.0.0.1:33418/callback"
-	reg, _ := json.Marshal(map[string]any{"client_name": "replica agent", "redirect_uris": []string{redirect},
-		"token_endpoint_auth_method": "none", "grant_types": []string{"authorization_code", "refresh_token"}})
-	resp, err := http.Post(issuer+"/register", "application/json", bytes.NewReader(reg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var client struct {
-		ClientID string `json:"client_id"`
-	}
-	if body := readAll(resp); resp.StatusCode != 201 || json.Unmarshal([]byte(body), &client) != nil {
-		t.Fatalf("register = %d %s", resp.StatusCode, body)
-	}
-	conf := &oauth2.Config{ClientID: client.ClientID, RedirectURL: redirect,
-		Endpoint: oauth2.Endpoint{AuthURL: issuer + "/authorize", TokenURL: issuer + "/token", AuthStyle: oauth2.AuthStyleInParams}}
+	conf := registerClient(t, issuer, "replica agent")
 
 	// The host's MCP URL, without a server: the flow has a page more (the choice of server),
 	// whose answer changes the pending request.

@@ -12,26 +12,13 @@
 // exits 1.
 
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
-import { assert, flow, mcpUrl, Provider, recordingFetch, requests, toolError } from "./lib.mjs";
+import { assert, connectWithOAuth, flow, mcpUrl, requests, toolError } from "./lib.mjs";
 
 async function main() {
-  const provider = new Provider();
-  const newTransport = () => new StreamableHTTPClientTransport(mcpUrl, { authProvider: provider, fetch: recordingFetch });
+  // First connect: 401 -> discovery -> registration -> redirectToAuthorization ->
+  // UnauthorizedError -> finishAuth; then the connection with the token.
   const client = new Client({ name: "trustgate-e2e-ts", version: "1.0.0" });
-
-  // First connect: 401 -> discovery -> registration -> redirectToAuthorization -> UnauthorizedError.
-  const first = newTransport();
-  try {
-    await client.connect(first);
-    throw new Error("connect without a token succeeded; expected UnauthorizedError");
-  } catch (e) {
-    if (!(e instanceof UnauthorizedError)) throw e;
-  }
-  assert(flow.code, "the SDK did not send the user to the authorization URL");
-  await first.finishAuth(flow.code);
-  assert(provider.tokens()?.access_token, "finishAuth stored no access token");
+  const { provider, transport } = await connectWithOAuth(client);
 
   // The discovery the SDK did on its own, in order.
   const issuer = mcpUrl.origin + mcpUrl.pathname.replace(/\/mcp\/[^/]+\/?$/, "");
@@ -51,9 +38,6 @@ async function main() {
   assert(flow.iss === issuer, `iss on the redirect = ${flow.iss}, want ${issuer}`);
   assert(provider.clientInformation()?.client_id, "registration stored no client_id");
 
-  // Second connect, with the token.
-  const transport = newTransport();
-  await client.connect(transport);
   try {
     const tools = (await client.listTools()).tools.map((t) => t.name).sort();
     assert(JSON.stringify(tools) === JSON.stringify(["create_issue", "list_issues"]), `tools/list = ${JSON.stringify(tools)}, want create_issue and list_issues only`);
