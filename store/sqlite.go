@@ -28,7 +28,8 @@ const sqliteBusyTimeoutMS = 15000
 // the write lock up front, which serialises writers and makes a read-then-write transaction
 // safe without retries.
 type sqliteBackend struct {
-	db *sql.DB
+	db    *sql.DB
+	stmts *stmtCache
 }
 
 func openSQLite(ctx context.Context, path string, log *slog.Logger) (*sqliteBackend, error) {
@@ -68,7 +69,7 @@ func openSQLite(ctx context.Context, path string, log *slog.Logger) (*sqliteBack
 	if !strings.EqualFold(mode, "wal") {
 		log.Warn("sqlite database is not in WAL mode; readers will wait for writers", "path", abs, "journal_mode", mode)
 	}
-	return &sqliteBackend{db: db}, nil
+	return &sqliteBackend{db: db, stmts: newStmtCache(db)}, nil
 }
 
 // enableWAL switches the database file to WAL mode and returns the mode in effect. Switching
@@ -103,7 +104,7 @@ func isSQLiteBusy(err error) bool {
 
 func (b *sqliteBackend) engine() string { return EngineSQLite }
 
-func (b *sqliteBackend) q() querier { return sqlQuerier{b.db} }
+func (b *sqliteBackend) q() querier { return sqlQuerier{cachedConn{cache: b.stmts}} }
 
 func (b *sqliteBackend) writeTx(ctx context.Context, fn func(querier) error) error {
 	return b.run(ctx, nil, fn)
@@ -131,7 +132,7 @@ func (b *sqliteBackend) run(ctx context.Context, opts *sql.TxOptions, fn func(qu
 			_ = tx.Rollback()
 		}
 	}()
-	if err := fn(sqlQuerier{tx}); err != nil {
+	if err := fn(sqlQuerier{cachedConn{cache: b.stmts, tx: tx}}); err != nil {
 		return err
 	}
 	committing = true
@@ -149,4 +150,7 @@ func (b *sqliteBackend) tokens() map[string]string {
 
 func (b *sqliteBackend) ping(ctx context.Context) error { return b.db.PingContext(ctx) }
 
-func (b *sqliteBackend) close() error { return b.db.Close() }
+func (b *sqliteBackend) close() error {
+	b.stmts.close()
+	return b.db.Close()
+}
