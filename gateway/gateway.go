@@ -139,7 +139,7 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 	if g.keys, err = keyset.Open(ctx, g.store, keys, keyset.Options{Logger: log}); err != nil {
 		return nil, fmt.Errorf("access-token signing keys: %w", err)
 	}
-	upstream, err := upstreamauth.NewClient(upstreamauth.Config{Store: g.store, Keys: keys, Logger: log})
+	upstream, err := upstreamauth.NewClient(upstreamauth.Config{Store: g.hot, Keys: keys, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("upstream OAuth client: %w", err)
 	}

@@ -133,3 +133,30 @@ func (s *Store) GetUser(ctx context.Context, host, id string) (store.User, error
 func (s *Store) ListConsents(ctx context.Context, host, agentID string) ([]store.Consent, error) {
 	return cached(ctx, s, key{kind: "consents", host: host, a: agentID}, func() ([]store.Consent, error) { return s.Store.ListConsents(ctx, host, agentID) })
 }
+
+// GetUpstreamToken is store.Store.GetUpstreamToken with only its "not found" answers cached: a
+// human without an upstream token for a server (every server that needs none) costs no read,
+// while tokens themselves are always read fresh (a refresh must never start from an older copy).
+func (s *Store) GetUpstreamToken(ctx context.Context, host, userID, server string) (store.UpstreamToken, error) {
+	gen, err := s.generation(ctx)
+	if err != nil {
+		return store.UpstreamToken{}, fmt.Errorf("control-plane cache: %w", err)
+	}
+	k := key{kind: "no-upstream-token", host: host, a: userID + "\x00" + server}
+	s.mu.Lock()
+	e, ok := s.entries[k]
+	s.mu.Unlock()
+	if ok && e.gen == gen {
+		return store.UpstreamToken{}, e.err
+	}
+	t, err := s.Store.GetUpstreamToken(ctx, host, userID, server)
+	if isNotFound(err) {
+		s.mu.Lock()
+		if len(s.entries) >= s.max {
+			clear(s.entries)
+		}
+		s.entries[k] = entry{gen: gen, err: err}
+		s.mu.Unlock()
+	}
+	return t, err
+}

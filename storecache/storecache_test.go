@@ -111,3 +111,29 @@ func TestNeverStaleSQLite(t *testing.T) {
 func TestNeverStalePostgres(t *testing.T) {
 	testNeverStale(t, store.Config{URL: testenv.Postgres(t)})
 }
+
+// "No upstream token" is remembered; a token is never served from memory.
+func TestUpstreamTokenAbsenceOnly(t *testing.T) {
+	ctx := context.Background()
+	raw := open(t, store.Config{DataDir: t.TempDir()})
+	if _, err := raw.CreateHost(ctx, store.Host{Key: "acme", Name: "Acme"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.CreateServer(ctx, store.Server{Host: "acme", Key: "tracker", Name: "Tracker", URL: "https://one.example/mcp"}); err != nil {
+		t.Fatal(err)
+	}
+	u, err := raw.CreateUser(ctx, store.User{Host: "acme", Email: "ann@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hot := storecache.New(raw, 0)
+	if _, err := hot.GetUpstreamToken(ctx, "acme", u.ID, "tracker"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("no token yet: %v", err)
+	}
+	if _, err := raw.PutUpstreamToken(ctx, store.UpstreamToken{Host: "acme", UserID: u.ID, Server: "tracker", Sealed: []byte("sealed")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hot.GetUpstreamToken(ctx, "acme", u.ID, "tracker"); err != nil {
+		t.Fatalf("a token stored after a cached absence is not seen: %v", err)
+	}
+}
