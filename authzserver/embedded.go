@@ -159,6 +159,7 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (_ *SpiceDB, err err
 	backend := NewSpiceDB(conn)
 	backend.onClose = stop
 	backend.ds = ds
+	backend.logger = logger
 	logger.Info("embedded SpiceDB started", "datastore", cfg.Datastore, "grpc_listen", cfg.GRPCListen)
 	return backend, nil
 }
