@@ -3,6 +3,7 @@ package authzserver
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -308,4 +309,20 @@ func TestCacheNeverContradictsACompletedWrite(t *testing.T) {
 	if hits.Load() < 100 {
 		t.Fatalf("only %d checks ran between writes; the test proved little", hits.Load())
 	}
+}
+
+// A schema change moves no relationship but may change every answer: no answer computed before
+// it is reused after it.
+func TestCacheDropsAnswersAcrossASchemaChange(t *testing.T) {
+	b, c, _ := watchedCache(t, "acme", "beta")
+	expectCheck(t, c, callOf("acme"), true, "a low tool's call")
+	const all = "permission call = server_low->use_low + server_medium->use_medium + server_high->use_high"
+	if !strings.Contains(schema.Text, all) {
+		t.Fatal("the schema's call permission changed; update this test")
+	}
+	if err := b.WriteSchema(context.Background(), strings.Replace(schema.Text, all, "permission call = server_high->use_high", 1)); err != nil {
+		t.Fatal(err)
+	}
+	waitDelivered(t, c)
+	expectCheck(t, c, callOf("acme"), false, "a low tool's call once only high tools are callable")
 }
