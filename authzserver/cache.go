@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 
@@ -11,6 +12,8 @@ import (
 	"github.com/authzed/spicedb/pkg/datalayer"
 	dsapi "github.com/authzed/spicedb/pkg/datastore"
 	"github.com/authzed/spicedb/pkg/zedtoken"
+
+	"github.com/trustgate/trustgate/schema"
 )
 
 // DefaultCacheEntries bounds a DecisionCache when NewDecisionCache is given no size.
@@ -18,17 +21,21 @@ const DefaultCacheEntries = 1 << 16
 
 // DecisionCache is a Backend that remembers the answers of Check and CallableTools of an
 // embedded SpiceDB, and is never stale: every answer is stored with the datastore revision it
-// was computed at, and is reused only while that revision is still the datastore's head. Each
-// call reads the head revision first (an in-memory read on the memory datastore, one query on
-// PostgreSQL and CockroachDB); when it moved, the question is asked again at exactly the head
-// revision. A change written by anyone (this process, the relationship writer, another replica
-// on the same datastore) moves the head, so the very next call sees it.
+// was computed at. Each call reads the head revision first (an in-memory read on the memory
+// datastore, one query on PostgreSQL and CockroachDB). An answer is reused when it was computed
+// at exactly the head revision, or when the datastore's Watch stream shows that no relationship
+// of the answer's host changed since (see changeIndex); otherwise the question is asked again at
+// exactly the head revision. A change written by anyone (this process, the relationship writer,
+// another replica on the same datastore) moves the head, and the cached answers of its host are
+// not reused at the new head before the watch has delivered that change.
 //
-// The price of this rule: any relationship write invalidates every entry, not just those it
-// touches. Relationship writes are rare next to calls (an admin or a consent changing), so the
-// hit rate stays high. On PostgreSQL the head is the database's transaction snapshot, which also
-// moves when other tables of the same database are written; then the cache misses more often,
-// but is still never stale.
+// Host granularity rests on the ids: every object id starts with its host key (see schema), and
+// a check walks only from its resource's host while no relationship leads out of that host.
+// Hosts where one does (possible only through SpiceDB's API, never through trustgate) and
+// relationships that expire are noticed and fall back to the exact-revision rule. While the
+// watch is not running (starting, restarting after a failure, or unsupported: PostgreSQL
+// without track_commit_timestamp) every answer falls back to that rule: any relationship write
+// invalidates every entry.
 type DecisionCache struct {
 	*SpiceDB
 	holder revisionHolder
@@ -39,15 +46,23 @@ type DecisionCache struct {
 	tools  map[string]cachedTools
 	// token is the ZedToken of the newest head revision seen (encoded once per revision).
 	token cachedToken
+
+	// index is what the watch has delivered; follow keeps it until StopWatch.
+	index     changeIndex
+	logger    *slog.Logger
+	stopWatch func()
+	watchDone chan struct{}
 }
 
 type cachedCheck struct {
 	rev     dsapi.Revision
+	host    string
 	allowed bool
 }
 
 type cachedTools struct {
 	rev   dsapi.Revision
+	host  string
 	names []string
 }
 
@@ -59,8 +74,9 @@ type cachedToken struct {
 var _ Backend = (*DecisionCache)(nil)
 
 // NewDecisionCache wraps an embedded SpiceDB (one started with StartEmbedded) with a decision
-// cache of at most entries answers (0: DefaultCacheEntries). A remote SpiceDB cannot be wrapped:
-// its head revision is not readable cheaply.
+// cache of at most entries answers (0: DefaultCacheEntries), and starts following the
+// datastore's Watch stream; it stops with StopWatch, Close, or when b is closed. A remote
+// SpiceDB cannot be wrapped: its head revision is not readable cheaply.
 func NewDecisionCache(ctx context.Context, b *SpiceDB, entries int) (*DecisionCache, error) {
 	if b == nil || b.ds == nil {
 		return nil, errors.New("decision cache: needs an embedded SpiceDB (its datastore's head revision)")
@@ -72,10 +88,33 @@ func NewDecisionCache(ctx context.Context, b *SpiceDB, entries int) (*DecisionCa
 	if err != nil {
 		return nil, fmt.Errorf("decision cache: datastore id: %w", err)
 	}
-	return &DecisionCache{
+	c := &DecisionCache{
 		SpiceDB: b, holder: revisionHolder{Datastore: b.ds, id: id}, max: entries,
 		checks: map[string]cachedCheck{}, tools: map[string]cachedTools{},
-	}, nil
+		logger: b.logger, watchDone: make(chan struct{}),
+	}
+	if c.logger == nil {
+		c.logger = slog.New(slog.DiscardHandler)
+	}
+	watchCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	c.stopWatch = sync.OnceFunc(func() {
+		cancel()
+		<-c.watchDone
+		c.index.stop()
+	})
+	b.onCloseHook(c.stopWatch)
+	go c.follow(watchCtx)
+	return c, nil
+}
+
+// StopWatch stops following the datastore's changes: from then on an answer is reused only at
+// exactly the revision it was computed at. Stopping twice is harmless.
+func (c *DecisionCache) StopWatch() { c.stopWatch() }
+
+// Close stops the watch and closes the wrapped backend.
+func (c *DecisionCache) Close() error {
+	c.StopWatch()
+	return c.SpiceDB.Close()
 }
 
 // revisionHolder gives zedtoken the datastore's id read once at start.
@@ -114,7 +153,7 @@ func atExact(token *v1.ZedToken) *v1.Consistency {
 	return &v1.Consistency{Requirement: &v1.Consistency_AtExactSnapshot{AtExactSnapshot: token}}
 }
 
-// Check answers from the cache when the answer was computed at the current head revision.
+// Check answers from the cache when the answer is still the one at the current head revision.
 func (c *DecisionCache) Check(ctx context.Context, req CheckRequest) (bool, error) {
 	rev, token, err := c.head(ctx)
 	if err != nil {
@@ -124,7 +163,7 @@ func (c *DecisionCache) Check(ctx context.Context, req CheckRequest) (bool, erro
 	c.mu.RLock()
 	e, ok := c.checks[key]
 	c.mu.RUnlock()
-	if ok && e.rev.Equal(rev) {
+	if ok && (e.rev.Equal(rev) || c.index.reusable(e.host, e.rev, rev)) {
 		return e.allowed, nil
 	}
 	// The head is at least as fresh as req.AtLeastAsFresh when that names a write already
@@ -144,13 +183,14 @@ func (c *DecisionCache) Check(ctx context.Context, req CheckRequest) (bool, erro
 		if !ok && len(c.checks) >= c.max {
 			evictOne(c.checks)
 		}
-		c.checks[key] = cachedCheck{rev: rev, allowed: allowed}
+		c.checks[key] = cachedCheck{rev: rev, host: hostOf(req.Resource.Type, req.Resource.ID), allowed: allowed}
 	}
 	c.mu.Unlock()
 	return allowed, nil
 }
 
-// CallableTools answers from the cache when the list was computed at the current head revision.
+// CallableTools answers from the cache when the list is still the one at the current head
+// revision.
 // The returned slice is shared: callers must not modify it.
 func (c *DecisionCache) CallableTools(ctx context.Context, hostKey, serverKey, agentID string) ([]string, error) {
 	rev, token, err := c.head(ctx)
@@ -161,7 +201,7 @@ func (c *DecisionCache) CallableTools(ctx context.Context, hostKey, serverKey, a
 	c.mu.RLock()
 	e, ok := c.tools[key]
 	c.mu.RUnlock()
-	if ok && e.rev.Equal(rev) {
+	if ok && (e.rev.Equal(rev) || c.index.reusable(e.host, e.rev, rev)) {
 		return e.names, nil
 	}
 	names, err := c.callableToolsAt(ctx, hostKey, serverKey, agentID, atExact(token))
@@ -176,7 +216,9 @@ func (c *DecisionCache) CallableTools(ctx context.Context, hostKey, serverKey, a
 		if !ok && len(c.tools) >= c.max {
 			evictOne(c.tools)
 		}
-		c.tools[key] = cachedTools{rev: rev, names: names}
+		// The tools listed are those of the server, whose ids carry the host.
+		server := schema.Server(hostKey, serverKey)
+		c.tools[key] = cachedTools{rev: rev, host: hostOf(server.Type, server.ID), names: names}
 	}
 	c.mu.Unlock()
 	return names, nil

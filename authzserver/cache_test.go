@@ -75,8 +75,7 @@ func TestCachedRevocationAcrossReplicasOnPostgres(t *testing.T) {
 	uri := testenv.Postgres(t)
 	ctx := context.Background()
 	a := newCache(t, startEmbedded(t, authzserver.EmbeddedConfig{Datastore: authzserver.DatastorePostgres, DatastoreURI: uri}))
-	// The replicas B share the datastore A migrated (in one process they must not migrate
-	// again while A runs; see EmbeddedConfig.Migrated).
+	// The replicas B share the datastore A migrated (see EmbeddedConfig.Migrated).
 	replica := authzserver.EmbeddedConfig{Datastore: authzserver.DatastorePostgres, DatastoreURI: uri, Migrated: true}
 	b := newCache(t, startEmbedded(t, replica))
 	plainB := startEmbedded(t, replica)

@@ -41,9 +41,7 @@ type EmbeddedConfig struct {
 	// PresharedKey is the bearer token clients of the exposed API must present.
 	PresharedKey string
 	// Migrated skips migrating the database datastore: another embedded server in this
-	// process already did. (SpiceDB's migrate command replaces its global logger, which a
-	// running datastore's garbage collector reads; two replicas in one process, as in tests,
-	// must not migrate concurrently with a running one.)
+	// process (or a `migrate` run) already did.
 	Migrated bool
 	Logger   *slog.Logger
 }
@@ -161,6 +159,7 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (_ *SpiceDB, err err
 	backend := NewSpiceDB(conn)
 	backend.onClose = stop
 	backend.ds = ds
+	backend.logger = logger
 	logger.Info("embedded SpiceDB started", "datastore", cfg.Datastore, "grpc_listen", cfg.GRPCListen)
 	return backend, nil
 }

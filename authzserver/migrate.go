@@ -1,41 +1,28 @@
 package authzserver
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
-	spicedbcmd "github.com/authzed/spicedb/pkg/cmd"
+	"github.com/authzed/spicedb/pkg/datastore/migration"
 )
 
 // MigrateDatastore brings SpiceDB's own tables in a PostgreSQL or CockroachDB database to the
-// head migration. SpiceDB offers its migrations only through its command tree, so the command
-// is built and run in process.
+// head migration, through SpiceDB's migration package (not its migrate command, whose set-up
+// replaces SpiceDB's process-wide logger and memory limit while other embedded servers may run).
 func MigrateDatastore(ctx context.Context, engine, uri string) error {
-	root, err := spicedbcmd.BuildRootCommand()
-	if err != nil {
-		return fmt.Errorf("build SpiceDB migrate command: %w", err)
+	cfg := &migration.Config{
+		DatastoreEngine: engine,
+		DatastoreURI:    uri,
+		// The migrate command's defaults.
+		Timeout:   time.Hour,
+		BatchSize: 1000,
 	}
-	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&out)
-	root.SetArgs([]string{
-		"datastore", "migrate", "head",
-		"--datastore-engine=" + engine,
-		"--datastore-conn-uri=" + uri,
-		"--skip-release-check=true",
-		"--log-level=warn",
-	})
-	root.SilenceUsage = true
-	root.SilenceErrors = true
-	if err := root.ExecuteContext(ctx); err != nil {
-		detail := strings.TrimSpace(out.String())
-		if detail != "" {
-			err = fmt.Errorf("%w: %s", err, detail)
-		}
+	if err := migration.Run(ctx, cfg, "head"); err != nil {
 		return fmt.Errorf("migrate SpiceDB %s datastore: %w", engine, redactErr(err, uri))
 	}
 	return nil

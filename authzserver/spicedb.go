@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
@@ -35,6 +37,11 @@ type SpiceDB struct {
 	ds dsapi.Datastore
 	// onClose releases what the backend owns beside the connection (an embedded server).
 	onClose func() error
+	// logger is the embedded server's logger (nil for a remote SpiceDB).
+	logger *slog.Logger
+	// closeHooks run first on Close: decision caches stop watching the datastore.
+	hooksMu    sync.Mutex
+	closeHooks []func()
 }
 
 var _ Backend = (*SpiceDB)(nil)
@@ -208,8 +215,22 @@ func (s *SpiceDB) Ready(ctx context.Context) error {
 	return CheckRequiredDefinitions(text)
 }
 
+// onCloseHook makes Close call fn first.
+func (s *SpiceDB) onCloseHook(fn func()) {
+	s.hooksMu.Lock()
+	defer s.hooksMu.Unlock()
+	s.closeHooks = append(s.closeHooks, fn)
+}
+
 // Close closes the connection and stops an embedded server. Closing twice is harmless.
 func (s *SpiceDB) Close() error {
+	s.hooksMu.Lock()
+	hooks := s.closeHooks
+	s.closeHooks = nil
+	s.hooksMu.Unlock()
+	for _, fn := range hooks {
+		fn()
+	}
 	err := s.conn.Close()
 	if status.Code(err) == codes.Canceled {
 		err = nil // already closed

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -69,10 +70,69 @@ func BenchmarkCheckCached(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Cleanup(c.StopWatch) // the backend is shared: only its watch ends
 	for b.Loop() {
 		if _, err := c.Check(ctx, question); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkCheckCachedOtherHostWrites is cached checks on host h3 (a working set of 100
+// questions: 20 agents, 5 tools) while another host (h1) is written continuously: a
+// relationship of h1 is touched or deleted in a loop beside the checks, so the datastore's
+// head revision keeps moving. It reports the writes made per second.
+func BenchmarkCheckCachedOtherHostWrites(b *testing.B) {
+	ctx := context.Background()
+	s := loaded(b)
+	var set []authzserver.CheckRequest
+	for human := range 10 {
+		for n := range 2 {
+			for tool := range 5 {
+				set = append(set, authzserver.CheckRequest{
+					Resource: schema.Tool("h3", "s1", fmt.Sprintf("tool_%d", tool)), Permission: schema.PermToolCall,
+					Subject: schema.SubjectRef{Object: schema.Agent("h3", fmt.Sprintf("a%d_%d", human, n))},
+				})
+			}
+		}
+	}
+	c, err := authzserver.NewDecisionCache(ctx, s, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(c.StopWatch)
+	writeCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	var writes atomic.Int64
+	go func() {
+		grant := schema.Grant("h1", "s0", "a0_0", schema.High)
+		for i := 0; ; i++ {
+			writes.Add(1)
+			op := authzserver.OpTouch
+			if i%2 == 1 {
+				op = authzserver.OpDelete
+			}
+			if _, err := s.WriteRelationships(writeCtx, []authzserver.Update{{Op: op, Relationship: grant}}); err != nil {
+				if writeCtx.Err() != nil {
+					err = nil
+				}
+				done <- err
+				return
+			}
+		}
+	}()
+	began := time.Now()
+	i := 0
+	for b.Loop() {
+		if _, err := c.Check(ctx, set[i%len(set)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	b.ReportMetric(float64(writes.Load())/time.Since(began).Seconds(), "writes/s")
+	stop()
+	if err := <-done; err != nil {
+		b.Fatal(err)
 	}
 }
 
@@ -114,6 +174,7 @@ func BenchmarkCallableTools(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Cleanup(c.StopWatch)
 	for name, backend := range map[string]authzserver.Backend{"uncached": s, "cached": c} {
 		b.Run(name, func(b *testing.B) {
 			for b.Loop() {
