@@ -157,6 +157,27 @@ func TestAuthorizationBackendDown(t *testing.T) {
 	auditCovers(t, f, 1)
 }
 
+// TestAuthorizationBackendStopped: the SpiceDB the gateway uses is another trustgate's embedded
+// SpiceDB (on the same PostgreSQL database, so its data outlives the process), exposed over
+// gRPC. That process is stopped: every call is refused with an error that says so; it is started
+// again: calls succeed again without touching the gateway.
+func TestAuthorizationBackendStopped(t *testing.T) {
+	db := testenv.Postgres(t)
+	key, master := "e2e-fault-key", strings.Repeat("6b", 32)
+	grpcAddr, spiceListen := freeAddr(t), freeAddr(t)
+	spiceArgs := []string{"serve", "--listen", spiceListen, "--database", db, "--data-dir", t.TempDir(), "--master-key", master,
+		"--spicedb-grpc-listen", grpcAddr, "--spicedb-preshared-key", key, "--metrics-listen", ""}
+	spicedb := waitReady(t, launchEnv(t, spiceListen, nil, spiceArgs...))
+	f := setupFaults(t, []string{"--spicedb-endpoint", grpcAddr, "--spicedb-insecure", "--spicedb-token", key, "--master-key", master},
+		[]string{"--database", db, "--data-dir", t.TempDir()})
+
+	spicedb.stopCleanly(t)
+	expectCallError(t, f.session, "spicedb stopped", "authorization backend")
+	waitReady(t, launchEnv(t, spiceListen, nil, spiceArgs...))
+	expectRecovery(t, f.session, "spicedb started again")
+	auditCovers(t, f, 1)
+}
+
 // TestStoreDown: the gateway's PostgreSQL (its store and its embedded SpiceDB's datastore) is
 // reached through a faultline. While it is unreachable calls are refused, nothing forwarded;
 // when it is back, calls succeed again.
@@ -168,7 +189,7 @@ func TestStoreDown(t *testing.T) {
 	}
 	pg := newFaultline(t, u.Host)
 	u.Host = pg.Addr()
-	f := setupFaults(t, nil, []string{"--database", u.String()})
+	f := setupFaults(t, nil, []string{"--database", u.String(), "--data-dir", t.TempDir()})
 
 	pg.set(faultDown)
 	before := len(f.up.Calls())

@@ -138,5 +138,5 @@ func TestRestartKeepsRelationshipsSQLite(t *testing.T) {
 
 func TestRestartKeepsRelationshipsPostgres(t *testing.T) {
 	url := testenv.Postgres(t)
-	testRestartKeepsRelationships(t, store.Config{URL: url}, []string{"--database", url})
+	testRestartKeepsRelationships(t, store.Config{URL: url}, []string{"--database", url, "--data-dir", t.TempDir()})
 }
