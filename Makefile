@@ -41,7 +41,8 @@ test-race:
 test-rest:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -Ev '$(RACE_PATTERN)')
 
-## fuzz: the JSON-RPC and SSE parsers of the proxy (the SSE filter, the legacy event reader), FUZZTIME each (CI runs it briefly).
+## fuzz: the JSON-RPC and SSE parsers of the proxy (the SSE filter, the legacy event reader), FUZZTIME each
+## (a duration, or a count such as 20000x, which CI uses: see .ci/run).
 FUZZTIME ?= 10s
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParseMessage -fuzztime=$(FUZZTIME) ./proxy/
