@@ -19,6 +19,12 @@ import (
 // (the request path below the host), the caller's token as the actor, and the old and new
 // values the handler noted on the caller (caller.change).
 var auditedActions = map[string]string{
+	"createHost":        "host.create",
+	"importServer":      "server.import",
+	"updateServer":      "server.update",
+	"syncServer":        "server.sync",
+	"createHuman":       "human.create",
+	"updateAgent":       "agent.update",
 	"deleteServer":      "server.delete",
 	"updateTool":        "tool.update",
 	"deleteTool":        "tool.delete",
@@ -40,19 +46,34 @@ var auditedActions = map[string]string{
 type change struct {
 	userID, userEmail string
 	old, new          string
+	// host is the host a global route changed (createHost), for its chain.
+	host string
+	// object names what a create made, when the path names only its collection.
+	object string
+	// none: the request changed nothing (an import with dry_run).
+	none bool
 }
 
 // auditChange writes the entry of a successful audited change. The change is already
 // committed, so a failure to write the entry is logged (the entry is lost) but not returned.
 func (a *API) auditChange(r *http.Request, rt Route, c *caller, requestID string) {
 	action, ok := auditedActions[rt.ID]
-	if !ok || a.cfg.Audit == nil {
+	if !ok || a.cfg.Audit == nil || c.change.none {
 		return
 	}
 	host := r.PathValue("host")
+	if host == "" {
+		host = c.change.host
+	}
+	if host == "" {
+		return // a global change outside any host's chain (global API tokens)
+	}
 	object := strings.TrimPrefix(r.URL.Path, pHosts+"/"+host+"/")
 	if object == r.URL.Path || object == "" {
 		object = "host/" + host
+	}
+	if c.change.object != "" {
+		object = c.change.object
 	}
 	actor := "token:" + c.token.ID
 	if c.token.Name != "" {

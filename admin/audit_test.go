@@ -168,6 +168,8 @@ func TestAdminChangesAreAudited(t *testing.T) {
 		got = append(got, fmt.Sprintf("%s %s %s->%s", en.Action, en.Object, en.OldValue, en.NewValue))
 	}
 	want := []string{
+		"server.import servers/tracker ->",
+		"human.create humans/alice@acme.test ->",
 		"grant.set humans/alice@acme.test/grants/tracker none->high",
 		"agent_level.set agents/" + agentID + "/servers/tracker none->medium",
 		"grant.set humans/alice@acme.test/grants/tracker high->medium",
@@ -179,9 +181,31 @@ func TestAdminChangesAreAudited(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("admin entries:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	// The human filter finds the grant entries by the (deleted) human's id.
+	// The human filter finds the human's entries by the (deleted) human's id.
+	p = admin.Page[admin.AuditEntry]{}
 	e.must(200, "GET", "/api/v1/hosts/acme/audit?decision=admin&human="+userID, e.acme, nil, &p)
-	if len(p.Items) < 3 || !bytes.Contains([]byte(p.Items[0].Action), []byte("grant")) {
+	if len(p.Items) < 4 || p.Items[0].Action != "human.create" || !bytes.Contains([]byte(p.Items[1].Action), []byte("grant")) {
 		t.Fatalf("entries of human %s: %+v", userID, p.Items)
+	}
+}
+
+// A host's chain starts with its creation (a global route), and an import with dry_run, which
+// saves nothing, is not an admin change.
+func TestHostCreationIsAuditedAndDryRunsAreNot(t *testing.T) {
+	e := newEnv(t)
+	e.must(201, "POST", "/api/v1/hosts", e.global, admin.HostCreate{Key: "initech", Exact: true}, nil)
+	var p admin.Page[admin.AuditEntry]
+	e.must(200, "GET", "/api/v1/hosts/initech/audit", e.global, nil, &p)
+	if len(p.Items) != 1 || p.Items[0].Action != "host.create" || p.Items[0].Object != "host/initech" || p.Items[0].Seq != 1 {
+		t.Fatalf("initech's log: %+v", p.Items)
+	}
+	up := testmcp.Start(t, "")
+	e.must(200, "POST", "/api/v1/hosts/acme/servers", e.acme, admin.ServerImport{URL: up.URL, DryRun: true}, nil)
+	p = admin.Page[admin.AuditEntry]{}
+	e.must(200, "GET", "/api/v1/hosts/acme/audit?decision=admin", e.acme, nil, &p)
+	for _, en := range p.Items {
+		if en.Action == "server.import" {
+			t.Fatalf("a dry-run import was audited: %+v", en)
+		}
 	}
 }

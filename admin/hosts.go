@@ -127,7 +127,7 @@ func (a *API) listHosts(r *http.Request, c *caller) (int, any, error) {
 	return http.StatusOK, page, err
 }
 
-func (a *API) createHost(r *http.Request, _ *caller) (int, any, error) {
+func (a *API) createHost(r *http.Request, c *caller) (int, any, error) {
 	var req HostCreate
 	if err := decodeBody(nil, r, &req); err != nil {
 		return 0, nil, err
@@ -148,6 +148,7 @@ func (a *API) createHost(r *http.Request, _ *caller) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	c.change.host = h.Key
 	return http.StatusCreated, a.hostDoc(h, true), nil
 }
 

@@ -73,7 +73,7 @@ func (a *API) listHumans(r *http.Request, _ *caller) (int, any, error) {
 	return http.StatusOK, page, err
 }
 
-func (a *API) createHuman(r *http.Request, _ *caller) (int, any, error) {
+func (a *API) createHuman(r *http.Request, c *caller) (int, any, error) {
 	ctx := r.Context()
 	var req HumanCreate
 	if err := decodeBody(nil, r, &req); err != nil {
@@ -83,6 +83,7 @@ func (a *API) createHuman(r *http.Request, _ *caller) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	c.change.object, c.change.userID, c.change.userEmail = "humans/"+u.Email, u.ID, u.Email
 	if err := a.sync(ctx); err != nil {
 		return 0, nil, err
 	}

@@ -111,7 +111,7 @@ func (a *API) getServer(r *http.Request, _ *caller) (int, any, error) {
 	return http.StatusOK, d, err
 }
 
-func (a *API) importServer(r *http.Request, _ *caller) (int, any, error) {
+func (a *API) importServer(r *http.Request, c *caller) (int, any, error) {
 	ctx := r.Context()
 	host := r.PathValue("host")
 	var req ServerImport
@@ -160,6 +160,7 @@ func (a *API) importServer(r *http.Request, _ *caller) (int, any, error) {
 		}
 	}
 	if req.DryRun {
+		c.change.none = true
 		result.Server.CredentialKind = credentials.Credentials{Header: (*credentials.Header)(req.Header), OAuthClient: (*credentials.OAuthClient)(req.OAuthClient)}.Kind()
 		return http.StatusOK, result, nil
 	}
@@ -167,6 +168,7 @@ func (a *API) importServer(r *http.Request, _ *caller) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	c.change.object = "servers/" + key
 	saved, err := serverimport.Save(ctx, a.cfg.Store, srv, tools)
 	if err != nil {
 		return 0, nil, err
