@@ -75,7 +75,7 @@ func testAuditLog(t *testing.T, storeArgs []string, sqlExec func(query string)) 
 			t.Errorf("entry %d: actor %q does not name the token", e.Seq, e.Actor)
 		}
 	}
-	if strings.Join(got, ", ") != "grant.set none->medium, grant.set medium->high, grant.revoke high->none" {
+	if strings.Join(got, ", ") != "server.import ->, human.create ->, grant.set none->medium, grant.set medium->high, grant.revoke high->none" {
 		t.Fatalf("admin entries: %v", got)
 	}
 	table := cli(t, p, token, "audit", "list")
@@ -83,7 +83,7 @@ func testAuditLog(t *testing.T, storeArgs []string, sqlExec func(query string)) 
 		t.Errorf("audit list table:\n%s", table)
 	}
 	export := lines(cli(t, p, token, "audit", "list", "--all", "-o", "jsonl"))
-	if len(export) != 3 || !json.Valid([]byte(export[0])) {
+	if len(export) != 5 || !json.Valid([]byte(export[0])) {
 		t.Fatalf("export:\n%s", strings.Join(export, "\n"))
 	}
 
@@ -105,7 +105,7 @@ func testAuditLog(t *testing.T, storeArgs []string, sqlExec func(query string)) 
 		}
 		close(followed)
 	}()
-	for range 3 { // the existing entries first
+	for range 5 { // the existing entries first
 		select {
 		case <-followed:
 		case <-time.After(20 * time.Second):
@@ -130,18 +130,18 @@ func testAuditLog(t *testing.T, storeArgs []string, sqlExec func(query string)) 
 	verify := func() (string, error) {
 		return run(t, 60*time.Second, append([]string{"audit", "verify"}, storeArgs...)...)
 	}
-	if out, err := verify(); err != nil || !strings.Contains(out, "default: 4 entries, chain intact") {
+	if out, err := verify(); err != nil || !strings.Contains(out, "default: 6 entries, chain intact") {
 		t.Fatalf("verify of the intact log: %v\n%s", err, out)
 	}
 	// An edited row.
-	sqlExec("UPDATE audit_entries SET new_value = 'low' WHERE host_key = 'default' AND seq = 2")
+	sqlExec("UPDATE audit_entries SET new_value = 'low' WHERE host_key = 'default' AND seq = 4")
 	out, err = verify()
-	if err == nil || !strings.Contains(out, "BROKEN at entry 2") || !strings.Contains(out, "edited") {
-		t.Fatalf("verify after editing entry 2: %v\n%s", err, out)
+	if err == nil || !strings.Contains(out, "BROKEN at entry 4") || !strings.Contains(out, "edited") {
+		t.Fatalf("verify after editing entry 4: %v\n%s", err, out)
 	}
-	sqlExec("UPDATE audit_entries SET new_value = 'high' WHERE host_key = 'default' AND seq = 2")
+	sqlExec("UPDATE audit_entries SET new_value = 'high' WHERE host_key = 'default' AND seq = 4")
 	if out, err := verify(); err != nil {
-		t.Fatalf("verify after restoring entry 2: %v\n%s", err, out)
+		t.Fatalf("verify after restoring entry 4: %v\n%s", err, out)
 	}
 	// A deleted row.
 	sqlExec("DELETE FROM audit_entries WHERE host_key = 'default' AND seq = 3")
