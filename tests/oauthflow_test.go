@@ -60,14 +60,19 @@ func connectAgent(t *testing.T, browserURL, issuer, resource, email, password, l
 	return tok.AccessToken
 }
 
-// mcpSession connects the official Go SDK client to endpoint with token.
-func mcpSession(t *testing.T, endpoint, token string) *mcp.ClientSession {
+// mcpSession connects the official Go SDK client to endpoint with token; opts adjust its
+// transport.
+func mcpSession(t *testing.T, endpoint, token string, opts ...func(*mcp.StreamableClientTransport)) *mcp.ClientSession {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	mc := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil)
-	session, err := mc.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: endpoint,
-		HTTPClient: &http.Client{Transport: bearer{token: token, next: http.DefaultTransport}}}, nil)
+	transport := &mcp.StreamableClientTransport{Endpoint: endpoint,
+		HTTPClient: &http.Client{Transport: bearer{token: token, next: http.DefaultTransport}}}
+	for _, opt := range opts {
+		opt(transport)
+	}
+	session, err := mc.Connect(ctx, transport, nil)
 	if err != nil {
 		t.Fatalf("connect to %s: %v", endpoint, err)
 	}
