@@ -77,10 +77,7 @@ func cached[T any](ctx context.Context, s *Store, k key, load func() (T, error))
 		var zero T
 		return zero, fmt.Errorf("control-plane cache: %w", err)
 	}
-	s.mu.Lock()
-	e, ok := s.entries[k]
-	s.mu.Unlock()
-	if ok && e.gen == gen {
+	if e, ok := s.get(k, gen); ok {
 		if e.err != nil {
 			var zero T
 			return zero, e.err
@@ -91,15 +88,28 @@ func cached[T any](ctx context.Context, s *Store, k key, load func() (T, error))
 	if err != nil && !isNotFound(err) {
 		return v, err
 	}
+	// A load that raced with a change may hold newer data than gen: stamping it with gen is
+	// safe (it is dropped as soon as the generation moves), never the other way round.
+	s.put(k, entry{gen: gen, value: v, err: err})
+	return v, err
+}
+
+// get is the entry of k when it was stored at generation gen.
+func (s *Store) get(k key, gen int64) (entry, bool) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.entries[k]
+	return e, ok && e.gen == gen
+}
+
+// put stores e under k, starting over when the cache is full.
+func (s *Store) put(k key, e entry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if len(s.entries) >= s.max {
 		clear(s.entries)
 	}
-	// A load that raced with a change may hold newer data than gen: stamping it with gen is
-	// safe (it is dropped as soon as the generation moves), never the other way round.
-	s.entries[k] = entry{gen: gen, value: v, err: err}
-	s.mu.Unlock()
-	return v, err
+	s.entries[k] = e
 }
 
 func isNotFound(err error) bool { return err != nil && errors.Is(err, store.ErrNotFound) }
@@ -143,20 +153,12 @@ func (s *Store) GetUpstreamToken(ctx context.Context, host, userID, server strin
 		return store.UpstreamToken{}, fmt.Errorf("control-plane cache: %w", err)
 	}
 	k := key{kind: "no-upstream-token", host: host, a: userID + "\x00" + server}
-	s.mu.Lock()
-	e, ok := s.entries[k]
-	s.mu.Unlock()
-	if ok && e.gen == gen {
+	if e, ok := s.get(k, gen); ok {
 		return store.UpstreamToken{}, e.err
 	}
 	t, err := s.Store.GetUpstreamToken(ctx, host, userID, server)
 	if isNotFound(err) {
-		s.mu.Lock()
-		if len(s.entries) >= s.max {
-			clear(s.entries)
-		}
-		s.entries[k] = entry{gen: gen, err: err}
-		s.mu.Unlock()
+		s.put(k, entry{gen: gen, err: err})
 	}
 	return t, err
 }
