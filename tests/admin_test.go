@@ -24,6 +24,17 @@ func cli(t *testing.T, p *process, token string, args ...string) string {
 	return out
 }
 
+// bootstrapToken creates a global API token called name straight in the store that storeArgs
+// (--data-dir or --database) point at, as an operator does before the API can be used.
+func bootstrapToken(t *testing.T, name string, storeArgs ...string) string {
+	t.Helper()
+	out, err := run(t, 30*time.Second, append([]string{"admin", "token", "create", "--global", "--name", name}, storeArgs...)...)
+	if err != nil {
+		t.Fatalf("bootstrap token: %v\n%s", err, out)
+	}
+	return strings.TrimSpace(strings.SplitN(out, "\n", 2)[0])
+}
+
 // cliJSON runs a CLI command with -o json and decodes its output.
 func cliJSON(t *testing.T, p *process, token string, out any, args ...string) {
 	t.Helper()
@@ -41,13 +52,9 @@ func TestAdminCLIImportsServerAndWritesTuples(t *testing.T) {
 	up := testmcp.Start(t, "")
 
 	// Bootstrap: a global token straight from the data store, no API needed.
-	out, err := run(t, 30*time.Second, "admin", "token", "create", "--global", "--name", "bootstrap", "--data-dir", dir)
-	if err != nil {
-		t.Fatalf("bootstrap token: %v\n%s", err, out)
-	}
-	token := strings.TrimSpace(strings.SplitN(out, "\n", 2)[0])
+	token := bootstrapToken(t, "bootstrap", "--data-dir", dir)
 	if !strings.HasPrefix(token, "tgat_") {
-		t.Fatalf("bootstrap printed %q", out)
+		t.Fatalf("bootstrap printed %q", token)
 	}
 
 	cli(t, p, token, "host", "create", "acme", "--exact", "--name", "Acme Corp")

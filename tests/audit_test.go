@@ -54,11 +54,7 @@ func TestAuditLogPostgres(t *testing.T) {
 // row is edited or deleted directly in the database (sqlExec runs SQL on it).
 func testAuditLog(t *testing.T, storeArgs []string, sqlExec func(query string)) {
 	p := start(t, storeArgs...)
-	out, err := run(t, 30*time.Second, append([]string{"admin", "token", "create", "--global", "--name", "bootstrap"}, storeArgs...)...)
-	if err != nil {
-		t.Fatalf("bootstrap token: %v\n%s", err, out)
-	}
-	token := strings.TrimSpace(strings.SplitN(out, "\n", 2)[0])
+	token := bootstrapToken(t, "bootstrap", storeArgs...)
 	up := testmcp.Start(t, "")
 	cli(t, p, token, "server", "import", up.URL, "--key", "tracker")
 	cli(t, p, token, "human", "add", "alice@acme.test")
@@ -135,7 +131,7 @@ func testAuditLog(t *testing.T, storeArgs []string, sqlExec func(query string)) 
 	}
 	// An edited row.
 	sqlExec("UPDATE audit_entries SET new_value = 'low' WHERE host_key = 'default' AND seq = 4")
-	out, err = verify()
+	out, err := verify()
 	if err == nil || !strings.Contains(out, "BROKEN at entry 4") || !strings.Contains(out, "edited") {
 		t.Fatalf("verify after editing entry 4: %v\n%s", err, out)
 	}

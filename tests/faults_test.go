@@ -33,15 +33,8 @@ func setupFaults(t *testing.T, serveArgs []string, storeArgs []string) faultSetu
 		t.Fatal(err)
 	}
 	line := newFaultline(t, u.Host)
-	out, err := run(t, 30*time.Second, append([]string{"admin", "token", "create", "--global", "--name", "e2e"}, storeArgs...)...)
-	if err != nil {
-		t.Fatalf("bootstrap token: %v\n%s", err, out)
-	}
-	admin := strings.TrimSpace(strings.SplitN(out, "\n", 2)[0])
-	cli(t, p, admin, "host", "create", "acme", "--exact")
-	cli(t, p, admin, "server", "import", "http://"+line.Addr()+u.Path, "--host", "acme", "--key", "tracker")
-	cli(t, p, admin, "human", "add", "alice@acme.test", "--host", "acme")
-	cli(t, p, admin, "human", "grant", "alice@acme.test", "tracker", "--level", "high", "--host", "acme")
+	admin := bootstrapToken(t, "e2e", storeArgs...)
+	seedTracker(t, p, admin, "http://"+line.Addr()+u.Path)
 	resource := p.url + "/h/acme/mcp/tracker"
 	token := connectAgent(t, p.url, p.url+"/h/acme", resource, "alice@acme.test", "correct horse battery staple", "medium")
 	// Calls only: the SDK ends a session whose standalone SSE stream cannot be re-opened (a

@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestOAuthDiscoveryAndRegistrationThroughTheBinary checks what an MCP client finds at a host's
@@ -16,11 +15,7 @@ import (
 func TestOAuthDiscoveryAndRegistrationThroughTheBinary(t *testing.T) {
 	dir := t.TempDir()
 	p := start(t, "--data-dir", dir)
-	out, err := run(t, 30*time.Second, "admin", "token", "create", "--global", "--name", "e2e", "--data-dir", dir)
-	if err != nil {
-		t.Fatalf("bootstrap token: %v\n%s", err, out)
-	}
-	token := strings.TrimSpace(strings.SplitN(out, "\n", 2)[0])
+	token := bootstrapToken(t, "e2e", "--data-dir", dir)
 	cli(t, p, token, "host", "create", "acme", "--exact")
 	issuer := p.url + "/h/acme"
 

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"golang.org/x/oauth2"
 
@@ -45,11 +44,7 @@ func TestReplicasShareTheAuthorizationFlow(t *testing.T) {
 	}
 
 	up := testmcp.Start(t, "")
-	out, err := run(t, 30*time.Second, "admin", "token", "create", "--global", "--name", "e2e", "--database", db)
-	if err != nil {
-		t.Fatalf("bootstrap token: %v\n%s", err, out)
-	}
-	admin := strings.TrimSpace(strings.SplitN(out, "\n", 2)[0])
+	admin := bootstrapToken(t, "e2e", "--database", db)
 	cli(t, p1, admin, "host", "create", "acme", "--exact")
 	cli(t, p1, admin, "server", "import", up.URL, "--host", "acme", "--key", "tracker")
 	cli(t, p2, admin, "human", "add", "alice@acme.test", "--host", "acme")

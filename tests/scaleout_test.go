@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/trustgate/trustgate/internal/testenv"
 	"github.com/trustgate/trustgate/internal/testmcp"
@@ -27,11 +26,7 @@ func TestTwoReplicasOnOnePostgres(t *testing.T) {
 	a := waitReady(t, launchEnv(t, addrA, env, "serve", "--listen", addrA, "--database", db, "--public-url", public))
 	b := waitReady(t, launchEnv(t, addrB, env, "serve", "--listen", addrB, "--database", db, "--public-url", public))
 
-	out, err := run(t, 30*time.Second, "admin", "token", "create", "--global", "--name", "e2e", "--database", db)
-	if err != nil {
-		t.Fatalf("bootstrap token: %v\n%s", err, out)
-	}
-	admin := strings.TrimSpace(strings.SplitN(out, "\n", 2)[0])
+	admin := bootstrapToken(t, "e2e", "--database", db)
 	up := testmcp.Start(t, "")
 	cli(t, a, admin, "host", "create", "acme", "--exact")
 	cli(t, a, admin, "server", "import", up.URL, "--host", "acme", "--key", "tracker")

@@ -44,17 +44,20 @@ func setupTrackerWith(t *testing.T, prepare func(*testmcp.Upstream)) trackerSetu
 	if prepare != nil {
 		prepare(up)
 	}
-	out, err := run(t, 30*time.Second, "admin", "token", "create", "--global", "--name", "e2e", "--data-dir", dir)
-	if err != nil {
-		t.Fatalf("bootstrap token: %v\n%s", err, out)
-	}
-	admin := strings.TrimSpace(strings.SplitN(out, "\n", 2)[0])
-	cli(t, p, admin, "host", "create", "acme", "--exact")
-	cli(t, p, admin, "server", "import", up.URL, "--host", "acme", "--key", "tracker")
-	cli(t, p, admin, "human", "add", "alice@acme.test", "--host", "acme")
-	cli(t, p, admin, "human", "grant", "alice@acme.test", "tracker", "--level", "high", "--host", "acme")
+	admin := bootstrapToken(t, "e2e", "--data-dir", dir)
+	seedTracker(t, p, admin, up.URL)
 	return trackerSetup{p: p, admin: admin, up: up, resource: p.url + "/h/acme/mcp/tracker", metrics: "http://" + metrics + "/metrics",
 		email: "alice@acme.test", password: "correct horse battery staple"}
+}
+
+// seedTracker creates host acme, imports the MCP server at url as "tracker" and grants
+// alice@acme.test up to high, through the admin CLI.
+func seedTracker(t *testing.T, p *process, admin, url string) {
+	t.Helper()
+	cli(t, p, admin, "host", "create", "acme", "--exact")
+	cli(t, p, admin, "server", "import", url, "--host", "acme", "--key", "tracker")
+	cli(t, p, admin, "human", "add", "alice@acme.test", "--host", "acme")
+	cli(t, p, admin, "human", "grant", "alice@acme.test", "tracker", "--level", "high", "--host", "acme")
 }
 
 // TestTypeScriptSDKClient drives the official MCP TypeScript SDK client (tests/ts, pinned in
