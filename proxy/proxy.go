@@ -252,8 +252,7 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 	target, err := url.Parse(srv.URL)
 	if err != nil || (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" {
 		p.log.Error("proxy: server has an invalid URL", "host", host, "server", srv.Key)
-		p.auditReject(ctx, &fw.entry, audit.Error, "the server's URL is invalid")
-		p.reject(w, m, ErrCodeUpstream, fmt.Sprintf("the MCP server %s could not be reached", fw.serverName), nil, http.StatusBadGateway)
+		p.refuse(ctx, w, m, &fw.entry, audit.Error, "the server's URL is invalid", ErrCodeUpstream, fmt.Sprintf("the MCP server %s could not be reached", fw.serverName), nil, http.StatusBadGateway)
 		return
 	}
 	fw.target = target
@@ -392,13 +391,11 @@ func (p *Proxy) resolveServer(ctx context.Context, w http.ResponseWriter, m *mes
 	if key == "" {
 		consents, err := p.cfg.Store.ListConsents(ctx, host, agentID)
 		if err != nil {
-			p.auditReject(ctx, entry, audit.Error, "store failed: "+err.Error())
-			p.storeError(w, m, err)
+			p.storeError(ctx, w, m, entry, err)
 			return store.Server{}, false
 		}
 		if len(consents) == 0 {
-			p.auditReject(ctx, entry, audit.Denied, "the agent is not connected to any server")
-			p.reject(w, m, ErrCodeDenied, "trustgate: this agent is not connected to any MCP server. Reconnect the client and choose a server to connect, or ask an administrator.", nil, http.StatusForbidden)
+			p.refuse(ctx, w, m, entry, audit.Denied, "the agent is not connected to any server", ErrCodeDenied, "trustgate: this agent is not connected to any MCP server. Reconnect the client and choose a server to connect, or ask an administrator.", nil, http.StatusForbidden)
 			return store.Server{}, false
 		}
 		latest := consents[0]
@@ -412,13 +409,11 @@ func (p *Proxy) resolveServer(ctx context.Context, w http.ResponseWriter, m *mes
 	srv, err := p.cfg.Store.GetServer(ctx, host, key)
 	if errors.Is(err, store.ErrNotFound) {
 		entry.Server = key
-		p.auditReject(ctx, entry, audit.Denied, "no such server")
-		p.reject(w, m, ErrCodeDenied, fmt.Sprintf("trustgate: there is no MCP server %q on this host", key), nil, http.StatusNotFound)
+		p.refuse(ctx, w, m, entry, audit.Denied, "no such server", ErrCodeDenied, fmt.Sprintf("trustgate: there is no MCP server %q on this host", key), nil, http.StatusNotFound)
 		return store.Server{}, false
 	}
 	if err != nil {
-		p.auditReject(ctx, entry, audit.Error, "store failed: "+err.Error())
-		p.storeError(w, m, err)
+		p.storeError(ctx, w, m, entry, err)
 		return store.Server{}, false
 	}
 	return srv, true
@@ -464,8 +459,7 @@ func (p *Proxy) authorize(ctx context.Context, w http.ResponseWriter, fw *forwar
 			what = m.method
 		}
 		p.log.Info("proxy: denied", "host", fw.host, "server", fw.server, "agent", fw.agentID, "method", what)
-		p.auditReject(ctx, &fw.entry, audit.Denied, "no trust level on the server")
-		p.reject(w, m, ErrCodeDenied, fmt.Sprintf("trustgate denied %s on %s: this agent has no trust level on this server. Reconnect the client and grant a trust level, or ask an administrator.", what, fw.serverName), nil, http.StatusForbidden)
+		p.refuse(ctx, w, m, &fw.entry, audit.Denied, "no trust level on the server", ErrCodeDenied, fmt.Sprintf("trustgate denied %s on %s: this agent has no trust level on this server. Reconnect the client and grant a trust level, or ask an administrator.", what, fw.serverName), nil, http.StatusForbidden)
 		return false
 	}
 	return true
@@ -541,17 +535,23 @@ func (p *Proxy) reject(w http.ResponseWriter, m *message, code int, msg string, 
 	}
 }
 
+// refuse answers a message that is not forwarded (see reject) and records the decision and
+// its reason in the message's audit entry.
+func (p *Proxy) refuse(ctx context.Context, w http.ResponseWriter, m *message, e *audit.Entry, d audit.Decision, reason string, code int, msg string, data any, status int) {
+	p.auditReject(ctx, e, d, reason)
+	p.reject(w, m, code, msg, data, status)
+}
+
 // backendError fails closed.
 func (p *Proxy) backendError(ctx context.Context, w http.ResponseWriter, fw *forward, err error) {
 	p.log.Error("proxy: authorization backend failed; denying", "host", fw.host, "server", fw.server, "agent", fw.agentID, "err", err)
-	p.auditReject(ctx, &fw.entry, audit.Error, "authorization backend failed: "+err.Error())
-	p.reject(w, fw.msg, ErrCodeUnavailable, "trustgate could not reach its authorization backend; the call was not forwarded", nil, http.StatusServiceUnavailable)
+	p.refuse(ctx, w, fw.msg, &fw.entry, audit.Error, "authorization backend failed: "+err.Error(), ErrCodeUnavailable, "trustgate could not reach its authorization backend; the call was not forwarded", nil, http.StatusServiceUnavailable)
 }
 
 // storeError fails closed on a control-plane failure.
-func (p *Proxy) storeError(w http.ResponseWriter, m *message, err error) {
+func (p *Proxy) storeError(ctx context.Context, w http.ResponseWriter, m *message, e *audit.Entry, err error) {
 	p.log.Error("proxy: store failed; denying", "err", err)
-	p.reject(w, m, ErrCodeUnavailable, "trustgate could not read its configuration; the call was not forwarded", nil, http.StatusServiceUnavailable)
+	p.refuse(ctx, w, m, e, audit.Error, "store failed: "+err.Error(), ErrCodeUnavailable, "trustgate could not read its configuration; the call was not forwarded", nil, http.StatusServiceUnavailable)
 }
 
 func displayName(s store.Server) string {

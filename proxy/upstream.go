@@ -92,13 +92,11 @@ func (p *Proxy) credentialError(ctx context.Context, w http.ResponseWriter, fw *
 	var rc *errReconsent
 	if errors.As(err, &rc) {
 		p.log.Info("proxy: upstream authorization needed", "host", fw.host, "server", fw.server, "agent", fw.agentID, "err", err)
-		p.auditReject(ctx, &fw.entry, audit.Error, "the human's upstream sign-in is missing or expired: re-consent needed")
-		p.reject(w, fw.msg, ErrCodeReconsent, reconsentMessage(fw.serverName), reconsentData(fw.server), http.StatusBadGateway)
+		p.refuse(ctx, w, fw.msg, &fw.entry, audit.Error, "the human's upstream sign-in is missing or expired: re-consent needed", ErrCodeReconsent, reconsentMessage(fw.serverName), reconsentData(fw.server), http.StatusBadGateway)
 		return
 	}
 	p.log.Error("proxy: server credentials", "host", fw.host, "server", fw.server, "err", err)
-	p.auditReject(ctx, &fw.entry, audit.Error, "the server's stored credentials could not be used")
-	p.reject(w, fw.msg, ErrCodeUpstream, fmt.Sprintf("the MCP server %s could not be reached: trustgate could not use its stored credentials", fw.serverName), nil, http.StatusBadGateway)
+	p.refuse(ctx, w, fw.msg, &fw.entry, audit.Error, "the server's stored credentials could not be used", ErrCodeUpstream, fmt.Sprintf("the MCP server %s could not be reached: trustgate could not use its stored credentials", fw.serverName), nil, http.StatusBadGateway)
 }
 
 func reconsentMessage(serverName string) string {
