@@ -70,9 +70,7 @@ func hostNotFound(w http.ResponseWriter, r *http.Request, host, path string) {
 	machine := strings.HasPrefix(path, "/api/") || isMCPPath(path) ||
 		strings.HasPrefix(path, "/.well-known/") || !strings.Contains(r.Header.Get("Accept"), "text/html")
 	if machine {
-		w.Header().Set("Content-Type", "application/problem+json")
-		w.WriteHeader(http.StatusNotFound)
-		_ = json.NewEncoder(w).Encode(map[string]any{"type": "about:blank", "title": "Not Found", "status": 404, "detail": msg})
+		writeProblem(w, http.StatusNotFound, msg)
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -84,9 +82,13 @@ func isMCPPath(path string) bool { return path == "/mcp" || strings.HasPrefix(pa
 
 // storeUnavailable answers 503 when the host cannot be looked up because the store fails.
 func storeUnavailable(w http.ResponseWriter) {
-	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Retry-After", "5")
-	w.WriteHeader(http.StatusServiceUnavailable)
-	_ = json.NewEncoder(w).Encode(map[string]any{"type": "about:blank", "title": "Service Unavailable", "status": 503,
-		"detail": "trustgate could not read its configuration; try again shortly"})
+	writeProblem(w, http.StatusServiceUnavailable, "trustgate could not read its configuration; try again shortly")
+}
+
+// writeProblem answers an RFC 9457 problem document.
+func writeProblem(w http.ResponseWriter, status int, detail string) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"type": "about:blank", "title": http.StatusText(status), "status": status, "detail": detail})
 }
