@@ -90,7 +90,7 @@ func request(mode Mode, id int) []byte {
 
 var (
 	errWrongAnswer = errors.New("unexpected answer")
-	denied         = []byte(`"code":-32003`)
+	denied         = []byte(`"code":-31001`)
 	resultKey      = []byte(`"result"`)
 	isError        = []byte(`"isError":true`)
 )

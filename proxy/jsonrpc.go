@@ -18,15 +18,20 @@ const (
 	// ErrCodeInvalidParams: params missing or mistyped (tools/call without a name).
 	ErrCodeInvalidParams = -32602
 
+	// trustgate's own codes lie in -31001…-31004, a range that no official MCP SDK (TypeScript,
+	// Python, Go, C#, Java) reserves: the Go SDK, for one, uses -32003/-32004 for "client
+	// closing"/"server closing" and matches errors by code, so a denial there read as a closed
+	// connection.
+
 	// ErrCodeDenied: trustgate's authorization denied the message. Stable. The error's data
 	// carries, for tools/call, {tool, server, required_level, agent_level, ceiling}.
-	ErrCodeDenied = -32003
+	ErrCodeDenied = -31001
 	// ErrCodeUnavailable: trustgate could not reach its authorization backend, so it failed
 	// closed and did not forward the message. Stable; retrying later may succeed.
-	ErrCodeUnavailable = -32004
+	ErrCodeUnavailable = -31002
 	// ErrCodeUpstream: the upstream MCP server could not be reached or refused the gateway's
 	// credentials. Stable.
-	ErrCodeUpstream = -32005
+	ErrCodeUpstream = -31003
 )
 
 // kind is what a JSON-RPC message is.

@@ -17,7 +17,7 @@ import (
 // holds none that works for them (never obtained, refresh refused, or the upstream refused the
 // token). Stable. Reconnecting the MCP client runs consent again, which signs the human in to
 // the upstream. The error's data is {server, reconnect: true}.
-const ErrCodeReconsent = -32006
+const ErrCodeReconsent = -31004
 
 // UpstreamTokens gives a human's access token for a server's upstream (upstreamauth.Client):
 // found is false when the human has none; an error wrapping upstreamauth.ErrReconsent means
