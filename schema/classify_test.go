@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -133,5 +134,36 @@ func TestRelationshipStringParses(t *testing.T) {
 		if _, err := ParseRelationship(bad); err == nil {
 			t.Errorf("ParseRelationship(%q) succeeded", bad)
 		}
+	}
+}
+
+// toolIDExample is a tool object id written as an example in the docs: `acme/linear/create_issue`
+// or `tool:acme/linear/create_issue`.
+var toolIDExample = regexp.MustCompile("`(?:tool:)?[a-z0-9-]+/[a-z0-9_-]+/([^`/ ]+)`")
+
+// TestDocumentedToolIDsAreEncodedAsTrustgateEncodesThem: every tool id the schema's comments
+// and the README show is what EncodeID really produces (the schema once showed
+// `create=5Fissue`, an id trustgate never writes).
+func TestDocumentedToolIDsAreEncodedAsTrustgateEncodesThem(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for name, text := range map[string]string{"schema.zed": Text, "README.md": string(readme)} {
+		for _, m := range toolIDExample.FindAllStringSubmatch(text, -1) {
+			found++
+			dec, err := DecodeID(m[1])
+			if err != nil {
+				t.Errorf("%s shows %s, which does not decode: %v", name, m[0], err)
+				continue
+			}
+			if enc := EncodeID(dec); enc != m[1] {
+				t.Errorf("%s shows %s, but the tool %q is encoded as %q", name, m[0], dec, enc)
+			}
+		}
+	}
+	if found == 0 {
+		t.Fatal("no documented tool id found: the pattern no longer matches the docs")
 	}
 }
