@@ -54,7 +54,11 @@ func (a *API) OpenAPI() map[string]any {
 				map[string]any{"name": "cursor", "in": "query", "schema": map[string]any{"type": "string"}})
 		}
 		for _, q := range rt.Query {
-			params = append(params, map[string]any{"name": q, "in": "query", "schema": map[string]any{"type": "string"}})
+			schema := map[string]any{"type": "string"}
+			if values, _ := queryParamValues(q); values != nil {
+				schema["enum"] = values
+			}
+			params = append(params, map[string]any{"name": q, "in": "query", "schema": schema})
 		}
 		op := map[string]any{
 			"operationId": rt.ID,

@@ -78,6 +78,9 @@ func (a *API) wrap(rt Route) http.Handler {
 		if err == nil {
 			err = c.authorize(r, rt)
 		}
+		if err == nil {
+			err = checkQuery(r, rt)
+		}
 		if err != nil {
 			if ae := (*apiError)(nil); errors.As(err, &ae) && ae.status == http.StatusUnauthorized {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="trustgate admin API"`)
