@@ -279,6 +279,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	wg.Go(func() { g.writer.Run(syncCtx, g.cfg.SyncInterval) })
 	wg.Go(func() { g.keys.Run(syncCtx, 0) }) // follow key rotations made elsewhere
 
+	// Shutdown waits for in-flight requests; a client's GET stream is not one (it stays open,
+	// idle, as long as the client wants): those are ended when shutdown begins.
+	g.server.RegisterOnShutdown(g.proxy.CloseStreams)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- g.server.Serve(g.listener) }()
 	log.Info("trustgate is serving", "url", g.cfg.PublicURL, "listen", g.Addr())
@@ -310,15 +313,21 @@ func (g *Gateway) Run(ctx context.Context) error {
 	wg.Wait()
 	g.proxy.Close() // legacy upstream streams and idle connections
 	// In-flight requests are done: write the audit entries still queued (results of the last
-	// calls) before the store closes.
-	if auditErr := g.audit.Close(shutdownCtx); auditErr != nil {
+	// calls) before the store closes, and apply the pending relationship changes. Each has a
+	// time of its own: the shutdown timeout may be spent already (requests that did not
+	// finish), and what is queued must not be lost for that.
+	auditCtx, cancelAudit := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
+	if auditErr := g.audit.Close(auditCtx); auditErr != nil {
 		log.Error("audit entries still queued at shutdown were lost", "err", auditErr, "lost", g.audit.Lost())
 	}
-	if _, syncErr := g.writer.Sync(shutdownCtx); syncErr != nil {
+	cancelAudit()
+	drainCtx, cancelSync := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
+	if _, syncErr := g.writer.Sync(drainCtx); syncErr != nil {
 		log.Warn("pending relationship changes stay in the store and are applied at next start", "err", syncErr)
 	}
+	cancelSync()
 	// Pending spans: a few seconds at most, an unreachable collector must not hold the exit.
-	flushCtx, cancelFlush := context.WithTimeout(shutdownCtx, telemetryFlushTimeout)
+	flushCtx, cancelFlush := context.WithTimeout(context.WithoutCancel(ctx), telemetryFlushTimeout)
 	if telErr := g.telemetry.Shutdown(flushCtx); telErr != nil {
 		log.Warn("flush telemetry", "err", telErr)
 	}
@@ -330,6 +339,10 @@ func (g *Gateway) Run(ctx context.Context) error {
 
 // telemetryFlushTimeout bounds the export of pending spans at shutdown.
 const telemetryFlushTimeout = 5 * time.Second
+
+// drainTimeout bounds, each on its own, the audit flush and the relationship sync at
+// shutdown, after the in-flight requests (whose bound is the shutdown timeout).
+const drainTimeout = 15 * time.Second
 
 // close releases what New started, in reverse order.
 func (g *Gateway) close() {

@@ -106,6 +106,10 @@ type Proxy struct {
 	trans    *http.Transport
 	sessions sessionBinder
 	legacy   *legacyState
+	// streams ends when the gateway shuts down: the clients' GET streams watch it (see
+	// CloseStreams).
+	streams      context.Context
+	closeStreams context.CancelCauseFunc
 }
 
 // New checks the configuration and builds the proxy.
@@ -120,6 +124,7 @@ func New(cfg Config) (*Proxy, error) {
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
+	p.streams, p.closeStreams = context.WithCancelCause(context.Background())
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
 		Transport:      timeoutTransport{p.trans},
@@ -144,8 +149,28 @@ func (p *Proxy) CloseIdleConnections() { p.trans.CloseIdleConnections() }
 
 // Close ends the open legacy (HTTP+SSE) upstream connections and closes idle connections.
 func (p *Proxy) Close() {
+	p.CloseStreams()
 	p.legacy.closeAll()
 	p.trans.CloseIdleConnections()
+}
+
+// errShuttingDown ends the clients' GET streams at shutdown.
+var errShuttingDown = errors.New("the gateway is shutting down")
+
+// CloseStreams ends every client's GET stream (the server-to-client channel of Streamable HTTP
+// and of relayed HTTP+SSE sessions) cleanly, now and for streams opened later: the stream's
+// response ends like one the upstream closed, and the client opens a new one (on another
+// replica). The gateway calls it when shutdown begins, so that idle streams, which never end
+// on their own, do not hold the shutdown for its whole timeout. In-flight requests (POST) are
+// not affected: they finish.
+func (p *Proxy) CloseStreams() { p.closeStreams(errShuttingDown) }
+
+// streamContext is the context of a GET stream: r's, also ended (with cause errShuttingDown)
+// by CloseStreams.
+func (p *Proxy) streamContext(parent context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(parent)
+	stop := context.AfterFunc(p.streams, func() { cancel(errShuttingDown) })
+	return ctx, func() { stop(); cancel(nil) }
 }
 
 var serverKeyRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
@@ -155,7 +180,12 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 	w, r = p.startTelemetry(w, r)
 	defer endTelemetry(w)
 	switch r.Method {
-	case http.MethodPost, http.MethodGet, http.MethodDelete:
+	case http.MethodPost, http.MethodDelete:
+	case http.MethodGet:
+		// A GET stream may stay open and idle for hours: it ends when the gateway shuts down.
+		ctx, stop := p.streamContext(r.Context())
+		defer stop()
+		r = r.WithContext(ctx)
 	default:
 		w.Header().Set("Allow", "GET, POST, DELETE")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)

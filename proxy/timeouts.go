@@ -155,6 +155,14 @@ func (b *idleBody) Read(p []byte) (int, error) {
 	b.timer.Reset(b.idle)
 	n, err := b.body.Read(p)
 	b.timer.Stop()
+	if err != nil && errors.Is(context.Cause(b.ctx), errShuttingDown) {
+		// A GET stream closed at shutdown: end it as if the upstream had (cleanly, so that the
+		// client reconnects rather than reporting a broken connection).
+		b.mu.Lock()
+		b.ended, b.tail = true, nil
+		b.mu.Unlock()
+		return n, io.EOF
+	}
 	if err != nil && errors.Is(context.Cause(b.ctx), errIdle) {
 		if b.tail == nil {
 			return n, fmt.Errorf("upstream stream: %w after %s", errIdle, b.idle)
