@@ -241,7 +241,8 @@ func TestEveryOperationChangesWhatTheAgentMayCall(t *testing.T) {
 		{"server revoked for the agent", "DELETE", ag + "/servers/tracker", nil, 204, "[]"},
 		{"agent consented again", "PUT", ag + "/servers/tracker", admin.AgentLevel{Level: "high"}, 200, "[create_issue delete_issue list_issues]"},
 		{"ceiling revoked", "DELETE", "/api/v1/hosts/acme/humans/alice@acme.test/grants/tracker", nil, 204, "[]"},
-		{"ceiling granted again", "PUT", "/api/v1/hosts/acme/humans/alice@acme.test/grants/tracker", admin.GrantSet{Ceiling: "medium"}, 200, "[create_issue]"},
+		{"ceiling granted again (the revocation ended the consent)", "PUT", "/api/v1/hosts/acme/humans/alice@acme.test/grants/tracker", admin.GrantSet{Ceiling: "medium"}, 200, "[]"},
+		{"agent given a level again", "PUT", ag + "/servers/tracker", admin.AgentLevel{Level: "medium"}, 200, "[create_issue]"},
 		{"kill switch", "POST", ag + "/kill", nil, 200, "[]"},
 	}
 	for _, s := range steps {

@@ -273,7 +273,8 @@ func (c *Client) SetGrant(ctx context.Context, host, human, server, ceiling stri
 	return out, err
 }
 
-// DeleteGrant removes a human's ceiling on a server, cutting every agent of theirs off it.
+// DeleteGrant removes a human's ceiling on a server and their agents' consents on it, cutting
+// every agent of theirs off it until the human consents again after a new grant.
 func (c *Client) DeleteGrant(ctx context.Context, host, human, server string) error {
 	return c.do(ctx, http.MethodDelete, nil, nil, nil, "hosts", host, "humans", human, "grants", server)
 }

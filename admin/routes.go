@@ -66,7 +66,7 @@ func (a *API) routes() []Route {
 		{"PATCH", pHuman, "updateHuman", "Change a human's name or admin role", HumanUpdate{}, Human{}, ok, false, nil, (*API).updateHuman},
 		{"DELETE", pHuman, "deleteHuman", "Delete a human with their ceilings, agents and consents", nil, nil, none, false, nil, (*API).deleteHuman},
 		{"PUT", pGrant, "setGrant", "Grant a human access to a server up to a ceiling", GrantSet{}, Human{}, ok, false, nil, (*API).setGrant},
-		{"DELETE", pGrant, "revokeGrant", "Revoke a human's access to a server", nil, nil, none, false, nil, (*API).revokeGrant},
+		{"DELETE", pGrant, "revokeGrant", "Revoke a human's access to a server (their agents' consents on it end too)", nil, nil, none, false, nil, (*API).revokeGrant},
 
 		{"GET", pAgents, "listAgents", "List agents (filter: ?human=id-or-email)", nil, Page[Agent]{}, ok, false, []string{"human"}, (*API).listAgents},
 		{"GET", pAgent, "getAgent", "Show an agent with its servers and levels", nil, Agent{}, ok, false, nil, (*API).getAgent},

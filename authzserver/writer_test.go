@@ -143,8 +143,13 @@ func testWriter(t *testing.T, st store.Store) {
 			return err
 		}, "[tool_low]"},
 		{"revoke ceiling", func() error { return st.DeleteGrant(ctx, "acme", "srv", userID) }, "[]"},
+		// The revocation ended the consent too: granting again restores nothing by itself.
 		{"grant again", func() error {
 			_, err := st.SetGrant(ctx, store.Grant{Host: "acme", Server: "srv", UserID: userID, Ceiling: schema.High})
+			return err
+		}, "[]"},
+		{"consent again", func() error {
+			_, err := st.SetConsent(ctx, store.Consent{Host: "acme", AgentID: agentID, Server: "srv", Level: schema.High})
 			return err
 		}, "[tool_high tool_low tool_medium]"},
 		{"kill the agent", func() error { return st.DeleteAgent(ctx, "acme", agentID) }, "[]"},

@@ -123,8 +123,9 @@ func selectGrants(ctx context.Context, q querier, where string, args ...any) ([]
 	return out, rs.Err()
 }
 
-// DeleteGrant removes the ceiling. The agents' consents stay: without a ceiling the schema lets
-// none of them through, and they apply again if the ceiling is set again.
+// DeleteGrant removes the ceiling and, in the same transaction, the consents the human gave
+// their agents on the server: revoking access ends it, so a later grant gives the agents
+// nothing until the human consents again.
 func (s *sqlStore) DeleteGrant(ctx context.Context, host, server, userID string) error {
 	at := now()
 	err := s.controlTx(ctx, func(q querier) error {
@@ -138,6 +139,10 @@ func (s *sqlStore) DeleteGrant(ctx context.Context, host, server, userID string)
 		}
 		var cs changeSet
 		if err := deleteGrants(ctx, q, &cs, where, host, server, userID); err != nil {
+			return err
+		}
+		if err := deleteConsents(ctx, q, &cs, "host_key = ? AND server_key = ? AND agent_id IN (SELECT id FROM agents WHERE host_key = ? AND user_id = ?)",
+			host, server, host, userID); err != nil {
 			return err
 		}
 		return cs.write(ctx, q, at)

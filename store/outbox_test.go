@@ -348,8 +348,10 @@ func TestOutboxEntries(t *testing.T) {
 
 		noErr(t, "delete consent", s.DeleteConsent(ctx, "acme", "claude", "gh"))
 		expect("DeleteConsent", schema.Grant("acme", "gh", "claude", schema.Medium))(D)
+		must[store.Consent](t, "set consent")(s.SetConsent(ctx, store.Consent{Host: "acme", AgentID: "claude", Server: "gh", Level: schema.Low}))
+		expect("SetConsent again", schema.Grant("acme", "gh", "claude", schema.Low))(T)
 		noErr(t, "delete grant", s.DeleteGrant(ctx, "acme", "gh", "alice"))
-		expect("DeleteGrant", schema.Ceiling("acme", "gh", "alice", schema.Medium))(D)
+		expect("DeleteGrant", schema.Ceiling("acme", "gh", "alice", schema.Medium), schema.Grant("acme", "gh", "claude", schema.Low))(D, D)
 		noErr(t, "delete tool", s.DeleteTool(ctx, "acme", "gh", "merge pr"))
 		expect("DeleteTool", schema.ToolLevel("acme", "gh", "merge pr", schema.Low))(D)
 		must[store.Tool](t, "put tool")(s.PutTool(ctx, store.Tool{Host: "acme", Server: "gh", Name: "off", Level: schema.Low}))

@@ -200,6 +200,8 @@ type Store interface {
 	GetGrant(ctx context.Context, host, server, userID string) (Grant, error)
 	// ListGrants lists the host's grants; userID "" lists every human's.
 	ListGrants(ctx context.Context, host, userID string) ([]Grant, error)
+	// DeleteGrant revokes the human's access to the server: the ceiling and the consents the
+	// human gave their agents there go together, so granting again restores no old consent.
 	DeleteGrant(ctx context.Context, host, server, userID string) error
 
 	CreateAgent(ctx context.Context, a Agent) (Agent, error)

@@ -383,6 +383,30 @@ func TestConsents(t *testing.T) {
 		_, err = s.GetConsent(ctx, "acme", agent.ID, "github")
 		wantErr(t, "get deleted consent", err, store.ErrNotFound)
 		wantErr(t, "delete deleted consent", s.DeleteConsent(ctx, "acme", agent.ID, "github"), store.ErrNotFound)
+
+		// Revoking a human's access to a server ends their agents' consents there, and only
+		// there: granting again restores none of them.
+		second := must[store.Agent](t, "create agent")(s.CreateAgent(ctx, store.Agent{Host: "acme", UserID: alice.ID}))
+		bob := must[store.User](t, "create user")(s.CreateUser(ctx, store.User{Host: "acme", Email: "bob@example.com"}))
+		bobs := must[store.Agent](t, "create agent")(s.CreateAgent(ctx, store.Agent{Host: "acme", UserID: bob.ID}))
+		must[store.Grant](t, "set grant")(s.SetGrant(ctx, store.Grant{Host: "acme", Server: "github", UserID: alice.ID, Ceiling: schema.High}))
+		must[store.Grant](t, "set grant")(s.SetGrant(ctx, store.Grant{Host: "acme", Server: "linear", UserID: bob.ID, Ceiling: schema.High}))
+		must[store.Consent](t, "consent")(s.SetConsent(ctx, store.Consent{Host: "acme", AgentID: second.ID, Server: "linear", Level: schema.Low}))
+		must[store.Consent](t, "consent")(s.SetConsent(ctx, store.Consent{Host: "acme", AgentID: agent.ID, Server: "github", Level: schema.High}))
+		must[store.Consent](t, "consent")(s.SetConsent(ctx, store.Consent{Host: "acme", AgentID: bobs.ID, Server: "linear", Level: schema.High}))
+		noErr(t, "revoke alice on linear", s.DeleteGrant(ctx, "acme", "linear", alice.ID))
+		must[store.Grant](t, "grant again")(s.SetGrant(ctx, store.Grant{Host: "acme", Server: "linear", UserID: alice.ID, Ceiling: schema.High}))
+		for _, a := range []store.Agent{agent, second} {
+			if c, err := s.GetConsent(ctx, "acme", a.ID, "linear"); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("after revoke and grant again, agent %s still has consent %+v (err %v)", a.ID, c, err)
+			}
+		}
+		if c := must[store.Consent](t, "other server's consent")(s.GetConsent(ctx, "acme", agent.ID, "github")); c.Level != schema.High {
+			t.Errorf("revoking linear changed the consent on github: %+v", c)
+		}
+		if c := must[store.Consent](t, "other human's consent")(s.GetConsent(ctx, "acme", bobs.ID, "linear")); c.Level != schema.High {
+			t.Errorf("revoking alice changed bob's agent's consent: %+v", c)
+		}
 	})
 }
 

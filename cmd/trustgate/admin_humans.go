@@ -133,13 +133,13 @@ to it at consent. Lowering a ceiling caps existing consents at once.`,
 func newHumanRevokeCommand(o *adminOptions, host *string) *cobra.Command {
 	return &cobra.Command{
 		Use:   "revoke HUMAN SERVER",
-		Short: "Remove a human's ceiling on a server, cutting every agent of theirs off it",
+		Short: "Remove a human's ceiling on a server and their agents' consents there, cutting every agent of theirs off it",
 		Args:  argsNamed("HUMAN", "SERVER"),
 		RunE: o.api(func(a *adminCall, args []string) error {
 			if err := a.client.DeleteGrant(a.ctx, *host, args[0], args[1]); err != nil {
 				return err
 			}
-			return a.done("Revoked %s's access to %s; none of their agents can use it now.\n", args[0], args[1])
+			return a.done("Revoked %s's access to %s; none of their agents can use it now, and after a new grant each must be consented again.\n", args[0], args[1])
 		}),
 	}
 }
