@@ -40,6 +40,10 @@ type EmbeddedConfig struct {
 	GRPCListen string
 	// PresharedKey is the bearer token clients of the exposed API must present.
 	PresharedKey string
+	// GRPCAllowWrites lets clients of the exposed API write (relationships, schema). Off, the
+	// API is read-only for them: trustgate's store is the source of truth, and reconciliation
+	// from it removes any relationship written around it at the next start.
+	GRPCAllowWrites bool
 	// Migrated skips migrating the database datastore: another embedded server in this
 	// process (or a `migrate` run) already did.
 	Migrated bool
@@ -57,13 +61,17 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (_ *SpiceDB, err err
 	if cfg.Datastore == "" {
 		cfg.Datastore = DatastoreMemory
 	}
-	key := cfg.PresharedKey
-	if cfg.GRPCListen != "" && key == "" {
+	if cfg.GRPCListen != "" && cfg.PresharedKey == "" {
 		return nil, errors.New("exposing the embedded SpiceDB's gRPC API needs a preshared key (--spicedb-preshared-key or TRUSTGATE_SPICEDB_KEY)")
 	}
-	if key == "" {
-		key = randomKey()
+	// trustgate's own connection presents a key of its own, never shown to anyone: the
+	// read-only guard tells it apart from the operator's key.
+	key := randomKey()
+	keys := []string{key}
+	if cfg.PresharedKey != "" {
+		keys = append(keys, cfg.PresharedKey)
 	}
+	guard := readOnlyGuard{internalKey: []byte(key)}
 
 	dsOpts := []datastore.ConfigOption{
 		datastore.WithEngine(cfg.Datastore),
@@ -109,16 +117,30 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (_ *SpiceDB, err err
 	if cfg.GRPCListen != "" {
 		grpcConfig = util.GRPCServerConfig{Network: "tcp", Address: cfg.GRPCListen, Enabled: true}
 	}
-	srvConfig := server.NewConfigWithOptionsAndDefaults(
+	srvOpts := []server.ConfigOption{
 		server.WithDatastore(ds),
-		server.SetPresharedSecureKey([]string{key}),
+		server.SetPresharedSecureKey(keys),
 		server.WithGRPCServer(grpcConfig),
 		server.WithHTTPGateway(util.HTTPServerConfig{HTTPEnabled: false}),
 		server.WithMetricsAPI(util.HTTPServerConfig{HTTPEnabled: false}),
 		server.WithDispatchServer(util.GRPCServerConfig{Enabled: false}),
 		server.WithSilentlyDisableTelemetry(true),
-		server.WithShutdownGracePeriod(2*time.Second),
-	)
+		server.WithShutdownGracePeriod(2 * time.Second),
+	}
+	if !cfg.GRPCAllowWrites {
+		srvOpts = append(srvOpts,
+			server.WithUnaryMiddlewareModification(server.MiddlewareModification[grpc.UnaryServerInterceptor]{
+				DependencyMiddlewareName: server.DefaultMiddlewareGRPCAuth,
+				Operation:                server.OperationAppend,
+				Middlewares:              []server.ReferenceableMiddleware[grpc.UnaryServerInterceptor]{{Name: "trustgate-read-only", Middleware: guard.unary}},
+			}),
+			server.WithStreamingMiddlewareModification(server.MiddlewareModification[grpc.StreamServerInterceptor]{
+				DependencyMiddlewareName: server.DefaultMiddlewareGRPCAuth,
+				Operation:                server.OperationAppend,
+				Middlewares:              []server.ReferenceableMiddleware[grpc.StreamServerInterceptor]{{Name: "trustgate-read-only", Middleware: guard.stream}},
+			}))
+	}
+	srvConfig := server.NewConfigWithOptionsAndDefaults(srvOpts...)
 	runnable, err := srvConfig.Complete(ctx)
 	if err != nil {
 		if cfg.GRPCListen != "" {
@@ -160,7 +182,7 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (_ *SpiceDB, err err
 	backend.onClose = stop
 	backend.ds = ds
 	backend.logger = logger
-	logger.Info("embedded SpiceDB started", "datastore", cfg.Datastore, "grpc_listen", cfg.GRPCListen)
+	logger.Info("embedded SpiceDB started", "datastore", cfg.Datastore, "grpc_listen", cfg.GRPCListen, "grpc_writes", cfg.GRPCAllowWrites)
 	return backend, nil
 }
 

@@ -37,6 +37,9 @@ type Config struct {
 	SpiceDBGRPCListen string
 	// SpiceDBPresharedKey protects the exposed gRPC API.
 	SpiceDBPresharedKey string
+	// SpiceDBGRPCAllowWrites lets clients of the exposed gRPC API write; off, it is read-only
+	// (writes there bypass the store and are undone by reconciliation at the next start).
+	SpiceDBGRPCAllowWrites bool
 	// SchemaFile replaces the embedded schema.zed (it must keep what trustgate writes).
 	SchemaFile string
 
@@ -116,6 +119,9 @@ func (c *Config) complete() error {
 	}
 	if c.MetricsListen != "" && c.MetricsListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
 		return errors.New("--metrics-listen must differ from --listen: /metrics is served only on an address of its own")
+	}
+	if c.SpiceDBGRPCAllowWrites && c.SpiceDBGRPCListen == "" {
+		return errors.New("--spicedb-grpc-allow-writes applies to the API --spicedb-grpc-listen exposes; set that too or drop it")
 	}
 	if c.SpiceDBGRPCListen != "" && c.SpiceDBPresharedKey == "" {
 		return errors.New("--spicedb-grpc-listen needs --spicedb-preshared-key (or TRUSTGATE_SPICEDB_KEY): the API must not be open without a key")

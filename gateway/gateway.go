@@ -199,10 +199,11 @@ func openBackend(ctx context.Context, cfg Config, storeEngine string) (*authzser
 		return backend, nil
 	}
 	embedded := authzserver.EmbeddedConfig{
-		Datastore:    authzserver.DatastoreMemory,
-		GRPCListen:   cfg.SpiceDBGRPCListen,
-		PresharedKey: cfg.SpiceDBPresharedKey,
-		Logger:       log,
+		Datastore:       authzserver.DatastoreMemory,
+		GRPCListen:      cfg.SpiceDBGRPCListen,
+		PresharedKey:    cfg.SpiceDBPresharedKey,
+		GRPCAllowWrites: cfg.SpiceDBGRPCAllowWrites,
+		Logger:          log,
 	}
 	if storeEngine != "sqlite" {
 		embedded.Datastore = storeEngine
@@ -217,7 +218,10 @@ func openBackend(ctx context.Context, cfg Config, storeEngine string) (*authzser
 		return nil, err
 	}
 	if cfg.SpiceDBGRPCListen != "" {
-		log.Info("embedded SpiceDB gRPC API exposed", "addr", cfg.SpiceDBGRPCListen)
+		log.Info("embedded SpiceDB gRPC API exposed", "addr", cfg.SpiceDBGRPCListen, "writes", cfg.SpiceDBGRPCAllowWrites)
+		if cfg.SpiceDBGRPCAllowWrites {
+			log.Warn("the exposed SpiceDB gRPC API accepts writes: relationships written there bypass the store and the audit log, and reconciliation from the store removes them at the next start")
+		}
 	}
 	return backend, nil
 }

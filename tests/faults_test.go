@@ -137,7 +137,7 @@ func TestUpstreamDownHangingOrTalkingGarbage(t *testing.T) {
 func TestAuthorizationBackendDown(t *testing.T) {
 	key := "e2e-fault-key"
 	grpcAddr := freeAddr(t)
-	start(t, "--data-dir", t.TempDir(), "--spicedb-grpc-listen", grpcAddr, "--spicedb-preshared-key", key)
+	start(t, "--data-dir", t.TempDir(), "--spicedb-grpc-listen", grpcAddr, "--spicedb-preshared-key", key, "--spicedb-grpc-allow-writes")
 	spicedb := newFaultline(t, grpcAddr)
 	dir := t.TempDir()
 	f := setupFaults(t, []string{"--spicedb-endpoint", spicedb.Addr(), "--spicedb-insecure", "--spicedb-token", key},
@@ -162,7 +162,7 @@ func TestAuthorizationBackendStopped(t *testing.T) {
 	key, master := "e2e-fault-key", strings.Repeat("6b", 32)
 	grpcAddr, spiceListen := freeAddr(t), freeAddr(t)
 	spiceArgs := []string{"serve", "--listen", spiceListen, "--database", db, "--data-dir", t.TempDir(), "--master-key", master,
-		"--spicedb-grpc-listen", grpcAddr, "--spicedb-preshared-key", key, "--metrics-listen", ""}
+		"--spicedb-grpc-listen", grpcAddr, "--spicedb-preshared-key", key, "--spicedb-grpc-allow-writes", "--metrics-listen", ""}
 	spicedb := waitReady(t, launchEnv(t, spiceListen, nil, spiceArgs...))
 	f := setupFaults(t, []string{"--spicedb-endpoint", grpcAddr, "--spicedb-insecure", "--spicedb-token", key, "--master-key", master},
 		[]string{"--database", db, "--data-dir", t.TempDir()})

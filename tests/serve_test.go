@@ -90,7 +90,7 @@ func TestHelpExplainsEveryFlag(t *testing.T) {
 		"--database", "TRUSTGATE_DATABASE",
 		"--public-url", "TRUSTGATE_PUBLIC_URL",
 		"--log-format", "--spicedb-endpoint", "--spicedb-token", "--spicedb-insecure",
-		"--spicedb-grpc-listen", "--spicedb-preshared-key", "TRUSTGATE_SPICEDB_KEY",
+		"--spicedb-grpc-listen", "--spicedb-preshared-key", "TRUSTGATE_SPICEDB_KEY", "--spicedb-grpc-allow-writes",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("serve --help lacks %q", want)
@@ -125,6 +125,7 @@ func TestBadInputGetsAClearError(t *testing.T) {
 		{"malformed schema", []string{"serve", "--data-dir", dir, "--schema-file", badSchema}, []string{"bad.zed", "line 5"}, ""},
 		{"port in use", []string{"serve", "--data-dir", dir, "--listen", held.Addr().String()}, []string{held.Addr().String(), "address already in use"}, ""},
 		{"exposed API without key", []string{"serve", "--data-dir", dir, "--spicedb-grpc-listen", "127.0.0.1:0"}, []string{"preshared-key"}, ""},
+		{"writes to an API not exposed", []string{"serve", "--data-dir", dir, "--spicedb-grpc-allow-writes"}, []string{"--spicedb-grpc-listen"}, ""},
 		{"bad log format", []string{"serve", "--data-dir", dir, "--log-format", "xml"}, []string{"--log-format", "json"}, ""},
 	}
 	for _, c := range cases {
