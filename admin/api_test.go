@@ -541,3 +541,27 @@ func TestServerTimeouts(t *testing.T) {
 	e.problem(400, "PATCH", "/api/v1/hosts/acme/servers/tracker", e.acme, admin.ServerUpdate{ConnectTimeoutMS: ptr(int64(-1))}, "connect_timeout_ms")
 	e.problem(400, "PATCH", "/api/v1/hosts/acme/servers/tracker", e.acme, admin.ServerUpdate{ConnectTimeoutMS: ptr(int64(25 * 3600 * 1000))}, "connect_timeout_ms")
 }
+
+// TestImportAndSyncNameClientDependentTools: a server (the Go SDK) that lists a tool only to
+// clients declaring elicitation gets it imported, and the import and sync results name it in
+// client_dependent_tools with a note; a server listing the same tools to everyone has neither.
+func TestImportAndSyncNameClientDependentTools(t *testing.T) {
+	e := newEnv(t)
+	up := testmcp.Start(t, "")
+	up.AddElicitationTool()
+	var imp admin.ImportResult
+	e.must(201, "POST", "/api/v1/hosts/acme/servers", e.acme, admin.ServerImport{URL: up.URL, Key: "tracker"}, &imp)
+	if len(imp.Tools) != len(testmcp.Tools)+1 || fmt.Sprint(imp.ClientDependentTools) != "["+testmcp.ElicitTool+"]" ||
+		!strings.Contains(imp.Note, testmcp.ElicitTool) || !strings.Contains(imp.Note, "elicitation") {
+		t.Fatalf("import: %d tools, client-dependent %v, note %q", len(imp.Tools), imp.ClientDependentTools, imp.Note)
+	}
+	var sync admin.SyncResult
+	e.must(200, "POST", "/api/v1/hosts/acme/servers/tracker/sync", e.acme, nil, &sync)
+	if fmt.Sprint(sync.ClientDependentTools) != "["+testmcp.ElicitTool+"]" || sync.Note == "" || len(sync.Removed) != 0 {
+		t.Fatalf("sync: %+v", sync)
+	}
+	code, body := e.do("POST", "/api/v1/hosts/acme/servers", e.acme, admin.ServerImport{URL: testmcp.Start(t, "").URL, Key: "plain", DryRun: true})
+	if code != 200 || strings.Contains(string(body), "client_dependent_tools") || strings.Contains(string(body), `"note"`) {
+		t.Fatalf("import of a server that lists the same tools to every client = %d %s", code, body)
+	}
+}

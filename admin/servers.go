@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/textproto"
 	"net/url"
@@ -125,6 +126,7 @@ func (a *API) importServer(r *http.Request, c *caller) (int, any, error) {
 		return 0, nil, err
 	}
 	opts := a.cfg.Discovery
+	opts.CompareClients = true
 	if req.Header != nil {
 		opts.Header = http.Header{}
 		opts.Header.Set(req.Header.Name, req.Header.Value)
@@ -153,6 +155,7 @@ func (a *API) importServer(r *http.Request, c *caller) (int, any, error) {
 	}
 	tools := serverimport.Tools(host, key, found.Tools, enable)
 	result := ImportResult{DryRun: req.DryRun, Server: Server{Key: key, Name: srv.Name, Description: srv.Description, URL: srv.URL, Tools: len(tools), Timeouts: timeoutsDoc(srv)}}
+	result.ClientDependentTools, result.Note = clientDependence(found)
 	for _, t := range tools {
 		result.Tools = append(result.Tools, toolDoc(t))
 		if t.Enabled {
@@ -177,6 +180,18 @@ func (a *API) importServer(r *http.Request, c *caller) (int, any, error) {
 		return 0, nil, err
 	}
 	return http.StatusCreated, result, a.sync(ctx)
+}
+
+// clientDependence reports the tools the server lists only to clients declaring roots,
+// sampling or elicitation, with a note for the admin (nil and "" when there are none).
+func clientDependence(found *discovery.Result) ([]string, string) {
+	if len(found.ClientDependentTools) == 0 {
+		return nil, ""
+	}
+	return found.ClientDependentTools, fmt.Sprintf("The server lists %d tool(s) only to MCP clients that declare the roots, sampling or elicitation capability: %s. "+
+		"They were discovered (trustgate declares all three); an agent whose client declares none of them will not see them, "+
+		"and calling them may need the client to answer the server's roots, sampling or elicitation requests, which trustgate passes through.",
+		len(found.ClientDependentTools), strings.Join(found.ClientDependentTools, ", "))
 }
 
 // discoveredTool is a discovered tool as the store keeps it; imported tools count as approved.
@@ -252,6 +267,7 @@ func (a *API) syncServer(r *http.Request, _ *caller) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	opts.CompareClients = true
 	found, err := discovery.Discover(ctx, s.URL, opts)
 	if err != nil {
 		return 0, nil, err
@@ -265,6 +281,7 @@ func (a *API) syncServer(r *http.Request, _ *caller) (int, any, error) {
 		byName[t.Name] = t
 	}
 	res := SyncResult{Added: []string{}, Changed: []string{}, Removed: []string{}}
+	res.ClientDependentTools, res.Note = clientDependence(found)
 	for _, ft := range found.Tools {
 		old, ok := byName[ft.Name]
 		delete(byName, ft.Name)

@@ -134,6 +134,13 @@ type ImportResult struct {
 	Server Server `json:"server"`
 	Tools  []Tool `json:"tools"`
 	DryRun bool   `json:"dry_run"`
+	// ClientDependentTools names the tools the server lists only to MCP clients that declare
+	// the roots, sampling or elicitation capability (discovery declares all three and lists
+	// once more declaring none); an agent whose client declares none does not see them.
+	// Absent when every client is shown the same tools.
+	ClientDependentTools []string `json:"client_dependent_tools,omitempty"`
+	// Note explains ClientDependentTools for a human reader.
+	Note string `json:"note,omitempty"`
 }
 
 // ServerUpdate changes a server. ClearCredentials removes the stored credentials.
@@ -167,6 +174,13 @@ type SyncResult struct {
 	Removed   []string `json:"removed"`
 	Unchanged int      `json:"unchanged"`
 	Tools     []Tool   `json:"tools"`
+	// ClientDependentTools names the tools the server lists only to MCP clients that declare
+	// the roots, sampling or elicitation capability (discovery declares all three and lists
+	// once more declaring none); an agent whose client declares none does not see them.
+	// Absent when every client is shown the same tools.
+	ClientDependentTools []string `json:"client_dependent_tools,omitempty"`
+	// Note explains ClientDependentTools for a human reader.
+	Note string `json:"note,omitempty"`
 }
 
 // Tool is one tool of a server.

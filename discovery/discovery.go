@@ -2,7 +2,8 @@
 // classified by trust level, for import and sync.
 //
 // Discovery speaks the real protocol through the official Go SDK
-// (github.com/modelcontextprotocol/go-sdk): initialize, notifications/initialized, then
+// (github.com/modelcontextprotocol/go-sdk): initialize (declaring the roots, sampling and
+// elicitation client capabilities, as agents' clients do), notifications/initialized, then
 // tools/list page by page until the server stops returning a cursor. Failures are reported as
 // errors matching one of the sentinels below with errors.Is; their text is short, names the
 // upstream host, and never contains configured header values.
@@ -42,6 +43,10 @@ type Options struct {
 	Timeout time.Duration
 	// MaxTools bounds how many tools are accepted (default 2000); more is an error.
 	MaxTools int
+	// CompareClients lists the tools a second time as a client declaring no capability (roots,
+	// sampling, elicitation) would, to find tools the server lists only to some clients
+	// (Result.ClientDependentTools). It costs a second session.
+	CompareClients bool
 }
 
 func (o Options) withDefaults() Options {
@@ -81,6 +86,11 @@ type Annotations struct {
 type Result struct {
 	ServerName, ServerVersion, ProtocolVersion, Instructions string
 	Tools                                                    []Tool // sorted by name
+	// ClientCompared: with Options.CompareClients, the second listing succeeded, and
+	// ClientDependentTools names the tools (sorted) the server lists to a client declaring
+	// roots, sampling and elicitation but not to one declaring none.
+	ClientCompared       bool
+	ClientDependentTools []string
 }
 
 // Discover connects to the MCP server at rawURL, initializes a session and lists all its tools.

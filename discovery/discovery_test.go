@@ -13,6 +13,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/trustgate/trustgate/internal/testmcp"
 	"github.com/trustgate/trustgate/schema"
 )
 
@@ -297,4 +298,45 @@ type countingTransport struct {
 func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	c.n.Add(1)
 	return c.base.RoundTrip(r)
+}
+
+// TestDiscoverDeclaresClientCapabilities: discovery declares roots, sampling and elicitation
+// as agents' clients do, so a tool the server lists only to such clients (a real Go SDK server
+// hiding one tool from clients without elicitation) is discovered; with CompareClients the
+// result names it as client-dependent. Discovery used to declare roots only and miss it.
+func TestDiscoverDeclaresClientCapabilities(t *testing.T) {
+	up := testmcp.Start(t, "")
+	up.AddElicitationTool()
+	endpoint := up.URL
+	res, err := Discover(context.Background(), endpoint, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tl := range res.Tools {
+		names = append(names, tl.Name)
+	}
+	if !slices.Contains(names, testmcp.ElicitTool) || len(names) != len(testmcp.Tools)+1 {
+		t.Fatalf("discovered %v, want the issue tools and %s", names, testmcp.ElicitTool)
+	}
+	if res.ClientCompared || res.ClientDependentTools != nil {
+		t.Errorf("without CompareClients: compared %v, dependent %v", res.ClientCompared, res.ClientDependentTools)
+	}
+
+	opts := testOptions()
+	opts.CompareClients = true
+	res, err = Discover(context.Background(), endpoint, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.ClientCompared || fmt.Sprint(res.ClientDependentTools) != "["+testmcp.ElicitTool+"]" {
+		t.Fatalf("client-dependent tools = %v (compared %v), want [%s]", res.ClientDependentTools, res.ClientCompared, testmcp.ElicitTool)
+	}
+
+	// A server that lists the same tools to every client has none.
+	plain := testmcp.Start(t, "")
+	res, err = Discover(context.Background(), plain.URL, opts)
+	if err != nil || !res.ClientCompared || res.ClientDependentTools != nil {
+		t.Fatalf("plain server: dependent %v, compared %v, err %v", res.ClientDependentTools, res.ClientCompared, err)
+	}
 }

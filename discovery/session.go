@@ -27,9 +27,52 @@ type discovery struct {
 func (d *discovery) run(parent context.Context) (*Result, error) {
 	ctx, cancel := context.WithTimeout(parent, d.opts.Timeout)
 	defer cancel()
-	deadline, _ := ctx.Deadline()
+	res, err := d.session(parent, ctx, declaredCapabilities())
+	if err != nil || !d.opts.CompareClients {
+		return res, err
+	}
+	// The same listing as a client that declares no capability sees it: tools only the first
+	// listing has are offered to some clients and not to others. Best effort: a failure here
+	// leaves the comparison unknown and the import as it is.
+	bare := &discovery{endpoint: d.endpoint, opts: d.opts, obs: &observer{}}
+	plain, err := bare.session(parent, ctx, &mcp.ClientCapabilities{})
+	if err != nil {
+		return res, nil
+	}
+	res.ClientCompared = true
+	listed := map[string]bool{}
+	for _, t := range plain.Tools {
+		listed[t.Name] = true
+	}
+	for _, t := range res.Tools {
+		if !listed[t.Name] {
+			res.ClientDependentTools = append(res.ClientDependentTools, t.Name)
+		}
+	}
+	return res, nil
+}
 
-	client := mcp.NewClient(&mcp.Implementation{Name: "trustgate", Title: "trustgate discovery", Version: "1"}, nil)
+// declaredCapabilities are the client capabilities discovery declares: those an agent's client
+// may declare too (roots, sampling, elicitation), since some servers list tools only to clients
+// that declare them. The gateway passes the server's requests for them (roots/list,
+// sampling/createMessage, elicitation/create) through to the agent; discovery itself answers
+// them with an error, having no human or model behind it.
+func declaredCapabilities() *mcp.ClientCapabilities {
+	// Roots and sampling are deprecated from protocol revision 2026-07-28 but still declared
+	// by agents' clients, and servers still list tools to them only.
+	return &mcp.ClientCapabilities{
+		//lint:ignore SA1019 servers still gate tools on the roots capability
+		RootsV2: &mcp.RootCapabilities{ListChanged: true},
+		//lint:ignore SA1019 servers still gate tools on the sampling capability
+		Sampling:    &mcp.SamplingCapabilities{},
+		Elicitation: &mcp.ElicitationCapabilities{Form: &mcp.FormElicitationCapabilities{}},
+	}
+}
+
+// session initializes one session declaring caps and lists its tools.
+func (d *discovery) session(parent, ctx context.Context, caps *mcp.ClientCapabilities) (*Result, error) {
+	deadline, _ := ctx.Deadline()
+	client := mcp.NewClient(&mcp.Implementation{Name: "trustgate", Title: "trustgate discovery", Version: "1"}, &mcp.ClientOptions{Capabilities: caps})
 	transport := &mcp.StreamableClientTransport{
 		Endpoint:   d.endpoint.String(),
 		HTTPClient: newHTTPClient(d.endpoint, d.opts, d.obs, deadline),

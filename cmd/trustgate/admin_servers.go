@@ -479,6 +479,9 @@ func writeImport(w io.Writer, host string, r admin.ImportResult) error {
 	if err := writeToolTable(w, r.Tools, false); err != nil {
 		return err
 	}
+	if err := writeNote(w, r.Note); err != nil {
+		return err
+	}
 	if r.DryRun {
 		return printf(w, "\nDry run: nothing was saved. Run again without --dry-run to import.\n")
 	}
@@ -492,6 +495,14 @@ func writeImport(w io.Writer, host string, r admin.ImportResult) error {
 		len(r.Tools), enabled, hostArg(host), r.Server.Key)
 }
 
+// writeNote prints the API's note on a result, when it has one.
+func writeNote(w io.Writer, note string) error {
+	if note == "" {
+		return nil
+	}
+	return printf(w, "\nNote: %s\n", note)
+}
+
 func writeSync(w io.Writer, host, server string, r admin.SyncResult) error {
 	err := writeFields(w, []field{
 		{"Added", listOr(r.Added, "none")},
@@ -500,6 +511,9 @@ func writeSync(w io.Writer, host, server string, r admin.SyncResult) error {
 		{"Unchanged", strconv.Itoa(r.Unchanged)},
 	})
 	if err != nil {
+		return err
+	}
+	if err := writeNote(w, r.Note); err != nil {
 		return err
 	}
 	if len(r.Changed) > 0 {

@@ -84,6 +84,46 @@ func (u *Upstream) SetTool(name, description string) {
 // RemoveTool removes a tool.
 func (u *Upstream) RemoveTool(name string) { u.Server.RemoveTools(name) }
 
+// ElicitTool is added by AddElicitationTool: listed only to clients that declare the
+// elicitation capability (as some servers do, server-everything among them), it asks the
+// client to elicit a title and answers with what the client returned. Low by the name rule.
+const ElicitTool = "ask_issue_title"
+
+// AddElicitationTool adds ElicitTool, hidden from the tools/list of a session whose client did
+// not declare elicitation.
+func (u *Upstream) AddElicitationTool() {
+	mcp.AddTool(u.Server, &mcp.Tool{Name: ElicitTool, Description: "Ask the user for an issue title."}, func(ctx context.Context, req *mcp.CallToolRequest, _ IssueInput) (*mcp.CallToolResult, any, error) {
+		u.record(ElicitTool)
+		res, err := req.Session.Elicit(ctx, &mcp.ElicitParams{Message: "Title of the new issue?",
+			RequestedSchema: map[string]any{"type": "object", "properties": map[string]any{"title": map[string]any{"type": "string"}}}})
+		if err != nil {
+			return nil, nil, fmt.Errorf("elicitation: %w", err)
+		}
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: fmt.Sprintf("%s: %s %v", ElicitTool, res.Action, res.Content["title"])}}}, nil, nil
+	})
+	u.Server.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
+		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+			res, err := next(ctx, method, req)
+			list, ok := res.(*mcp.ListToolsResult)
+			if method != "tools/list" || err != nil || !ok {
+				return res, err
+			}
+			ss, _ := req.GetSession().(*mcp.ServerSession)
+			if ss != nil && ss.InitializeParams() != nil && ss.InitializeParams().Capabilities != nil && ss.InitializeParams().Capabilities.Elicitation != nil {
+				return res, nil
+			}
+			shown := *list
+			shown.Tools = nil
+			for _, t := range list.Tools {
+				if t.Name != ElicitTool {
+					shown.Tools = append(shown.Tools, t)
+				}
+			}
+			return &shown, nil
+		}
+	})
+}
+
 // Streaming tools added by AddStreamingTools (both low by the name rule).
 const (
 	// WatchTool sends WatchSteps progress notifications, WatchInterval apart, before answering.
