@@ -73,13 +73,20 @@ type OAuthRequest struct {
 	AgentID   string // the agent the grant was consented to
 	Data      string // the serialized request and session (JSON), opaque to the store
 	// Active is false for a used code or a rotated refresh token (RotatedAt non-zero: kept to
-	// detect reuse, and for a rotation grace window), and for a revoked code or refresh token
+	// detect reuse), and for a revoked code or refresh token
 	// (RotatedAt zero). A revoked row also makes its whole grant refuse new rows.
 	Active      bool
 	RequestedAt time.Time
 	ExpiresAt   time.Time // zero: never (not pruned)
 	RotatedAt   time.Time
+	// TokenID is an access token's own id (its jti), "" for other kinds: revoking the row
+	// records it in the revocations the MCP proxy consults (see OAuthTokenRevoked).
+	TokenID string
 }
+
+// OAuthRevocationRetention is how long a revocation is kept: longer than any access token
+// lives (at most a day, plus clock leeway), so that no token it refuses outlives it.
+const OAuthRevocationRetention = 48 * time.Hour
 
 // ErrOAuthGrantRevoked is returned (wrapping ErrConflict) by CreateOAuthRequest when a row of
 // the same grant was revoked: a token exchange racing a revocation must not mint new tokens.
@@ -112,14 +119,14 @@ type OAuth interface {
 	DeleteOAuthRequest(ctx context.Context, kind, signature string) error
 	// DeactivateOAuthRequest marks one active row inactive with RotatedAt = at (a used code, a
 	// rotated refresh token). A row already inactive is left as it is and is ErrConflict: the
-	// first use wins, and the grace window runs from the first rotation. ErrNotFound when
+	// first use wins, and RotatedAt stays the first rotation's. ErrNotFound when
 	// there is no row.
 	DeactivateOAuthRequest(ctx context.Context, kind, signature string, at time.Time) error
 	// DeleteOAuthRequestsByRequestID deletes every row of kind in the grant (access tokens,
 	// PKCE rows) and returns how many.
 	DeleteOAuthRequestsByRequestID(ctx context.Context, kind, requestID string) (int, error)
 	// RevokeOAuthRequestsByRequestID revokes every row of kind in the grant (codes, refresh
-	// tokens): inactive with RotatedAt cleared, so that no grace window applies. It returns how
+	// tokens): inactive with RotatedAt cleared (revoked, not rotated). It returns how
 	// many rows changed.
 	RevokeOAuthRequestsByRequestID(ctx context.Context, kind, requestID string) (int, error)
 	// RevokeOAuthBySubject and RevokeOAuthByAgent revoke everything of a human or an agent
@@ -127,8 +134,18 @@ type OAuth interface {
 	// refresh tokens revoked. They return how many rows were deleted or changed.
 	RevokeOAuthBySubject(ctx context.Context, host, subject string) (int, error)
 	RevokeOAuthByAgent(ctx context.Context, host, agentID string) (int, error)
-	// PruneOAuthRequests deletes the rows that expired before now (housekeeping).
+	// PruneOAuthRequests deletes the rows and the revocations that expired before now
+	// (housekeeping).
 	PruneOAuthRequests(ctx context.Context, now time.Time) (int, error)
+
+	// OAuthTokenRevoked reports whether the access token tokenID (its jti) or its grant
+	// grantID (its "sid", the grant's RequestID) was revoked; either may be "". Every method
+	// above that revokes a grant (RevokeOAuthRequestsByRequestID of codes or refresh tokens,
+	// RevokeOAuthBy…, DeleteOAuthClient, and deleting a human or killing an agent) or deletes
+	// access tokens of a grant (DeleteOAuthRequestsByRequestID) records its revocations and
+	// advances the control-plane generation in the same transaction, so that readers caching
+	// this answer against the generation see a revocation at once.
+	OAuthTokenRevoked(ctx context.Context, tokenID, grantID string) (bool, error)
 }
 
 // Limits of the OAuth input.
@@ -457,13 +474,13 @@ func (s *sqlStore) DeleteOAuthClient(ctx context.Context, host, id string) error
 
 // --- requests ---
 
-const oauthRequestColumns = "kind, signature, request_id, host_key, client_id, subject, agent_id, data, active, requested_at, expires_at, rotated_at"
+const oauthRequestColumns = "kind, signature, request_id, host_key, client_id, subject, agent_id, data, active, requested_at, expires_at, rotated_at, token_id"
 
 func scanOAuthRequest(r row) (OAuthRequest, error) {
 	var o OAuthRequest
 	var requested, expires, rotated int64
 	if err := r.Scan(&o.Kind, &o.Signature, &o.RequestID, &o.Host, &o.ClientID, &o.Subject, &o.AgentID,
-		&o.Data, &o.Active, &requested, &expires, &rotated); err != nil {
+		&o.Data, &o.Active, &requested, &expires, &rotated, &o.TokenID); err != nil {
 		return OAuthRequest{}, err
 	}
 	o.RequestedAt = fromMillis(requested)
@@ -495,9 +512,13 @@ func (s *sqlStore) CreateOAuthRequest(ctx context.Context, r OAuthRequest) error
 		validOAuthID("client id", r.ClientID),
 		validOptionalOAuthID("subject", r.Subject),
 		validOptionalOAuthID("agent id", r.AgentID),
+		validOptionalOAuthID("token id", r.TokenID),
 		validJSONText("request data", r.Data, maxOAuthDataLen),
 	); err != nil {
 		return fmt.Errorf("create OAuth %s: %w", r.Kind, err)
+	}
+	if r.TokenID != "" && r.Kind != OAuthAccess {
+		return fmt.Errorf("create OAuth %s: %w", r.Kind, invalid("only access tokens have a token id"))
 	}
 	if r.RequestedAt.IsZero() {
 		r.RequestedAt = now()
@@ -525,9 +546,9 @@ func (s *sqlStore) CreateOAuthRequest(ctx context.Context, r OAuthRequest) error
 		if revoked {
 			return ErrOAuthGrantRevoked
 		}
-		_, err = q.exec(ctx, "INSERT INTO oauth_requests ("+oauthRequestColumns+") VALUES ("+placeholders(12)+")",
+		_, err = q.exec(ctx, "INSERT INTO oauth_requests ("+oauthRequestColumns+") VALUES ("+placeholders(13)+")",
 			r.Kind, r.Signature, r.RequestID, r.Host, r.ClientID, r.Subject, r.AgentID, r.Data, true,
-			toMillis(r.RequestedAt), toMillisOpt(r.ExpiresAt), 0)
+			toMillis(r.RequestedAt), toMillisOpt(r.ExpiresAt), 0, r.TokenID)
 		return writeErr(err)
 	})
 	if err != nil {
@@ -591,7 +612,18 @@ func (s *sqlStore) DeleteOAuthRequestsByRequestID(ctx context.Context, kind, req
 	if err := validOAuthKind(kind); err != nil {
 		return 0, fmt.Errorf("delete OAuth rows of a grant: %w", err)
 	}
-	n, err := s.db.q().exec(ctx, "DELETE FROM oauth_requests WHERE request_id = ? AND kind = ?", requestID, kind)
+	var n int64
+	err := s.db.writeTx(ctx, func(q querier) error {
+		if kind == OAuthAccess {
+			// Deleting access tokens revokes them: the proxy verifies JWTs without their rows.
+			if err := recordOAuthRevocations(ctx, q, false, "request_id = ?", requestID); err != nil {
+				return err
+			}
+		}
+		var err error
+		n, err = q.exec(ctx, "DELETE FROM oauth_requests WHERE request_id = ? AND kind = ?", requestID, kind)
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("delete OAuth %s of a grant: %w", kind, err)
 	}
@@ -602,8 +634,19 @@ func (s *sqlStore) RevokeOAuthRequestsByRequestID(ctx context.Context, kind, req
 	if err := validOAuthKind(kind); err != nil {
 		return 0, fmt.Errorf("revoke OAuth rows of a grant: %w", err)
 	}
-	n, err := s.db.q().exec(ctx, "UPDATE oauth_requests SET active = ?, rotated_at = 0 WHERE request_id = ? AND kind = ? AND (active = ? OR rotated_at <> 0)",
-		false, requestID, kind, true)
+	var n int64
+	err := s.db.writeTx(ctx, func(q querier) error {
+		if kind == OAuthCode || kind == OAuthRefresh {
+			// A revoked code or refresh token revokes its grant: every access token of it too.
+			if err := recordOAuthRevocations(ctx, q, true, "request_id = ? AND kind = ?", requestID, kind); err != nil {
+				return err
+			}
+		}
+		var err error
+		n, err = q.exec(ctx, "UPDATE oauth_requests SET active = ?, rotated_at = 0 WHERE request_id = ? AND kind = ? AND (active = ? OR rotated_at <> 0)",
+			false, requestID, kind, true)
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("revoke OAuth %s of a grant: %w", kind, err)
 	}
@@ -644,10 +687,13 @@ func (s *sqlStore) RevokeOAuthByAgent(ctx context.Context, host, agentID string)
 
 // revokeOAuthRequests revokes the rows matching where, inside the caller's transaction: access
 // tokens and PKCE rows are deleted; codes and refresh tokens become inactive with rotated_at
-// cleared (revoked, out of any grace window), which also makes their grants refuse new rows.
+// cleared (revoked), which also makes their grants refuse new rows.
 // It returns how many rows were deleted or changed. Other store methods that remove a human or
 // disable an agent call it in their own transaction.
 func revokeOAuthRequests(ctx context.Context, q querier, where string, args ...any) (int, error) {
+	if err := recordOAuthRevocations(ctx, q, true, where, args...); err != nil {
+		return 0, err
+	}
 	deleted, err := q.exec(ctx, "DELETE FROM oauth_requests WHERE ("+where+") AND kind IN (?, ?)",
 		append(slices.Clone(args), OAuthAccess, OAuthPKCE)...)
 	if err != nil {
@@ -661,8 +707,64 @@ func revokeOAuthRequests(ctx context.Context, q querier, where string, args ...a
 	return int(deleted + changed), nil
 }
 
+// recordOAuthRevocations records, inside the caller's transaction, the access tokens (by jti)
+// of the rows matching where as revoked, and with grants also their grants (by request id),
+// and advances the control-plane generation when anything new was recorded, so that every
+// replica's cached answers of OAuthTokenRevoked are dropped at once.
+func recordOAuthRevocations(ctx context.Context, q querier, grants bool, where string, args ...any) error {
+	at := now()
+	times := []any{toMillis(at), toMillis(at.Add(OAuthRevocationRetention))}
+	// The kinds are literals and the times cast: PostgreSQL cannot type parameters in the
+	// select list of a DISTINCT.
+	n, err := q.exec(ctx, "INSERT INTO oauth_revocations (kind, id, host_key, revoked_at, expires_at) "+
+		"SELECT DISTINCT 'token', token_id, host_key, CAST(? AS BIGINT), CAST(? AS BIGINT) FROM oauth_requests "+
+		"WHERE ("+where+") AND kind = 'access' AND token_id <> '' ON CONFLICT (kind, id) DO NOTHING",
+		append(slices.Clone(times), args...)...)
+	if err != nil {
+		return fmt.Errorf("record revoked access tokens: %w", err)
+	}
+	if grants {
+		g, err := q.exec(ctx, "INSERT INTO oauth_revocations (kind, id, host_key, revoked_at, expires_at) "+
+			"SELECT DISTINCT 'grant', request_id, host_key, CAST(? AS BIGINT), CAST(? AS BIGINT) FROM oauth_requests "+
+			"WHERE ("+where+") ON CONFLICT (kind, id) DO NOTHING",
+			append(slices.Clone(times), args...)...)
+		if err != nil {
+			return fmt.Errorf("record revoked grants: %w", err)
+		}
+		n += g
+	}
+	if n == 0 {
+		return nil
+	}
+	if _, err := q.exec(ctx, "UPDATE control_generation SET n = n + 1 WHERE id = 1"); err != nil {
+		return fmt.Errorf("advance the control-plane generation: %w", err)
+	}
+	return nil
+}
+
+func (s *sqlStore) OAuthTokenRevoked(ctx context.Context, tokenID, grantID string) (bool, error) {
+	if tokenID == "" && grantID == "" {
+		return false, nil
+	}
+	ok, err := exists(ctx, s.db.q(), "SELECT 1 FROM oauth_revocations WHERE (kind = 'token' AND id = ?) OR (kind = 'grant' AND id = ?) LIMIT 1",
+		tokenID, grantID)
+	if err != nil {
+		return false, fmt.Errorf("read OAuth revocations: %w", err)
+	}
+	return ok, nil
+}
+
 func (s *sqlStore) PruneOAuthRequests(ctx context.Context, at time.Time) (int, error) {
-	n, err := s.db.q().exec(ctx, "DELETE FROM oauth_requests WHERE expires_at > 0 AND expires_at < ?", toMillis(at))
+	var n int64
+	err := s.db.writeTx(ctx, func(q querier) error {
+		var err error
+		if n, err = q.exec(ctx, "DELETE FROM oauth_requests WHERE expires_at > 0 AND expires_at < ?", toMillis(at)); err != nil {
+			return err
+		}
+		r, err := q.exec(ctx, "DELETE FROM oauth_revocations WHERE expires_at < ?", toMillis(at))
+		n += r
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("prune OAuth requests: %w", err)
 	}

@@ -162,3 +162,12 @@ func (s *Store) GetUpstreamToken(ctx context.Context, host, userID, server strin
 	}
 	return t, err
 }
+
+// OAuthTokenRevoked is store.Store.OAuthTokenRevoked, cached: the store advances the
+// generation with every revocation it records, so a revocation committed before the request
+// began is always seen, on every replica, while an agent's repeated calls cost no read.
+func (s *Store) OAuthTokenRevoked(ctx context.Context, tokenID, grantID string) (bool, error) {
+	return cached(ctx, s, key{kind: "oauth-revoked", a: tokenID + "\x00" + grantID}, func() (bool, error) {
+		return s.Store.OAuthTokenRevoked(ctx, tokenID, grantID)
+	})
+}
