@@ -2,8 +2,12 @@ package oauthserver
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -28,6 +32,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, _ store.Host) {
 		return
 	}
 	resp, err := s.provider.NewAccessResponse(ctx, ar)
+	if errors.Is(err, errResourceNotGranted) {
+		err = errInvalidTarget("The resource must be the one the authorization was granted for; authorize again for another.")
+	}
 	if err != nil {
 		s.provider.WriteAccessError(ctx, w, ar, err)
 		return
@@ -37,9 +44,76 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, _ store.Host) {
 
 // revoke is RFC 7009: public clients identify themselves with client_id, confidential ones
 // authenticate.
-func (s *Server) revoke(w http.ResponseWriter, r *http.Request, _ store.Host) {
+func (s *Server) revoke(w http.ResponseWriter, r *http.Request, h store.Host) {
 	ctx := r.Context()
-	s.provider.WriteRevocationResponse(ctx, w, s.provider.NewRevocationRequest(ctx, r))
+	err := s.provider.NewRevocationRequest(ctx, r)
+	if err == nil {
+		err = s.revokeAccessJWT(ctx, r, h.Key)
+	}
+	s.provider.WriteRevocationResponse(ctx, w, err)
+}
+
+// revokeAccessJWT revokes the grant of a presented access token that fosite found no row of:
+// fosite finds a token by its stored row, and an access token's row is deleted when the refresh
+// token issued with it is rotated, while the JWT stays valid until it expires. A token that is
+// this host's, verifies, and was issued to the client that authenticated (fosite has checked
+// that client already) has its grant revoked. Anything else is left alone: RFC 7009 answers 200
+// for tokens the server does not know.
+func (s *Server) revokeAccessJWT(ctx context.Context, r *http.Request, host string) error {
+	token := r.PostForm.Get("token")
+	aud, ok := unverifiedAudience(token)
+	if !ok {
+		return nil
+	}
+	c, err := s.cfg.KeySet.Verify(token, keyset.Expect{Issuer: s.issuer(host), Audience: aud})
+	if err != nil {
+		return nil
+	}
+	clientID := r.PostForm.Get("client_id")
+	if user, _, ok := r.BasicAuth(); ok {
+		if clientID, err = url.QueryUnescape(user); err != nil {
+			return nil
+		}
+	}
+	grant, _ := c.Extra[GrantClaim].(string)
+	if grant == "" || c.ClientID != clientID {
+		return nil
+	}
+	if err := s.clients.RevokeRefreshToken(ctx, grant); err != nil {
+		return fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
+	}
+	if err := s.clients.RevokeAccessToken(ctx, grant); err != nil {
+		return fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
+	}
+	return nil
+}
+
+// unverifiedAudience reads the first audience of a compact JWS's payload, unverified (Verify
+// then checks the token against it).
+func unverifiedAudience(token string) (string, bool) {
+	parts := strings.Split(token, ".")
+	if len(token) > 8<<10 || len(parts) != 3 {
+		return "", false
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return "", false
+	}
+	var claims struct {
+		Aud json.RawMessage `json:"aud"`
+	}
+	if json.Unmarshal(payload, &claims) != nil {
+		return "", false
+	}
+	var one string
+	if json.Unmarshal(claims.Aud, &one) == nil && one != "" {
+		return one, true
+	}
+	var many []string
+	if json.Unmarshal(claims.Aud, &many) == nil && len(many) > 0 && many[0] != "" {
+		return many[0], true
+	}
+	return "", false
 }
 
 // introspect is RFC 7662. It requires client authentication (a confidential client of the
@@ -55,9 +129,20 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request, _ store.Host
 	s.provider.WriteIntrospectionResponse(ctx, w, ir)
 }
 
+// errResourceNotGranted: the token request names a resource the grant is not for; the token
+// endpoint answers invalid_target.
+var errResourceNotGranted = errors.New("the resource was not granted")
+
+// GrantClaim is the access-token claim naming the token's grant (its gateway session, the
+// request id every code and token of one authorization shares): revoking the grant revokes
+// every access token carrying it (see store.OAuth.OAuthTokenRevoked). It is OpenID's "sid"
+// (session id).
+const GrantClaim = "sid"
+
 // jwtAccessTokens is the access-token strategy: RFC 9068 JWTs minted by the key set, with iss
-// the host's issuer, sub the human, aud the granted resources, client_id, scope, and the extra
-// claims host and agent_id. Their lifetime is the host's AccessTokenTTLSeconds (default one
+// the host's issuer, sub the human, aud the granted resources, client_id, scope, jti, and the
+// extra claims host, agent_id and sid (GrantClaim). The jti is recorded in the session (and
+// so in the access token's stored row) so that revoking the row revokes the JWT. Their lifetime is the host's AccessTokenTTLSeconds (default one
 // hour, at most keyset.DefaultMaxTokenLifetime).
 //
 // The signature fosite stores the token under is the JWS signature (the third part), as fosite's
@@ -87,11 +172,27 @@ func (j *jwtAccessTokens) GenerateAccessToken(ctx context.Context, requester fos
 	if len(aud) == 0 {
 		return "", "", fosite.ErrServerError.WithDebug("the grant has no audience")
 	}
+	// RFC 8707: a resource named at the token endpoint must be one the grant was for (the
+	// token's audience is always the grant's). fosite grants a code's audience only just
+	// before it mints the token, so this is the first place it is known; nothing is used up
+	// yet (the code is marked used, or the refresh token rotated, only after this).
+	for _, res := range requester.GetRequestForm()["resource"] {
+		if !slices.Contains(aud, res) {
+			return "", "", errResourceNotGranted
+		}
+	}
 	ttl := j.s.accessTokenTTL(ctx, sess.Host)
 	now := j.s.now().UTC().Truncate(time.Second)
 	exp := now.Add(ttl)
-	// fosite computes expires_in and the stored row's expiry from the session, after this.
+	if requester.GetID() == "" {
+		return "", "", fosite.ErrServerError.WithDebug("the grant has no id")
+	}
+	// fosite computes expires_in and the stored row's expiry from the session, after this, and
+	// stores the row with it.
 	sess.SetExpiresAt(fosite.AccessToken, exp)
+	var jti [16]byte
+	_, _ = rand.Read(jti[:]) // crypto/rand.Read never fails
+	sess.TokenID = base64.RawURLEncoding.EncodeToString(jti[:])
 	tok, err := j.s.cfg.KeySet.Mint(keyset.AccessClaims{
 		Issuer:   j.s.issuer(sess.Host),
 		Subject:  sess.UserID,
@@ -100,7 +201,8 @@ func (j *jwtAccessTokens) GenerateAccessToken(ctx context.Context, requester fos
 		Scope:    strings.Join(requester.GetGrantedScopes(), " "),
 		IssuedAt: now,
 		Expiry:   exp,
-		Extra:    map[string]any{"host": sess.Host, "agent_id": sess.AgentID},
+		JTI:      sess.TokenID,
+		Extra:    map[string]any{"host": sess.Host, "agent_id": sess.AgentID, GrantClaim: requester.GetID()},
 	})
 	if err != nil {
 		return "", "", fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())

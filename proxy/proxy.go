@@ -401,7 +401,55 @@ func (p *Proxy) authenticate(w http.ResponseWriter, r *http.Request, host, resou
 		challenge("invalid_token", "the access token is for another host")
 		return keyset.AccessClaims{}, false
 	}
+	refused, err := p.tokenRefused(r.Context(), host, claims)
+	if err != nil {
+		// Fail closed: whether the token still stands is unknown.
+		p.log.Error("proxy: store failed while checking an access token; denying", "host", host, "agent", agentID, "err", err)
+		writeRPCError(w, http.StatusServiceUnavailable, nil, ErrCodeUnavailable, "trustgate could not read its configuration; the call was not forwarded", nil)
+		return keyset.AccessClaims{}, false
+	}
+	if refused != "" {
+		p.log.Info("proxy: access token refused", "host", host, "agent", agentID, "reason", refused)
+		challenge("invalid_token", refused)
+		return keyset.AccessClaims{}, false
+	}
 	return claims, true
+}
+
+// tokenRefused is why a verified access token no longer stands ("" when it does): it, or its
+// grant, was revoked (at /revoke, by reuse detection, when its session ended, or when its
+// human, agent or client was removed), or its agent or human is gone or its agent disabled.
+// Every answer comes from the control-plane cache, which the store's generation keeps exact
+// on every replica, so an agent's repeated calls cost no read.
+func (p *Proxy) tokenRefused(ctx context.Context, host string, c keyset.AccessClaims) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, backendTimeout)
+	defer cancel()
+	agentID, _ := c.Extra["agent_id"].(string)
+	grant, _ := c.Extra[oauthserver.GrantClaim].(string)
+	a, err := p.cfg.Store.GetAgent(ctx, host, agentID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return "the agent of this access token was removed", nil
+	case err != nil:
+		return "", err
+	case a.Disabled:
+		return "this agent was disabled by an administrator", nil
+	case a.UserID != c.Subject:
+		return "the access token is not for this agent's human", nil
+	}
+	if _, err := p.cfg.Store.GetUser(ctx, host, c.Subject); errors.Is(err, store.ErrNotFound) {
+		return "the human of this access token was removed", nil
+	} else if err != nil {
+		return "", err
+	}
+	revoked, err := p.cfg.Store.OAuthTokenRevoked(ctx, c.JTI, grant)
+	if err != nil {
+		return "", err
+	}
+	if revoked {
+		return "the access token was revoked", nil
+	}
+	return "", nil
 }
 
 // verifyMessage is a client-facing description of a Verify error (never the token).

@@ -401,9 +401,14 @@ func TestKillAgentDeniesNextCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.sync()
+	// The kill switch ends the agent's tokens: the next call is refused at authentication.
+	before := e.upCalls.Load()
 	_, err := callText(t, cs, "list_issues", nil)
-	if err == nil || !strings.Contains(err.Error(), "this agent has none") {
+	if err == nil || !strings.Contains(err.Error(), "Unauthorized") {
 		t.Fatalf("after kill: %v", err)
+	}
+	if e.upCalls.Load() != before {
+		t.Fatal("a killed agent's call reached the upstream")
 	}
 }
 

@@ -112,6 +112,10 @@ func (s *Store) create(ctx context.Context, kind, signature string, r fosite.Req
 	if err != nil {
 		return fmt.Errorf("fositestore: encode %s: %w", kind, err)
 	}
+	var tokenID string
+	if kind == store.OAuthAccess {
+		tokenID = sess.TokenID
+	}
 	err = s.st.CreateOAuthRequest(ctx, store.OAuthRequest{
 		Kind:        kind,
 		Signature:   signature,
@@ -123,6 +127,7 @@ func (s *Store) create(ctx context.Context, kind, signature string, r fosite.Req
 		Data:        string(data),
 		RequestedAt: sr.RequestedAt,
 		ExpiresAt:   sess.GetExpiresAt(expiryOf(kind)),
+		TokenID:     tokenID,
 	})
 	return storeErr(err)
 }

@@ -24,6 +24,9 @@ type Session struct {
 	ConsentedAt time.Time `json:"consented_at,omitzero"`
 	// LastUsedAt, on a refresh token's row, is when the token was issued: the grant's last use.
 	LastUsedAt time.Time `json:"last_used_at,omitzero"`
+	// TokenID is the jti of the access token last issued in this session (set as the token
+	// is minted, stored with its row so that revoking the row revokes the token).
+	TokenID string `json:"token_id,omitempty"`
 }
 
 var _ oauth2.JWTSessionContainer = (*Session)(nil)
