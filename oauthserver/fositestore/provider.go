@@ -30,12 +30,11 @@ type ProviderConfig struct {
 	RotatedGlobalSecrets [][]byte
 	// AccessTokenLifespan defaults to DefaultAccessTokenLifespan.
 	AccessTokenLifespan time.Duration
-	// RefreshGracePeriod, DefaultScopes, Audience, Now and SessionLimits: see Options.
-	RefreshGracePeriod time.Duration
-	DefaultScopes      []string
-	Audience           func(host string) []string
-	Now                func() time.Time
-	SessionLimits      SessionLimits
+	// DefaultScopes, Audience, Now and SessionLimits: see Options.
+	DefaultScopes []string
+	Audience      func(host string) []string
+	Now           func() time.Time
+	SessionLimits SessionLimits
 	// TokenURL is the token endpoint's URL (the audience of client assertions, unused today).
 	TokenURL string
 	// AccessTokenStrategy, when set, makes the access tokens (JWTs): it gets the provider's
@@ -53,7 +52,7 @@ type strategy struct {
 
 // NewProvider composes trustgate's OAuth 2.1 provider over st: the authorization code grant
 // with PKCE (S256 only, required of every client), the refresh token grant (refresh tokens
-// always issued, rotated on use with a grace window), token introspection (RFC 7662) and
+// always issued, rotated on every use, a second use revoking the grant), token introspection (RFC 7662) and
 // revocation (RFC 7009). No implicit, password or client credentials grant.
 //
 // Requests must carry their host in the context (WithHost). The store keeps client secrets as
@@ -95,11 +94,10 @@ func NewProvider(st store.OAuth, cfg ProviderConfig) (fosite.OAuth2Provider, err
 		access = cfg.AccessTokenStrategy(config, hmacStrategy)
 	}
 	storage := New(st, Options{
-		RefreshGracePeriod: cfg.RefreshGracePeriod,
-		DefaultScopes:      cfg.DefaultScopes,
-		Audience:           cfg.Audience,
-		Now:                cfg.Now,
-		SessionLimits:      cfg.SessionLimits,
+		DefaultScopes: cfg.DefaultScopes,
+		Audience:      cfg.Audience,
+		Now:           cfg.Now,
+		SessionLimits: cfg.SessionLimits,
 	})
 	return compose.Compose(config, storage,
 		&strategy{AccessTokenStrategy: access, RefreshTokenStrategy: refreshStrategy{hmacStrategy, storage}, AuthorizeCodeStrategy: hmacStrategy},

@@ -11,10 +11,11 @@
 //     with fosite.ErrInvalidatedAuthorizeCode, on which fosite revokes the grant.
 //   - pkce: the code's challenge, deleted by the exchange.
 //   - access: deleted on revocation and when the refresh token issued with it is rotated.
-//   - refresh: rotated (inactive, RotatedAt set) by a refresh. Within the grace window after its
-//     first rotation it still loads as active, so that a client refreshing concurrently gets a
-//     second pair instead of a reuse error; after it, it loads with fosite.ErrInactiveToken,
-//     on which fosite revokes the grant (reuse detection).
+//   - refresh: rotated (inactive, RotatedAt set) by a refresh. From then on it loads with
+//     fosite.ErrInactiveToken, on which fosite revokes the grant (reuse detection). There is no
+//     grace window: a second use, however soon, is reuse, so that nobody replaying a refresh
+//     token can fork a second token chain beside the first; of concurrent refreshes with one
+//     token exactly one gets tokens.
 //
 // A grant is a gateway session, limited twice (see SessionLimits): it ends when it was not
 // refreshed for the idle limit, and at the latest the absolute limit after consent. A refresh
@@ -24,7 +25,7 @@
 //
 // Revoking a grant (RevokeRefreshToken, RevokeAccessToken, or the store's RevokeOAuthBy…
 // methods) deletes its access tokens and revokes its codes and refresh tokens (inactive,
-// RotatedAt cleared: no grace applies), after which the store refuses new rows in the grant, so
+// RotatedAt cleared), after which the store refuses new rows in the grant, so
 // that a refresh racing the revocation mints nothing that survives it.
 package fositestore
 
@@ -42,9 +43,6 @@ import (
 	"github.com/trustgate/trustgate/store"
 )
 
-// DefaultRefreshGracePeriod is how long after its first rotation a refresh token still works.
-const DefaultRefreshGracePeriod = 10 * time.Second
-
 // Default limits of a gateway session (a grant and its refresh-token family).
 const (
 	// DefaultSessionIdleTTL ends a session not refreshed for this long.
@@ -59,15 +57,12 @@ type SessionLimits func(ctx context.Context, host string) (idle, max time.Durati
 
 // Options configure a Store.
 type Options struct {
-	// RefreshGracePeriod: how long a rotated refresh token may still be used (concurrent
-	// refreshes of one client). Zero means DefaultRefreshGracePeriod; negative disables it.
-	RefreshGracePeriod time.Duration
 	// DefaultScopes are the scopes a client may request when its metadata has no "scope".
 	DefaultScopes []string
 	// Audience returns the audiences (resource URLs) every client of host may be granted;
 	// fosite checks a grant's audience against them on every refresh. Nil: none.
 	Audience func(host string) []string
-	// Now is the clock of rotations, grace windows and session limits (tests); nil is
+	// Now is the clock of rotations and session limits (tests); nil is
 	// time.Now.
 	Now func() time.Time
 	// SessionLimits gives each host's session limits; nil means the defaults for every host.
@@ -78,10 +73,9 @@ type Options struct {
 // oauth2.AuthorizeCodeStorage, oauth2.AccessTokenStorage, oauth2.RefreshTokenStorage,
 // oauth2.TokenRevocationStorage and pkce.PKCERequestStorage.
 type Store struct {
-	st    store.OAuth
-	opts  Options
-	grace time.Duration
-	jtis  *jtiCache
+	st   store.OAuth
+	opts Options
+	jtis *jtiCache
 }
 
 var (
@@ -93,14 +87,7 @@ var (
 
 // New returns a Store over st.
 func New(st store.OAuth, opts Options) *Store {
-	grace := opts.RefreshGracePeriod
-	switch {
-	case grace == 0:
-		grace = DefaultRefreshGracePeriod
-	case grace < 0:
-		grace = 0
-	}
-	return &Store{st: st, opts: opts, grace: grace, jtis: newJTICache()}
+	return &Store{st: st, opts: opts, jtis: newJTICache()}
 }
 
 func (s *Store) now() time.Time {
@@ -238,15 +225,15 @@ func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, access
 	return s.create(ctx, store.OAuthRefresh, signature, r, accessSignature)
 }
 
-// GetRefreshTokenSession returns the refresh token's request. A rotated token still within
-// the grace window loads as active; any other inactive (rotated or revoked) token loads with
-// fosite.ErrInactiveToken, on which fosite's refresh handler revokes the grant.
+// GetRefreshTokenSession returns the refresh token's request. An inactive (rotated or revoked)
+// token loads with fosite.ErrInactiveToken, on which fosite's refresh handler revokes the
+// grant.
 func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, _ fosite.Session) (fosite.Requester, error) {
 	r, row, err := s.load(ctx, store.OAuthRefresh, signature)
 	if err != nil {
 		return nil, err
 	}
-	if !row.Active && !s.inGrace(row) {
+	if !row.Active {
 		return r, fosite.ErrInactiveToken
 	}
 	return r, nil
@@ -259,10 +246,10 @@ func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string)
 }
 
 // RotateRefreshToken is called by a refresh before it stores the new pair: it makes the used
-// refresh token inactive (starting its grace window) and deletes the access token issued with
-// it. The grant's other tokens stay (a concurrent refresh's pair among them). Rotating a token
-// rotated within the grace window again succeeds and changes nothing; a revoked token, or one
-// rotated longer ago, is fosite.ErrInactiveToken.
+// refresh token inactive and deletes the access token issued with it (the JWT itself stays
+// valid until it expires: a client may still have calls in flight with it). Of concurrent
+// rotations of one token only the first succeeds; the others, and any rotation of an inactive
+// token, are fosite.ErrInactiveToken.
 func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
 	row, err := s.st.GetOAuthRequest(ctx, store.OAuthRefresh, signature)
 	if err != nil {
@@ -273,13 +260,6 @@ func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature str
 	}
 	err = s.st.DeactivateOAuthRequest(ctx, store.OAuthRefresh, signature, s.now())
 	if errors.Is(err, store.ErrConflict) {
-		row, err := s.st.GetOAuthRequest(ctx, store.OAuthRefresh, signature)
-		if err != nil {
-			return storeErr(err)
-		}
-		if s.inGrace(row) {
-			return nil
-		}
 		return fosite.ErrInactiveToken
 	}
 	if err != nil {
@@ -370,14 +350,6 @@ func (r refreshStrategy) ValidateRefreshToken(ctx context.Context, req fosite.Re
 		return r.st.endSession(ctx, req)
 	}
 	return nil
-}
-
-// inGrace reports whether row is a refresh token rotated less than the grace period ago.
-func (s *Store) inGrace(row store.OAuthRequest) bool {
-	if row.Active || row.RotatedAt.IsZero() || s.grace <= 0 {
-		return false
-	}
-	return s.now().Sub(row.RotatedAt) < s.grace
 }
 
 // --- revocation ---

@@ -243,11 +243,11 @@ func TestAuthorizeCodeUse(t *testing.T) {
 	})
 }
 
-func TestRefreshRotationAndGrace(t *testing.T) {
+func TestRefreshRotation(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, st store.Store) {
 		setUpHost(t, st, "acme")
 		clk := &clock{}
-		fs := fositestore.New(st, fositestore.Options{Now: clk.Now, RefreshGracePeriod: 10 * time.Second})
+		fs := fositestore.New(st, fositestore.Options{Now: clk.Now})
 		ctx := fositestore.WithHost(context.Background(), "acme")
 		req := request(t, fs, "acme", "req-1")
 		noErr(t, "create at1", fs.CreateAccessTokenSession(ctx, "at1", req))
@@ -255,49 +255,27 @@ func TestRefreshRotationAndGrace(t *testing.T) {
 
 		wantErr(t, "rotate with another grant's id", fs.RotateRefreshToken(ctx, "req-2", "rt1"), fosite.ErrNotFound)
 		noErr(t, "rotate rt1", fs.RotateRefreshToken(ctx, "req-1", "rt1"))
-		// The access token issued with rt1 is gone; rt1 still works within the grace window.
+		// The access token issued with rt1 is gone; rt1 is inactive at once (no grace window).
 		_, err := fs.GetAccessTokenSession(ctx, "at1", nil)
 		wantErr(t, "access token of a rotated refresh token", err, fosite.ErrNotFound)
-		_, err = fs.GetRefreshTokenSession(ctx, "rt1", nil)
-		noErr(t, "rt1 within the grace window", err)
-		noErr(t, "rotate rt1 again within the grace window", fs.RotateRefreshToken(ctx, "req-1", "rt1"))
-
-		clk.advance(9 * time.Second)
-		_, err = fs.GetRefreshTokenSession(ctx, "rt1", nil)
-		noErr(t, "rt1 at 9 s", err)
-		clk.advance(2 * time.Second)
 		r, err := fs.GetRefreshTokenSession(ctx, "rt1", nil)
-		wantErr(t, "rt1 after the grace window", err, fosite.ErrInactiveToken)
+		wantErr(t, "rt1 right after its rotation", err, fosite.ErrInactiveToken)
 		if r == nil || r.GetID() != "req-1" {
 			t.Fatalf("an inactive refresh token must load with its request (fosite revokes its grant): %v", r)
 		}
-		wantErr(t, "rotate rt1 after the grace window", fs.RotateRefreshToken(ctx, "req-1", "rt1"), fosite.ErrInactiveToken)
+		wantErr(t, "rotate rt1 again", fs.RotateRefreshToken(ctx, "req-1", "rt1"), fosite.ErrInactiveToken)
 
-		// A revoked grant: no grace, and no new tokens.
+		// A revoked grant: no new tokens.
 		noErr(t, "create rt2", fs.CreateRefreshTokenSession(ctx, "rt2", "", req))
-		noErr(t, "rotate rt2", fs.RotateRefreshToken(ctx, "req-1", "rt2"))
 		noErr(t, "revoke refresh tokens", fs.RevokeRefreshToken(ctx, "req-1"))
 		noErr(t, "revoke access tokens", fs.RevokeAccessToken(ctx, "req-1"))
 		_, err = fs.GetRefreshTokenSession(ctx, "rt2", nil)
-		wantErr(t, "revoked within the grace window", err, fosite.ErrInactiveToken)
+		wantErr(t, "revoked", err, fosite.ErrInactiveToken)
 		wantErr(t, "rotate a revoked token", fs.RotateRefreshToken(ctx, "req-1", "rt2"), fosite.ErrInactiveToken)
 		wantErr(t, "new access token in a revoked grant", fs.CreateAccessTokenSession(ctx, "at9", req), fosite.ErrInactiveToken)
 		// Deleting what is gone is fine (fosite's reuse handling deletes before it revokes).
 		noErr(t, "delete a missing refresh token", fs.DeleteRefreshTokenSession(ctx, "nope"))
 		noErr(t, "delete a missing access token", fs.DeleteAccessTokenSession(ctx, "nope"))
-	})
-}
-
-func TestRefreshWithoutGrace(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, st store.Store) {
-		setUpHost(t, st, "acme")
-		fs := fositestore.New(st, fositestore.Options{RefreshGracePeriod: -1})
-		ctx := fositestore.WithHost(context.Background(), "acme")
-		noErr(t, "create rt1", fs.CreateRefreshTokenSession(ctx, "rt1", "", request(t, fs, "acme", "req-1")))
-		noErr(t, "rotate rt1", fs.RotateRefreshToken(ctx, "req-1", "rt1"))
-		_, err := fs.GetRefreshTokenSession(ctx, "rt1", nil)
-		wantErr(t, "rotated token without grace", err, fosite.ErrInactiveToken)
-		wantErr(t, "rotate twice without grace", fs.RotateRefreshToken(ctx, "req-1", "rt1"), fosite.ErrInactiveToken)
 	})
 }
 
