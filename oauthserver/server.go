@@ -170,7 +170,13 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle(ProtectedResourceMetadataWellKnown+"/mcp", prm)
 	mux.Handle(ProtectedResourceMetadataWellKnown+"/mcp/{server}", prm)
 	mux.HandleFunc("GET "+JWKSPath, s.jwks)
-	mux.HandleFunc("POST "+RegistrationEndpointPath, s.withHost(s.register))
+	// Browser-based MCP clients call registration, the token endpoint and revocation from
+	// their own origin (see cors); the pages (authorize, sign-in, consent) are never read
+	// cross-origin.
+	for _, path := range []string{RegistrationEndpointPath, TokenEndpointPath, RevocationEndpointPath} {
+		mux.HandleFunc("OPTIONS "+path, corsPreflight)
+	}
+	mux.HandleFunc("POST "+RegistrationEndpointPath, cors(s.withHost(s.register)))
 	mux.HandleFunc("GET "+AuthorizeEndpointPath, s.withHost(s.authorize))
 	mux.HandleFunc("POST "+loginPath, s.withHost(s.login))
 	mux.HandleFunc("GET "+signupPath, s.withHost(s.signupPage))
@@ -180,11 +186,33 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET "+consentPath, s.withHost(s.consentPage))
 	mux.HandleFunc("POST "+consentPath, s.withHost(s.consent))
 	mux.HandleFunc("GET "+UpstreamCallbackPath, s.withHost(s.upstreamCallback))
-	mux.HandleFunc("POST "+TokenEndpointPath, s.withHost(s.token))
-	mux.HandleFunc("POST "+RevocationEndpointPath, s.withHost(s.revoke))
+	mux.HandleFunc("POST "+TokenEndpointPath, cors(s.withHost(s.token)))
+	mux.HandleFunc("POST "+RevocationEndpointPath, cors(s.withHost(s.revoke)))
 	mux.HandleFunc("POST "+IntrospectionEndpointPath, s.withHost(s.introspect))
 	mux.Handle("GET "+consentui.DefaultStylesheetURL, consentui.StylesheetHandler())
 	return mux
+}
+
+// cors lets any origin read the answers of next, without credentials: these endpoints take no
+// cookies (a client authenticates with its client_id, a secret in the body or the
+// Authorization header, or a code or token it holds), so an answer to a page of another origin
+// reveals nothing that page did not send.
+func cors(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		next(w, r)
+	}
+}
+
+// corsPreflight answers a CORS preflight of a POST endpoint that cors wraps. Authorization is
+// named explicitly: the "*" wildcard of Access-Control-Allow-Headers never covers it.
+func corsPreflight(w http.ResponseWriter, _ *http.Request) {
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Access-Control-Allow-Methods", "POST, OPTIONS")
+	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Accept, MCP-Protocol-Version")
+	h.Set("Access-Control-Max-Age", "86400")
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // hostHandler is a handler of one host's request; h is the stored host.
