@@ -7,9 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/trustgate/trustgate/oauthserver/consentui"
 )
 
 // Config is everything `trustgate serve` is configured with. The zero value of each field means
@@ -50,6 +53,13 @@ type Config struct {
 	// SubdomainRouting serves hosts at <host>.<public host> (needs wildcard DNS) instead of
 	// <public URL>/h/<host>. Both forms are always accepted.
 	SubdomainRouting bool
+
+	// TrustedProxies are the CIDR prefixes (or addresses) of reverse proxies in front of the
+	// gateway. Only a request from one of them has its X-Forwarded-For read, from the right,
+	// for the client address that sign-in and registration limits count; empty (the default)
+	// ignores the header.
+	TrustedProxies []string
+	trustedProxies []netip.Prefix
 
 	// SyncInterval is how often pending relationship changes are retried and changes made by
 	// other processes are picked up (default 1s).
@@ -122,6 +132,9 @@ func (c *Config) complete() error {
 	}
 	if c.SpiceDBGRPCAllowWrites && c.SpiceDBGRPCListen == "" {
 		return errors.New("--spicedb-grpc-allow-writes applies to the API --spicedb-grpc-listen exposes; set that too or drop it")
+	}
+	if c.trustedProxies, err = consentui.ParseTrustedProxies(c.TrustedProxies); err != nil {
+		return fmt.Errorf("--trusted-proxies: %w", err)
 	}
 	if c.SpiceDBGRPCListen != "" && c.SpiceDBPresharedKey == "" {
 		return errors.New("--spicedb-grpc-listen needs --spicedb-preshared-key (or TRUSTGATE_SPICEDB_KEY): the API must not be open without a key")

@@ -150,9 +150,10 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 		KeySet:   g.keys,
 		Syncer:   g.writer,
 		// Derived from the master key: stable across restarts, equal on every replica.
-		CookieSecret: keys.Derive("oauth session cookie"),
-		GlobalSecret: keys.Derive("oauth fosite global secret"),
-		Logger:       log,
+		CookieSecret:   keys.Derive("oauth session cookie"),
+		GlobalSecret:   keys.Derive("oauth fosite global secret"),
+		TrustedProxies: cfg.trustedProxies,
+		Logger:         log,
 	}); err != nil {
 		return nil, fmt.Errorf("OAuth server: %w", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -114,6 +115,18 @@ func WriteRegistrationError(w http.ResponseWriter, err error) {
 		return
 	}
 	WriteJSON(w, http.StatusInternalServerError, map[string]string{"error": "server_error", "error_description": "client registration failed"})
+}
+
+// WriteRegistrationThrottled answers a registration refused by the per-address throttle: 429
+// with Retry-After (whole seconds, at least 1) and an OAuth-style error body.
+func WriteRegistrationThrottled(w http.ResponseWriter, retryAfter time.Duration) {
+	secs := max(1, int64((retryAfter+time.Second-1)/time.Second))
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+	WriteJSON(w, http.StatusTooManyRequests, map[string]string{
+		"error":             "temporarily_unavailable",
+		"error_description": "too many client registrations from this address; retry after " + strconv.FormatInt(secs, 10) + " seconds",
+	})
 }
 
 // WriteRegistrationResponse writes a successful registration: 201 Created with the client

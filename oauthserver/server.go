@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -56,9 +57,10 @@ type ServerConfig struct {
 	// Upstream, when set, makes the gateway an OAuth client of upstream servers that demand
 	// their own authorization (step 3 of the flow, UpstreamCallbackPath); nil skips that step.
 	Upstream *upstreamauth.Client
-	// TrustProxyHeaders uses X-Forwarded-For for the client address of rate limits.
-	TrustProxyHeaders bool
-	Logger            *slog.Logger
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For gives the client address of
+	// rate limits (consentui.ClientAddr); none by default: the header is ignored.
+	TrustedProxies []netip.Prefix
+	Logger         *slog.Logger
 	// Now is the clock (tests); nil is time.Now.
 	Now func() time.Time
 }
@@ -90,8 +92,9 @@ type Server struct {
 
 	fetch        *http.Client
 	clients      *fositestore.Store // client lookups of pending requests
-	addrLimiter  *consentui.Limiter
-	acctLimiter  *consentui.Limiter
+	addrLimiter  *consentui.Limiter // failed sign-ins per client address
+	acctBackoff  *consentui.Backoff // failed sign-ins per account
+	regLimiter   *consentui.Limiter // client registrations per client address
 	cimdMu       sync.Mutex
 	cimdExpiries map[string]time.Time // host + " " + client id → when to fetch the document again
 }
@@ -119,7 +122,8 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		now:          now,
 		fetch:        cfg.HTTPClient,
 		addrLimiter:  consentui.NewLimiter(20, 15*time.Minute, 0),
-		acctLimiter:  consentui.NewLimiter(5, 15*time.Minute, 0),
+		acctBackoff:  consentui.NewBackoff(consentui.BackoffFree, consentui.BackoffFirst, consentui.BackoffMax, 0),
+		regLimiter:   consentui.NewLimiter(RegistrationsPerHour, time.Hour, 0),
 		cimdExpiries: map[string]time.Time{},
 	}
 	if s.fetch == nil {
@@ -293,9 +297,18 @@ func (s *Server) jwks(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write(s.cfg.KeySet.JWKS())
 }
 
+// RegistrationsPerHour is how many clients one address (an IPv4 address or an IPv6 /64) may
+// register per hour, in a burst or spread out; one more is answered 429 with Retry-After.
+const RegistrationsPerHour = 60
+
 // register is RFC 7591 dynamic client registration. Registration is open (as MCP clients
-// need); it is not rate limited yet.
+// need), throttled per client address.
 func (s *Server) register(w http.ResponseWriter, r *http.Request, h store.Host) {
+	if ok, retry := s.regLimiter.Allow(s.addressKey(r), s.now()); !ok {
+		s.log.Info("oauthserver: client registration throttled", "host", h.Key)
+		WriteRegistrationThrottled(w, retry)
+		return
+	}
 	req, err := ParseRegistrationRequest(r, RegistrationLimits{})
 	if err != nil {
 		WriteRegistrationError(w, err)

@@ -337,13 +337,17 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, h store.Host) {
 	ctx := r.Context()
 	email := strings.TrimSpace(r.PostFormValue("email"))
 	password := r.PostFormValue("password")
+	// Only failures count: both budgets are taken before the password is checked (so that
+	// concurrent attempts cannot exceed them) and given back after a correct one.
 	now := s.now()
-	if ok, retry := s.addrLimiter.Allow(s.addressKey(r), now); !ok {
+	addrKey := s.addressKey(r)
+	if ok, retry := s.addrLimiter.Allow(addrKey, now); !ok {
 		s.renderSignIn(w, r, h, ref, email, consentui.TooManyAttemptsMessage(retry), http.StatusTooManyRequests)
 		return
 	}
 	acctKey := "account:" + h.Key + "/" + strings.ToLower(email)
-	if ok, retry := s.acctLimiter.Allow(acctKey, now); !ok {
+	if ok, retry := s.acctBackoff.Allow(acctKey, now); !ok {
+		s.addrLimiter.Refund(addrKey, now) // no password was tried
 		s.renderSignIn(w, r, h, ref, email, consentui.TooManyAttemptsMessage(retry), http.StatusTooManyRequests)
 		return
 	}
@@ -387,13 +391,14 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, h store.Host) {
 			}
 		}
 	}
-	s.acctLimiter.Success(acctKey)
+	s.acctBackoff.Success(acctKey)
+	s.addrLimiter.Refund(addrKey, now)
 	s.signedIn(w, r, h, u.ID, ref)
 }
 
 // addressKey is the rate-limit key of the request's client address.
 func (s *Server) addressKey(r *http.Request) string {
-	return consentui.AddressKey(consentui.ClientAddr(r, s.cfg.TrustProxyHeaders))
+	return consentui.AddressKey(consentui.ClientAddr(r, s.cfg.TrustedProxies))
 }
 
 func (s *Server) storePassword(ctx context.Context, host, userID, password string) error {

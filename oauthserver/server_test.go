@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -75,6 +76,8 @@ type envOptions struct {
 	postgres   bool
 	replicas   int
 	httpClient *http.Client
+	// trustedProxies are the server's TrustedProxies.
+	trustedProxies []netip.Prefix
 }
 
 func newEnv(t *testing.T) *env { return newEnvWith(t, envOptions{}) }
@@ -141,7 +144,7 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 		s, err := oauthserver.NewServer(oauthserver.ServerConfig{
 			Store: st, URLs: e.urls, KeySet: ks, Syncer: w,
 			CookieSecret: bytes.Repeat([]byte{1}, 32), GlobalSecret: bytes.Repeat([]byte{2}, 32),
-			HTTPClient: o.httpClient, Now: e.clock.Now,
+			HTTPClient: o.httpClient, Now: e.clock.Now, TrustedProxies: o.trustedProxies,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -508,16 +511,28 @@ func TestWrongPasswordAndRateLimit(t *testing.T) {
 	if p2.Status != 401 || !strings.Contains(p2.Body, "Email or password is incorrect.") {
 		t.Fatalf("unknown email: %d", p2.Status)
 	}
-	for range 5 {
+	// Five failures cost nothing, and the sixth starts a wait: a guess right after it is
+	// refused, with how long to wait.
+	for i := range 5 {
 		p = b2.Submit(signIn, map[string]string{"email": email, "password": "wrong password 123"})
+		if p.Status != 401 {
+			t.Fatalf("failure %d: %d", i+2, p.Status)
+		}
 	}
-	if p.Status != http.StatusTooManyRequests || !strings.Contains(p.Body, "Too many sign-in attempts") {
-		t.Fatalf("after 6 failures: %d", p.Status)
+	p = b2.Submit(signIn, map[string]string{"email": email, "password": "wrong password 123"})
+	if p.Status != http.StatusTooManyRequests || !strings.Contains(p.Body, "Too many sign-in attempts. Try again in a second.") {
+		t.Fatalf("after 6 failures: %d %s", p.Status, p.Body)
 	}
-	// Even the right password is refused while limited.
+	// Even the right password is refused while waiting.
 	p = b2.Submit(signIn, map[string]string{"email": email, "password": password})
 	if p.Status != http.StatusTooManyRequests {
 		t.Fatalf("right password while limited: %d", p.Status)
+	}
+	// A delay, not a lockout: once the wait is over the owner signs in.
+	e.clock.advance(time.Second)
+	p = b2.Submit(signIn, map[string]string{"email": email, "password": password})
+	if p.Status != http.StatusOK || !strings.Contains(p.Body, `name="trust_level"`) {
+		t.Fatalf("right password after the wait: %d %s", p.Status, p.Body)
 	}
 }
 

@@ -32,6 +32,13 @@ const (
 // TooManyAttemptsMessage is the sign-in error when a Limiter refused the attempt; retryAfter is
 // what Allow returned. Show it whether or not the account exists.
 func TooManyAttemptsMessage(retryAfter time.Duration) string {
+	if retryAfter < 50*time.Second {
+		seconds := max(1, int((retryAfter+time.Second-1)/time.Second))
+		if seconds == 1 {
+			return "Too many sign-in attempts. Try again in a second."
+		}
+		return fmt.Sprintf("Too many sign-in attempts. Try again in %d seconds.", seconds)
+	}
 	minutes := int((retryAfter + time.Minute - 1) / time.Minute)
 	if minutes <= 1 {
 		return "Too many sign-in attempts. Try again in a minute."

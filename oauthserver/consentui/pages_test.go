@@ -611,7 +611,10 @@ func TestTrustLevelPageUnnamedAgent(t *testing.T) {
 
 func TestTooManyAttemptsMessage(t *testing.T) {
 	for d, want := range map[time.Duration]string{
-		10 * time.Second:            "Too many sign-in attempts. Try again in a minute.",
+		time.Millisecond:            "Too many sign-in attempts. Try again in a second.",
+		10 * time.Second:            "Too many sign-in attempts. Try again in 10 seconds.",
+		49*time.Second + 1:          "Too many sign-in attempts. Try again in 50 seconds.",
+		50 * time.Second:            "Too many sign-in attempts. Try again in a minute.",
 		time.Minute:                 "Too many sign-in attempts. Try again in a minute.",
 		2*time.Minute + time.Second: "Too many sign-in attempts. Try again in 3 minutes.",
 		15 * time.Minute:            "Too many sign-in attempts. Try again in 15 minutes.",

@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -113,6 +114,27 @@ func (l *Limiter) Success(key string) {
 	}
 }
 
+// Refund gives back one attempt Allow counted for key at or before now: a login handler that
+// counts failures only calls Allow(address) before checking the password (so that concurrent
+// attempts cannot together exceed the budget) and Refund(address) after a correct one. Unlike
+// Success it returns a single attempt, so a correct password never buys more attempts than
+// it used.
+func (l *Limiter) Refund(key string, now time.Time) {
+	key = limitKey(key)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	el, found := l.keys[key]
+	if !found {
+		return
+	}
+	e := el.Value.(*limitEntry)
+	e.tat = e.tat.Add(-l.interval)
+	if !e.tat.After(now) {
+		l.order.Remove(el)
+		delete(l.keys, key)
+	}
+}
+
 // Sweep forgets the keys whose budget is full again at now. Allow bounds memory by itself; a
 // server may call Sweep periodically to give memory back sooner.
 func (l *Limiter) Sweep(now time.Time) {
@@ -152,35 +174,89 @@ func limitKey(key string) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-// ClientAddr returns the address of the client that sent r: the host of r.RemoteAddr or, when
-// trustProxyHeaders is set (trustgate runs behind a reverse proxy that appends to
-// X-Forwarded-For), the last address in X-Forwarded-For, the one that proxy saw. Earlier
-// entries are written by the client and never used. When the header is absent or its last
-// entry is not an IP address, r.RemoteAddr's host is used. Addresses are returned in canonical
-// form (IPv4-mapped IPv6 unmapped, zones dropped).
-//
-// Only one proxy hop is supported: behind a chain of proxies, the last one must overwrite the
-// header rather than append to it.
-func ClientAddr(r *http.Request, trustProxyHeaders bool) string {
-	if trustProxyHeaders {
-		if vals := r.Header.Values("X-Forwarded-For"); len(vals) > 0 {
-			last := vals[len(vals)-1]
-			if i := strings.LastIndexByte(last, ','); i >= 0 {
-				last = last[i+1:]
-			}
-			if a, ok := parseAddr(strings.TrimSpace(last)); ok {
-				return a.String()
-			}
-		}
-	}
+// ClientAddr returns the address of the client that sent r. Without trusted proxies it is the
+// host of r.RemoteAddr: X-Forwarded-For is written by whoever sends the request and is ignored.
+// When r.RemoteAddr is in one of the trusted prefixes (reverse proxies that append the address
+// they saw to X-Forwarded-For), the header is read from its right end, skipping the addresses
+// of further trusted proxies: the first address that is not a trusted proxy is the client.
+// Entries left of it were written by the client and are never used; an entry that is not an IP
+// address ends the walk at the last trusted hop. Addresses are returned in canonical form
+// (IPv4-mapped IPv6 unmapped, zones dropped).
+func ClientAddr(r *http.Request, trusted []netip.Prefix) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
 	}
-	if a, ok := parseAddr(host); ok {
-		return a.String()
+	remote, ok := parseAddr(host)
+	if !ok {
+		return host
 	}
-	return host
+	if !inPrefixes(remote, trusted) {
+		return remote.String()
+	}
+	var hops []string
+	for _, v := range r.Header.Values("X-Forwarded-For") {
+		hops = append(hops, strings.Split(v, ",")...)
+	}
+	client := remote
+	for i := len(hops) - 1; i >= 0 && len(hops)-i <= maxForwardedHops; i-- {
+		a, ok := parseAddr(strings.TrimSpace(hops[i]))
+		if !ok {
+			break
+		}
+		client = a
+		if !inPrefixes(a, trusted) {
+			break
+		}
+	}
+	return client.String()
+}
+
+// maxForwardedHops bounds how many X-Forwarded-For entries ClientAddr reads.
+const maxForwardedHops = 32
+
+func inPrefixes(a netip.Addr, prefixes []netip.Prefix) bool {
+	for _, p := range prefixes {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseTrustedProxies reads a list of CIDR prefixes (or single addresses) of reverse proxies,
+// such as "10.0.0.0/8,192.168.1.7". Empty entries are ignored; an empty list trusts no proxy.
+func ParseTrustedProxies(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, item := range list {
+		for _, s := range strings.Split(item, ",") {
+			s = strings.TrimSpace(s)
+			if s == "" {
+				continue
+			}
+			if !strings.Contains(s, "/") {
+				a, err := netip.ParseAddr(s)
+				if err != nil {
+					return nil, fmt.Errorf("trusted proxy %q: not an IP address or CIDR prefix", s)
+				}
+				a = a.Unmap().WithZone("")
+				out = append(out, netip.PrefixFrom(a, a.BitLen()))
+				continue
+			}
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				return nil, fmt.Errorf("trusted proxy %q: not an IP address or CIDR prefix", s)
+			}
+			if p.Addr().Is4In6() {
+				if p.Bits() < 96 {
+					return nil, fmt.Errorf("trusted proxy %q: an IPv4-mapped prefix needs at least 96 bits", s)
+				}
+				p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+			}
+			out = append(out, p.Masked())
+		}
+	}
+	return out, nil
 }
 
 // parseAddr reads an IP address, optionally with a port ("1.2.3.4:5", "[::1]:5").

@@ -3,6 +3,7 @@ package consentui
 import (
 	"fmt"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -189,27 +190,39 @@ func TestNewLimiterPanics(t *testing.T) {
 }
 
 func TestClientAddr(t *testing.T) {
+	proxies, err := ParseTrustedProxies([]string{"10.0.0.0/8, 192.168.1.7", "2001:db8:ffff::/48"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name    string
 		remote  string
 		xff     []string
-		trusted bool
+		trusted []netip.Prefix
 		want    string
 	}{
-		{"remote v4", "203.0.113.7:51234", nil, false, "203.0.113.7"},
-		{"remote v6", "[2001:db8::1]:443", nil, false, "2001:db8::1"},
-		{"remote v4-mapped", "[::ffff:203.0.113.7]:443", nil, false, "203.0.113.7"},
-		{"remote zone", "[fe80::1%eth0]:443", nil, false, "fe80::1"},
-		{"untrusted XFF ignored", "10.0.0.1:1", []string{"198.51.100.9"}, false, "10.0.0.1"},
-		{"trusted XFF", "10.0.0.1:1", []string{"198.51.100.9"}, true, "198.51.100.9"},
-		{"trusted XFF, client-written entries ignored", "10.0.0.1:1", []string{"1.2.3.4, 5.6.7.8,198.51.100.9"}, true, "198.51.100.9"},
-		{"trusted XFF, several header lines", "10.0.0.1:1", []string{"1.2.3.4", "198.51.100.9"}, true, "198.51.100.9"},
-		{"trusted XFF with port", "10.0.0.1:1", []string{"198.51.100.9:4711"}, true, "198.51.100.9"},
-		{"trusted XFF v6", "10.0.0.1:1", []string{"2001:db8::2"}, true, "2001:db8::2"},
-		{"trusted XFF garbage", "10.0.0.1:1", []string{"1.2.3.4, unknown"}, true, "10.0.0.1"},
-		{"trusted XFF empty", "10.0.0.1:1", []string{""}, true, "10.0.0.1"},
-		{"no port", "10.0.0.1", nil, false, "10.0.0.1"},
-		{"not an address", "pipe", nil, false, "pipe"},
+		{"remote v4", "203.0.113.7:51234", nil, nil, "203.0.113.7"},
+		{"remote v6", "[2001:db8::1]:443", nil, nil, "2001:db8::1"},
+		{"remote v4-mapped", "[::ffff:203.0.113.7]:443", nil, nil, "203.0.113.7"},
+		{"remote zone", "[fe80::1%eth0]:443", nil, nil, "fe80::1"},
+		{"no trusted proxies: XFF ignored", "10.0.0.1:1", []string{"198.51.100.9"}, nil, "10.0.0.1"},
+		{"XFF from an untrusted peer ignored", "203.0.113.7:1", []string{"198.51.100.9"}, proxies, "203.0.113.7"},
+		{"trusted XFF", "10.0.0.1:1", []string{"198.51.100.9"}, proxies, "198.51.100.9"},
+		{"trusted single address", "192.168.1.7:1", []string{"198.51.100.9"}, proxies, "198.51.100.9"},
+		{"trusted v4-mapped peer", "[::ffff:10.1.2.3]:1", []string{"198.51.100.9"}, proxies, "198.51.100.9"},
+		{"client-written entries ignored", "10.0.0.1:1", []string{"1.2.3.4, 5.6.7.8,198.51.100.9"}, proxies, "198.51.100.9"},
+		{"several header lines", "10.0.0.1:1", []string{"1.2.3.4", "198.51.100.9"}, proxies, "198.51.100.9"},
+		{"chain of trusted proxies: rightmost untrusted", "10.0.0.1:1", []string{"1.2.3.4, 198.51.100.9, 10.9.9.9, 192.168.1.7"}, proxies, "198.51.100.9"},
+		{"forged trusted-looking entry left of the client", "10.0.0.1:1", []string{"10.5.5.5, 198.51.100.9"}, proxies, "198.51.100.9"},
+		{"XFF with port", "10.0.0.1:1", []string{"198.51.100.9:4711"}, proxies, "198.51.100.9"},
+		{"XFF v6", "10.0.0.1:1", []string{"2001:db8::2"}, proxies, "2001:db8::2"},
+		{"v6 proxy", "[2001:db8:ffff::9]:1", []string{"2001:db8::2"}, proxies, "2001:db8::2"},
+		{"garbage ends the walk at the last trusted hop", "10.0.0.1:1", []string{"1.2.3.4, unknown"}, proxies, "10.0.0.1"},
+		{"garbage behind a trusted hop", "10.0.0.1:1", []string{"1.2.3.4, unknown, 10.2.2.2"}, proxies, "10.2.2.2"},
+		{"empty XFF", "10.0.0.1:1", []string{""}, proxies, "10.0.0.1"},
+		{"no XFF", "10.0.0.1:1", nil, proxies, "10.0.0.1"},
+		{"no port", "10.0.0.1", nil, nil, "10.0.0.1"},
+		{"not an address", "pipe", nil, proxies, "pipe"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := httptest.NewRequest("POST", "/oauth/login", nil)
@@ -222,6 +235,63 @@ func TestClientAddr(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestParseTrustedProxies(t *testing.T) {
+	got, err := ParseTrustedProxies([]string{" 10.1.2.3/8 ,", "::ffff:172.16.0.0/108", "2001:db8::1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"10.0.0.0/8", "172.16.0.0/12", "2001:db8::1/128"}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i].String() != want[i] {
+			t.Errorf("prefix %d = %s, want %s", i, got[i], want[i])
+		}
+	}
+	if none, err := ParseTrustedProxies(nil); err != nil || len(none) != 0 {
+		t.Errorf("empty list: %v %v", none, err)
+	}
+	for _, bad := range []string{"10.0.0.0/33", "proxy.example.com", "10.0.0.0/8/1", "::ffff:10.0.0.0/90"} {
+		if _, err := ParseTrustedProxies([]string{bad}); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestLimiterRefund(t *testing.T) {
+	l := NewLimiter(3, 3*time.Minute, 0)
+	now := time.Unix(1_700_000_000, 0)
+	// Counting failures only: every attempt is taken and a successful one given back, so
+	// any number of successes leaves the budget whole.
+	for i := range 100 {
+		if ok, _ := l.Allow("addr:a", now); !ok {
+			t.Fatalf("success %d refused", i)
+		}
+		l.Refund("addr:a", now)
+	}
+	if l.Len() != 0 {
+		t.Errorf("%d keys after refunds", l.Len())
+	}
+	for range 3 {
+		if ok, _ := l.Allow("addr:a", now); !ok {
+			t.Fatal("failure within budget refused")
+		}
+	}
+	if ok, _ := l.Allow("addr:a", now); ok {
+		t.Fatal("4th failure allowed")
+	}
+	// A refund returns one attempt, never the whole budget.
+	l.Refund("addr:a", now)
+	if ok, _ := l.Allow("addr:a", now); !ok {
+		t.Fatal("refunded attempt not available")
+	}
+	if ok, _ := l.Allow("addr:a", now); ok {
+		t.Fatal("refund gave back more than one attempt")
+	}
+	l.Refund("addr:unknown", now) // no-op
 }
 
 func TestAddressKey(t *testing.T) {
