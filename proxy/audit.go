@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"net/http"
 	"regexp"
 	"time"
@@ -38,7 +37,7 @@ func auditEntry(r *http.Request, host string, claims keyset.AccessClaims, m *mes
 	default:
 		e.Method = m.method
 		if m.kind == kindRequest && m.method == "tools/call" {
-			e.Tool = toolName(m.params)
+			e.Tool = m.name
 		}
 	}
 	return e
@@ -83,12 +82,7 @@ func (p *Proxy) auditAllowed(ctx context.Context, w http.ResponseWriter, fw *for
 	p.describe(ctx, e)
 	if m := fw.msg; m != nil && m.kind == kindRequest && m.method == "tools/call" {
 		if h, err := p.cfg.Store.GetHost(ctx, fw.host); err == nil && h.Settings.AuditArguments {
-			var params struct {
-				Arguments json.RawMessage `json:"arguments"`
-			}
-			if json.Unmarshal(m.params, &params) == nil {
-				e.Arguments = audit.RedactArguments(params.Arguments, 0)
-			}
+			e.Arguments = audit.RedactArguments(m.arguments, 0)
 		}
 	}
 	if err := p.cfg.Audit.Append(ctx, *e); err != nil {

@@ -4,7 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/trustgate/trustgate/internal/strictjson"
 )
 
 // JSON-RPC error codes trustgate answers with. The -3200x codes are stable: clients, SDKs and
@@ -43,22 +50,33 @@ const (
 	kindResponse                     // id and result or error (a client answering the server)
 )
 
-// message is one parsed JSON-RPC 2.0 message; only what the proxy decides on is decoded.
+// message is one parsed JSON-RPC 2.0 message; only what the proxy decides on is decoded, and it
+// is decoded the way the upstream's SDK decodes it (see parseMessage).
 type message struct {
 	kind   kind
-	id     json.RawMessage // compact JSON of the id (request and response)
+	id     json.RawMessage // canonical JSON of the id (request and response): a string or an integer
 	method string
 	params json.RawMessage
+	// Read from params when it is an object, by exact key:
+	name        string          // params.name when it is a string (the tool of a tools/call)
+	uri         string          // params.uri when it is a string (resources/read)
+	arguments   json.RawMessage // params.arguments as sent
+	metaVersion *string         // params._meta["io.modelcontextprotocol/protocolVersion"] when a string
+	metaHasVer  bool            // that member is present (whatever its type)
 }
 
-type wireMessage struct {
-	JSONRPC string          `json:"jsonrpc"`
-	ID      json.RawMessage `json:"id"`
-	Method  *string         `json:"method"`
-	Params  json.RawMessage `json:"params"`
-	Result  json.RawMessage `json:"result"`
-	Error   json.RawMessage `json:"error"`
-}
+// The members of a message the proxy reads, at each level. A key that differs from one of them
+// only by case or Unicode folding is refused (strictjson), as are duplicate and fold-equal keys
+// anywhere in the message.
+var (
+	envelopeKeys = []string{"jsonrpc", "id", "method", "params", "result", "error"}
+	paramsKeys   = []string{"name", "uri", "arguments", "_meta"}
+	metaKeys     = []string{metaProtocolVersion, "progressToken"}
+)
+
+// maxSafeInteger is the largest integer every JSON reader (JavaScript's numbers among them)
+// holds exactly: 2^53-1.
+const maxSafeInteger = 1<<53 - 1
 
 // rpcError is a JSON-RPC error that parseMessage returns.
 type rpcError struct {
@@ -68,7 +86,19 @@ type rpcError struct {
 
 func (e *rpcError) Error() string { return e.msg }
 
-// parseMessage reads exactly one JSON-RPC 2.0 message.
+func invalidRequest(format string, args ...any) error {
+	return &rpcError{ErrCodeInvalidRequest, "invalid request: " + fmt.Sprintf(format, args...)}
+}
+
+// parseMessage reads exactly one JSON-RPC 2.0 message, strictly: what the proxy decides on must
+// be what the upstream acts on, whichever JSON reader the upstream uses. Keys match exactly
+// (encoding/json's case-insensitive, last-match-wins struct decoding is never used on a
+// message), and a message that readers could understand differently is refused with
+// ErrCodeInvalidRequest instead of being decided on: duplicate keys or keys equal under Unicode
+// case folding at any depth, a key that folds to one the proxy reads ("Params", "paramſ"),
+// invalid UTF-8, nesting deeper than strictjson.MaxDepth, an id that is not a string or an
+// integer within ±(2^53-1), a non-string or empty method. The bytes forwarded are the body as
+// received, which is exactly what was parsed here.
 func parseMessage(body []byte) (message, error) {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if !json.Valid(trimmed) {
@@ -80,51 +110,111 @@ func parseMessage(body []byte) (message, error) {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return message{}, &rpcError{ErrCodeInvalidRequest, "invalid request: a JSON-RPC message must be a JSON object"}
 	}
-	var w wireMessage
-	if err := json.Unmarshal(trimmed, &w); err != nil {
-		return message{}, &rpcError{ErrCodeInvalidRequest, "invalid request: " + err.Error()}
+	obj, err := strictjson.ParseObject(trimmed, envelopeKeys...)
+	if err != nil {
+		return message{}, invalidRequest("%v", err)
 	}
-	if w.JSONRPC != "2.0" {
-		return message{}, &rpcError{ErrCodeInvalidRequest, `invalid request: "jsonrpc" must be "2.0"`}
+	if v, ok := obj.String("jsonrpc"); !ok || v != "2.0" {
+		return message{}, invalidRequest(`"jsonrpc" must be "2.0"`)
 	}
-	m := message{params: w.Params}
-	if w.ID != nil {
-		if !validID(w.ID) {
-			return message{}, &rpcError{ErrCodeInvalidRequest, "invalid request: the id must be a string or a number"}
+	var m message
+	if raw, ok := obj["id"]; ok {
+		if m.id, err = canonicalID(raw); err != nil {
+			return message{}, err
 		}
-		var buf bytes.Buffer
-		_ = json.Compact(&buf, w.ID) // valid JSON: cannot fail
-		m.id = buf.Bytes()
 	}
-	switch {
-	case w.Method != nil:
-		if *w.Method == "" {
-			return message{}, &rpcError{ErrCodeInvalidRequest, "invalid request: empty method"}
+	_, hasResult := obj["result"]
+	_, hasError := obj["error"]
+	if obj.Has("method") {
+		method, isString := obj.String("method")
+		switch {
+		case !isString:
+			return message{}, invalidRequest(`"method" must be a string`)
+		case method == "":
+			return message{}, invalidRequest("empty method")
+		case hasResult || hasError:
+			return message{}, invalidRequest(`a request has no "result" or "error"`)
 		}
-		m.method = *w.Method
+		m.method = method
 		m.kind = kindNotification
 		if m.id != nil {
 			m.kind = kindRequest
 		}
-	case m.id != nil && (w.Result != nil || w.Error != nil):
-		m.kind = kindResponse
-	default:
-		return message{}, &rpcError{ErrCodeInvalidRequest, "invalid request: neither a request, a notification nor a response"}
+		if m.params = obj["params"]; m.params != nil {
+			if err := m.readParams(); err != nil {
+				return message{}, err
+			}
+		}
+		return m, nil
 	}
+	switch {
+	case m.id == nil || hasResult == hasError:
+		return message{}, invalidRequest("neither a request, a notification nor a response")
+	case obj.Has("params"):
+		return message{}, invalidRequest(`a response has no "params"`)
+	}
+	m.kind = kindResponse
 	return m, nil
 }
 
-// validID: a JSON string or number.
-func validID(raw json.RawMessage) bool {
-	var v any
-	if json.Unmarshal(raw, &v) != nil {
-		return false
+// readParams reads the members of params the proxy decides on, by exact key.
+func (m *message) readParams() error {
+	p := bytes.TrimLeft(m.params, " \t\r\n")
+	if len(p) == 0 || p[0] != '{' {
+		return nil // JSON-RPC allows an array; MCP never sends one and the proxy reads nothing of it
 	}
-	switch v.(type) {
-	case string, float64:
-		return true
+	params, err := strictjson.Members(p, paramsKeys...)
+	if err != nil {
+		return invalidRequest("params: %v", err)
 	}
-	return false
+	m.name, _ = params.String("name")
+	m.uri, _ = params.String("uri")
+	m.arguments = params["arguments"]
+	if raw := bytes.TrimLeft(params["_meta"], " \t\r\n"); len(raw) > 0 && raw[0] == '{' {
+		meta, err := strictjson.Members(raw, metaKeys...)
+		if err != nil {
+			return invalidRequest("params._meta: %v", err)
+		}
+		if _, ok := meta[metaProtocolVersion]; ok {
+			m.metaHasVer = true
+			if v, ok := meta.String(metaProtocolVersion); ok {
+				m.metaVersion = &v
+			}
+		}
+	}
+	return nil
+}
+
+// idIntegerRE is an integer id as JSON writes it (no fraction, no exponent, no "-0").
+var idIntegerRE = regexp.MustCompile(`^(0|-?[1-9][0-9]{0,15})$`)
+
+// canonicalID checks a request or response id and returns it in canonical form: a string
+// (re-encoded after unescaping) or an integer within ±(2^53-1). null, fractions, exponents and
+// larger numbers are refused: readers disagree on them (the Go SDK truncates 1.5 to 1,
+// JavaScript rounds 2^53+1).
+func canonicalID(raw json.RawMessage) (json.RawMessage, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) > 0 && raw[0] == '"' {
+		var s string
+		if json.Unmarshal(raw, &s) != nil || strings.ContainsRune(s, utf8.RuneError) {
+			return nil, invalidRequest("the id must be a valid string or an integer")
+		}
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(s); err != nil {
+			return nil, invalidRequest("the id must be a valid string or an integer")
+		}
+		return bytes.TrimRight(buf.Bytes(), "\n"), nil
+	}
+	if !idIntegerRE.Match(raw) {
+		return nil, invalidRequest("the id must be a string or an integer")
+	}
+	n, err := strconv.ParseInt(string(raw), 10, 64)
+	if err != nil || n > maxSafeInteger || n < -maxSafeInteger {
+		return nil, invalidRequest("an integer id must lie within ±(2^53-1)")
+	}
+	return json.RawMessage(strconv.FormatInt(n, 10)), nil
 }
 
 // sameID compares two JSON ids by value ("1" ≠ 1, 1 = 1.0).
@@ -138,17 +228,6 @@ func sameID(a, b json.RawMessage) bool {
 		return va == vb
 	}
 	return false
-}
-
-// toolName is params.name of a tools/call ("" when missing or not a string).
-func toolName(params json.RawMessage) string {
-	var p struct {
-		Name string `json:"name"`
-	}
-	if json.Unmarshal(params, &p) != nil {
-		return ""
-	}
-	return p.Name
 }
 
 // writeRPCError answers with a JSON-RPC error response (id null when id is nil).

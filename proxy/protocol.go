@@ -104,16 +104,11 @@ func checkProtocol(w http.ResponseWriter, r *http.Request, m *message) (protocol
 
 // headerMismatch is why the request's mirrored headers do not match its body ("" when they do).
 func headerMismatch(h http.Header, m *message, proto protocol, versionPresent bool) string {
-	var params struct {
-		Name string                     `json:"name"`
-		URI  string                     `json:"uri"`
-		Meta map[string]json.RawMessage `json:"_meta"`
-	}
-	_ = json.Unmarshal(m.params, &params) // absent or odd params: the fields stay empty
-
-	if raw, ok := params.Meta[metaProtocolVersion]; ok {
+	if m.metaHasVer {
 		var metaVersion string
-		_ = json.Unmarshal(raw, &metaVersion)
+		if m.metaVersion != nil {
+			metaVersion = *m.metaVersion
+		}
 		switch {
 		case !versionPresent:
 			return fmt.Sprintf("the MCP-Protocol-Version header is required for requests carrying _meta %q", metaProtocolVersion)
@@ -135,9 +130,9 @@ func headerMismatch(h http.Header, m *message, proto protocol, versionPresent bo
 	var bodyName string
 	switch m.method {
 	case "tools/call", "prompts/get":
-		bodyName = params.Name
+		bodyName = m.name
 	case "resources/read":
-		bodyName = params.URI
+		bodyName = m.uri
 	default:
 		return "" // Mcp-Name is defined only for the methods above
 	}

@@ -240,7 +240,13 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 		}
 		msg, err := parseMessage(body)
 		if err != nil {
+			// Not one message the proxy and the upstream would read alike: never forwarded,
+			// and recorded like every other refusal (without the message, which was not
+			// understood).
 			e, _ := asRPCError(err)
+			entry := auditEntry(r, host, claims, nil)
+			entry.Server = pathServer
+			p.auditReject(ctx, &entry, audit.Denied, e.msg)
 			writeRPCError(w, http.StatusBadRequest, nil, e.code, e.msg, nil)
 			return
 		}
@@ -506,7 +512,7 @@ func (p *Proxy) authorize(ctx context.Context, w http.ResponseWriter, fw *forwar
 	}
 	subject := schema.SubjectRef{Object: schema.Agent(fw.host, fw.agentID)}
 	if m != nil && m.kind == kindRequest && m.method == "tools/call" {
-		name := toolName(m.params)
+		name := m.name
 		if name == "" {
 			writeRPCError(w, http.StatusOK, m.id, ErrCodeInvalidParams, "invalid params: tools/call needs params.name", nil)
 			return false

@@ -448,8 +448,21 @@ func TestMalformedMessages(t *testing.T) {
 	if code := rpcCode(t, body); code != proxy.ErrCodeInvalidRequest {
 		t.Errorf("jsonrpc 1.0: %s", body)
 	}
+	_, body = e.post(tok, "", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_issue","Name":"list_issues"}}`, http.StatusBadRequest)
+	if code := rpcCode(t, body); code != proxy.ErrCodeInvalidRequest || !strings.Contains(string(body), `\"Name\"`) {
+		t.Errorf("fold-twin keys: %s", body)
+	}
 	if e.upCalls.Load() != before {
 		t.Error("a malformed message reached the upstream")
+	}
+	got := e.entries(audit.Filter{Decision: audit.Denied}, 4)
+	if len(got) != 4 {
+		t.Fatalf("%d denied audit entries for 4 refused messages: %+v", len(got), got)
+	}
+	for _, en := range got {
+		if en.AgentID != e.agentID || en.Tool != "" || !strings.Contains(en.Reason, "parse error") && !strings.Contains(en.Reason, "invalid request") {
+			t.Errorf("audit entry of a refused message: %+v", en)
+		}
 	}
 }
 

@@ -118,7 +118,7 @@ func describe(w http.ResponseWriter, m *message, agentID, server string) {
 	default:
 		method = m.method
 		if m.method == "tools/call" {
-			tool = toolName(m.params)
+			tool = m.name
 		}
 	}
 	call.Describe(server, agentID, method, tool)

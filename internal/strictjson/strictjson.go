@@ -212,7 +212,9 @@ func foldKey(s string) string {
 		}
 	}
 	if ascii {
-		return strings.ToLower(s)
+		// The smallest member of an ASCII letter's class is its upper case ('K' < 'k' < U+212A
+		// KELVIN SIGN, 'S' < 's' < U+017F LONG S), as the loop below computes for the rest.
+		return strings.ToUpper(s)
 	}
 	var b strings.Builder
 	b.Grow(len(s))
