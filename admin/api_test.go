@@ -17,6 +17,7 @@ import (
 	"github.com/trustgate/trustgate/admin"
 	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/authzserver"
+	"github.com/trustgate/trustgate/discovery"
 	"github.com/trustgate/trustgate/internal/testcp"
 	"github.com/trustgate/trustgate/internal/testmcp"
 	"github.com/trustgate/trustgate/schema"
@@ -345,8 +346,12 @@ func TestSyncFlagsChangedToolsAndReviewsNewOnes(t *testing.T) {
 	}
 	var tool admin.Tool
 	e.must(200, "GET", "/api/v1/hosts/acme/servers/tracker/tools/create_issue", e.acme, nil, &tool)
-	if tool.Enabled || !tool.Flagged || !strings.Contains(tool.FlagReason, "description") || !strings.Contains(tool.Description, "emails") {
+	if tool.Enabled || !tool.Flagged || !strings.Contains(tool.Description, "emails") ||
+		!strings.Contains(tool.FlagReason, `description: "Tool create_issue of the issue tracker." → "Creates an issue AND emails`) {
 		t.Fatalf("changed tool = %+v", tool)
+	}
+	if n := e.auditActions("create_issue", "tool.flag"); n != 1 {
+		t.Fatalf("%d tool.flag audit entries for the change, want 1", n)
 	}
 	if got := e.callable("acme", "tracker", agentID); got != "[delete_issue]" {
 		t.Fatalf("after the sync the agent calls %s, want only the unchanged delete_issue", got)
@@ -362,6 +367,67 @@ func TestSyncFlagsChangedToolsAndReviewsNewOnes(t *testing.T) {
 	e.must(200, "POST", "/api/v1/hosts/acme/servers/tracker/sync", e.acme, nil, &res)
 	if len(res.Added)+len(res.Changed)+len(res.Removed) != 0 || res.Unchanged != 3 {
 		t.Fatalf("second sync = %+v", res)
+	}
+	if n := e.auditActions("create_issue", "tool.flag"); n != 1 {
+		t.Fatalf("%d tool.flag audit entries after more syncs, want still 1", n)
+	}
+}
+
+// auditActions counts host acme's audit entries about tool with the action.
+func (e *env) auditActions(tool, action string) int {
+	e.t.Helper()
+	entries, err := e.store.ListAudit(context.Background(), audit.Filter{Host: "acme", Tool: tool}, 0, 1000)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	n := 0
+	for _, en := range entries {
+		if en.Action == action {
+			n++
+		}
+	}
+	return n
+}
+
+// Approvals recorded before definition hashes covered the whole definition (v1 hashes) still
+// hold after an upgrade: a sync finds the tools unchanged and records the complete hash, and
+// a tool changed since is still flagged.
+func TestSyncKeepsApprovalsRecordedBeforeV2(t *testing.T) {
+	e := newEnv(t)
+	up := testmcp.Start(t, "")
+	_, agentID := e.imported(up)
+	ctx := context.Background()
+	tools, err := e.store.ListTools(ctx, "acme", "tracker")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tl := range tools { // as an older version stored them
+		v1, err := discovery.DefinitionHash(tl.Name, tl.Description, json.RawMessage(tl.InputSchema))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tl.DefinitionHash, tl.ApprovedHash = v1, v1
+		if _, err := e.store.PutTool(ctx, tl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	up.SetTool("delete_issue", "Deletes an issue, and every other one.")
+	var res admin.SyncResult
+	e.must(200, "POST", "/api/v1/hosts/acme/servers/tracker/sync", e.acme, nil, &res)
+	if fmt.Sprint(res.Changed) != "[delete_issue]" || len(res.Added) != 0 {
+		t.Fatalf("sync after upgrade = added %v changed %v unchanged %d; want only delete_issue changed", res.Added, res.Changed, res.Unchanged)
+	}
+	for _, name := range []string{"list_issues", "create_issue"} {
+		tl, err := e.store.GetTool(ctx, "acme", "tracker", name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tl.Flagged || !tl.Enabled || !discovery.IsCompleteHash(tl.ApprovedHash) || tl.ApprovedHash != tl.DefinitionHash {
+			t.Errorf("%s after the upgrade sync = %+v; want enabled with its approval recorded as a v2 hash", name, tl)
+		}
+	}
+	if got := e.callable("acme", "tracker", agentID); got != "[create_issue list_issues]" {
+		t.Fatalf("after the sync the agent calls %s", got)
 	}
 }
 

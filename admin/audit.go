@@ -75,10 +75,7 @@ func (a *API) auditChange(r *http.Request, rt Route, c *caller, requestID string
 	if c.change.object != "" {
 		object = c.change.object
 	}
-	actor := "token:" + c.token.ID
-	if c.token.Name != "" {
-		actor += " (" + c.token.Name + ")"
-	}
+	actor := c.actor()
 	e := audit.Entry{
 		Host: host, Time: time.Now(), Decision: audit.Admin, Actor: actor, Action: action, Object: object,
 		AgentID: r.PathValue("agent"), Server: r.PathValue("server"), Tool: r.PathValue("tool"),
@@ -88,6 +85,15 @@ func (a *API) auditChange(r *http.Request, rt Route, c *caller, requestID string
 	if err := a.cfg.Audit.Append(r.Context(), e); err != nil {
 		a.log.Error("audit entry of an admin change lost", "host", host, "action", action, "object", object, "err", err)
 	}
+}
+
+// actor names the caller's API token in audit entries.
+func (c *caller) actor() string {
+	actor := "token:" + c.token.ID
+	if c.token.Name != "" {
+		actor += " (" + c.token.Name + ")"
+	}
+	return actor
 }
 
 // AuditEntry is one audit log entry.

@@ -14,6 +14,7 @@ import (
 	"github.com/trustgate/trustgate/authzserver"
 	"github.com/trustgate/trustgate/discovery"
 	"github.com/trustgate/trustgate/secrets"
+	"github.com/trustgate/trustgate/serverimport"
 	"github.com/trustgate/trustgate/store"
 	"github.com/trustgate/trustgate/tenant"
 )
@@ -36,6 +37,9 @@ type Config struct {
 	// Audit receives one entry per change to who may do what (see audit.go). Nil disables
 	// those entries; only tests that build an API directly leave it nil.
 	Audit audit.Appender
+	// Reviewer flags changed tools and records new ones on sync, as the proxy does when a
+	// tools/list answer shows them. Nil: one on Store and Audit, without metrics.
+	Reviewer *serverimport.Reviewer
 }
 
 // API serves /api/v1.
@@ -51,6 +55,9 @@ func New(cfg Config) (*API, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Reviewer == nil {
+		cfg.Reviewer = &serverimport.Reviewer{Store: cfg.Store, Audit: cfg.Audit, Log: cfg.Logger}
 	}
 	return &API{cfg: cfg, log: cfg.Logger}, nil
 }

@@ -2,7 +2,6 @@ package admin
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -252,7 +251,7 @@ func (a *API) deleteServer(r *http.Request, _ *caller) (int, any, error) {
 // syncServer re-discovers the tools: new ones are added (disabled until reviewed unless the host
 // auto-enables them), ones whose definition changed since approval are disabled and flagged,
 // ones gone upstream are removed.
-func (a *API) syncServer(r *http.Request, _ *caller) (int, any, error) {
+func (a *API) syncServer(r *http.Request, c *caller) (int, any, error) {
 	ctx := r.Context()
 	host := r.PathValue("host")
 	s, err := a.cfg.Store.GetServer(ctx, host, r.PathValue("server"))
@@ -282,44 +281,22 @@ func (a *API) syncServer(r *http.Request, _ *caller) (int, any, error) {
 	}
 	res := SyncResult{Added: []string{}, Changed: []string{}, Removed: []string{}}
 	res.ClientDependentTools, res.Note = clientDependence(found)
+	src := serverimport.Source{Name: "sync", Actor: c.actor(), Detail: "server sync"}
 	for _, ft := range found.Tools {
 		old, ok := byName[ft.Name]
 		delete(byName, ft.Name)
-		if !ok {
-			t := discoveredTool(host, s.Key, ft, h.Settings.AutoEnableNewTools)
-			if !h.Settings.AutoEnableNewTools {
-				t.ApprovedHash = "" // a new tool is reviewed before it is enabled
-			}
-			if _, err := a.cfg.Store.PutTool(ctx, t); err != nil {
-				return 0, nil, err
-			}
-			res.Added = append(res.Added, ft.Name)
-			continue
-		}
-		next := discoveredTool(host, s.Key, ft, old.Enabled)
-		next.ApprovedHash, next.Flagged, next.FlagReason = old.ApprovedHash, old.Flagged, old.FlagReason
-		if old.LevelOverridden {
-			next.Level, next.LevelOverridden = old.Level, true
-		} else if !old.Flagged && old.ApprovedHash != "" && ft.Hash == old.ApprovedHash {
-			next.Level = max(next.Level, old.Level) // never lowered by a sync of an unchanged tool
-		}
-		changed := old.ApprovedHash != "" && ft.Hash != old.ApprovedHash
-		if changed {
-			next.Enabled, next.Flagged = false, true
-			next.FlagReason = changeReason(old, ft)
-			if !old.Flagged || old.DefinitionHash != ft.Hash {
-				res.Changed = append(res.Changed, ft.Name)
-			}
-		} else if old.Flagged && ft.Hash == old.ApprovedHash {
-			next.Flagged, next.FlagReason = false, "" // changed back to what was approved
-		}
-		if !changed && next.Title == old.Title && next.Description == old.Description && next.InputSchema == old.InputSchema &&
-			next.Annotations == old.Annotations && next.Level == old.Level && next.DefinitionHash == old.DefinitionHash && next.Flagged == old.Flagged {
-			res.Unchanged++
-			continue
-		}
-		if _, err := a.cfg.Store.PutTool(ctx, next); err != nil {
+		review := serverimport.ReviewTool(host, s.Key, old, ok, ft, h.Settings.AutoEnableNewTools)
+		wrote, err := a.cfg.Reviewer.Apply(ctx, review, src)
+		if err != nil {
 			return 0, nil, err
+		}
+		switch {
+		case review.Outcome == serverimport.Unchanged:
+			res.Unchanged++
+		case review.Outcome == serverimport.Added && wrote:
+			res.Added = append(res.Added, ft.Name)
+		case review.Outcome == serverimport.Changed && wrote:
+			res.Changed = append(res.Changed, ft.Name)
 		}
 	}
 	for name := range byName {
@@ -336,27 +313,6 @@ func (a *API) syncServer(r *http.Request, _ *caller) (int, any, error) {
 		res.Tools = append(res.Tools, toolDoc(t))
 	}
 	return http.StatusOK, res, a.sync(ctx)
-}
-
-// changeReason says what changed in a tool's definition since it was approved.
-func changeReason(old store.Tool, now discovery.Tool) string {
-	var parts []string
-	if old.Description != now.Description {
-		parts = append(parts, "description")
-	}
-	if !sameJSON(old.InputSchema, string(now.InputSchema)) {
-		parts = append(parts, "input schema")
-	}
-	if len(parts) == 0 {
-		return "definition changed upstream since it was approved; review and approve it again"
-	}
-	return strings.Join(parts, " and ") + " changed upstream since it was approved; review and approve it again"
-}
-
-func sameJSON(a, b string) bool {
-	ha, errA := discovery.DefinitionHash("", "", json.RawMessage(orJSON(a)))
-	hb, errB := discovery.DefinitionHash("", "", json.RawMessage(orJSON(b)))
-	return errA == nil && errB == nil && ha == hb
 }
 
 func orJSON(s string) string {

@@ -69,7 +69,11 @@ type Tool struct {
 	InputSchema json.RawMessage
 	Annotations Annotations
 	Level       schema.Level // schema.Classify(Name, hints from Annotations)
-	Hash        string       // DefinitionHash(Name, Description, InputSchema)
+	// Hash is the v2 hash of the whole definition as clients read it (name, title, description,
+	// input and output schema, annotations); LegacyHash the v1 DefinitionHash(Name,
+	// Description, InputSchema) that approvals recorded before v2 carry. See Matches.
+	Hash       string
+	LegacyHash string
 }
 
 // Annotations are the tool's MCP annotations. Nil hints were not given by the server; see

@@ -98,8 +98,11 @@ func TestDiscoverClassifiesTools(t *testing.T) {
 			t.Errorf("%s: properties %v, want %v", got.Name, props, w.props)
 		}
 		hash, err := DefinitionHash(got.Name, got.Description, got.InputSchema)
-		if err != nil || got.Hash != hash || len(got.Hash) != 64 {
-			t.Errorf("%s: hash %q, DefinitionHash gives %q (%v)", got.Name, got.Hash, hash, err)
+		if err != nil || got.LegacyHash != hash || len(got.LegacyHash) != 64 {
+			t.Errorf("%s: legacy hash %q, DefinitionHash gives %q (%v)", got.Name, got.LegacyHash, hash, err)
+		}
+		if !IsCompleteHash(got.Hash) || len(got.Hash) != len("v2:")+64 {
+			t.Errorf("%s: hash %q is not a v2 hash", got.Name, got.Hash)
 		}
 	}
 

@@ -16,15 +16,16 @@ import (
 // changes all hashes instead of silently colliding with old ones.
 const hashVersion = "trustgate-tool-definition/v1"
 
-// DefinitionHash is a stable SHA-256 (hex) over the tool's name, description and input schema,
-// with the schema canonicalised (object keys sorted, insignificant whitespace removed) so that
-// re-serialisation by the upstream does not change the hash, but any change of description or
-// schema does. Annotations are not part of it.
+// DefinitionHash is the v1 hash (see Tool.Hash for v2): a stable SHA-256 (hex) over the tool's
+// name, description and input schema, with the schema canonicalised (object keys sorted,
+// insignificant whitespace removed) so that re-serialisation by the upstream does not change
+// the hash, but any change of description or schema does. Title, output schema and annotations
+// are not part of it.
 //
 // Canonicalisation also normalises string escapes ("\u0041" is "A") and numbers (1, 1.0 and 1e0
 // are the same number; integers of any size are compared exactly).
 func DefinitionHash(name, description string, inputSchema json.RawMessage) (string, error) {
-	canon, err := canonicalJSON(inputSchema)
+	canon, err := canonicalJSONv(inputSchema, false)
 	if err != nil {
 		return "", fmt.Errorf("hashing tool %q: input schema: %w", name, err)
 	}
@@ -41,9 +42,11 @@ func DefinitionHash(name, description string, inputSchema json.RawMessage) (stri
 	return hex.EncodeToString(sum[:]), nil
 }
 
-// canonicalJSON re-encodes one JSON value with sorted object keys, no insignificant whitespace,
-// normalised string escapes and normalised numbers.
-func canonicalJSON(raw json.RawMessage) (json.RawMessage, error) {
+// canonicalJSONv re-encodes one JSON value with sorted object keys, no insignificant whitespace,
+// normalised string escapes and normalised numbers. asClients spells every number as a client
+// that reads JSON numbers as float64 reads it (v2 hashes; integers beyond 2^53 round as they do
+// for the SDK clients); otherwise integer literals are kept exactly (v1 hashes).
+func canonicalJSONv(raw json.RawMessage, asClients bool) (json.RawMessage, error) {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return nil, errors.New("empty JSON")
 	}
@@ -56,24 +59,24 @@ func canonicalJSON(raw json.RawMessage) (json.RawMessage, error) {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, errors.New("invalid JSON: data after the value")
 	}
-	return marshalNoEscape(canonicalNumbers(v))
+	return marshalNoEscape(canonicalNumbers(v, asClients))
 }
 
 // canonicalNumbers replaces every json.Number in v by its canonical spelling.
-func canonicalNumbers(v any) any {
+func canonicalNumbers(v any, asClients bool) any {
 	switch v := v.(type) {
 	case map[string]any:
 		for k, e := range v {
-			v[k] = canonicalNumbers(e)
+			v[k] = canonicalNumbers(e, asClients)
 		}
 		return v
 	case []any:
 		for i, e := range v {
-			v[i] = canonicalNumbers(e)
+			v[i] = canonicalNumbers(e, asClients)
 		}
 		return v
 	case json.Number:
-		return canonicalNumber(v)
+		return canonicalNumber(v, asClients)
 	default:
 		return v
 	}
@@ -82,9 +85,10 @@ func canonicalNumbers(v any) any {
 // canonicalNumber keeps integer literals exactly as written (JSON allows one spelling per
 // integer, except for "-0") and spells every other number through float64: integral values up to
 // 2^53 as integers, the rest in Go's shortest form. Literals out of float64's range are kept.
-func canonicalNumber(n json.Number) json.Number {
+// asClients spells integer literals through float64 too.
+func canonicalNumber(n json.Number, asClients bool) json.Number {
 	s := string(n)
-	if isIntegerLiteral(s) {
+	if !asClients && isIntegerLiteral(s) {
 		if s == "-0" {
 			return "0"
 		}

@@ -88,8 +88,14 @@ func TestCanonicalNumber(t *testing.T) {
 		"0": "0", "-0": "0", "1": "1", "1.0": "1", "1e2": "100", "1E+2": "100", "-2.50": "-2.5",
 		"0.1": "0.1", "1e300": "1e+300", "9007199254740993": "9007199254740993", "1e400": "1e400",
 	} {
-		if got := canonicalNumber(json.Number(in)); string(got) != want {
+		if got := canonicalNumber(json.Number(in), false); string(got) != want {
 			t.Errorf("canonicalNumber(%s) = %s, want %s", in, got, want)
+		}
+	}
+	// v2 spells numbers as clients reading float64 do: 2^53+1 reads as 2^53.
+	for in, want := range map[string]string{"9007199254740993": "9007199254740992", "-0": "0", "100": "100", "1e400": "1e400"} {
+		if got := canonicalNumber(json.Number(in), true); string(got) != want {
+			t.Errorf("canonicalNumber(%s, asClients) = %s, want %s", in, got, want)
 		}
 	}
 }

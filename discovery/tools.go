@@ -72,7 +72,11 @@ func convertTool(t *mcp.Tool) (Tool, error) {
 	if err != nil {
 		return Tool{}, fmt.Errorf("%w %q: %v", ErrInvalidTool, t.Name, err)
 	}
-	hash, err := DefinitionHash(t.Name, t.Description, inputSchema)
+	legacy, err := DefinitionHash(t.Name, t.Description, inputSchema)
+	if err != nil {
+		return Tool{}, fmt.Errorf("%w %q: %v", ErrInvalidTool, t.Name, err)
+	}
+	hash, err := completeHash(t, inputSchema)
 	if err != nil {
 		return Tool{}, fmt.Errorf("%w %q: %v", ErrInvalidTool, t.Name, err)
 	}
@@ -85,6 +89,7 @@ func convertTool(t *mcp.Tool) (Tool, error) {
 		Annotations: ann,
 		Level:       schema.Classify(t.Name, schema.Hints{ReadOnly: ann.ReadOnlyHint, Destructive: ann.DestructiveHint}),
 		Hash:        hash,
+		LegacyHash:  legacy,
 	}, nil
 }
 

@@ -10,7 +10,7 @@ import (
 	"github.com/trustgate/trustgate/schema"
 )
 
-func TestAnnotationsDoNotChangeHash(t *testing.T) {
+func TestAnnotationsChangeOnlyTheCompleteHash(t *testing.T) {
 	plain, err := convertTool(&mcp.Tool{Name: "list_x", Description: "d", InputSchema: map[string]any{"type": "object"}})
 	if err != nil {
 		t.Fatal(err)
@@ -20,8 +20,11 @@ func TestAnnotationsDoNotChangeHash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if plain.Hash != annotated.Hash {
-		t.Error("annotations changed the definition hash")
+	if plain.Hash == annotated.Hash {
+		t.Error("annotations did not change the (v2) definition hash")
+	}
+	if plain.LegacyHash != annotated.LegacyHash {
+		t.Error("annotations changed the v1 hash, which approvals made before v2 carry")
 	}
 	if plain.Level != schema.Low || annotated.Level != schema.High {
 		t.Errorf("levels %v, %v; want low, high", plain.Level, annotated.Level)

@@ -21,6 +21,7 @@ import (
 	"github.com/trustgate/trustgate/proxy"
 	"github.com/trustgate/trustgate/schema"
 	"github.com/trustgate/trustgate/secrets"
+	"github.com/trustgate/trustgate/serverimport"
 	"github.com/trustgate/trustgate/store"
 	"github.com/trustgate/trustgate/storecache"
 	"github.com/trustgate/trustgate/telemetry"
@@ -133,7 +134,10 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 	if generated {
 		log.Warn("generated a master key in the data directory; keep it safe, and give every replica the same key with --master-key", "dir", cfg.DataDir)
 	}
-	if g.admin, err = admin.New(admin.Config{Store: g.store, Syncer: g.writer, Keys: keys, URLs: g.urls, Logger: log, Audit: g.audit}); err != nil {
+	// One reviewer for server sync and the proxy's tools/list check: a changed tool is flagged
+	// the same way, once, whichever sees it first.
+	reviewer := &serverimport.Reviewer{Store: g.store, Audit: g.audit, Metrics: g.telemetry.Tools(), Log: log}
+	if g.admin, err = admin.New(admin.Config{Store: g.store, Syncer: g.writer, Keys: keys, URLs: g.urls, Logger: log, Audit: g.audit, Reviewer: reviewer}); err != nil {
 		return nil, err
 	}
 	if g.keys, err = keyset.Open(ctx, g.store, keys, keyset.Options{Logger: log}); err != nil {

@@ -190,6 +190,14 @@ type Store interface {
 
 	// PutTool creates or replaces a tool of an existing server.
 	PutTool(ctx context.Context, t Tool) (Tool, error)
+	// AddTool creates t unless the server already has a tool of that name; added reports
+	// whether this call created it (of concurrent callers, exactly one does).
+	AddTool(ctx context.Context, t Tool) (added bool, err error)
+	// FlagTool records t, a changed definition of an existing tool (flagged and disabled), only
+	// while the stored tool's approved hash is still approvedHash and the tool is not already
+	// flagged with t's definition hash; flagged reports whether this call wrote it (of
+	// concurrent callers seeing the same change, exactly one does).
+	FlagTool(ctx context.Context, t Tool, approvedHash string) (flagged bool, err error)
 	GetTool(ctx context.Context, host, server, name string) (Tool, error)
 	ListTools(ctx context.Context, host, server string) ([]Tool, error)
 	DeleteTool(ctx context.Context, host, server, name string) error

@@ -37,17 +37,7 @@ func toolTuple(t Tool) (schema.Relationship, bool) {
 }
 
 func (s *sqlStore) PutTool(ctx context.Context, t Tool) (Tool, error) {
-	if err := firstErr(
-		validToolName(t.Name),
-		validLevel("tool level", t.Level),
-		validInputSchema(t.InputSchema),
-		validText("tool description", t.Description),
-		validText("tool title", t.Title),
-		validAnnotations(t.Annotations),
-		validHash("tool definition hash", t.DefinitionHash),
-		validHash("tool approved hash", t.ApprovedHash),
-		validText("tool flag reason", t.FlagReason),
-	); err != nil {
+	if err := validTool(t); err != nil {
 		return Tool{}, fmt.Errorf("put tool %s/%s: %w", t.Host, t.Server, err)
 	}
 	if t.Flagged && t.Enabled {
@@ -95,6 +85,107 @@ func (s *sqlStore) PutTool(ctx context.Context, t Tool) (Tool, error) {
 		return Tool{}, fmt.Errorf("put tool %s/%s/%s: %w", t.Host, t.Server, t.Name, err)
 	}
 	return t, nil
+}
+
+// validTool checks what PutTool, AddTool and FlagTool write.
+func validTool(t Tool) error {
+	return firstErr(
+		validToolName(t.Name),
+		validLevel("tool level", t.Level),
+		validInputSchema(t.InputSchema),
+		validText("tool description", t.Description),
+		validText("tool title", t.Title),
+		validAnnotations(t.Annotations),
+		validHash("tool definition hash", t.DefinitionHash),
+		validHash("tool approved hash", t.ApprovedHash),
+		validText("tool flag reason", t.FlagReason),
+	)
+}
+
+// errUnchanged rolls back a conditional write whose condition no longer holds.
+var errUnchanged = errors.New("condition no longer holds")
+
+func (s *sqlStore) AddTool(ctx context.Context, t Tool) (bool, error) {
+	if err := validTool(t); err != nil {
+		return false, fmt.Errorf("add tool %s/%s: %w", t.Host, t.Server, err)
+	}
+	if t.Flagged && t.Enabled {
+		return false, fmt.Errorf("add tool %s/%s/%s: %w", t.Host, t.Server, t.Name, invalid("a flagged tool cannot be enabled; approve it first"))
+	}
+	t.UpdatedAt = now()
+	err := s.controlTx(ctx, func(q querier) error {
+		if err := requireServer(ctx, q, t.Host, t.Server); err != nil {
+			return err
+		}
+		n, err := q.exec(ctx, "INSERT INTO tools ("+toolColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "+
+			"ON CONFLICT (host_key, server_key, name) DO NOTHING",
+			t.Host, t.Server, t.Name, t.Description, t.InputSchema, t.Title, t.Annotations, t.Level.String(), t.LevelOverridden,
+			t.Enabled, t.DefinitionHash, t.ApprovedHash, t.Flagged, t.FlagReason, toMillis(t.UpdatedAt))
+		if err != nil {
+			return writeErr(err)
+		}
+		if n == 0 {
+			return errUnchanged
+		}
+		var cs changeSet
+		if rel, ok := toolTuple(t); ok {
+			cs.touch(rel)
+		}
+		return cs.write(ctx, q, t.UpdatedAt)
+	})
+	if errors.Is(err, errUnchanged) || errors.Is(err, ErrConflict) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("add tool %s/%s/%s: %w", t.Host, t.Server, t.Name, err)
+	}
+	return true, nil
+}
+
+func (s *sqlStore) FlagTool(ctx context.Context, t Tool, approvedHash string) (bool, error) {
+	if err := validTool(t); err != nil {
+		return false, fmt.Errorf("flag tool %s/%s: %w", t.Host, t.Server, err)
+	}
+	if approvedHash == "" {
+		return false, fmt.Errorf("flag tool %s/%s/%s: %w", t.Host, t.Server, t.Name, invalid("a tool never approved is not flagged: it awaits its first review"))
+	}
+	t.Enabled, t.Flagged, t.ApprovedHash, t.UpdatedAt = false, true, approvedHash, now()
+	err := s.controlTx(ctx, func(q querier) error {
+		where := "host_key = ? AND server_key = ? AND name = ?"
+		old, err := scanTool(q.queryRow(ctx, "SELECT "+toolColumns+" FROM tools WHERE "+where, t.Host, t.Server, t.Name))
+		if errors.Is(err, errNoRows) {
+			return errUnchanged // deleted meanwhile
+		}
+		if err != nil {
+			return err
+		}
+		// The condition is in the statement too: on PostgreSQL a concurrent flag that committed
+		// after this transaction's read makes the UPDATE match nothing.
+		n, err := q.exec(ctx, "UPDATE tools SET description = ?, input_schema = ?, title = ?, annotations = ?, level = ?, level_overridden = ?, "+
+			"enabled = ?, definition_hash = ?, flagged = ?, flag_reason = ?, updated_at = ? "+
+			"WHERE "+where+" AND approved_hash = ? AND NOT (flagged = ? AND definition_hash = ?)",
+			t.Description, t.InputSchema, t.Title, t.Annotations, t.Level.String(), t.LevelOverridden,
+			false, t.DefinitionHash, true, t.FlagReason, toMillis(t.UpdatedAt),
+			t.Host, t.Server, t.Name, approvedHash, true, t.DefinitionHash)
+		if err != nil {
+			return writeErr(err)
+		}
+		if n == 0 {
+			return errUnchanged
+		}
+		var cs changeSet
+		if rel, ok := toolTuple(old); ok {
+			cs.delete(rel)
+		}
+		return cs.write(ctx, q, t.UpdatedAt)
+	})
+	if errors.Is(err, errUnchanged) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("flag tool %s/%s/%s: %w", t.Host, t.Server, t.Name, err)
+	}
+	return true, nil
 }
 
 func (s *sqlStore) GetTool(ctx context.Context, host, server, name string) (Tool, error) {

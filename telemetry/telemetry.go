@@ -80,6 +80,7 @@ type Telemetry struct {
 	propagator propagation.TextMapPropagator
 	proxy      *Proxy
 	authz      *Authz
+	tools      *Tools
 }
 
 // New builds the providers and instruments. Nothing is sent anywhere before the first span
@@ -144,6 +145,9 @@ func New(ctx context.Context, cfg Config) (*Telemetry, error) {
 	if t.authz, err = newAuthz(meter); err != nil {
 		return nil, err
 	}
+	if t.tools, err = newTools(meter); err != nil {
+		return nil, err
+	}
 	return t, nil
 }
 
@@ -196,6 +200,14 @@ func (t *Telemetry) Proxy() *Proxy {
 		return nil
 	}
 	return t.proxy
+}
+
+// Tools is the counter of reviewed tool definitions (nil for a nil Telemetry).
+func (t *Telemetry) Tools() *Tools {
+	if t == nil {
+		return nil
+	}
+	return t.tools
 }
 
 // Authz is the authorization backend's instruments (nil for a nil Telemetry).
