@@ -94,6 +94,51 @@ func Members(data []byte, known ...string) (Object, error) {
 	return obj, nil
 }
 
+// Shallow reads the object in data checking only its own keys: data must be one valid JSON
+// value in valid UTF-8 and an object, none of whose keys may repeat, fold to another of its
+// keys, or fold to one of known without being it. Nested values are checked to be valid JSON
+// only: check those the caller decides on with Check or ParseObject. It is the cheap first
+// step of reading a large message of which only some members matter (a tools/list answer,
+// whose tool entries are checked one by one).
+func Shallow(data []byte, known ...string) (Object, error) {
+	if !utf8.Valid(data) {
+		return nil, refuse("invalid UTF-8")
+	}
+	if !json.Valid(data) {
+		return nil, refuse("invalid JSON")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, refuse("not a JSON object")
+	}
+	obj := make(Object, 8)
+	folded := make(map[string]string, 8)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, refuse("invalid JSON: %v", err)
+		}
+		key, _ := tok.(string)
+		f := foldKey(key)
+		if prev, dup := folded[f]; dup {
+			if prev == key {
+				return nil, refuse("duplicate key %q", key)
+			}
+			return nil, refuse("keys %q and %q differ only by case or folding", prev, key)
+		}
+		folded[f] = key
+		if err := checkKnown(key, known); err != nil {
+			return nil, err
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, refuse("invalid JSON: %v", err)
+		}
+		obj[key] = v
+	}
+	return obj, nil
+}
+
 func checkKnown(key string, known []string) error {
 	for _, want := range known {
 		if key != want && strings.EqualFold(key, want) {

@@ -76,6 +76,23 @@ func TestParseObjectMembers(t *testing.T) {
 	}
 }
 
+// TestShallowChecksOnlyItsOwnKeys: Shallow refuses what ParseObject refuses at the top level
+// and leaves nested objects to the caller.
+func TestShallowChecksOnlyItsOwnKeys(t *testing.T) {
+	for _, in := range []string{`{"id":1,"ID":2}`, `{"id":1,"id":2}`, `{"Result":{}}`, `[{}]`, `{"a":}`, "{\"a\":\"\xff\"}", `{"a":1}x`} {
+		if _, err := Shallow([]byte(in), "result"); err == nil || !IsRefusal(err) {
+			t.Errorf("Shallow(%q) = %v, want a refusal", in, err)
+		}
+	}
+	obj, err := Shallow([]byte(` {"result":{"tools":[{"name":"a","NAME":"b"}]}, "id":7} `), "result", "id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(obj["result"]) != `{"tools":[{"name":"a","NAME":"b"}]}` || string(obj["id"]) != `7` {
+		t.Fatalf("members %q", obj)
+	}
+}
+
 func TestCheckAcceptsOrdinaryJSON(t *testing.T) {
 	for _, in := range []string{`1`, `"s"`, `null`, `[]`, `{}`, `{"a":{"A2":1,"b":[{"a":1},{"a":2}]}}`, `{"ä":1,"Ä2":2}`} {
 		if err := Check([]byte(in)); err != nil {
@@ -95,8 +112,15 @@ func FuzzAgreesWithCaseInsensitiveReader(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		obj, err := ParseObject(data, "jsonrpc", "id", "method", "params")
-		if err != nil {
+		known := []string{"jsonrpc", "id", "method", "params"}
+		shallow, shallowErr := Shallow(data, known...)
+		obj, err := ParseObject(data, known...)
+		if err == nil && (shallowErr != nil || len(shallow) != len(obj)) {
+			t.Fatalf("%q: ParseObject accepts, Shallow %v (%d members, want %d)", data, shallowErr, len(shallow), len(obj))
+		}
+		if shallowErr == nil {
+			obj = shallow // Shallow's top-level reading must agree with encoding/json's too
+		} else if err != nil {
 			return
 		}
 		var loose struct {
