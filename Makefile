@@ -41,15 +41,15 @@ test-race:
 test-rest:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -Ev '$(RACE_PATTERN)')
 
-## fuzz: the JSON-RPC and SSE parsers of the proxy (the JSON-RPC parser alone and against the
-## official Go SDK's decoder, the SSE filter, the legacy event reader), FUZZTIME each
-## (a duration, or a count such as 20000x, which CI uses: see .ci/run).
+## fuzz: the JSON-RPC parser of the proxy (alone and against the official Go SDK's decoder), its
+## tools/list filter, and the event-stream reader (internal/sse), FUZZTIME each (a duration, or
+## a count such as 20000x, which CI uses: see .ci/run).
 FUZZTIME ?= 10s
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParseMessage$$' -fuzztime=$(FUZZTIME) ./proxy/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseMessageAgreesWithSDK$$' -fuzztime=$(FUZZTIME) ./proxy/
 	$(GO) test -run='^$$' -fuzz='^FuzzSSEFilter$$' -fuzztime=$(FUZZTIME) ./proxy/
-	$(GO) test -run='^$$' -fuzz='^FuzzSSEReader$$' -fuzztime=$(FUZZTIME) ./proxy/
+	$(GO) test -run='^$$' -fuzz='^FuzzReader$$' -fuzztime=$(FUZZTIME) ./internal/sse/
 
 lint: $(STATICCHECK)
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; \

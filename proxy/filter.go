@@ -1,174 +1,238 @@
 package proxy
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/trustgate/trustgate/internal/sse"
+	"github.com/trustgate/trustgate/internal/strictjson"
 )
 
-// maxFilterBytes bounds the one response (JSON) or the one SSE event a tools/list filter buffers.
+// The tools/list filter reads an upstream's answer exactly as the client will, and fails closed
+// when it cannot:
+//
+//   - every shape a client accepts is inspected: a JSON body and the data of every SSE event,
+//     whatever the event's name (clients skip events not named "message", but another client
+//     may not), and inspection goes on after the first answer; a batch (array) is filtered
+//     element by element; every response in the answer that has result.tools is filtered, not
+//     only one whose id equals the request's (clients compare ids loosely: "2" is 2 to some);
+//   - the events are those a client following the server-sent events standard dispatches
+//     (internal/sse: CR, LF and CRLF line ends, BOM, ...); an unterminated last event, which no
+//     such client dispatches, is not passed on;
+//   - keys are read exactly (internal/strictjson): an envelope or result with duplicate or
+//     case/fold-twin keys cannot be read with certainty and fails the answer; a tool entry
+//     with such keys (at any depth), or without a string name, is dropped from the list;
+//   - an answer that cannot be read, or whose JSON body or one event exceeds maxFilterBytes,
+//     becomes a JSON-RPC error (ErrCodeUpstream) for the request, naming the upstream.
+//
+// Events and messages that need no change stream on byte for byte.
+
+// maxFilterBytes bounds the one JSON answer, or the one SSE event, the filter holds.
 const maxFilterBytes = 16 << 20
 
-// errTooLarge: a tools/list response above maxFilterBytes; it is not passed on unfiltered.
-var errTooLarge = errors.New("tools/list response too large to filter")
+// errTooLarge: an answer (or one of its events) above maxFilterBytes; it is not passed on.
+var errTooLarge = errors.New("tools/list answer too large to inspect")
 
-// filterToolsResponse rewrites result.tools of the JSON-RPC response msg when its id is id,
-// keeping only the tools keep accepts. changed is false (and out nil) when msg is another
-// message or carries no result.tools; other fields of the message and of each tool are kept.
-func filterToolsResponse(msg []byte, id json.RawMessage, keep func(string) bool) (out []byte, changed bool, err error) {
-	var env map[string]json.RawMessage
-	if json.Unmarshal(msg, &env) != nil || env["method"] != nil || !sameID(env["id"], id) || env["result"] == nil {
+// keepTool decides whether a tools/list answer keeps a tool: name is its name, tool the raw
+// JSON of its entry (already read strictly: no duplicate or fold-twin keys at any depth).
+type keepTool func(name string, tool json.RawMessage) bool
+
+// unreadableError: an answer the filter must inspect but cannot read with certainty.
+type unreadableError struct{ reason string }
+
+func (e *unreadableError) Error() string { return "unreadable tools/list answer: " + e.reason }
+
+func unreadable(format string, args ...any) error {
+	return &unreadableError{fmt.Sprintf(format, args...)}
+}
+
+// toolKeys are the members of a tool definition the gateway or a client decides on.
+var toolKeys = []string{"name", "title", "description", "inputSchema", "outputSchema", "annotations", "_meta", "icons"}
+
+// toolsFilter filters the answers to one tools/list request.
+type toolsFilter struct {
+	keep keepTool
+	// dropped is told of each tool entry dropped because it cannot be read exactly (nil: none).
+	dropped func(reason string)
+}
+
+// filter rewrites one answer body (a JSON-RPC message, a batch, or an SSE event's data). out is
+// nil when the answer passes unchanged.
+func (f *toolsFilter) filter(data []byte) (out []byte, err error) {
+	trimmed := bytes.TrimLeft(data, " \t\r\n")
+	switch {
+	case len(bytes.TrimSpace(trimmed)) == 0:
+		return nil, nil // an empty event (a stream's priming event)
+	case trimmed[0] == '{':
+		out, changed, err := f.message(data)
+		if err != nil || !changed {
+			return nil, err
+		}
+		return out, nil
+	case trimmed[0] == '[':
+		if !utf8.Valid(data) {
+			return nil, unreadable("invalid UTF-8")
+		}
+		var elems []json.RawMessage
+		if err := json.Unmarshal(data, &elems); err != nil {
+			return nil, unreadable("invalid JSON batch")
+		}
+		changed := false
+		for i, el := range elems {
+			if t := bytes.TrimLeft(el, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+				continue
+			}
+			out, ch, err := f.message(el)
+			if err != nil {
+				return nil, err
+			}
+			if ch {
+				elems[i], changed = out, true
+			}
+		}
+		if !changed {
+			return nil, nil
+		}
+		return json.Marshal(elems)
+	case json.Valid(trimmed):
+		return nil, nil // a JSON scalar: no client reads it as a message
+	default:
+		return nil, unreadable("not JSON")
+	}
+}
+
+// message filters one JSON-RPC message: result.tools when it has one.
+func (f *toolsFilter) message(data []byte) (out []byte, changed bool, err error) {
+	env, err := strictjson.Shallow(data, envelopeKeys...) // jsonrpc.go
+	if err != nil {
+		return nil, false, unreadable("message: %v", err)
+	}
+	result, ok := env["result"]
+	if result = bytes.TrimLeft(result, " \t\r\n"); !ok || len(result) == 0 || result[0] != '{' {
+		return nil, false, nil // no result object: no tools for a client to list
+	}
+	res, err := strictjson.Shallow(result, "tools", "nextCursor", "_meta")
+	if err != nil {
+		return nil, false, unreadable("result: %v", err)
+	}
+	raw, ok := res["tools"]
+	if raw = bytes.TrimLeft(raw, " \t\r\n"); !ok || string(raw) == "null" {
 		return nil, false, nil
 	}
-	var result map[string]json.RawMessage
-	if err := json.Unmarshal(env["result"], &result); err != nil {
-		return nil, false, fmt.Errorf("tools/list result is not an object: %w", err)
-	}
 	var tools []json.RawMessage
-	if raw, ok := result["tools"]; ok && string(raw) != "null" {
-		if err := json.Unmarshal(raw, &tools); err != nil {
-			return nil, false, fmt.Errorf("tools/list result.tools is not an array: %w", err)
-		}
+	if len(raw) == 0 || raw[0] != '[' || json.Unmarshal(raw, &tools) != nil {
+		return nil, false, unreadable("result.tools is not an array")
 	}
 	kept := make([]json.RawMessage, 0, len(tools))
 	for _, t := range tools {
-		var named struct {
-			Name string `json:"name"`
-		}
-		if json.Unmarshal(t, &named) == nil && named.Name != "" && keep(named.Name) {
+		if name, ok := f.readTool(t); ok && f.keep(name, t) {
 			kept = append(kept, t)
 		}
 	}
-	if result["tools"], err = json.Marshal(kept); err != nil {
+	if len(kept) == len(tools) {
+		return nil, false, nil
+	}
+	if res["tools"], err = json.Marshal(kept); err != nil {
 		return nil, false, err
 	}
-	if env["result"], err = json.Marshal(result); err != nil {
+	if env["result"], err = json.Marshal(res); err != nil {
 		return nil, false, err
 	}
 	out, err = json.Marshal(env)
 	return out, err == nil, err
 }
 
-// sseFilter passes an SSE stream through event by event, rewriting the data of the one event
-// that carries the tools/list response with the awaited id. Events stay in order; every other
-// event is passed on byte for byte, and after the response the rest of the stream is copied
-// without parsing. Only one event at a time is buffered (at most maxFilterBytes).
+// readTool reads a tool entry exactly: ok is false (and the drop reported) when it has
+// duplicate or fold-twin keys at any depth, or no string name.
+func (f *toolsFilter) readTool(t json.RawMessage) (name string, ok bool) {
+	obj, err := strictjson.ParseObject(t, toolKeys...)
+	if err == nil {
+		if name, ok = obj.String("name"); !ok || name == "" {
+			err, ok = errors.New("no name"), false
+		}
+	}
+	if err != nil && f.dropped != nil {
+		f.dropped(err.Error())
+	}
+	return name, err == nil
+}
+
+// sseFilter passes an SSE answer to tools/list through event by event (internal/sse reads it
+// as a client does), rewriting the data of every event that lists tools; every other event is
+// passed on byte for byte. When an event cannot be read or exceeds maxFilterBytes, the stream
+// ends with fail's JSON-RPC error event instead. Only one event at a time is held.
 type sseFilter struct {
 	body io.ReadCloser
-	r    *bufio.Reader
-	id   json.RawMessage
-	keep func(string) bool
+	r    *sse.Reader
+	f    *toolsFilter
+	fail func(err error) []byte // the error event that ends a stream failing for err
 
-	out  bytes.Buffer // filtered bytes not yet read
-	done bool         // the response was seen: copy the rest
-	err  error        // sticky error of the upstream stream
+	out bytes.Buffer // filtered bytes not yet read
+	err error        // sticky: the end of the output
 }
 
-func newSSEFilter(body io.ReadCloser, id json.RawMessage, keep func(string) bool) *sseFilter {
-	return &sseFilter{body: body, r: bufio.NewReaderSize(body, 64<<10), id: id, keep: keep}
+func newSSEFilter(body io.ReadCloser, f *toolsFilter, fail func(error) []byte) *sseFilter {
+	r := sse.NewReader(body, maxFilterBytes)
+	r.KeepRaw()
+	return &sseFilter{body: body, r: r, f: f, fail: fail}
 }
 
-func (f *sseFilter) Close() error { return f.body.Close() }
+func (s *sseFilter) Close() error { return s.body.Close() }
 
-func (f *sseFilter) Read(p []byte) (int, error) {
-	for f.out.Len() == 0 {
-		if f.err != nil {
-			return 0, f.err
+func (s *sseFilter) Read(p []byte) (int, error) {
+	for s.out.Len() == 0 {
+		if s.err != nil {
+			return 0, s.err
 		}
-		if f.done {
-			return f.r.Read(p)
-		}
-		f.err = f.nextEvent()
+		s.err = s.next()
 	}
-	return f.out.Read(p)
+	return s.out.Read(p)
 }
 
-// nextEvent reads one event (up to and including its blank line) into out, rewritten when it
-// is the awaited response.
-func (f *sseFilter) nextEvent() error {
-	var raw []byte
-	var lines [][]byte
-	for {
-		line, err := f.readLine(maxFilterBytes - len(raw))
-		raw = append(raw, line...)
-		content := bytes.TrimRight(line, "\r\n")
-		if len(line) > 0 && len(content) > 0 {
-			lines = append(lines, content)
-		}
-		if err != nil {
-			f.out.Write(raw) // a truncated last event: pass on as it came
-			return err
-		}
-		if len(content) == 0 { // blank line: end of the event
-			break
-		}
-	}
-	var data [][]byte
-	first := -1
-	for i, l := range lines {
-		if v, ok := sseField(l, "data"); ok {
-			if first < 0 {
-				first = i
-			}
-			data = append(data, v)
-		}
-	}
-	if first < 0 {
-		f.out.Write(raw)
-		return nil
-	}
-	rewritten, changed, err := filterToolsResponse(bytes.Join(data, []byte("\n")), f.id, f.keep)
-	if err != nil {
+// next reads one event into out, rewritten when it lists tools.
+func (s *sseFilter) next() error {
+	ev, err := s.r.Next()
+	switch {
+	case err == io.EOF:
+		return io.EOF // an unterminated last event is not passed on: no client dispatches it
+	case errors.Is(err, sse.ErrTooLarge):
+		return s.failWith(errTooLarge)
+	case err != nil:
 		return err
 	}
-	if !changed {
-		f.out.Write(raw)
+	out, err := s.f.filter(ev.Data)
+	if err != nil {
+		return s.failWith(err)
+	}
+	if out == nil {
+		s.out.Write(s.r.Raw())
 		return nil
 	}
-	for i, l := range lines {
-		if _, ok := sseField(l, "data"); ok {
-			if i == first {
-				f.out.WriteString("data: ")
-				f.out.Write(rewritten)
-				f.out.WriteByte('\n')
-			}
-			continue
-		}
-		f.out.Write(l)
-		f.out.WriteByte('\n')
+	if ev.Type != "" {
+		s.out.WriteString("event: " + ev.Type + "\n")
 	}
-	f.out.WriteByte('\n')
-	f.done = true
+	if ev.HasID {
+		s.out.WriteString("id: " + ev.ID + "\n")
+	}
+	if ev.HasRetry {
+		s.out.WriteString("retry: " + strconv.FormatInt(ev.Retry, 10) + "\n")
+	}
+	s.out.WriteString("data: ")
+	s.out.Write(out)
+	s.out.WriteString("\n\n")
 	return nil
 }
 
-// readLine reads through the next '\n' (or to EOF), failing beyond limit bytes.
-func (f *sseFilter) readLine(limit int) ([]byte, error) {
-	var line []byte
-	for {
-		chunk, err := f.r.ReadSlice('\n')
-		line = append(line, chunk...)
-		if len(line) > limit {
-			return nil, errTooLarge
-		}
-		if errors.Is(err, bufio.ErrBufferFull) {
-			continue
-		}
-		return line, err
+// failWith ends the output with the error event for err and stops reading the upstream.
+func (s *sseFilter) failWith(err error) error {
+	if s.fail != nil {
+		s.out.Write(s.fail(err))
 	}
-}
-
-// sseField returns the value of a "name: value" line (one leading space removed).
-func sseField(line []byte, name string) ([]byte, bool) {
-	if string(line) == name {
-		return nil, true
-	}
-	v, ok := bytes.CutPrefix(line, []byte(name+":"))
-	if !ok {
-		return nil, false
-	}
-	return bytes.TrimPrefix(v, []byte(" ")), true
+	_ = s.body.Close()
+	return io.EOF
 }

@@ -163,45 +163,37 @@ func sameJSON(a, b json.RawMessage) bool {
 	return bytes.Equal(ca.Bytes(), cb.Bytes())
 }
 
-// FuzzSSEFilter: whatever an upstream streams, the filter never panics, never grows an event
-// past its bound, and leaves a stream without the response's id byte-for-byte unchanged.
+// FuzzSSEFilter: whatever an upstream answers to tools/list, as an SSE stream or as a JSON
+// body, the filter never panics, and no client reading its output (an SSE reader following
+// the standard; exact-key and case-insensitive JSON readers; events of any name; batches)
+// lists a tool the agent may not see. A stream in which nothing lists tools passes unchanged
+// up to its last complete event.
 func FuzzSSEFilter(f *testing.F) {
 	f.Add([]byte("event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[{\"name\":\"a\"},{\"name\":\"b\"}]}}\n\n"))
 	f.Add([]byte("data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\r\n\r\n: comment\n\n"))
 	f.Add([]byte("data: {\"jsonrpc\":\ndata: \"2.0\",\"id\":1,\"result\":{}}\n\n"))
+	f.Add([]byte("event: ignored\rdata: [{\"id\":1,\"result\":{\"tools\":[{\"name\":\"b\",\"NAME\":\"a\"}]}}]\r\r"))
+	f.Add([]byte(`[{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"b"},{"Name":"b","name":"a"}]}}]`))
 	f.Fuzz(func(t *testing.T, stream []byte) {
-		keep := func(name string) bool { return name == "a" }
-		out, err := io.ReadAll(newSSEFilter(io.NopCloser(bytes.NewReader(stream)), json.RawMessage(`1`), keep))
+		out, err := io.ReadAll(newSSEFilter(io.NopCloser(bytes.NewReader(stream)), &toolsFilter{keep: keepA},
+			func(err error) []byte { return rpcErrorEvent(json.RawMessage("1"), ErrCodeUpstream, err.Error()) }))
 		if err != nil {
-			return // refused as too large or malformed: the proxy reports it
+			t.Fatalf("the filter failed instead of answering with an error event: %v", err)
 		}
-		if !bytes.Contains(stream, []byte(`"id"`)) && !bytes.Equal(out, stream) {
-			t.Fatalf("a stream without responses was changed:\n%q\n%q", stream, out)
+		filteredAll(t, out)
+		passed := out
+		if i := bytes.LastIndex(out, []byte("event: message\ndata: {\"error\":{\"code\":-31003")); i >= 0 {
+			passed = out[:i] // up to the filter's own error event
 		}
-		if strings.Contains(string(out), `"name":"b"`) && !strings.Contains(string(stream), `"name":"b"`) {
-			t.Fatal("the filter invented a tool")
+		if !bytes.Contains(stream, []byte(`"`)) && !bytes.HasPrefix(stream, passed) {
+			t.Fatalf("a stream without JSON strings was changed:\n%q\n%q", stream, out)
 		}
-	})
-}
-
-// FuzzSSEReader: whatever a legacy upstream streams, the event reader never panics, never
-// returns an event above its bound, and ends with an error rather than looping.
-func FuzzSSEReader(f *testing.F) {
-	f.Add([]byte("event: endpoint\ndata: /messages?sessionid=1\n\n"))
-	f.Add([]byte(": ping\r\n\r\nevent: message\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\r\n\r\n"))
-	f.Add([]byte("data: a\ndata: b\n\ndata: truncated"))
-	f.Fuzz(func(t *testing.T, stream []byte) {
-		r := newSSEReader(bytes.NewReader(stream))
-		for i := 0; ; i++ {
-			ev, err := r.next()
-			if err != nil {
-				return
+		if body, err := (&toolsFilter{keep: keepA}).filter(stream); err == nil {
+			if body == nil {
+				body = stream
 			}
-			if len(ev.data) > maxFilterBytes {
-				t.Fatalf("an event of %d bytes", len(ev.data))
-			}
-			if i > len(stream) {
-				t.Fatal("more events than bytes")
+			if names, _ := toolNamesOf(body); !onlyA(names) {
+				t.Fatalf("a client lists %v from the filtered body %q", names, body)
 			}
 		}
 	})

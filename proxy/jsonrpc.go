@@ -217,19 +217,6 @@ func canonicalID(raw json.RawMessage) (json.RawMessage, error) {
 	return json.RawMessage(strconv.FormatInt(n, 10)), nil
 }
 
-// sameID compares two JSON ids by value ("1" ≠ 1, 1 = 1.0).
-func sameID(a, b json.RawMessage) bool {
-	var va, vb any
-	if json.Unmarshal(a, &va) != nil || json.Unmarshal(b, &vb) != nil {
-		return false
-	}
-	switch va.(type) {
-	case string, float64:
-		return va == vb
-	}
-	return false
-}
-
 // writeRPCError answers with a JSON-RPC error response (id null when id is nil).
 func writeRPCError(w http.ResponseWriter, status int, id json.RawMessage, code int, msg string, data any) {
 	decidedByError(w, code, msg) // telemetry.go

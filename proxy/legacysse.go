@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -16,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/trustgate/trustgate/internal/sse"
 )
 
 // Upstreams that speak only the 2024-11-05 HTTP+SSE transport, reached through the documented
@@ -170,27 +171,16 @@ func (p *Proxy) openLegacy(fw *forward) (*legacyConn, error) {
 		}
 		return nil, fmt.Errorf("%w: GET answered %d %s", errNotLegacy, resp.StatusCode, mediaType)
 	}
-	events := newSSEReader(resp.Body)
-	first := make(chan error, 1)
-	var ev sseEvent
-	go func() {
-		var err error
-		ev, err = events.next()
-		first <- err
-	}()
-	timer := time.NewTimer(fw.timeouts.firstByte)
-	defer timer.Stop()
-	select {
-	case err = <-first:
-	case <-timer.C:
-		err = &timeoutError{"first-byte", fw.timeouts.firstByte}
-	}
-	if err == nil && ev.name != "endpoint" {
-		err = fmt.Errorf("%w: the first event is %q, not endpoint", errNotLegacy, ev.name)
+	events := sse.NewReader(resp.Body, maxFilterBytes)
+	firstCtx, cancelFirst := context.WithTimeoutCause(ctx, fw.timeouts.firstByte, &timeoutError{"first-byte", fw.timeouts.firstByte})
+	ev, err := events.NextContext(firstCtx) // closes the body when the time is up
+	cancelFirst()
+	if err == nil && ev.Type != "endpoint" {
+		err = fmt.Errorf("%w: the first event is %q, not endpoint", errNotLegacy, ev.Name())
 	}
 	var endpoint *url.URL
 	if err == nil {
-		endpoint, err = legacyEndpoint(fw.target, string(ev.data))
+		endpoint, err = legacyEndpoint(fw.target, string(ev.Data))
 	}
 	if err != nil {
 		_ = resp.Body.Close()
@@ -230,20 +220,20 @@ func randomID() string {
 }
 
 // readLegacy dispatches the legacy stream's messages until it ends.
-func (p *Proxy) readLegacy(c *legacyConn, events *sseReader) {
+func (p *Proxy) readLegacy(c *legacyConn, events *sse.Reader) {
 	defer p.legacy.remove(c)
 	for {
-		ev, err := events.next()
+		ev, err := events.Next()
 		if err != nil {
 			p.log.Info("proxy: legacy stream ended", "host", c.key.host, "server", c.key.server, "err", err)
 			c.close(fmt.Errorf("the server's event stream ended: %w", err))
 			_ = c.body.Close()
 			return
 		}
-		if ev.name != "" && ev.name != "message" {
-			continue
+		if ev.Name() != "message" {
+			continue // what a client would ignore is not relayed
 		}
-		msg, err := parseMessage(ev.data)
+		msg, err := parseMessage(ev.Data)
 		if err != nil {
 			p.log.Warn("proxy: legacy server sent an invalid message; dropped", "host", c.key.host, "server", c.key.server)
 			continue
@@ -254,12 +244,12 @@ func (p *Proxy) readLegacy(c *legacyConn, events *sseReader) {
 			delete(c.pending, string(msg.id))
 			c.mu.Unlock()
 			if ch != nil {
-				ch <- bytes.Clone(ev.data)
+				ch <- bytes.Clone(ev.Data)
 			}
 			continue
 		}
 		select {
-		case c.toClient <- bytes.Clone(ev.data):
+		case c.toClient <- bytes.Clone(ev.Data):
 		default:
 			p.log.Warn("proxy: legacy server message dropped: the client does not read its GET stream", "host", c.key.host, "server", c.key.server, "method", msg.method)
 		}
@@ -438,10 +428,10 @@ func (p *Proxy) relayLegacy(w http.ResponseWriter, r *http.Request, fw *forward,
 		return
 	}
 	if fw.keep != nil {
-		if out, changed, err := filterToolsResponse(data, m.id, fw.keep); err != nil {
+		if out, err := p.toolsFilter(fw).filter(data); err != nil {
 			p.upstreamError(w, r, err)
 			return
-		} else if changed {
+		} else if out != nil {
 			data = out
 		}
 	}
@@ -508,65 +498,5 @@ func (p *Proxy) streamLegacy(w http.ResponseWriter, r *http.Request, c *legacyCo
 		case <-r.Context().Done():
 			return
 		}
-	}
-}
-
-// sseEvent is one server-sent event.
-type sseEvent struct {
-	name string
-	data []byte
-}
-
-// sseReader reads server-sent events, each at most maxFilterBytes.
-type sseReader struct{ r *bufio.Reader }
-
-func newSSEReader(r io.Reader) *sseReader { return &sseReader{bufio.NewReaderSize(r, 64<<10)} }
-
-// next returns the next event that has data (comments, ids and retry fields are skipped).
-func (s *sseReader) next() (sseEvent, error) {
-	var ev sseEvent
-	var data [][]byte
-	size := 0
-	for {
-		line, err := s.line(maxFilterBytes - size)
-		if err != nil {
-			return sseEvent{}, err
-		}
-		size += len(line)
-		if len(line) == 0 { // blank line: dispatch
-			if data != nil {
-				ev.data = bytes.Join(data, []byte("\n"))
-				return ev, nil
-			}
-			ev = sseEvent{}
-			continue
-		}
-		if v, ok := sseField(line, "data"); ok {
-			data = append(data, v)
-		} else if v, ok := sseField(line, "event"); ok {
-			ev.name = string(v)
-		}
-	}
-}
-
-// line reads one line without its end of line, failing beyond limit bytes.
-func (s *sseReader) line(limit int) ([]byte, error) {
-	var line []byte
-	for {
-		chunk, err := s.r.ReadSlice('\n')
-		line = append(line, chunk...)
-		if len(line) > limit {
-			return nil, errTooLarge
-		}
-		if errors.Is(err, bufio.ErrBufferFull) {
-			continue
-		}
-		if err != nil {
-			if err == io.EOF && len(line) > 0 {
-				err = io.ErrUnexpectedEOF
-			}
-			return nil, err
-		}
-		return bytes.TrimRight(line, "\r\n"), nil
 	}
 }

@@ -52,6 +52,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/trustgate/trustgate/audit"
@@ -110,6 +111,8 @@ type Proxy struct {
 	// CloseStreams).
 	streams      context.Context
 	closeStreams context.CancelCauseFunc
+	// dropsLogged: the servers (host/server) whose unreadable tool entries were logged.
+	dropsLogged sync.Map
 }
 
 // New checks the configuration and builds the proxy.
@@ -576,8 +579,8 @@ func (p *Proxy) denyToolCall(ctx context.Context, w http.ResponseWriter, fw *for
 	writeRPCError(w, http.StatusOK, fw.msg.id, ErrCodeDenied, msg, data)
 }
 
-// visibleTools is the filter of a tools/list response.
-func (p *Proxy) visibleTools(ctx context.Context, host, server, agentID string) (func(string) bool, error) {
+// visibleTools is the per-tool decision of the tools/list filter (filter.go).
+func (p *Proxy) visibleTools(ctx context.Context, host, server, agentID string) (keepTool, error) {
 	h, err := p.cfg.Store.GetHost(ctx, host)
 	if err != nil {
 		return nil, fmt.Errorf("read host settings: %w", err)
@@ -602,7 +605,47 @@ func (p *Proxy) visibleTools(ctx context.Context, host, server, agentID string) 
 			set[n] = true
 		}
 	}
-	return func(name string) bool { return set[name] }, nil
+	return func(name string, _ json.RawMessage) bool { return set[name] }, nil
+}
+
+// toolsFilter is the tools/list filter of fw's request.
+func (p *Proxy) toolsFilter(fw *forward) *toolsFilter {
+	return &toolsFilter{keep: fw.keep, dropped: func(reason string) {
+		if _, seen := p.dropsLogged.LoadOrStore(fw.host+"/"+fw.server, true); !seen {
+			p.log.Warn("proxy: the server lists a tool entry that cannot be read exactly; it is withheld from tools/list (logged once per server)",
+				"host", fw.host, "server", fw.server, "reason", reason)
+		}
+	}}
+}
+
+// answerFailure is the message of an upstream answer that is not passed on because of err.
+func answerFailure(fw *forward, err error) string {
+	var unread *unreadableError
+	switch {
+	case errors.As(err, &unread):
+		return fmt.Sprintf("the MCP server %s sent a tools/list answer trustgate cannot read exactly (%s); it was not passed on", fw.serverName, unread.reason)
+	case errors.Is(err, errTooLarge):
+		return fmt.Sprintf("the MCP server %s sent a tools/list answer too large to inspect (above %d bytes); it was not passed on", fw.serverName, maxFilterBytes)
+	}
+	return fmt.Sprintf("the MCP server %s sent an answer trustgate could not pass on", fw.serverName)
+}
+
+// failEvent is the SSE event that ends an answer stream to fw's request when the rest of the
+// upstream's answer is not passed on because of err: a JSON-RPC error for the request.
+func (p *Proxy) failEvent(fw *forward, err error) []byte {
+	msg := answerFailure(fw, err)
+	p.log.Warn("proxy: upstream answer not passed on", "host", fw.host, "server", fw.server, "err", err)
+	fw.upstreamFailure = msg
+	return rpcErrorEvent(fw.msg.id, ErrCodeUpstream, msg)
+}
+
+// rpcErrorEvent is an SSE event carrying a JSON-RPC error for the request id.
+func rpcErrorEvent(id json.RawMessage, code int, msg string) []byte {
+	data, err := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": id, "error": map[string]any{"code": code, "message": msg}})
+	if err != nil {
+		data = []byte(`{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"internal error"}}`)
+	}
+	return append(append([]byte("event: message\ndata: "), data...), '\n', '\n')
 }
 
 // reject answers a message that is not forwarded: a request gets HTTP 200 with a JSON-RPC
@@ -656,8 +699,8 @@ type forward struct {
 	upstreamSession                   string // the upstream's Mcp-Session-Id, unwrapped
 	stateless                         bool   // 2026-07-28 or later: no sessions
 	timeouts                          timeouts
-	keep                              func(string) bool // set: filter the tools/list response
-	entry                             audit.Entry       // the message's audit entry
+	keep                              keepTool    // set: filter the tools/list answer (filter.go)
+	entry                             audit.Entry // the message's audit entry
 	forwardedAt                       time.Time
 	upstreamStatus                    int    // the upstream's HTTP status (0: no answer)
 	upstreamFailure                   string // why the upstream's answer was not passed on
@@ -748,16 +791,16 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		if len(data) > maxFilterBytes {
 			return errTooLarge
 		}
-		if out, changed, err := filterToolsResponse(data, fw.msg.id, fw.keep); err != nil {
+		if out, err := p.toolsFilter(fw).filter(data); err != nil {
 			return err
-		} else if changed {
+		} else if out != nil {
 			data = out
 		}
 		resp.Body = io.NopCloser(bytes.NewReader(data))
 		resp.ContentLength = int64(len(data))
 		resp.Header.Set("Content-Length", fmt.Sprint(len(data)))
 	case "text/event-stream":
-		resp.Body = newSSEFilter(resp.Body, fw.msg.id, fw.keep)
+		resp.Body = newSSEFilter(resp.Body, p.toolsFilter(fw), func(err error) []byte { return p.failEvent(fw, err) })
 		resp.ContentLength = -1
 		resp.Header.Del("Content-Length")
 	}
@@ -793,8 +836,8 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 		msg = fmt.Sprintf("the MCP server %s refused trustgate's credentials (HTTP %d); ask an administrator to update them", fw.serverName, authErr.status)
 	case isInvalidResponse(err):
 		msg = fmt.Sprintf("the MCP server %s sent an invalid response (%s)", fw.serverName, strings.TrimPrefix(err.Error(), "invalid response: "))
-	case errors.Is(err, errTooLarge):
-		msg = fmt.Sprintf("the MCP server %s sent a tools/list response too large to filter", fw.serverName)
+	case errors.Is(err, errTooLarge), errors.As(err, new(*unreadableError)):
+		msg = answerFailure(fw, err)
 	}
 	p.log.Warn("proxy: upstream failed", "host", fw.host, "server", fw.server, "err", err)
 	fw.upstreamFailure = msg
