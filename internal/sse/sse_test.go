@@ -76,13 +76,15 @@ func TestReaderFollowsTheStandard(t *testing.T) {
 func TestReaderCRThenLFAcrossReads(t *testing.T) {
 	pr, pw := io.Pipe()
 	r := NewReader(pr, 1<<20)
-	go func() { _, _ = pw.Write([]byte("data: a\r")) }()
+	go func() {
+		_, _ = pw.Write([]byte("data: a\r"))
+		_, _ = pw.Write([]byte("\ndata: b\r"))
+	}()
 	got := make(chan Event, 1)
 	go func() {
 		ev, _ := r.Next()
 		got <- ev
 	}()
-	go func() { _, _ = pw.Write([]byte("\ndata: b\r")) }()
 	select {
 	case ev := <-got:
 		t.Fatalf("dispatched %q before the blank line", ev.Data)
