@@ -36,7 +36,15 @@ import (
 const maxFilterBytes = 16 << 20
 
 // errTooLarge: an answer (or one of its events) above maxFilterBytes; it is not passed on.
-var errTooLarge = errors.New("tools/list answer too large to inspect")
+var errTooLarge = errors.New("answer too large to inspect")
+
+var (
+	// errStreamBroken: the upstream's answer stream failed before the answer came.
+	errStreamBroken = errors.New("the answer stream broke off")
+	// errStreamEnded: the answer stream ended without the answer, and without an event id
+	// the client could resume from.
+	errStreamEnded = errors.New("the answer stream ended without an answer")
+)
 
 // keepTool decides whether a tools/list answer keeps a tool: name is its name, tool the raw
 // JSON of its entry (already read strictly: no duplicate or fold-twin keys at any depth).
@@ -162,24 +170,29 @@ func (f *toolsFilter) readTool(t json.RawMessage) (name string, ok bool) {
 	return name, err == nil
 }
 
-// sseFilter passes an SSE answer to tools/list through event by event (internal/sse reads it
-// as a client does), rewriting the data of every event that lists tools; every other event is
-// passed on byte for byte. When an event cannot be read or exceeds maxFilterBytes, the stream
-// ends with fail's JSON-RPC error event instead. Only one event at a time is held.
+// sseFilter passes an SSE answer to a request through event by event, read as a client
+// does (internal/sse). With a toolsFilter it rewrites the data of every event that lists
+// tools; every other event is passed on byte for byte. When an event cannot be read or
+// exceeds maxFilterBytes, when the upstream's stream breaks before the answer came, or when it
+// ends without the answer and without an event id to resume from, the stream ends with fail's
+// JSON-RPC error event instead. Only one event at a time is held.
 type sseFilter struct {
 	body io.ReadCloser
 	r    *sse.Reader
-	f    *toolsFilter
-	fail func(err error) []byte // the error event that ends a stream failing for err
+	f    *toolsFilter    // nil: no event is rewritten
+	id   json.RawMessage // the request's id (canonical)
+	fail func(err error) []byte
 
-	out bytes.Buffer // filtered bytes not yet read
-	err error        // sticky: the end of the output
+	answered bool // an event answered the request
+	resume   bool // an event had an id: the client can resume the stream
+	out      bytes.Buffer
+	err      error // sticky: the end of the output
 }
 
-func newSSEFilter(body io.ReadCloser, f *toolsFilter, fail func(error) []byte) *sseFilter {
+func newSSEFilter(body io.ReadCloser, f *toolsFilter, id json.RawMessage, fail func(error) []byte) *sseFilter {
 	r := sse.NewReader(body, maxFilterBytes)
 	r.KeepRaw()
-	return &sseFilter{body: body, r: r, f: f, fail: fail}
+	return &sseFilter{body: body, r: r, f: f, id: id, fail: fail}
 }
 
 func (s *sseFilter) Close() error { return s.body.Close() }
@@ -199,15 +212,28 @@ func (s *sseFilter) next() error {
 	ev, err := s.r.Next()
 	switch {
 	case err == io.EOF:
-		return io.EOF // an unterminated last event is not passed on: no client dispatches it
+		// An unterminated last event is not passed on: no client dispatches it.
+		if !s.answered && !s.resume {
+			return s.failWith(errStreamEnded)
+		}
+		return io.EOF
 	case errors.Is(err, sse.ErrTooLarge):
 		return s.failWith(errTooLarge)
 	case err != nil:
-		return err
+		if s.answered {
+			return io.EOF
+		}
+		return s.failWith(fmt.Errorf("%w: %w", errStreamBroken, err))
 	}
-	out, err := s.f.filter(ev.Data)
-	if err != nil {
-		return s.failWith(err)
+	s.resume = s.resume || ev.HasID
+	if !s.answered {
+		s.answered = answers(ev.Data, s.id)
+	}
+	var out []byte
+	if s.f != nil {
+		if out, err = s.f.filter(ev.Data); err != nil {
+			return s.failWith(err)
+		}
 	}
 	if out == nil {
 		s.out.Write(s.r.Raw())
@@ -226,6 +252,32 @@ func (s *sseFilter) next() error {
 	s.out.Write(out)
 	s.out.WriteString("\n\n")
 	return nil
+}
+
+// answers: data is (or, as a batch, holds) a response to the request id.
+func answers(data []byte, id json.RawMessage) bool {
+	t := bytes.TrimLeft(data, " \t\r\n")
+	if len(t) == 0 {
+		return false
+	}
+	if t[0] == '[' {
+		var elems []json.RawMessage
+		if json.Unmarshal(t, &elems) != nil {
+			return false
+		}
+		for _, el := range elems {
+			if answers(el, id) {
+				return true
+			}
+		}
+		return false
+	}
+	env, err := strictjson.Shallow(t, envelopeKeys...)
+	if err != nil || (!env.Has("result") && !env.Has("error")) {
+		return false
+	}
+	got, err := canonicalID(env["id"])
+	return err == nil && bytes.Equal(got, id)
 }
 
 // failWith ends the output with the error event for err and stops reading the upstream.

@@ -175,7 +175,7 @@ func FuzzSSEFilter(f *testing.F) {
 	f.Add([]byte("event: ignored\rdata: [{\"id\":1,\"result\":{\"tools\":[{\"name\":\"b\",\"NAME\":\"a\"}]}}]\r\r"))
 	f.Add([]byte(`[{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"b"},{"Name":"b","name":"a"}]}}]`))
 	f.Fuzz(func(t *testing.T, stream []byte) {
-		out, err := io.ReadAll(newSSEFilter(io.NopCloser(bytes.NewReader(stream)), &toolsFilter{keep: keepA},
+		out, err := io.ReadAll(newSSEFilter(io.NopCloser(bytes.NewReader(stream)), &toolsFilter{keep: keepA}, json.RawMessage("1"),
 			func(err error) []byte { return rpcErrorEvent(json.RawMessage("1"), ErrCodeUpstream, err.Error()) }))
 		if err != nil {
 			t.Fatalf("the filter failed instead of answering with an error event: %v", err)

@@ -625,7 +625,13 @@ func answerFailure(fw *forward, err error) string {
 	case errors.As(err, &unread):
 		return fmt.Sprintf("the MCP server %s sent a tools/list answer trustgate cannot read exactly (%s); it was not passed on", fw.serverName, unread.reason)
 	case errors.Is(err, errTooLarge):
-		return fmt.Sprintf("the MCP server %s sent a tools/list answer too large to inspect (above %d bytes); it was not passed on", fw.serverName, maxFilterBytes)
+		return fmt.Sprintf("the MCP server %s sent an answer too large to inspect (above %d bytes); it was not passed on", fw.serverName, maxFilterBytes)
+	case errors.As(err, new(*upstreamStatusError)):
+		return fmt.Sprintf("the MCP server %s failed (HTTP %d); try again later or ask an administrator", fw.serverName, err.(*upstreamStatusError).status)
+	case errors.Is(err, errStreamBroken):
+		return fmt.Sprintf("the MCP server %s broke off its answer stream before answering; try again", fw.serverName)
+	case errors.Is(err, errStreamEnded):
+		return fmt.Sprintf("the MCP server %s ended its answer stream without answering; try again", fw.serverName)
 	}
 	return fmt.Sprintf("the MCP server %s sent an answer trustgate could not pass on", fw.serverName)
 }
@@ -777,10 +783,16 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	if err := checkResponse(resp, fw); err != nil {
 		return err
 	}
-	if fw == nil || fw.keep == nil || resp.StatusCode != http.StatusOK {
+	if fw == nil || fw.msg == nil || fw.msg.kind != kindRequest || resp.StatusCode != http.StatusOK {
 		return nil
 	}
 	mediaType, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if fw.keep == nil {
+		if mediaType == "text/event-stream" { // read as the client will, to end a broken one with an error
+			resp.Body = newSSEFilter(resp.Body, nil, fw.msg.id, func(err error) []byte { return p.failEvent(fw, err) })
+		}
+		return nil
+	}
 	switch mediaType {
 	case "application/json":
 		data, err := io.ReadAll(io.LimitReader(resp.Body, maxFilterBytes+1))
@@ -800,7 +812,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		resp.ContentLength = int64(len(data))
 		resp.Header.Set("Content-Length", fmt.Sprint(len(data)))
 	case "text/event-stream":
-		resp.Body = newSSEFilter(resp.Body, p.toolsFilter(fw), func(err error) []byte { return p.failEvent(fw, err) })
+		resp.Body = newSSEFilter(resp.Body, p.toolsFilter(fw), fw.msg.id, func(err error) []byte { return p.failEvent(fw, err) })
 		resp.ContentLength = -1
 		resp.Header.Del("Content-Length")
 	}
@@ -838,6 +850,16 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 		msg = fmt.Sprintf("the MCP server %s sent an invalid response (%s)", fw.serverName, strings.TrimPrefix(err.Error(), "invalid response: "))
 	case errors.Is(err, errTooLarge), errors.As(err, new(*unreadableError)):
 		msg = answerFailure(fw, err)
+	case errors.As(err, new(*upstreamStatusError)):
+		msg = answerFailure(fw, err)
+		if statusErr := err.(*upstreamStatusError); statusErr.status == http.StatusNotFound {
+			// A 404 tells a client that its session is gone and must start a new one: the
+			// status stays, the body becomes the JSON-RPC error.
+			p.log.Warn("proxy: upstream failed", "host", fw.host, "server", fw.server, "err", err)
+			fw.upstreamFailure = msg
+			writeRPCError(w, http.StatusNotFound, fw.msg.id, ErrCodeUpstream, msg, nil)
+			return
+		}
 	}
 	p.log.Warn("proxy: upstream failed", "host", fw.host, "server", fw.server, "err", err)
 	fw.upstreamFailure = msg
