@@ -42,7 +42,9 @@ func TestUpstreamFailuresAreJSONRPCErrors(t *testing.T) {
 		code   int    // the JSON-RPC error code the client reads (0: none)
 		raw    string // the body passes byte for byte
 	}{
-		{"text 500", func(w http.ResponseWriter) { http.Error(w, "Internal Server Error: stack trace here", http.StatusInternalServerError) }, http.StatusOK, proxy.ErrCodeUpstream, ""},
+		{"text 500", func(w http.ResponseWriter) {
+			http.Error(w, "Internal Server Error: stack trace here", http.StatusInternalServerError)
+		}, http.StatusOK, proxy.ErrCodeUpstream, ""},
 		{"text 502", func(w http.ResponseWriter) { http.Error(w, "<html>bad gateway</html>", http.StatusBadGateway) }, http.StatusOK, proxy.ErrCodeUpstream, ""},
 		{"text 404 keeps its status", func(w http.ResponseWriter) { http.Error(w, "session not found", http.StatusNotFound) }, http.StatusNotFound, proxy.ErrCodeUpstream, ""},
 		{"JSON-RPC error 500", func(w http.ResponseWriter) {
