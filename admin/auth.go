@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trustgate/trustgate/internal/httplimit"
 	"github.com/trustgate/trustgate/store"
 )
 
@@ -39,6 +40,7 @@ func (a *API) authenticate(r *http.Request) (*caller, error) {
 	if err := a.cfg.Store.TouchAPIToken(r.Context(), tok.ID, time.Now()); err != nil {
 		a.log.Warn("record API token use", "token", tok.ID, "err", err)
 	}
+	httplimit.Trust(r.Context()) // an authenticated connection is the last to be shed
 	return &caller{token: tok}, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trustgate/trustgate/internal/httplimit"
 	"github.com/trustgate/trustgate/oauthserver/consentui"
 )
 
@@ -67,6 +68,12 @@ type Config struct {
 	// ShutdownTimeout bounds how long in-flight requests may take to finish (default 30s).
 	ShutdownTimeout time.Duration
 
+	// RequestBodyTimeout bounds the time a request body may take to arrive (default 10s).
+	RequestBodyTimeout time.Duration
+	// MaxConnections caps the open client connections (0: automatic, from the open-file limit;
+	// see defaultMaxConnections). At the cap, unauthenticated connections are closed first.
+	MaxConnections int
+
 	// MetricsListen serves Prometheus /metrics on this address, never on Listen (empty: not
 	// served). The command line's default is DefaultMetricsListen.
 	MetricsListen string
@@ -112,6 +119,15 @@ func (c *Config) complete() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.RequestBodyTimeout <= 0 {
+		c.RequestBodyTimeout = httplimit.DefaultBodyTimeout
+	}
+	switch {
+	case c.MaxConnections == 0:
+		c.MaxConnections = defaultMaxConnections(openFileLimit())
+	case c.MaxConnections < minConnections:
+		return fmt.Errorf("--max-connections must be at least %d (or 0 for the automatic limit), not %d", minConnections, c.MaxConnections)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

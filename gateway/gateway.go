@@ -16,6 +16,7 @@ import (
 	"github.com/trustgate/trustgate/admin"
 	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/authzserver"
+	"github.com/trustgate/trustgate/internal/httplimit"
 	"github.com/trustgate/trustgate/oauthserver"
 	"github.com/trustgate/trustgate/oauthserver/keyset"
 	"github.com/trustgate/trustgate/proxy"
@@ -34,6 +35,7 @@ type Gateway struct {
 	cfg      Config
 	urls     tenant.URLs
 	listener net.Listener
+	limited  *httplimit.Listener // listener, at most cfg.MaxConnections open connections
 	store    store.Store
 	hot      *storecache.Store // the hot path's never-stale view of the store
 	audit    *audit.Log
@@ -180,8 +182,11 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 		return nil, fmt.Errorf("MCP proxy: %w", err)
 	}
 
+	g.limited = httplimit.NewListener(g.listener, cfg.MaxConnections)
 	g.server = &http.Server{
-		Handler:           g.routes(),
+		// A body has RequestBodyTimeout to arrive (the headers have ReadHeaderTimeout).
+		Handler:           httplimit.BodyTimeout(g.routes(), cfg.RequestBodyTimeout),
+		ConnContext:       g.limited.ConnContext,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
@@ -293,8 +298,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	// idle, as long as the client wants): those are ended when shutdown begins.
 	g.server.RegisterOnShutdown(g.proxy.CloseStreams)
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- g.server.Serve(g.listener) }()
-	log.Info("trustgate is serving", "url", g.cfg.PublicURL, "listen", g.Addr())
+	go func() { serveErr <- g.server.Serve(g.limited) }()
+	log.Info("trustgate is serving", "url", g.cfg.PublicURL, "listen", g.Addr(),
+		"max_connections", g.cfg.MaxConnections, "request_body_timeout", g.cfg.RequestBodyTimeout)
 	if g.metricsListener != nil {
 		go func() {
 			if err := g.metricsServer.Serve(g.metricsListener); err != nil && !errors.Is(err, http.ErrServerClosed) {

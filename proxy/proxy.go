@@ -57,6 +57,7 @@ import (
 
 	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/authzserver"
+	"github.com/trustgate/trustgate/internal/httplimit"
 	"github.com/trustgate/trustgate/oauthserver"
 	"github.com/trustgate/trustgate/oauthserver/keyset"
 	"github.com/trustgate/trustgate/schema"
@@ -422,6 +423,7 @@ func (p *Proxy) authenticate(w http.ResponseWriter, r *http.Request, host, resou
 		challenge("invalid_token", refused)
 		return keyset.AccessClaims{}, false
 	}
+	httplimit.Trust(r.Context()) // an authenticated connection is the last to be shed
 	return claims, true
 }
 

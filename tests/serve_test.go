@@ -91,6 +91,7 @@ func TestHelpExplainsEveryFlag(t *testing.T) {
 		"--public-url", "TRUSTGATE_PUBLIC_URL",
 		"--log-format", "--spicedb-endpoint", "--spicedb-token", "--spicedb-insecure",
 		"--spicedb-grpc-listen", "--spicedb-preshared-key", "TRUSTGATE_SPICEDB_KEY", "--spicedb-grpc-allow-writes",
+		"--request-body-timeout", "TRUSTGATE_REQUEST_BODY_TIMEOUT", "--max-connections", "TRUSTGATE_MAX_CONNECTIONS",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("serve --help lacks %q", want)

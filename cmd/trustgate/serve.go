@@ -5,6 +5,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/trustgate/trustgate/gateway"
+	"github.com/trustgate/trustgate/internal/httplimit"
 )
 
 // storeFlags select the store; serve, migrate and the admin bootstrap share them.
@@ -29,6 +30,7 @@ func newServeCommand() *cobra.Command {
 		stores   storeFlags
 		logs     logFlags
 		shutdown string
+		bodyTime string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -53,6 +55,9 @@ otherwise; --spicedb-endpoint uses a remote SpiceDB instead.`,
 				return err
 			}
 			if cfg.ShutdownTimeout, err = parseDuration("shutdown-timeout", shutdown); err != nil {
+				return err
+			}
+			if cfg.RequestBodyTimeout, err = parseDuration("request-body-timeout", bodyTime); err != nil {
 				return err
 			}
 			// The default metrics address may be taken by another process on this machine:
@@ -84,7 +89,11 @@ otherwise; --spicedb-endpoint uses a remote SpiceDB instead.`,
 	f.StringVar(&cfg.OTLPEndpoint, "otlp-endpoint", "", "base URL of an OTLP/HTTP collector to send traces to, e.g. http://127.0.0.1:4318 (default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT; none: no traces)")
 	f.StringSliceVar(&cfg.TrustedProxies, "trusted-proxies", nil, "CIDR prefixes of reverse proxies whose X-Forwarded-For names the client address of sign-in and registration limits, comma-separated (default: none, the header is ignored)")
 	f.StringVar(&shutdown, "shutdown-timeout", gateway.DefaultShutdownTimeout.String(), "how long in-flight requests may take to finish on SIGINT/SIGTERM")
+	f.StringVar(&bodyTime, "request-body-timeout", httplimit.DefaultBodyTimeout.String(), "how long a request body may take to arrive; a slower client is disconnected")
+	f.IntVar(&cfg.MaxConnections, "max-connections", 0, "most client connections open at once (0: half the open-file limit, at most 16384); at the limit, unauthenticated connections are closed first")
 	logs.register(f)
+	bindEnv(f, "request-body-timeout", "TRUSTGATE_REQUEST_BODY_TIMEOUT")
+	bindEnv(f, "max-connections", "TRUSTGATE_MAX_CONNECTIONS")
 	bindEnv(f, "listen", "TRUSTGATE_LISTEN")
 	bindEnv(f, "public-url", "TRUSTGATE_PUBLIC_URL")
 	bindEnv(f, "spicedb-endpoint", "TRUSTGATE_SPICEDB_ENDPOINT")
