@@ -329,6 +329,18 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 		out.ContentLength = int64(len(body))
 		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
+	// The result is audited even when the answer cannot be passed on in full: the
+	// ReverseProxy aborts the handler (panics with http.ErrAbortHandler) when copying a
+	// streamed answer fails, typically because the client went away once it had its answer.
+	defer func() {
+		if v := recover(); v != nil {
+			if fw.upstreamFailure == "" {
+				fw.upstreamFailure = "the answer could not be passed on in full: the client went away or the upstream stream broke"
+			}
+			p.auditResult(fw)
+			panic(v)
+		}
+	}()
 	p.rp.ServeHTTP(w, out)
 	p.auditResult(fw)
 }

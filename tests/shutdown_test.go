@@ -128,6 +128,9 @@ func TestShutdownWithAnOpenStream(t *testing.T) {
 			allowed++
 		case "result":
 			results++
+			if e.Reason != "" {
+				t.Logf("result entry %d: %s", e.Seq, e.Reason)
+			}
 		}
 	}
 	if allowed != calls || results != calls {
