@@ -24,6 +24,7 @@ var auditedActions = map[string]string{
 	"updateServer":      "server.update",
 	"syncServer":        "server.sync",
 	"createHuman":       "human.create",
+	"inviteHuman":       "human.invite",
 	"updateAgent":       "agent.update",
 	"deleteServer":      "server.delete",
 	"updateTool":        "tool.update",

@@ -247,6 +247,14 @@ func (c *Client) CreateHuman(ctx context.Context, host string, req HumanCreate) 
 	return out, err
 }
 
+// InviteHuman issues a new invitation link for a human (by id or email); earlier ones stop
+// working. The link is in the returned human's Invitation.
+func (c *Client) InviteHuman(ctx context.Context, host, human string) (Human, error) {
+	var out Human
+	err := c.do(ctx, http.MethodPost, nil, nil, &out, "hosts", host, "humans", human, "invitation")
+	return out, err
+}
+
 // GetHuman returns a human by id or email.
 func (c *Client) GetHuman(ctx context.Context, host, human string) (Human, error) {
 	var out Human

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
+	"github.com/trustgate/trustgate/oauthserver/invitation"
 	"github.com/trustgate/trustgate/store"
 )
 
@@ -88,6 +90,36 @@ func (a *API) createHuman(r *http.Request, c *caller) (int, any, error) {
 		return 0, nil, err
 	}
 	d, err := a.humanDoc(ctx, u)
+	if err != nil || !req.Invite {
+		return http.StatusCreated, d, err
+	}
+	d.Invitation, err = a.invite(ctx, u)
+	return http.StatusCreated, d, err
+}
+
+// invite issues a new invitation for u, replacing any earlier one.
+func (a *API) invite(ctx context.Context, u store.User) (*Invitation, error) {
+	tok := invitation.New()
+	inv, err := a.cfg.Store.PutInvitation(ctx, store.Invitation{Host: u.Host, UserID: u.ID,
+		Selector: tok.Selector, VerifierHash: tok.VerifierHash, ExpiresAt: time.Now().Add(invitation.TTL)})
+	if err != nil {
+		return nil, err
+	}
+	return &Invitation{URL: invitation.URL(a.cfg.URLs.Base(u.Host), tok.Value), ExpiresAt: inv.ExpiresAt}, nil
+}
+
+func (a *API) inviteHuman(r *http.Request, c *caller) (int, any, error) {
+	ctx := r.Context()
+	u, err := a.findUser(ctx, r.PathValue("host"), r.PathValue("human"))
+	if err != nil {
+		return 0, nil, err
+	}
+	c.change = change{userID: u.ID, userEmail: u.Email}
+	d, err := a.humanDoc(ctx, u)
+	if err != nil {
+		return 0, nil, err
+	}
+	d.Invitation, err = a.invite(ctx, u)
 	return http.StatusCreated, d, err
 }
 

@@ -64,6 +64,7 @@ func (a *API) routes() []Route {
 		{"POST", pHumans, "createHuman", "Add (pre-authorize) a human by email", HumanCreate{}, Human{}, created, false, nil, (*API).createHuman},
 		{"GET", pHuman, "getHuman", "Show a human (by id or email)", nil, Human{}, ok, false, nil, (*API).getHuman},
 		{"PATCH", pHuman, "updateHuman", "Change a human's name or admin role", HumanUpdate{}, Human{}, ok, false, nil, (*API).updateHuman},
+		{"POST", pHuman + "/invitation", "inviteHuman", "Issue a new one-time invitation link (7 days) with which the human chooses a password; earlier links stop working", nil, Human{}, created, false, nil, (*API).inviteHuman},
 		{"DELETE", pHuman, "deleteHuman", "Delete a human with their ceilings, agents and consents", nil, nil, none, false, nil, (*API).deleteHuman},
 		{"PUT", pGrant, "setGrant", "Grant a human access to a server up to a ceiling", GrantSet{}, Human{}, ok, false, nil, (*API).setGrant},
 		{"DELETE", pGrant, "revokeGrant", "Revoke a human's access to a server (their agents' consents on it end too)", nil, nil, none, false, nil, (*API).revokeGrant},

@@ -226,6 +226,16 @@ type Human struct {
 	Agents       []AgentSummary `json:"agents"`
 	CreatedAt    time.Time      `json:"created_at"`
 	LastActiveAt *time.Time     `json:"last_active_at,omitempty"`
+	// Invitation is the one-time link just issued (createHuman with invite, inviteHuman);
+	// it is shown once and never again.
+	Invitation *Invitation `json:"invitation,omitempty"`
+}
+
+// Invitation is a one-time link with which a human chooses their password and signs in. It
+// works once, until ExpiresAt (7 days), and only while it is the human's latest invitation.
+type Invitation struct {
+	URL       string    `json:"url"`
+	ExpiresAt time.Time `json:"expires_at"`
 }
 
 // HumanCreate adds (pre-authorizes) a human by email.
@@ -233,6 +243,9 @@ type HumanCreate struct {
 	Email string `json:"email"`
 	Name  string `json:"name,omitempty"`
 	Admin bool   `json:"admin,omitempty"`
+	// Invite issues an invitation link at once (returned in the human's invitation field):
+	// a human without one can never sign in.
+	Invite bool `json:"invite,omitempty"`
 }
 
 // HumanUpdate changes a human.

@@ -106,8 +106,15 @@ func Setup(ctx context.Context, opts SetupOptions) (_ *Env, err error) {
 	if _, err := ac.ImportServer(ctx, host, admin.ServerImport{URL: e.Upstream.URL, Key: serverKey}); err != nil {
 		return nil, fmt.Errorf("import the upstream server: %w", err)
 	}
-	if _, err := ac.CreateHuman(ctx, host, admin.HumanCreate{Email: benchEmail}); err != nil {
+	human, err := ac.CreateHuman(ctx, host, admin.HumanCreate{Email: benchEmail, Invite: true})
+	if err != nil {
 		return nil, fmt.Errorf("add the human: %w", err)
+	}
+	if human.Invitation == nil {
+		return nil, errors.New("add the human: no invitation link in the answer")
+	}
+	if err := acceptInvitation(ctx, base, human.Invitation.URL); err != nil {
+		return nil, fmt.Errorf("accept the invitation: %w", err)
 	}
 	if _, err := ac.SetGrant(ctx, host, benchEmail, serverKey, "high"); err != nil {
 		return nil, fmt.Errorf("grant the human: %w", err)
@@ -135,9 +142,24 @@ func (e *Env) Close() error {
 	return err
 }
 
+// acceptInvitation opens the human's invitation link and chooses the password.
+func acceptInvitation(ctx context.Context, origin, link string) error {
+	b := newBrowser(origin)
+	p, err := b.get(ctx, link)
+	if err != nil {
+		return err
+	}
+	if p, err = b.submit(ctx, p, map[string]string{"password": benchPassword, "password_confirm": benchPassword}); err != nil {
+		return err
+	}
+	if p.status != http.StatusOK || !strings.Contains(p.body, "Your password is set") {
+		return fmt.Errorf("HTTP %d", p.status)
+	}
+	return nil
+}
+
 // consent runs the OAuth flow an MCP client and its human go through: dynamic registration,
-// authorization with PKCE, sign-in (claiming the account the admin added), consent at medium,
-// and the token exchange.
+// authorization with PKCE, sign-in, consent at medium, and the token exchange.
 func consent(ctx context.Context, origin, issuer, resource string) (string, error) {
 	redirect := "http://127.0.0.1:9/callback"
 	reg, _ := json.Marshal(map[string]any{"client_name": "trustgate bench", "redirect_uris": []string{redirect},

@@ -216,9 +216,6 @@ func (s *Server) renderSignIn(w http.ResponseWriter, r *http.Request, h store.Ho
 		Email: email,
 		Error: msg,
 	}
-	if signUpOpen(h) {
-		page.SignUpURL = s.flowURL(h.Key, signupPath, ref)
-	}
 	s.render(w, status, page)
 }
 
@@ -325,10 +322,11 @@ func (s *Server) expiredPage(w http.ResponseWriter, h store.Host) {
 
 // --- sign in ---
 
-// login signs a human in with email and password. A human an admin pre-authorized (no password
-// yet) claims the account here: the password they enter becomes theirs. This trusts the admin's
-// pre-authorization of the email (whoever first signs in with it owns it); email verification
-// comes with the later sign-in methods.
+// login signs a human in with email and password. It never claims an account: a human an
+// admin added chooses their password through an invitation link (invitations.go), and until
+// then their account grants nothing. An unknown email, an account without a password and a
+// wrong password get the same page after the same password-hash work, so the page does not
+// tell which emails have an account or which accounts are unclaimed.
 func (s *Server) login(w http.ResponseWriter, r *http.Request, h store.Host) {
 	ref, _, ok := s.postForm(w, r, h)
 	if !ok {
@@ -367,28 +365,23 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, h store.Host) {
 		return
 	}
 	if phc == "" {
-		// Claiming a pre-authorized account.
-		if err := consentui.CheckPasswordPolicy(password); err != nil {
-			s.renderSignIn(w, r, h, ref, email, "Choose a password for your account. "+err.Error(), http.StatusBadRequest)
-			return
-		}
+		// Not claimed yet (invitation pending): exactly the answer of a wrong password.
+		consentui.DummyVerify(password)
+		s.renderSignIn(w, r, h, ref, email, consentui.MsgBadCredentials, http.StatusUnauthorized)
+		return
+	}
+	match, rehash, err := consentui.VerifyPassword(phc, password)
+	if err != nil {
+		s.log.Error("oauthserver: stored password hash unusable", "host", h.Key, "user", u.ID, "err", err)
+		consentui.DummyVerify(password) // a malformed hash is refused before any hashing
+	}
+	if !match {
+		s.renderSignIn(w, r, h, ref, email, consentui.MsgBadCredentials, http.StatusUnauthorized)
+		return
+	}
+	if rehash {
 		if err := s.storePassword(ctx, h.Key, u.ID, password); err != nil {
-			s.internalError(w, h, "set password", err)
-			return
-		}
-	} else {
-		match, rehash, err := consentui.VerifyPassword(phc, password)
-		if err != nil {
-			s.log.Error("oauthserver: stored password hash unusable", "host", h.Key, "user", u.ID, "err", err)
-		}
-		if !match {
-			s.renderSignIn(w, r, h, ref, email, consentui.MsgBadCredentials, http.StatusUnauthorized)
-			return
-		}
-		if rehash {
-			if err := s.storePassword(ctx, h.Key, u.ID, password); err != nil {
-				s.log.Error("oauthserver: rehash password", "host", h.Key, "user", u.ID, "err", err)
-			}
+			s.log.Error("oauthserver: rehash password", "host", h.Key, "user", u.ID, "err", err)
 		}
 	}
 	s.acctBackoff.Success(acctKey)
@@ -419,122 +412,35 @@ func (s *Server) signedIn(w http.ResponseWriter, r *http.Request, h store.Host, 
 
 // --- sign up ---
 
-// signUpOpen reports whether host lets humans sign up: only when it lists allowed email
-// domains (HostSettings.AllowedEmailDomains), and then only with an email of one of them.
-// Without a list, the host's humans are those its admins add.
+// signUpOpen reports whether host lists allowed email domains (HostSettings.AllowedEmailDomains):
+// the setting that opens self sign-up. Sign-up must prove the mailbox first (anyone could
+// otherwise become bob@acme.com, whom an admin later trusts by name); until trustgate sends
+// verification emails it is refused with MsgSignUpNeedsVerification, and the setting only
+// changes which message the page shows.
 func signUpOpen(h store.Host) bool { return len(h.Settings.AllowedEmailDomains) > 0 }
-
-// signUpClosed shows the page of a host without sign-up.
-func (s *Server) signUpClosed(w http.ResponseWriter, h store.Host) {
-	s.errorPage(w, http.StatusForbidden, consentui.ErrorPage{
-		Frame:    frame(h),
-		Title:    "Sign-up is not available",
-		Message:  MsgSignUpClosed,
-		WhatToDo: "Ask your administrator to add you, then connect again from your app.",
-	})
-}
 
 // Messages of the sign-up page that tests and documentation refer to.
 const (
 	// MsgSignUpClosed: the host does not let humans sign up.
 	MsgSignUpClosed = "This gateway does not let people create their own accounts."
-	// MsgSignUpDomain: the email's domain is not one of the host's allowed domains.
-	MsgSignUpDomain = "This email domain cannot sign up here."
-	// MsgSignUpFailed is the one answer for an email that has an account already, so that
-	// sign-up does not tell who has one.
-	MsgSignUpFailed = "The account could not be created. If you already have one, sign in from your app instead."
+	// MsgSignUpNeedsVerification: the host allows sign-up for some domains, but sign-up needs
+	// email verification, which is not available yet.
+	MsgSignUpNeedsVerification = "Creating your own account needs email verification, which this gateway does not offer yet."
 )
 
-func (s *Server) signupPage(w http.ResponseWriter, r *http.Request, h store.Host) {
-	if !signUpOpen(h) {
-		s.signUpClosed(w, h)
-		return
+// signup answers the sign-up page and form: refused, whatever is posted (nothing is read or
+// created), with what to do instead.
+func (s *Server) signup(w http.ResponseWriter, _ *http.Request, h store.Host) {
+	msg := MsgSignUpClosed
+	if signUpOpen(h) {
+		msg = MsgSignUpNeedsVerification
 	}
-	ref, _, ok := s.pendingOf(w, r, h, r.URL.Query().Get("state_ref"))
-	if !ok {
-		return
-	}
-	s.renderSignUp(w, r, h, consentui.SignUpPage{}, ref, http.StatusOK)
-}
-
-func (s *Server) renderSignUp(w http.ResponseWriter, r *http.Request, h store.Host, p consentui.SignUpPage, ref string, status int) {
-	p.Frame = frame(h)
-	p.Form = consentui.Form{Action: s.issuer(h.Key) + signupPath, CSRFToken: s.csrf.Token(w, r), StateRef: ref}
-	p.AllowedDomains = h.Settings.AllowedEmailDomains
-	p.SignInURL = "" // the sign-in page needs the authorization request again: back to the app
-	s.render(w, status, p)
-}
-
-// signup creates a human whose email domain the host allows (see signUpOpen). A new human has
-// no grant: they see the empty state until an admin grants them servers.
-func (s *Server) signup(w http.ResponseWriter, r *http.Request, h store.Host) {
-	if !signUpOpen(h) {
-		s.signUpClosed(w, h)
-		return
-	}
-	ref, _, ok := s.postForm(w, r, h)
-	if !ok {
-		return
-	}
-	ctx := r.Context()
-	email := strings.TrimSpace(r.PostFormValue("email"))
-	password := r.PostFormValue("password")
-	page := consentui.SignUpPage{Email: email}
-	if ok, retry := s.addrLimiter.Allow(s.addressKey(r), s.now()); !ok {
-		page.Error = consentui.TooManyAttemptsMessage(retry)
-		s.renderSignUp(w, r, h, page, ref, http.StatusTooManyRequests)
-		return
-	}
-	at := strings.LastIndexByte(email, '@')
-	if at <= 0 || at == len(email)-1 {
-		page.EmailError = "Enter an email address."
-	} else if !domainAllowed(h.Settings.AllowedEmailDomains, email[at+1:]) {
-		page.EmailError = MsgSignUpDomain
-	}
-	if err := consentui.CheckPasswordPolicy(password); err != nil {
-		page.PasswordError = err.Error()
-	} else if r.PostFormValue("password_confirm") != password {
-		page.ConfirmError = consentui.MsgPasswordsDiffer
-	}
-	if page.HasErrors() {
-		s.renderSignUp(w, r, h, page, ref, http.StatusBadRequest)
-		return
-	}
-	// The password is hashed before the account is created, so that an email with an account
-	// takes as long to answer as a new one.
-	phc, err := consentui.HashPassword(password)
-	if err != nil {
-		s.internalError(w, h, "hash password", err)
-		return
-	}
-	u, err := s.cfg.Store.CreateUser(ctx, store.User{Host: h.Key, Email: email})
-	if err != nil {
-		switch {
-		case errors.Is(err, store.ErrConflict):
-			page.Error = MsgSignUpFailed
-		case errors.Is(err, store.ErrInvalid):
-			page.EmailError = "Enter a valid email address."
-		default:
-			s.internalError(w, h, "create user", err)
-			return
-		}
-		s.renderSignUp(w, r, h, page, ref, http.StatusBadRequest)
-		return
-	}
-	if err := s.cfg.Store.SetUserPassword(ctx, h.Key, u.ID, phc); err != nil {
-		s.internalError(w, h, "set password", err)
-		return
-	}
-	s.signedIn(w, r, h, u.ID, ref)
-}
-
-func domainAllowed(allowed []string, domain string) bool {
-	for _, d := range allowed {
-		if strings.EqualFold(strings.TrimPrefix(d, "@"), domain) {
-			return true
-		}
-	}
-	return false
+	s.errorPage(w, http.StatusForbidden, consentui.ErrorPage{
+		Frame:    frame(h),
+		Title:    "Sign-up is not available",
+		Message:  msg,
+		WhatToDo: "Ask your admin for an invitation: it lets you choose your password, then connect again from your app.",
+	})
 }
 
 // --- choose the server ---
@@ -827,6 +733,9 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request, h store.Host) {
 	if err != nil {
 		s.provider.WriteAuthorizeError(ctx, redirectW, ar, err)
 		return
+	}
+	if err := s.cfg.Store.MarkOAuthClientUsed(ctx, h.Key, ar.GetClient().GetID(), s.now()); err != nil {
+		s.log.Warn("oauthserver: record the client's first use", "host", h.Key, "err", err)
 	}
 	s.provider.WriteAuthorizeResponse(ctx, redirectW, ar, resp)
 }

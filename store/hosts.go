@@ -214,6 +214,9 @@ func (s *sqlStore) DeleteHost(ctx context.Context, key string) error {
 		if _, err := q.exec(ctx, "DELETE FROM api_tokens WHERE host_key = ?", key); err != nil {
 			return fmt.Errorf("delete API tokens: %w", err)
 		}
+		if err := deleteInvitations(ctx, q, "host_key = ?", key); err != nil {
+			return err
+		}
 		if _, err := q.exec(ctx, "DELETE FROM authorize_requests WHERE host_key = ?", key); err != nil {
 			return fmt.Errorf("delete pending authorization requests: %w", err)
 		}

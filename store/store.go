@@ -155,6 +155,8 @@ type Store interface {
 	AuditLog    // the append-only audit log (see audit.go)
 	// AuthorizeRequests are the OAuth server's pending authorization requests (see authorize.go).
 	AuthorizeRequests
+	// Invitations are the one-time links of humans an admin added (see invitations.go).
+	Invitations
 
 	// ControlGeneration grows with every committed change to hosts, humans, servers, tools,
 	// grants, agents, consents and upstream tokens: equal numbers mean those are unchanged.

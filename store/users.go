@@ -164,6 +164,9 @@ func (s *sqlStore) DeleteUser(ctx context.Context, host, id string) error {
 		if err := deleteUpstreamRows(ctx, q, "host_key = ? AND user_id = ?", host, id); err != nil {
 			return err
 		}
+		if err := deleteInvitations(ctx, q, "host_key = ? AND user_id = ?", host, id); err != nil {
+			return err
+		}
 		return cs.write(ctx, q, at)
 	})
 	if err != nil {

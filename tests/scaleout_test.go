@@ -30,7 +30,7 @@ func TestTwoReplicasOnOnePostgres(t *testing.T) {
 	up := testmcp.Start(t, "")
 	cli(t, a, admin, "host", "create", "acme", "--exact")
 	cli(t, a, admin, "server", "import", up.URL, "--host", "acme", "--key", "tracker")
-	cli(t, b, admin, "human", "add", "alice@acme.test", "--host", "acme") // either replica serves the API
+	addClaimed(t, b, admin, "acme", "alice@acme.test", "correct horse battery staple") // either replica serves the API
 	cli(t, a, admin, "human", "grant", "alice@acme.test", "tracker", "--level", "high", "--host", "acme")
 
 	token := connectAgent(t, a.url, public+"/h/acme", public+"/h/acme/mcp/tracker", "alice@acme.test", "correct horse battery staple", "medium")

@@ -328,7 +328,7 @@ func TestRevocationReachesEveryReplica(t *testing.T) {
 	admin := bootstrapToken(t, "e2e", "--database", db)
 	cli(t, p1, admin, "host", "create", "acme", "--exact")
 	cli(t, p1, admin, "server", "import", up.URL, "--host", "acme", "--key", "tracker")
-	cli(t, p1, admin, "human", "add", "alice@acme.test", "--host", "acme")
+	addClaimed(t, p1, admin, "acme", "alice@acme.test", "correct horse battery staple")
 	cli(t, p1, admin, "human", "grant", "alice@acme.test", "tracker", "--level", "high", "--host", "acme")
 
 	issuer := lb.URL + "/h/acme"

@@ -56,7 +56,7 @@ func seedTracker(t *testing.T, p *process, admin, url string) {
 	t.Helper()
 	cli(t, p, admin, "host", "create", "acme", "--exact")
 	cli(t, p, admin, "server", "import", url, "--host", "acme", "--key", "tracker")
-	cli(t, p, admin, "human", "add", "alice@acme.test", "--host", "acme")
+	addClaimed(t, p, admin, "acme", "alice@acme.test", "correct horse battery staple")
 	cli(t, p, admin, "human", "grant", "alice@acme.test", "tracker", "--level", "high", "--host", "acme")
 }
 

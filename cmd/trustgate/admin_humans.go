@@ -13,7 +13,7 @@ import (
 func newAdminHumanCommand(o *adminOptions) *cobra.Command {
 	var host string
 	cmd := groupCommand("human", "Manage humans and their ceilings (grants) on MCP servers",
-		newHumanAddCommand(o, &host), newHumanListCommand(o, &host), newHumanShowCommand(o, &host),
+		newHumanAddCommand(o, &host), newHumanInviteCommand(o, &host), newHumanListCommand(o, &host), newHumanShowCommand(o, &host),
 		newHumanUpdateCommand(o, &host), newHumanGrantCommand(o, &host), newHumanRevokeCommand(o, &host),
 		newHumanDeleteCommand(o, &host))
 	addHostFlag(cmd, &host)
@@ -37,7 +37,26 @@ func newHumanAddCommand(o *adminOptions, host *string) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&req.Name, "name", "", "display name")
 	cmd.Flags().BoolVar(&req.Admin, "admin", false, "make the human an administrator of the host")
+	cmd.Flags().BoolVar(&req.Invite, "invite", false, "print a one-time invitation link (7 days) with which the human chooses a password; without one they cannot sign in")
 	return cmd
+}
+
+func newHumanInviteCommand(o *adminOptions, host *string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "invite HUMAN",
+		Short: "Print a new one-time invitation link (7 days) for a human; earlier links stop working",
+		Long: `invite issues a link with which the human chooses their password and signs in. Send it to
+them yourself: it works once, for 7 days, and only until a newer invitation replaces it.
+Use it again when a link expired or a human forgot their password.`,
+		Args: argsNamed("HUMAN"),
+		RunE: o.api(func(a *adminCall, args []string) error {
+			h, err := a.client.InviteHuman(a.ctx, *host, args[0])
+			if err != nil {
+				return err
+			}
+			return a.printHuman(h)
+		}),
+	}
 }
 
 func newHumanListCommand(o *adminOptions, host *string) *cobra.Command {
@@ -200,6 +219,11 @@ func writeHuman(w io.Writer, h admin.Human) error {
 	})
 	if err != nil {
 		return err
+	}
+	if h.Invitation != nil {
+		if err := printf(w, "\nInvitation (send it to %s; it works once, until %s):\n%s\n", h.Email, formatTime(h.Invitation.ExpiresAt), h.Invitation.URL); err != nil {
+			return err
+		}
 	}
 	if err := printf(w, "\nServers (ceilings):\n"); err != nil {
 		return err

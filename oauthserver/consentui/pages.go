@@ -144,6 +144,30 @@ type SignUpPage struct {
 	SignInURL string
 }
 
+// InvitationPage is where a human an admin invited chooses their password: fields password and
+// password_confirm (the form posts to the page's own URL, which carries the invitation).
+type InvitationPage struct {
+	Frame
+	Form
+	// Email is the address the invitation is for.
+	Email                       string
+	PasswordError, ConfirmError string
+}
+
+// FieldErrors lists the page's field errors, in the order of the fields.
+func (p InvitationPage) FieldErrors() []FieldError {
+	var errs []FieldError
+	for _, fe := range []FieldError{{"password", p.PasswordError}, {"password_confirm", p.ConfirmError}} {
+		if fe.Message != "" {
+			errs = append(errs, fe)
+		}
+	}
+	return errs
+}
+
+// HasErrors reports whether the page shows an error.
+func (p InvitationPage) HasErrors() bool { return len(p.FieldErrors()) > 0 }
+
 // FieldError is one entry of a page's error summary.
 type FieldError struct {
 	ID      string // the id of the input it belongs to
@@ -357,6 +381,7 @@ var pageTemplates = map[string]*template.Template{
 	"chooseserver": parsePage("chooseserver.html"),
 	"trustlevel":   parsePage("trustlevel.html"),
 	"error":        parsePage("error.html"),
+	"invitation":   parsePage("invitation.html"),
 }
 
 func parsePage(file string) *template.Template {
@@ -393,6 +418,10 @@ func Render(w http.ResponseWriter, status int, page any) error {
 		name, targets = "trustlevel", append([]string{p.RedirectURI}, p.RedirectTargets...)
 	case *TrustLevelPage:
 		name, targets, page = "trustlevel", append([]string{p.RedirectURI}, p.RedirectTargets...), *p
+	case InvitationPage:
+		name = "invitation"
+	case *InvitationPage:
+		name, page = "invitation", *p
 	case ErrorPage:
 		name = "error"
 	case *ErrorPage:

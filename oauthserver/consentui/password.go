@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 
@@ -91,7 +92,16 @@ type argonParams struct {
 
 var currentParams = argonParams{memory: ArgonMemoryKiB, time: ArgonTime, threads: ArgonThreads}
 
+// hashesComputed counts argon2 computations (HashesComputed).
+var hashesComputed atomic.Uint64
+
+// HashesComputed is the number of password hashes this process has computed (hashing,
+// verifying and DummyVerify alike). Tests use it to check that a response did the same
+// password-hash work whatever the account's state; it is also a cheap load metric.
+func HashesComputed() uint64 { return hashesComputed.Load() }
+
 func deriveKey(pw string, salt []byte, p argonParams, keyLen uint32) []byte {
+	hashesComputed.Add(1)
 	hashSlots <- struct{}{}
 	defer func() { <-hashSlots }()
 	return argon2.IDKey([]byte(pw), salt, p.time, p.memory, p.threads, keyLen)

@@ -4,7 +4,7 @@
 // upstream and passes:
 //   MCP_URL   the gateway's MCP endpoint for one server, e.g. http://127.0.0.1:PORT/h/acme/mcp/tracker
 //   EMAIL     a human granted that server up to "high"
-//   PASSWORD  the password to sign in (or claim the pre-authorized account) with
+//   PASSWORD  the password to sign in with (chosen through the human's invitation)
 //
 // The SDK does discovery (RFC 9728 -> RFC 8414), dynamic registration (RFC 7591), PKCE and the
 // token request itself; this script only plays the browser in redirectToAuthorization. On
