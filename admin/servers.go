@@ -193,11 +193,6 @@ func clientDependence(found *discovery.Result) ([]string, string) {
 		len(found.ClientDependentTools), strings.Join(found.ClientDependentTools, ", "))
 }
 
-// discoveredTool is a discovered tool as the store keeps it; imported tools count as approved.
-func discoveredTool(host, server string, t discovery.Tool, enabled bool) store.Tool {
-	return serverimport.Tool(host, server, t, enabled)
-}
-
 func (a *API) updateServer(r *http.Request, _ *caller) (int, any, error) {
 	ctx := r.Context()
 	var req ServerUpdate
