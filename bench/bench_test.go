@@ -20,6 +20,7 @@ import (
 	"github.com/trustgate/trustgate/schema"
 	"github.com/trustgate/trustgate/secrets"
 	"github.com/trustgate/trustgate/store"
+	"github.com/trustgate/trustgate/storecache"
 )
 
 // backend is an embedded SpiceDB with 10^4 generated relationships, shared by the check
@@ -228,6 +229,45 @@ func BenchmarkVerify(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkTokenState is what the proxy reads of every verified access token besides its
+// signature: whether its agent and human still exist and whether it or its grant was revoked,
+// through the control-plane cache under one snapshot of the generation (as a request does).
+func BenchmarkTokenState(b *testing.B) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.Config{DataDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = st.Close() })
+	if _, err := st.EnsureHost(ctx, store.Host{Key: "acme"}); err != nil {
+		b.Fatal(err)
+	}
+	u, err := st.CreateUser(ctx, store.User{Host: "acme", Email: "ann@example.com"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	a, err := st.CreateAgent(ctx, store.Agent{Host: "acme", UserID: u.ID, ClientID: "c", Name: "Cursor"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	hot := storecache.New(st, 0)
+	snap, err := hot.Snapshot(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := hot.GetAgent(snap, "acme", a.ID); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := hot.GetUser(snap, "acme", u.ID); err != nil {
+			b.Fatal(err)
+		}
+		if revoked, err := hot.OAuthTokenRevoked(snap, "jti-1", "grant-1"); err != nil || revoked {
+			b.Fatal(revoked, err)
+		}
 	}
 }
 
