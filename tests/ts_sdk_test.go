@@ -174,7 +174,7 @@ func TestTypeScriptSDKStreamingAndRevocation(t *testing.T) {
 	if res.SlowMS < 1500 {
 		t.Errorf("slow tool answered in %d ms through the gateway, want >= 1500", res.SlowMS)
 	}
-	if !strings.Contains(res.AfterKill, "denied") {
-		t.Errorf("call after the kill switch: %q, want trustgate's denial", res.AfterKill)
+	if !strings.Contains(res.AfterKill, "denied") && !strings.Contains(res.AfterKill, "revoked") && !strings.HasPrefix(res.AfterKill, "refused: ") {
+		t.Errorf("call after the kill switch: %q, want a denial or the revoked grant refused", res.AfterKill)
 	}
 }
