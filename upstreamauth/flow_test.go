@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"github.com/trustgate/trustgate/oauthserver/consentui"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -125,6 +126,14 @@ func newEnv(t *testing.T, allowPrivate bool) *env {
 	}
 	u, err := e.st.CreateUser(ctx, store.User{Host: host, Email: email})
 	if err != nil {
+		t.Fatal(err)
+	}
+	// The human has claimed the account (through an invitation): sign-in never claims one.
+	phc, err := consentui.HashPassword(password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.SetUserPassword(ctx, host, u.ID, phc); err != nil {
 		t.Fatal(err)
 	}
 	e.userID = u.ID
