@@ -1,7 +1,6 @@
 package consentui
 
 import (
-	"container/list"
 	"sync"
 	"time"
 )
@@ -19,18 +18,15 @@ import (
 // Memory is bounded like Limiter's: at most maxKeys keys, least recently used forgotten first.
 // A Backoff is safe for concurrent use.
 type Backoff struct {
-	free    int
-	first   time.Duration
-	max     time.Duration
-	maxKeys int
+	free  int
+	first time.Duration
+	max   time.Duration
 
-	mu    sync.Mutex
-	keys  map[string]*list.Element
-	order *list.List // of *backoffEntry, most recently used at the front
+	mu   sync.Mutex
+	keys keyTable[backoffEntry]
 }
 
 type backoffEntry struct {
-	key       string
 	failures  int
 	last      time.Time // the last attempt counted
 	notBefore time.Time // no attempt is allowed before
@@ -55,11 +51,7 @@ func NewBackoff(free int, first, max time.Duration, maxKeys int) *Backoff {
 	if first <= 0 || max < first || free < 0 {
 		panic("consentui: NewBackoff needs free >= 0 and 0 < first <= max")
 	}
-	if maxKeys <= 0 {
-		maxKeys = DefaultMaxKeys
-	}
-	return &Backoff{free: free, first: first, max: max, maxKeys: maxKeys,
-		keys: make(map[string]*list.Element), order: list.New()}
+	return &Backoff{free: free, first: first, max: max, keys: newKeyTable[backoffEntry](maxKeys)}
 }
 
 // delay is the wait after n failures in a row.
@@ -83,25 +75,15 @@ func (b *Backoff) Allow(key string, now time.Time) (ok bool, retryAfter time.Dur
 	key = limitKey(key)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var e *backoffEntry
-	if el, found := b.keys[key]; found {
-		e = el.Value.(*backoffEntry)
-		b.order.MoveToFront(el)
-		if now.Sub(e.last) >= BackoffResetAfter && !now.Before(e.notBefore) {
-			e.failures = 0
-		}
+	e := b.keys.get(key)
+	if e != nil && b.quiet(e, now) {
+		e.failures = 0
 	}
 	if e != nil && now.Before(e.notBefore) {
 		return false, e.notBefore.Sub(now)
 	}
 	if e == nil {
-		for len(b.keys) >= b.maxKeys {
-			el := b.order.Back()
-			b.order.Remove(el)
-			delete(b.keys, el.Value.(*backoffEntry).key)
-		}
-		e = &backoffEntry{key: key}
-		b.keys[key] = b.order.PushFront(e)
+		e = b.keys.add(key, backoffEntry{})
 	}
 	e.failures++
 	e.last = now
@@ -114,29 +96,25 @@ func (b *Backoff) Success(key string) {
 	key = limitKey(key)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if el, found := b.keys[key]; found {
-		b.order.Remove(el)
-		delete(b.keys, key)
-	}
+	b.keys.forget(key)
 }
 
 // Sweep forgets the keys quiet for BackoffResetAfter whose wait is over at now.
 func (b *Backoff) Sweep(now time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for el := b.order.Back(); el != nil; {
-		prev := el.Prev()
-		if e := el.Value.(*backoffEntry); now.Sub(e.last) >= BackoffResetAfter && !now.Before(e.notBefore) {
-			b.order.Remove(el)
-			delete(b.keys, e.key)
-		}
-		el = prev
-	}
+	b.keys.sweep(func(e *backoffEntry) bool { return b.quiet(e, now) })
+}
+
+// quiet reports whether e's failures are forgotten at now: no attempt for BackoffResetAfter and
+// no wait left.
+func (b *Backoff) quiet(e *backoffEntry, now time.Time) bool {
+	return now.Sub(e.last) >= BackoffResetAfter && !now.Before(e.notBefore)
 }
 
 // Len returns the number of keys remembered.
 func (b *Backoff) Len() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return len(b.keys)
+	return b.keys.len()
 }

@@ -1,9 +1,6 @@
 package consentui
 
 import (
-	"container/list"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"net/http"
@@ -12,13 +9,6 @@ import (
 	"sync"
 	"time"
 )
-
-// DefaultMaxKeys is the number of keys a Limiter remembers when NewLimiter is given 0.
-const DefaultMaxKeys = 100_000
-
-// maxKeyLen is the longest key stored as it is; longer keys are stored as their SHA-256, so a
-// key's size is bounded whatever the caller passes (emails come from the form).
-const maxKeyLen = 128
 
 // Limiter limits login attempts per key (an account, a client address): at most limit attempts
 // in a burst, refilled at limit per window. It is a token bucket kept as one timestamp per key
@@ -37,15 +27,12 @@ const maxKeyLen = 128
 type Limiter struct {
 	interval time.Duration // window / limit: the cost of one attempt
 	burst    time.Duration // window - interval: how far ahead of now the schedule may run
-	maxKeys  int
 
-	mu    sync.Mutex
-	keys  map[string]*list.Element
-	order *list.List // of *limitEntry, most recently used at the front
+	mu   sync.Mutex
+	keys keyTable[limitEntry]
 }
 
 type limitEntry struct {
-	key string
 	// tat is the theoretical arrival time: the budget is full again at tat.
 	tat time.Time
 }
@@ -58,17 +45,8 @@ func NewLimiter(limit int, window time.Duration, maxKeys int) *Limiter {
 	if limit < 1 || window < time.Duration(limit) {
 		panic("consentui: NewLimiter needs limit >= 1 and a positive window")
 	}
-	if maxKeys <= 0 {
-		maxKeys = DefaultMaxKeys
-	}
 	interval := window / time.Duration(limit)
-	return &Limiter{
-		interval: interval,
-		burst:    window - interval,
-		maxKeys:  maxKeys,
-		keys:     make(map[string]*list.Element),
-		order:    list.New(),
-	}
+	return &Limiter{interval: interval, burst: window - interval, keys: newKeyTable[limitEntry](maxKeys)}
 }
 
 // Allow reports whether one more attempt for key is allowed at now, and counts it when it is.
@@ -79,11 +57,7 @@ func (l *Limiter) Allow(key string, now time.Time) (ok bool, retryAfter time.Dur
 	l.mu.Lock()
 	defer l.mu.Unlock()
 
-	var e *limitEntry
-	if el, found := l.keys[key]; found {
-		e = el.Value.(*limitEntry)
-		l.order.MoveToFront(el)
-	}
+	e := l.keys.get(key)
 	tat := now
 	if e != nil && e.tat.After(now) {
 		tat = e.tat
@@ -96,10 +70,7 @@ func (l *Limiter) Allow(key string, now time.Time) (ok bool, retryAfter time.Dur
 		e.tat = next
 		return true, 0
 	}
-	for len(l.keys) >= l.maxKeys {
-		l.evictOldest()
-	}
-	l.keys[key] = l.order.PushFront(&limitEntry{key: key, tat: next})
+	l.keys.add(key, limitEntry{tat: next})
 	return true, 0
 }
 
@@ -108,10 +79,7 @@ func (l *Limiter) Success(key string) {
 	key = limitKey(key)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if el, found := l.keys[key]; found {
-		l.order.Remove(el)
-		delete(l.keys, key)
-	}
+	l.keys.forget(key)
 }
 
 // Refund gives back one attempt Allow counted for key at or before now: a login handler that
@@ -123,15 +91,13 @@ func (l *Limiter) Refund(key string, now time.Time) {
 	key = limitKey(key)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	el, found := l.keys[key]
-	if !found {
+	e := l.keys.get(key)
+	if e == nil {
 		return
 	}
-	e := el.Value.(*limitEntry)
 	e.tat = e.tat.Add(-l.interval)
 	if !e.tat.After(now) {
-		l.order.Remove(el)
-		delete(l.keys, key)
+		l.keys.forget(key)
 	}
 }
 
@@ -140,38 +106,14 @@ func (l *Limiter) Refund(key string, now time.Time) {
 func (l *Limiter) Sweep(now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for el := l.order.Back(); el != nil; {
-		prev := el.Prev()
-		if e := el.Value.(*limitEntry); !e.tat.After(now) {
-			l.order.Remove(el)
-			delete(l.keys, e.key)
-		}
-		el = prev
-	}
+	l.keys.sweep(func(e *limitEntry) bool { return !e.tat.After(now) })
 }
 
 // Len returns the number of keys remembered.
 func (l *Limiter) Len() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.keys)
-}
-
-func (l *Limiter) evictOldest() {
-	el := l.order.Back()
-	if el == nil {
-		return
-	}
-	l.order.Remove(el)
-	delete(l.keys, el.Value.(*limitEntry).key)
-}
-
-func limitKey(key string) string {
-	if len(key) <= maxKeyLen {
-		return key
-	}
-	sum := sha256.Sum256([]byte(key))
-	return "sha256:" + hex.EncodeToString(sum[:])
+	return l.keys.len()
 }
 
 // ClientAddr returns the address of the client that sent r. Without trusted proxies it is the

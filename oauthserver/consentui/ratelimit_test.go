@@ -110,7 +110,7 @@ func TestLimiterMemoryCap(t *testing.T) {
 	if ok, _ := l.Allow(big, t0); ok {
 		t.Error("a long key is not limited")
 	}
-	for k := range l.keys {
+	for k := range l.keys.keys {
 		if len(k) > maxKeyLen {
 			t.Fatalf("stored a key of %d bytes", len(k))
 		}
