@@ -9,6 +9,10 @@
 // a name that resolved to a public address when it was validated and to 127.0.0.1 when it is
 // dialed is still refused. The client never follows redirects, never uses a proxy from the
 // environment, speaks https only unless told otherwise, and bounds response bodies.
+//
+// A Policy widens the guard where an operator allows it: public addresses plus given prefixes
+// (the networks hosts' upstream MCP servers may be on), or every address. Its Control hook and
+// Transport serve other clients that connect to upstreams (the MCP proxy, discovery).
 package ssrf
 
 import (
@@ -20,7 +24,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"syscall"
 	"time"
 )
 
@@ -62,6 +65,9 @@ type Options struct {
 	// AllowPrivate disables the address guard. It exists for tests, which reach httptest
 	// servers on loopback; never set it in production.
 	AllowPrivate bool
+	// Policy says which addresses may be dialled when AllowPrivate is false; the zero value
+	// is public addresses only.
+	Policy Policy
 	// TLSConfig, when set, is cloned into the transport (tests: RootCAs trusting a test server).
 	TLSConfig *tls.Config
 }
@@ -76,9 +82,10 @@ func NewClient(opts Options) *http.Client {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	dialer := &net.Dialer{Timeout: opts.Timeout, KeepAlive: 30 * time.Second}
-	if !opts.AllowPrivate {
-		dialer.Control = controlPublicOnly
+	if opts.AllowPrivate {
+		opts.Policy = AllowAll()
 	}
+	dialer.Control = opts.Policy.Control
 	var tlsConfig *tls.Config
 	if opts.TLSConfig != nil {
 		tlsConfig = opts.TLSConfig.Clone()
@@ -102,7 +109,7 @@ func NewClient(opts Options) *http.Client {
 		ForceAttemptHTTP2:      true,
 	}
 	return &http.Client{
-		Transport: &guardTransport{base: base, allowHTTP: opts.AllowHTTP, allowPrivate: opts.AllowPrivate, maxBody: opts.MaxBodyBytes},
+		Transport: &guardTransport{base: base, allowHTTP: opts.AllowHTTP, policy: opts.Policy, maxBody: opts.MaxBodyBytes},
 		Timeout:   opts.Timeout,
 		CheckRedirect: func(req *http.Request, _ []*http.Request) error {
 			return fmt.Errorf("%w (to %s)", ErrRedirect, req.URL.Redacted())
@@ -114,10 +121,10 @@ func NewClient(opts Options) *http.Client {
 // request and bounds the body after it. The address check that matters is in the dialer,
 // where the resolved IP is known.
 type guardTransport struct {
-	base         http.RoundTripper
-	allowHTTP    bool
-	allowPrivate bool
-	maxBody      int64
+	base      http.RoundTripper
+	allowHTTP bool
+	policy    Policy
+	maxBody   int64
 }
 
 func (t *guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -132,11 +139,9 @@ func (t *guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeRequestBody(req)
 		return nil, fmt.Errorf("%w: %q", ErrSchemeNotAllowed, req.URL.Scheme)
 	}
-	if !t.allowPrivate {
-		if addr, err := netip.ParseAddr(req.URL.Hostname()); err == nil && IsForbiddenAddr(addr) {
-			closeRequestBody(req)
-			return nil, fmt.Errorf("%w: %s", ErrForbiddenAddress, addr)
-		}
+	if addr, err := netip.ParseAddr(req.URL.Hostname()); err == nil && !t.policy.Allows(addr) {
+		closeRequestBody(req)
+		return nil, fmt.Errorf("%w: %s", ErrForbiddenAddress, addr)
 	}
 	resp, err := t.base.RoundTrip(req)
 	if err != nil {
@@ -200,24 +205,6 @@ func ReadLimited(resp *http.Response, max int64) ([]byte, error) {
 		return nil, fmt.Errorf("%w: more than %d bytes", ErrBodyTooLarge, max)
 	}
 	return data, nil
-}
-
-// controlPublicOnly is the dialer's Control hook: it runs after the name is resolved, for each
-// address the dialer is about to connect to.
-func controlPublicOnly(network, address string, _ syscall.RawConn) error {
-	switch network {
-	case "tcp", "tcp4", "tcp6":
-	default:
-		return fmt.Errorf("%w: network %q", ErrForbiddenAddress, network)
-	}
-	ap, err := netip.ParseAddrPort(address)
-	if err != nil {
-		return fmt.Errorf("%w: %q is not an IP address and port", ErrForbiddenAddress, address)
-	}
-	if IsForbiddenAddr(ap.Addr()) {
-		return fmt.Errorf("%w: %s", ErrForbiddenAddress, ap.Addr())
-	}
-	return nil
 }
 
 // Ranges no fetch may reach. IPv4 ranges are also checked for IPv4 addresses embedded in IPv6

@@ -28,7 +28,7 @@ func TestControlPublicOnly(t *testing.T) {
 		{"tcp", "", false},
 	}
 	for _, c := range cases {
-		err := controlPublicOnly(c.network, c.address, nil)
+		err := Policy{}.Control(c.network, c.address, nil)
 		if c.ok && err != nil {
 			t.Errorf("controlPublicOnly(%s, %s) = %v, want nil", c.network, c.address, err)
 		}
