@@ -21,7 +21,17 @@ import (
 // database behind a round-robin load balancer without sticky sessions: every request of the
 // authorization flow reaches the other process than the one before, and the flow completes,
 // because pending authorization requests are kept in the database.
-func TestReplicasShareTheAuthorizationFlow(t *testing.T) {
+// replicaPair is two gateway processes over one PostgreSQL database behind a round-robin load
+// balancer without sticky sessions, with host acme, its server tracker (imported through p1)
+// and alice@acme.test granted high on it (through p2).
+type replicaPair struct {
+	lb       *httptest.Server
+	p1, p2   *process
+	requests *atomic.Int64 // requests the balancer has seen
+}
+
+func startReplicaPair(t *testing.T) replicaPair {
+	t.Helper()
 	db := testenv.Postgres(t)
 	var (
 		targets []*url.URL
@@ -49,6 +59,12 @@ func TestReplicasShareTheAuthorizationFlow(t *testing.T) {
 	cli(t, p1, admin, "server", "import", up.URL, "--host", "acme", "--key", "tracker")
 	addClaimed(t, p2, admin, "acme", "alice@acme.test", "correct horse battery staple")
 	cli(t, p2, admin, "human", "grant", "alice@acme.test", "tracker", "--level", "high", "--host", "acme")
+	return replicaPair{lb: lb, p1: p1, p2: p2, requests: &next}
+}
+
+func TestReplicasShareTheAuthorizationFlow(t *testing.T) {
+	rp := startReplicaPair(t)
+	lb, next := rp.lb, rp.requests
 
 	issuer := lb.URL + "/h/acme"
 	conf := registerClient(t, issuer, "replica agent")

@@ -4,18 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
 	"net/url"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"golang.org/x/oauth2"
 
 	"github.com/trustgate/trustgate/internal/testbrowser"
-	"github.com/trustgate/trustgate/internal/testenv"
-	"github.com/trustgate/trustgate/internal/testmcp"
 )
 
 // The token lifecycle through the real binary: a revoked token, or one of a grant revoked by
@@ -304,32 +299,8 @@ func allowsHeader(list, name string) bool {
 // revoked through one is refused by the other at its very next call, although that replica
 // had just accepted (and cached) it.
 func TestRevocationReachesEveryReplica(t *testing.T) {
-	db := testenv.Postgres(t)
-	var (
-		targets []*url.URL
-		next    atomic.Int64
-	)
-	lb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		target := targets[int(next.Add(1))%len(targets)]
-		(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(target)
-			pr.Out.Host = pr.In.Host
-		}}).ServeHTTP(w, r)
-	}))
-	t.Cleanup(lb.Close)
-	args := []string{"--database", db, "--master-key", strings.Repeat("5a", 32), "--public-url", lb.URL}
-	p1 := start(t, args...)
-	p2 := start(t, args...)
-	for _, p := range []*process{p1, p2} {
-		u, _ := url.Parse(p.url)
-		targets = append(targets, u)
-	}
-	up := testmcp.Start(t, "")
-	admin := bootstrapToken(t, "e2e", "--database", db)
-	cli(t, p1, admin, "host", "create", "acme", "--exact")
-	cli(t, p1, admin, "server", "import", up.URL, "--host", "acme", "--key", "tracker")
-	addClaimed(t, p1, admin, "acme", "alice@acme.test", "correct horse battery staple")
-	cli(t, p1, admin, "human", "grant", "alice@acme.test", "tracker", "--level", "high", "--host", "acme")
+	rp := startReplicaPair(t)
+	lb, p1, p2 := rp.lb, rp.p1, rp.p2
 
 	issuer := lb.URL + "/h/acme"
 	resource := issuer + "/mcp/tracker"
