@@ -689,3 +689,28 @@ func TestKillAgentRacesConsents(t *testing.T) {
 		assertOutboxReplayMatches(t, s, map[string]bool{})
 	})
 }
+
+// A server's network is stored and read back; none given is the restricted "host"; anything
+// else is refused.
+func TestServerNetwork(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s store.Store) {
+		must[store.Host](t, "create host")(s.CreateHost(ctx, store.Host{Key: "acme"}))
+		plain := must[store.Server](t, "create server")(s.CreateServer(ctx, store.Server{Host: "acme", Key: "plain", URL: "https://a/mcp"}))
+		if plain.Network != store.NetworkHost {
+			t.Fatalf("network of a server created without one = %q, want %q", plain.Network, store.NetworkHost)
+		}
+		op := must[store.Server](t, "create server")(s.CreateServer(ctx, store.Server{Host: "acme", Key: "internal", URL: "http://10.0.0.5/mcp", Network: store.NetworkAny}))
+		wantEqual(t, "GetServer", must[store.Server](t, "get server")(s.GetServer(ctx, "acme", "internal")), op)
+		op.Network = store.NetworkHost
+		upd := must[store.Server](t, "update server")(s.UpdateServer(ctx, op))
+		if got := must[store.Server](t, "get server")(s.GetServer(ctx, "acme", "internal")); got.Network != store.NetworkHost || upd.Network != store.NetworkHost {
+			t.Fatalf("network after update = %q", got.Network)
+		}
+		if _, err := s.CreateServer(ctx, store.Server{Host: "acme", Key: "odd", Network: "intranet"}); !errors.Is(err, store.ErrInvalid) {
+			t.Fatalf("CreateServer with network %q: %v, want ErrInvalid", "intranet", err)
+		}
+		if _, err := s.UpdateServer(ctx, store.Server{Host: "acme", Key: "internal", Network: "all"}); !errors.Is(err, store.ErrInvalid) {
+			t.Fatalf("UpdateServer with network %q: %v, want ErrInvalid", "all", err)
+		}
+	})
+}

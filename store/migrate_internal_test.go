@@ -99,7 +99,7 @@ func TestMigrationFromVersion1(t *testing.T) {
 			check("user", u, User{Host: "acme", ID: "alice", Email: "alice@acme.test", Name: "Alice", CreatedAt: at}, err)
 			sv, err := st.GetServer(ctx, "acme", "linear")
 			check("server", sv, Server{Host: "acme", Key: "linear", Name: "Linear", Description: "Issues", URL: "https://mcp.linear.test/mcp",
-				CreatedAt: at, UpdatedAt: at}, err)
+				Network: NetworkAny, CreatedAt: at, UpdatedAt: at}, err) // servers that exist at version 14 keep reaching any network
 			tl, err := st.GetTool(ctx, "acme", "linear", "create_issue")
 			check("tool", tl, Tool{Host: "acme", Server: "linear", Name: "create_issue", Description: "Creates", InputSchema: `{"type":"object"}`,
 				Level: schema.Medium, Enabled: true, UpdatedAt: at}, err)

@@ -12,14 +12,14 @@ import (
 )
 
 const serverColumns = "host_key, server_key, name, description, url, credential_kind, credentials, " +
-	"connect_timeout_ms, first_byte_timeout_ms, idle_timeout_ms, created_at, updated_at"
+	"connect_timeout_ms, first_byte_timeout_ms, idle_timeout_ms, network, created_at, updated_at"
 
 func scanServer(r row) (Server, error) {
 	var sv Server
 	var creds string
 	var created, updated, connectMS, firstByteMS, idleMS int64
 	if err := r.Scan(&sv.Host, &sv.Key, &sv.Name, &sv.Description, &sv.URL, &sv.CredentialKind, &creds,
-		&connectMS, &firstByteMS, &idleMS, &created, &updated); err != nil {
+		&connectMS, &firstByteMS, &idleMS, &sv.Network, &created, &updated); err != nil {
 		return Server{}, err
 	}
 	sv.ConnectTimeout = time.Duration(connectMS) * time.Millisecond
@@ -61,7 +61,15 @@ func validServerFields(sv *Server) error {
 	} else {
 		sv.Credentials = bytes.Clone(sv.Credentials)
 	}
+	if sv.Network == "" {
+		sv.Network = NetworkHost // fail closed
+	}
+	var network error
+	if sv.Network != NetworkHost && sv.Network != NetworkAny {
+		network = fmt.Errorf("server network must be %q or %q: %w", NetworkHost, NetworkAny, ErrInvalid)
+	}
 	return firstErr(
+		network,
 		validText("server name", sv.Name),
 		validText("server description", sv.Description),
 		validText("server URL", sv.URL),
@@ -100,10 +108,10 @@ func (s *sqlStore) CreateServer(ctx context.Context, sv Server) (Server, error) 
 		if dup {
 			return fmt.Errorf("server already exists: %w", ErrConflict)
 		}
-		if _, err := q.exec(ctx, "INSERT INTO servers ("+serverColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		if _, err := q.exec(ctx, "INSERT INTO servers ("+serverColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 			sv.Host, sv.Key, sv.Name, sv.Description, sv.URL, sv.CredentialKind, encodeCredentials(sv.Credentials),
 			sv.ConnectTimeout.Milliseconds(), sv.FirstByteTimeout.Milliseconds(), sv.IdleTimeout.Milliseconds(),
-			toMillis(sv.CreatedAt), toMillis(sv.UpdatedAt)); err != nil {
+			sv.Network, toMillis(sv.CreatedAt), toMillis(sv.UpdatedAt)); err != nil {
 			return writeErr(err)
 		}
 		var cs changeSet
@@ -209,7 +217,7 @@ func deleteServers(ctx context.Context, q querier, cs *changeSet, where string, 
 	return nil
 }
 
-// UpdateServer replaces the name, description, URL, credentials and timeouts of an existing
+// UpdateServer replaces the name, description, URL, credentials, timeouts and network of an existing
 // server.
 func (s *sqlStore) UpdateServer(ctx context.Context, sv Server) (Server, error) {
 	if err := validServerFields(&sv); err != nil {
@@ -226,11 +234,11 @@ func (s *sqlStore) UpdateServer(ctx context.Context, sv Server) (Server, error) 
 		}
 		sv.CreatedAt = old.CreatedAt
 		_, err = q.exec(ctx, "UPDATE servers SET name = ?, description = ?, url = ?, credential_kind = ?, credentials = ?, "+
-			"connect_timeout_ms = ?, first_byte_timeout_ms = ?, idle_timeout_ms = ?, updated_at = ? "+
+			"connect_timeout_ms = ?, first_byte_timeout_ms = ?, idle_timeout_ms = ?, network = ?, updated_at = ? "+
 			"WHERE host_key = ? AND server_key = ?",
 			sv.Name, sv.Description, sv.URL, sv.CredentialKind, encodeCredentials(sv.Credentials),
 			sv.ConnectTimeout.Milliseconds(), sv.FirstByteTimeout.Milliseconds(), sv.IdleTimeout.Milliseconds(),
-			toMillis(sv.UpdatedAt), sv.Host, sv.Key)
+			sv.Network, toMillis(sv.UpdatedAt), sv.Host, sv.Key)
 		return err
 	})
 	if err != nil {

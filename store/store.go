@@ -67,9 +67,20 @@ type Server struct {
 	ConnectTimeout   time.Duration
 	FirstByteTimeout time.Duration
 	IdleTimeout      time.Duration
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
+	// Network is what addresses the server may be reached on: NetworkHost or NetworkAny.
+	// Create and update store NetworkHost when it is empty.
+	Network   string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
+
+// Networks of a server (Server.Network).
+const (
+	// NetworkHost: public addresses, plus the prefixes the operator allows hosts to reach.
+	NetworkHost = "host"
+	// NetworkAny: every address (only the operator sets it).
+	NetworkAny = "any"
+)
 
 // Tool is one tool of a server. A disabled tool has no relationship and so can never be called.
 type Tool struct {

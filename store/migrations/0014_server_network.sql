@@ -1,0 +1,12 @@
+-- trustgate's control plane, version 14: the networks each upstream MCP server may be reached on.
+--
+-- servers.network: 'host' (public addresses plus the operator's --upstream-allow-cidr prefixes:
+-- what a host's admins and humans may import or add) or 'any' (every address: set by the
+-- operator, with a global API token). Every connection to the server is checked against it at
+-- dial time. Servers that exist when this version is applied get 'any': they were imported when
+-- every address could be reached, by someone with access to the gateway, and many internal
+-- servers are legitimate; 'host' would cut them off at the first call after the upgrade. The
+-- README tells operators to review them and restrict those that should be ('admin server update
+-- --network host'). New rows always name their network; the store writes 'host' when none is
+-- given.
+ALTER TABLE servers ADD COLUMN network TEXT NOT NULL DEFAULT 'any';
