@@ -110,7 +110,7 @@ func TestAuditEveryDecision(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("tools/list on an unknown server: HTTP %d", code)
 	}
-	if got := e.entries(audit.Filter{Server: "nope", Decision: audit.Denied}, 1); len(got) != 1 || got[0].Method != "tools/list" || got[0].Reason != "no such server" {
+	if got := e.entries(audit.Filter{Server: "nope", Decision: audit.Denied}, 1); len(got) != 1 || got[0].Method != "tools/list" || got[0].Reason != `unknown_server: trustgate denied tools/list on nope: there is no MCP server "nope" on this host. Check the server in the URL, or ask an administrator which servers exist.` {
 		t.Fatalf("entries of the unknown server: %+v", got)
 	}
 

@@ -31,7 +31,8 @@ const (
 	// connection.
 
 	// ErrCodeDenied: trustgate's authorization denied the message. Stable. The error's data
-	// carries, for tools/call, {tool, server, required_level, agent_level, ceiling}.
+	// carries the cause as a stable reason code and the action that fixes it (denial.go), with
+	// {server, agent_level, ceiling} and, for tools/call, {tool, required_level}.
 	ErrCodeDenied = -31001
 	// ErrCodeUnavailable: trustgate could not reach its authorization backend, so it failed
 	// closed and did not forward the message. Stable; retrying later may succeed.

@@ -20,7 +20,9 @@
 //     its entry is durable, and its outcome follows as a second entry.
 //
 // Denials of requests are HTTP 200 with a JSON-RPC error (ErrCodeDenied), never 401/403, so
-// that clients show the message instead of re-authenticating. Denied notifications are answered
+// that clients show the message instead of re-authenticating. The message and data.reason name
+// the real cause and the action that fixes it, read from the store on the denial path only
+// (denial.go). Denied notifications are answered
 // 202 Accepted and dropped (they have no id to answer with an error; MCP clients treat any
 // other status as a transport failure); the drop is logged. A failing authorization backend
 // fails closed (ErrCodeUnavailable).
@@ -265,7 +267,7 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 
 	// 3. The upstream server.
 	entry := auditEntry(r, host, claims, m)
-	srv, ok := p.resolveServer(ctx, w, m, host, agentID, pathServer, &entry)
+	srv, ok := p.resolveServer(ctx, w, m, host, userID, agentID, pathServer, &entry)
 	if !ok {
 		return
 	}
@@ -452,11 +454,11 @@ func (p *Proxy) tokenRefused(ctx context.Context, host string, c keyset.AccessCl
 	a, err := p.cfg.Store.GetAgent(ctx, host, agentID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return "the agent of this access token was removed", nil
+		return tokenRefusal(denialFacts{}), nil
 	case err != nil:
 		return "", err
 	case a.Disabled:
-		return "this agent was disabled by an administrator", nil
+		return tokenRefusal(denialFacts{AgentFound: true, AgentDisabled: true}), nil
 	case a.UserID != c.Subject:
 		return "the access token is not for this agent's human", nil
 	}
@@ -475,6 +477,13 @@ func (p *Proxy) tokenRefused(ctx context.Context, host string, c keyset.AccessCl
 	return "", nil
 }
 
+// tokenRefusal is the error_description of a token whose agent is gone or disabled: the same
+// cause and action as the denial of a message (denial.go).
+func tokenRefusal(f denialFacts) string {
+	d := explainDenial(f)
+	return "the access token was refused: " + d.Cause + ". " + d.Action
+}
+
 // verifyMessage is a client-facing description of a Verify error (never the token).
 func verifyMessage(err error) string {
 	for _, e := range []error{keyset.ErrExpired, keyset.ErrWrongAudience, keyset.ErrWrongIssuer,
@@ -487,7 +496,7 @@ func verifyMessage(err error) string {
 }
 
 // resolveServer finds the upstream server of the request, or answers.
-func (p *Proxy) resolveServer(ctx context.Context, w http.ResponseWriter, m *message, host, agentID, key string, entry *audit.Entry) (store.Server, bool) {
+func (p *Proxy) resolveServer(ctx context.Context, w http.ResponseWriter, m *message, host, userID, agentID, key string, entry *audit.Entry) (store.Server, bool) {
 	describe(w, m, agentID, "")
 	if key == "" {
 		consents, err := p.cfg.Store.ListConsents(ctx, host, agentID)
@@ -496,7 +505,7 @@ func (p *Proxy) resolveServer(ctx context.Context, w http.ResponseWriter, m *mes
 			return store.Server{}, false
 		}
 		if len(consents) == 0 {
-			p.refuse(ctx, w, m, entry, audit.Denied, "the agent is not connected to any server", ErrCodeDenied, "trustgate: this agent is not connected to any MCP server. Reconnect the client and choose a server to connect, or ask an administrator.", nil, http.StatusForbidden)
+			p.deny(ctx, w, m, entry, host, userID, agentID, "", "")
 			return store.Server{}, false
 		}
 		latest := consents[0]
@@ -510,7 +519,7 @@ func (p *Proxy) resolveServer(ctx context.Context, w http.ResponseWriter, m *mes
 	srv, err := p.cfg.Store.GetServer(ctx, host, key)
 	if errors.Is(err, store.ErrNotFound) {
 		entry.Server = key
-		p.refuse(ctx, w, m, entry, audit.Denied, "no such server", ErrCodeDenied, fmt.Sprintf("trustgate: there is no MCP server %q on this host", key), nil, http.StatusNotFound)
+		p.deny(ctx, w, m, entry, host, userID, agentID, key, "")
 		return store.Server{}, false
 	}
 	if err != nil {
@@ -542,7 +551,7 @@ func (p *Proxy) authorize(ctx context.Context, w http.ResponseWriter, fw *forwar
 			return false
 		}
 		if !allowed {
-			p.denyToolCall(ctx, w, fw, userID, name)
+			p.deny(ctx, w, m, &fw.entry, fw.host, userID, fw.agentID, fw.server, name)
 			return false
 		}
 		return true
@@ -555,42 +564,37 @@ func (p *Proxy) authorize(ctx context.Context, w http.ResponseWriter, fw *forwar
 		return false
 	}
 	if !allowed {
-		what := "this request"
-		if m != nil {
-			what = m.method
-		}
-		p.log.Info("proxy: denied", "host", fw.host, "server", fw.server, "agent", fw.agentID, "method", what)
-		p.refuse(ctx, w, m, &fw.entry, audit.Denied, "no trust level on the server", ErrCodeDenied, fmt.Sprintf("trustgate denied %s on %s: this agent has no trust level on this server. Reconnect the client and grant a trust level, or ask an administrator.", what, fw.serverName), nil, http.StatusForbidden)
+		p.deny(ctx, w, m, &fw.entry, fw.host, userID, fw.agentID, fw.server, "")
 		return false
 	}
 	return true
 }
 
-// denyToolCall answers a denied tools/call with the levels involved (read from the store only
-// on this path).
-func (p *Proxy) denyToolCall(ctx context.Context, w http.ResponseWriter, fw *forward, userID, tool string) {
-	agentLevel, ceiling := "none", "none"
-	if c, err := p.cfg.Store.GetConsent(ctx, fw.host, fw.agentID, fw.server); err == nil {
-		agentLevel = c.Level.String()
+// deny answers a message the authorization denied (or that names no server the agent may
+// use) with its cause, read from the store on this path only (denial.go); tool is the tool of
+// a tools/call. The audit entry's reason starts with the reason code.
+func (p *Proxy) deny(ctx context.Context, w http.ResponseWriter, m *message, e *audit.Entry, host, userID, agentID, server, tool string) {
+	method := ""
+	if m != nil {
+		method = m.method
 	}
-	if g, err := p.cfg.Store.GetGrant(ctx, fw.host, fw.server, userID); err == nil {
-		ceiling = g.Ceiling.String()
+	f, err := p.denialFactsOf(ctx, host, userID, agentID, method, server, tool)
+	if err != nil {
+		p.storeError(ctx, w, m, e, err)
+		return
 	}
-	data := map[string]string{"tool": tool, "server": fw.server, "agent_level": agentLevel, "ceiling": ceiling}
-	var msg string
-	if t, err := p.cfg.Store.GetTool(ctx, fw.host, fw.server, tool); err == nil && t.Enabled && !t.Flagged && t.Level.Valid() {
-		data["required_level"] = t.Level.String()
-		msg = fmt.Sprintf("trustgate denied tools/call %q on %s: it needs trust level %s; this agent has %s (ceiling %s). Reconnect the client and grant a higher trust level, or ask an administrator.",
-			tool, fw.server, t.Level, agentLevel, ceiling)
-	} else {
-		data["required_level"] = ""
-		msg = fmt.Sprintf("trustgate denied tools/call %q on %s: the tool is disabled or unknown; this agent has %s (ceiling %s). Ask an administrator to enable it.",
-			tool, fw.server, agentLevel, ceiling)
+	d := explainDenial(f)
+	msg, data := d.Message(f), denialData(f, d)
+	if server != "" {
+		e.AgentLevel, e.Ceiling = data["agent_level"], data["ceiling"]
+		e.RequiredLevel = data["required_level"]
 	}
-	p.log.Info("proxy: denied tools/call", "host", fw.host, "server", fw.server, "agent", fw.agentID, "tool", tool)
-	fw.entry.RequiredLevel, fw.entry.AgentLevel, fw.entry.Ceiling = data["required_level"], agentLevel, ceiling
-	p.auditReject(ctx, &fw.entry, audit.Denied, msg)
-	writeRPCError(w, http.StatusOK, fw.msg.id, ErrCodeDenied, msg, data)
+	p.log.Info("proxy: denied", "host", host, "server", server, "agent", agentID, "method", method, "tool", tool, "reason", d.Reason)
+	status := http.StatusForbidden
+	if d.Reason == ReasonUnknownServer {
+		status = http.StatusNotFound
+	}
+	p.refuse(ctx, w, m, e, audit.Denied, string(d.Reason)+": "+msg, ErrCodeDenied, msg, data, status)
 }
 
 // visibleTools is the per-tool decision of the tools/list filter (filter.go).

@@ -259,14 +259,15 @@ func TestToolCalls(t *testing.T) {
 	if err == nil {
 		t.Fatal("delete_issue above the agent's level was allowed")
 	}
-	for _, s := range []string{`trustgate denied tools/call "delete_issue" on tracker`, "needs trust level high", "this agent has medium (ceiling high)"} {
+	for _, s := range []string{`trustgate denied tools/call "delete_issue" on tracker`, "needs trust level high", "this app has medium (your ceiling is high)",
+		"Reconnect the client and choose trust level high."} {
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("denial %q lacks %q", err, s)
 		}
 	}
 
 	_, err = callText(t, cs, "no_such_tool", nil)
-	if err == nil || !strings.Contains(err.Error(), "the tool is disabled or unknown") {
+	if err == nil || !strings.Contains(err.Error(), `tracker has no tool "no_such_tool"`) || strings.Contains(err.Error(), "Reconnect") {
 		t.Errorf("unknown tool: %v", err)
 	}
 
@@ -302,7 +303,8 @@ func TestDenyDataAndInvalidParams(t *testing.T) {
 	if err := json.Unmarshal(body, &resp); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"tool": "delete_issue", "server": serverKey, "required_level": "high", "agent_level": "medium", "ceiling": "high"}
+	want := map[string]string{"tool": "delete_issue", "server": serverKey, "required_level": "high", "agent_level": "medium", "ceiling": "high",
+		"reason": "level_too_low", "action": "Reconnect the client and choose trust level high."}
 	if resp.ID != "x" || resp.Error.Code != proxy.ErrCodeDenied || !mapsEqual(resp.Error.Data, want) {
 		t.Errorf("denial = %s", body)
 	}

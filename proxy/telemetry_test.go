@@ -195,7 +195,7 @@ func TestSpansCarryTheDecision(t *testing.T) {
 	})
 	want := map[string]map[attribute.Key]string{
 		"create_issue": {telemetry.AttrDecision: "allowed", telemetry.AttrUpstreamStatus: "200"},
-		"delete_issue": {telemetry.AttrDecision: "denied", telemetry.AttrReason: `trustgate denied tools/call "delete_issue" on tracker: it needs trust level high; this agent has medium (ceiling high).`},
+		"delete_issue": {telemetry.AttrDecision: "denied", telemetry.AttrReason: `trustgate denied tools/call "delete_issue" on tracker: it needs trust level high; this app has medium (your ceiling is high). Reconnect the client and choose trust level high.`},
 		"list_issues":  {telemetry.AttrDecision: "error", telemetry.AttrReason: "trustgate could not reach its authorization backend"},
 	}
 	for tool, attrs := range want {

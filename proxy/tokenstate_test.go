@@ -75,25 +75,25 @@ func TestTokenOfRemovedPrincipalIs401(t *testing.T) {
 			if err := e.st.DeleteUser(ctx, host, e.userID); err != nil {
 				t.Fatal(err)
 			}
-			return "the agent of this access token was removed"
+			return "this app was removed by an administrator"
 		},
 		"human deleted": func(e *env) string {
 			if err := e.st.DeleteUser(ctx, host, e.userID); err != nil {
 				t.Fatal(err)
 			}
-			return "the agent of this access token was removed"
+			return "this app was removed by an administrator"
 		},
 		"agent deleted": func(e *env) string {
 			if err := e.st.DeleteAgent(ctx, host, e.agentID); err != nil {
 				t.Fatal(err)
 			}
-			return "the agent of this access token was removed"
+			return "this app was removed by an administrator"
 		},
 		"agent killed": func(e *env) string {
 			if _, err := e.st.KillAgent(ctx, host, e.agentID); err != nil {
 				t.Fatal(err)
 			}
-			return "disabled by an administrator"
+			return "this app was disabled by an administrator. Reconnecting will not help until an administrator enables it again"
 		},
 		"grant revoked": func(e *env) string {
 			if _, err := e.st.RevokeOAuthRequestsByRequestID(ctx, store.OAuthRefresh, "grant-1"); err != nil {
