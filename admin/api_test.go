@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"sort"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"github.com/trustgate/trustgate/discovery"
 	"github.com/trustgate/trustgate/internal/testcp"
 	"github.com/trustgate/trustgate/internal/testmcp"
+	"github.com/trustgate/trustgate/oauthserver/ssrf"
 	"github.com/trustgate/trustgate/schema"
 	"github.com/trustgate/trustgate/secrets"
 	"github.com/trustgate/trustgate/store"
@@ -37,7 +39,16 @@ type env struct {
 	beta    string // a token of host beta
 }
 
+// newEnv's API lets hosts' servers reach loopback, where the tests' MCP servers listen (the
+// operator's --upstream-allow-cidr 127.0.0.0/8); newEnvWith changes the configuration.
 func newEnv(t *testing.T) *env {
+	t.Helper()
+	return newEnvWith(t, func(c *admin.Config) {
+		c.HostNetworks = ssrf.PublicAnd(netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"))
+	})
+}
+
+func newEnvWith(t *testing.T, configure func(*admin.Config)) *env {
 	t.Helper()
 	ctx := context.Background()
 	cp := testcp.New(t)
@@ -49,7 +60,9 @@ func newEnv(t *testing.T) *env {
 	urls, _ := tenant.NewURLs("https://gw.example.com", false)
 	auditLog := audit.NewLog(st, audit.Options{})
 	t.Cleanup(func() { _ = auditLog.Close(context.Background()) })
-	api, err := admin.New(admin.Config{Store: st, Syncer: w, Keys: keys, URLs: urls, Audit: auditLog})
+	cfg := admin.Config{Store: st, Syncer: w, Keys: keys, URLs: urls, Audit: auditLog}
+	configure(&cfg)
+	api, err := admin.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

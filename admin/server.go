@@ -13,6 +13,7 @@ import (
 	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/authzserver"
 	"github.com/trustgate/trustgate/discovery"
+	"github.com/trustgate/trustgate/oauthserver/ssrf"
 	"github.com/trustgate/trustgate/secrets"
 	"github.com/trustgate/trustgate/serverimport"
 	"github.com/trustgate/trustgate/store"
@@ -31,9 +32,14 @@ type Config struct {
 	Keys   *secrets.Keyring
 	// URLs builds the public URLs of hosts (MCP URL, client configuration).
 	URLs tenant.URLs
-	// Discovery options for import and sync (timeouts, HTTP client).
+	// Discovery options for import and sync (timeouts). Their HTTP client is replaced by one
+	// that dials under the server's network policy.
 	Discovery discovery.Options
-	Logger    *slog.Logger
+	// HostNetworks is what servers on network "host" may reach: public addresses plus the
+	// operator's prefixes (the zero value: public addresses only). Servers on "any" reach
+	// every address.
+	HostNetworks ssrf.Policy
+	Logger       *slog.Logger
 	// Audit receives one entry per change to who may do what (see audit.go). Nil disables
 	// those entries; only tests that build an API directly leave it nil.
 	Audit audit.Appender
@@ -46,6 +52,9 @@ type Config struct {
 type API struct {
 	cfg Config
 	log *slog.Logger
+	// Discovery transports, one per network policy, so that a connection pooled for a
+	// server on "any" is never reused for one on "host".
+	hostTransport, anyTransport http.RoundTripper
 }
 
 // New makes the admin API.
@@ -59,7 +68,7 @@ func New(cfg Config) (*API, error) {
 	if cfg.Reviewer == nil {
 		cfg.Reviewer = &serverimport.Reviewer{Store: cfg.Store, Audit: cfg.Audit, Log: cfg.Logger}
 	}
-	return &API{cfg: cfg, log: cfg.Logger}, nil
+	return &API{cfg: cfg, log: cfg.Logger, hostTransport: cfg.HostNetworks.Transport(), anyTransport: ssrf.AllowAll().Transport()}, nil
 }
 
 // Handler routes /api/v1. Every route but the OpenAPI document needs a bearer token.

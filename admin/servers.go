@@ -12,6 +12,7 @@ import (
 
 	"github.com/trustgate/trustgate/credentials"
 	"github.com/trustgate/trustgate/discovery"
+	"github.com/trustgate/trustgate/oauthserver/ssrf"
 	"github.com/trustgate/trustgate/serverimport"
 	"github.com/trustgate/trustgate/store"
 )
@@ -48,10 +49,80 @@ func (a *API) sealCredentials(host, server string, h *CredentialHeader, o *OAuth
 	})
 }
 
+// discoveryFor are the discovery options for a server on network: an HTTP client whose dialer
+// checks every address it connects to against the network's policy (after DNS resolution, so
+// a name that changes what it resolves to is still checked), and that uses no proxy from the
+// environment unless the network is "any".
+func (a *API) discoveryFor(network string) discovery.Options {
+	opts := a.cfg.Discovery
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = discovery.DefaultTimeout
+	}
+	t := a.hostTransport
+	if network == store.NetworkAny {
+		t = a.anyTransport
+	}
+	opts.HTTPClient = &http.Client{Transport: t, Timeout: timeout}
+	return opts
+}
+
+// importNetwork is the network of a server imported by c asking for requested ("" for the
+// default: "any" for a global token, "host" for a host's).
+func importNetwork(c *caller, requested string) (string, error) {
+	switch requested {
+	case "":
+		if c.global() {
+			return store.NetworkAny, nil
+		}
+		return store.NetworkHost, nil
+	case store.NetworkHost:
+		return requested, nil
+	case store.NetworkAny:
+		if !c.global() {
+			return "", errNetworkAny
+		}
+		return requested, nil
+	}
+	return "", problemf(http.StatusBadRequest, "network must be %q or %q", store.NetworkHost, store.NetworkAny)
+}
+
+var errNetworkAny = problemf(http.StatusForbidden, "only the gateway's operator (a global API token) can let a server reach any network; "+
+	"a host's servers reach public addresses and the networks the operator allows (serve --upstream-allow-cidr)")
+
+// unreachableDetail is all a host's admin learns of an upstream that could not be reached
+// (refused by the network policy, or failing): the same text whatever the cause, so that the
+// answer tells nothing about the networks behind the gateway.
+const unreachableDetail = "the MCP server could not be reached; if it is on a private network, the gateway's operator must allow that network"
+
+// upstreamError logs why an upstream could not be reached and, for a host's token, replaces
+// the reason by unreachableDetail. The operator (a global token) sees the reason.
+func (a *API) upstreamError(c *caller, host, server, network string, err error) error {
+	if !errors.Is(err, discovery.ErrUnreachable) {
+		return err
+	}
+	a.log.Warn("admin API: upstream MCP server not reachable", "host", host, "server", server, "network", network,
+		"refused_by_policy", errors.Is(err, ssrf.ErrForbiddenAddress), "token", c.token.ID, "err", err, "cause", causeOf(err))
+	if c.global() {
+		return err
+	}
+	return &apiError{status: http.StatusBadGateway, title: "Upstream MCP server problem", detail: unreachableDetail}
+}
+
+// causeOf is the underlying error of a discovery error (for the log: it may name addresses).
+func causeOf(err error) error {
+	if u, ok := err.(interface{ Unwrap() []error }); ok {
+		if errs := u.Unwrap(); len(errs) > 1 {
+			return errs[1]
+		}
+	}
+	return nil
+}
+
 // discoveryOptions are the options to reach a stored server, its credentials unsealed in
 // memory only.
 func (a *API) discoveryOptions(s store.Server) (discovery.Options, error) {
-	opts := a.cfg.Discovery
+	opts := a.discoveryFor(s.Network)
 	opts.Header = http.Header{}
 	c, err := credentials.Open(a.cfg.Keys, s)
 	if err != nil {
@@ -70,7 +141,7 @@ func (a *API) serverDoc(ctx context.Context, s store.Server) (Server, error) {
 	}
 	doc := Server{
 		Key: s.Key, Name: s.Name, Description: s.Description, URL: s.URL,
-		CredentialKind: s.CredentialKind, Tools: len(tools), CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
+		CredentialKind: s.CredentialKind, Tools: len(tools), Network: s.Network, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
 		Timeouts: timeoutsDoc(s),
 	}
 	for _, t := range tools {
@@ -124,7 +195,11 @@ func (a *API) importServer(r *http.Request, c *caller) (int, any, error) {
 	if err := validateCredentials(req.Header, req.OAuthClient); err != nil {
 		return 0, nil, err
 	}
-	opts := a.cfg.Discovery
+	network, err := importNetwork(c, req.Network)
+	if err != nil {
+		return 0, nil, err
+	}
+	opts := a.discoveryFor(network)
 	opts.CompareClients = true
 	if req.Header != nil {
 		opts.Header = http.Header{}
@@ -137,7 +212,7 @@ func (a *API) importServer(r *http.Request, c *caller) (int, any, error) {
 		found, err = &discovery.Result{}, nil
 	}
 	if err != nil {
-		return 0, nil, err // nothing saved
+		return 0, nil, a.upstreamError(c, host, req.Key, network, err) // nothing saved
 	}
 	key := req.Key
 	if key == "" {
@@ -147,13 +222,13 @@ func (a *API) importServer(r *http.Request, c *caller) (int, any, error) {
 		return 0, nil, problemf(http.StatusBadRequest, "the server has no name to make a key from; give a key")
 	}
 	enable := req.EnableTools == nil || *req.EnableTools
-	srv := store.Server{Host: host, Key: key, Name: firstNonEmpty(req.Name, found.ServerName, key), Description: firstNonEmpty(req.Description, found.Instructions), URL: req.URL}
+	srv := store.Server{Host: host, Key: key, Name: firstNonEmpty(req.Name, found.ServerName, key), Description: firstNonEmpty(req.Description, found.Instructions), URL: req.URL, Network: network}
 	t := req.Timeouts
 	if err := setTimeouts(&srv, &t.ConnectTimeoutMS, &t.FirstByteTimeoutMS, &t.IdleTimeoutMS); err != nil {
 		return 0, nil, err
 	}
 	tools := serverimport.Tools(host, key, found.Tools, enable)
-	result := ImportResult{DryRun: req.DryRun, Server: Server{Key: key, Name: srv.Name, Description: srv.Description, URL: srv.URL, Tools: len(tools), Timeouts: timeoutsDoc(srv)}}
+	result := ImportResult{DryRun: req.DryRun, Server: Server{Key: key, Name: srv.Name, Description: srv.Description, URL: srv.URL, Tools: len(tools), Network: network, Timeouts: timeoutsDoc(srv)}}
 	result.ClientDependentTools, result.Note = clientDependence(found)
 	for _, t := range tools {
 		result.Tools = append(result.Tools, toolDoc(t))
@@ -193,7 +268,7 @@ func clientDependence(found *discovery.Result) ([]string, string) {
 		len(found.ClientDependentTools), strings.Join(found.ClientDependentTools, ", "))
 }
 
-func (a *API) updateServer(r *http.Request, _ *caller) (int, any, error) {
+func (a *API) updateServer(r *http.Request, c *caller) (int, any, error) {
 	ctx := r.Context()
 	var req ServerUpdate
 	if err := decodeBody(nil, r, &req); err != nil {
@@ -217,6 +292,22 @@ func (a *API) updateServer(r *http.Request, _ *caller) (int, any, error) {
 			return 0, nil, err
 		}
 		s.URL = *req.URL
+	}
+	if req.Network != nil {
+		switch *req.Network {
+		case store.NetworkHost:
+		case store.NetworkAny:
+			if !c.global() {
+				return 0, nil, errNetworkAny
+			}
+		default:
+			return 0, nil, problemf(http.StatusBadRequest, "network must be %q or %q", store.NetworkHost, store.NetworkAny)
+		}
+		s.Network = *req.Network
+	}
+	if req.URL != nil && s.Network == store.NetworkAny && !c.global() {
+		return 0, nil, problemf(http.StatusForbidden, "the server may reach any network, so only the gateway's operator (a global API token) can change its URL; "+
+			"set its network to %q to change it with this token", store.NetworkHost)
 	}
 	if req.ClearCredentials {
 		s.CredentialKind, s.Credentials = "", nil
@@ -264,7 +355,7 @@ func (a *API) syncServer(r *http.Request, c *caller) (int, any, error) {
 	opts.CompareClients = true
 	found, err := discovery.Discover(ctx, s.URL, opts)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, a.upstreamError(c, host, s.Key, s.Network, err)
 	}
 	existing, err := a.cfg.Store.ListTools(ctx, host, s.Key)
 	if err != nil {

@@ -106,6 +106,9 @@ type Server struct {
 	Tools          int    `json:"tools"`
 	EnabledTools   int    `json:"enabled_tools"`
 	FlaggedTools   int    `json:"flagged_tools"`
+	// Network is what addresses the gateway may connect to for the server: "host" (public
+	// addresses and the networks the operator allows hosts, --upstream-allow-cidr) or "any".
+	Network string `json:"network"`
 	Timeouts
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
@@ -125,6 +128,10 @@ type ServerImport struct {
 	OAuthClient *OAuthClient `json:"oauth_client,omitempty"`
 	// EnableTools enables every imported tool at once (default true).
 	EnableTools *bool `json:"enable_tools,omitempty"`
+	// Network is what addresses the server may be reached on: "host" (public addresses and
+	// the operator's --upstream-allow-cidr networks) or "any", which only a global API token
+	// may choose. Default: "any" with a global token, "host" with a host's token.
+	Network string `json:"network,omitempty"`
 	Timeouts
 	DryRun bool `json:"dry_run,omitempty"`
 }
@@ -155,6 +162,9 @@ type ServerUpdate struct {
 	ConnectTimeoutMS   *int64 `json:"connect_timeout_ms,omitempty"`
 	FirstByteTimeoutMS *int64 `json:"first_byte_timeout_ms,omitempty"`
 	IdleTimeoutMS      *int64 `json:"idle_timeout_ms,omitempty"`
+	// Network: "host" or "any" (a global API token only). A host's token cannot change the
+	// URL of a server on "any".
+	Network *string `json:"network,omitempty"`
 }
 
 // Timeouts are a server's upstream timeouts in milliseconds, 0 for the proxy's default

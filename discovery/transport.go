@@ -17,6 +17,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/trustgate/trustgate/oauthserver/ssrf"
 )
 
 // newHTTPClient returns the client the SDK transport uses: opts.HTTPClient (copied) or a default
@@ -155,6 +157,8 @@ func netReason(err error) string {
 	var recordErr tls.RecordHeaderError
 	var netErr net.Error
 	switch {
+	case errors.Is(err, ssrf.ErrForbiddenAddress):
+		return "its address is not on a network this server may reach (the server's network and the gateway's --upstream-allow-cidr decide)"
 	case errors.As(err, &dnsErr):
 		if dnsErr.IsNotFound {
 			return fmt.Sprintf("DNS lookup of %q found no such host", dnsErr.Name)

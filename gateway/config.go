@@ -14,6 +14,7 @@ import (
 
 	"github.com/trustgate/trustgate/internal/httplimit"
 	"github.com/trustgate/trustgate/oauthserver/consentui"
+	"github.com/trustgate/trustgate/oauthserver/ssrf"
 )
 
 // Config is everything `trustgate serve` is configured with. The zero value of each field means
@@ -61,6 +62,14 @@ type Config struct {
 	// ignores the header.
 	TrustedProxies []string
 	trustedProxies []netip.Prefix
+
+	// UpstreamAllowCIDR are the networks (CIDR prefixes or addresses, entries may be
+	// comma-separated) that hosts' upstream MCP servers may be on besides public addresses:
+	// servers imported with a host's API token and Dynamic MCPs humans add are on network
+	// "host" and reach only public addresses and these. Servers the operator imports (global
+	// token) are on "any" and reach every address. Empty: public addresses only.
+	UpstreamAllowCIDR []string
+	hostNetworks      ssrf.Policy
 
 	// SyncInterval is how often pending relationship changes are retried and changes made by
 	// other processes are picked up (default 1s).
@@ -152,6 +161,11 @@ func (c *Config) complete() error {
 	if c.trustedProxies, err = consentui.ParseTrustedProxies(c.TrustedProxies); err != nil {
 		return fmt.Errorf("--trusted-proxies: %w", err)
 	}
+	allowed, err := ssrf.ParsePrefixes(c.UpstreamAllowCIDR)
+	if err != nil {
+		return fmt.Errorf("--upstream-allow-cidr: %w", err)
+	}
+	c.hostNetworks = ssrf.PublicAnd(allowed...)
 	if c.SpiceDBGRPCListen != "" && c.SpiceDBPresharedKey == "" {
 		return errors.New("--spicedb-grpc-listen needs --spicedb-preshared-key (or TRUSTGATE_SPICEDB_KEY): the API must not be open without a key")
 	}

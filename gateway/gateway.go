@@ -139,7 +139,7 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 	// One reviewer for server sync and the proxy's tools/list check: a changed tool is flagged
 	// the same way, once, whichever sees it first.
 	reviewer := &serverimport.Reviewer{Store: g.store, Audit: g.audit, Metrics: g.telemetry.Tools(), Log: log}
-	if g.admin, err = admin.New(admin.Config{Store: g.store, Syncer: g.writer, Keys: keys, URLs: g.urls, Logger: log, Audit: g.audit, Reviewer: reviewer}); err != nil {
+	if g.admin, err = admin.New(admin.Config{Store: g.store, Syncer: g.writer, Keys: keys, URLs: g.urls, Logger: log, Audit: g.audit, Reviewer: reviewer, HostNetworks: cfg.hostNetworks}); err != nil {
 		return nil, err
 	}
 	if g.keys, err = keyset.Open(ctx, g.store, keys, keyset.Options{Logger: log}); err != nil {
@@ -175,9 +175,10 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 	checks = observeBackend(checks, g.telemetry.Authz())
 	if g.proxy, err = proxy.New(proxy.Config{
 		Store: g.hot, Backend: checks, KeySet: g.keys, URLs: g.urls, Keys: keys, Logger: log, Audit: g.audit,
-		Upstream:   upstream,
-		SessionKey: keys.Derive("mcp session binding"), // the same on every replica
-		Telemetry:  g.telemetry,
+		Upstream:     upstream,
+		SessionKey:   keys.Derive("mcp session binding"), // the same on every replica
+		Telemetry:    g.telemetry,
+		HostNetworks: cfg.hostNetworks,
 	}); err != nil {
 		return nil, fmt.Errorf("MCP proxy: %w", err)
 	}

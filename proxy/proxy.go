@@ -62,6 +62,7 @@ import (
 	"github.com/trustgate/trustgate/internal/httplimit"
 	"github.com/trustgate/trustgate/oauthserver"
 	"github.com/trustgate/trustgate/oauthserver/keyset"
+	"github.com/trustgate/trustgate/oauthserver/ssrf"
 	"github.com/trustgate/trustgate/schema"
 	"github.com/trustgate/trustgate/secrets"
 	"github.com/trustgate/trustgate/store"
@@ -99,6 +100,10 @@ type Config struct {
 	Audit audit.Appender
 	// Telemetry records a span and metrics per request (telemetry.go); nil records nothing.
 	Telemetry *telemetry.Telemetry
+	// HostNetworks is what servers on network "host" may be reached on: public addresses
+	// plus the operator's prefixes (the zero value: public addresses only). Every connection
+	// is checked at dial time; servers on "any" reach every address.
+	HostNetworks ssrf.Policy
 }
 
 // Proxy is the MCP proxy. It is safe for concurrent use.
@@ -107,7 +112,7 @@ type Proxy struct {
 	log      *slog.Logger
 	rp       *httputil.ReverseProxy
 	mux      *http.ServeMux
-	trans    *http.Transport
+	trans    *transports
 	sessions sessionBinder
 	legacy   *legacyState
 	// streams ends when the gateway shuts down: the clients' GET streams watch it (see
@@ -126,7 +131,7 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	p := &Proxy{cfg: cfg, log: cfg.Logger, trans: newTransport(), sessions: newSessionBinder(cfg.SessionKey), legacy: newLegacyState()}
+	p := &Proxy{cfg: cfg, log: cfg.Logger, trans: newTransports(cfg.HostNetworks), sessions: newSessionBinder(cfg.SessionKey), legacy: newLegacyState()}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -275,7 +280,7 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 	// 4b. Authorization: one decision per message.
 	entry.Server = srv.Key
 	fw := &forward{host: host, server: srv.Key, serverName: displayName(srv), agentID: agentID, msg: m, entry: entry,
-		stateless: proto.stateless, timeouts: timeoutsOf(srv)}
+		stateless: proto.stateless, timeouts: timeoutsOf(srv), network: srv.Network}
 	if !p.authorize(ctx, w, fw, userID) {
 		return
 	}
@@ -723,6 +728,7 @@ type forward struct {
 	upstreamSession                   string // the upstream's Mcp-Session-Id, unwrapped
 	stateless                         bool   // 2026-07-28 or later: no sessions
 	timeouts                          timeouts
+	network                           string      // the server's network (store.NetworkHost or NetworkAny)
 	keep                              keepTool    // set: filter the tools/list answer (filter.go)
 	entry                             audit.Entry // the message's audit entry
 	forwardedAt                       time.Time
@@ -860,6 +866,8 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 		p.log.Info("proxy: upstream refused the human's token", "host", fw.host, "server", fw.server, "agent", fw.agentID)
 		p.reject(w, fw.msg, ErrCodeReconsent, reconsentMessage(fw.serverName), reconsentData(fw.server), http.StatusBadGateway)
 		return
+	case errors.As(err, &timeoutErr) && timeoutErr.what == "connect":
+		// Like any other failure to connect: the agent learns nothing of the network.
 	case errors.As(err, &timeoutErr):
 		msg = fmt.Sprintf("the MCP server %s did not answer in time (%s); try again later or ask an administrator to raise its timeouts", fw.serverName, timeoutErr)
 	case errors.As(err, &authErr):
@@ -879,7 +887,10 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 			return
 		}
 	}
-	p.log.Warn("proxy: upstream failed", "host", fw.host, "server", fw.server, "err", err)
+	// The detail (addresses, network errors) is for the operator's log only: the agent's
+	// answer and the audit entry say the server could not be reached.
+	p.log.Warn("proxy: upstream failed", "host", fw.host, "server", fw.server, "network", fw.network,
+		"refused_by_policy", errors.Is(err, ssrf.ErrForbiddenAddress), "err", err)
 	fw.upstreamFailure = msg
 	p.reject(w, fw.msg, ErrCodeUpstream, msg, nil, http.StatusBadGateway)
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -22,6 +23,7 @@ import (
 	"github.com/trustgate/trustgate/internal/testcp"
 	"github.com/trustgate/trustgate/internal/testmcp"
 	"github.com/trustgate/trustgate/oauthserver/keyset"
+	"github.com/trustgate/trustgate/oauthserver/ssrf"
 	"github.com/trustgate/trustgate/proxy"
 	"github.com/trustgate/trustgate/schema"
 	"github.com/trustgate/trustgate/secrets"
@@ -111,7 +113,10 @@ func newEnv(t *testing.T, opts ...func(*proxy.Config)) *env {
 	}
 	auditLog := audit.NewLog(auditStore{e}, audit.Options{})
 	t.Cleanup(func() { _ = auditLog.Close(context.Background()) })
-	cfg := proxy.Config{Store: e.st, Backend: e.backend, KeySet: e.ks, URLs: e.urls, Keys: keys, Audit: auditLog}
+	// Hosts' servers may reach loopback, where the test upstreams listen (the operator's
+	// --upstream-allow-cidr 127.0.0.0/8); an option may change that.
+	cfg := proxy.Config{Store: e.st, Backend: e.backend, KeySet: e.ks, URLs: e.urls, Keys: keys, Audit: auditLog,
+		HostNetworks: ssrf.PublicAnd(netip.MustParsePrefix("127.0.0.0/8"))}
 	for _, opt := range opts {
 		opt(&cfg)
 	}

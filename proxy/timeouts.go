@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/trustgate/trustgate/oauthserver/ssrf"
 	"github.com/trustgate/trustgate/store"
 )
 
@@ -59,18 +60,20 @@ type timeoutError struct {
 
 func (e *timeoutError) Error() string { return fmt.Sprintf("%s timeout after %s", e.what, e.after) }
 
-// dialContext dials with the connect timeout of the request's server.
-func dialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	d := net.Dialer{Timeout: DefaultConnectTimeout, KeepAlive: 30 * time.Second}
-	if fw := forwardOf(ctx); fw != nil && fw.timeouts.connect > 0 {
-		d.Timeout = fw.timeouts.connect
+// dialContext dials with the connect timeout of the request's server, under policy.
+func dialContext(policy ssrf.Policy) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		d := policy.Dialer(DefaultConnectTimeout)
+		if fw := forwardOf(ctx); fw != nil && fw.timeouts.connect > 0 {
+			d.Timeout = fw.timeouts.connect
+		}
+		conn, err := d.DialContext(ctx, network, addr)
+		var ne net.Error
+		if err != nil && errors.As(err, &ne) && ne.Timeout() && ctx.Err() == nil {
+			return nil, fmt.Errorf("%w: %w", &timeoutError{"connect", d.Timeout}, err)
+		}
+		return conn, err
 	}
-	conn, err := d.DialContext(ctx, network, addr)
-	var ne net.Error
-	if err != nil && errors.As(err, &ne) && ne.Timeout() && ctx.Err() == nil {
-		return nil, fmt.Errorf("%w: %w", &timeoutError{"connect", d.Timeout}, err)
-	}
-	return conn, err
 }
 
 // timeoutTransport bounds the wait for the response header and the silence of a response

@@ -9,6 +9,7 @@ import (
 
 	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/credentials"
+	"github.com/trustgate/trustgate/oauthserver/ssrf"
 	"github.com/trustgate/trustgate/store"
 	"github.com/trustgate/trustgate/upstreamauth"
 )
@@ -26,14 +27,16 @@ type UpstreamTokens interface {
 	AccessToken(ctx context.Context, host, userID, server string) (token string, found bool, err error)
 }
 
-// newTransport is the one upstream transport: pooled connections, no overall timeout (SSE
-// streams last as long as they need; per-server timeouts are applied per request, see
-// timeouts.go), and no transparent compression (it would delay SSE events and hide bodies
-// from the filter).
-func newTransport() *http.Transport {
+// newTransport is an upstream transport: pooled connections, no overall timeout (SSE streams
+// last as long as they need; per-server timeouts are applied per request, see timeouts.go),
+// and no transparent compression (it would delay SSE events and hide bodies from the filter).
+// Its dialer checks every address it connects to (after DNS resolution) against policy, and
+// it uses a proxy from the environment only when policy allows every address: a proxy would
+// connect to the server itself, out of reach of the check.
+func newTransport(policy ssrf.Policy) *http.Transport {
 	return &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           dialContext, // the server's connect timeout
+		Proxy:                 policy.Proxy(),
+		DialContext:           dialContext(policy), // the server's connect timeout
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          512,
 		MaxIdleConnsPerHost:   64,
@@ -42,6 +45,31 @@ func newTransport() *http.Transport {
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true,
 	}
+}
+
+// transports are the proxy's two upstream transports: one for servers on network "host"
+// (public addresses and the operator's prefixes), one for servers on "any". Two pools, so that
+// a connection opened for a server on "any" is never reused for one on "host".
+type transports struct {
+	host, any *http.Transport
+}
+
+func newTransports(hostPolicy ssrf.Policy) *transports {
+	return &transports{host: newTransport(hostPolicy), any: newTransport(ssrf.AllowAll())}
+}
+
+// RoundTrip sends the request through the transport of its server's network; a request
+// without a forwarded server goes through the restricted one.
+func (t *transports) RoundTrip(req *http.Request) (*http.Response, error) {
+	if fw := forwardOf(req.Context()); fw != nil && fw.network == store.NetworkAny {
+		return t.any.RoundTrip(req)
+	}
+	return t.host.RoundTrip(req)
+}
+
+func (t *transports) CloseIdleConnections() {
+	t.host.CloseIdleConnections()
+	t.any.CloseIdleConnections()
 }
 
 // errReconsent is a credential error the human fixes by reconnecting their client.

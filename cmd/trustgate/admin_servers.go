@@ -74,6 +74,7 @@ unless --disabled. --dry-run shows what would be imported and saves nothing.`,
 	timeouts.register(f)
 	f.BoolVar(&disabled, "disabled", false, "import every tool disabled, to enable them one by one")
 	f.BoolVar(&req.DryRun, "dry-run", false, "show what would be imported without saving anything")
+	f.StringVar(&req.Network, "network", "", networkHelp+" (default: any with a global token, host with a host's token)")
 	return cmd
 }
 
@@ -134,6 +135,7 @@ func newServerUpdateCommand(o *adminOptions, host *string) *cobra.Command {
 		creds                        credentialFlags
 		timeouts                     timeoutFlags
 		clearCreds                   bool
+		network                      string
 	)
 	cmd := &cobra.Command{
 		Use:   "update SERVER",
@@ -152,6 +154,9 @@ func newServerUpdateCommand(o *adminOptions, host *string) *cobra.Command {
 		if f.Changed("server-url") {
 			req.URL = &serverURL
 		}
+		if f.Changed("network") {
+			req.Network = &network
+		}
 		var err error
 		if req.Header, req.OAuthClient, err = creds.parse(f); err != nil {
 			return err
@@ -163,7 +168,7 @@ func newServerUpdateCommand(o *adminOptions, host *string) *cobra.Command {
 		req.ConnectTimeoutMS, req.FirstByteTimeoutMS, req.IdleTimeoutMS = timeouts.parse(f)
 		if req == (admin.ServerUpdate{}) {
 			return errNothingToUpdate(cmd, "name", "description", "server-url", "header", "oauth-client-id", "clear-credentials",
-				"connect-timeout", "first-byte-timeout", "idle-timeout")
+				"connect-timeout", "first-byte-timeout", "idle-timeout", "network")
 		}
 		s, err := a.client.UpdateServer(a.ctx, *host, args[0], req)
 		if err != nil {
@@ -182,6 +187,7 @@ func newServerUpdateCommand(o *adminOptions, host *string) *cobra.Command {
 	creds.register(f)
 	timeouts.register(f)
 	f.BoolVar(&clearCreds, "clear-credentials", false, "remove the stored credentials")
+	f.StringVar(&network, "network", "", networkHelp)
 	return cmd
 }
 
@@ -401,6 +407,9 @@ func credentialKind(kind string) string {
 	return kind
 }
 
+// networkHelp explains --network of server import and update.
+const networkHelp = `addresses the gateway may connect to for the server: "host" (public addresses and the networks of serve --upstream-allow-cidr) or "any" (every address; needs a global API token)`
+
 func serverFields(s admin.Server) []field {
 	fields := []field{
 		{"Key", s.Key},
@@ -408,6 +417,7 @@ func serverFields(s admin.Server) []field {
 		{"Description", s.Description},
 		{"URL", s.URL},
 		{"Credentials", credentialKind(s.CredentialKind)},
+		{"Network", s.Network},
 		{"Tools", fmt.Sprintf("%d (%d enabled, %d flagged)", s.Tools, s.EnabledTools, s.FlaggedTools)},
 		{"Timeouts", fmt.Sprintf("connect %s, first byte %s, idle stream %s",
 			timeoutText(s.ConnectTimeoutMS), timeoutText(s.FirstByteTimeoutMS), timeoutText(s.IdleTimeoutMS))},
