@@ -9,6 +9,7 @@ import (
 	"github.com/trustgate/trustgate/oauthserver/consentui"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -110,7 +111,13 @@ func newEnv(t *testing.T, allowPrivate bool) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	px, err := proxy.New(proxy.Config{Store: e.st, Backend: cp.Backend, KeySet: ks, URLs: e.urls, Keys: e.keys, Upstream: up})
+	pcfg := proxy.Config{Store: e.st, Backend: cp.Backend, KeySet: ks, URLs: e.urls, Keys: e.keys, Upstream: up}
+	if allowPrivate {
+		// Hosts' servers may be on loopback, as the test upstreams are (the operator's
+		// --upstream-allow-cidr 127.0.0.0/8).
+		pcfg.HostNetworks = ssrf.PublicAnd(netip.MustParsePrefix("127.0.0.0/8"))
+	}
+	px, err := proxy.New(pcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
