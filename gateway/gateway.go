@@ -145,7 +145,7 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 	if g.keys, err = keyset.Open(ctx, g.store, keys, keyset.Options{Logger: log}); err != nil {
 		return nil, fmt.Errorf("access-token signing keys: %w", err)
 	}
-	upstream, err := upstreamauth.NewClient(upstreamauth.Config{Store: g.hot, Keys: keys, Logger: log})
+	upstream, err := upstreamauth.NewClient(upstreamauth.Config{Store: g.hot, Keys: keys, Logger: log, HostNetworks: cfg.hostNetworks})
 	if err != nil {
 		return nil, fmt.Errorf("upstream OAuth client: %w", err)
 	}
@@ -159,6 +159,7 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 		CookieSecret:   keys.Derive("oauth session cookie"),
 		GlobalSecret:   keys.Derive("oauth fosite global secret"),
 		TrustedProxies: cfg.trustedProxies,
+		HostNetworks:   cfg.hostNetworks,
 		Logger:         log,
 	}); err != nil {
 		return nil, fmt.Errorf("OAuth server: %w", err)

@@ -52,8 +52,13 @@ type ServerConfig struct {
 	CookieSecret []byte
 	GlobalSecret []byte
 	// HTTPClient fetches Client ID Metadata Documents; nil means ssrf.NewClient's defaults (it
-	// must be SSRF-safe: never give it a plain client in production).
+	// must be SSRF-safe: never give it a plain client in production). When set (tests), it
+	// also reaches Dynamic MCPs, in place of the clients HostNetworks makes.
 	HTTPClient *http.Client
+	// HostNetworks is what Dynamic MCPs (servers humans add by URL, on network "host") may be
+	// reached on: public addresses plus the operator's prefixes; the zero value is public
+	// addresses only.
+	HostNetworks ssrf.Policy
 	// Upstream, when set, makes the gateway an OAuth client of upstream servers that demand
 	// their own authorization (step 3 of the flow, UpstreamCallbackPath); nil skips that step.
 	Upstream *upstreamauth.Client
@@ -90,7 +95,11 @@ type Server struct {
 	secure   bool   // the public URL is https: cookies are Secure
 	now      func() time.Time
 
-	fetch        *http.Client
+	fetch *http.Client
+	// hostFetch reaches Dynamic MCPs (https, network "host"); serverFetch[network] reaches
+	// stored servers of each network (http too, as the proxy does).
+	hostFetch    *http.Client
+	serverFetch  map[string]*http.Client
 	clients      *fositestore.Store // client lookups of pending requests
 	addrLimiter  *consentui.Limiter // failed sign-ins per client address
 	acctBackoff  *consentui.Backoff // failed sign-ins per account
@@ -128,6 +137,14 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	if s.fetch == nil {
 		s.fetch = ssrf.NewClient(ssrf.Options{})
+		s.hostFetch = ssrf.NewClient(ssrf.Options{Policy: cfg.HostNetworks})
+		s.serverFetch = map[string]*http.Client{
+			store.NetworkHost: ssrf.NewClient(ssrf.Options{AllowHTTP: true, Policy: cfg.HostNetworks}),
+			store.NetworkAny:  ssrf.NewClient(ssrf.Options{AllowHTTP: true, Policy: ssrf.AllowAll()}),
+		}
+	} else {
+		s.hostFetch = s.fetch
+		s.serverFetch = map[string]*http.Client{store.NetworkHost: s.fetch, store.NetworkAny: s.fetch}
 	}
 	s.session = derive(cfg.CookieSecret, "trustgate/oauthserver/session/v1")
 	csrf, err := consentui.NewCSRF(derive(cfg.CookieSecret, "trustgate/oauthserver/csrf/v1"), "tg_csrf", s.secure)

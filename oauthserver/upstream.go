@@ -64,11 +64,11 @@ func (s *Server) upstreamReady(w http.ResponseWriter, r *http.Request, h store.H
 		s.log.Info("oauthserver: upstream token unusable; signing in again", "host", h.Key, "server", server, "err", err)
 		token = ""
 	}
-	required, ch, err := up.Probe(ctx, sv.URL, token)
+	required, ch, err := up.Probe(upstreamauth.WithNetwork(ctx, sv.Network), sv.URL, token)
 	if errors.Is(err, ssrf.ErrForbiddenAddress) || errors.Is(err, ssrf.ErrSchemeNotAllowed) {
-		// A server on the gateway's own network (imported by an admin) is not probed: the
-		// gateway never fetches private addresses for OAuth, so such a server cannot use
-		// upstream OAuth, and its static credentials (if any) apply.
+		// A server off its network's reach (on "host": public https and the operator's
+		// networks) is not probed: its upstream OAuth cannot be used, and its static
+		// credentials (if any) apply. A server on "any" is probed wherever it is.
 		s.log.Debug("oauthserver: upstream not probed", "host", h.Key, "server", server, "err", err)
 		return true
 	}
@@ -204,21 +204,22 @@ func (s *Server) addDynamicServer(ctx context.Context, h store.Host, uid, rawURL
 	if added >= MaxDynamicServersPerHuman {
 		return "", fmt.Sprintf("You have connected %d servers by URL already, the most allowed; ask your administrator to remove some.", added), nil
 	}
-	found, derr := discovery.Discover(ctx, rawURL, discovery.Options{HTTPClient: s.fetch})
+	// The server will be on network "host": discovery dials under the same policy.
+	found, derr := discovery.Discover(ctx, rawURL, discovery.Options{HTTPClient: s.hostFetch})
 	needsAuth := false
 	switch {
 	case derr == nil:
 	case errors.Is(derr, ssrf.ErrSchemeNotAllowed):
 		return "", "Enter an https:// URL.", nil
-	case errors.Is(derr, ssrf.ErrForbiddenAddress):
-		return "", "This address is not allowed: trustgate connects only to servers on the public internet.", nil
 	case errors.Is(derr, discovery.ErrUnauthorized) && s.cfg.Upstream != nil:
 		needsAuth = true // tools are discovered after the human signs in to it
 	case errors.Is(derr, discovery.ErrUnauthorized):
 		return "", "This server requires a sign-in that trustgate cannot do.", nil
 	default:
-		s.log.Info("oauthserver: dynamic MCP discovery failed", "host", h.Key, "err", derr)
-		return "", "trustgate could not connect to an MCP server at this URL.", nil
+		// The same answer for an address off the allowed networks and for one that does not
+		// answer: the form tells nothing about the networks behind the gateway.
+		s.log.Info("oauthserver: dynamic MCP discovery failed", "host", h.Key, "refused_by_policy", errors.Is(derr, ssrf.ErrForbiddenAddress), "err", derr)
+		return "", "trustgate could not reach an MCP server at this URL (it must be on the public internet or a network the operator allows).", nil
 	}
 	name := u.Hostname()
 	if found != nil && found.ServerName != "" {
@@ -229,7 +230,7 @@ func (s *Server) addDynamicServer(ctx context.Context, h store.Host, uid, rawURL
 		base = "server"
 	}
 	srv := store.Server{Host: h.Key, Name: truncate(name, 200), URL: rawURL,
-		Description: note}
+		Description: note, Network: store.NetworkHost}
 	for i := 1; i <= 20; i++ {
 		srv.Key = base
 		if i > 1 {
@@ -274,7 +275,11 @@ func (s *Server) fillServer(ctx context.Context, h store.Host, uid, key string) 
 	if err != nil || tok == "" {
 		return
 	}
-	found, err := discovery.Discover(ctx, sv.URL, discovery.Options{HTTPClient: s.fetch, Header: http.Header{"Authorization": {"Bearer " + tok}}})
+	fetch := s.serverFetch[store.NetworkHost]
+	if sv.Network == store.NetworkAny {
+		fetch = s.serverFetch[store.NetworkAny]
+	}
+	found, err := discovery.Discover(ctx, sv.URL, discovery.Options{HTTPClient: fetch, Header: http.Header{"Authorization": {"Bearer " + tok}}})
 	if err != nil {
 		s.log.Info("oauthserver: discovery after upstream sign-in failed", "host", h.Key, "server", key, "err", err)
 		return

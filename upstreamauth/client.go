@@ -61,9 +61,15 @@ type Config struct {
 	Store store.Store
 	Keys  *secrets.Keyring
 	// HTTPClient fetches metadata and talks to upstream token endpoints; nil means
-	// ssrf.NewClient with a 10s timeout. It must be SSRF-safe in production.
+	// ssrf.NewClient with a 10s timeout under the server's network policy (see HostNetworks).
+	// It must be SSRF-safe in production; when set (tests), it serves every network.
 	HTTPClient *http.Client
-	Logger     *slog.Logger
+	// HostNetworks is what requests for a server on network "host" may reach: public
+	// addresses plus the operator's prefixes (the zero value: public addresses only), over
+	// https. Requests for a server on "any" (operator-approved) reach every address, over
+	// http too.
+	HostNetworks ssrf.Policy
+	Logger       *slog.Logger
 	// Now is the clock (tests); nil is time.Now.
 	Now func() time.Time
 }
@@ -71,7 +77,8 @@ type Config struct {
 // Client acts for the gateway at upstream authorization servers. Safe for concurrent use.
 type Client struct {
 	cfg     Config
-	http    *http.Client
+	http    *http.Client // network "host"
+	anyHTTP *http.Client // network "any"
 	log     *slog.Logger
 	now     func() time.Time
 	refresh singleflight.Group
@@ -82,9 +89,10 @@ func NewClient(cfg Config) (*Client, error) {
 	if cfg.Store == nil || cfg.Keys == nil {
 		return nil, errors.New("upstreamauth: a store and a keyring are required")
 	}
-	c := &Client{cfg: cfg, http: cfg.HTTPClient, log: cfg.Logger, now: cfg.Now}
+	c := &Client{cfg: cfg, http: cfg.HTTPClient, anyHTTP: cfg.HTTPClient, log: cfg.Logger, now: cfg.Now}
 	if c.http == nil {
-		c.http = ssrf.NewClient(ssrf.Options{Timeout: fetchTimeout})
+		c.http = ssrf.NewClient(ssrf.Options{Timeout: fetchTimeout, Policy: cfg.HostNetworks})
+		c.anyHTTP = ssrf.NewClient(ssrf.Options{Timeout: fetchTimeout, AllowHTTP: true, Policy: ssrf.AllowAll()})
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -95,8 +103,35 @@ func NewClient(cfg Config) (*Client, error) {
 	return c, nil
 }
 
-// HTTPClient is the client's SSRF-safe HTTP client (Dynamic MCPs discover through it too).
+// HTTPClient is the client's SSRF-safe HTTP client for servers on network "host".
 func (c *Client) HTTPClient() *http.Client { return c.http }
+
+type networkKey struct{}
+
+// WithNetwork says that requests made with ctx are for a server on network
+// (store.NetworkHost or store.NetworkAny): they go through the client of that network's
+// policy. Without it, requests are held to network "host".
+func WithNetwork(ctx context.Context, network string) context.Context {
+	return context.WithValue(ctx, networkKey{}, network)
+}
+
+// httpFor is the HTTP client for the network of ctx (WithNetwork).
+func (c *Client) httpFor(ctx context.Context) *http.Client {
+	if n, _ := ctx.Value(networkKey{}).(string); n == store.NetworkAny && c.anyHTTP != nil {
+		return c.anyHTTP
+	}
+	return c.http
+}
+
+// withServerNetwork marks ctx with the network of the stored server (network "host" when it
+// cannot be read: fail closed).
+func (c *Client) withServerNetwork(ctx context.Context, host, server string) context.Context {
+	sv, err := c.cfg.Store.GetServer(ctx, host, server)
+	if err != nil {
+		return WithNetwork(ctx, store.NetworkHost)
+	}
+	return WithNetwork(ctx, sv.Network)
+}
 
 // --- probe ---
 
@@ -116,7 +151,7 @@ func (c *Client) Probe(ctx context.Context, serverURL, token string) (required b
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := c.http.Do(req)
+	resp, err := c.httpFor(ctx).Do(req)
 	if err != nil {
 		return false, Challenge{}, fmt.Errorf("probe %s: %w", redact(serverURL), stripURL(err))
 	}
@@ -129,7 +164,7 @@ func (c *Client) Probe(ctx context.Context, serverURL, token string) (required b
 			if token != "" {
 				del.Header.Set("Authorization", "Bearer "+token)
 			}
-			if r, err := c.http.Do(del); err == nil {
+			if r, err := c.httpFor(ctx).Do(del); err == nil {
 				_ = r.Body.Close()
 			}
 		}
@@ -169,7 +204,7 @@ type flow struct {
 
 // Begin prepares the authorization and returns the upstream URL to send the human to.
 func (c *Client) Begin(ctx context.Context, r BeginRequest) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*fetchTimeout)
+	ctx, cancel := context.WithTimeout(WithNetwork(ctx, r.Server.Network), 2*fetchTimeout)
 	defer cancel()
 	md, err := c.discover(ctx, r.Server.URL, r.Challenge)
 	if err != nil {
@@ -248,7 +283,8 @@ func (c *Client) Finish(ctx context.Context, host, userID, state, code string) (
 	if code == "" {
 		return fin, fmt.Errorf("%w: no code", ErrExchange)
 	}
-	ctx, cancel := context.WithTimeout(context.WithValue(ctx, oauth2.HTTPClient, c.http), fetchTimeout)
+	ctx = c.withServerNetwork(ctx, st.Host, st.Server)
+	ctx, cancel := context.WithTimeout(context.WithValue(ctx, oauth2.HTTPClient, c.httpFor(ctx)), fetchTimeout)
 	defer cancel()
 	tok, err := f.config("").Exchange(ctx, code, oauth2.VerifierOption(f.Verifier), oauth2.SetAuthURLParam("resource", f.Resource))
 	if err != nil {
@@ -356,7 +392,7 @@ func (c *Client) register(ctx context.Context, md *Metadata, redirectURI string)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
-	resp, err := c.http.Do(req)
+	resp, err := c.httpFor(ctx).Do(req)
 	if err != nil {
 		return "", "", fmt.Errorf("register at %s: %w", md.Issuer, stripURL(err))
 	}
@@ -497,7 +533,8 @@ func (c *Client) refreshToken(ctx context.Context, host, userID, server string) 
 	}
 	f := flow{TokenEndpoint: t.TokenEndpoint, ClientID: t.ClientID, ClientSecret: st.ClientSecret,
 		AuthStyle: st.AuthStyle, Resource: st.Resource, Scopes: t.Scopes}
-	hctx := context.WithValue(ctx, oauth2.HTTPClient, c.http)
+	ctx = c.withServerNetwork(ctx, host, server)
+	hctx := context.WithValue(ctx, oauth2.HTTPClient, c.httpFor(ctx))
 	tok, err := f.config("").TokenSource(hctx, &oauth2.Token{RefreshToken: st.RefreshToken}).Token()
 	if err != nil {
 		c.log.Info("upstreamauth: refresh refused", "host", host, "user", userID, "server", server, "err", describe(err))

@@ -539,7 +539,7 @@ func TestDynamicMCPs(t *testing.T) {
 		t.Fatalf("choose-server page without server_url: %s", p.Body)
 	}
 	p2 := bb.Submit(p, map[string]string{"server_url": plain.URL})
-	if p2.Status != http.StatusBadRequest || !strings.Contains(p2.Body, "This address is not allowed") {
+	if p2.Status != http.StatusBadRequest || !strings.Contains(p2.Body, "trustgate could not reach an MCP server at this URL") {
 		t.Errorf("private address with the guard on: %d %s", p2.Status, p2.Body)
 	}
 	if servers, _ := e.st.ListServers(ctx, host); len(servers) != 0 {

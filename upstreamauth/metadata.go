@@ -184,7 +184,7 @@ func (c *Client) getJSON(ctx context.Context, u string, v any) error {
 		return fmt.Errorf("%w: invalid metadata URL", ErrDiscovery)
 	}
 	req.Header.Set("Accept", "application/json")
-	resp, err := c.http.Do(req)
+	resp, err := c.httpFor(ctx).Do(req)
 	if err != nil {
 		return fmt.Errorf("%w: fetch %s: %w", ErrDiscovery, redact(u), stripURL(err))
 	}
