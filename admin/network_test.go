@@ -32,11 +32,12 @@ func TestHostTokenReachesOnlyPublicNetworks(t *testing.T) {
 	up := testmcp.Start(t, "")
 	path := "/api/v1/hosts/acme/servers"
 	var details []string
-	for _, u := range []string{up.URL, closedURL(t), "http://169.254.169.254/", "http://10.0.0.1:8080/mcp", "http://[::1]:9/mcp", "http://0.0.0.0:80/mcp"} {
+	byName := strings.Replace(up.URL, "127.0.0.1", "localhost", 1) // checked once resolved
+	for _, u := range []string{up.URL, byName, closedURL(t), "http://169.254.169.254/", "http://10.0.0.1:8080/mcp", "http://[::1]:9/mcp", "http://0.0.0.0:80/mcp"} {
 		for _, dry := range []bool{true, false} {
 			p := e.problem(502, "POST", path, e.acme, admin.ServerImport{URL: u, Key: "internal", DryRun: dry}, unreachable)
 			details = append(details, p.Detail)
-			for _, leak := range []string{"refused", "timeout", "127.0.0.1", "169.254", "10.0.0.1", "dial", "::1", "not allowed"} {
+			for _, leak := range []string{"refused", "timeout", "127.0.0.1", "169.254", "10.0.0.1", "dial", "::1", "not allowed", "localhost"} {
 				if strings.Contains(p.Detail, leak) {
 					t.Errorf("import of %s (dry run %v): detail %q reveals %q", u, dry, p.Detail, leak)
 				}

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/trustgate/trustgate/oauthserver/ssrf"
 	"github.com/trustgate/trustgate/schema"
 )
 
@@ -37,8 +38,11 @@ type Options struct {
 	// It is sent only to the upstream's own host, never to a host a redirect points at.
 	Header http.Header
 	// HTTPClient, when set, is used instead of a default client with Timeout. It is not modified:
-	// discovery wraps its transport in a copy.
+	// discovery wraps its transport in a copy. It decides which addresses may be reached.
 	HTTPClient *http.Client
+	// Policy is what addresses the default client (no HTTPClient) may connect to, checked at
+	// dial time; the zero value is public addresses only, without environment proxies.
+	Policy ssrf.Policy
 	// Timeout bounds the whole discovery (default 15s).
 	Timeout time.Duration
 	// MaxTools bounds how many tools are accepted (default 2000); more is an error.

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/trustgate/trustgate/oauthserver/ssrf"
 )
 
 // startMCP serves srv over Streamable HTTP on a test server, with wrap (if set) in front, and
@@ -65,6 +67,6 @@ func countToolsList(n *atomic.Int32) func(http.Handler) http.Handler {
 }
 
 // testOptions returns Options with a short timeout for tests.
-func testOptions() Options { return Options{Timeout: 5 * time.Second} }
+func testOptions() Options { return Options{Timeout: 5 * time.Second, Policy: ssrf.AllowAll()} }
 
 func ptr[T any](v T) *T { return &v }

@@ -22,7 +22,7 @@ import (
 )
 
 // newHTTPClient returns the client the SDK transport uses: opts.HTTPClient (copied) or a default
-// client, with a transport that adds the static headers, bounds response bodies and tells the
+// client dialling under opts.Policy, with a transport that adds the static headers, bounds response bodies and tells the
 // observer what happened on the wire.
 //
 // deadline is the end of the discovery. Requests the SDK sends outside a call (the DELETE that
@@ -35,7 +35,11 @@ func newHTTPClient(endpoint *url.URL, opts Options, obs *observer, deadline time
 		c.Timeout = opts.Timeout
 	}
 	base := c.Transport
-	if base == nil {
+	if base == nil && opts.HTTPClient == nil {
+		t := opts.Policy.Transport() // one discovery's own: no connection outlives it
+		t.DisableKeepAlives = true
+		base = t
+	} else if base == nil {
 		base = http.DefaultTransport
 	}
 	c.Transport = &transport{base: base, endpoint: endpoint, header: opts.Header.Clone(), obs: obs, deadline: deadline}

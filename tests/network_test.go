@@ -71,7 +71,8 @@ func TestUpstreamNetworkPolicy(t *testing.T) {
 	up := testmcp.Start(t, "")
 
 	var answers []string
-	for _, u := range []string{up.URL, closedPortURL(t), "http://169.254.169.254/", "http://10.0.0.1:8080/mcp"} {
+	byName := strings.Replace(up.URL, "127.0.0.1", "localhost", 1) // a name: checked once resolved, at dial time
+	for _, u := range []string{up.URL, byName, closedPortURL(t), "http://169.254.169.254/", "http://10.0.0.1:8080/mcp"} {
 		answers = append(answers,
 			refusedImport(t, p, acme, u, "--host", "acme", "--key", "internal", "--dry-run"),
 			refusedImport(t, p, acme, u, "--host", "acme", "--key", "internal"))
