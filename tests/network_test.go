@@ -2,7 +2,11 @@ package tests
 
 import (
 	"net"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -171,4 +175,45 @@ func TestUpstreamAllowCIDR(t *testing.T) {
 	}
 	refusedImport(t, p, acme, "http://169.254.169.254/", "--host", "acme", "--dry-run")
 	cli(t, p, acme, "server", "sync", "tracker", "--host", "acme")
+}
+
+// TestRestrictedServersIgnoreEnvironmentProxies: with HTTP_PROXY set, a server on network any
+// is reached through that proxy (here a proxy that is the only way to the server), but one on
+// network host never is — the proxy would connect to the server itself, past the address
+// check — even when both the server and the proxy are on networks the operator allows.
+func TestRestrictedServersIgnoreEnvironmentProxies(t *testing.T) {
+	up := testmcp.Start(t, "")
+	target, err := url.Parse(up.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var proxied atomic.Int64
+	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		proxied.Add(1)
+		pr.SetURL(&url.URL{Scheme: target.Scheme, Host: target.Host})
+		pr.Out.URL.Path = target.Path
+	}}
+	envProxy := httptest.NewServer(rp)
+	t.Cleanup(envProxy.Close)
+
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	p := waitReady(t, launchEnv(t, addr, []string{"HTTP_PROXY=" + envProxy.URL, "http_proxy=" + envProxy.URL, "NO_PROXY=", "no_proxy="},
+		"serve", "--listen", addr, "--data-dir", dir, "--upstream-allow-cidr", "192.0.2.0/24,127.0.0.0/8"))
+	global := bootstrapToken(t, "e2e", "--data-dir", dir)
+	cli(t, p, global, "host", "create", "acme", "--exact")
+	acme := hostToken(t, p, global, "acme")
+	// A documentation address nothing answers at: only the proxy leads to the server.
+	unroutable := "http://192.0.2.1/mcp"
+
+	var res admin.ImportResult
+	cliJSON(t, p, global, &res, "server", "import", unroutable, "--host", "acme", "--key", "viaproxy", "--dry-run")
+	if res.Server.Tools != 3 || proxied.Load() == 0 {
+		t.Fatalf("the operator's server on any network was not reached through the proxy: %+v, %d proxied", res.Server, proxied.Load())
+	}
+	before := proxied.Load()
+	refusedImport(t, p, acme, unroutable, "--host", "acme", "--key", "viaproxy", "--dry-run")
+	if proxied.Load() != before {
+		t.Fatalf("a server on network host went through the environment's proxy (%d requests)", proxied.Load()-before)
+	}
 }
