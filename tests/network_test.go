@@ -97,6 +97,9 @@ func TestUpstreamNetworkPolicy(t *testing.T) {
 	if res.Server.Network != "any" || res.Server.Tools != 3 {
 		t.Fatalf("the operator's import: %+v", res.Server)
 	}
+	if list := cli(t, p, global, "server", "list", "--host", "acme"); !strings.Contains(list, "NETWORK") || !strings.Contains(list, " any ") {
+		t.Errorf("server list does not show the network:\n%s", list)
+	}
 	addClaimed(t, p, global, "acme", "alice@acme.test", "correct horse battery staple")
 	cli(t, p, global, "human", "grant", "alice@acme.test", "tracker", "--level", "high", "--host", "acme")
 	resource := p.url + "/h/acme/mcp/tracker"

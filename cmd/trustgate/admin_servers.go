@@ -93,10 +93,10 @@ func newServerListCommand(o *adminOptions, host *string) *cobra.Command {
 			}
 			rows := make([][]string, 0, len(servers))
 			for _, s := range servers {
-				rows = append(rows, []string{s.Key, s.Name, s.URL, credentialKind(s.CredentialKind),
+				rows = append(rows, []string{s.Key, s.Name, s.URL, s.Network, credentialKind(s.CredentialKind),
 					strconv.Itoa(s.Tools), strconv.Itoa(s.EnabledTools), strconv.Itoa(s.FlaggedTools)})
 			}
-			return writeTable(a.out, []string{"key", "name", "url", "credentials", "tools", "enabled", "flagged"}, rows)
+			return writeTable(a.out, []string{"key", "name", "url", "network", "credentials", "tools", "enabled", "flagged"}, rows)
 		}),
 	}
 }
