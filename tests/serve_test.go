@@ -92,6 +92,7 @@ func TestHelpExplainsEveryFlag(t *testing.T) {
 		"--log-format", "--spicedb-endpoint", "--spicedb-token", "--spicedb-insecure",
 		"--spicedb-grpc-listen", "--spicedb-preshared-key", "TRUSTGATE_SPICEDB_KEY", "--spicedb-grpc-allow-writes",
 		"--request-body-timeout", "TRUSTGATE_REQUEST_BODY_TIMEOUT", "--max-connections", "TRUSTGATE_MAX_CONNECTIONS",
+		"--upstream-allow-cidr", "TRUSTGATE_UPSTREAM_ALLOW_CIDR",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("serve --help lacks %q", want)
@@ -127,6 +128,7 @@ func TestBadInputGetsAClearError(t *testing.T) {
 		{"port in use", []string{"serve", "--data-dir", dir, "--listen", held.Addr().String()}, []string{held.Addr().String(), "address already in use"}, ""},
 		{"exposed API without key", []string{"serve", "--data-dir", dir, "--spicedb-grpc-listen", "127.0.0.1:0"}, []string{"preshared-key"}, ""},
 		{"writes to an API not exposed", []string{"serve", "--data-dir", dir, "--spicedb-grpc-allow-writes"}, []string{"--spicedb-grpc-listen"}, ""},
+		{"bad upstream network", []string{"serve", "--data-dir", dir, "--upstream-allow-cidr", "10.0.0.0/8,intranet"}, []string{"--upstream-allow-cidr", `"intranet"`}, ""},
 		{"bad log format", []string{"serve", "--data-dir", dir, "--log-format", "xml"}, []string{"--log-format", "json"}, ""},
 	}
 	for _, c := range cases {
