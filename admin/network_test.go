@@ -77,6 +77,20 @@ func TestHostTokenReachesOnlyPublicNetworks(t *testing.T) {
 	if sv.Network != "any" {
 		t.Fatalf("network after the operator's change = %q", sv.Network)
 	}
+	// Both changes of network are in the host's audit log.
+	var page struct {
+		Items []admin.AuditEntry `json:"items"`
+	}
+	e.must(200, "GET", "/api/v1/hosts/acme/audit?server=tracker", e.global, nil, &page)
+	var changes []string
+	for _, en := range page.Items {
+		if en.Action == "server.update" {
+			changes = append(changes, en.OldValue+"->"+en.NewValue)
+		}
+	}
+	if strings.Join(changes, " ") != "network=any->network=host network=host->network=any" {
+		t.Errorf("audited network changes = %v", changes)
+	}
 	e.must(200, "POST", path+"/tracker/sync", e.acme, nil, nil)
 }
 

@@ -303,6 +303,9 @@ func (a *API) updateServer(r *http.Request, c *caller) (int, any, error) {
 		default:
 			return 0, nil, problemf(http.StatusBadRequest, "network must be %q or %q", store.NetworkHost, store.NetworkAny)
 		}
+		if s.Network != *req.Network {
+			c.change.old, c.change.new = "network="+s.Network, "network="+*req.Network // in the audit entry
+		}
 		s.Network = *req.Network
 	}
 	if req.URL != nil && s.Network == store.NetworkAny && !c.global() {
