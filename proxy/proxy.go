@@ -31,7 +31,8 @@
 // 2026-07-28 the Mcp-Method/Mcp-Name headers must match the body, GET and DELETE are 405 and
 // there are no sessions. Upstreams that speak only the 2024-11-05 HTTP+SSE transport are
 // relayed for Streamable HTTP clients (legacysse.go). Per-server connect, first-byte and
-// idle-stream timeouts apply per request on one pooled transport (timeouts.go).
+// idle-stream timeouts apply per request on one pooled transport per network (timeouts.go);
+// every connection is dialled under the server's network policy (upstream.go).
 //
 // Audit (audit.go): one entry per decision; an allowed message is forwarded only once its
 // entry is durable.

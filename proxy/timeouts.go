@@ -16,8 +16,8 @@ import (
 	"github.com/trustgate/trustgate/store"
 )
 
-// Per-server upstream timeouts. The proxy keeps one pooled transport (a connection pool per
-// upstream host) and applies each server's timeouts per request instead of building a
+// Per-server upstream timeouts. The proxy keeps one pooled transport per network policy (a
+// connection pool per upstream host; see transports in upstream.go) and applies each server's timeouts per request instead of building a
 // transport per server: the dial reads the connect timeout from the request's context, a
 // timer bounds the wait for the response header, and the response body ends an idle stream.
 // A transport per server would split the pool, leak idle connections when servers change,
