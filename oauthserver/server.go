@@ -101,6 +101,7 @@ type Server struct {
 	hostFetch    *http.Client
 	serverFetch  map[string]*http.Client
 	clients      *fositestore.Store // client lookups of pending requests
+	refreshSigs  refreshSigner      // the signature (row key) of a refresh token
 	addrLimiter  *consentui.Limiter // failed sign-ins per client address
 	acctBackoff  *consentui.Backoff // failed sign-ins per account
 	regLimiter   *consentui.Limiter // client registrations per client address
@@ -159,7 +160,8 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		Audience:      s.audiences,
 		Now:           now,
 		SessionLimits: s.sessionLimits,
-		AccessTokenStrategy: func(_ *fosite.Config, _ *foauth2.HMACSHAStrategy) foauth2.AccessTokenStrategy {
+		AccessTokenStrategy: func(_ *fosite.Config, h *foauth2.HMACSHAStrategy) foauth2.AccessTokenStrategy {
+			s.refreshSigs = h
 			return &jwtAccessTokens{s: s}
 		},
 	})

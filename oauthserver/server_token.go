@@ -24,11 +24,13 @@ import (
 // strategy that makes access tokens RFC 9068 JWTs signed by the key set. Codes and refresh
 // tokens stay fosite's HMAC tokens.
 
-func (s *Server) token(w http.ResponseWriter, r *http.Request, _ store.Host) {
+func (s *Server) token(w http.ResponseWriter, r *http.Request, h store.Host) {
 	ctx := r.Context()
+	// The agent of a refresh token, read before fosite, which deletes the row of a revoked one.
+	refreshAgent := s.refreshAgent(ctx, r, h.Key)
 	ar, err := s.provider.NewAccessRequest(ctx, r, &fositestore.Session{})
 	if err != nil {
-		s.provider.WriteAccessError(ctx, w, ar, err)
+		s.provider.WriteAccessError(ctx, w, ar, s.refreshRefusal(ctx, h.Key, refreshAgent, err))
 		return
 	}
 	resp, err := s.provider.NewAccessResponse(ctx, ar)
@@ -40,6 +42,45 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, _ store.Host) {
 		return
 	}
 	s.provider.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// refreshSigner gives the signature of a refresh token, the key of its stored row.
+type refreshSigner interface {
+	RefreshTokenSignature(ctx context.Context, token string) string
+}
+
+// errAgentDisabledRefresh is the refusal of a refresh by an agent an administrator disabled.
+var errAgentDisabledRefresh = fosite.ErrInvalidGrant.WithHint(
+	"This app was disabled by an administrator; reconnecting will not help until an administrator enables it again.")
+
+// refreshAgent is the agent of the refresh token a refresh request presents ("" for any other
+// request, or when the token is unknown).
+func (s *Server) refreshAgent(ctx context.Context, r *http.Request, host string) string {
+	if s.refreshSigs == nil || r.Method != http.MethodPost || r.ParseForm() != nil || r.PostForm.Get("grant_type") != "refresh_token" {
+		return ""
+	}
+	sig := s.refreshSigs.RefreshTokenSignature(ctx, r.PostForm.Get("refresh_token"))
+	if sig == "" {
+		return ""
+	}
+	row, err := s.cfg.Store.GetOAuthRequest(ctx, store.OAuthRefresh, sig)
+	if err != nil || row.Host != host {
+		return ""
+	}
+	return row.AgentID
+}
+
+// refreshRefusal is err, the refusal of a token request, or, when it refused the refresh token
+// of an agent an administrator disabled (the kill switch revokes its tokens), a refusal that
+// says so instead of fosite's generic "already used".
+func (s *Server) refreshRefusal(ctx context.Context, host, agentID string, err error) error {
+	if agentID == "" || !errors.Is(err, fosite.ErrInvalidGrant) {
+		return err
+	}
+	if a, aerr := s.cfg.Store.GetAgent(ctx, host, agentID); aerr == nil && a.Disabled {
+		return errAgentDisabledRefresh.WithWrap(err)
+	}
+	return err
 }
 
 // revoke is RFC 7009: public clients identify themselves with client_id, confidential ones

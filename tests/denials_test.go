@@ -3,6 +3,7 @@ package tests
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -59,7 +60,8 @@ func toolCall(name string) string {
 // Nothing denied reaches the upstream.
 func TestDenialsNameTheirCause(t *testing.T) {
 	s := setupTracker(t)
-	token := connectAgent(t, s.p.url, s.p.url+"/h/acme", s.resource, s.email, s.password, "low")
+	conf, tokens := connectAgentTokens(t, s.p.url, s.p.url+"/h/acme", s.resource, s.email, s.password, "low")
+	token := tokens.AccessToken
 	session := mcpSession(t, s.resource, token, func(tr *mcp.StreamableClientTransport) { tr.DisableStandaloneSSE = true }).ID()
 
 	wantDenial(t, s, token, session, toolCall("no_such_tool"), "unknown_tool",
@@ -131,6 +133,14 @@ func TestDenialsNameTheirCause(t *testing.T) {
 		if _, desc, _ := strings.Cut(challenge, "error_description="); strings.Contains(desc, w) {
 			t.Errorf("killed agent's 401 says %q: %q", w, challenge)
 		}
+	}
+	// Its refresh is refused too, saying why (not that the token was already used).
+	status, body := postToken(t, s.p.url+"/h/acme", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tokens.RefreshToken},
+		"client_id": {conf.ClientID}, "resource": {s.resource}})
+	if status != http.StatusBadRequest || !strings.Contains(body, `"invalid_grant"`) ||
+		!strings.Contains(body, "This app was disabled by an administrator; reconnecting will not help until an administrator enables it again.") ||
+		strings.Contains(body, "already used") {
+		t.Errorf("killed agent's refresh = %d %s, want invalid_grant naming the disabled app", status, body)
 	}
 
 	if calls := s.up.Calls(); len(calls) != 0 {

@@ -41,6 +41,14 @@ func registerClient(t *testing.T, issuer, name string) *oauth2.Config {
 // code and returns the access token for resource.
 func connectAgent(t *testing.T, browserURL, issuer, resource, email, password, level string) string {
 	t.Helper()
+	_, tok := connectAgentTokens(t, browserURL, issuer, resource, email, password, level)
+	return tok.AccessToken
+}
+
+// connectAgentTokens is connectAgent returning the client and all its tokens (the refresh
+// token too).
+func connectAgentTokens(t *testing.T, browserURL, issuer, resource, email, password, level string) (*oauth2.Config, *oauth2.Token) {
+	t.Helper()
 	conf := registerClient(t, issuer, "e2e agent")
 	verifier := oauth2.GenerateVerifier()
 	b := testbrowser.New(t, browserURL)
@@ -57,7 +65,7 @@ func connectAgent(t *testing.T, browserURL, issuer, resource, email, password, l
 	if err != nil {
 		t.Fatalf("token exchange: %v", err)
 	}
-	return tok.AccessToken
+	return conf, tok
 }
 
 // mcpSession connects the official Go SDK client to endpoint with token; opts adjust its
