@@ -594,10 +594,44 @@ func (s *Server) consentPage(w http.ResponseWriter, r *http.Request, h store.Hos
 	if !ok {
 		return
 	}
+	// An app an administrator disabled is told so at once, not after choosing a level.
+	if disabled, err := s.agentDisabled(r.Context(), h.Key, uid, p); err != nil {
+		s.internalError(w, h, "load agents", err)
+		return
+	} else if disabled {
+		s.agentDisabledPage(w, h)
+		return
+	}
 	if !s.upstreamReady(w, r, h, ref, p.server, uid) {
 		return
 	}
 	s.renderConsent(w, r, h, ref, p, uid, "", http.StatusOK)
+}
+
+// agentDisabled reports whether the human's agent of the request's client was disabled by an
+// administrator (the kill switch).
+func (s *Server) agentDisabled(ctx context.Context, host, userID string, p *pending) (bool, error) {
+	agents, err := s.cfg.Store.ListAgents(ctx, host, userID)
+	if err != nil {
+		return false, err
+	}
+	clientID := p.ar.GetClient().GetID()
+	for _, a := range agents {
+		if a.ClientID == clientID {
+			return a.Disabled, nil
+		}
+	}
+	return false, nil
+}
+
+// agentDisabledPage tells the human that an administrator disabled this app.
+func (s *Server) agentDisabledPage(w http.ResponseWriter, h store.Host) {
+	s.errorPage(w, http.StatusForbidden, consentui.ErrorPage{
+		Frame:    frame(h),
+		Title:    "This app was disabled",
+		Message:  "Your administrator disabled this app for your account. Connecting it again will not help until it is enabled again.",
+		WhatToDo: "Ask your administrator to enable it again.",
+	})
 }
 
 func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, h store.Host, ref string, p *pending, uid, msg string, status int) {
@@ -699,12 +733,7 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request, h store.Host) {
 	agentID, err := s.agentFor(ctx, h.Key, uid, p)
 	if err != nil {
 		if errors.Is(err, errAgentDisabled) {
-			s.errorPage(w, http.StatusForbidden, consentui.ErrorPage{
-				Frame:    frame(h),
-				Title:    "This app was disabled",
-				Message:  "Your administrator disabled this app for your account.",
-				WhatToDo: "Ask your administrator to enable it again.",
-			})
+			s.agentDisabledPage(w, h)
 			return
 		}
 		s.internalError(w, h, "create agent", err)

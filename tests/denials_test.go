@@ -8,8 +8,10 @@ import (
 	"testing"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"golang.org/x/oauth2"
 
 	"github.com/trustgate/trustgate/admin"
+	"github.com/trustgate/trustgate/internal/testbrowser"
 )
 
 // denial is a JSON-RPC error answered by the gateway.
@@ -141,6 +143,15 @@ func TestDenialsNameTheirCause(t *testing.T) {
 		!strings.Contains(body, "This app was disabled by an administrator; reconnecting will not help until an administrator enables it again.") ||
 		strings.Contains(body, "already used") {
 		t.Errorf("killed agent's refresh = %d %s, want invalid_grant naming the disabled app", status, body)
+	}
+	// Reconnecting the app: right after sign-in (no trust level to choose first), a page says
+	// that an administrator disabled it.
+	b := testbrowser.New(t, s.p.url)
+	page := b.Get(conf.AuthCodeURL("reconnect-state-1", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("resource", s.resource)))
+	page = b.Submit(page, map[string]string{"email": s.email, "password": s.password})
+	if page.Status != http.StatusForbidden || !strings.Contains(page.Body, "This app was disabled") ||
+		!strings.Contains(page.Body, "will not help until it is enabled again") || strings.Contains(page.Body, `name="trust_level"`) {
+		t.Errorf("reconnecting the killed app, after sign-in: %d %s", page.Status, page.Body)
 	}
 
 	if calls := s.up.Calls(); len(calls) != 0 {
