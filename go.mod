@@ -38,6 +38,8 @@ require (
 	modernc.org/sqlite v1.50.0
 )
 
+require github.com/go-json-experiment/json v1.27.2 // indirect
+
 require (
 	buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go v1.36.12-20260709200747-435963d16310.1 // indirect
 	buf.build/gen/go/gogo/protobuf/protocolbuffers/go v1.36.12-20240617172848-e1dbca2775a7.1 // indirect

@@ -23,6 +23,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // MaxDepth bounds the nesting of arrays and objects.
@@ -64,34 +66,21 @@ func (o Object) String(key string) (s string, ok bool) {
 // Check refuses data unless it is one valid JSON value in valid UTF-8, nested at most MaxDepth,
 // whose objects (at every level) have no duplicate and no fold-equal keys.
 func Check(data []byte) error {
-	_, err := walk(data, false, nil)
+	_, err := read(data, deep, false, nil)
 	return err
 }
 
 // ParseObject checks data as Check does, requires it to be an object, and returns its members.
 // A key that is not one of known but folds to one of them is refused.
 func ParseObject(data []byte, known ...string) (Object, error) {
-	return walk(data, true, known)
+	return read(data, deep, true, known)
 }
 
 // Members returns the members of an object already checked by Check or ParseObject (for
 // example a nested value of one), refusing a key that folds to one of known without being it.
 // It does not check nested values again.
 func Members(data []byte, known ...string) (Object, error) {
-	data = bytes.TrimLeft(data, " \t\r\n")
-	if len(data) == 0 || data[0] != '{' {
-		return nil, refuse("not a JSON object")
-	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(data, &obj); err != nil {
-		return nil, refuse("invalid JSON object: %v", err)
-	}
-	for k := range obj {
-		if err := checkKnown(k, known); err != nil {
-			return nil, err
-		}
-	}
-	return obj, nil
+	return read(data, shallow, true, known)
 }
 
 // Shallow reads the object in data checking only its own keys: data must be one valid JSON
@@ -101,42 +90,7 @@ func Members(data []byte, known ...string) (Object, error) {
 // step of reading a large message of which only some members matter (a tools/list answer,
 // whose tool entries are checked one by one).
 func Shallow(data []byte, known ...string) (Object, error) {
-	if !utf8.Valid(data) {
-		return nil, refuse("invalid UTF-8")
-	}
-	if !json.Valid(data) {
-		return nil, refuse("invalid JSON")
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return nil, refuse("not a JSON object")
-	}
-	obj := make(Object, 8)
-	folded := make(map[string]string, 8)
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, refuse("invalid JSON: %v", err)
-		}
-		key, _ := tok.(string)
-		f := foldKey(key)
-		if prev, dup := folded[f]; dup {
-			if prev == key {
-				return nil, refuse("duplicate key %q", key)
-			}
-			return nil, refuse("keys %q and %q differ only by case or folding", prev, key)
-		}
-		folded[f] = key
-		if err := checkKnown(key, known); err != nil {
-			return nil, err
-		}
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, refuse("invalid JSON: %v", err)
-		}
-		obj[key] = v
-	}
-	return obj, nil
+	return read(data, shallow, true, known)
 }
 
 func checkKnown(key string, known []string) error {
@@ -148,102 +102,191 @@ func checkKnown(key string, known []string) error {
 	return nil
 }
 
-// walk reads one JSON value from data token by token, checking every object's keys; when
-// wantObject, the value must be an object and its top-level members are returned.
-func walk(data []byte, wantObject bool, known []string) (Object, error) {
+// How far read checks keys.
+const (
+	shallow = false // the top-level object's keys only; nested values are only valid JSON
+	deep    = true  // every object's keys at every depth
+)
+
+// decoderOptions: the tokenizer checks syntax, raw UTF-8 and nesting; keys are compared here,
+// after unescaping and under Unicode folding, which covers exact duplicates too. Escaped lone
+// surrogates ("\ud800") are read as U+FFFD, as Go's encoding/json (which the official Go SDK
+// uses) reads them; raw invalid UTF-8 is refused before the tokenizer sees it.
+var decoderOptions = []jsontext.Options{jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)}
+
+// read reads one JSON value from data: checkDeep checks the keys of every object at every
+// depth, otherwise only those of the top-level object; when wantObject, the value must be an
+// object and its top-level members are returned.
+func read(data []byte, checkDeep, wantObject bool, known []string) (Object, error) {
 	if !utf8.Valid(data) {
 		return nil, refuse("invalid UTF-8")
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	type frame struct {
-		object    bool
-		expectKey bool              // object: the next string token is a key
-		keys      map[string]string // object: folded key → key as sent
-		key       string            // the member being read
-		start     int64             // offset before the member's value
-	}
-	var stack []frame
+	dec := jsontext.NewDecoder(bytes.NewReader(data), decoderOptions...)
 	var top Object
-	if wantObject {
+	switch kind := dec.PeekKind(); {
+	case kind == 0:
+		_, err := dec.ReadToken()
+		return nil, syntaxError(err)
+	case wantObject && kind != '{':
+		return nil, refuse("not a JSON object")
+	case wantObject:
 		top = make(Object, 8)
 	}
-	// valueDone is called when a value ends inside the innermost container.
-	valueDone := func() {
-		n := len(stack)
-		if n == 0 || !stack[n-1].object {
-			return
-		}
-		f := &stack[n-1]
-		if n == 1 && wantObject {
-			top[f.key] = json.RawMessage(bytes.TrimLeft(data[f.start:dec.InputOffset()], " \t\r\n:"))
-		}
-		f.expectKey = true
-	}
-	seenValue := false
+	// open holds one entry per open container (depth indexes it); keys holds the keys of the
+	// open objects, innermost last.
+	open := make([]container, 0, 8)
+	keys := keySets{keys: make([][]byte, 0, 32)}
+	var (
+		memberKey   string // the top-level member being read …
+		memberStart int64  // … whose value starts at this offset (0: none)
+		done        bool   // the value is complete: nothing may follow
+	)
 	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
+		depth := dec.StackDepth()
+		kind := dec.PeekKind()
+		if kind == 0 {
+			if _, err := dec.ReadToken(); err != io.EOF {
+				return nil, syntaxError(err)
+			}
 			break
 		}
-		if err != nil {
-			return nil, refuse("invalid JSON: %v", err)
+		if done {
+			return nil, refuse("invalid JSON: data after the value")
 		}
-		if len(stack) == 0 {
-			if seenValue {
-				return nil, refuse("invalid JSON: data after the value")
-			}
-			seenValue = true
-			if wantObject && tok != json.Delim('{') {
-				return nil, refuse("not a JSON object")
-			}
-		}
-		if n := len(stack); n > 0 && stack[n-1].object && stack[n-1].expectKey {
-			key, ok := tok.(string)
-			if !ok { // '}' of an object: handled below
-				goto structural
-			}
-			f := &stack[n-1]
-			folded := foldKey(key)
-			if prev, dup := f.keys[folded]; dup {
-				if prev == key {
-					return nil, refuse("duplicate key %q", key)
+		// A key: the innermost container is an object expecting a name.
+		if depth > 0 && kind == '"' {
+			if parent, n := dec.StackIndex(depth); parent == '{' && n%2 == 0 {
+				raw, err := dec.ReadValue()
+				if err != nil {
+					return nil, syntaxError(err)
 				}
-				return nil, refuse("keys %q and %q differ only by case or folding", prev, key)
-			}
-			if f.keys == nil {
-				f.keys = make(map[string]string, 8)
-			}
-			f.keys[folded] = key
-			if n == 1 && wantObject {
-				if err := checkKnown(key, known); err != nil {
-					return nil, err
+				key, err := unquote(data, dec.InputOffset(), raw)
+				if err != nil {
+					return nil, syntaxError(err)
 				}
+				if depth == 1 || checkDeep {
+					if err := keys.add(&open[depth-1], key); err != nil {
+						return nil, err
+					}
+				}
+				if depth == 1 && top != nil {
+					key := string(key)
+					if err := checkKnown(key, known); err != nil {
+						return nil, err
+					}
+					memberKey, memberStart = key, dec.InputOffset()
+				}
+				continue
 			}
-			f.key, f.start, f.expectKey = key, dec.InputOffset(), false
-			continue
 		}
-	structural:
-		switch tok {
-		case json.Delim('{'), json.Delim('['):
-			if len(stack) >= MaxDepth {
+		switch kind {
+		case '{', '[':
+			if depth >= 1 && !checkDeep {
+				// Below the top-level object: valid JSON is all that is asked.
+				if err := dec.SkipValue(); err != nil {
+					return nil, syntaxError(err)
+				}
+				break
+			}
+			if depth >= MaxDepth {
 				return nil, refuse("nested deeper than %d", MaxDepth)
 			}
-			stack = append(stack, frame{object: tok == json.Delim('{'), expectKey: tok == json.Delim('{')})
-		case json.Delim('}'), json.Delim(']'):
-			stack = stack[:len(stack)-1]
-			valueDone()
+			if _, err := dec.ReadToken(); err != nil {
+				return nil, syntaxError(err)
+			}
+			open = append(open, container{start: len(keys.keys)})
+			continue
+		case '}', ']':
+			if _, err := dec.ReadToken(); err != nil {
+				return nil, syntaxError(err)
+			}
+			keys.keys = keys.keys[:open[len(open)-1].start]
+			open = open[:len(open)-1]
 		default:
-			valueDone()
+			if err := dec.SkipValue(); err != nil {
+				return nil, syntaxError(err)
+			}
 		}
+		// A value ended; when it was a member of the top-level object, keep it.
+		if top != nil && dec.StackDepth() == 1 && memberStart > 0 {
+			top[memberKey] = json.RawMessage(bytes.TrimLeft(data[memberStart:dec.InputOffset()], " \t\r\n:"))
+			memberStart = 0
+		}
+		done = dec.StackDepth() == 0
 	}
-	if !seenValue {
+	if !done {
 		return nil, refuse("invalid JSON: empty input")
 	}
-	if len(stack) != 0 {
-		return nil, refuse("invalid JSON: unexpected end of input")
-	}
 	return top, nil
+}
+
+// syntaxError turns the tokenizer's error into a refusal.
+func syntaxError(err error) error {
+	if err == nil || err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
+		return refuse("invalid JSON: unexpected end of input")
+	}
+	var se *jsontext.SyntacticError
+	if errors.As(err, &se) && se.Err != nil && strings.Contains(se.Err.Error(), "exceeded max depth") {
+		return refuse("nested deeper than %d", MaxDepth)
+	}
+	return refuse("invalid JSON: %v", err)
+}
+
+// unquote returns the key whose quoted form raw the decoder has just read, ending at offset
+// end of data: a slice of data itself (not a copy) when it has no escapes.
+func unquote(data []byte, end int64, raw jsontext.Value) ([]byte, error) {
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return data[end-int64(len(raw))+1 : end-1 : end-1], nil
+	}
+	return jsontext.AppendUnquote(nil, raw)
+}
+
+// container is an open object or array: the keys of an object are keySets.keys[start:].
+type container struct {
+	start  int
+	folded map[string][]byte // folded key → key as sent, once the object has > smallObject keys
+}
+
+// keySets holds the keys of the open objects, innermost last, compared under Unicode simple
+// folding (exact duplicates are fold-equal too). Small objects are scanned; large ones are
+// indexed by folded key.
+type keySets struct {
+	keys [][]byte
+}
+
+const smallObject = 16
+
+func (s *keySets) add(c *container, key []byte) error {
+	if c.folded == nil {
+		own := s.keys[c.start:]
+		for _, prev := range own {
+			if bytes.EqualFold(prev, key) {
+				return twinKeys(string(prev), string(key))
+			}
+		}
+		s.keys = append(s.keys, key)
+		if len(own)+1 <= smallObject {
+			return nil
+		}
+		c.folded = make(map[string][]byte, 2*smallObject)
+		for _, k := range s.keys[c.start:] {
+			c.folded[foldKey(string(k))] = k
+		}
+		return nil
+	}
+	f := foldKey(string(key))
+	if prev, dup := c.folded[f]; dup {
+		return twinKeys(string(prev), string(key))
+	}
+	c.folded[f] = key
+	return nil
+}
+
+func twinKeys(prev, key string) error {
+	if prev == key {
+		return refuse("duplicate key %q", key)
+	}
+	return refuse("keys %q and %q differ only by case or folding", prev, key)
 }
 
 // foldKey maps s to one representative of its Unicode simple-folding class, so that two keys

@@ -3,6 +3,7 @@ package strictjson
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -31,6 +32,14 @@ func TestParseObjectRefusesDisagreements(t *testing.T) {
 		{"truncated", `{"a":`},
 		{"empty", ``},
 		{"deep", strings.Repeat("[", MaxDepth+1) + strings.Repeat("]", MaxDepth+1)},
+		{"deep object", `{"a":` + strings.Repeat(`{"a":`, MaxDepth) + `1` + strings.Repeat(`}`, MaxDepth+1)},
+		{"fold twin in a large object", `{"a":{` + manyKeys(40) + `,"K7":1}}`},
+		{"exact duplicate in a large object", `{"a":{` + manyKeys(40) + `,"k39":1}}`},
+		{"escaped twin in a large object", `{"a":{` + manyKeys(40) + `,"\u006b3":1}}`},
+		{"twin after a nested object closes", `{"a":{"x":1,"y":{"x":2},"X":3}}`},
+		{"twin across escapes", `{"a":{"\u004e":1,"n":2}}`},
+		{"number after the value", `{"a":1} 2`},
+		{"lone closing brace", `}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := ParseObject([]byte(tc.in), known...); err == nil || !IsRefusal(err) {
@@ -93,8 +102,19 @@ func TestShallowChecksOnlyItsOwnKeys(t *testing.T) {
 	}
 }
 
+// manyKeys is n members "k0":0 … of an object, without the braces.
+func manyKeys(n int) string {
+	parts := make([]string, n)
+	for i := range parts {
+		parts[i] = fmt.Sprintf(`"k%d":%d`, i, i)
+	}
+	return strings.Join(parts, ",")
+}
+
 func TestCheckAcceptsOrdinaryJSON(t *testing.T) {
-	for _, in := range []string{`1`, `"s"`, `null`, `[]`, `{}`, `{"a":{"A2":1,"b":[{"a":1},{"a":2}]}}`, `{"ä":1,"Ä2":2}`} {
+	for _, in := range []string{`1`, `"s"`, `null`, `[]`, `{}`, `{"a":{"A2":1,"b":[{"a":1},{"a":2}]}}`, `{"ä":1,"Ä2":2}`,
+		`{"a":{` + manyKeys(40) + `}}`, `{"a":{"x":{"y":1},"y":{"x":2}}}`, `{"name":"\ud800"}`,
+		strings.Repeat("[", MaxDepth) + strings.Repeat("]", MaxDepth)} {
 		if err := Check([]byte(in)); err != nil {
 			t.Errorf("Check(%s) = %v", in, err)
 		}
@@ -138,4 +158,46 @@ func FuzzAgreesWithCaseInsensitiveReader(f *testing.F) {
 			}
 		}
 	})
+}
+
+// toolsListAnswer is a tools/list answer with n tools, each with a small input schema.
+func toolsListAnswer(n int) []byte {
+	var b strings.Builder
+	b.WriteString(`{"jsonrpc":"2.0","id":7,"result":{"tools":[`)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"name":"lookup_%d","title":"Lookup %d","description":"Looks up item %d in the tracker and returns its fields.",`+
+			`"inputSchema":{"type":"object","properties":{"id":{"type":"string","description":"The item's id"},"fields":{"type":"array","items":{"type":"string"}}},"required":["id"]},`+
+			`"annotations":{"readOnlyHint":true,"openWorldHint":false}}`, i, i, i)
+	}
+	b.WriteString(`]}}`)
+	return []byte(b.String())
+}
+
+// BenchmarkToolsListAnswer reads a 200-tool answer the way the tools/list filter does: the
+// envelope and the result shallowly, then every tool entry strictly.
+func BenchmarkToolsListAnswer(b *testing.B) {
+	data := toolsListAnswer(200)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		env, err := Shallow(data, "jsonrpc", "id", "result", "error", "method", "params")
+		if err != nil {
+			b.Fatal(err)
+		}
+		res, err := Shallow(env["result"], "tools", "nextCursor", "_meta")
+		if err != nil {
+			b.Fatal(err)
+		}
+		var tools []json.RawMessage
+		if err := json.Unmarshal(res["tools"], &tools); err != nil {
+			b.Fatal(err)
+		}
+		for _, tool := range tools {
+			if _, err := ParseObject(tool, "name", "title", "description", "inputSchema", "outputSchema", "annotations", "_meta"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
 }
