@@ -180,6 +180,9 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 		SessionKey:   keys.Derive("mcp session binding"), // the same on every replica
 		Telemetry:    g.telemetry,
 		HostNetworks: cfg.hostNetworks,
+		// Every tools/list answer is compared with the approved definitions (proxy/pinning.go).
+		Reviewer: reviewer,
+		Syncer:   g.writer,
 	}); err != nil {
 		return nil, fmt.Errorf("MCP proxy: %w", err)
 	}

@@ -67,6 +67,9 @@ type toolsFilter struct {
 	keep keepTool
 	// dropped is told of each tool entry dropped because it cannot be read exactly (nil: none).
 	dropped func(reason string)
+	// settle, when set, runs after the tools of one message were decided, before the message
+	// is passed on (pinning.go: the withheld tools are flagged).
+	settle func()
 }
 
 // filter rewrites one answer body (a JSON-RPC message, a batch, or an SSE event's data). out is
@@ -141,6 +144,9 @@ func (f *toolsFilter) message(data []byte) (out []byte, changed bool, err error)
 		if name, ok := f.readTool(t); ok && f.keep(name, t) {
 			kept = append(kept, t)
 		}
+	}
+	if f.settle != nil {
+		f.settle()
 	}
 	if len(kept) == len(tools) {
 		return nil, false, nil

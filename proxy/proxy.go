@@ -66,6 +66,7 @@ import (
 	"github.com/trustgate/trustgate/oauthserver/ssrf"
 	"github.com/trustgate/trustgate/schema"
 	"github.com/trustgate/trustgate/secrets"
+	"github.com/trustgate/trustgate/serverimport"
 	"github.com/trustgate/trustgate/store"
 	"github.com/trustgate/trustgate/telemetry"
 	"github.com/trustgate/trustgate/tenant"
@@ -105,6 +106,13 @@ type Config struct {
 	// plus the operator's prefixes (the zero value: public addresses only). Every connection
 	// is checked at dial time; servers on "any" reach every address.
 	HostNetworks ssrf.Policy
+	// Reviewer flags a tool whose definition in a tools/list answer differs from the approved
+	// one, and records a tool the store does not know (pinning.go), as server sync does. Nil:
+	// such tools are withheld but not recorded (only tests that build a Proxy directly).
+	Reviewer *serverimport.Reviewer
+	// Syncer applies a flag to the authorization backend at once (nil: the writer's periodic
+	// run applies it).
+	Syncer Syncer
 }
 
 // Proxy is the MCP proxy. It is safe for concurrent use.
@@ -122,6 +130,10 @@ type Proxy struct {
 	closeStreams context.CancelCauseFunc
 	// dropsLogged: the servers (host/server) whose unreadable tool entries were logged.
 	dropsLogged sync.Map
+	// defs memoises the definition hashes of tool entries; reviewing holds the reviews in
+	// flight (reviewKey → <-chan struct{}) (pinning.go).
+	defs      *defMemo
+	reviewing sync.Map
 }
 
 // New checks the configuration and builds the proxy.
@@ -132,7 +144,7 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	p := &Proxy{cfg: cfg, log: cfg.Logger, trans: newTransports(cfg.HostNetworks), sessions: newSessionBinder(cfg.SessionKey), legacy: newLegacyState()}
+	p := &Proxy{cfg: cfg, log: cfg.Logger, trans: newTransports(cfg.HostNetworks), sessions: newSessionBinder(cfg.SessionKey), legacy: newLegacyState(), defs: newDefMemo()}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -288,12 +300,12 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 
 	// 6. tools/list: decide the visible tools before forwarding (fail closed on errors).
 	if m != nil && m.kind == kindRequest && m.method == "tools/list" {
-		keep, err := p.visibleTools(ctx, host, srv.Key, agentID)
+		check, err := p.visibleTools(ctx, host, srv.Key, agentID)
 		if err != nil {
 			p.backendError(ctx, w, fw, err)
 			return
 		}
-		fw.keep = keep
+		fw.keep, fw.pins = check.keep, check
 	}
 
 	// 5. Forward.
@@ -603,43 +615,72 @@ func (p *Proxy) deny(ctx context.Context, w http.ResponseWriter, m *message, e *
 	p.refuse(ctx, w, m, e, audit.Denied, string(d.Reason)+": "+msg, ErrCodeDenied, msg, data, status)
 }
 
-// visibleTools is the per-tool decision of the tools/list filter (filter.go).
-func (p *Proxy) visibleTools(ctx context.Context, host, server, agentID string) (keepTool, error) {
+// visibleTools is the per-tool decision of the tools/list filter (filter.go): the tools the
+// agent may see whose definition is the approved one (pinning.go).
+func (p *Proxy) visibleTools(ctx context.Context, host, server, agentID string) (*pinCheck, error) {
 	h, err := p.cfg.Store.GetHost(ctx, host)
 	if err != nil {
 		return nil, fmt.Errorf("read host settings: %w", err)
 	}
-	set := map[string]bool{}
+	tools, err := p.toolsByName(ctx, host, server)
+	if err != nil {
+		return nil, err
+	}
+	check := &pinCheck{defs: p.defs, tools: tools}
 	if h.Settings.ToolVisibility == "all" {
-		tools, err := p.cfg.Store.ListTools(ctx, host, server)
+		check.visible = func(name string) bool {
+			t, ok := tools[name]
+			return ok && t.Enabled && !t.Flagged
+		}
+		return check, nil
+	}
+	names, err := p.cfg.Backend.CallableTools(ctx, host, server, agentID)
+	if err != nil {
+		return nil, err
+	}
+	set := make(map[string]bool, len(names))
+	for _, n := range names {
+		set[n] = true
+	}
+	check.visible = func(name string) bool { return set[name] }
+	return check, nil
+}
+
+// toolsByName are the server's stored tools by name, from the control-plane cache when the
+// store has one (storecache.Store.ToolsByName).
+func (p *Proxy) toolsByName(ctx context.Context, host, server string) (map[string]store.Tool, error) {
+	if c, ok := p.cfg.Store.(interface {
+		ToolsByName(ctx context.Context, host, server string) (map[string]store.Tool, error)
+	}); ok {
+		tools, err := c.ToolsByName(ctx, host, server)
 		if err != nil {
 			return nil, fmt.Errorf("list tools: %w", err)
 		}
-		for _, t := range tools {
-			if t.Enabled && !t.Flagged {
-				set[t.Name] = true
-			}
-		}
-	} else {
-		names, err := p.cfg.Backend.CallableTools(ctx, host, server, agentID)
-		if err != nil {
-			return nil, err
-		}
-		for _, n := range names {
-			set[n] = true
-		}
+		return tools, nil
 	}
-	return func(name string, _ json.RawMessage) bool { return set[name] }, nil
+	list, err := p.cfg.Store.ListTools(ctx, host, server)
+	if err != nil {
+		return nil, fmt.Errorf("list tools: %w", err)
+	}
+	tools := make(map[string]store.Tool, len(list))
+	for _, t := range list {
+		tools[t.Name] = t
+	}
+	return tools, nil
 }
 
 // toolsFilter is the tools/list filter of fw's request.
 func (p *Proxy) toolsFilter(fw *forward) *toolsFilter {
-	return &toolsFilter{keep: fw.keep, dropped: func(reason string) {
+	f := &toolsFilter{keep: fw.keep, dropped: func(reason string) {
 		if _, seen := p.dropsLogged.LoadOrStore(fw.host+"/"+fw.server, true); !seen {
 			p.log.Warn("proxy: the server lists a tool entry that cannot be read exactly; it is withheld from tools/list (logged once per server)",
 				"host", fw.host, "server", fw.server, "reason", reason)
 		}
 	}}
+	if fw.pins != nil {
+		f.settle = func() { p.settle(fw, fw.pins) }
+	}
+	return f
 }
 
 // answerFailure is the message of an upstream answer that is not passed on because of err.
@@ -731,6 +772,7 @@ type forward struct {
 	timeouts                          timeouts
 	network                           string      // the server's network (store.NetworkHost or NetworkAny)
 	keep                              keepTool    // set: filter the tools/list answer (filter.go)
+	pins                              *pinCheck   // the approved definitions keep compares with (pinning.go)
 	entry                             audit.Entry // the message's audit entry
 	forwardedAt                       time.Time
 	upstreamStatus                    int    // the upstream's HTTP status (0: no answer)

@@ -129,6 +129,22 @@ func (s *Store) ListTools(ctx context.Context, host, server string) ([]store.Too
 	return cached(ctx, s, key{kind: "tools", host: host, a: server}, func() ([]store.Tool, error) { return s.Store.ListTools(ctx, host, server) })
 }
 
+// ToolsByName is the server's tools (store.Store.ListTools) by name, cached: the approved
+// definitions every tools/list answer is compared with.
+func (s *Store) ToolsByName(ctx context.Context, host, server string) (map[string]store.Tool, error) {
+	return cached(ctx, s, key{kind: "tools-by-name", host: host, a: server}, func() (map[string]store.Tool, error) {
+		list, err := s.Store.ListTools(ctx, host, server)
+		if err != nil {
+			return nil, err
+		}
+		m := make(map[string]store.Tool, len(list))
+		for _, t := range list {
+			m[t.Name] = t
+		}
+		return m, nil
+	})
+}
+
 // GetAgent is store.Store.GetAgent, cached.
 func (s *Store) GetAgent(ctx context.Context, host, id string) (store.Agent, error) {
 	return cached(ctx, s, key{kind: "agent", host: host, a: id}, func() (store.Agent, error) { return s.Store.GetAgent(ctx, host, id) })

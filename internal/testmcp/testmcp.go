@@ -81,6 +81,15 @@ func (u *Upstream) SetTool(name, description string) {
 	})
 }
 
+// SetToolSchema adds a tool, or replaces its definition, with its own input schema (a JSON
+// Schema object): an upstream changing what a tool asks for. A call answers with its arguments.
+func (u *Upstream) SetToolSchema(name, description string, inputSchema map[string]any) {
+	u.Server.AddTool(&mcp.Tool{Name: name, Description: description, InputSchema: inputSchema}, func(_ context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		u.record(name)
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: name + " called with " + string(req.Params.Arguments)}}}, nil
+	})
+}
+
 // RemoveTool removes a tool.
 func (u *Upstream) RemoveTool(name string) { u.Server.RemoveTools(name) }
 
