@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"net"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
@@ -28,13 +27,7 @@ func hostToken(t *testing.T, p *process, global, host string) string {
 // closedPortURL is an MCP URL on a loopback port nothing listens on.
 func closedPortURL(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	return "http://" + addr + "/mcp"
+	return "http://" + freeAddr(t) + "/mcp"
 }
 
 // refusedImport runs `server import` with token, expects it to fail with the "not reachable"
