@@ -19,11 +19,11 @@ import (
 	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/authzserver"
 	"github.com/trustgate/trustgate/discovery"
-	"github.com/trustgate/trustgate/internal/testcp"
-	"github.com/trustgate/trustgate/internal/testmcp"
-	"github.com/trustgate/trustgate/oauthserver/ssrf"
+	"github.com/trustgate/trustgate/internal/secrets"
+	"github.com/trustgate/trustgate/internal/ssrf"
+	"github.com/trustgate/trustgate/internal/testkit/controlplane"
+	"github.com/trustgate/trustgate/internal/testkit/mcpserver"
 	"github.com/trustgate/trustgate/schema"
-	"github.com/trustgate/trustgate/secrets"
 	"github.com/trustgate/trustgate/store"
 	"github.com/trustgate/trustgate/tenant"
 )
@@ -51,7 +51,7 @@ func newEnv(t *testing.T) *env {
 func newEnvWith(t *testing.T, configure func(*admin.Config)) *env {
 	t.Helper()
 	ctx := context.Background()
-	cp := testcp.New(t)
+	cp := controlplane.New(t)
 	st, b, w := cp.Store, cp.Backend, cp.Writer
 	keys, err := secrets.NewKeyring(bytes.Repeat([]byte{7}, 32))
 	if err != nil {
@@ -182,7 +182,7 @@ func (e *env) callable(host, server, agentID string) string {
 
 // imported sets up acme: the issue tracker imported as "tracker", alice granted high, one agent
 // of hers consented at medium.
-func (e *env) imported(up *testmcp.Upstream) (userID, agentID string) {
+func (e *env) imported(up *mcpserver.Upstream) (userID, agentID string) {
 	e.t.Helper()
 	e.must(201, "POST", "/api/v1/hosts/acme/servers", e.acme, admin.ServerImport{URL: up.URL, Key: "tracker"}, nil)
 	var h admin.Human
@@ -198,7 +198,7 @@ func (e *env) imported(up *testmcp.Upstream) (userID, agentID string) {
 
 func TestImportClassifiesToolsAndWritesTuples(t *testing.T) {
 	e := newEnv(t)
-	up := testmcp.Start(t, "")
+	up := mcpserver.Start(t, "")
 	var res admin.ImportResult
 	e.must(201, "POST", "/api/v1/hosts/acme/servers", e.acme, admin.ServerImport{URL: up.URL}, &res)
 	if res.Server.Key != "issue-tracker" || res.Server.Tools != 3 || res.Server.EnabledTools != 3 || res.DryRun {
@@ -232,7 +232,7 @@ func TestImportClassifiesToolsAndWritesTuples(t *testing.T) {
 
 func TestEveryOperationChangesWhatTheAgentMayCall(t *testing.T) {
 	e := newEnv(t)
-	up := testmcp.Start(t, "")
+	up := mcpserver.Start(t, "")
 	userID, agentID := e.imported(up)
 	ag := "/api/v1/hosts/acme/agents/" + agentID
 	steps := []struct {
@@ -280,7 +280,7 @@ func TestEveryOperationChangesWhatTheAgentMayCall(t *testing.T) {
 func TestDeletingHumanOrServerRevokesEverything(t *testing.T) {
 	t.Run("human", func(t *testing.T) {
 		e := newEnv(t)
-		_, agentID := e.imported(testmcp.Start(t, ""))
+		_, agentID := e.imported(mcpserver.Start(t, ""))
 		e.must(204, "DELETE", "/api/v1/hosts/acme/humans/alice@acme.test", e.acme, nil, nil)
 		if got := e.callable("acme", "tracker", agentID); got != "[]" {
 			t.Fatalf("after deleting the human their agent calls %s", got)
@@ -289,7 +289,7 @@ func TestDeletingHumanOrServerRevokesEverything(t *testing.T) {
 	})
 	t.Run("server", func(t *testing.T) {
 		e := newEnv(t)
-		_, agentID := e.imported(testmcp.Start(t, ""))
+		_, agentID := e.imported(mcpserver.Start(t, ""))
 		e.must(204, "DELETE", "/api/v1/hosts/acme/servers/tracker", e.acme, nil, nil)
 		if got := e.callable("acme", "tracker", agentID); got != "[]" {
 			t.Fatalf("after deleting the server the agent calls %s", got)
@@ -300,7 +300,7 @@ func TestDeletingHumanOrServerRevokesEverything(t *testing.T) {
 			t.Fatalf("%d tool tuples outlive their server", n)
 		}
 		// Importing it again starts from nothing: no stale consent comes back.
-		e.must(201, "POST", "/api/v1/hosts/acme/servers", e.acme, admin.ServerImport{URL: testmcp.Start(t, "").URL, Key: "tracker"}, nil)
+		e.must(201, "POST", "/api/v1/hosts/acme/servers", e.acme, admin.ServerImport{URL: mcpserver.Start(t, "").URL, Key: "tracker"}, nil)
 		if got := e.callable("acme", "tracker", agentID); got != "[]" {
 			t.Fatalf("a re-imported server revived old consents: %s", got)
 		}
@@ -309,7 +309,7 @@ func TestDeletingHumanOrServerRevokesEverything(t *testing.T) {
 
 func TestAgentViewShowsEffectiveLevels(t *testing.T) {
 	e := newEnv(t)
-	_, agentID := e.imported(testmcp.Start(t, ""))
+	_, agentID := e.imported(mcpserver.Start(t, ""))
 	e.must(200, "PUT", "/api/v1/hosts/acme/humans/alice@acme.test/grants/tracker", e.acme, admin.GrantSet{Ceiling: "low"}, nil)
 	var a admin.Agent
 	e.must(200, "GET", "/api/v1/hosts/acme/agents/"+agentID, e.acme, nil, &a)
@@ -327,7 +327,7 @@ func TestAgentViewShowsEffectiveLevels(t *testing.T) {
 
 func TestDryRunSavesNothing(t *testing.T) {
 	e := newEnv(t)
-	up := testmcp.Start(t, "")
+	up := mcpserver.Start(t, "")
 	var res admin.ImportResult
 	e.must(200, "POST", "/api/v1/hosts/acme/servers", e.acme, admin.ServerImport{URL: up.URL, DryRun: true}, &res)
 	if !res.DryRun || len(res.Tools) != 3 {
@@ -345,7 +345,7 @@ func TestDryRunSavesNothing(t *testing.T) {
 
 func TestSyncFlagsChangedToolsAndReviewsNewOnes(t *testing.T) {
 	e := newEnv(t)
-	up := testmcp.Start(t, "")
+	up := mcpserver.Start(t, "")
 	_, agentID := e.imported(up)
 	e.must(200, "PUT", "/api/v1/hosts/acme/agents/"+agentID+"/servers/tracker", e.acme, admin.AgentLevel{Level: "high"}, nil)
 
@@ -407,7 +407,7 @@ func (e *env) auditActions(tool, action string) int {
 // a tool changed since is still flagged.
 func TestSyncKeepsApprovalsRecordedBeforeV2(t *testing.T) {
 	e := newEnv(t)
-	up := testmcp.Start(t, "")
+	up := mcpserver.Start(t, "")
 	_, agentID := e.imported(up)
 	ctx := context.Background()
 	tools, err := e.store.ListTools(ctx, "acme", "tracker")
@@ -446,7 +446,7 @@ func TestSyncKeepsApprovalsRecordedBeforeV2(t *testing.T) {
 
 func TestStaticCredentialsAreSealedAndUsed(t *testing.T) {
 	e := newEnv(t)
-	up := testmcp.Start(t, "upstream-s3cret")
+	up := mcpserver.Start(t, "upstream-s3cret")
 	e.problem(502, "POST", "/api/v1/hosts/acme/servers", e.acme, admin.ServerImport{URL: up.URL, Key: "private"}, "credentials")
 	e.must(201, "POST", "/api/v1/hosts/acme/servers", e.acme, admin.ServerImport{URL: up.URL, Key: "private",
 		Header: &admin.CredentialHeader{Name: "authorization", Value: "Bearer upstream-s3cret"}}, nil)
@@ -591,7 +591,7 @@ func ptr[T any](v T) *T { return &v }
 
 func TestImportOfAServerThatWantsEachHumansSignIn(t *testing.T) {
 	e := newEnv(t)
-	up := testmcp.Start(t, "the-upstream-token") // answers 401 to the gateway
+	up := mcpserver.Start(t, "the-upstream-token") // answers 401 to the gateway
 	// Without an OAuth client the 401 is an error, and nothing is saved.
 	e.problem(502, "POST", "/api/v1/hosts/acme/servers", e.acme, admin.ServerImport{URL: up.URL, Key: "tracker"})
 	// With one, the server is imported without tools: humans sign in to it at consent.
@@ -605,7 +605,7 @@ func TestImportOfAServerThatWantsEachHumansSignIn(t *testing.T) {
 
 func TestServerTimeouts(t *testing.T) {
 	e := newEnv(t)
-	up := testmcp.Start(t, "")
+	up := mcpserver.Start(t, "")
 	e.imported(up)
 	var s admin.Server
 	e.must(200, "PATCH", "/api/v1/hosts/acme/servers/tracker", e.acme, admin.ServerUpdate{FirstByteTimeoutMS: ptr(int64(120000)), IdleTimeoutMS: ptr(int64(600000))}, &s)
@@ -626,20 +626,20 @@ func TestServerTimeouts(t *testing.T) {
 // client_dependent_tools with a note; a server listing the same tools to everyone has neither.
 func TestImportAndSyncNameClientDependentTools(t *testing.T) {
 	e := newEnv(t)
-	up := testmcp.Start(t, "")
+	up := mcpserver.Start(t, "")
 	up.AddElicitationTool()
 	var imp admin.ImportResult
 	e.must(201, "POST", "/api/v1/hosts/acme/servers", e.acme, admin.ServerImport{URL: up.URL, Key: "tracker"}, &imp)
-	if len(imp.Tools) != len(testmcp.Tools)+1 || fmt.Sprint(imp.ClientDependentTools) != "["+testmcp.ElicitTool+"]" ||
-		!strings.Contains(imp.Note, testmcp.ElicitTool) || !strings.Contains(imp.Note, "elicitation") {
+	if len(imp.Tools) != len(mcpserver.Tools)+1 || fmt.Sprint(imp.ClientDependentTools) != "["+mcpserver.ElicitTool+"]" ||
+		!strings.Contains(imp.Note, mcpserver.ElicitTool) || !strings.Contains(imp.Note, "elicitation") {
 		t.Fatalf("import: %d tools, client-dependent %v, note %q", len(imp.Tools), imp.ClientDependentTools, imp.Note)
 	}
 	var sync admin.SyncResult
 	e.must(200, "POST", "/api/v1/hosts/acme/servers/tracker/sync", e.acme, nil, &sync)
-	if fmt.Sprint(sync.ClientDependentTools) != "["+testmcp.ElicitTool+"]" || sync.Note == "" || len(sync.Removed) != 0 {
+	if fmt.Sprint(sync.ClientDependentTools) != "["+mcpserver.ElicitTool+"]" || sync.Note == "" || len(sync.Removed) != 0 {
 		t.Fatalf("sync: %+v", sync)
 	}
-	code, body := e.do("POST", "/api/v1/hosts/acme/servers", e.acme, admin.ServerImport{URL: testmcp.Start(t, "").URL, Key: "plain", DryRun: true})
+	code, body := e.do("POST", "/api/v1/hosts/acme/servers", e.acme, admin.ServerImport{URL: mcpserver.Start(t, "").URL, Key: "plain", DryRun: true})
 	if code != 200 || strings.Contains(string(body), "client_dependent_tools") || strings.Contains(string(body), `"note"`) {
 		t.Fatalf("import of a server that lists the same tools to every client = %d %s", code, body)
 	}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/trustgate/trustgate/admin"
 	"github.com/trustgate/trustgate/audit"
-	"github.com/trustgate/trustgate/internal/testmcp"
+	"github.com/trustgate/trustgate/internal/testkit/mcpserver"
 )
 
 // seedAudit writes entries as the proxy would: for acme, 6 allowed/denied calls by two agents
@@ -148,7 +148,7 @@ func TestAuditExportJSONLines(t *testing.T) {
 // the action, the object and the levels before and after.
 func TestAdminChangesAreAudited(t *testing.T) {
 	e := newEnv(t)
-	up := testmcp.Start(t, "")
+	up := mcpserver.Start(t, "")
 	userID, agentID := e.imported(up)
 	e.must(200, "PUT", "/api/v1/hosts/acme/humans/alice@acme.test/grants/tracker", e.acme, admin.GrantSet{Ceiling: "medium"}, nil)
 	e.must(200, "PATCH", "/api/v1/hosts/acme/servers/tracker/tools/delete_issue", e.acme, map[string]any{"enabled": false}, nil)
@@ -199,7 +199,7 @@ func TestHostCreationIsAuditedAndDryRunsAreNot(t *testing.T) {
 	if len(p.Items) != 1 || p.Items[0].Action != "host.create" || p.Items[0].Object != "host/initech" || p.Items[0].Seq != 1 {
 		t.Fatalf("initech's log: %+v", p.Items)
 	}
-	up := testmcp.Start(t, "")
+	up := mcpserver.Start(t, "")
 	e.must(200, "POST", "/api/v1/hosts/acme/servers", e.acme, admin.ServerImport{URL: up.URL, DryRun: true}, nil)
 	p = admin.Page[admin.AuditEntry]{}
 	e.must(200, "GET", "/api/v1/hosts/acme/audit?decision=admin", e.acme, nil, &p)

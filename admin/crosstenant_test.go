@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/trustgate/trustgate/admin"
-	"github.com/trustgate/trustgate/internal/testmcp"
+	"github.com/trustgate/trustgate/internal/testkit/mcpserver"
 	"github.com/trustgate/trustgate/store"
 )
 
@@ -80,7 +80,7 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 // nothing on host acme, and acme's token cannot reach beta's objects through acme's paths.
 func TestCrossTenantRequestsAreRefused(t *testing.T) {
 	e := newEnv(t)
-	_, acmeAgent := e.imported(testmcp.Start(t, ""))
+	_, acmeAgent := e.imported(mcpserver.Start(t, ""))
 	// beta gets its own objects with distinct ids.
 	e.must(201, "POST", "/api/v1/hosts/beta/humans", e.beta, admin.HumanCreate{Email: "mallory@beta.test"}, nil)
 	var betaTok admin.TokenCreated
@@ -106,7 +106,7 @@ func TestCrossTenantRequestsAreRefused(t *testing.T) {
 	}
 	// acme's token with beta's ids under acme's paths, for every operation: never a success,
 	// and nothing of beta's changes.
-	betaUp := testmcp.Start(t, "")
+	betaUp := mcpserver.Start(t, "")
 	e.must(201, "POST", "/api/v1/hosts/beta/servers", e.beta, admin.ServerImport{URL: betaUp.URL, Key: "beta-tracker"}, nil)
 	var mallory admin.Human
 	e.must(200, "PUT", "/api/v1/hosts/beta/humans/mallory@beta.test/grants/beta-tracker", e.beta, admin.GrantSet{Ceiling: "high"}, &mallory)

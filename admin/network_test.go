@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/trustgate/trustgate/admin"
-	"github.com/trustgate/trustgate/internal/testmcp"
+	"github.com/trustgate/trustgate/internal/testkit/mcpserver"
 )
 
 const unreachable = "the MCP server could not be reached"
@@ -29,7 +29,7 @@ func closedURL(t *testing.T) string {
 // token) imports loopback servers, and only the operator lets a server reach any network.
 func TestHostTokenReachesOnlyPublicNetworks(t *testing.T) {
 	e := newEnvWith(t, func(*admin.Config) {}) // public addresses only
-	up := testmcp.Start(t, "")
+	up := mcpserver.Start(t, "")
 	path := "/api/v1/hosts/acme/servers"
 	var details []string
 	byName := strings.Replace(up.URL, "127.0.0.1", "localhost", 1) // checked once resolved
@@ -97,7 +97,7 @@ func TestHostTokenReachesOnlyPublicNetworks(t *testing.T) {
 // The operator's allowed networks open them to hosts' servers.
 func TestHostTokenImportsAllowedNetwork(t *testing.T) {
 	e := newEnv(t) // loopback allowed
-	up := testmcp.Start(t, "")
+	up := mcpserver.Start(t, "")
 	var res admin.ImportResult
 	e.must(201, "POST", "/api/v1/hosts/acme/servers", e.acme, admin.ServerImport{URL: up.URL, Key: "tracker"}, &res)
 	if res.Server.Network != "host" || res.Server.Tools != 3 {

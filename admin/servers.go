@@ -12,7 +12,7 @@ import (
 
 	"github.com/trustgate/trustgate/credentials"
 	"github.com/trustgate/trustgate/discovery"
-	"github.com/trustgate/trustgate/oauthserver/ssrf"
+	"github.com/trustgate/trustgate/internal/ssrf"
 	"github.com/trustgate/trustgate/serverimport"
 	"github.com/trustgate/trustgate/store"
 )

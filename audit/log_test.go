@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/trustgate/trustgate/audit"
-	"github.com/trustgate/trustgate/internal/testenv"
+	"github.com/trustgate/trustgate/internal/testkit/services"
 	"github.com/trustgate/trustgate/store"
 )
 
@@ -23,7 +23,7 @@ type engine struct {
 var engines = []engine{
 	{"sqlite", func(t testing.TB) store.Config { return store.Config{DataDir: t.TempDir()} }},
 	{"postgres", func(t testing.TB) store.Config {
-		return store.Config{URL: testenv.Postgres(t), ConnectTimeout: 5 * time.Second}
+		return store.Config{URL: services.Postgres(t), ConnectTimeout: 5 * time.Second}
 	}},
 }
 

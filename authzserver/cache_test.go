@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/trustgate/trustgate/authzserver"
-	"github.com/trustgate/trustgate/internal/testenv"
+	"github.com/trustgate/trustgate/internal/testkit/services"
 	"github.com/trustgate/trustgate/schema"
 )
 
@@ -72,7 +72,7 @@ func TestCacheSeesWritesMadeBesideIt(t *testing.T) {
 // Two replicas on one PostgreSQL datastore: a revocation written through one is denied by the
 // very next check on the other, cached or not.
 func TestCachedRevocationAcrossReplicasOnPostgres(t *testing.T) {
-	uri := testenv.Postgres(t)
+	uri := services.Postgres(t)
 	ctx := context.Background()
 	a := newCache(t, startEmbedded(t, authzserver.EmbeddedConfig{Datastore: authzserver.DatastorePostgres, DatastoreURI: uri}))
 	// The replicas B share the datastore A migrated (see EmbeddedConfig.Migrated).

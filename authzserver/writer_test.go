@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/trustgate/trustgate/authzserver"
-	"github.com/trustgate/trustgate/internal/testenv"
+	"github.com/trustgate/trustgate/internal/testkit/services"
 	"github.com/trustgate/trustgate/schema"
 	"github.com/trustgate/trustgate/store"
 )
@@ -173,7 +173,7 @@ func testWriter(t *testing.T, st store.Store) {
 func TestWriterSQLite(t *testing.T) { testWriter(t, openSQLite(t)) }
 
 func TestWriterPostgres(t *testing.T) {
-	st, err := store.Open(context.Background(), store.Config{URL: testenv.Postgres(t)})
+	st, err := store.Open(context.Background(), store.Config{URL: services.Postgres(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +217,7 @@ func TestSyncKeepsChangesWhenSpiceDBIsDown(t *testing.T) {
 }
 
 func TestEmbeddedOnPostgresKeepsRelationshipsAcrossRestart(t *testing.T) {
-	uri := testenv.Postgres(t)
+	uri := services.Postgres(t)
 	ctx := context.Background()
 	b := startEmbedded(t, authzserver.EmbeddedConfig{Datastore: authzserver.DatastorePostgres, DatastoreURI: uri})
 	if _, err := b.WriteRelationships(ctx, grantAll(schema.High)); err != nil {

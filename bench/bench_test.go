@@ -13,14 +13,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trustgate/trustgate/accesstoken"
 	"github.com/trustgate/trustgate/authzserver"
 	"github.com/trustgate/trustgate/bench"
-	"github.com/trustgate/trustgate/internal/testenv"
-	"github.com/trustgate/trustgate/oauthserver/keyset"
+	"github.com/trustgate/trustgate/internal/secrets"
+	"github.com/trustgate/trustgate/internal/testkit/services"
 	"github.com/trustgate/trustgate/schema"
-	"github.com/trustgate/trustgate/secrets"
 	"github.com/trustgate/trustgate/store"
-	"github.com/trustgate/trustgate/storecache"
+	"github.com/trustgate/trustgate/store/cache"
 )
 
 // backend is an embedded SpiceDB with 10^4 generated relationships, shared by the check
@@ -141,7 +141,7 @@ func BenchmarkCheckCachedOtherHostWrites(b *testing.B) {
 // uncached, and through the decision cache, whose hit costs one head-revision query.
 func BenchmarkCheckPostgres(b *testing.B) {
 	ctx := context.Background()
-	s, err := authzserver.StartEmbedded(ctx, authzserver.EmbeddedConfig{Datastore: authzserver.DatastorePostgres, DatastoreURI: testenv.Postgres(b)})
+	s, err := authzserver.StartEmbedded(ctx, authzserver.EmbeddedConfig{Datastore: authzserver.DatastorePostgres, DatastoreURI: services.Postgres(b)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -187,7 +187,7 @@ func BenchmarkCallableTools(b *testing.B) {
 	}
 }
 
-func newKeySet(b *testing.B, remembered int) *keyset.KeySet {
+func newKeySet(b *testing.B, remembered int) *accesstoken.KeySet {
 	ctx := context.Background()
 	st, err := store.Open(ctx, store.Config{DataDir: b.TempDir()})
 	if err != nil {
@@ -200,7 +200,7 @@ func newKeySet(b *testing.B, remembered int) *keyset.KeySet {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ks, err := keyset.Open(ctx, st, ring, keyset.Options{VerifiedTokens: remembered})
+	ks, err := accesstoken.Open(ctx, st, ring, accesstoken.Options{VerifiedTokens: remembered})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -216,13 +216,13 @@ func BenchmarkVerify(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			ks := newKeySet(b, c.remembered)
 			now := time.Now()
-			tok, err := ks.Mint(keyset.AccessClaims{Issuer: "https://gw.example/h/acme", Subject: "u_1", ClientID: "c",
+			tok, err := ks.Mint(accesstoken.AccessClaims{Issuer: "https://gw.example/h/acme", Subject: "u_1", ClientID: "c",
 				Audience: []string{"https://gw.example/h/acme/mcp/up"}, Expiry: now.Add(time.Hour),
 				Extra: map[string]any{"agent_id": "a_1", "host": "acme"}})
 			if err != nil {
 				b.Fatal(err)
 			}
-			want := keyset.Expect{Issuer: "https://gw.example/h/acme", Audience: "https://gw.example/h/acme/mcp/up"}
+			want := accesstoken.Expect{Issuer: "https://gw.example/h/acme", Audience: "https://gw.example/h/acme/mcp/up"}
 			for b.Loop() {
 				if _, err := ks.Verify(tok, want); err != nil {
 					b.Fatal(err)
@@ -253,7 +253,7 @@ func BenchmarkTokenState(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	hot := storecache.New(st, 0)
+	hot := cache.New(st, 0)
 	snap, err := hot.Snapshot(ctx)
 	if err != nil {
 		b.Fatal(err)

@@ -22,7 +22,7 @@ var areas = []struct {
 	name     string
 	prefixes []string
 }{
-	{"JWT verification", []string{"github.com/trustgate/trustgate/oauthserver/keyset.(*KeySet).Verify"}},
+	{"JWT verification", []string{"github.com/trustgate/trustgate/accesstoken.(*KeySet).Verify"}},
 	{"authorization", []string{"github.com/trustgate/trustgate/authzserver.", "github.com/authzed/"}},
 	{"audit append", []string{"github.com/trustgate/trustgate/audit.", "github.com/trustgate/trustgate/store.*AppendAudit"}},
 	{"store reads", []string{"github.com/trustgate/trustgate/store.", "database/sql.", "modernc.org/sqlite", "github.com/jackc/pgx"}},

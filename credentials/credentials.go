@@ -10,7 +10,7 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/trustgate/trustgate/secrets"
+	"github.com/trustgate/trustgate/internal/secrets"
 	"github.com/trustgate/trustgate/store"
 )
 

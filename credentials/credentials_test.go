@@ -5,7 +5,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/trustgate/trustgate/secrets"
+	"github.com/trustgate/trustgate/internal/secrets"
 	"github.com/trustgate/trustgate/store"
 )
 

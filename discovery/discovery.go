@@ -16,7 +16,7 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/trustgate/trustgate/oauthserver/ssrf"
+	"github.com/trustgate/trustgate/internal/ssrf"
 	"github.com/trustgate/trustgate/schema"
 )
 

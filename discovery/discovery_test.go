@@ -13,7 +13,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/trustgate/trustgate/internal/testmcp"
+	"github.com/trustgate/trustgate/internal/testkit/mcpserver"
 	"github.com/trustgate/trustgate/schema"
 )
 
@@ -308,7 +308,7 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // hiding one tool from clients without elicitation) is discovered; with CompareClients the
 // result names it as client-dependent. Discovery used to declare roots only and miss it.
 func TestDiscoverDeclaresClientCapabilities(t *testing.T) {
-	up := testmcp.Start(t, "")
+	up := mcpserver.Start(t, "")
 	up.AddElicitationTool()
 	endpoint := up.URL
 	res, err := Discover(context.Background(), endpoint, testOptions())
@@ -319,8 +319,8 @@ func TestDiscoverDeclaresClientCapabilities(t *testing.T) {
 	for _, tl := range res.Tools {
 		names = append(names, tl.Name)
 	}
-	if !slices.Contains(names, testmcp.ElicitTool) || len(names) != len(testmcp.Tools)+1 {
-		t.Fatalf("discovered %v, want the issue tools and %s", names, testmcp.ElicitTool)
+	if !slices.Contains(names, mcpserver.ElicitTool) || len(names) != len(mcpserver.Tools)+1 {
+		t.Fatalf("discovered %v, want the issue tools and %s", names, mcpserver.ElicitTool)
 	}
 	if res.ClientCompared || res.ClientDependentTools != nil {
 		t.Errorf("without CompareClients: compared %v, dependent %v", res.ClientCompared, res.ClientDependentTools)
@@ -332,12 +332,12 @@ func TestDiscoverDeclaresClientCapabilities(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !res.ClientCompared || fmt.Sprint(res.ClientDependentTools) != "["+testmcp.ElicitTool+"]" {
-		t.Fatalf("client-dependent tools = %v (compared %v), want [%s]", res.ClientDependentTools, res.ClientCompared, testmcp.ElicitTool)
+	if !res.ClientCompared || fmt.Sprint(res.ClientDependentTools) != "["+mcpserver.ElicitTool+"]" {
+		t.Fatalf("client-dependent tools = %v (compared %v), want [%s]", res.ClientDependentTools, res.ClientCompared, mcpserver.ElicitTool)
 	}
 
 	// A server that lists the same tools to every client has none.
-	plain := testmcp.Start(t, "")
+	plain := mcpserver.Start(t, "")
 	res, err = Discover(context.Background(), plain.URL, opts)
 	if err != nil || !res.ClientCompared || res.ClientDependentTools != nil {
 		t.Fatalf("plain server: dependent %v, compared %v, err %v", res.ClientDependentTools, res.ClientCompared, err)

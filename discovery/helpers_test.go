@@ -13,7 +13,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/trustgate/trustgate/oauthserver/ssrf"
+	"github.com/trustgate/trustgate/internal/ssrf"
 )
 
 // startMCP serves srv over Streamable HTTP on a test server, with wrap (if set) in front, and

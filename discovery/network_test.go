@@ -8,15 +8,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trustgate/trustgate/internal/testmcp"
-	"github.com/trustgate/trustgate/oauthserver/ssrf"
+	"github.com/trustgate/trustgate/internal/ssrf"
+	"github.com/trustgate/trustgate/internal/testkit/mcpserver"
 )
 
 // Without an HTTP client of the caller's, discovery dials under Options.Policy, public
 // addresses only by default. The check is on the address dialled, after DNS resolution: a name
 // (localhost) that resolves to loopback is refused like the literal address.
 func TestDiscoverDialsUnderThePolicy(t *testing.T) {
-	up := testmcp.Start(t, "")
+	up := mcpserver.Start(t, "")
 	byName := strings.Replace(up.URL, "127.0.0.1", "localhost", 1)
 	for _, u := range []string{up.URL, byName} {
 		_, err := Discover(context.Background(), u, Options{Timeout: 5 * time.Second})

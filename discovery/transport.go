@@ -18,7 +18,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/trustgate/trustgate/oauthserver/ssrf"
+	"github.com/trustgate/trustgate/internal/ssrf"
 )
 
 // newHTTPClient returns the client the SDK transport uses: opts.HTTPClient (copied) or a default

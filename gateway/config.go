@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/trustgate/trustgate/internal/httplimit"
+	"github.com/trustgate/trustgate/internal/ssrf"
 	"github.com/trustgate/trustgate/oauthserver/consentui"
-	"github.com/trustgate/trustgate/oauthserver/ssrf"
 )
 
 // Config is everything `trustgate serve` is configured with. The zero value of each field means

@@ -13,18 +13,18 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/trustgate/trustgate/accesstoken"
 	"github.com/trustgate/trustgate/admin"
 	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/authzserver"
 	"github.com/trustgate/trustgate/internal/httplimit"
+	"github.com/trustgate/trustgate/internal/secrets"
 	"github.com/trustgate/trustgate/oauthserver"
-	"github.com/trustgate/trustgate/oauthserver/keyset"
 	"github.com/trustgate/trustgate/proxy"
 	"github.com/trustgate/trustgate/schema"
-	"github.com/trustgate/trustgate/secrets"
 	"github.com/trustgate/trustgate/serverimport"
 	"github.com/trustgate/trustgate/store"
-	"github.com/trustgate/trustgate/storecache"
+	"github.com/trustgate/trustgate/store/cache"
 	"github.com/trustgate/trustgate/telemetry"
 	"github.com/trustgate/trustgate/tenant"
 	"github.com/trustgate/trustgate/upstreamauth"
@@ -37,12 +37,12 @@ type Gateway struct {
 	listener net.Listener
 	limited  *httplimit.Listener // listener, at most cfg.MaxConnections open connections
 	store    store.Store
-	hot      *storecache.Store // the hot path's never-stale view of the store
+	hot      *cache.Store // the hot path's never-stale view of the store
 	audit    *audit.Log
 	backend  *authzserver.SpiceDB
 	writer   *authzserver.Writer
 	admin    *admin.API
-	keys     *keyset.KeySet
+	keys     *accesstoken.KeySet
 	oauth    *oauthserver.Server
 	proxy    *proxy.Proxy
 	server   *http.Server
@@ -109,7 +109,7 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 		return nil, fmt.Errorf("read store schema version: %w", err)
 	}
 	log.Info("store ready", "engine", g.store.Engine(), "schema_version", version)
-	g.hot = storecache.New(g.store, 0)
+	g.hot = cache.New(g.store, 0)
 	g.audit = audit.NewLog(g.store, audit.Options{Logger: log})
 
 	g.backend, err = openBackend(ctx, cfg, g.store.Engine())
@@ -142,7 +142,7 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 	if g.admin, err = admin.New(admin.Config{Store: g.store, Syncer: g.writer, Keys: keys, URLs: g.urls, Logger: log, Audit: g.audit, Reviewer: reviewer, HostNetworks: cfg.hostNetworks}); err != nil {
 		return nil, err
 	}
-	if g.keys, err = keyset.Open(ctx, g.store, keys, keyset.Options{Logger: log}); err != nil {
+	if g.keys, err = accesstoken.Open(ctx, g.store, keys, accesstoken.Options{Logger: log}); err != nil {
 		return nil, fmt.Errorf("access-token signing keys: %w", err)
 	}
 	upstream, err := upstreamauth.NewClient(upstreamauth.Config{Store: g.hot, Keys: keys, Logger: log, HostNetworks: cfg.hostNetworks})

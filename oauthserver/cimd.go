@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/trustgate/trustgate/oauthserver/ssrf"
+	"github.com/trustgate/trustgate/internal/ssrf"
 )
 
 // OAuth Client ID Metadata Documents (draft-ietf-oauth-client-id-metadata-document, which the

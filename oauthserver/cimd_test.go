@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trustgate/trustgate/oauthserver/ssrf"
+	"github.com/trustgate/trustgate/internal/ssrf"
 )
 
 func TestIsClientIDMetadataURL(t *testing.T) {

@@ -4,5 +4,5 @@
 // through the SSRF-safe client in ssrf), redirect URI rules (RFC 8252) and PKCE checks.
 // Server (server*.go) is the HTTP side of every host's authorization server: discovery,
 // registration, the sign-in and consent flow, and fosite's token, revocation and introspection
-// endpoints. The fosite storage lives in fositestore and the token signing keys in keyset.
+// endpoints. The fosite storage lives in fositestore and the token signing keys in package accesstoken.
 package oauthserver

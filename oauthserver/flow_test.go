@@ -16,7 +16,7 @@ import (
 
 	"golang.org/x/oauth2"
 
-	"github.com/trustgate/trustgate/internal/testbrowser"
+	"github.com/trustgate/trustgate/internal/testkit/webclient"
 	"github.com/trustgate/trustgate/oauthserver"
 	"github.com/trustgate/trustgate/oauthserver/consentui"
 	"github.com/trustgate/trustgate/oauthserver/fositestore"
@@ -426,7 +426,7 @@ func TestSessionLimits(t *testing.T) {
 	})
 }
 
-type testbrowserPage = testbrowser.Page
+type testbrowserPage = webclient.Page
 
 func TestWrongVerifier(t *testing.T) {
 	e := newEnv(t)

@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/oauth2"
 
-	"github.com/trustgate/trustgate/internal/testbrowser"
+	"github.com/trustgate/trustgate/internal/testkit/webclient"
 	"github.com/trustgate/trustgate/oauthserver"
 	"github.com/trustgate/trustgate/oauthserver/consentui"
 	"github.com/trustgate/trustgate/oauthserver/invitation"
@@ -60,7 +60,7 @@ func (e *env) addUnclaimed(who string) store.User {
 	return u
 }
 
-func wantInvitationGone(t *testing.T, p testbrowser.Page, what string) {
+func wantInvitationGone(t *testing.T, p webclient.Page, what string) {
 	t.Helper()
 	if p.Status != http.StatusGone || !strings.Contains(p.Body, "This invitation link no longer works") || !strings.Contains(p.Body, oauthserver.MsgAskForInvitation) {
 		t.Fatalf("%s: %d %s", what, p.Status, p.Body)

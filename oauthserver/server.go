@@ -17,11 +17,11 @@ import (
 	"github.com/ory/fosite"
 	foauth2 "github.com/ory/fosite/handler/oauth2"
 
+	"github.com/trustgate/trustgate/accesstoken"
 	"github.com/trustgate/trustgate/authzserver"
+	"github.com/trustgate/trustgate/internal/ssrf"
 	"github.com/trustgate/trustgate/oauthserver/consentui"
 	"github.com/trustgate/trustgate/oauthserver/fositestore"
-	"github.com/trustgate/trustgate/oauthserver/keyset"
-	"github.com/trustgate/trustgate/oauthserver/ssrf"
 	"github.com/trustgate/trustgate/store"
 	"github.com/trustgate/trustgate/tenant"
 	"github.com/trustgate/trustgate/upstreamauth"
@@ -42,7 +42,7 @@ type Syncer interface {
 type ServerConfig struct {
 	Store  store.Store
 	URLs   tenant.URLs
-	KeySet *keyset.KeySet
+	KeySet *accesstoken.KeySet
 	Syncer Syncer
 	// CookieSecret (at least 32 bytes) signs the signed-in session cookie and the CSRF tokens.
 	// GlobalSecret (at least 32 bytes) is fosite's HMAC key for codes and refresh tokens. Both
@@ -81,8 +81,8 @@ const (
 	SessionTTL = 12 * time.Hour
 	// maxFormBytes bounds the body of the sign-in and consent forms.
 	maxFormBytes = 16 << 10
-	// maxAccessTokenTTL caps a host's AccessTokenTTLSeconds (keyset's default maximum).
-	maxAccessTokenTTL = keyset.DefaultMaxTokenLifetime
+	// maxAccessTokenTTL caps a host's AccessTokenTTLSeconds (accesstoken's default maximum).
+	maxAccessTokenTTL = accesstoken.DefaultMaxTokenLifetime
 )
 
 // Server is the OAuth 2.1 authorization server of every host. It is safe for concurrent use.

@@ -17,14 +17,14 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/trustgate/trustgate/accesstoken"
 	"github.com/trustgate/trustgate/authzserver"
-	"github.com/trustgate/trustgate/internal/testbrowser"
-	"github.com/trustgate/trustgate/internal/testcp"
-	"github.com/trustgate/trustgate/internal/testenv"
+	"github.com/trustgate/trustgate/internal/secrets"
+	"github.com/trustgate/trustgate/internal/testkit/controlplane"
+	"github.com/trustgate/trustgate/internal/testkit/services"
+	"github.com/trustgate/trustgate/internal/testkit/webclient"
 	"github.com/trustgate/trustgate/oauthserver"
-	"github.com/trustgate/trustgate/oauthserver/keyset"
 	"github.com/trustgate/trustgate/schema"
-	"github.com/trustgate/trustgate/secrets"
 	"github.com/trustgate/trustgate/store"
 	"github.com/trustgate/trustgate/tenant"
 )
@@ -43,7 +43,7 @@ type env struct {
 	t       *testing.T
 	st      store.Store
 	backend authzserver.Backend
-	ks      *keyset.KeySet
+	ks      *accesstoken.KeySet
 	srv     *httptest.Server
 	urls    tenant.URLs
 	clock   *clock
@@ -93,7 +93,7 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 	)
 	if o.postgres {
 		var err error
-		st, err = store.Open(ctx, store.Config{URL: testenv.Postgres(t), ConnectTimeout: 5 * time.Second})
+		st, err = store.Open(ctx, store.Config{URL: services.Postgres(t), ConnectTimeout: 5 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,7 +108,7 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 		}
 		b, w = sdb, authzserver.NewWriter(st, sdb, nil)
 	} else {
-		cp := testcp.New(t)
+		cp := controlplane.New(t)
 		st, b, w = cp.Store, cp.Backend, cp.Writer
 	}
 	if o.replicas < 1 {
@@ -135,7 +135,7 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 	t.Cleanup(e.srv.Close)
 	e.urls, _ = tenant.NewURLs(e.srv.URL, false)
 	for i := range handlers {
-		ks, err := keyset.Open(ctx, st, ring, keyset.Options{Now: e.clock.Now})
+		ks, err := accesstoken.Open(ctx, st, ring, accesstoken.Options{Now: e.clock.Now})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -224,9 +224,9 @@ func (e *env) register(host string, redirects ...string) *oauth2.Config {
 }
 
 // browser plays the browser, staying on the gateway.
-type browser = testbrowser.Browser
+type browser = webclient.Browser
 
-func (e *env) browser() *browser { return testbrowser.New(e.t, e.srv.URL) }
+func (e *env) browser() *browser { return webclient.New(e.t, e.srv.URL) }
 
 // flow runs the authorization request through sign-in and consent at level; it returns the
 // final redirect to the client.
@@ -356,7 +356,7 @@ func TestFullFlow(t *testing.T) {
 	if tok.RefreshToken == "" {
 		t.Fatal("no refresh token")
 	}
-	claims, err := e.ks.Verify(tok.AccessToken, keyset.Expect{Issuer: e.base("acme"), Audience: e.resource()})
+	claims, err := e.ks.Verify(tok.AccessToken, accesstoken.Expect{Issuer: e.base("acme"), Audience: e.resource()})
 	if err != nil {
 		t.Fatalf("verify access token: %v", err)
 	}
@@ -365,7 +365,7 @@ func TestFullFlow(t *testing.T) {
 	if claims.Subject != u.ID || claims.ClientID != conf.ClientID || claims.Extra["host"] != "acme" || agentID == "" || claims.Scope != oauthserver.MCPScope {
 		t.Fatalf("claims %+v", claims)
 	}
-	if _, err := e.ks.Verify(tok.AccessToken, keyset.Expect{Issuer: e.base("acme"), Audience: e.urls.MCP("other")}); !errors.Is(err, keyset.ErrWrongAudience) {
+	if _, err := e.ks.Verify(tok.AccessToken, accesstoken.Expect{Issuer: e.base("acme"), Audience: e.urls.MCP("other")}); !errors.Is(err, accesstoken.ErrWrongAudience) {
 		t.Fatalf("other audience: %v", err)
 	}
 	a, err := e.st.GetAgent(context.Background(), "acme", agentID)
@@ -387,7 +387,7 @@ func TestFullFlow(t *testing.T) {
 	verifier2 := oauth2.GenerateVerifier()
 	loc2 := e.flow(b, conf, "state-abcdefghij", verifier2, "low")
 	tok2 := e.exchange(conf, loc2, verifier2)
-	claims2, err := e.ks.Verify(tok2.AccessToken, keyset.Expect{Issuer: e.base("acme"), Audience: e.resource()})
+	claims2, err := e.ks.Verify(tok2.AccessToken, accesstoken.Expect{Issuer: e.base("acme"), Audience: e.resource()})
 	if err != nil || claims2.Extra["agent_id"] != agentID {
 		t.Fatalf("second flow: %+v %v", claims2, err)
 	}
@@ -401,7 +401,7 @@ func TestFullFlow(t *testing.T) {
 	if tok3.RefreshToken == "" || tok3.RefreshToken == tok.RefreshToken {
 		t.Fatal("refresh token not rotated")
 	}
-	if _, err := e.ks.Verify(tok3.AccessToken, keyset.Expect{Issuer: e.base("acme"), Audience: e.resource()}); err != nil {
+	if _, err := e.ks.Verify(tok3.AccessToken, accesstoken.Expect{Issuer: e.base("acme"), Audience: e.resource()}); err != nil {
 		t.Fatalf("refreshed access token: %v", err)
 	}
 

@@ -15,8 +15,8 @@ import (
 	"github.com/ory/fosite"
 	foauth2 "github.com/ory/fosite/handler/oauth2"
 
+	"github.com/trustgate/trustgate/accesstoken"
 	"github.com/trustgate/trustgate/oauthserver/fositestore"
-	"github.com/trustgate/trustgate/oauthserver/keyset"
 	"github.com/trustgate/trustgate/store"
 )
 
@@ -106,7 +106,7 @@ func (s *Server) revokeAccessJWT(ctx context.Context, r *http.Request, host stri
 	if !ok {
 		return nil
 	}
-	c, err := s.cfg.KeySet.Verify(token, keyset.Expect{Issuer: s.issuer(host), Audience: aud})
+	c, err := s.cfg.KeySet.Verify(token, accesstoken.Expect{Issuer: s.issuer(host), Audience: aud})
 	if err != nil {
 		return nil
 	}
@@ -184,7 +184,7 @@ const GrantClaim = "sid"
 // the host's issuer, sub the human, aud the granted resources, client_id, scope, jti, and the
 // extra claims host, agent_id and sid (GrantClaim). The jti is recorded in the session (and
 // so in the access token's stored row) so that revoking the row revokes the JWT. Their lifetime is the host's AccessTokenTTLSeconds (default one
-// hour, at most keyset.DefaultMaxTokenLifetime).
+// hour, at most accesstoken.DefaultMaxTokenLifetime).
 //
 // The signature fosite stores the token under is the JWS signature (the third part), as fosite's
 // own DefaultJWTStrategy does: introspection and revocation compute it from the presented token
@@ -234,7 +234,7 @@ func (j *jwtAccessTokens) GenerateAccessToken(ctx context.Context, requester fos
 	var jti [16]byte
 	_, _ = rand.Read(jti[:]) // crypto/rand.Read never fails
 	sess.TokenID = base64.RawURLEncoding.EncodeToString(jti[:])
-	tok, err := j.s.cfg.KeySet.Mint(keyset.AccessClaims{
+	tok, err := j.s.cfg.KeySet.Mint(accesstoken.AccessClaims{
 		Issuer:   j.s.issuer(sess.Host),
 		Subject:  sess.UserID,
 		Audience: aud,
@@ -259,13 +259,13 @@ func (j *jwtAccessTokens) ValidateAccessToken(_ context.Context, requester fosit
 	if !ok || len(aud) == 0 {
 		return fosite.ErrTokenSignatureMismatch
 	}
-	_, err := j.s.cfg.KeySet.Verify(token, keyset.Expect{Issuer: j.s.issuer(sess.Host), Audience: aud[0]})
+	_, err := j.s.cfg.KeySet.Verify(token, accesstoken.Expect{Issuer: j.s.issuer(sess.Host), Audience: aud[0]})
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, keyset.ErrExpired):
+	case errors.Is(err, accesstoken.ErrExpired):
 		return fosite.ErrTokenExpired
-	case errors.Is(err, keyset.ErrMalformed):
+	case errors.Is(err, accesstoken.ErrMalformed):
 		return fosite.ErrInvalidTokenFormat
 	default:
 		return fosite.ErrTokenSignatureMismatch

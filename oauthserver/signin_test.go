@@ -11,12 +11,12 @@ import (
 
 	"golang.org/x/oauth2"
 
-	"github.com/trustgate/trustgate/internal/testbrowser"
+	"github.com/trustgate/trustgate/internal/testkit/webclient"
 	"github.com/trustgate/trustgate/oauthserver"
 )
 
 // signInPage opens the sign-in page of a new authorization request in a new browser.
-func (e *env) signInPage(conf *oauth2.Config) (*browser, testbrowser.Page) {
+func (e *env) signInPage(conf *oauth2.Config) (*browser, webclient.Page) {
 	e.t.Helper()
 	b := e.browser()
 	p := b.Get(conf.AuthCodeURL("state-0123456789", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("resource", e.resource())))

@@ -8,8 +8,8 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/trustgate/trustgate/accesstoken"
 	"github.com/trustgate/trustgate/audit"
-	"github.com/trustgate/trustgate/oauthserver/keyset"
 	"github.com/trustgate/trustgate/telemetry"
 )
 
@@ -25,7 +25,7 @@ import (
 const errAuditMessage = "trustgate could not write its audit log; the call was not forwarded"
 
 // auditEntry starts the entry of one message: who sent it, what it is, which request.
-func auditEntry(r *http.Request, host string, claims keyset.AccessClaims, m *message) audit.Entry {
+func auditEntry(r *http.Request, host string, claims accesstoken.AccessClaims, m *message) audit.Entry {
 	e := audit.Entry{Host: host, Time: time.Now(), UserID: claims.Subject, ClientID: claims.ClientID,
 		RequestID: auditRequestID(r), TraceID: traceID(r)}
 	e.AgentID, _ = claims.Extra["agent_id"].(string)

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/trustgate/trustgate/audit"
-	"github.com/trustgate/trustgate/oauthserver/ssrf"
+	"github.com/trustgate/trustgate/internal/ssrf"
 	"github.com/trustgate/trustgate/proxy"
 	"github.com/trustgate/trustgate/store"
 )

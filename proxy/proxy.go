@@ -58,14 +58,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/trustgate/trustgate/accesstoken"
 	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/authzserver"
 	"github.com/trustgate/trustgate/internal/httplimit"
+	"github.com/trustgate/trustgate/internal/secrets"
+	"github.com/trustgate/trustgate/internal/ssrf"
 	"github.com/trustgate/trustgate/oauthserver"
-	"github.com/trustgate/trustgate/oauthserver/keyset"
-	"github.com/trustgate/trustgate/oauthserver/ssrf"
 	"github.com/trustgate/trustgate/schema"
-	"github.com/trustgate/trustgate/secrets"
 	"github.com/trustgate/trustgate/serverimport"
 	"github.com/trustgate/trustgate/store"
 	"github.com/trustgate/trustgate/telemetry"
@@ -85,7 +85,7 @@ const backendTimeout = 10 * time.Second
 type Config struct {
 	Store   store.Store
 	Backend authzserver.Backend
-	KeySet  *keyset.KeySet
+	KeySet  *accesstoken.KeySet
 	URLs    tenant.URLs
 	// Keys unseal servers' static credentials (required only for servers that have some).
 	Keys *secrets.Keyring
@@ -407,7 +407,7 @@ func isLoopback(h string) bool {
 }
 
 // authenticate verifies the bearer token for resource, or answers 401.
-func (p *Proxy) authenticate(w http.ResponseWriter, r *http.Request, host, resource string) (keyset.AccessClaims, bool) {
+func (p *Proxy) authenticate(w http.ResponseWriter, r *http.Request, host, resource string) (accesstoken.AccessClaims, bool) {
 	challenge := func(errCode, desc string) {
 		metaURL, err := oauthserver.ProtectedResourceMetadataURL(resource)
 		if err != nil {
@@ -421,39 +421,39 @@ func (p *Proxy) authenticate(w http.ResponseWriter, r *http.Request, host, resou
 	scheme, token, found := strings.Cut(authz, " ")
 	if authz == "" {
 		challenge("", "")
-		return keyset.AccessClaims{}, false
+		return accesstoken.AccessClaims{}, false
 	}
 	token = strings.TrimSpace(token)
 	if !found || !strings.EqualFold(scheme, "Bearer") || token == "" {
 		challenge("invalid_request", "the Authorization header must be: Bearer <access token>")
-		return keyset.AccessClaims{}, false
+		return accesstoken.AccessClaims{}, false
 	}
-	claims, err := p.cfg.KeySet.Verify(token, keyset.Expect{Issuer: p.cfg.URLs.Base(host), Audience: resource})
+	claims, err := p.cfg.KeySet.Verify(token, accesstoken.Expect{Issuer: p.cfg.URLs.Base(host), Audience: resource})
 	if err != nil {
 		challenge("invalid_token", verifyMessage(err))
-		return keyset.AccessClaims{}, false
+		return accesstoken.AccessClaims{}, false
 	}
 	agentID, _ := claims.Extra["agent_id"].(string)
 	tokenHost, _ := claims.Extra["host"].(string)
 	switch {
 	case agentID == "":
 		challenge("invalid_token", "the access token names no agent")
-		return keyset.AccessClaims{}, false
+		return accesstoken.AccessClaims{}, false
 	case tokenHost != host:
 		challenge("invalid_token", "the access token is for another host")
-		return keyset.AccessClaims{}, false
+		return accesstoken.AccessClaims{}, false
 	}
 	refused, err := p.tokenRefused(r.Context(), host, claims)
 	if err != nil {
 		// Fail closed: whether the token still stands is unknown.
 		p.log.Error("proxy: store failed while checking an access token; denying", "host", host, "agent", agentID, "err", err)
 		writeRPCError(w, http.StatusServiceUnavailable, nil, ErrCodeUnavailable, "trustgate could not read its configuration; the call was not forwarded", nil)
-		return keyset.AccessClaims{}, false
+		return accesstoken.AccessClaims{}, false
 	}
 	if refused != "" {
 		p.log.Info("proxy: access token refused", "host", host, "agent", agentID, "reason", refused)
 		challenge("invalid_token", refused)
-		return keyset.AccessClaims{}, false
+		return accesstoken.AccessClaims{}, false
 	}
 	httplimit.Trust(r.Context()) // an authenticated connection is the last to be shed
 	return claims, true
@@ -464,7 +464,7 @@ func (p *Proxy) authenticate(w http.ResponseWriter, r *http.Request, host, resou
 // human, agent or client was removed), or its agent or human is gone or its agent disabled.
 // Every answer comes from the control-plane cache, which the store's generation keeps exact
 // on every replica, so an agent's repeated calls cost no read.
-func (p *Proxy) tokenRefused(ctx context.Context, host string, c keyset.AccessClaims) (string, error) {
+func (p *Proxy) tokenRefused(ctx context.Context, host string, c accesstoken.AccessClaims) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, backendTimeout)
 	defer cancel()
 	agentID, _ := c.Extra["agent_id"].(string)
@@ -504,8 +504,8 @@ func tokenRefusal(f denialFacts) string {
 
 // verifyMessage is a client-facing description of a Verify error (never the token).
 func verifyMessage(err error) string {
-	for _, e := range []error{keyset.ErrExpired, keyset.ErrWrongAudience, keyset.ErrWrongIssuer,
-		keyset.ErrBadSignature, keyset.ErrUnknownKey, keyset.ErrNotYetValid, keyset.ErrMalformed} {
+	for _, e := range []error{accesstoken.ErrExpired, accesstoken.ErrWrongAudience, accesstoken.ErrWrongIssuer,
+		accesstoken.ErrBadSignature, accesstoken.ErrUnknownKey, accesstoken.ErrNotYetValid, accesstoken.ErrMalformed} {
 		if errors.Is(err, e) {
 			return e.Error()
 		}
@@ -647,7 +647,7 @@ func (p *Proxy) visibleTools(ctx context.Context, host, server, agentID string) 
 }
 
 // toolsByName are the server's stored tools by name, from the control-plane cache when the
-// store has one (storecache.Store.ToolsByName).
+// store has one (cache.Store.ToolsByName).
 func (p *Proxy) toolsByName(ctx context.Context, host, server string) (map[string]store.Tool, error) {
 	if c, ok := p.cfg.Store.(interface {
 		ToolsByName(ctx context.Context, host, server string) (map[string]store.Tool, error)

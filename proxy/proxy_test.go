@@ -17,16 +17,16 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/trustgate/trustgate/accesstoken"
 	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/authzserver"
 	"github.com/trustgate/trustgate/credentials"
-	"github.com/trustgate/trustgate/internal/testcp"
-	"github.com/trustgate/trustgate/internal/testmcp"
-	"github.com/trustgate/trustgate/oauthserver/keyset"
-	"github.com/trustgate/trustgate/oauthserver/ssrf"
+	"github.com/trustgate/trustgate/internal/secrets"
+	"github.com/trustgate/trustgate/internal/ssrf"
+	"github.com/trustgate/trustgate/internal/testkit/controlplane"
+	"github.com/trustgate/trustgate/internal/testkit/mcpserver"
 	"github.com/trustgate/trustgate/proxy"
 	"github.com/trustgate/trustgate/schema"
-	"github.com/trustgate/trustgate/secrets"
 	"github.com/trustgate/trustgate/store"
 	"github.com/trustgate/trustgate/tenant"
 )
@@ -42,10 +42,10 @@ type env struct {
 	st      store.Store
 	backend *authzserver.SpiceDB
 	writer  *authzserver.Writer
-	ks      *keyset.KeySet
+	ks      *accesstoken.KeySet
 	urls    tenant.URLs
 	gw      *httptest.Server
-	up      *testmcp.Upstream
+	up      *mcpserver.Upstream
 	// upCalls counts requests that reached the upstream through the gateway.
 	upCalls atomic.Int64
 	// upLeak is set when the upstream saw the gateway's token.
@@ -75,19 +75,19 @@ func newEnv(t *testing.T, opts ...func(*proxy.Config)) *env {
 	t.Helper()
 	ctx := context.Background()
 	e := &env{t: t}
-	cp := testcp.New(t)
+	cp := controlplane.New(t)
 	e.st, e.backend, e.writer = cp.Store, cp.Backend, cp.Writer
 	keys, err := secrets.NewKeyring(bytes.Repeat([]byte{7}, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.ks, err = keyset.Open(ctx, e.st, keys, keyset.Options{})
+	e.ks, err = accesstoken.Open(ctx, e.st, keys, accesstoken.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	// The upstream: the test MCP server, requiring its own bearer, behind a counting handler.
-	e.up = testmcp.Start(t, upstreamSecret)
+	e.up = mcpserver.Start(t, upstreamSecret)
 	mcpHandler := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return e.up.Server }, nil)
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.upCalls.Add(1)
@@ -188,9 +188,9 @@ func (e *env) endpoint(server string) string {
 }
 
 // token mints an access token for the agent; modify adjusts the claims.
-func (e *env) token(resource string, modify func(*keyset.AccessClaims)) string {
+func (e *env) token(resource string, modify func(*accesstoken.AccessClaims)) string {
 	e.t.Helper()
-	c := keyset.AccessClaims{
+	c := accesstoken.AccessClaims{
 		Issuer: e.urls.Base(host), Subject: e.userID, Audience: []string{resource}, ClientID: "client-1",
 		Expiry: time.Now().Add(time.Hour), Extra: map[string]any{"host": host, "agent_id": e.agentID},
 	}
@@ -380,11 +380,11 @@ func TestAuthentication(t *testing.T) {
 	if got := h.Get("WWW-Authenticate"); !strings.Contains(got, metadata) || strings.Contains(got, "error=") {
 		t.Errorf("no token: WWW-Authenticate %q, want %s and no error", got, metadata)
 	}
-	expired := e.token(e.endpoint(""), func(c *keyset.AccessClaims) {
+	expired := e.token(e.endpoint(""), func(c *accesstoken.AccessClaims) {
 		c.IssuedAt, c.Expiry = time.Now().Add(-2*time.Hour), time.Now().Add(-time.Hour)
 	})
 	otherResource := e.token(e.endpoint(serverKey), nil)
-	otherHost := e.token(e.endpoint(""), func(c *keyset.AccessClaims) { c.Extra["host"] = "acme" })
+	otherHost := e.token(e.endpoint(""), func(c *accesstoken.AccessClaims) { c.Extra["host"] = "acme" })
 	for name, tok := range map[string]string{"expired": expired, "other resource": otherResource, "other host": otherHost, "garbage": "abc.def.ghi"} {
 		h, _ := e.post(tok, "", ping, http.StatusUnauthorized)
 		if got := h.Get("WWW-Authenticate"); !strings.Contains(got, metadata) || !strings.Contains(got, `error="invalid_token"`) {
@@ -506,7 +506,7 @@ func TestSessionIsBoundToItsAgent(t *testing.T) {
 		return resp
 	}
 	mine := e.token(resource, nil)
-	theirs := e.token(resource, func(c *keyset.AccessClaims) { c.Extra["agent_id"] = other.ID })
+	theirs := e.token(resource, func(c *accesstoken.AccessClaims) { c.Extra["agent_id"] = other.ID })
 	resp := post(mine, "", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`)
 	session := resp.Header.Get("Mcp-Session-Id")
 	if resp.StatusCode != 200 || !strings.HasPrefix(session, "tg1.") {

@@ -10,8 +10,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/trustgate/trustgate/accesstoken"
 	"github.com/trustgate/trustgate/oauthserver"
-	"github.com/trustgate/trustgate/oauthserver/keyset"
 	"github.com/trustgate/trustgate/proxy"
 	"github.com/trustgate/trustgate/store"
 )
@@ -125,7 +125,7 @@ func TestTokenOfRemovedPrincipalIs401(t *testing.T) {
 			if err := e.st.CreateOAuthRequest(ctx, row); err != nil {
 				t.Fatal(err)
 			}
-			tok := e.token(e.endpoint(""), func(c *keyset.AccessClaims) {
+			tok := e.token(e.endpoint(""), func(c *accesstoken.AccessClaims) {
 				if !strings.Contains(name, "no grant") {
 					c.JTI = "jti-1"
 					c.Extra[oauthserver.GrantClaim] = "grant-1"

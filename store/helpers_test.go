@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trustgate/trustgate/internal/testenv"
+	"github.com/trustgate/trustgate/internal/testkit/services"
 	"github.com/trustgate/trustgate/schema"
 	"github.com/trustgate/trustgate/store"
 )
@@ -29,7 +29,7 @@ func engines() []engine {
 			return store.Config{DataDir: t.TempDir()}
 		}},
 		{name: "postgres", config: func(t *testing.T) store.Config {
-			return store.Config{URL: testenv.Postgres(t), ConnectTimeout: 5 * time.Second}
+			return store.Config{URL: services.Postgres(t), ConnectTimeout: 5 * time.Second}
 		}},
 	}
 }

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/trustgate/trustgate/internal/testenv"
+	"github.com/trustgate/trustgate/internal/testkit/services"
 )
 
 func TestRebind(t *testing.T) {
@@ -120,7 +120,7 @@ func TestRedaction(t *testing.T) {
 // empty (write skew) must not both report success. PostgreSQL cancels the second at COMMIT; the
 // runner must notice, retry it in a new transaction, and that retry sees the first one's row.
 func TestPostgresTxSurfacesCommitFailures(t *testing.T) {
-	url := testenv.Postgres(t)
+	url := services.Postgres(t)
 	ctx := context.Background()
 	b, err := openPostgres(ctx, EnginePostgres, url, 5*time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {

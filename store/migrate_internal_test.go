@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trustgate/trustgate/internal/testenv"
+	"github.com/trustgate/trustgate/internal/testkit/services"
 	"github.com/trustgate/trustgate/schema"
 )
 
@@ -33,7 +33,7 @@ func TestMigrationFromVersion1(t *testing.T) {
 			return b, Config{DataDir: dir, Logger: log}
 		}},
 		{"postgres", func(t *testing.T) (backend, Config) {
-			url := testenv.Postgres(t)
+			url := services.Postgres(t)
 			b, err := openPostgres(ctx, EnginePostgres, url, 5*time.Second, log)
 			if err != nil {
 				t.Fatal(err)

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/trustgate/trustgate/internal/testenv"
+	"github.com/trustgate/trustgate/internal/testkit/services"
 	"github.com/trustgate/trustgate/store"
 )
 
@@ -191,7 +191,7 @@ func TestSchemaTooNew(t *testing.T) {
 					t.Fatal(err)
 				}
 			}},
-		{"postgres", func(t *testing.T) store.Config { return store.Config{URL: testenv.Postgres(t)} },
+		{"postgres", func(t *testing.T) store.Config { return store.Config{URL: services.Postgres(t)} },
 			func(t *testing.T, cfg store.Config, v int) {
 				conn, err := pgx.Connect(ctx, cfg.URL)
 				if err != nil {

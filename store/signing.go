@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// SigningKey is one key of the set that signs access tokens (package oauthserver/keyset).
+// SigningKey is one key of the set that signs access tokens (package accesstoken).
 // A key signs while it is the newest one not retired; a retired key stays published (in the
 // JWKS) until PublishedUntil, when the last token it signed has expired, and may then be pruned.
 type SigningKey struct {

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/trustgate/trustgate/admin"
-	"github.com/trustgate/trustgate/internal/testmcp"
+	"github.com/trustgate/trustgate/internal/testkit/mcpserver"
 	"github.com/trustgate/trustgate/schema"
 	"github.com/trustgate/trustgate/store"
 )
@@ -49,7 +49,7 @@ func TestAdminCLIImportsServerAndWritesTuples(t *testing.T) {
 	key := "e2e-admin-key"
 	grpcAddr := freeAddr(t)
 	p := start(t, "--data-dir", dir, "--spicedb-grpc-listen", grpcAddr, "--spicedb-preshared-key", key)
-	up := testmcp.Start(t, "")
+	up := mcpserver.Start(t, "")
 
 	// Bootstrap: a global token straight from the data store, no API needed.
 	token := bootstrapToken(t, "bootstrap", "--data-dir", dir)

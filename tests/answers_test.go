@@ -17,7 +17,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/trustgate/trustgate/internal/sse"
-	"github.com/trustgate/trustgate/internal/testmcp"
+	"github.com/trustgate/trustgate/internal/testkit/mcpserver"
 )
 
 // framedUpstream is the issue tracker behind a front that, when told to, answers the next
@@ -38,7 +38,7 @@ func (f *framedUpstream) answer(w http.ResponseWriter, id json.RawMessage) bool 
 		return false
 	}
 	var entries []string
-	for _, name := range testmcp.Tools {
+	for _, name := range mcpserver.Tools {
 		entries = append(entries, string(f.tools[name]))
 	}
 	// An entry a case-insensitive reader takes for list_issues; clients read delete_issue.
@@ -81,7 +81,7 @@ func (f *framedUpstream) answer(w http.ResponseWriter, id json.RawMessage) bool 
 // <front>/control?framing=NAME.
 func startFramedUpstream(t *testing.T) (*framedUpstream, string) {
 	t.Helper()
-	up := testmcp.Start(t, "")
+	up := mcpserver.Start(t, "")
 	cs, err := mcp.NewClient(&mcp.Implementation{Name: "framings", Version: "1"}, nil).Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: up.URL}, nil)
 	if err != nil {
 		t.Fatal(err)

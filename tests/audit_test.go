@@ -16,8 +16,8 @@ import (
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, to tamper with the file
 
 	"github.com/trustgate/trustgate/admin"
-	"github.com/trustgate/trustgate/internal/testenv"
-	"github.com/trustgate/trustgate/internal/testmcp"
+	"github.com/trustgate/trustgate/internal/testkit/mcpserver"
+	"github.com/trustgate/trustgate/internal/testkit/services"
 )
 
 func TestAuditLogSQLite(t *testing.T) {
@@ -35,7 +35,7 @@ func TestAuditLogSQLite(t *testing.T) {
 }
 
 func TestAuditLogPostgres(t *testing.T) {
-	url := testenv.Postgres(t)
+	url := services.Postgres(t)
 	testAuditLog(t, []string{"--database", url, "--data-dir", t.TempDir()}, func(query string) {
 		ctx := context.Background()
 		conn, err := pgx.Connect(ctx, url)
@@ -55,7 +55,7 @@ func TestAuditLogPostgres(t *testing.T) {
 func testAuditLog(t *testing.T, storeArgs []string, sqlExec func(query string)) {
 	p := start(t, storeArgs...)
 	token := bootstrapToken(t, "bootstrap", storeArgs...)
-	up := testmcp.Start(t, "")
+	up := mcpserver.Start(t, "")
 	cli(t, p, token, "server", "import", up.URL, "--key", "tracker")
 	cli(t, p, token, "human", "add", "alice@acme.test")
 	cli(t, p, token, "human", "grant", "alice@acme.test", "tracker", "--level", "medium")

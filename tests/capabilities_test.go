@@ -10,7 +10,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/trustgate/trustgate/internal/testmcp"
+	"github.com/trustgate/trustgate/internal/testkit/mcpserver"
 )
 
 // TestToolsListedOnlyToCapableClients: an upstream (Go SDK) lists a tool only to clients that
@@ -19,12 +19,12 @@ import (
 // it, answers the upstream's elicitation request passed through by the gateway; an agent whose
 // client declares nothing does not see it.
 func TestToolsListedOnlyToCapableClients(t *testing.T) {
-	s := setupTrackerWith(t, func(up *testmcp.Upstream) { up.AddElicitationTool() })
+	s := setupTrackerWith(t, func(up *mcpserver.Upstream) { up.AddElicitationTool() })
 	out := cli(t, s.p, s.admin, "server", "sync", "tracker", "--host", "acme")
-	if !strings.Contains(out, "Note:") || !strings.Contains(out, testmcp.ElicitTool) || !strings.Contains(out, "elicitation") {
+	if !strings.Contains(out, "Note:") || !strings.Contains(out, mcpserver.ElicitTool) || !strings.Contains(out, "elicitation") {
 		t.Fatalf("server sync does not say the tool list depends on the client:\n%s", out)
 	}
-	cli(t, s.p, s.admin, "tool", "update", "tracker", testmcp.ElicitTool, "--enable", "--host", "acme")
+	cli(t, s.p, s.admin, "tool", "update", "tracker", mcpserver.ElicitTool, "--enable", "--host", "acme")
 	token := connectAgent(t, s.p.url, s.p.url+"/h/acme", s.resource, s.email, s.password, "medium")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -42,10 +42,10 @@ func TestToolsListedOnlyToCapableClients(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer session.Close()
-	if names := toolNames(t, session); !slices.Contains(names, testmcp.ElicitTool) {
-		t.Fatalf("a client declaring elicitation sees %v through the gateway, want %s", names, testmcp.ElicitTool)
+	if names := toolNames(t, session); !slices.Contains(names, mcpserver.ElicitTool) {
+		t.Fatalf("a client declaring elicitation sees %v through the gateway, want %s", names, mcpserver.ElicitTool)
 	}
-	text, ok := callText(t, session, testmcp.ElicitTool, nil)
+	text, ok := callText(t, session, mcpserver.ElicitTool, nil)
 	if !ok || !strings.Contains(text, "accept from the human") {
 		t.Fatalf("call with elicitation through the gateway: %s", text)
 	}
@@ -59,7 +59,7 @@ func TestToolsListedOnlyToCapableClients(t *testing.T) {
 	}
 
 	plain := mcpSession(t, s.resource, token)
-	if names := toolNames(t, plain); slices.Contains(names, testmcp.ElicitTool) || len(names) == 0 {
+	if names := toolNames(t, plain); slices.Contains(names, mcpserver.ElicitTool) || len(names) == 0 {
 		t.Fatalf("a client declaring no elicitation sees %v", names)
 	}
 }

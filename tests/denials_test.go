@@ -11,7 +11,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/trustgate/trustgate/admin"
-	"github.com/trustgate/trustgate/internal/testbrowser"
+	"github.com/trustgate/trustgate/internal/testkit/webclient"
 )
 
 // denial is a JSON-RPC error answered by the gateway.
@@ -146,7 +146,7 @@ func TestDenialsNameTheirCause(t *testing.T) {
 	}
 	// Reconnecting the app: right after sign-in (no trust level to choose first), a page says
 	// that an administrator disabled it.
-	b := testbrowser.New(t, s.p.url)
+	b := webclient.New(t, s.p.url)
 	page := b.Get(conf.AuthCodeURL("reconnect-state-1", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("resource", s.resource)))
 	page = b.Submit(page, map[string]string{"email": s.email, "password": s.password})
 	if page.Status != http.StatusForbidden || !strings.Contains(page.Body, "This app was disabled") ||

@@ -8,8 +8,8 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/trustgate/trustgate/internal/testenv"
-	"github.com/trustgate/trustgate/internal/testmcp"
+	"github.com/trustgate/trustgate/internal/testkit/mcpserver"
+	"github.com/trustgate/trustgate/internal/testkit/services"
 )
 
 // faultSetup is a gateway serving host acme with the upstream "tracker" reached through a
@@ -17,7 +17,7 @@ import (
 type faultSetup struct {
 	p       *process
 	admin   string
-	up      *testmcp.Upstream
+	up      *mcpserver.Upstream
 	line    *faultline
 	session *mcp.ClientSession
 }
@@ -27,7 +27,7 @@ type faultSetup struct {
 func setupFaults(t *testing.T, serveArgs []string, storeArgs []string) faultSetup {
 	t.Helper()
 	p := start(t, append(append([]string{}, serveArgs...), storeArgs...)...)
-	up := testmcp.Start(t, "")
+	up := mcpserver.Start(t, "")
 	u, err := url.Parse(up.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +158,7 @@ func TestAuthorizationBackendDown(t *testing.T) {
 // gRPC. That process is stopped: every call is refused with an error that says so; it is started
 // again: calls succeed again without touching the gateway.
 func TestAuthorizationBackendStopped(t *testing.T) {
-	db := testenv.Postgres(t)
+	db := services.Postgres(t)
 	key, master := "e2e-fault-key", strings.Repeat("6b", 32)
 	grpcAddr, spiceListen := freeAddr(t), freeAddr(t)
 	spiceArgs := []string{"serve", "--listen", spiceListen, "--database", db, "--data-dir", t.TempDir(), "--master-key", master,
@@ -178,7 +178,7 @@ func TestAuthorizationBackendStopped(t *testing.T) {
 // reached through a faultline. While it is unreachable calls are refused, nothing forwarded;
 // when it is back, calls succeed again.
 func TestStoreDown(t *testing.T) {
-	db := testenv.Postgres(t)
+	db := services.Postgres(t)
 	u, err := url.Parse(db)
 	if err != nil {
 		t.Fatal(err)

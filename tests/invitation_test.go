@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/trustgate/trustgate/admin"
-	"github.com/trustgate/trustgate/internal/testbrowser"
+	"github.com/trustgate/trustgate/internal/testkit/webclient"
 )
 
 // addInvited adds a human to host with `trustgate admin human add --invite` through the
@@ -28,7 +28,7 @@ func claimInvitation(t *testing.T, link, password string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := testbrowser.New(t, u.Scheme+"://"+u.Host)
+	b := webclient.New(t, u.Scheme+"://"+u.Host)
 	page := b.Get(link)
 	if page.Status != 200 || !strings.Contains(page.Body, `name="password_confirm"`) {
 		t.Fatalf("invitation page: %d %s", page.Status, page.Body)

@@ -12,7 +12,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/trustgate/trustgate/admin"
-	"github.com/trustgate/trustgate/internal/testmcp"
+	"github.com/trustgate/trustgate/internal/testkit/mcpserver"
 )
 
 const notReachable = "the MCP server could not be reached"
@@ -65,7 +65,7 @@ func TestUpstreamNetworkPolicy(t *testing.T) {
 	global := bootstrapToken(t, "e2e", "--data-dir", dir)
 	cli(t, p, global, "host", "create", "acme", "--exact")
 	acme := hostToken(t, p, global, "acme")
-	up := testmcp.Start(t, "")
+	up := mcpserver.Start(t, "")
 
 	var answers []string
 	byName := strings.Replace(up.URL, "127.0.0.1", "localhost", 1) // a name: checked once resolved, at dial time
@@ -163,7 +163,7 @@ func TestUpstreamAllowCIDR(t *testing.T) {
 	global := bootstrapToken(t, "e2e", "--data-dir", dir)
 	cli(t, p, global, "host", "create", "acme", "--exact")
 	acme := hostToken(t, p, global, "acme")
-	up := testmcp.Start(t, "")
+	up := mcpserver.Start(t, "")
 	var res admin.ImportResult
 	cliJSON(t, p, acme, &res, "server", "import", up.URL, "--host", "acme", "--key", "tracker")
 	if res.Server.Network != "host" || res.Server.Tools != 3 {
@@ -178,7 +178,7 @@ func TestUpstreamAllowCIDR(t *testing.T) {
 // network host never is — the proxy would connect to the server itself, past the address
 // check — even when both the server and the proxy are on networks the operator allows.
 func TestRestrictedServersIgnoreEnvironmentProxies(t *testing.T) {
-	up := testmcp.Start(t, "")
+	up := mcpserver.Start(t, "")
 	target, err := url.Parse(up.URL)
 	if err != nil {
 		t.Fatal(err)

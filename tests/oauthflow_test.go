@@ -12,7 +12,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"golang.org/x/oauth2"
 
-	"github.com/trustgate/trustgate/internal/testbrowser"
+	"github.com/trustgate/trustgate/internal/testkit/webclient"
 )
 
 // registerClient registers a public MCP client at the host's authorization server (issuer)
@@ -51,7 +51,7 @@ func connectAgentTokens(t *testing.T, browserURL, issuer, resource, email, passw
 	t.Helper()
 	conf := registerClient(t, issuer, "e2e agent")
 	verifier := oauth2.GenerateVerifier()
-	b := testbrowser.New(t, browserURL)
+	b := webclient.New(t, browserURL)
 	page := b.Get(conf.AuthCodeURL("e2e-state-1", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("resource", resource)))
 	page = b.Submit(page, map[string]string{"email": email, "password": password})
 	if !strings.Contains(page.Body, `name="trust_level"`) {

@@ -11,7 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/trustgate/trustgate/internal/testenv"
+	"github.com/trustgate/trustgate/internal/testkit/services"
 	"github.com/trustgate/trustgate/schema"
 	"github.com/trustgate/trustgate/store"
 )
@@ -137,6 +137,6 @@ func TestRestartKeepsRelationshipsSQLite(t *testing.T) {
 }
 
 func TestRestartKeepsRelationshipsPostgres(t *testing.T) {
-	url := testenv.Postgres(t)
+	url := services.Postgres(t)
 	testRestartKeepsRelationships(t, store.Config{URL: url}, []string{"--database", url, "--data-dir", t.TempDir()})
 }

@@ -12,9 +12,9 @@ import (
 
 	"golang.org/x/oauth2"
 
-	"github.com/trustgate/trustgate/internal/testbrowser"
-	"github.com/trustgate/trustgate/internal/testenv"
-	"github.com/trustgate/trustgate/internal/testmcp"
+	"github.com/trustgate/trustgate/internal/testkit/mcpserver"
+	"github.com/trustgate/trustgate/internal/testkit/services"
+	"github.com/trustgate/trustgate/internal/testkit/webclient"
 )
 
 // TestReplicasShareTheAuthorizationFlow runs two gateway processes over one PostgreSQL
@@ -32,7 +32,7 @@ type replicaPair struct {
 
 func startReplicaPair(t *testing.T) replicaPair {
 	t.Helper()
-	db := testenv.Postgres(t)
+	db := services.Postgres(t)
 	var (
 		targets []*url.URL
 		next    atomic.Int64
@@ -53,7 +53,7 @@ func startReplicaPair(t *testing.T) replicaPair {
 		targets = append(targets, u)
 	}
 
-	up := testmcp.Start(t, "")
+	up := mcpserver.Start(t, "")
 	admin := bootstrapToken(t, "e2e", "--database", db)
 	cli(t, p1, admin, "host", "create", "acme", "--exact")
 	cli(t, p1, admin, "server", "import", up.URL, "--host", "acme", "--key", "tracker")
@@ -72,7 +72,7 @@ func TestReplicasShareTheAuthorizationFlow(t *testing.T) {
 	// The host's MCP URL, without a server: the flow has a page more (the choice of server),
 	// whose answer changes the pending request.
 	verifier := oauth2.GenerateVerifier()
-	b := testbrowser.New(t, lb.URL)
+	b := webclient.New(t, lb.URL)
 	page := b.Get(conf.AuthCodeURL("replica-state-1", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("resource", issuer+"/mcp")))
 	page = b.Submit(page, map[string]string{"email": "alice@acme.test", "password": "correct horse battery staple"})
 	if !strings.Contains(page.Body, `value="tracker"`) {

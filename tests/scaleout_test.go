@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/trustgate/trustgate/internal/testenv"
-	"github.com/trustgate/trustgate/internal/testmcp"
+	"github.com/trustgate/trustgate/internal/testkit/mcpserver"
+	"github.com/trustgate/trustgate/internal/testkit/services"
 )
 
 // TestTwoReplicasOnOnePostgres runs two `trustgate serve` processes on one PostgreSQL database,
@@ -15,7 +15,7 @@ import (
 // load balancer does (one public URL, one master key). The human consents through replica A;
 // the agent calls through replica B; the kill switch pulled on A denies the very next call on B.
 func TestTwoReplicasOnOnePostgres(t *testing.T) {
-	db := testenv.Postgres(t)
+	db := services.Postgres(t)
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
 		t.Fatal(err)
@@ -27,7 +27,7 @@ func TestTwoReplicasOnOnePostgres(t *testing.T) {
 	b := waitReady(t, launchEnv(t, addrB, env, "serve", "--listen", addrB, "--database", db, "--public-url", public))
 
 	admin := bootstrapToken(t, "e2e", "--database", db)
-	up := testmcp.Start(t, "")
+	up := mcpserver.Start(t, "")
 	cli(t, a, admin, "host", "create", "acme", "--exact")
 	cli(t, a, admin, "server", "import", up.URL, "--host", "acme", "--key", "tracker")
 	addClaimed(t, b, admin, "acme", "alice@acme.test", "correct horse battery staple") // either replica serves the API

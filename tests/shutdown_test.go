@@ -12,7 +12,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/trustgate/trustgate/admin"
-	"github.com/trustgate/trustgate/internal/testmcp"
+	"github.com/trustgate/trustgate/internal/testkit/mcpserver"
 )
 
 // openGETStream initializes a Streamable HTTP session with raw requests and opens its GET
@@ -68,7 +68,7 @@ func openGETStream(t *testing.T, endpoint, token string) *http.Response {
 func TestShutdownWithAnOpenStream(t *testing.T) {
 	dir := t.TempDir()
 	p := start(t, "--data-dir", dir, "--metrics-listen", "", "--shutdown-timeout", "60s")
-	up := testmcp.Start(t, "")
+	up := mcpserver.Start(t, "")
 	adminToken := bootstrapToken(t, "e2e", "--data-dir", dir)
 	seedTracker(t, p, adminToken, up.URL)
 	resource := p.url + "/h/acme/mcp/tracker"

@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/oauth2"
 
-	"github.com/trustgate/trustgate/internal/testbrowser"
+	"github.com/trustgate/trustgate/internal/testkit/webclient"
 )
 
 // The token lifecycle through the real binary: a revoked token, or one of a grant revoked by
@@ -27,7 +27,7 @@ func authorizeCode(t *testing.T, browserURL, issuer, resource, email, password s
 func authorizeCodeFor(t *testing.T, conf *oauth2.Config, browserURL, resource, email, password string) (*oauth2.Config, string, string) {
 	t.Helper()
 	verifier := oauth2.GenerateVerifier()
-	b := testbrowser.New(t, browserURL)
+	b := webclient.New(t, browserURL)
 	page := b.Get(conf.AuthCodeURL("lifecycle-state", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("resource", resource)))
 	page = b.Submit(page, map[string]string{"email": email, "password": password})
 	if !strings.Contains(page.Body, `name="trust_level"`) {

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trustgate/trustgate/internal/testmcp"
+	"github.com/trustgate/trustgate/internal/testkit/mcpserver"
 )
 
 // trackerSetup is what setupTracker leaves running: the gateway, a global admin token, and
@@ -20,7 +20,7 @@ import (
 type trackerSetup struct {
 	p        *process
 	admin    string
-	up       *testmcp.Upstream
+	up       *mcpserver.Upstream
 	resource string // the MCP endpoint: <gateway>/h/acme/mcp/tracker
 	email    string
 	password string
@@ -35,12 +35,12 @@ func setupTracker(t *testing.T) trackerSetup {
 }
 
 // setupTrackerWith is setupTracker with a chance to change the upstream before its import.
-func setupTrackerWith(t *testing.T, prepare func(*testmcp.Upstream)) trackerSetup {
+func setupTrackerWith(t *testing.T, prepare func(*mcpserver.Upstream)) trackerSetup {
 	t.Helper()
 	dir := t.TempDir()
 	metrics := freeAddr(t)
 	p := start(t, "--data-dir", dir, "--metrics-listen", metrics)
-	up := testmcp.Start(t, "")
+	up := mcpserver.Start(t, "")
 	if prepare != nil {
 		prepare(up)
 	}
@@ -150,7 +150,7 @@ func runNode(t *testing.T, script string, env ...string) string {
 // progress among them), the progress events arrive while the call is still running, a denied
 // call gets the gateway's error, and the kill switch pulled mid-session denies the next call.
 func TestTypeScriptSDKStreamingAndRevocation(t *testing.T) {
-	s := setupTrackerWith(t, (*testmcp.Upstream).AddStreamingTools)
+	s := setupTrackerWith(t, (*mcpserver.Upstream).AddStreamingTools)
 	stdout := runNode(t, "stream.mjs", "MCP_URL="+s.resource, "EMAIL="+s.email, "PASSWORD="+s.password,
 		"UPSTREAM_URL="+s.up.URL, "API_URL="+s.p.url, "ADMIN_TOKEN="+s.admin, "HOST=acme")
 	var res struct {
@@ -168,8 +168,8 @@ func TestTypeScriptSDKStreamingAndRevocation(t *testing.T) {
 	if !res.OK || len(res.Same) != 4 {
 		t.Fatalf("stream.mjs result: %+v", res)
 	}
-	if len(res.Progress) != testmcp.WatchSteps || res.Progress[0] >= res.WatchMS/2 {
-		t.Errorf("progress events at %v ms of a %d ms call: want %d, the first early", res.Progress, res.WatchMS, testmcp.WatchSteps)
+	if len(res.Progress) != mcpserver.WatchSteps || res.Progress[0] >= res.WatchMS/2 {
+		t.Errorf("progress events at %v ms of a %d ms call: want %d, the first early", res.Progress, res.WatchMS, mcpserver.WatchSteps)
 	}
 	if res.SlowMS < 1500 {
 		t.Errorf("slow tool answered in %d ms through the gateway, want >= 1500", res.SlowMS)

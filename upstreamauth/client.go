@@ -23,8 +23,8 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/trustgate/trustgate/credentials"
-	"github.com/trustgate/trustgate/oauthserver/ssrf"
-	"github.com/trustgate/trustgate/secrets"
+	"github.com/trustgate/trustgate/internal/secrets"
+	"github.com/trustgate/trustgate/internal/ssrf"
 	"github.com/trustgate/trustgate/store"
 )
 

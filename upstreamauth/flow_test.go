@@ -22,17 +22,17 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"golang.org/x/oauth2"
 
+	"github.com/trustgate/trustgate/accesstoken"
 	"github.com/trustgate/trustgate/credentials"
-	"github.com/trustgate/trustgate/internal/testas"
-	"github.com/trustgate/trustgate/internal/testbrowser"
-	"github.com/trustgate/trustgate/internal/testcp"
-	"github.com/trustgate/trustgate/internal/testmcp"
+	"github.com/trustgate/trustgate/internal/secrets"
+	"github.com/trustgate/trustgate/internal/ssrf"
+	"github.com/trustgate/trustgate/internal/testkit/controlplane"
+	"github.com/trustgate/trustgate/internal/testkit/mcpserver"
+	"github.com/trustgate/trustgate/internal/testkit/protectedmcp"
+	"github.com/trustgate/trustgate/internal/testkit/webclient"
 	"github.com/trustgate/trustgate/oauthserver"
-	"github.com/trustgate/trustgate/oauthserver/keyset"
-	"github.com/trustgate/trustgate/oauthserver/ssrf"
 	"github.com/trustgate/trustgate/proxy"
 	"github.com/trustgate/trustgate/schema"
-	"github.com/trustgate/trustgate/secrets"
 	"github.com/trustgate/trustgate/store"
 	"github.com/trustgate/trustgate/tenant"
 	"github.com/trustgate/trustgate/upstreamauth"
@@ -41,7 +41,7 @@ import (
 // The gateway as an OAuth client of an upstream MCP server, end to end: a real control plane
 // (store, embedded SpiceDB, writer), trustgate's OAuth server and proxy behind host routing, an
 // MCP client that connects through them, and an upstream MCP server (official Go SDK) protected
-// by a real fosite authorization server (internal/testas). The test plays the human's browser.
+// by a real fosite authorization server (internal/testkit/protectedmcp). The test plays the human's browser.
 
 const (
 	host     = "acme"
@@ -66,7 +66,7 @@ func (c *clock) advance(d time.Duration) {
 type env struct {
 	t      *testing.T
 	st     store.Store
-	cp     *testcp.ControlPlane
+	cp     *controlplane.ControlPlane
 	keys   *secrets.Keyring
 	urls   tenant.URLs
 	gw     *httptest.Server
@@ -78,13 +78,13 @@ type env struct {
 func newEnv(t *testing.T, allowPrivate bool) *env {
 	t.Helper()
 	ctx := context.Background()
-	cp := testcp.New(t)
+	cp := controlplane.New(t)
 	e := &env{t: t, st: cp.Store, cp: cp, clock: &clock{}}
 	var err error
 	if e.keys, err = secrets.NewKeyring(bytes.Repeat([]byte{9}, 32)); err != nil {
 		t.Fatal(err)
 	}
-	ks, err := keyset.Open(ctx, e.st, e.keys, keyset.Options{})
+	ks, err := accesstoken.Open(ctx, e.st, e.keys, accesstoken.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,9 +196,9 @@ func (e *env) client() *oauth2.Config {
 
 // startFlow runs /authorize and sign-in for resource; it returns the browser and the page
 // the gateway answered with after sign-in.
-func (e *env) startFlow(conf *oauth2.Config, resource, verifier string) (*testbrowser.Browser, testbrowser.Page) {
+func (e *env) startFlow(conf *oauth2.Config, resource, verifier string) (*webclient.Browser, webclient.Page) {
 	e.t.Helper()
-	b := testbrowser.New(e.t, e.gw.URL)
+	b := webclient.New(e.t, e.gw.URL)
 	p := b.Get(conf.AuthCodeURL("client-state-1", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("resource", resource)))
 	if !strings.Contains(p.Body, `name="password"`) {
 		e.t.Fatalf("expected the sign-in page, got %d: %s", p.Status, p.Body)
@@ -207,7 +207,7 @@ func (e *env) startFlow(conf *oauth2.Config, resource, verifier string) (*testbr
 }
 
 // consent accepts the trust-level page and exchanges the code for the gateway's token.
-func (e *env) consent(b *testbrowser.Browser, p testbrowser.Page, conf *oauth2.Config, verifier, level string) string {
+func (e *env) consent(b *webclient.Browser, p webclient.Page, conf *oauth2.Config, verifier, level string) string {
 	e.t.Helper()
 	if p.Status != http.StatusOK || !strings.Contains(p.Body, `name="trust_level"`) {
 		e.t.Fatalf("expected the trust-level page, got %d (%v): %s", p.Status, p.Loc, p.Body)
@@ -225,7 +225,7 @@ func (e *env) consent(b *testbrowser.Browser, p testbrowser.Page, conf *oauth2.C
 
 // toUpstream checks that p sends the browser to the upstream's authorization server, and
 // follows it there and back to the gateway.
-func toUpstream(t *testing.T, b *testbrowser.Browser, p testbrowser.Page, as *testas.AS) testbrowser.Page {
+func toUpstream(t *testing.T, b *webclient.Browser, p webclient.Page, as *protectedmcp.AS) webclient.Page {
 	t.Helper()
 	if p.Loc == nil || !strings.HasPrefix(p.Loc.String(), as.URL+"/authorize?") {
 		t.Fatalf("expected a redirect to the upstream's authorization endpoint, got %d (%v): %s", p.Status, p.Loc, p.Body)
@@ -274,7 +274,7 @@ func call(cs *mcp.ClientSession, tool string) (string, error) {
 }
 
 func TestUpstreamOAuthWithDynamicRegistration(t *testing.T) {
-	as := testas.Start(t, testas.Options{DCR: true})
+	as := protectedmcp.Start(t, protectedmcp.Options{DCR: true})
 	e := newEnv(t, true)
 	e.addServer("tracker", as.MCPURL, credentials.Credentials{})
 	ctx := context.Background()
@@ -414,7 +414,7 @@ func asRPC(err error, out **jsonrpcError) bool {
 }
 
 func TestUpstreamOAuthWithStoredClient(t *testing.T) {
-	as := testas.Start(t, testas.Options{DCR: false})
+	as := protectedmcp.Start(t, protectedmcp.Options{DCR: false})
 	e := newEnv(t, true)
 	ctx := context.Background()
 	h, _ := e.st.GetHost(ctx, host)
@@ -466,7 +466,7 @@ func TestUpstreamOAuthWithStoredClient(t *testing.T) {
 }
 
 func TestUpstreamOAuthErrors(t *testing.T) {
-	as := testas.Start(t, testas.Options{DCR: false})
+	as := protectedmcp.Start(t, protectedmcp.Options{DCR: false})
 	e := newEnv(t, true)
 	e.addServer("tracker", as.MCPURL, credentials.Credentials{})
 	resource := e.urls.MCP(host) + "/tracker"
@@ -487,10 +487,10 @@ func TestUpstreamOAuthErrors(t *testing.T) {
 
 	// With a registration endpoint: the human denies at the upstream; a code the upstream
 	// never issued; a state used twice; a state of another human's browser.
-	dcr := testas.Start(t, testas.Options{DCR: true})
+	dcr := protectedmcp.Start(t, protectedmcp.Options{DCR: true})
 	e.addServer("tracker2", dcr.MCPURL, credentials.Credentials{})
 	resource = e.urls.MCP(host) + "/tracker2"
-	upstreamState := func() (*testbrowser.Browser, string) {
+	upstreamState := func() (*webclient.Browser, string) {
 		b, p := e.startFlow(conf, resource, oauth2.GenerateVerifier())
 		if p.Loc == nil || p.Loc.Query().Get("state") == "" {
 			t.Fatalf("no upstream redirect: %d %s", p.Status, p.Body)
@@ -512,7 +512,7 @@ func TestUpstreamOAuthErrors(t *testing.T) {
 		t.Errorf("bad code: %d %s", p.Status, p.Body)
 	}
 	_, state = upstreamState()
-	stranger := testbrowser.New(t, e.gw.URL)
+	stranger := webclient.New(t, e.gw.URL)
 	p = stranger.Get(e.callback() + "?" + url.Values{"state": {state}, "code": {"x"}}.Encode())
 	if p.Status != http.StatusBadRequest {
 		t.Errorf("callback in a browser not signed in: %d %s", p.Status, p.Body)
@@ -524,7 +524,7 @@ func TestUpstreamOAuthErrors(t *testing.T) {
 
 func TestDynamicMCPs(t *testing.T) {
 	ctx := context.Background()
-	plain := testmcp.Start(t, "")
+	plain := mcpserver.Start(t, "")
 
 	// With the SSRF guard on (production), a private address is refused.
 	e := newEnv(t, false)
@@ -568,8 +568,8 @@ func TestDynamicMCPs(t *testing.T) {
 		t.Errorf("grant on the dynamic server = %+v %v, want ceiling %s", g, err, oauthserver.DynamicCeiling)
 	}
 	tools, _ := e.st.ListTools(ctx, host, key)
-	if len(tools) != len(testmcp.Tools) {
-		t.Errorf("tools discovered = %d, want %d", len(tools), len(testmcp.Tools))
+	if len(tools) != len(mcpserver.Tools) {
+		t.Errorf("tools discovered = %d, want %d", len(tools), len(mcpserver.Tools))
 	}
 	for _, tl := range tools {
 		if tl.Enabled {
@@ -584,7 +584,7 @@ func TestDynamicMCPs(t *testing.T) {
 
 	// A server behind its own OAuth: the human signs in to it first, then its tools are
 	// discovered with the human's token.
-	as := testas.Start(t, testas.Options{DCR: true})
+	as := protectedmcp.Start(t, protectedmcp.Options{DCR: true})
 	conf = e.client()
 	verifier = oauth2.GenerateVerifier()
 	bb, p = e.startFlow(conf, e.urls.MCP(host), verifier)
@@ -601,8 +601,8 @@ func TestDynamicMCPs(t *testing.T) {
 	if protected.Key == "" {
 		t.Fatalf("the protected dynamic server was not saved: %+v", servers)
 	}
-	if tools, _ := e.st.ListTools(ctx, host, protected.Key); len(tools) != len(testmcp.Tools) {
-		t.Errorf("tools of the protected dynamic server = %d, want %d", len(tools), len(testmcp.Tools))
+	if tools, _ := e.st.ListTools(ctx, host, protected.Key); len(tools) != len(mcpserver.Tools) {
+		t.Errorf("tools of the protected dynamic server = %d, want %d", len(tools), len(mcpserver.Tools))
 	}
 	if _, err := e.st.GetUpstreamToken(ctx, host, e.userID, protected.Key); err != nil {
 		t.Errorf("no upstream token for the protected dynamic server: %v", err)

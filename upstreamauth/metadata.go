@@ -10,7 +10,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/trustgate/trustgate/oauthserver/ssrf"
+	"github.com/trustgate/trustgate/internal/ssrf"
 )
 
 // maxMetadataBytes bounds a fetched metadata document.

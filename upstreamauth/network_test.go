@@ -6,9 +6,9 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/trustgate/trustgate/internal/testmcp"
-	"github.com/trustgate/trustgate/oauthserver/ssrf"
-	"github.com/trustgate/trustgate/secrets"
+	"github.com/trustgate/trustgate/internal/secrets"
+	"github.com/trustgate/trustgate/internal/ssrf"
+	"github.com/trustgate/trustgate/internal/testkit/mcpserver"
 	"github.com/trustgate/trustgate/store"
 	"github.com/trustgate/trustgate/upstreamauth"
 )
@@ -31,7 +31,7 @@ func TestRequestsFollowTheServersNetwork(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	up := testmcp.Start(t, "upstream-token") // 401 without the token
+	up := mcpserver.Start(t, "upstream-token") // 401 without the token
 
 	required, _, err := c.Probe(upstreamauth.WithNetwork(ctx, store.NetworkAny), up.URL, "")
 	if err != nil || !required {

@@ -11,8 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/trustgate/trustgate/oauthserver/keyset"
-	"github.com/trustgate/trustgate/secrets"
+	"github.com/trustgate/trustgate/accesstoken"
+	"github.com/trustgate/trustgate/internal/secrets"
 	"github.com/trustgate/trustgate/store"
 )
 
@@ -82,7 +82,7 @@ On a store that has no key yet, rotate creates the first one.`,
 			}
 			// Open unseals the current signing key: a wrong master key fails here, before
 			// anything is written.
-			ks, err := keyset.Open(ctx, st, ring, keyset.Options{Logger: slog.New(slog.DiscardHandler)})
+			ks, err := accesstoken.Open(ctx, st, ring, accesstoken.Options{Logger: slog.New(slog.DiscardHandler)})
 			if err != nil {
 				return err
 			}
@@ -200,7 +200,7 @@ func signingKeyDocs(keys []store.SigningKey, now time.Time) []signingKeyDoc {
 	for _, k := range keys {
 		d := signingKeyDoc{KID: k.KID, Alg: k.Alg, CreatedAt: k.CreatedAt}
 		switch {
-		case k.RetiredAt.IsZero() && k.Alg == keyset.Alg && !signer:
+		case k.RetiredAt.IsZero() && k.Alg == accesstoken.Alg && !signer:
 			d.State, signer = "signing", true
 		case k.RetiredAt.IsZero():
 			d.State = "active"

@@ -14,7 +14,7 @@ import (
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/token/jwt"
 
-	"github.com/trustgate/trustgate/internal/testenv"
+	"github.com/trustgate/trustgate/internal/testkit/services"
 	"github.com/trustgate/trustgate/oauthserver/fositestore"
 	"github.com/trustgate/trustgate/store"
 )
@@ -29,7 +29,7 @@ func forEachEngine(t *testing.T, fn func(t *testing.T, st store.Store)) {
 	}{
 		{"sqlite", func(t *testing.T) store.Config { return store.Config{DataDir: t.TempDir()} }},
 		{"postgres", func(t *testing.T) store.Config {
-			return store.Config{URL: testenv.Postgres(t), ConnectTimeout: 5 * time.Second}
+			return store.Config{URL: services.Postgres(t), ConnectTimeout: 5 * time.Second}
 		}},
 	}
 	for _, e := range engines {

@@ -1,7 +1,7 @@
-// Package testbrowser plays the browser in tests of the sign-in and consent flow: it keeps
+// Package webclient plays the browser in tests of the sign-in and consent flow: it keeps
 // cookies, follows redirects within the gateway only (a redirect elsewhere is where the flow
 // hands back to the client), and submits the plain HTML forms with their hidden fields.
-package testbrowser
+package webclient
 
 import (
 	"html"

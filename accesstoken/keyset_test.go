@@ -1,4 +1,4 @@
-package keyset_test
+package accesstoken_test
 
 import (
 	"bytes"
@@ -24,9 +24,9 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
-	"github.com/trustgate/trustgate/internal/testenv"
-	"github.com/trustgate/trustgate/oauthserver/keyset"
-	"github.com/trustgate/trustgate/secrets"
+	"github.com/trustgate/trustgate/accesstoken"
+	"github.com/trustgate/trustgate/internal/secrets"
+	"github.com/trustgate/trustgate/internal/testkit/services"
 	"github.com/trustgate/trustgate/store"
 )
 
@@ -67,7 +67,7 @@ func forEachEngine(t *testing.T, fn func(t *testing.T, st store.Store)) {
 	}{
 		{"sqlite", func(t *testing.T) store.Config { return store.Config{DataDir: t.TempDir()} }},
 		{"postgres", func(t *testing.T) store.Config {
-			return store.Config{URL: testenv.Postgres(t), ConnectTimeout: 5 * time.Second}
+			return store.Config{URL: services.Postgres(t), ConnectTimeout: 5 * time.Second}
 		}},
 	} {
 		t.Run(e.name, func(t *testing.T) { fn(t, openStore(t, e.cfg(t))) })
@@ -97,29 +97,29 @@ func newRing(t testing.TB) *secrets.Keyring {
 
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-func openKeySet(t testing.TB, st store.SigningKeys, ring *secrets.Keyring, clk *clock) *keyset.KeySet {
+func openKeySet(t testing.TB, st store.SigningKeys, ring *secrets.Keyring, clk *clock) *accesstoken.KeySet {
 	t.Helper()
-	ks, err := keyset.Open(ctx, st, ring, keyset.Options{Now: clk.Now, Logger: discard})
+	ks, err := accesstoken.Open(ctx, st, ring, accesstoken.Options{Now: clk.Now, Logger: discard})
 	if err != nil {
 		t.Fatalf("open key set: %v", err)
 	}
 	return ks
 }
 
-func claims(clk *clock) keyset.AccessClaims {
+func claims(clk *clock) accesstoken.AccessClaims {
 	now := clk.Now()
-	return keyset.AccessClaims{
+	return accesstoken.AccessClaims{
 		Issuer: issuer, Subject: "u_alice", Audience: []string{audience}, ClientID: "client-1",
 		Scope: "mcp", IssuedAt: now, Expiry: now.Add(time.Hour),
 		Extra: map[string]any{"agent_id": "a_123", "host": "acme"},
 	}
 }
 
-func expect(clk *clock) keyset.Expect {
-	return keyset.Expect{Issuer: issuer, Audience: audience, Now: clk.Now()}
+func expect(clk *clock) accesstoken.Expect {
+	return accesstoken.Expect{Issuer: issuer, Audience: audience, Now: clk.Now()}
 }
 
-func mint(t testing.TB, ks *keyset.KeySet, c keyset.AccessClaims) string {
+func mint(t testing.TB, ks *accesstoken.KeySet, c accesstoken.AccessClaims) string {
 	t.Helper()
 	tok, err := ks.Mint(c)
 	if err != nil {
@@ -175,7 +175,7 @@ func parseJWKS(t *testing.T, b []byte) jwks {
 	return s
 }
 
-func jwksKIDs(t *testing.T, ks *keyset.KeySet) []string {
+func jwksKIDs(t *testing.T, ks *accesstoken.KeySet) []string {
 	t.Helper()
 	var out []string
 	for _, k := range parseJWKS(t, ks.JWKS()).Keys {
@@ -284,8 +284,8 @@ func TestOpenCreatesOneKey(t *testing.T) {
 		if got := base64.RawURLEncoding.EncodeToString(thumb); got != row.KID {
 			t.Errorf("kid = %s, want the RFC 7638 thumbprint %s", row.KID, got)
 		}
-		if kid, err := keyset.KID(parsed.Key.(*ecdsa.PublicKey)); err != nil || kid != row.KID {
-			t.Errorf("keyset.KID = %s, %v; want %s", kid, err, row.KID)
+		if kid, err := accesstoken.KID(parsed.Key.(*ecdsa.PublicKey)); err != nil || kid != row.KID {
+			t.Errorf("accesstoken.KID = %s, %v; want %s", kid, err, row.KID)
 		}
 
 		// A second Open (a restart, or another replica) reuses the key.
@@ -306,7 +306,7 @@ func TestMintVerifyRoundTrip(t *testing.T) {
 		clk := newClock()
 		ks := openKeySet(t, st, newRing(t), clk)
 		now := clk.Now()
-		in := keyset.AccessClaims{
+		in := accesstoken.AccessClaims{
 			Issuer: issuer, Subject: "u_alice", Audience: []string{audience, "https://other.example.com"},
 			ClientID: "client-1", Scope: "mcp offline_access", JTI: "jti-1",
 			IssuedAt: now.Add(-time.Minute), NotBefore: now.Add(-30 * time.Second), Expiry: now.Add(time.Hour),
@@ -332,11 +332,11 @@ func TestMintVerifyRoundTrip(t *testing.T) {
 			t.Fatalf("Verify =\n  %+v\nwant\n  %+v", got, want)
 		}
 		// The other audience is accepted too.
-		_, err = ks.Verify(tok, keyset.Expect{Issuer: issuer, Audience: "https://other.example.com", Now: now})
+		_, err = ks.Verify(tok, accesstoken.Expect{Issuer: issuer, Audience: "https://other.example.com", Now: now})
 		noErr(t, "verify for the second audience", err)
 
 		// Defaults: iat now, nbf = iat, a random 128-bit jti; one audience is a string.
-		c := keyset.AccessClaims{Issuer: issuer, Subject: "u_bob", Audience: []string{audience}, ClientID: "c", Expiry: now.Add(time.Minute)}
+		c := accesstoken.AccessClaims{Issuer: issuer, Subject: "u_bob", Audience: []string{audience}, ClientID: "c", Expiry: now.Add(time.Minute)}
 		tok1, tok2 := mint(t, ks, c), mint(t, ks, c)
 		p = payload(t, tok1)
 		if p["aud"] != audience || p["iat"] != float64(now.Unix()) || p["nbf"] != p["iat"] {
@@ -360,18 +360,18 @@ func TestMintVerifyRoundTrip(t *testing.T) {
 func TestMintRefusesBadClaims(t *testing.T) {
 	clk := newClock()
 	ks := openKeySet(t, openStore(t, store.Config{DataDir: t.TempDir()}), newRing(t), clk)
-	for name, mutate := range map[string]func(*keyset.AccessClaims){
-		"no issuer":                    func(c *keyset.AccessClaims) { c.Issuer = "" },
-		"no subject":                   func(c *keyset.AccessClaims) { c.Subject = "" },
-		"no client_id":                 func(c *keyset.AccessClaims) { c.ClientID = "" },
-		"no audience":                  func(c *keyset.AccessClaims) { c.Audience = nil },
-		"empty audience":               func(c *keyset.AccessClaims) { c.Audience = []string{audience, ""} },
-		"no expiry":                    func(c *keyset.AccessClaims) { c.Expiry = time.Time{} },
-		"expiry before issued-at":      func(c *keyset.AccessClaims) { c.Expiry = c.IssuedAt.Add(-time.Second) },
-		"expiry before not-before":     func(c *keyset.AccessClaims) { c.NotBefore = c.Expiry.Add(time.Second) },
-		"longer than the max lifetime": func(c *keyset.AccessClaims) { c.Expiry = clk.Now().Add(25 * time.Hour) },
-		"registered claim in Extra":    func(c *keyset.AccessClaims) { c.Extra = map[string]any{"aud": "evil"} },
-		"unmarshalable Extra":          func(c *keyset.AccessClaims) { c.Extra = map[string]any{"f": func() {}} },
+	for name, mutate := range map[string]func(*accesstoken.AccessClaims){
+		"no issuer":                    func(c *accesstoken.AccessClaims) { c.Issuer = "" },
+		"no subject":                   func(c *accesstoken.AccessClaims) { c.Subject = "" },
+		"no client_id":                 func(c *accesstoken.AccessClaims) { c.ClientID = "" },
+		"no audience":                  func(c *accesstoken.AccessClaims) { c.Audience = nil },
+		"empty audience":               func(c *accesstoken.AccessClaims) { c.Audience = []string{audience, ""} },
+		"no expiry":                    func(c *accesstoken.AccessClaims) { c.Expiry = time.Time{} },
+		"expiry before issued-at":      func(c *accesstoken.AccessClaims) { c.Expiry = c.IssuedAt.Add(-time.Second) },
+		"expiry before not-before":     func(c *accesstoken.AccessClaims) { c.NotBefore = c.Expiry.Add(time.Second) },
+		"longer than the max lifetime": func(c *accesstoken.AccessClaims) { c.Expiry = clk.Now().Add(25 * time.Hour) },
+		"registered claim in Extra":    func(c *accesstoken.AccessClaims) { c.Extra = map[string]any{"aud": "evil"} },
+		"unmarshalable Extra":          func(c *accesstoken.AccessClaims) { c.Extra = map[string]any{"f": func() {}} },
 	} {
 		c := claims(clk)
 		mutate(&c)
@@ -390,50 +390,50 @@ func TestVerifyTimesAndContext(t *testing.T) {
 		ks := openKeySet(t, st, ring, clk)
 		now := clk.Now()
 		tok := mint(t, ks, claims(clk)) // valid [now, now+1h)
-		at := func(d time.Duration, leeway time.Duration) keyset.Expect {
-			return keyset.Expect{Issuer: issuer, Audience: audience, Now: now.Add(d), Leeway: leeway}
+		at := func(d time.Duration, leeway time.Duration) accesstoken.Expect {
+			return accesstoken.Expect{Issuer: issuer, Audience: audience, Now: now.Add(d), Leeway: leeway}
 		}
 		_, err := ks.Verify(tok, at(time.Hour+29*time.Second, 0))
 		noErr(t, "within the default leeway after exp", err)
 		_, err = ks.Verify(tok, at(time.Hour+30*time.Second, 0))
-		wantErr(t, "at exp + default leeway", err, keyset.ErrExpired)
+		wantErr(t, "at exp + default leeway", err, accesstoken.ErrExpired)
 		_, err = ks.Verify(tok, at(time.Hour, -1))
-		wantErr(t, "at exp without leeway", err, keyset.ErrExpired)
+		wantErr(t, "at exp without leeway", err, accesstoken.ErrExpired)
 		_, err = ks.Verify(tok, at(time.Hour+time.Minute, 2*time.Minute))
 		noErr(t, "within a larger leeway", err)
 		_, err = ks.Verify(tok, at(-29*time.Second, 0))
 		noErr(t, "within the default leeway before nbf", err)
 		_, err = ks.Verify(tok, at(-31*time.Second, 0))
-		wantErr(t, "before nbf", err, keyset.ErrNotYetValid)
+		wantErr(t, "before nbf", err, accesstoken.ErrNotYetValid)
 
 		// nbf in the future; and iat in the future without nbf.
 		c := claims(clk)
 		c.NotBefore = now.Add(10 * time.Minute)
 		_, err = ks.Verify(mint(t, ks, c), expect(clk))
-		wantErr(t, "nbf in the future", err, keyset.ErrNotYetValid)
+		wantErr(t, "nbf in the future", err, accesstoken.ErrNotYetValid)
 		future := validClaims(clk)
 		delete(future, "nbf")
 		future["iat"] = now.Add(10 * time.Minute).Unix()
 		_, err = ks.Verify(forge(t, map[string]any{"alg": "ES256", "typ": "at+jwt", "kid": ks.SigningKID()}, future,
 			es256(privateKey(t, st, ring, ks.SigningKID()))), expect(clk))
-		wantErr(t, "iat in the future", err, keyset.ErrNotYetValid)
+		wantErr(t, "iat in the future", err, accesstoken.ErrNotYetValid)
 
 		// Zero Expect.Now is the key set's clock.
-		_, err = ks.Verify(tok, keyset.Expect{Issuer: issuer, Audience: audience})
+		_, err = ks.Verify(tok, accesstoken.Expect{Issuer: issuer, Audience: audience})
 		noErr(t, "with the key set's clock", err)
 		clk.Add(2 * time.Hour)
-		_, err = ks.Verify(tok, keyset.Expect{Issuer: issuer, Audience: audience})
-		wantErr(t, "with the key set's clock, later", err, keyset.ErrExpired)
+		_, err = ks.Verify(tok, accesstoken.Expect{Issuer: issuer, Audience: audience})
+		wantErr(t, "with the key set's clock, later", err, accesstoken.ErrExpired)
 		clk.Add(-2 * time.Hour)
 
-		_, err = ks.Verify(tok, keyset.Expect{Issuer: "https://gw.example.com/h/other", Audience: audience, Now: now})
-		wantErr(t, "another issuer", err, keyset.ErrWrongIssuer)
-		_, err = ks.Verify(tok, keyset.Expect{Issuer: issuer, Audience: "https://gw.example.com/h/other/mcp", Now: now})
-		wantErr(t, "another audience", err, keyset.ErrWrongAudience)
-		_, err = ks.Verify(tok, keyset.Expect{Audience: audience, Now: now})
-		wantErr(t, "no expected issuer", err, keyset.ErrWrongIssuer)
-		_, err = ks.Verify(tok, keyset.Expect{Issuer: issuer, Now: now})
-		wantErr(t, "no expected audience", err, keyset.ErrWrongAudience)
+		_, err = ks.Verify(tok, accesstoken.Expect{Issuer: "https://gw.example.com/h/other", Audience: audience, Now: now})
+		wantErr(t, "another issuer", err, accesstoken.ErrWrongIssuer)
+		_, err = ks.Verify(tok, accesstoken.Expect{Issuer: issuer, Audience: "https://gw.example.com/h/other/mcp", Now: now})
+		wantErr(t, "another audience", err, accesstoken.ErrWrongAudience)
+		_, err = ks.Verify(tok, accesstoken.Expect{Audience: audience, Now: now})
+		wantErr(t, "no expected issuer", err, accesstoken.ErrWrongIssuer)
+		_, err = ks.Verify(tok, accesstoken.Expect{Issuer: issuer, Now: now})
+		wantErr(t, "no expected audience", err, accesstoken.ErrWrongAudience)
 	})
 }
 
@@ -456,7 +456,7 @@ func TestVerifyRefusesForgeries(t *testing.T) {
 		noErr(t, "decode x", err)
 		other, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		noErr(t, "generate", err)
-		otherKID, err := keyset.KID(&other.PublicKey)
+		otherKID, err := accesstoken.KID(&other.PublicKey)
 		noErr(t, "kid", err)
 		rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
 		noErr(t, "generate RSA", err)
@@ -494,30 +494,30 @@ func TestVerifyRefusesForgeries(t *testing.T) {
 			token string
 			want  error
 		}{
-			{"alg none", noneTok, keyset.ErrMalformed},
-			{"alg none with a signature", forge(t, hdr("none", "at+jwt"), good, es256(real)), keyset.ErrMalformed},
-			{"HS256 keyed with the JWK's x", forge(t, hdr("HS256", "at+jwt"), good, hs256(x)), keyset.ErrMalformed},
-			{"HS256 keyed with the JWK's x text", forge(t, hdr("HS256", "at+jwt"), good, hs256([]byte(jwk["x"].(string)))), keyset.ErrMalformed},
-			{"HS256 keyed with the JWKS", forge(t, hdr("HS256", "at+jwt"), good, hs256(ks.JWKS())), keyset.ErrMalformed},
-			{"RS256", forge(t, hdr("RS256", "at+jwt"), good, rs256), keyset.ErrMalformed},
-			{"ES384 label", forge(t, hdr("ES384", "at+jwt"), good, es256(real)), keyset.ErrMalformed},
-			{"tampered payload", tampered, keyset.ErrBadSignature},
-			{"another token's signature", swapped, keyset.ErrBadSignature},
-			{"truncated signature", valid[:len(valid)-4], keyset.ErrBadSignature},
-			{"foreign key, foreign kid", forge(t, map[string]any{"alg": "ES256", "typ": "at+jwt", "kid": otherKID}, good, es256(other)), keyset.ErrUnknownKey},
-			{"foreign key, our kid", forge(t, hdr("ES256", "at+jwt"), good, es256(other)), keyset.ErrBadSignature},
-			{"no kid", forge(t, map[string]any{"alg": "ES256", "typ": "at+jwt"}, good, es256(real)), keyset.ErrUnknownKey},
+			{"alg none", noneTok, accesstoken.ErrMalformed},
+			{"alg none with a signature", forge(t, hdr("none", "at+jwt"), good, es256(real)), accesstoken.ErrMalformed},
+			{"HS256 keyed with the JWK's x", forge(t, hdr("HS256", "at+jwt"), good, hs256(x)), accesstoken.ErrMalformed},
+			{"HS256 keyed with the JWK's x text", forge(t, hdr("HS256", "at+jwt"), good, hs256([]byte(jwk["x"].(string)))), accesstoken.ErrMalformed},
+			{"HS256 keyed with the JWKS", forge(t, hdr("HS256", "at+jwt"), good, hs256(ks.JWKS())), accesstoken.ErrMalformed},
+			{"RS256", forge(t, hdr("RS256", "at+jwt"), good, rs256), accesstoken.ErrMalformed},
+			{"ES384 label", forge(t, hdr("ES384", "at+jwt"), good, es256(real)), accesstoken.ErrMalformed},
+			{"tampered payload", tampered, accesstoken.ErrBadSignature},
+			{"another token's signature", swapped, accesstoken.ErrBadSignature},
+			{"truncated signature", valid[:len(valid)-4], accesstoken.ErrBadSignature},
+			{"foreign key, foreign kid", forge(t, map[string]any{"alg": "ES256", "typ": "at+jwt", "kid": otherKID}, good, es256(other)), accesstoken.ErrUnknownKey},
+			{"foreign key, our kid", forge(t, hdr("ES256", "at+jwt"), good, es256(other)), accesstoken.ErrBadSignature},
+			{"no kid", forge(t, map[string]any{"alg": "ES256", "typ": "at+jwt"}, good, es256(real)), accesstoken.ErrUnknownKey},
 			{"foreign key embedded as jwk", forge(t, map[string]any{"alg": "ES256", "typ": "at+jwt", "jwk": map[string]any{
-				"kty": "EC", "crv": "P-256", "x": b64coord(t, other, 0), "y": b64coord(t, other, 1)}}, good, es256(other)), keyset.ErrUnknownKey},
-			{"typ JWT", forge(t, hdr("ES256", "JWT"), good, es256(real)), keyset.ErrMalformed},
-			{"no typ", forge(t, hdr("ES256", ""), good, es256(real)), keyset.ErrMalformed},
-			{"typ application/jwt", forge(t, hdr("ES256", "application/jwt"), good, es256(real)), keyset.ErrMalformed},
-			{"empty", "", keyset.ErrMalformed},
-			{"garbage", "not a token", keyset.ErrMalformed},
-			{"two parts", parts[0] + "." + parts[1], keyset.ErrMalformed},
-			{"JWE shape", "a.b.c.d.e", keyset.ErrMalformed},
-			{"JSON serialization", `{"payload":"` + parts[1] + `","protected":"` + parts[0] + `","signature":"` + parts[2] + `"}`, keyset.ErrMalformed},
-			{"oversized", valid + strings.Repeat("A", 9000), keyset.ErrMalformed},
+				"kty": "EC", "crv": "P-256", "x": b64coord(t, other, 0), "y": b64coord(t, other, 1)}}, good, es256(other)), accesstoken.ErrUnknownKey},
+			{"typ JWT", forge(t, hdr("ES256", "JWT"), good, es256(real)), accesstoken.ErrMalformed},
+			{"no typ", forge(t, hdr("ES256", ""), good, es256(real)), accesstoken.ErrMalformed},
+			{"typ application/jwt", forge(t, hdr("ES256", "application/jwt"), good, es256(real)), accesstoken.ErrMalformed},
+			{"empty", "", accesstoken.ErrMalformed},
+			{"garbage", "not a token", accesstoken.ErrMalformed},
+			{"two parts", parts[0] + "." + parts[1], accesstoken.ErrMalformed},
+			{"JWE shape", "a.b.c.d.e", accesstoken.ErrMalformed},
+			{"JSON serialization", `{"payload":"` + parts[1] + `","protected":"` + parts[0] + `","signature":"` + parts[2] + `"}`, accesstoken.ErrMalformed},
+			{"oversized", valid + strings.Repeat("A", 9000), accesstoken.ErrMalformed},
 		} {
 			got, err := ks.Verify(tc.token, expect(clk))
 			if !errors.Is(err, tc.want) {
@@ -553,7 +553,7 @@ func TestVerifyRefusesForgeries(t *testing.T) {
 			c := validClaims(clk)
 			mutate(c)
 			_, err := ks.Verify(forge(t, hdr("ES256", "at+jwt"), c, es256(real)), expect(clk))
-			if !errors.Is(err, keyset.ErrMalformed) {
+			if !errors.Is(err, accesstoken.ErrMalformed) {
 				t.Errorf("%s: Verify error %v, want ErrMalformed", name, err)
 			}
 		}
@@ -561,7 +561,7 @@ func TestVerifyRefusesForgeries(t *testing.T) {
 			h, _ := json.Marshal(hdr("ES256", "at+jwt"))
 			input := base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString([]byte(p))
 			tok := input + "." + base64.RawURLEncoding.EncodeToString(es256(real)([]byte(input)))
-			if _, err := ks.Verify(tok, expect(clk)); !errors.Is(err, keyset.ErrMalformed) {
+			if _, err := ks.Verify(tok, expect(clk)); !errors.Is(err, accesstoken.ErrMalformed) {
 				t.Errorf("%s: Verify error %v, want ErrMalformed", name, err)
 			}
 		}
@@ -602,7 +602,7 @@ func TestRotation(t *testing.T) {
 		}
 		rows, err := st.ListSigningKeys(ctx)
 		noErr(t, "list", err)
-		wantUntil := rotatedAt.Add(keyset.DefaultMaxTokenLifetime + keyset.DefaultPublishGrace)
+		wantUntil := rotatedAt.Add(accesstoken.DefaultMaxTokenLifetime + accesstoken.DefaultPublishGrace)
 		if len(rows) != 2 || rows[0].KID != newKID || !rows[0].RetiredAt.IsZero() ||
 			rows[1].KID != oldKID || !rows[1].RetiredAt.Equal(rotatedAt) || !rows[1].PublishedUntil.Equal(wantUntil) {
 			t.Fatalf("stored keys after rotation: %+v; want the new one active and the old one retired now, published until %v", rows, wantUntil)
@@ -620,14 +620,14 @@ func TestRotation(t *testing.T) {
 
 		// The old token's last second: still published and valid.
 		clk.Add(24*time.Hour - time.Minute - time.Second)
-		_, err = ks.Verify(oldTok, keyset.Expect{Issuer: issuer, Audience: audience, Leeway: -1})
+		_, err = ks.Verify(oldTok, accesstoken.Expect{Issuer: issuer, Audience: audience, Leeway: -1})
 		noErr(t, "old token just before it expires", err)
 
 		// After the publication window: gone from the JWKS (on reload) and from Verify, even
 		// before a rotation prunes it from the store.
-		clk.Add(keyset.DefaultPublishGrace + time.Minute + time.Second) // rotated at +1m: published until +24h+1m+grace
-		_, err = ks.Verify(oldTok, keyset.Expect{Issuer: issuer, Audience: audience, Leeway: time.Hour})
-		wantErr(t, "old token after the publication window", err, keyset.ErrUnknownKey)
+		clk.Add(accesstoken.DefaultPublishGrace + time.Minute + time.Second) // rotated at +1m: published until +24h+1m+grace
+		_, err = ks.Verify(oldTok, accesstoken.Expect{Issuer: issuer, Audience: audience, Leeway: time.Hour})
+		wantErr(t, "old token after the publication window", err, accesstoken.ErrUnknownKey)
 		noErr(t, "reload", ks.Reload(ctx))
 		if got := jwksKIDs(t, ks); !reflect.DeepEqual(got, []string{newKID}) {
 			t.Fatalf("JWKS kids after the publication window = %v, want [%s]", got, newKID)
@@ -642,9 +642,9 @@ func TestRotation(t *testing.T) {
 		if len(rows) != 2 || rows[0].KID != thirdKID || rows[1].KID != newKID {
 			t.Fatalf("stored keys after the second rotation: %v, want [%s %s]", kidsOf(rows), thirdKID, newKID)
 		}
-		_, err = ks.Verify(oldTok, keyset.Expect{Issuer: issuer, Audience: audience, Leeway: time.Hour})
-		wantErr(t, "old token after pruning", err, keyset.ErrUnknownKey)
-		_, err = ks.Verify(newTok, keyset.Expect{Issuer: issuer, Audience: audience, Leeway: time.Hour * 48})
+		_, err = ks.Verify(oldTok, accesstoken.Expect{Issuer: issuer, Audience: audience, Leeway: time.Hour})
+		wantErr(t, "old token after pruning", err, accesstoken.ErrUnknownKey)
+		_, err = ks.Verify(newTok, accesstoken.Expect{Issuer: issuer, Audience: audience, Leeway: time.Hour * 48})
 		noErr(t, "second key's token (leeway covers its expiry)", err)
 	})
 }
@@ -675,7 +675,7 @@ func TestReplicaPicksUpRotation(t *testing.T) {
 		noErr(t, "rotate on replica a", err)
 		newTok := mint(t, a, claims(clk))
 		_, err = b.Verify(newTok, expect(clk))
-		wantErr(t, "replica b before reloading", err, keyset.ErrUnknownKey)
+		wantErr(t, "replica b before reloading", err, accesstoken.ErrUnknownKey)
 
 		noErr(t, "reload b", b.Reload(ctx))
 		if b.SigningKID() != newKID || !bytes.Equal(a.JWKS(), b.JWKS()) {
@@ -706,7 +706,7 @@ func TestRunReloadsOnUnknownKID(t *testing.T) {
 	noErr(t, "rotate", err)
 	tok := mint(t, a, claims(clk))
 	_, err = b.Verify(tok, expect(clk))
-	wantErr(t, "before the reload", err, keyset.ErrUnknownKey)
+	wantErr(t, "before the reload", err, accesstoken.ErrUnknownKey)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if _, err = b.Verify(tok, expect(clk)); err == nil {
@@ -725,12 +725,12 @@ func TestConcurrentOpen(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, st store.Store) {
 		clk, ring := newClock(), newRing(t)
 		const n = 4
-		sets := make([]*keyset.KeySet, n)
+		sets := make([]*accesstoken.KeySet, n)
 		errs := make([]error, n)
 		var wg sync.WaitGroup
 		for i := range n {
 			wg.Go(func() {
-				sets[i], errs[i] = keyset.Open(ctx, st, ring, keyset.Options{Now: clk.Now, Logger: discard})
+				sets[i], errs[i] = accesstoken.Open(ctx, st, ring, accesstoken.Options{Now: clk.Now, Logger: discard})
 			})
 		}
 		wg.Wait()
@@ -786,7 +786,7 @@ func TestPrivateKeyIsSealed(t *testing.T) {
 		if _, err := other.Open(sealed, "signing-key:"+ks.SigningKID()); err == nil {
 			t.Fatal("another master key opened the sealed private key")
 		}
-		if _, err := keyset.Open(ctx, st, other, keyset.Options{Logger: discard}); err == nil || !strings.Contains(err.Error(), "master key") {
+		if _, err := accesstoken.Open(ctx, st, other, accesstoken.Options{Logger: discard}); err == nil || !strings.Contains(err.Error(), "master key") {
 			t.Fatalf("Open with another master key: %v, want an error naming the master key", err)
 		}
 		// The sealed value is bound to its kid.
@@ -833,7 +833,7 @@ func TestConcurrentUse(t *testing.T) {
 	wg.Wait()
 }
 
-func benchKeySet(b *testing.B) (*keyset.KeySet, *clock) {
+func benchKeySet(b *testing.B) (*accesstoken.KeySet, *clock) {
 	st := openStore(b, store.Config{DataDir: b.TempDir()})
 	clk := newClock()
 	return openKeySet(b, st, newRing(b), clk), clk

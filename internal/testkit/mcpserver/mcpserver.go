@@ -1,7 +1,7 @@
-// Package testmcp runs real MCP servers (the official Go SDK over Streamable HTTP) for tests:
+// Package mcpserver runs real MCP servers (the official Go SDK over Streamable HTTP) for tests:
 // an issue tracker whose tools span the three trust levels and whose definitions a test can
 // change, as an upstream would.
-package testmcp
+package mcpserver
 
 import (
 	"context"

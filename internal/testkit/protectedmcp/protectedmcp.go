@@ -1,11 +1,11 @@
-// Package testas runs, for tests, an upstream MCP server protected by its own OAuth 2.1
+// Package protectedmcp runs, for tests, an upstream MCP server protected by its own OAuth 2.1
 // authorization server, as an upstream that trustgate signs humans in to looks: the
 // authorization server is real fosite (composed like trustgate's: authorization code with PKCE
 // S256, refresh tokens, introspection) on fosite's in-memory storage, with RFC 8414 metadata
-// and, optionally, RFC 7591 registration; the MCP server (the official Go SDK, internal/testmcp's
+// and, optionally, RFC 7591 registration; the MCP server (the official Go SDK, internal/testkit/mcpserver's
 // issue tracker) answers 401 with an RFC 9728 resource_metadata challenge unless the request
 // carries an access token the authorization server issued.
-package testas
+package protectedmcp
 
 import (
 	"context"
@@ -25,7 +25,7 @@ import (
 	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/storage"
 
-	"github.com/trustgate/trustgate/internal/testmcp"
+	"github.com/trustgate/trustgate/internal/testkit/mcpserver"
 )
 
 // Options configure Start.
@@ -41,7 +41,7 @@ type AS struct {
 	t        testing.TB
 	URL      string // the authorization server's issuer
 	MCPURL   string // the protected MCP server's endpoint
-	Upstream *testmcp.Upstream
+	Upstream *mcpserver.Upstream
 
 	provider fosite.OAuth2Provider
 	store    *memStore
@@ -135,7 +135,7 @@ func Start(t testing.TB, opts Options) *AS {
 	mux.HandleFunc("POST /token", as.token)
 
 	// The protected MCP server.
-	as.Upstream = testmcp.Start(t, "")
+	as.Upstream = mcpserver.Start(t, "")
 	mcpHandler := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return as.Upstream.Server }, nil)
 	umux := http.NewServeMux()
 	up := httptest.NewServer(umux)

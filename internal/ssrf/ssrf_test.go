@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trustgate/trustgate/oauthserver/ssrf"
+	"github.com/trustgate/trustgate/internal/ssrf"
 )
 
 func TestIsForbiddenAddr(t *testing.T) {

@@ -1,7 +1,7 @@
-// Package testcp builds a real control plane for tests: a SQLite store in a temporary
+// Package controlplane builds a real control plane for tests: a SQLite store in a temporary
 // directory, an embedded SpiceDB holding trustgate's schema, and the relationship writer
 // between them. Everything is closed when the test ends.
-package testcp
+package controlplane
 
 import (
 	"context"

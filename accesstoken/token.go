@@ -1,4 +1,4 @@
-package keyset
+package accesstoken
 
 import (
 	"crypto/ecdsa"

@@ -1,4 +1,4 @@
-// Package keyset holds the ES256 keys that sign trustgate's access tokens, mints RFC 9068 JWT
+// Package accesstoken holds the ES256 keys that sign trustgate's access tokens, mints RFC 9068 JWT
 // access tokens and verifies them.
 //
 // The keys live in the store (store.SigningKeys), each private key sealed with the master key
@@ -14,7 +14,7 @@
 // behind an atomic pointer: Verify never touches the store. Reload (and Run, which calls it
 // periodically) re-reads the store so that a rotation made elsewhere (another replica, or
 // `trustgate admin keys rotate`) is picked up.
-package keyset
+package accesstoken
 
 import (
 	"context"
@@ -36,7 +36,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
-	"github.com/trustgate/trustgate/secrets"
+	"github.com/trustgate/trustgate/internal/secrets"
 	"github.com/trustgate/trustgate/store"
 )
 
@@ -115,7 +115,7 @@ type signingKey struct {
 // and every one is published, and Reload makes all replicas agree on the newest.
 func Open(ctx context.Context, st store.SigningKeys, keys *secrets.Keyring, opts Options) (*KeySet, error) {
 	if st == nil || keys == nil {
-		return nil, errors.New("keyset: a store and a master keyring are required")
+		return nil, errors.New("accesstoken: a store and a master keyring are required")
 	}
 	if opts.MaxTokenLifetime <= 0 {
 		opts.MaxTokenLifetime = DefaultMaxTokenLifetime

@@ -1,9 +1,9 @@
-// Package testenv gives tests the external services they need, or skips them.
+// Package services gives tests the external services they need, or skips them.
 //
 // PostgreSQL: set TRUSTGATE_TEST_POSTGRES to the URL of a server the tests may create
 // databases on, e.g. postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable. Without it the
 // PostgreSQL tests skip, except under CI=true, where they fail: CI must run them.
-package testenv
+package services
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package keyset_test
+package accesstoken_test
 
 import (
 	"encoding/base64"
@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trustgate/trustgate/oauthserver/keyset"
+	"github.com/trustgate/trustgate/accesstoken"
 	"github.com/trustgate/trustgate/store"
 )
 
@@ -21,8 +21,8 @@ func TestRememberedTokenDiesWithItsKey(t *testing.T) {
 	c := claims(clk)
 	c.Expiry = clk.Now().Add(24 * time.Hour)
 	tok := mint(t, ks, c)
-	lenient := func() keyset.Expect {
-		return keyset.Expect{Issuer: issuer, Audience: audience, Leeway: 72 * time.Hour}
+	lenient := func() accesstoken.Expect {
+		return accesstoken.Expect{Issuer: issuer, Audience: audience, Leeway: 72 * time.Hour}
 	}
 	for range 3 {
 		_, err := ks.Verify(tok, lenient())
@@ -32,9 +32,9 @@ func TestRememberedTokenDiesWithItsKey(t *testing.T) {
 	noErr(t, "rotate", err)
 	_, err = ks.Verify(tok, lenient())
 	noErr(t, "remembered token while its retired key is published", err)
-	clk.Add(keyset.DefaultMaxTokenLifetime + keyset.DefaultPublishGrace + time.Second)
+	clk.Add(accesstoken.DefaultMaxTokenLifetime + accesstoken.DefaultPublishGrace + time.Second)
 	_, err = ks.Verify(tok, lenient())
-	wantErr(t, "remembered token after its key's publication ended", err, keyset.ErrUnknownKey)
+	wantErr(t, "remembered token after its key's publication ended", err, accesstoken.ErrUnknownKey)
 }
 
 // Remembered tokens are still checked against each call's issuer, audience and clock.
@@ -52,16 +52,16 @@ func TestRememberedTokenIsCheckedAtEveryUse(t *testing.T) {
 	if again.Extra["agent_id"] != "a_123" || again.Audience[0] != audience {
 		t.Fatalf("a caller's change to the returned claims reached the next Verify: %+v", again)
 	}
-	_, err = ks.Verify(tok, keyset.Expect{Issuer: issuer, Audience: audience + "/other", Now: clk.Now()})
-	wantErr(t, "remembered token, another audience", err, keyset.ErrWrongAudience)
-	_, err = ks.Verify(tok, keyset.Expect{Issuer: issuer + "/other", Audience: audience, Now: clk.Now()})
-	wantErr(t, "remembered token, another issuer", err, keyset.ErrWrongIssuer)
+	_, err = ks.Verify(tok, accesstoken.Expect{Issuer: issuer, Audience: audience + "/other", Now: clk.Now()})
+	wantErr(t, "remembered token, another audience", err, accesstoken.ErrWrongAudience)
+	_, err = ks.Verify(tok, accesstoken.Expect{Issuer: issuer + "/other", Audience: audience, Now: clk.Now()})
+	wantErr(t, "remembered token, another issuer", err, accesstoken.ErrWrongIssuer)
 	clk.Add(time.Hour + time.Minute)
 	_, err = ks.Verify(tok, expect(clk))
-	wantErr(t, "remembered token after exp", err, keyset.ErrExpired)
+	wantErr(t, "remembered token after exp", err, accesstoken.ErrExpired)
 	// A token whose signature differs in one bit is not the remembered one. (Replacing the last
 	// characters of the text could leave the decoded signature unchanged, or equal.)
-	_, err = ks.Verify(flipSignatureBit(t, tok), keyset.Expect{Issuer: issuer, Audience: audience, Leeway: 2 * time.Hour})
+	_, err = ks.Verify(flipSignatureBit(t, tok), accesstoken.Expect{Issuer: issuer, Audience: audience, Leeway: 2 * time.Hour})
 	if err == nil {
 		t.Fatal("a token with another signature verified")
 	}
@@ -71,7 +71,7 @@ func TestRememberedTokenIsCheckedAtEveryUse(t *testing.T) {
 func TestRememberedTokensAreBounded(t *testing.T) {
 	st := openStore(t, storeConfigSQLite(t))
 	clk, ring := newClock(), newRing(t)
-	ks, err := keyset.Open(ctx, st, ring, keyset.Options{Now: clk.Now, Logger: discard, VerifiedTokens: 2})
+	ks, err := accesstoken.Open(ctx, st, ring, accesstoken.Options{Now: clk.Now, Logger: discard, VerifiedTokens: 2})
 	noErr(t, "open", err)
 	var toks []string
 	for range 5 {
@@ -83,7 +83,7 @@ func TestRememberedTokensAreBounded(t *testing.T) {
 			noErr(t, "verify", err)
 		}
 	}
-	if n := keyset.RememberedTokens(ks); n != 2 {
+	if n := accesstoken.RememberedTokens(ks); n != 2 {
 		t.Fatalf("remembered %d tokens, want the bound 2", n)
 	}
 }

@@ -1,4 +1,4 @@
-package storecache_test
+package cache_test
 
 import (
 	"context"
@@ -6,9 +6,9 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/trustgate/trustgate/internal/testenv"
+	"github.com/trustgate/trustgate/internal/testkit/services"
 	"github.com/trustgate/trustgate/store"
-	"github.com/trustgate/trustgate/storecache"
+	"github.com/trustgate/trustgate/store/cache"
 )
 
 // counting counts the reads that reach the store.
@@ -42,7 +42,7 @@ func testNeverStale(t *testing.T, cfg store.Config) {
 		t.Fatal(err)
 	}
 	c := &counting{Store: raw}
-	hot := storecache.New(c, 0)
+	hot := cache.New(c, 0)
 
 	read := func() store.Server {
 		t.Helper()
@@ -109,7 +109,7 @@ func TestNeverStaleSQLite(t *testing.T) {
 }
 
 func TestNeverStalePostgres(t *testing.T) {
-	testNeverStale(t, store.Config{URL: testenv.Postgres(t)})
+	testNeverStale(t, store.Config{URL: services.Postgres(t)})
 }
 
 // "No upstream token" is remembered; a token is never served from memory.
@@ -126,7 +126,7 @@ func TestUpstreamTokenAbsenceOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hot := storecache.New(raw, 0)
+	hot := cache.New(raw, 0)
 	if _, err := hot.GetUpstreamToken(ctx, "acme", u.ID, "tracker"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("no token yet: %v", err)
 	}

@@ -1,4 +1,4 @@
-// Package storecache keeps the control-plane reads of the MCP hot path (host settings, servers,
+// Package cache keeps the control-plane reads of the MCP hot path (host settings, servers,
 // tools, agents, humans, consents) in memory without ever serving stale data: every cached
 // answer is stamped with the store's control-plane generation, which every change to those
 // objects advances in its own transaction, and is used only while the generation is the same.
@@ -7,7 +7,7 @@
 // against that number, so a request costs one small read instead of one per object, and sees
 // the control plane as of its start — a change committed before the request began is always
 // seen, by any replica sharing the database.
-package storecache
+package cache
 
 import (
 	"context"
