@@ -14,6 +14,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"reflect"
@@ -111,7 +112,8 @@ func claims(clk *clock) accesstoken.AccessClaims {
 	return accesstoken.AccessClaims{
 		Issuer: issuer, Subject: "u_alice", Audience: []string{audience}, ClientID: "client-1",
 		Scope: "mcp", IssuedAt: now, Expiry: now.Add(time.Hour),
-		Extra: map[string]any{"agent_id": "a_123", "host": "acme"},
+		Host: "acme", AgentID: "a_123", Grant: "grant-1",
+		Extra: map[string]any{"level": "2"},
 	}
 }
 
@@ -310,7 +312,8 @@ func TestMintVerifyRoundTrip(t *testing.T) {
 			Issuer: issuer, Subject: "u_alice", Audience: []string{audience, "https://other.example.com"},
 			ClientID: "client-1", Scope: "mcp offline_access", JTI: "jti-1",
 			IssuedAt: now.Add(-time.Minute), NotBefore: now.Add(-30 * time.Second), Expiry: now.Add(time.Hour),
-			Extra: map[string]any{"agent_id": "a_123", "host": "acme", "level": 2, "tags": []string{"x"}},
+			Host: "acme", AgentID: "a_123", Grant: "grant-1",
+			Extra: map[string]any{"level": 2, "tags": []string{"x"}},
 		}
 		tok := mint(t, ks, in)
 		h := header(t, tok)
@@ -318,7 +321,7 @@ func TestMintVerifyRoundTrip(t *testing.T) {
 			t.Fatalf("header = %v, want exactly alg ES256, kid %s, typ at+jwt", h, ks.SigningKID())
 		}
 		p := payload(t, tok)
-		for _, name := range []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "agent_id", "host"} {
+		for _, name := range []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "agent_id", "host", "sid"} {
 			if _, ok := p[name]; !ok {
 				t.Errorf("payload lacks %s: %v", name, p)
 			}
@@ -327,7 +330,7 @@ func TestMintVerifyRoundTrip(t *testing.T) {
 		got, err := ks.Verify(tok, expect(clk))
 		noErr(t, "verify", err)
 		want := in
-		want.Extra = map[string]any{"agent_id": "a_123", "host": "acme", "level": float64(2), "tags": []any{"x"}}
+		want.Extra = map[string]any{"level": float64(2), "tags": []any{"x"}}
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("Verify =\n  %+v\nwant\n  %+v", got, want)
 		}
@@ -351,10 +354,42 @@ func TestMintVerifyRoundTrip(t *testing.T) {
 		}
 		got, err = ks.Verify(tok1, expect(clk))
 		noErr(t, "verify defaults", err)
-		if got.Extra != nil || got.Scope != "" || !got.NotBefore.Equal(now) || got.JTI != jti {
+		if got.Extra != nil || got.Scope != "" || got.Host != "" || got.AgentID != "" || got.Grant != "" || !got.NotBefore.Equal(now) || got.JTI != jti {
 			t.Errorf("Verify of a plain token = %+v", got)
 		}
 	})
+}
+
+// The claims with typed fields keep their names on the wire: a token minted before they had
+// fields (when they were Extra claims, written after the registered ones) verifies into the
+// fields, and Mint writes them under the same names, as strings.
+func TestTypedClaimsWireFormat(t *testing.T) {
+	clk := newClock()
+	ks := openKeySet(t, openStore(t, store.Config{DataDir: t.TempDir()}), newRing(t), clk)
+	now := clk.Now().Unix()
+	old := fmt.Sprintf(`{"iss":%q,"sub":"u_alice","aud":%q,"exp":%d,"iat":%d,"nbf":%d,"jti":"jti-1","client_id":"client-1","scope":"mcp","agent_id":"a_123","host":"acme","sid":"grant-1"}`,
+		issuer, audience, now+3600, now, now)
+	tok, err := accesstoken.SignPayload(ks, []byte(old))
+	noErr(t, "sign a payload of the former layout", err)
+	got, err := ks.Verify(tok, expect(clk))
+	noErr(t, "verify a token of the former layout", err)
+	if got.AgentID != "a_123" || got.Host != "acme" || got.Grant != "grant-1" || got.Extra != nil {
+		t.Fatalf("Verify of a token of the former layout = %+v, want the typed fields set and no Extra", got)
+	}
+
+	p := payload(t, mint(t, ks, claims(clk)))
+	for name, want := range map[string]string{"agent_id": "a_123", "host": "acme", "sid": "grant-1"} {
+		if p[name] != want {
+			t.Errorf("payload claim %s = %#v, want %q", name, p[name], want)
+		}
+	}
+
+	// A typed claim of the wrong JSON type makes the token malformed.
+	bad := strings.Replace(old, `"agent_id":"a_123"`, `"agent_id":123`, 1)
+	tok, err = accesstoken.SignPayload(ks, []byte(bad))
+	noErr(t, "sign", err)
+	_, err = ks.Verify(tok, expect(clk))
+	wantErr(t, "agent_id a number", err, accesstoken.ErrMalformed)
 }
 
 func TestMintRefusesBadClaims(t *testing.T) {
@@ -371,6 +406,7 @@ func TestMintRefusesBadClaims(t *testing.T) {
 		"expiry before not-before":     func(c *accesstoken.AccessClaims) { c.NotBefore = c.Expiry.Add(time.Second) },
 		"longer than the max lifetime": func(c *accesstoken.AccessClaims) { c.Expiry = clk.Now().Add(25 * time.Hour) },
 		"registered claim in Extra":    func(c *accesstoken.AccessClaims) { c.Extra = map[string]any{"aud": "evil"} },
+		"typed claim in Extra":         func(c *accesstoken.AccessClaims) { c.Extra = map[string]any{"agent_id": "a_evil"} },
 		"unmarshalable Extra":          func(c *accesstoken.AccessClaims) { c.Extra = map[string]any{"f": func() {}} },
 	} {
 		c := claims(clk)

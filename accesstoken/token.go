@@ -56,10 +56,26 @@ type AccessClaims struct {
 	JTI      string
 	// IssuedAt, NotBefore, Expiry have a precision of one second.
 	IssuedAt, NotBefore, Expiry time.Time
-	// Extra are further claims, e.g. "agent_id", "host". After Verify, JSON numbers are
-	// float64, arrays []any and objects map[string]any.
+	// Host is the host (tenant) whose authorization server issued the token (claim "host").
+	Host string
+	// AgentID is the agent the token was issued to (claim "agent_id").
+	AgentID string
+	// Grant names the token's grant (claim GrantClaim): its gateway session, the request id
+	// every code and token of one authorization shares. Revoking the grant revokes every
+	// access token carrying it.
+	Grant string
+	// Extra are further claims. After Verify, JSON numbers are float64, arrays []any and
+	// objects map[string]any.
 	Extra map[string]any
 }
+
+// Names on the wire of the claims AccessClaims has typed fields for beyond RFC 9068's.
+const (
+	HostClaim    = "host"
+	AgentIDClaim = "agent_id"
+	// GrantClaim is OpenID's "sid" (session id).
+	GrantClaim = "sid"
+)
 
 // Expect is what Verify checks a token against.
 type Expect struct {
@@ -73,7 +89,7 @@ type Expect struct {
 }
 
 // registered are the claims Mint writes itself; Extra may not hold them.
-var registered = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope"}
+var registered = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope", HostClaim, AgentIDClaim, GrantClaim}
 
 // wireClaims is the JSON payload Mint writes, before the Extra claims.
 type wireClaims struct {
@@ -86,6 +102,9 @@ type wireClaims struct {
 	JTI      string `json:"jti"`
 	ClientID string `json:"client_id"`
 	Scope    string `json:"scope,omitempty"`
+	Host     string `json:"host,omitempty"`
+	AgentID  string `json:"agent_id,omitempty"`
+	Grant    string `json:"sid,omitempty"`
 }
 
 // Mint signs an access token with the current signing key. Issuer, Subject, ClientID, at least
@@ -122,6 +141,7 @@ func (k *KeySet) Mint(c AccessClaims) (string, error) {
 	w := wireClaims{
 		Issuer: c.Issuer, Subject: c.Subject, Expiry: c.Expiry.Unix(), IssuedAt: c.IssuedAt.Unix(),
 		NotBef: c.NotBefore.Unix(), JTI: c.JTI, ClientID: c.ClientID, Scope: c.Scope,
+		Host: c.Host, AgentID: c.AgentID, Grant: c.Grant,
 	}
 	if len(c.Audience) == 1 {
 		w.Audience = c.Audience[0]
@@ -142,7 +162,7 @@ func (k *KeySet) Mint(c AccessClaims) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("mint access token: extra claims: %w", err)
 		}
-		// {"iss":…} + {"agent_id":…} → {"iss":…,"agent_id":…}
+		// {"iss":…} + {"level":…} → {"iss":…,"level":…}
 		payload = append(append(payload[:len(payload)-1], ','), extra[1:]...)
 	}
 	jws, err := k.cur.Load().signer.signer.Sign(payload)
@@ -275,7 +295,8 @@ func isAccessTokenType(typ string) bool {
 	return strings.EqualFold(typ, TokenType)
 }
 
-// claimsOf takes the registered claims out of a verified payload; what remains is Extra.
+// claimsOf takes the registered claims and those with typed fields out of a verified payload;
+// what remains is Extra.
 func claimsOf(m map[string]any) (AccessClaims, error) {
 	if m == nil {
 		return AccessClaims{}, fmt.Errorf("%w: payload is not a JSON object", ErrMalformed)
@@ -315,6 +336,9 @@ func claimsOf(m map[string]any) (AccessClaims, error) {
 	c.ClientID = str("client_id", true)
 	c.JTI = str("jti", true)
 	c.Scope = str("scope", false)
+	c.Host = str(HostClaim, false)
+	c.AgentID = str(AgentIDClaim, false)
+	c.Grant = str(GrantClaim, false)
 	c.Expiry = date("exp", true)
 	c.IssuedAt = date("iat", true)
 	c.NotBefore = date("nbf", false)

@@ -45,11 +45,12 @@ func TestRememberedTokenIsCheckedAtEveryUse(t *testing.T) {
 	tok := mint(t, ks, claims(clk))
 	c, err := ks.Verify(tok, expect(clk))
 	noErr(t, "verify", err)
-	c.Extra["agent_id"] = "tampered by the caller"
+	c.Extra["level"] = "tampered by the caller"
+	c.AgentID = "tampered by the caller"
 	c.Audience[0] = "tampered"
 	again, err := ks.Verify(tok, expect(clk))
 	noErr(t, "verify again", err)
-	if again.Extra["agent_id"] != "a_123" || again.Audience[0] != audience {
+	if again.Extra["level"] != "2" || again.AgentID != "a_123" || again.Audience[0] != audience {
 		t.Fatalf("a caller's change to the returned claims reached the next Verify: %+v", again)
 	}
 	_, err = ks.Verify(tok, accesstoken.Expect{Issuer: issuer, Audience: audience + "/other", Now: clk.Now()})

@@ -218,7 +218,7 @@ func BenchmarkVerify(b *testing.B) {
 			now := time.Now()
 			tok, err := ks.Mint(accesstoken.AccessClaims{Issuer: "https://gw.example/h/acme", Subject: "u_1", ClientID: "c",
 				Audience: []string{"https://gw.example/h/acme/mcp/up"}, Expiry: now.Add(time.Hour),
-				Extra: map[string]any{"agent_id": "a_1", "host": "acme"}})
+				AgentID: "a_1", Host: "acme"})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -189,9 +189,9 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle(AuthorizationServerMetadataWellKnown, AuthorizationServerMetadataHandler(issuer))
 	mux.Handle(OpenIDConfigurationWellKnown, OpenIDConfigurationHandler(issuer))
 	prm := ProtectedResourceMetadataHandler(s.resolveResource)
-	mux.Handle(ProtectedResourceMetadataWellKnown, prm)
-	mux.Handle(ProtectedResourceMetadataWellKnown+"/mcp", prm)
-	mux.Handle(ProtectedResourceMetadataWellKnown+"/mcp/{server}", prm)
+	mux.Handle(accesstoken.ProtectedResourceMetadataWellKnown, prm)
+	mux.Handle(accesstoken.ProtectedResourceMetadataWellKnown+"/mcp", prm)
+	mux.Handle(accesstoken.ProtectedResourceMetadataWellKnown+"/mcp/{server}", prm)
 	mux.HandleFunc("GET "+JWKSPath, s.jwks)
 	// Browser-based MCP clients call registration, the token endpoint and revocation from
 	// their own origin (see cors); the pages (authorize, sign-in, consent) are never read

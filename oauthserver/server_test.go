@@ -361,8 +361,8 @@ func TestFullFlow(t *testing.T) {
 		t.Fatalf("verify access token: %v", err)
 	}
 	u := e.user()
-	agentID, _ := claims.Extra["agent_id"].(string)
-	if claims.Subject != u.ID || claims.ClientID != conf.ClientID || claims.Extra["host"] != "acme" || agentID == "" || claims.Scope != oauthserver.MCPScope {
+	agentID := claims.AgentID
+	if claims.Subject != u.ID || claims.ClientID != conf.ClientID || claims.Host != "acme" || agentID == "" || claims.Scope != oauthserver.MCPScope {
 		t.Fatalf("claims %+v", claims)
 	}
 	if _, err := e.ks.Verify(tok.AccessToken, accesstoken.Expect{Issuer: e.base("acme"), Audience: e.urls.MCP("other")}); !errors.Is(err, accesstoken.ErrWrongAudience) {
@@ -388,7 +388,7 @@ func TestFullFlow(t *testing.T) {
 	loc2 := e.flow(b, conf, "state-abcdefghij", verifier2, "low")
 	tok2 := e.exchange(conf, loc2, verifier2)
 	claims2, err := e.ks.Verify(tok2.AccessToken, accesstoken.Expect{Issuer: e.base("acme"), Audience: e.resource()})
-	if err != nil || claims2.Extra["agent_id"] != agentID {
+	if err != nil || claims2.AgentID != agentID {
 		t.Fatalf("second flow: %+v %v", claims2, err)
 	}
 

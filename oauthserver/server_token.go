@@ -116,7 +116,7 @@ func (s *Server) revokeAccessJWT(ctx context.Context, r *http.Request, host stri
 			return nil
 		}
 	}
-	grant, _ := c.Extra[GrantClaim].(string)
+	grant := c.Grant
 	if grant == "" || c.ClientID != clientID {
 		return nil
 	}
@@ -174,17 +174,12 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request, _ store.Host
 // endpoint answers invalid_target.
 var errResourceNotGranted = errors.New("the resource was not granted")
 
-// GrantClaim is the access-token claim naming the token's grant (its gateway session, the
-// request id every code and token of one authorization shares): revoking the grant revokes
-// every access token carrying it (see store.OAuth.OAuthTokenRevoked). It is OpenID's "sid"
-// (session id).
-const GrantClaim = "sid"
-
 // jwtAccessTokens is the access-token strategy: RFC 9068 JWTs minted by the key set, with iss
 // the host's issuer, sub the human, aud the granted resources, client_id, scope, jti, and the
-// extra claims host, agent_id and sid (GrantClaim). The jti is recorded in the session (and
-// so in the access token's stored row) so that revoking the row revokes the JWT. Their lifetime is the host's AccessTokenTTLSeconds (default one
-// hour, at most accesstoken.DefaultMaxTokenLifetime).
+// claims host, agent_id and sid (the grant: revoking it revokes every access token carrying
+// it, see store.OAuth.OAuthTokenRevoked). The jti is recorded in the session (and so in the
+// access token's stored row) so that revoking the row revokes the JWT. Their lifetime is the
+// host's AccessTokenTTLSeconds (default one hour, at most accesstoken.DefaultMaxTokenLifetime).
 //
 // The signature fosite stores the token under is the JWS signature (the third part), as fosite's
 // own DefaultJWTStrategy does: introspection and revocation compute it from the presented token
@@ -243,7 +238,9 @@ func (j *jwtAccessTokens) GenerateAccessToken(ctx context.Context, requester fos
 		IssuedAt: now,
 		Expiry:   exp,
 		JTI:      sess.TokenID,
-		Extra:    map[string]any{"host": sess.Host, "agent_id": sess.AgentID, GrantClaim: requester.GetID()},
+		Host:     sess.Host,
+		AgentID:  sess.AgentID,
+		Grant:    requester.GetID(),
 	})
 	if err != nil {
 		return "", "", fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())

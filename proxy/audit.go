@@ -27,8 +27,7 @@ const errAuditMessage = "trustgate could not write its audit log; the call was n
 // auditEntry starts the entry of one message: who sent it, what it is, which request.
 func auditEntry(r *http.Request, host string, claims accesstoken.AccessClaims, m *message) audit.Entry {
 	e := audit.Entry{Host: host, Time: time.Now(), UserID: claims.Subject, ClientID: claims.ClientID,
-		RequestID: auditRequestID(r), TraceID: traceID(r)}
-	e.AgentID, _ = claims.Extra["agent_id"].(string)
+		RequestID: auditRequestID(r), TraceID: traceID(r), AgentID: claims.AgentID}
 	switch {
 	case m == nil:
 		e.Method = r.Method // GET (the server's stream) or DELETE (end of session)

@@ -64,7 +64,6 @@ import (
 	"github.com/trustgate/trustgate/internal/httplimit"
 	"github.com/trustgate/trustgate/internal/secrets"
 	"github.com/trustgate/trustgate/internal/ssrf"
-	"github.com/trustgate/trustgate/oauthserver"
 	"github.com/trustgate/trustgate/schema"
 	"github.com/trustgate/trustgate/serverimport"
 	"github.com/trustgate/trustgate/store"
@@ -242,7 +241,7 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	agentID, userID := claims.Extra["agent_id"].(string), claims.Subject
+	agentID, userID := claims.AgentID, claims.Subject
 	ctx, cancel := context.WithTimeout(r.Context(), backendTimeout)
 	defer cancel()
 
@@ -409,11 +408,11 @@ func isLoopback(h string) bool {
 // authenticate verifies the bearer token for resource, or answers 401.
 func (p *Proxy) authenticate(w http.ResponseWriter, r *http.Request, host, resource string) (accesstoken.AccessClaims, bool) {
 	challenge := func(errCode, desc string) {
-		metaURL, err := oauthserver.ProtectedResourceMetadataURL(resource)
+		metaURL, err := accesstoken.ProtectedResourceMetadataURL(resource)
 		if err != nil {
 			metaURL = ""
 		}
-		w.Header().Set("WWW-Authenticate", oauthserver.WWWAuthenticate(metaURL, errCode, desc))
+		w.Header().Set("WWW-Authenticate", accesstoken.WWWAuthenticate(metaURL, errCode, desc))
 		w.Header().Set("Cache-Control", "no-store")
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
 	}
@@ -433,8 +432,7 @@ func (p *Proxy) authenticate(w http.ResponseWriter, r *http.Request, host, resou
 		challenge("invalid_token", verifyMessage(err))
 		return accesstoken.AccessClaims{}, false
 	}
-	agentID, _ := claims.Extra["agent_id"].(string)
-	tokenHost, _ := claims.Extra["host"].(string)
+	agentID, tokenHost := claims.AgentID, claims.Host
 	switch {
 	case agentID == "":
 		challenge("invalid_token", "the access token names no agent")
@@ -467,8 +465,7 @@ func (p *Proxy) authenticate(w http.ResponseWriter, r *http.Request, host, resou
 func (p *Proxy) tokenRefused(ctx context.Context, host string, c accesstoken.AccessClaims) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, backendTimeout)
 	defer cancel()
-	agentID, _ := c.Extra["agent_id"].(string)
-	grant, _ := c.Extra[oauthserver.GrantClaim].(string)
+	agentID, grant := c.AgentID, c.Grant
 	a, err := p.cfg.Store.GetAgent(ctx, host, agentID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):

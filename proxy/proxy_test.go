@@ -192,7 +192,7 @@ func (e *env) token(resource string, modify func(*accesstoken.AccessClaims)) str
 	e.t.Helper()
 	c := accesstoken.AccessClaims{
 		Issuer: e.urls.Base(host), Subject: e.userID, Audience: []string{resource}, ClientID: "client-1",
-		Expiry: time.Now().Add(time.Hour), Extra: map[string]any{"host": host, "agent_id": e.agentID},
+		Expiry: time.Now().Add(time.Hour), Host: host, AgentID: e.agentID,
 	}
 	if modify != nil {
 		modify(&c)
@@ -384,7 +384,7 @@ func TestAuthentication(t *testing.T) {
 		c.IssuedAt, c.Expiry = time.Now().Add(-2*time.Hour), time.Now().Add(-time.Hour)
 	})
 	otherResource := e.token(e.endpoint(serverKey), nil)
-	otherHost := e.token(e.endpoint(""), func(c *accesstoken.AccessClaims) { c.Extra["host"] = "acme" })
+	otherHost := e.token(e.endpoint(""), func(c *accesstoken.AccessClaims) { c.Host = "acme" })
 	for name, tok := range map[string]string{"expired": expired, "other resource": otherResource, "other host": otherHost, "garbage": "abc.def.ghi"} {
 		h, _ := e.post(tok, "", ping, http.StatusUnauthorized)
 		if got := h.Get("WWW-Authenticate"); !strings.Contains(got, metadata) || !strings.Contains(got, `error="invalid_token"`) {
@@ -506,7 +506,7 @@ func TestSessionIsBoundToItsAgent(t *testing.T) {
 		return resp
 	}
 	mine := e.token(resource, nil)
-	theirs := e.token(resource, func(c *accesstoken.AccessClaims) { c.Extra["agent_id"] = other.ID })
+	theirs := e.token(resource, func(c *accesstoken.AccessClaims) { c.AgentID = other.ID })
 	resp := post(mine, "", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`)
 	session := resp.Header.Get("Mcp-Session-Id")
 	if resp.StatusCode != 200 || !strings.HasPrefix(session, "tg1.") {

@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/trustgate/trustgate/accesstoken"
-	"github.com/trustgate/trustgate/oauthserver"
 	"github.com/trustgate/trustgate/proxy"
 	"github.com/trustgate/trustgate/store"
 )
@@ -128,7 +127,7 @@ func TestTokenOfRemovedPrincipalIs401(t *testing.T) {
 			tok := e.token(e.endpoint(""), func(c *accesstoken.AccessClaims) {
 				if !strings.Contains(name, "no grant") {
 					c.JTI = "jti-1"
-					c.Extra[oauthserver.GrantClaim] = "grant-1"
+					c.Grant = "grant-1"
 				}
 			})
 			e.post(tok, "", ping, 200)
