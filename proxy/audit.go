@@ -31,13 +31,8 @@ func auditEntry(r *http.Request, host string, claims accesstoken.AccessClaims, m
 	switch {
 	case m == nil:
 		e.Method = r.Method // GET (the server's stream) or DELETE (end of session)
-	case m.kind == kindResponse:
-		e.Method = "response"
 	default:
-		e.Method = m.method
-		if m.kind == kindRequest && m.method == "tools/call" {
-			e.Tool = m.name
-		}
+		e.Method, e.Tool = m.label(), m.tool
 	}
 	return e
 }
@@ -79,7 +74,7 @@ func (p *Proxy) auditAllowed(ctx context.Context, w http.ResponseWriter, fw *for
 	e := &fw.entry
 	e.Decision = audit.Allowed
 	p.describe(ctx, e)
-	if m := fw.msg; m != nil && m.kind == kindRequest && m.method == "tools/call" {
+	if m := fw.msg; m != nil && m.toolCall {
 		if h, err := p.cfg.Store.GetHost(ctx, fw.host); err == nil && h.Settings.AuditArguments {
 			e.Arguments = audit.RedactArguments(m.arguments, 0)
 		}

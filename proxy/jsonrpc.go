@@ -64,6 +64,19 @@ type message struct {
 	arguments   json.RawMessage // params.arguments as sent
 	metaVersion *string         // params._meta["io.modelcontextprotocol/protocolVersion"] when a string
 	metaHasVer  bool            // that member is present (whatever its type)
+
+	// Decided once, here, for everything downstream (decision, audit, telemetry):
+	toolCall bool   // a tools/call request
+	tool     string // its tool: params.name ("" when missing, which is refused as invalid params)
+}
+
+// label is how audit entries and telemetry name the message's method: "response" for a
+// client's answer to the server.
+func (m *message) label() string {
+	if m.kind == kindResponse {
+		return "response"
+	}
+	return m.method
 }
 
 // The members of a message the proxy reads, at each level. A key that differs from one of them
@@ -145,6 +158,9 @@ func parseMessage(body []byte) (message, error) {
 			if err := m.readParams(); err != nil {
 				return message{}, err
 			}
+		}
+		if m.kind == kindRequest && m.method == "tools/call" {
+			m.toolCall, m.tool = true, m.name
 		}
 		return m, nil
 	}

@@ -111,15 +111,8 @@ func describe(w http.ResponseWriter, m *message, agentID, server string) {
 		return
 	}
 	var method, tool string
-	switch {
-	case m == nil:
-	case m.kind == kindResponse:
-		method = "response"
-	default:
-		method = m.method
-		if m.method == "tools/call" {
-			tool = m.name
-		}
+	if m != nil {
+		method, tool = m.label(), m.tool
 	}
 	call.Describe(server, agentID, method, tool)
 }
