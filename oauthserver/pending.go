@@ -36,6 +36,19 @@ var pendingFormKeys = []string{
 	"code_challenge", "code_challenge_method", "resource", "audience",
 }
 
+// pending is an authorization request between /authorize and the consent decision. It is kept
+// in the store (see pending.go), so that any replica can serve the flow's next page.
+type pending struct {
+	host        string
+	ar          fosite.AuthorizeRequester
+	resource    string
+	server      string // the server consented to: from the resource, or chosen
+	fromRes     bool   // server came from the resource: no choice
+	upstreamMCP string
+	clientName  string
+	agentType   string
+}
+
 // storedPending is a pending request as stored (JSON).
 type storedPending struct {
 	Resource    string `json:"resource"`
