@@ -23,9 +23,14 @@ func (s *sqlStore) controlTx(ctx context.Context, fn func(querier) error) error 
 		if err := fn(q); err != nil {
 			return err
 		}
-		if _, err := q.exec(ctx, "UPDATE control_generation SET n = n + 1 WHERE id = 1"); err != nil {
-			return fmt.Errorf("advance the control-plane generation: %w", err)
-		}
-		return nil
+		return advanceGeneration(ctx, q)
 	})
+}
+
+// advanceGeneration grows the control-plane generation, inside the transaction that changed it.
+func advanceGeneration(ctx context.Context, q querier) error {
+	if _, err := q.exec(ctx, "UPDATE control_generation SET n = n + 1 WHERE id = 1"); err != nil {
+		return fmt.Errorf("advance the control-plane generation: %w", err)
+	}
+	return nil
 }

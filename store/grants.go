@@ -31,48 +31,63 @@ func grantTuple(g Grant) schema.Relationship {
 }
 
 func (s *sqlStore) SetGrant(ctx context.Context, g Grant) (Grant, error) {
-	if err := validLevel("ceiling", g.Ceiling); err != nil {
-		return Grant{}, fmt.Errorf("set grant %s/%s/%s: %w", g.Host, g.Server, g.UserID, err)
+	if err := prepareGrant(&g); err != nil {
+		return Grant{}, err
 	}
-	g.UpdatedAt = now()
-	err := s.controlTx(ctx, func(q querier) error {
-		if err := requireServer(ctx, q, g.Host, g.Server); err != nil {
-			return err
-		}
-		if err := requireUser(ctx, q, g.Host, g.UserID); err != nil {
-			return err
-		}
-		old, err := scanGrant(q.queryRow(ctx, "SELECT "+grantColumns+" FROM grants WHERE host_key = ? AND server_key = ? AND user_id = ?",
-			g.Host, g.Server, g.UserID))
-		found := err == nil
-		if err != nil && !errors.Is(err, errNoRows) {
-			return err
-		}
-		if found {
-			_, err = q.exec(ctx, "UPDATE grants SET ceiling = ?, updated_at = ? WHERE host_key = ? AND server_key = ? AND user_id = ?",
-				g.Ceiling.String(), toMillis(g.UpdatedAt), g.Host, g.Server, g.UserID)
-		} else {
-			_, err = q.exec(ctx, "INSERT INTO grants ("+grantColumns+") VALUES (?, ?, ?, ?, ?)",
-				g.Host, g.Server, g.UserID, g.Ceiling.String(), toMillis(g.UpdatedAt))
-		}
-		if err != nil {
-			return writeErr(err)
-		}
-		var cs changeSet
-		if found && old.Ceiling != g.Ceiling {
-			cs.delete(grantTuple(old))
-		}
-		cs.touch(grantTuple(g))
-		return cs.write(ctx, q, g.UpdatedAt)
-	})
+	err := s.controlTx(ctx, func(q querier) error { return setGrant(ctx, q, g) })
 	if err != nil {
 		return Grant{}, fmt.Errorf("set grant %s/%s/%s: %w", g.Host, g.Server, g.UserID, err)
 	}
 	return g, nil
 }
 
+// prepareGrant checks a grant to set and stamps its time.
+func prepareGrant(g *Grant) error {
+	if err := validLevel("ceiling", g.Ceiling); err != nil {
+		return fmt.Errorf("set grant %s/%s/%s: %w", g.Host, g.Server, g.UserID, err)
+	}
+	g.UpdatedAt = now()
+	return nil
+}
+
+// setGrant creates or changes a prepared grant, with its tuple changes.
+func setGrant(ctx context.Context, q querier, g Grant) error {
+	if err := requireServer(ctx, q, g.Host, g.Server); err != nil {
+		return err
+	}
+	if err := requireUser(ctx, q, g.Host, g.UserID); err != nil {
+		return err
+	}
+	old, err := scanGrant(q.queryRow(ctx, "SELECT "+grantColumns+" FROM grants WHERE host_key = ? AND server_key = ? AND user_id = ?",
+		g.Host, g.Server, g.UserID))
+	found := err == nil
+	if err != nil && !errors.Is(err, errNoRows) {
+		return err
+	}
+	if found {
+		_, err = q.exec(ctx, "UPDATE grants SET ceiling = ?, updated_at = ? WHERE host_key = ? AND server_key = ? AND user_id = ?",
+			g.Ceiling.String(), toMillis(g.UpdatedAt), g.Host, g.Server, g.UserID)
+	} else {
+		_, err = q.exec(ctx, "INSERT INTO grants ("+grantColumns+") VALUES (?, ?, ?, ?, ?)",
+			g.Host, g.Server, g.UserID, g.Ceiling.String(), toMillis(g.UpdatedAt))
+	}
+	if err != nil {
+		return writeErr(err)
+	}
+	var cs changeSet
+	if found && old.Ceiling != g.Ceiling {
+		cs.delete(grantTuple(old))
+	}
+	cs.touch(grantTuple(g))
+	return cs.write(ctx, q, g.UpdatedAt)
+}
+
 func (s *sqlStore) GetGrant(ctx context.Context, host, server, userID string) (Grant, error) {
-	g, err := scanGrant(s.db.q().queryRow(ctx, "SELECT "+grantColumns+" FROM grants WHERE host_key = ? AND server_key = ? AND user_id = ?",
+	return getGrant(ctx, s.db.q(), host, server, userID)
+}
+
+func getGrant(ctx context.Context, q querier, host, server, userID string) (Grant, error) {
+	g, err := scanGrant(q.queryRow(ctx, "SELECT "+grantColumns+" FROM grants WHERE host_key = ? AND server_key = ? AND user_id = ?",
 		host, server, userID))
 	if errors.Is(err, errNoRows) {
 		return Grant{}, fmt.Errorf("get grant %s/%s/%s: %w", host, server, userID, ErrNotFound)

@@ -154,7 +154,11 @@ func (s *sqlStore) UpdateHost(ctx context.Context, h Host) (Host, error) {
 }
 
 func (s *sqlStore) GetHost(ctx context.Context, key string) (Host, error) {
-	h, err := scanHost(s.db.q().queryRow(ctx, "SELECT "+hostColumns+" FROM hosts WHERE host_key = ?", key))
+	return getHost(ctx, s.db.q(), key)
+}
+
+func getHost(ctx context.Context, q querier, key string) (Host, error) {
+	h, err := scanHost(q.queryRow(ctx, "SELECT "+hostColumns+" FROM hosts WHERE host_key = ?", key))
 	if errors.Is(err, errNoRows) {
 		return Host{}, fmt.Errorf("get host %q: %w", key, ErrNotFound)
 	}

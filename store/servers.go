@@ -92,40 +92,55 @@ func validTimeout(what string, d time.Duration) error {
 }
 
 func (s *sqlStore) CreateServer(ctx context.Context, sv Server) (Server, error) {
-	if err := firstErr(validServerKey(sv.Key), validServerFields(&sv)); err != nil {
-		return Server{}, fmt.Errorf("create server in %s: %w", sv.Host, err)
+	if err := prepareNewServer(&sv); err != nil {
+		return Server{}, err
 	}
-	sv.CreatedAt = now()
-	sv.UpdatedAt = sv.CreatedAt
-	err := s.controlTx(ctx, func(q querier) error {
-		if err := requireHost(ctx, q, sv.Host); err != nil {
-			return err
-		}
-		dup, err := exists(ctx, q, "SELECT 1 FROM servers WHERE host_key = ? AND server_key = ?", sv.Host, sv.Key)
-		if err != nil {
-			return err
-		}
-		if dup {
-			return fmt.Errorf("server already exists: %w", ErrConflict)
-		}
-		if _, err := q.exec(ctx, "INSERT INTO servers ("+serverColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-			sv.Host, sv.Key, sv.Name, sv.Description, sv.URL, sv.CredentialKind, encodeCredentials(sv.Credentials),
-			sv.ConnectTimeout.Milliseconds(), sv.FirstByteTimeout.Milliseconds(), sv.IdleTimeout.Milliseconds(),
-			sv.Network, toMillis(sv.CreatedAt), toMillis(sv.UpdatedAt)); err != nil {
-			return writeErr(err)
-		}
-		var cs changeSet
-		cs.touch(schema.ServerHost(sv.Host, sv.Key))
-		return cs.write(ctx, q, sv.CreatedAt)
-	})
+	err := s.controlTx(ctx, func(q querier) error { return insertServer(ctx, q, sv) })
 	if err != nil {
 		return Server{}, fmt.Errorf("create server %s/%s: %w", sv.Host, sv.Key, err)
 	}
 	return sv, nil
 }
 
+// prepareNewServer checks a server to create and stamps its times.
+func prepareNewServer(sv *Server) error {
+	if err := firstErr(validServerKey(sv.Key), validServerFields(sv)); err != nil {
+		return fmt.Errorf("create server in %s: %w", sv.Host, err)
+	}
+	sv.CreatedAt = now()
+	sv.UpdatedAt = sv.CreatedAt
+	return nil
+}
+
+// insertServer writes a prepared server and its tuple's outbox entry.
+func insertServer(ctx context.Context, q querier, sv Server) error {
+	if err := requireHost(ctx, q, sv.Host); err != nil {
+		return err
+	}
+	dup, err := exists(ctx, q, "SELECT 1 FROM servers WHERE host_key = ? AND server_key = ?", sv.Host, sv.Key)
+	if err != nil {
+		return err
+	}
+	if dup {
+		return fmt.Errorf("server already exists: %w", ErrConflict)
+	}
+	if _, err := q.exec(ctx, "INSERT INTO servers ("+serverColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		sv.Host, sv.Key, sv.Name, sv.Description, sv.URL, sv.CredentialKind, encodeCredentials(sv.Credentials),
+		sv.ConnectTimeout.Milliseconds(), sv.FirstByteTimeout.Milliseconds(), sv.IdleTimeout.Milliseconds(),
+		sv.Network, toMillis(sv.CreatedAt), toMillis(sv.UpdatedAt)); err != nil {
+		return writeErr(err)
+	}
+	var cs changeSet
+	cs.touch(schema.ServerHost(sv.Host, sv.Key))
+	return cs.write(ctx, q, sv.CreatedAt)
+}
+
 func (s *sqlStore) GetServer(ctx context.Context, host, key string) (Server, error) {
-	sv, err := scanServer(s.db.q().queryRow(ctx,
+	return getServer(ctx, s.db.q(), host, key)
+}
+
+func getServer(ctx context.Context, q querier, host, key string) (Server, error) {
+	sv, err := scanServer(q.queryRow(ctx,
 		"SELECT "+serverColumns+" FROM servers WHERE host_key = ? AND server_key = ?", host, key))
 	if errors.Is(err, errNoRows) {
 		return Server{}, fmt.Errorf("get server %s/%s: %w", host, key, ErrNotFound)
@@ -139,17 +154,21 @@ func (s *sqlStore) GetServer(ctx context.Context, host, key string) (Server, err
 func (s *sqlStore) ListServers(ctx context.Context, host string) ([]Server, error) {
 	var out []Server
 	err := s.db.readTx(ctx, func(q querier) error {
-		if err := requireHost(ctx, q, host); err != nil {
-			return err
-		}
 		var err error
-		out, err = selectServers(ctx, q, "host_key = ? ORDER BY server_key", host)
+		out, err = listServers(ctx, q, host)
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list servers of %s: %w", host, err)
 	}
 	return out, nil
+}
+
+func listServers(ctx context.Context, q querier, host string) ([]Server, error) {
+	if err := requireHost(ctx, q, host); err != nil {
+		return nil, err
+	}
+	return selectServers(ctx, q, "host_key = ? ORDER BY server_key", host)
 }
 
 func selectServers(ctx context.Context, q querier, where string, args ...any) ([]Server, error) {

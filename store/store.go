@@ -168,6 +168,8 @@ type Store interface {
 	AuthorizeRequests
 	// Invitations are the one-time links of humans an admin added (see invitations.go).
 	Invitations
+	// Transactor composes writes of servers, tools and grants into one transaction (see tx.go).
+	Transactor
 
 	// ControlGeneration grows with every committed change to hosts, humans, servers, tools,
 	// grants, agents, consents and upstream tokens: equal numbers mean those are unchanged.
