@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/trustgate/trustgate/oauthserver/invitation"
+	"github.com/trustgate/trustgate/invitation"
 	"github.com/trustgate/trustgate/store"
 )
 

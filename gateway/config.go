@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/trustgate/trustgate/internal/httplimit"
+	"github.com/trustgate/trustgate/internal/netprefix"
 	"github.com/trustgate/trustgate/internal/ssrf"
-	"github.com/trustgate/trustgate/oauthserver/consentui"
 )
 
 // Config is everything `trustgate serve` is configured with. The zero value of each field means
@@ -158,10 +158,10 @@ func (c *Config) complete() error {
 	if c.SpiceDBGRPCAllowWrites && c.SpiceDBGRPCListen == "" {
 		return errors.New("--spicedb-grpc-allow-writes applies to the API --spicedb-grpc-listen exposes; set that too or drop it")
 	}
-	if c.trustedProxies, err = consentui.ParseTrustedProxies(c.TrustedProxies); err != nil {
+	if c.trustedProxies, err = netprefix.Parse(c.TrustedProxies); err != nil {
 		return fmt.Errorf("--trusted-proxies: %w", err)
 	}
-	allowed, err := ssrf.ParsePrefixes(c.UpstreamAllowCIDR)
+	allowed, err := netprefix.Parse(c.UpstreamAllowCIDR)
 	if err != nil {
 		return fmt.Errorf("--upstream-allow-cidr: %w", err)
 	}

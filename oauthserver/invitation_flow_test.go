@@ -12,9 +12,9 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/trustgate/trustgate/internal/testkit/webclient"
+	"github.com/trustgate/trustgate/invitation"
 	"github.com/trustgate/trustgate/oauthserver"
 	"github.com/trustgate/trustgate/oauthserver/consentui"
-	"github.com/trustgate/trustgate/oauthserver/invitation"
 	"github.com/trustgate/trustgate/schema"
 	"github.com/trustgate/trustgate/store"
 )

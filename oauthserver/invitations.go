@@ -4,8 +4,8 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/trustgate/trustgate/invitation"
 	"github.com/trustgate/trustgate/oauthserver/consentui"
-	"github.com/trustgate/trustgate/oauthserver/invitation"
 	"github.com/trustgate/trustgate/store"
 )
 

@@ -8,8 +8,8 @@ import (
 )
 
 // Invitations: the one-time links with which a human an admin added chooses a password. The
-// link's secret part is never stored, only its hash (see package oauthserver/invitation); the
-// caller compares it.
+// link's secret part is never stored, only its hash (see package invitation); the caller
+// compares it.
 
 // Invitation is a human's pending invitation.
 type Invitation struct {

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"strings"
 	"syscall"
 	"time"
 )
@@ -35,30 +34,6 @@ func PublicAnd(prefixes ...netip.Prefix) Policy {
 		out = append(out, p)
 	}
 	return Policy{allow: out}
-}
-
-// ParsePrefixes parses CIDR prefixes (or single addresses), each entry possibly a
-// comma-separated list, as flags give them.
-func ParsePrefixes(entries []string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, e := range entries {
-		for _, s := range strings.Split(e, ",") {
-			s = strings.TrimSpace(s)
-			if s == "" {
-				continue
-			}
-			if p, err := netip.ParsePrefix(s); err == nil {
-				out = append(out, p)
-				continue
-			}
-			a, err := netip.ParseAddr(s)
-			if err != nil {
-				return nil, fmt.Errorf("%q is not a CIDR prefix or an IP address", s)
-			}
-			out = append(out, netip.PrefixFrom(a, a.BitLen()))
-		}
-	}
-	return out, nil
 }
 
 // AllowsAll reports whether the policy lets every address through.

@@ -5,11 +5,12 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/trustgate/trustgate/internal/netprefix"
 	"github.com/trustgate/trustgate/internal/ssrf"
 )
 
 func TestPolicyAllows(t *testing.T) {
-	prefixes, err := ssrf.ParsePrefixes([]string{"127.0.0.0/8,10.1.0.0/16", "fd00:1::/32", "192.168.1.5"})
+	prefixes, err := netprefix.Parse([]string{"127.0.0.0/8,10.1.0.0/16", "fd00:1::/32", "192.168.1.5"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,18 +93,5 @@ func TestPolicyControl(t *testing.T) {
 	}
 	if ssrf.AllowAll().Proxy() == nil {
 		t.Error("the allow-all policy ignores the environment's proxy")
-	}
-}
-
-func TestParsePrefixes(t *testing.T) {
-	got, err := ssrf.ParsePrefixes([]string{" 10.0.0.0/8 , ::1", ""})
-	if err != nil || len(got) != 2 || got[1] != netip.MustParsePrefix("::1/128") {
-		t.Fatalf("ParsePrefixes = %v, %v", got, err)
-	}
-	if _, err := ssrf.ParsePrefixes([]string{"10.0.0.0/33"}); err == nil {
-		t.Error("an invalid prefix was accepted")
-	}
-	if _, err := ssrf.ParsePrefixes([]string{"intranet"}); err == nil {
-		t.Error("a name was accepted")
 	}
 }

@@ -1,7 +1,6 @@
 package consentui
 
 import (
-	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -164,41 +163,6 @@ func inPrefixes(a netip.Addr, prefixes []netip.Prefix) bool {
 		}
 	}
 	return false
-}
-
-// ParseTrustedProxies reads a list of CIDR prefixes (or single addresses) of reverse proxies,
-// such as "10.0.0.0/8,192.168.1.7". Empty entries are ignored; an empty list trusts no proxy.
-func ParseTrustedProxies(list []string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, item := range list {
-		for _, s := range strings.Split(item, ",") {
-			s = strings.TrimSpace(s)
-			if s == "" {
-				continue
-			}
-			if !strings.Contains(s, "/") {
-				a, err := netip.ParseAddr(s)
-				if err != nil {
-					return nil, fmt.Errorf("trusted proxy %q: not an IP address or CIDR prefix", s)
-				}
-				a = a.Unmap().WithZone("")
-				out = append(out, netip.PrefixFrom(a, a.BitLen()))
-				continue
-			}
-			p, err := netip.ParsePrefix(s)
-			if err != nil {
-				return nil, fmt.Errorf("trusted proxy %q: not an IP address or CIDR prefix", s)
-			}
-			if p.Addr().Is4In6() {
-				if p.Bits() < 96 {
-					return nil, fmt.Errorf("trusted proxy %q: an IPv4-mapped prefix needs at least 96 bits", s)
-				}
-				p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
-			}
-			out = append(out, p.Masked())
-		}
-	}
-	return out, nil
 }
 
 // parseAddr reads an IP address, optionally with a port ("1.2.3.4:5", "[::1]:5").

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/trustgate/trustgate/internal/netprefix"
 )
 
 var t0 = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
@@ -190,7 +192,7 @@ func TestNewLimiterPanics(t *testing.T) {
 }
 
 func TestClientAddr(t *testing.T) {
-	proxies, err := ParseTrustedProxies([]string{"10.0.0.0/8, 192.168.1.7", "2001:db8:ffff::/48"})
+	proxies, err := netprefix.Parse([]string{"10.0.0.0/8, 192.168.1.7", "2001:db8:ffff::/48"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,30 +236,6 @@ func TestClientAddr(t *testing.T) {
 				t.Errorf("ClientAddr = %q, want %q", got, tc.want)
 			}
 		})
-	}
-}
-
-func TestParseTrustedProxies(t *testing.T) {
-	got, err := ParseTrustedProxies([]string{" 10.1.2.3/8 ,", "::ffff:172.16.0.0/108", "2001:db8::1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []string{"10.0.0.0/8", "172.16.0.0/12", "2001:db8::1/128"}
-	if len(got) != len(want) {
-		t.Fatalf("got %v, want %v", got, want)
-	}
-	for i := range want {
-		if got[i].String() != want[i] {
-			t.Errorf("prefix %d = %s, want %s", i, got[i], want[i])
-		}
-	}
-	if none, err := ParseTrustedProxies(nil); err != nil || len(none) != 0 {
-		t.Errorf("empty list: %v %v", none, err)
-	}
-	for _, bad := range []string{"10.0.0.0/33", "proxy.example.com", "10.0.0.0/8/1", "::ffff:10.0.0.0/90"} {
-		if _, err := ParseTrustedProxies([]string{bad}); err == nil {
-			t.Errorf("%q accepted", bad)
-		}
 	}
 }
 
