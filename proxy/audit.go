@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"log/slog"
 	"net/http"
 	"regexp"
 	"time"
@@ -65,11 +66,11 @@ func (p *Proxy) auditReject(ctx context.Context, e *audit.Entry, d audit.Decisio
 	p.cfg.Audit.Record(rec)
 }
 
-// auditAllowed makes the entry of an allowed message durable, or answers the client with an
-// error and reports false: no audit, no forwarding.
-func (p *Proxy) auditAllowed(ctx context.Context, w http.ResponseWriter, fw *forward) bool {
+// auditAllowed makes the entry of an allowed message durable, or returns the refusal that
+// answers it: no audit, no forwarding.
+func (p *Proxy) auditAllowed(ctx context.Context, fw *forward) *refusal {
 	if p.cfg.Audit == nil {
-		return true
+		return nil
 	}
 	e := &fw.entry
 	e.Decision = audit.Allowed
@@ -80,12 +81,11 @@ func (p *Proxy) auditAllowed(ctx context.Context, w http.ResponseWriter, fw *for
 		}
 	}
 	if err := p.cfg.Audit.Append(ctx, *e); err != nil {
-		p.log.Error("proxy: audit log unavailable; not forwarding", "host", fw.host, "server", fw.server, "agent", fw.agentID, "err", err)
-		p.reject(w, fw.msg, ErrCodeUnavailable, errAuditMessage, nil, http.StatusServiceUnavailable)
-		return false
+		return &refusal{form: formReject, status: http.StatusServiceUnavailable, code: ErrCodeUnavailable, message: errAuditMessage,
+			logMsg: "proxy: audit log unavailable; not forwarding", logLevel: slog.LevelError, cause: err}
 	}
 	fw.forwardedAt = time.Now()
-	return true
+	return nil
 }
 
 // auditResult records the outcome of a forwarded message without waiting.

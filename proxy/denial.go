@@ -1,12 +1,9 @@
 package proxy
 
 import (
-	"context"
-	"errors"
 	"fmt"
 
 	"github.com/trustgate/trustgate/schema"
-	"github.com/trustgate/trustgate/store"
 )
 
 // Denials that name their real cause. The authorization backend answers only yes or no; when
@@ -157,55 +154,6 @@ func explainDenial(f denialFacts) denial {
 	}
 	return denial{ReasonPendingChange, "a recent change to who may do what is still being applied",
 		"Try again in a few seconds; if this persists, ask an administrator."}
-}
-
-// denialFactsOf reads the facts of a denied message on server (key; "" for bare /mcp without
-// a consent) from the store. tool is the tool of a tools/call ("" otherwise).
-func (p *Proxy) denialFactsOf(ctx context.Context, host, userID, agentID, method, server, tool string) (denialFacts, error) {
-	f := denialFacts{Method: method, Server: server, Tool: tool}
-	a, err := p.cfg.Store.GetAgent(ctx, host, agentID)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return f, nil
-	case err != nil:
-		return f, fmt.Errorf("read agent: %w", err)
-	}
-	f.AgentFound, f.AgentDisabled = true, a.Disabled
-	if a.Disabled {
-		return f, nil
-	}
-	if server == "" {
-		grants, err := p.cfg.Store.ListGrants(ctx, host, userID)
-		if err != nil {
-			return f, fmt.Errorf("list grants: %w", err)
-		}
-		f.AnyGrant = len(grants) > 0
-		return f, nil
-	}
-	if _, err := p.cfg.Store.GetServer(ctx, host, server); errors.Is(err, store.ErrNotFound) {
-		return f, nil
-	} else if err != nil {
-		return f, fmt.Errorf("read server: %w", err)
-	}
-	f.ServerFound = true
-	if g, err := p.cfg.Store.GetGrant(ctx, host, server, userID); err == nil {
-		f.HasGrant, f.Ceiling = true, g.Ceiling
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return f, fmt.Errorf("read grant: %w", err)
-	}
-	if c, err := p.cfg.Store.GetConsent(ctx, host, agentID, server); err == nil {
-		f.HasConsent, f.Level = true, c.Level
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return f, fmt.Errorf("read consent: %w", err)
-	}
-	if tool != "" {
-		if t, err := p.cfg.Store.GetTool(ctx, host, server, tool); err == nil {
-			f.ToolFound, f.ToolEnabled, f.ToolFlagged, f.ToolLevel = true, t.Enabled, t.Flagged, t.Level
-		} else if !errors.Is(err, store.ErrNotFound) {
-			return f, fmt.Errorf("read tool: %w", err)
-		}
-	}
-	return f, nil
 }
 
 // denialData is the data of the JSON-RPC error of a denial: the reason and the action, and the

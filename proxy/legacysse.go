@@ -256,6 +256,10 @@ func (p *Proxy) readLegacy(c *legacyConn, events *sse.Reader) {
 	}
 }
 
+// errLegacyFallback ends the ReverseProxy's handling of an answer to initialize that may come
+// from an HTTP+SSE server: the candidate is in the forward (legacyFallback).
+var errLegacyFallback = errors.New("upstream refused initialize as an HTTP+SSE server would")
+
 // legacyCandidate: the upstream refused initialize as an HTTP+SSE server would; the original
 // answer is kept to pass on if the probe fails.
 type legacyCandidate struct {
@@ -264,31 +268,27 @@ type legacyCandidate struct {
 	body   []byte
 }
 
-func (e *legacyCandidate) Error() string {
-	return fmt.Sprintf("upstream answered initialize with HTTP %d", e.status)
-}
-
-// checkLegacy looks at an upstream's answer to initialize: a 400, 404 or 405 without a modern
-// JSON-RPC error may come from an HTTP+SSE server (nil: pass the answer on).
-func checkLegacy(resp *http.Response, fw *forward) error {
+// legacyCandidateOf looks at an upstream's answer to initialize: a 400, 404 or 405 without a
+// modern JSON-RPC error may come from an HTTP+SSE server (nil: pass the answer on).
+func legacyCandidateOf(resp *http.Response, fw *forward) (*legacyCandidate, error) {
 	if fw.msg == nil || fw.msg.kind != kindRequest || fw.msg.method != "initialize" {
-		return nil
+		return nil, nil
 	}
 	switch resp.StatusCode {
 	case http.StatusBadRequest, http.StatusNotFound, http.StatusMethodNotAllowed:
 	default:
-		return nil
+		return nil, nil
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	_ = resp.Body.Close()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	if modernError(body) {
-		return nil
+		return nil, nil
 	}
-	return &legacyCandidate{status: resp.StatusCode, header: resp.Header.Clone(), body: body}
+	return &legacyCandidate{status: resp.StatusCode, header: resp.Header.Clone(), body: body}, nil
 }
 
 // modernError: body is a JSON-RPC error a Streamable HTTP server answers with.

@@ -65,41 +65,39 @@ type protocol struct {
 	stateless bool
 }
 
-// checkProtocol applies the revision's transport rules to the request (m is nil for GET and
-// DELETE), or answers and returns false.
-func checkProtocol(w http.ResponseWriter, r *http.Request, m *message) (protocol, bool) {
+// checkProtocol applies the revision's transport rules to a request (httpMethod POST, GET or
+// DELETE; m is nil for GET and DELETE). A refusal is answered without an audit entry.
+func checkProtocol(httpMethod string, h http.Header, m *message) (protocol, *refusal) {
 	var id json.RawMessage
 	if m != nil && m.kind == kindRequest {
 		id = m.id
 	}
-	header, present := r.Header.Get("Mcp-Protocol-Version"), len(r.Header.Values("Mcp-Protocol-Version")) > 0
+	header, present := h.Get("Mcp-Protocol-Version"), len(h.Values("Mcp-Protocol-Version")) > 0
 	proto := protocol{version: defaultRevision}
 	if present {
 		if !slices.Contains(knownRevisions, header) {
-			writeRPCError(w, http.StatusBadRequest, id, ErrCodeUnsupportedVersion,
-				fmt.Sprintf("unsupported protocol version %q: trustgate supports %s", header, strings.Join(knownRevisions, ", ")),
-				map[string]any{"supported": knownRevisions, "requested": header})
-			return protocol{}, false
+			return protocol{}, &refusal{form: formRPC, status: http.StatusBadRequest, id: id, code: ErrCodeUnsupportedVersion,
+				message: fmt.Sprintf("unsupported protocol version %q: trustgate supports %s", header, strings.Join(knownRevisions, ", ")),
+				data:    map[string]any{"supported": knownRevisions, "requested": header}}
 		}
 		proto.version = header
 	}
 	proto.stateless = proto.version >= rev20260728
-	if r.Method != http.MethodPost {
+	if httpMethod != http.MethodPost {
 		if proto.stateless {
-			w.Header().Set("Allow", http.MethodPost)
-			http.Error(w, "method not allowed: protocol version "+proto.version+" has no GET stream and no sessions", http.StatusMethodNotAllowed)
-			return protocol{}, false
+			return protocol{}, &refusal{form: formText, status: http.StatusMethodNotAllowed, allow: http.MethodPost,
+				message: "method not allowed: protocol version " + proto.version + " has no GET stream and no sessions"}
 		}
-		return proto, true
+		return proto, nil
 	}
 	if m == nil || m.kind != kindRequest {
-		return proto, true // 2026-07-28 defines header rules for requests only
+		return proto, nil // 2026-07-28 defines header rules for requests only
 	}
-	if msg := headerMismatch(r.Header, m, proto, present); msg != "" {
-		writeRPCError(w, http.StatusBadRequest, id, ErrCodeHeaderMismatch, "header mismatch: "+msg, nil)
-		return protocol{}, false
+	if msg := headerMismatch(h, m, proto, present); msg != "" {
+		return protocol{}, &refusal{form: formRPC, status: http.StatusBadRequest, id: id, code: ErrCodeHeaderMismatch,
+			message: "header mismatch: " + msg}
 	}
-	return proto, true
+	return proto, nil
 }
 
 // headerMismatch is why the request's mirrored headers do not match its body ("" when they do).

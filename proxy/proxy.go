@@ -19,6 +19,10 @@
 //  7. Every decision is an audit entry (audit.go); an allowed message is forwarded only after
 //     its entry is durable, and its outcome follows as a second entry.
 //
+// Steps 3, 4 and 6 are one pure function, decide (decide.go): the parsed message and the
+// stored facts in, a decision value out (forward, filter the tools/list answer, or refuse with
+// the answer, the audit entry's decision and reason). serveMCP applies it in one place.
+//
 // Denials of requests are HTTP 200 with a JSON-RPC error (ErrCodeDenied), never 401/403, so
 // that clients show the message instead of re-authenticating. The message and data.reason name
 // the real cause and the action that fixes it, read from the store on the denial path only
@@ -64,7 +68,6 @@ import (
 	"github.com/trustgate/trustgate/internal/httplimit"
 	"github.com/trustgate/trustgate/internal/secrets"
 	"github.com/trustgate/trustgate/internal/ssrf"
-	"github.com/trustgate/trustgate/schema"
 	"github.com/trustgate/trustgate/serverimport"
 	"github.com/trustgate/trustgate/store"
 	"github.com/trustgate/trustgate/telemetry"
@@ -133,6 +136,8 @@ type Proxy struct {
 	// flight (reviewKey → <-chan struct{}) (pinning.go).
 	defs      *defMemo
 	reviewing sync.Map
+	// facts are what decide reads (decide.go).
+	facts facts
 }
 
 // New checks the configuration and builds the proxy.
@@ -147,6 +152,7 @@ func New(cfg Config) (*Proxy, error) {
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
+	p.facts = storeFacts{st: cfg.Store, backend: cfg.Backend, defs: p.defs}
 	p.streams, p.closeStreams = context.WithCancelCause(context.Background())
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
@@ -245,8 +251,8 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), backendTimeout)
 	defer cancel()
 
-	// 4a. The message (POST): one JSON-RPC 2.0 message, bounded.
-	var m *message
+	// The message (POST): one JSON-RPC 2.0 message, bounded, parsed once.
+	req := request{host: host, userID: userID, agentID: agentID, pathServer: pathServer, httpMethod: r.Method, header: r.Header}
 	var body []byte
 	if r.Method == http.MethodPost {
 		var err error
@@ -261,82 +267,39 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "could not read the request body", http.StatusBadRequest)
 			return
 		}
-		msg, err := parseMessage(body)
-		if err != nil {
-			// Not one message the proxy and the upstream would read alike: never forwarded,
-			// and recorded like every other refusal (without the message, which was not
-			// understood).
-			e, _ := asRPCError(err)
-			entry := auditEntry(r, host, claims, nil)
-			entry.Server = pathServer
-			p.auditReject(ctx, &entry, audit.Denied, e.msg)
-			writeRPCError(w, http.StatusBadRequest, nil, e.code, e.msg, nil)
-			return
+		if msg, err := parseMessage(body); err != nil {
+			req.parseErr = err
+		} else {
+			req.msg = &msg
 		}
-		m = &msg
 	}
+	m := req.msg
 
-	// 4c. The protocol revision's transport rules (protocol.go).
-	proto, ok := checkProtocol(w, r, m)
-	if !ok {
-		return
-	}
-
-	// 3. The upstream server.
+	// The decision (decide.go), applied here: refused, or forwarded.
+	d := decide(ctx, req, p.facts)
 	entry := auditEntry(r, host, claims, m)
-	srv, ok := p.resolveServer(ctx, w, m, host, userID, agentID, pathServer, &entry)
-	if !ok {
+	entry.Server = d.auditServer
+	if d.described {
+		describe(w, m, agentID, d.server.Key)
+	}
+	if d.verdict == verdictRefuse {
+		p.refuse(ctx, w, m, &entry, d.refusal)
 		return
 	}
-
-	// 4b. Authorization: one decision per message.
-	entry.Server = srv.Key
+	srv := d.server
 	fw := &forward{host: host, server: srv.Key, serverName: displayName(srv), agentID: agentID, msg: m, entry: entry,
-		stateless: proto.stateless, timeouts: timeoutsOf(srv), network: srv.Network}
-	if !p.authorize(ctx, w, fw, userID) {
-		return
+		stateless: d.proto.stateless, timeouts: timeoutsOf(srv), network: srv.Network, target: d.target, call: callOf(w)}
+	if d.verdict == verdictFilter {
+		fw.keep, fw.pins = d.keep.keep, d.keep
 	}
-
-	// 6. tools/list: decide the visible tools before forwarding (fail closed on errors).
-	if m != nil && m.kind == kindRequest && m.method == "tools/list" {
-		check, err := p.visibleTools(ctx, host, srv.Key, agentID)
-		if err != nil {
-			p.backendError(ctx, w, fw, err)
-			return
-		}
-		fw.keep, fw.pins = check.keep, check
-	}
-
-	// 5. Forward.
-	target, err := url.Parse(srv.URL)
-	if err != nil || (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" {
-		p.log.Error("proxy: server has an invalid URL", "host", host, "server", srv.Key)
-		p.refuse(ctx, w, m, &fw.entry, audit.Error, "the server's URL is invalid", ErrCodeUpstream, fmt.Sprintf("the MCP server %s could not be reached", fw.serverName), nil, http.StatusBadGateway)
-		return
-	}
-	fw.target = target
-	// The session (older revisions): only the agent that opened it may use it.
-	if id := r.Header.Get("Mcp-Session-Id"); id != "" && !fw.stateless {
-		upstreamID, ok := p.sessions.unwrap(host, srv.Key, agentID, id)
-		if !ok {
-			p.log.Warn("proxy: session id not issued to this agent", "host", host, "server", srv.Key, "agent", agentID)
-			p.auditReject(ctx, &fw.entry, audit.Denied, "Mcp-Session-Id not issued to this agent")
-			var id json.RawMessage
-			if m != nil {
-				id = m.id
-			}
-			writeRPCError(w, http.StatusNotFound, id, ErrCodeInvalidRequest, "session not found: start a new session with initialize", nil)
-			return
-		}
-		fw.upstreamSession = upstreamID
-	}
-	if fw.credName, fw.credValue, fw.humanCred, err = p.credential(ctx, srv, userID); err != nil {
-		p.credentialError(ctx, w, fw, err)
+	if rf := p.prepareForward(ctx, r, fw, srv, userID); rf != nil {
+		p.refuse(ctx, w, m, &fw.entry, *rf)
 		return
 	}
 	fw.body = body
 	// No audit, no action: the entry is durable before anything is forwarded.
-	if !p.auditAllowed(ctx, w, fw) {
+	if rf := p.auditAllowed(ctx, fw); rf != nil {
+		p.refuse(ctx, w, m, &fw.entry, *rf)
 		return
 	}
 	if p.legacyRoute(fw) && p.serveLegacy(w, r.WithContext(context.WithValue(r.Context(), forwardKey{}, fw)), fw) {
@@ -361,7 +324,35 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	p.rp.ServeHTTP(w, out)
+	if fw.legacyFallback != nil {
+		// initialize was refused as an HTTP+SSE server would refuse it (legacysse.go).
+		p.probeLegacy(w, out, fw, fw.legacyFallback)
+	}
 	p.auditResult(fw)
+}
+
+// prepareForward completes fw for forwarding to srv: the session (older revisions: only the
+// agent that opened it may use it) and the upstream credential. A refusal answers the message.
+func (p *Proxy) prepareForward(ctx context.Context, r *http.Request, fw *forward, srv store.Server, userID string) *refusal {
+	if id := r.Header.Get("Mcp-Session-Id"); id != "" && !fw.stateless {
+		upstreamID, ok := p.sessions.unwrap(fw.host, srv.Key, fw.agentID, id)
+		if !ok {
+			rf := &refusal{form: formRPC, status: http.StatusNotFound, code: ErrCodeInvalidRequest,
+				message: "session not found: start a new session with initialize",
+				audited: audit.Denied, reason: "Mcp-Session-Id not issued to this agent",
+				logMsg: "proxy: session id not issued to this agent", logLevel: slog.LevelWarn}
+			if fw.msg != nil {
+				rf.id = fw.msg.id
+			}
+			return rf
+		}
+		fw.upstreamSession = upstreamID
+	}
+	var err error
+	if fw.credName, fw.credValue, fw.humanCred, err = p.credential(ctx, srv, userID); err != nil {
+		return credentialRefusal(fw, err)
+	}
+	return nil
 }
 
 // originAllowed: no Origin header, the host's own origin, or (when the gateway itself is on
@@ -510,162 +501,6 @@ func verifyMessage(err error) string {
 	return "the access token is invalid"
 }
 
-// resolveServer finds the upstream server of the request, or answers.
-func (p *Proxy) resolveServer(ctx context.Context, w http.ResponseWriter, m *message, host, userID, agentID, key string, entry *audit.Entry) (store.Server, bool) {
-	describe(w, m, agentID, "")
-	if key == "" {
-		consents, err := p.cfg.Store.ListConsents(ctx, host, agentID)
-		if err != nil {
-			p.storeError(ctx, w, m, entry, err)
-			return store.Server{}, false
-		}
-		if len(consents) == 0 {
-			p.deny(ctx, w, m, entry, host, userID, agentID, "", "")
-			return store.Server{}, false
-		}
-		latest := consents[0]
-		for _, c := range consents[1:] {
-			if c.UpdatedAt.After(latest.UpdatedAt) {
-				latest = c
-			}
-		}
-		key = latest.Server
-	}
-	srv, err := p.cfg.Store.GetServer(ctx, host, key)
-	if errors.Is(err, store.ErrNotFound) {
-		entry.Server = key
-		p.deny(ctx, w, m, entry, host, userID, agentID, key, "")
-		return store.Server{}, false
-	}
-	if err != nil {
-		p.storeError(ctx, w, m, entry, err)
-		return store.Server{}, false
-	}
-	return srv, true
-}
-
-// authorize makes the one decision of the message, or answers.
-func (p *Proxy) authorize(ctx context.Context, w http.ResponseWriter, fw *forward, userID string) bool {
-	m := fw.msg
-	describe(w, m, fw.agentID, fw.server)
-	if m != nil && m.kind == kindResponse {
-		return true // the client answering the server: authenticated is enough
-	}
-	subject := schema.SubjectRef{Object: schema.Agent(fw.host, fw.agentID)}
-	if m != nil && m.kind == kindRequest && m.method == "tools/call" {
-		name := m.name
-		if name == "" {
-			writeRPCError(w, http.StatusOK, m.id, ErrCodeInvalidParams, "invalid params: tools/call needs params.name", nil)
-			return false
-		}
-		allowed, err := p.cfg.Backend.Check(ctx, authzserver.CheckRequest{
-			Resource: schema.Tool(fw.host, fw.server, name), Permission: schema.PermToolCall, Subject: subject,
-		})
-		if err != nil {
-			p.backendError(ctx, w, fw, err)
-			return false
-		}
-		if !allowed {
-			p.deny(ctx, w, m, &fw.entry, fw.host, userID, fw.agentID, fw.server, name)
-			return false
-		}
-		return true
-	}
-	allowed, err := p.cfg.Backend.Check(ctx, authzserver.CheckRequest{
-		Resource: schema.Server(fw.host, fw.server), Permission: permUseLow, Subject: subject,
-	})
-	if err != nil {
-		p.backendError(ctx, w, fw, err)
-		return false
-	}
-	if !allowed {
-		p.deny(ctx, w, m, &fw.entry, fw.host, userID, fw.agentID, fw.server, "")
-		return false
-	}
-	return true
-}
-
-// deny answers a message the authorization denied (or that names no server the agent may
-// use) with its cause, read from the store on this path only (denial.go); tool is the tool of
-// a tools/call. The audit entry's reason starts with the reason code.
-func (p *Proxy) deny(ctx context.Context, w http.ResponseWriter, m *message, e *audit.Entry, host, userID, agentID, server, tool string) {
-	method := ""
-	if m != nil {
-		method = m.method
-	}
-	f, err := p.denialFactsOf(ctx, host, userID, agentID, method, server, tool)
-	if err != nil {
-		p.storeError(ctx, w, m, e, err)
-		return
-	}
-	d := explainDenial(f)
-	msg, data := d.Message(f), denialData(f, d)
-	if server != "" {
-		e.AgentLevel, e.Ceiling = data["agent_level"], data["ceiling"]
-		e.RequiredLevel = data["required_level"]
-	}
-	p.log.Info("proxy: denied", "host", host, "server", server, "agent", agentID, "method", method, "tool", tool, "reason", d.Reason)
-	status := http.StatusForbidden
-	if d.Reason == ReasonUnknownServer {
-		status = http.StatusNotFound
-	}
-	p.refuse(ctx, w, m, e, audit.Denied, string(d.Reason)+": "+msg, ErrCodeDenied, msg, data, status)
-}
-
-// visibleTools is the per-tool decision of the tools/list filter (filter.go): the tools the
-// agent may see whose definition is the approved one (pinning.go).
-func (p *Proxy) visibleTools(ctx context.Context, host, server, agentID string) (*pinCheck, error) {
-	h, err := p.cfg.Store.GetHost(ctx, host)
-	if err != nil {
-		return nil, fmt.Errorf("read host settings: %w", err)
-	}
-	tools, err := p.toolsByName(ctx, host, server)
-	if err != nil {
-		return nil, err
-	}
-	check := &pinCheck{defs: p.defs, tools: tools}
-	if h.Settings.ToolVisibility == "all" {
-		check.visible = func(name string) bool {
-			t, ok := tools[name]
-			return ok && t.Enabled && !t.Flagged
-		}
-		return check, nil
-	}
-	names, err := p.cfg.Backend.CallableTools(ctx, host, server, agentID)
-	if err != nil {
-		return nil, err
-	}
-	set := make(map[string]bool, len(names))
-	for _, n := range names {
-		set[n] = true
-	}
-	check.visible = func(name string) bool { return set[name] }
-	return check, nil
-}
-
-// toolsByName are the server's stored tools by name, from the control-plane cache when the
-// store has one (cache.Store.ToolsByName).
-func (p *Proxy) toolsByName(ctx context.Context, host, server string) (map[string]store.Tool, error) {
-	if c, ok := p.cfg.Store.(interface {
-		ToolsByName(ctx context.Context, host, server string) (map[string]store.Tool, error)
-	}); ok {
-		tools, err := c.ToolsByName(ctx, host, server)
-		if err != nil {
-			return nil, fmt.Errorf("list tools: %w", err)
-		}
-		return tools, nil
-	}
-	list, err := p.cfg.Store.ListTools(ctx, host, server)
-	if err != nil {
-		return nil, fmt.Errorf("list tools: %w", err)
-	}
-	tools := make(map[string]store.Tool, len(list))
-	for _, t := range list {
-		tools[t.Name] = t
-	}
-	return tools, nil
-}
-
 // toolsFilter is the tools/list filter of fw's request.
 func (p *Proxy) toolsFilter(fw *forward) *toolsFilter {
 	f := &toolsFilter{keep: fw.keep, dropped: func(reason string) {
@@ -730,25 +565,6 @@ func (p *Proxy) reject(w http.ResponseWriter, m *message, code int, msg string, 
 	}
 }
 
-// refuse answers a message that is not forwarded (see reject) and records the decision and
-// its reason in the message's audit entry.
-func (p *Proxy) refuse(ctx context.Context, w http.ResponseWriter, m *message, e *audit.Entry, d audit.Decision, reason string, code int, msg string, data any, status int) {
-	p.auditReject(ctx, e, d, reason)
-	p.reject(w, m, code, msg, data, status)
-}
-
-// backendError fails closed.
-func (p *Proxy) backendError(ctx context.Context, w http.ResponseWriter, fw *forward, err error) {
-	p.log.Error("proxy: authorization backend failed; denying", "host", fw.host, "server", fw.server, "agent", fw.agentID, "err", err)
-	p.refuse(ctx, w, fw.msg, &fw.entry, audit.Error, "authorization backend failed: "+err.Error(), ErrCodeUnavailable, "trustgate could not reach its authorization backend; the call was not forwarded", nil, http.StatusServiceUnavailable)
-}
-
-// storeError fails closed on a control-plane failure.
-func (p *Proxy) storeError(ctx context.Context, w http.ResponseWriter, m *message, e *audit.Entry, err error) {
-	p.log.Error("proxy: store failed; denying", "err", err)
-	p.refuse(ctx, w, m, e, audit.Error, "store failed: "+err.Error(), ErrCodeUnavailable, "trustgate could not read its configuration; the call was not forwarded", nil, http.StatusServiceUnavailable)
-}
-
 func displayName(s store.Server) string {
 	if s.Name != "" {
 		return s.Name
@@ -774,8 +590,15 @@ type forward struct {
 	forwardedAt                       time.Time
 	upstreamStatus                    int    // the upstream's HTTP status (0: no answer)
 	upstreamFailure                   string // why the upstream's answer was not passed on
+	// legacyFallback: the upstream refused initialize as an HTTP+SSE server would (legacysse.go);
+	// serveMCP probes it once the ReverseProxy returns.
+	legacyFallback *legacyCandidate
+	call           *telemetry.Call // the request's telemetry (nil: none)
 }
 
+// forwardKey carries the forward in the upstream request's context: the ReverseProxy's hooks
+// (Rewrite, ModifyResponse, ErrorHandler) and the transport's (RoundTrip, the dialer) are
+// given only the request, so its context is the one way to reach them.
 type forwardKey struct{}
 
 func forwardOf(ctx context.Context) *forward {
@@ -810,7 +633,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	if fw.credName != "" {
 		h.Set(fw.credName, fw.credValue)
 	}
-	forwarded(pr.In.Context(), h) // allowed; traceparent and tracestate of the request's span
+	fw.call.Forward(h) // allowed; traceparent and tracestate of the request's span
 	pr.Out.Header = h
 }
 
@@ -825,17 +648,25 @@ func (e *upstreamAuthError) Error() string {
 // modifyResponse guards upstream responses and filters tools/list.
 func (p *Proxy) modifyResponse(resp *http.Response) error {
 	fw := forwardOf(resp.Request.Context())
-	upstreamStatus(resp)
 	resp.Header.Del("Set-Cookie") // upstream cookies would land on the gateway's origin
 	if fw != nil {
 		fw.upstreamStatus = resp.StatusCode
+		fw.call.UpstreamStatus(resp.StatusCode)
 	}
 	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
 		return &upstreamAuthError{resp.StatusCode}
 	}
 	if fw != nil {
-		if err := checkLegacy(resp, fw); err != nil {
-			return err // maybe an HTTP+SSE server: upstreamError probes it
+		cand, err := legacyCandidateOf(resp, fw)
+		if err != nil {
+			return err
+		}
+		if cand != nil {
+			// Maybe an HTTP+SSE server: the fallback is the forward's result, which serveMCP
+			// acts on. Returning an error is the one way a ModifyResponse keeps the
+			// ReverseProxy from passing the answer on; upstreamError writes nothing for it.
+			fw.legacyFallback = cand
+			return errLegacyFallback
 		}
 	}
 	if fw != nil && fw.stateless {
@@ -890,13 +721,11 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 		http.Error(w, "bad gateway", http.StatusBadGateway)
 		return
 	}
+	if errors.Is(err, errLegacyFallback) {
+		return // serveMCP probes the legacy transport (fw.legacyFallback)
+	}
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		return // the client went away
-	}
-	var cand *legacyCandidate
-	if errors.As(err, &cand) {
-		p.probeLegacy(w, r, fw, cand)
-		return
 	}
 	msg := fmt.Sprintf("the MCP server %s could not be reached", fw.serverName)
 	var authErr *upstreamAuthError

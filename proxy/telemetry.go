@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"net/http"
 	"strconv"
 
@@ -10,14 +9,14 @@ import (
 )
 
 // Telemetry of a request (Config.Telemetry; nil records nothing). serveMCP starts the call and
-// ends it when it returns; the points where the proxy decides reach the call through the
-// ResponseWriter they answer with (or the request's context in the ReverseProxy hooks):
+// ends it when it returns; the points where the proxy answers reach the call through the
+// ResponseWriter they answer with (or the forward, in the ReverseProxy hooks):
 //
-//   - describe (resolveServer, authorize): what the message is about;
+//   - describe (serveMCP, once decided): what the message is about;
 //   - writeRPCError: every JSON-RPC error answer is a decision (ErrCodeUnavailable and
 //     ErrCodeUpstream are errors, the rest denials), the message its reason;
-//   - forwarded (rewrite): allowed, with the trace context written into the upstream request;
-//   - upstreamStatus (modifyResponse): the upstream's HTTP status;
+//   - Forward (rewrite): allowed, with the trace context written into the upstream request;
+//   - UpstreamStatus (modifyResponse): the upstream's HTTP status;
 //   - anything answered otherwise (401, the Origin check, a dropped notification) is decided
 //     from its HTTP status when the call ends.
 
@@ -48,8 +47,6 @@ func (o *observed) Flush() { _ = http.NewResponseController(o.ResponseWriter).Fl
 
 func (o *observed) Unwrap() http.ResponseWriter { return o.ResponseWriter }
 
-type callKey struct{}
-
 // startTelemetry begins the request's call: a span continuing the client's trace context.
 func (p *Proxy) startTelemetry(w http.ResponseWriter, r *http.Request) (http.ResponseWriter, *http.Request) {
 	tp := p.cfg.Telemetry.Proxy()
@@ -60,7 +57,7 @@ func (p *Proxy) startTelemetry(w http.ResponseWriter, r *http.Request) (http.Res
 	if r.Method != http.MethodPost {
 		call.Describe("", "", r.Method, "")
 	}
-	return &observed{ResponseWriter: w, call: call}, r.WithContext(context.WithValue(ctx, callKey{}, call))
+	return &observed{ResponseWriter: w, call: call}, r.WithContext(ctx)
 }
 
 // endTelemetry ends the call of the request answered through w.
@@ -99,11 +96,6 @@ func callOf(w http.ResponseWriter) *telemetry.Call {
 	return nil
 }
 
-func callFrom(ctx context.Context) *telemetry.Call {
-	c, _ := ctx.Value(callKey{}).(*telemetry.Call)
-	return c
-}
-
 // describe tells the call which agent, server and message the request is about.
 func describe(w http.ResponseWriter, m *message, agentID, server string) {
 	call := callOf(w)
@@ -124,14 +116,4 @@ func decidedByError(w http.ResponseWriter, code int, msg string) {
 		d = telemetry.Error
 	}
 	callOf(w).Decide(d, msg)
-}
-
-// forwarded marks the request allowed and puts its trace context into the upstream headers.
-func forwarded(ctx context.Context, upstream http.Header) {
-	callFrom(ctx).Forward(upstream)
-}
-
-// upstreamStatus records the status of the upstream's response.
-func upstreamStatus(resp *http.Response) {
-	callFrom(resp.Request.Context()).UpstreamStatus(resp.StatusCode)
 }

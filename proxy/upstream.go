@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -115,16 +116,18 @@ func (p *Proxy) credential(ctx context.Context, s store.Server, userID string) (
 	return name, value, false, nil
 }
 
-// credentialError answers a request whose upstream credential could not be had.
-func (p *Proxy) credentialError(ctx context.Context, w http.ResponseWriter, fw *forward, err error) {
-	var rc *errReconsent
-	if errors.As(err, &rc) {
-		p.log.Info("proxy: upstream authorization needed", "host", fw.host, "server", fw.server, "agent", fw.agentID, "err", err)
-		p.refuse(ctx, w, fw.msg, &fw.entry, audit.Error, "the human's upstream sign-in is missing or expired: re-consent needed", ErrCodeReconsent, reconsentMessage(fw.serverName), reconsentData(fw.server), http.StatusBadGateway)
-		return
+// credentialRefusal answers a request whose upstream credential could not be had.
+func credentialRefusal(fw *forward, err error) *refusal {
+	if errors.As(err, new(*errReconsent)) {
+		return &refusal{form: formReject, status: http.StatusBadGateway, code: ErrCodeReconsent,
+			message: reconsentMessage(fw.serverName), data: reconsentData(fw.server),
+			audited: audit.Error, reason: "the human's upstream sign-in is missing or expired: re-consent needed",
+			logMsg: "proxy: upstream authorization needed", logLevel: slog.LevelInfo, cause: err}
 	}
-	p.log.Error("proxy: server credentials", "host", fw.host, "server", fw.server, "err", err)
-	p.refuse(ctx, w, fw.msg, &fw.entry, audit.Error, "the server's stored credentials could not be used", ErrCodeUpstream, fmt.Sprintf("the MCP server %s could not be reached: trustgate could not use its stored credentials", fw.serverName), nil, http.StatusBadGateway)
+	return &refusal{form: formReject, status: http.StatusBadGateway, code: ErrCodeUpstream,
+		message: fmt.Sprintf("the MCP server %s could not be reached: trustgate could not use its stored credentials", fw.serverName),
+		audited: audit.Error, reason: "the server's stored credentials could not be used",
+		logMsg: "proxy: server credentials", logLevel: slog.LevelError, cause: err}
 }
 
 func reconsentMessage(serverName string) string {

@@ -1,0 +1,355 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/trustgate/trustgate/audit"
+	"github.com/trustgate/trustgate/authzserver"
+	"github.com/trustgate/trustgate/schema"
+	"github.com/trustgate/trustgate/store"
+)
+
+// world is what fakeFacts know: one host with the agent "a1" of the human "u1", its servers,
+// the human's grants (ceilings), the agent's consents (levels) and the servers' tools. Its
+// check answers as the schema does (tool#call: the tool is enabled, not flagged, and its level
+// is within both the consent and the ceiling; the server's low level: a consent and a grant),
+// unless behind is set (the backend has not applied the store's latest change yet).
+type world struct {
+	agentMissing, agentDisabled bool
+	servers                     map[string]store.Server
+	ceiling, level              map[string]schema.Level // by server
+	tools                       map[string]store.Tool   // by "server/name"
+	latest                      string                  // the agent's latest consent ("" none)
+
+	behind                                    bool
+	storeErr, checkErr, visibleErr, denialErr error
+	visibleCalls                              int
+	checked                                   []authzserver.CheckRequest
+	askedDenial                               []denialQuery
+}
+
+func newWorld() *world {
+	srv := store.Server{Host: "h", Key: "tracker", Name: "Tracker", URL: "https://tracker.example/mcp"}
+	return &world{
+		servers: map[string]store.Server{"tracker": srv},
+		ceiling: map[string]schema.Level{"tracker": schema.High},
+		level:   map[string]schema.Level{"tracker": schema.Medium},
+		tools: map[string]store.Tool{
+			"tracker/read":   {Name: "read", Level: schema.Low, Enabled: true},
+			"tracker/edit":   {Name: "edit", Level: schema.Medium, Enabled: true},
+			"tracker/delete": {Name: "delete", Level: schema.High, Enabled: true},
+		},
+		latest: "tracker",
+	}
+}
+
+func (w *world) latestConsent(_ context.Context, _, _ string) (string, bool, error) {
+	if w.storeErr != nil {
+		return "", false, w.storeErr
+	}
+	return w.latest, w.latest != "", nil
+}
+
+func (w *world) server(_ context.Context, _, key string) (store.Server, bool, error) {
+	if w.storeErr != nil {
+		return store.Server{}, false, w.storeErr
+	}
+	s, ok := w.servers[key]
+	return s, ok, nil
+}
+
+func (w *world) check(_ context.Context, req authzserver.CheckRequest) (bool, error) {
+	w.checked = append(w.checked, req)
+	if w.checkErr != nil {
+		return false, w.checkErr
+	}
+	if w.behind || w.agentMissing || w.agentDisabled {
+		return false, nil
+	}
+	for key := range w.servers {
+		level, consented := w.level[key]
+		ceiling, granted := w.ceiling[key]
+		if !consented || !granted {
+			continue
+		}
+		if req.Resource == schema.Server("h", key) && req.Permission == permUseLow {
+			return true, nil
+		}
+		for id, t := range w.tools {
+			if id == key+"/"+t.Name && req.Resource == schema.Tool("h", key, t.Name) && req.Permission == schema.PermToolCall {
+				return t.Enabled && !t.Flagged && t.Level <= level && t.Level <= ceiling, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+func (w *world) denialFacts(_ context.Context, q denialQuery) (denialFacts, error) {
+	w.askedDenial = append(w.askedDenial, q)
+	if w.denialErr != nil {
+		return denialFacts{}, w.denialErr
+	}
+	f := denialFacts{Method: q.method, Server: q.server, Tool: q.tool}
+	if w.agentMissing {
+		return f, nil
+	}
+	f.AgentFound, f.AgentDisabled = true, w.agentDisabled
+	if f.AgentDisabled {
+		return f, nil
+	}
+	if q.server == "" {
+		f.AnyGrant = len(w.ceiling) > 0
+		return f, nil
+	}
+	if _, ok := w.servers[q.server]; !ok {
+		return f, nil
+	}
+	f.ServerFound = true
+	f.Ceiling, f.HasGrant = w.ceiling[q.server]
+	f.Level, f.HasConsent = w.level[q.server]
+	if t, ok := w.tools[q.server+"/"+q.tool]; ok && q.tool != "" {
+		f.ToolFound, f.ToolEnabled, f.ToolFlagged, f.ToolLevel = true, t.Enabled, t.Flagged, t.Level
+	}
+	return f, nil
+}
+
+func (w *world) visibleTools(context.Context, string, string, string) (*pinCheck, error) {
+	w.visibleCalls++
+	if w.visibleErr != nil {
+		return nil, w.visibleErr
+	}
+	return &pinCheck{visible: func(string) bool { return true }}, nil
+}
+
+// post is a POST request of body to /mcp/{server} (server "" for bare /mcp), parsed as serveMCP
+// parses it.
+func post(server, body string, header ...string) request {
+	req := request{host: "h", userID: "u1", agentID: "a1", pathServer: server, httpMethod: http.MethodPost, header: http.Header{}}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.header.Add(header[i], header[i+1])
+	}
+	if m, err := parseMessage([]byte(body)); err != nil {
+		req.parseErr = err
+	} else {
+		req.msg = &m
+	}
+	return req
+}
+
+func call(id int, tool string) string {
+	return fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":%q,"arguments":{}}}`, id, tool)
+}
+
+const (
+	initialize   = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`
+	initialized  = `{"jsonrpc":"2.0","method":"notifications/initialized"}`
+	toolsList    = `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`
+	pingResponse = `{"jsonrpc":"2.0","id":"s-1","result":{}}`
+)
+
+// want is what a test expects of a decision; the zero values of the refusal's fields are not
+// compared unless the verdict is verdictRefuse.
+type want struct {
+	verdict     verdict
+	server      string // the decision's server key ("" none)
+	auditServer string
+	described   bool
+
+	// Refusals:
+	form    answerForm
+	status  int
+	code    int
+	reason  Reason         // data.reason of a denial
+	audited audit.Decision // "" not audited
+	message string         // a part of the message
+}
+
+func TestDecide(t *testing.T) {
+	errStore, errBackend := errors.New("store down"), errors.New("spicedb down")
+	allowed := func(v verdict) want {
+		return want{verdict: v, server: "tracker", auditServer: "tracker", described: true}
+	}
+	denied := func(reason Reason, status int) want {
+		return want{verdict: verdictRefuse, server: "tracker", auditServer: "tracker", described: true, form: formReject,
+			status: status, code: ErrCodeDenied, reason: reason, audited: audit.Denied, message: "trustgate denied"}
+	}
+	with := func(w want, change func(*want)) want { change(&w); return w }
+	tool := func(name string, change func(*store.Tool)) func(*world) {
+		return func(w *world) {
+			t := w.tools["tracker/"+name]
+			change(&t)
+			w.tools["tracker/"+name] = t
+		}
+	}
+
+	cases := []struct {
+		name  string
+		world func(*world)
+		req   request
+		want  want
+	}{
+		// 1. The message.
+		{"batch refused", nil, post("tracker", `[`+call(1, "read")+`]`),
+			want{auditServer: "tracker", form: formRPC, status: 400, code: ErrCodeInvalidRequest, audited: audit.Denied, message: "batches are not supported"}},
+		{"not JSON", nil, post("tracker", `{"jsonrpc":`),
+			want{auditServer: "tracker", form: formRPC, status: 400, code: ErrCodeParse, audited: audit.Denied, message: "parse error"}},
+		{"duplicate keys", nil, post("", `{"jsonrpc":"2.0","id":1,"method":"tools/call","method":"ping"}`),
+			want{form: formRPC, status: 400, code: ErrCodeInvalidRequest, audited: audit.Denied, message: "invalid request"}},
+
+		// 2. The protocol revision's transport rules (not audited).
+		{"unknown protocol version", nil, post("tracker", initialize, "Mcp-Protocol-Version", "2099-01-01"),
+			want{form: formRPC, status: 400, code: ErrCodeUnsupportedVersion, message: `unsupported protocol version "2099-01-01"`}},
+		{"GET on a stateless revision", nil, request{host: "h", userID: "u1", agentID: "a1", pathServer: "tracker", httpMethod: http.MethodGet,
+			header: http.Header{"Mcp-Protocol-Version": {"2026-07-28"}}},
+			want{form: formText, status: 405, message: "has no GET stream"}},
+		{"Mcp-Method missing on a stateless revision", nil, post("tracker", toolsList, "Mcp-Protocol-Version", "2026-07-28"),
+			want{form: formRPC, status: 400, code: ErrCodeHeaderMismatch, message: "the Mcp-Method header is required"}},
+		{"Mcp-Name differs from the body", nil, post("tracker", call(3, "read"), "Mcp-Name", "delete"),
+			want{form: formRPC, status: 400, code: ErrCodeHeaderMismatch, message: `Mcp-Name header value "delete" does not match body value "read"`}},
+
+		// 3. The server.
+		{"bare /mcp follows the latest consent", nil, post("", call(4, "read")), allowed(verdictForward)},
+		{"bare /mcp, not connected", func(w *world) { w.latest = "" }, post("", initialize),
+			want{verdict: verdictRefuse, described: true, form: formReject, status: 403, code: ErrCodeDenied, reason: ReasonNotConnected, audited: audit.Denied}},
+		{"bare /mcp, no access anywhere", func(w *world) { w.latest, w.ceiling = "", nil }, post("", initialize),
+			want{verdict: verdictRefuse, described: true, form: formReject, status: 403, code: ErrCodeDenied, reason: ReasonNoAccess, audited: audit.Denied}},
+		{"unknown server", nil, post("nope", initialize),
+			want{verdict: verdictRefuse, auditServer: "nope", described: true, form: formReject, status: 404, code: ErrCodeDenied, reason: ReasonUnknownServer, audited: audit.Denied}},
+		{"store down", func(w *world) { w.storeErr = errStore }, post("tracker", call(5, "read")),
+			want{verdict: verdictRefuse, described: true, form: formReject, status: 503, code: ErrCodeUnavailable, audited: audit.Error, message: "could not read its configuration"}},
+
+		// 4. The trust level.
+		{"call within the level (low)", nil, post("tracker", call(6, "read")), allowed(verdictForward)},
+		{"call at the level (medium)", nil, post("tracker", call(7, "edit")), allowed(verdictForward)},
+		{"call at the level (high)", func(w *world) { w.level["tracker"] = schema.High }, post("tracker", call(8, "delete")), allowed(verdictForward)},
+		{"level too low", nil, post("tracker", call(9, "delete")), denied(ReasonLevelTooLow, 403)},
+		{"ceiling too low", func(w *world) { w.level["tracker"], w.ceiling["tracker"] = schema.High, schema.Medium },
+			post("tracker", call(10, "delete")), denied(ReasonCeilingTooLow, 403)},
+		{"unknown tool", nil, post("tracker", call(11, "nope")), denied(ReasonUnknownTool, 403)},
+		{"tool disabled", tool("read", func(t *store.Tool) { t.Enabled = false }), post("tracker", call(12, "read")), denied(ReasonToolDisabled, 403)},
+		{"tool pending review", tool("read", func(t *store.Tool) { t.Flagged = true }), post("tracker", call(13, "read")), denied(ReasonToolPendingReview, 403)},
+		{"no access (grant revoked)", func(w *world) { delete(w.ceiling, "tracker") }, post("tracker", call(14, "read")), denied(ReasonNoAccess, 403)},
+		{"not consented", func(w *world) { delete(w.level, "tracker") }, post("tracker", initialize), denied(ReasonNotConsented, 403)},
+		{"agent disabled", func(w *world) { w.agentDisabled = true }, post("tracker", call(15, "read")), denied(ReasonAgentDisabled, 403)},
+		{"agent removed", func(w *world) { w.agentMissing = true }, post("tracker", call(16, "read")), denied(ReasonAgentRemoved, 403)},
+		{"pending change", func(w *world) { w.behind = true }, post("tracker", call(17, "read")), denied(ReasonPendingChange, 403)},
+		{"denied notification", func(w *world) { delete(w.level, "tracker") }, post("tracker", initialized), denied(ReasonNotConsented, 403)},
+		{"denial facts unreadable", func(w *world) { w.behind, w.denialErr = true, errStore }, post("tracker", call(18, "read")),
+			with(denied("", 503), func(w *want) {
+				w.code, w.audited, w.message = ErrCodeUnavailable, audit.Error, "could not read its configuration"
+			})},
+		{"tools/call without a name (not audited)", nil, post("tracker", `{"jsonrpc":"2.0","id":19,"method":"tools/call","params":{}}`),
+			with(denied("", 200), func(w *want) {
+				w.form, w.code, w.audited, w.message = formRPC, ErrCodeInvalidParams, "", "tools/call needs params.name"
+			})},
+		{"backend down", func(w *world) { w.checkErr = errBackend }, post("tracker", call(20, "read")),
+			with(denied("", 503), func(w *want) { w.code, w.audited, w.message = ErrCodeUnavailable, audit.Error, "authorization backend" })},
+
+		// Other methods: the server's low level, forwarded untouched.
+		{"initialize", nil, post("tracker", initialize), allowed(verdictForward)},
+		{"notification", nil, post("tracker", initialized), allowed(verdictForward)},
+		{"resources/read", nil, post("tracker", `{"jsonrpc":"2.0","id":21,"method":"resources/read","params":{"uri":"file:///x"}}`), allowed(verdictForward)},
+		{"GET stream", nil, request{host: "h", userID: "u1", agentID: "a1", pathServer: "tracker", httpMethod: http.MethodGet, header: http.Header{}}, allowed(verdictForward)},
+		{"DELETE session", nil, request{host: "h", userID: "u1", agentID: "a1", pathServer: "tracker", httpMethod: http.MethodDelete, header: http.Header{}}, allowed(verdictForward)},
+		{"response (no check)", func(w *world) { w.checkErr = errBackend }, post("tracker", pingResponse), allowed(verdictForward)},
+
+		// 5. tools/list.
+		{"tools/list is filtered", nil, post("tracker", toolsList), allowed(verdictFilter)},
+		{"tools/list without visibility fails closed", func(w *world) { w.visibleErr = errBackend }, post("tracker", toolsList),
+			with(denied("", 503), func(w *want) { w.code, w.audited, w.message = ErrCodeUnavailable, audit.Error, "authorization backend" })},
+
+		// 6. The server's URL.
+		{"invalid server URL", func(w *world) { w.servers["tracker"] = store.Server{Host: "h", Key: "tracker", URL: "ftp://tracker"} },
+			post("tracker", call(22, "read")),
+			with(denied("", 502), func(w *want) { w.code, w.audited, w.message = ErrCodeUpstream, audit.Error, "could not be reached" })},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			w := newWorld()
+			if c.world != nil {
+				c.world(w)
+			}
+			d := decide(context.Background(), c.req, w)
+			if d.verdict != c.want.verdict || d.server.Key != c.want.server || d.auditServer != c.want.auditServer || d.described != c.want.described {
+				t.Fatalf("decision %s, server %q, audit server %q, described %v; want %s, %q, %q, %v (refusal %+v)",
+					d.verdict, d.server.Key, d.auditServer, d.described, c.want.verdict, c.want.server, c.want.auditServer, c.want.described, d.refusal)
+			}
+			if d.verdict != verdictRefuse {
+				if d.target == nil || d.target.String() != d.server.URL {
+					t.Errorf("target %v, want the server's URL", d.target)
+				}
+				if (d.verdict == verdictFilter) != (d.keep != nil) {
+					t.Errorf("verdict %s with keep %v", d.verdict, d.keep != nil)
+				}
+				return
+			}
+			rf := d.refusal
+			if rf.form != c.want.form || rf.status != c.want.status || rf.code != c.want.code || rf.denial != c.want.reason || rf.audited != c.want.audited {
+				t.Errorf("refusal form %d, status %d, code %d, reason %q, audited %q; want %d, %d, %d, %q, %q",
+					rf.form, rf.status, rf.code, rf.denial, rf.audited, c.want.form, c.want.status, c.want.code, c.want.reason, c.want.audited)
+			}
+			if !strings.Contains(rf.message, c.want.message) {
+				t.Errorf("message %q, want it to contain %q", rf.message, c.want.message)
+			}
+			if rf.audited != "" && rf.reason == "" {
+				t.Errorf("an audited refusal without a reason")
+			}
+			if rf.denial != "" {
+				data, _ := rf.data.(map[string]string)
+				if data["reason"] != string(rf.denial) || !strings.HasPrefix(rf.reason, string(rf.denial)+": ") {
+					t.Errorf("denial %q: data %v, audit reason %q", rf.denial, data, rf.reason)
+				}
+			}
+		})
+	}
+}
+
+// TestDecideAsksOnce: a message costs one authorization check (a tools/call: the tool, any
+// other message: the server's low level) and reads the denial facts only when denied.
+func TestDecideAsksOnce(t *testing.T) {
+	cases := []struct {
+		body       string
+		resource   string
+		permission string
+	}{
+		{call(1, "read"), schema.Tool("h", "tracker", "read").String(), schema.PermToolCall},
+		{initialize, schema.Server("h", "tracker").String(), permUseLow},
+		{toolsList, schema.Server("h", "tracker").String(), permUseLow},
+	}
+	for _, c := range cases {
+		w := newWorld()
+		d := decide(context.Background(), post("tracker", c.body), w)
+		if d.verdict == verdictRefuse || len(w.checked) != 1 || len(w.askedDenial) != 0 {
+			t.Fatalf("%s: %s after %d checks and %d denial reads", c.body, d.verdict, len(w.checked), len(w.askedDenial))
+		}
+		if got := w.checked[0]; got.Resource.String() != c.resource || got.Permission != c.permission ||
+			got.Subject.Object != schema.Agent("h", "a1") {
+			t.Errorf("%s: checked %+v", c.body, got)
+		}
+	}
+	w := newWorld()
+	decide(context.Background(), post("tracker", call(2, "delete")), w)
+	if len(w.checked) != 1 || len(w.askedDenial) != 1 || w.askedDenial[0].tool != "delete" || w.askedDenial[0].method != "tools/call" {
+		t.Fatalf("denied call: %d checks, denial reads %+v", len(w.checked), w.askedDenial)
+	}
+}
+
+// TestDecideDenialData: a denial's data names the levels involved, and the refusal carries
+// them for the audit entry.
+func TestDecideDenialData(t *testing.T) {
+	d := decide(context.Background(), post("tracker", call(1, "delete")), newWorld())
+	data, _ := d.refusal.data.(map[string]string)
+	got, _ := json.Marshal(data)
+	if data["agent_level"] != "medium" || data["ceiling"] != "high" || data["required_level"] != "high" || data["tool"] != "delete" {
+		t.Fatalf("data %s", got)
+	}
+	if l := d.refusal.levels; l == nil || *l != (deniedLevels{agent: "medium", ceiling: "high", required: "high"}) {
+		t.Fatalf("levels %+v", l)
+	}
+}
