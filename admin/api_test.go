@@ -18,7 +18,7 @@ import (
 	"github.com/trustgate/trustgate/admin"
 	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/authzserver"
-	"github.com/trustgate/trustgate/discovery"
+	"github.com/trustgate/trustgate/catalog/discovery"
 	"github.com/trustgate/trustgate/internal/secrets"
 	"github.com/trustgate/trustgate/internal/ssrf"
 	"github.com/trustgate/trustgate/internal/testkit/controlplane"

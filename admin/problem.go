@@ -10,7 +10,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/trustgate/trustgate/discovery"
+	"github.com/trustgate/trustgate/catalog/discovery"
 	"github.com/trustgate/trustgate/store"
 )
 

@@ -12,10 +12,10 @@ import (
 
 	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/authzserver"
-	"github.com/trustgate/trustgate/discovery"
+	"github.com/trustgate/trustgate/catalog"
+	"github.com/trustgate/trustgate/catalog/discovery"
 	"github.com/trustgate/trustgate/internal/secrets"
 	"github.com/trustgate/trustgate/internal/ssrf"
-	"github.com/trustgate/trustgate/serverimport"
 	"github.com/trustgate/trustgate/store"
 	"github.com/trustgate/trustgate/tenant"
 )
@@ -43,9 +43,10 @@ type Config struct {
 	// Audit receives one entry per change to who may do what (see audit.go). Nil disables
 	// those entries; only tests that build an API directly leave it nil.
 	Audit audit.Appender
-	// Reviewer flags changed tools and records new ones on sync, as the proxy does when a
-	// tools/list answer shows them. Nil: one on Store and Audit, without metrics.
-	Reviewer *serverimport.Reviewer
+	// Catalog imports and syncs servers and changes tools (flagging changed tools and recording
+	// new ones on sync, as the proxy does when a tools/list answer shows them). Nil: one on
+	// Store and Audit, without metrics.
+	Catalog *catalog.Catalog
 }
 
 // API serves /api/v1.
@@ -65,8 +66,8 @@ func New(cfg Config) (*API, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Reviewer == nil {
-		cfg.Reviewer = &serverimport.Reviewer{Store: cfg.Store, Audit: cfg.Audit, Log: cfg.Logger}
+	if cfg.Catalog == nil {
+		cfg.Catalog = catalog.New(catalog.Config{Store: cfg.Store, Audit: cfg.Audit, Log: cfg.Logger})
 	}
 	return &API{cfg: cfg, log: cfg.Logger, hostTransport: cfg.HostNetworks.Transport(), anyTransport: ssrf.AllowAll().Transport()}, nil
 }

@@ -10,15 +10,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trustgate/trustgate/catalog"
+	"github.com/trustgate/trustgate/catalog/discovery"
 	"github.com/trustgate/trustgate/credentials"
-	"github.com/trustgate/trustgate/discovery"
 	"github.com/trustgate/trustgate/internal/ssrf"
-	"github.com/trustgate/trustgate/serverimport"
 	"github.com/trustgate/trustgate/store"
 )
 
 // slugify makes a server key from a name: "Linear MCP" → "linear-mcp".
-func slugify(name string) string { return serverimport.Slug(name) }
+func slugify(name string) string { return catalog.Slug(name) }
 
 func validateCredentials(h *CredentialHeader, o *OAuthClient) error {
 	if h != nil && o != nil {
@@ -227,7 +227,7 @@ func (a *API) importServer(r *http.Request, c *caller) (int, any, error) {
 	if err := setTimeouts(&srv, &t.ConnectTimeoutMS, &t.FirstByteTimeoutMS, &t.IdleTimeoutMS); err != nil {
 		return 0, nil, err
 	}
-	tools := serverimport.Tools(host, key, found.Tools, enable)
+	tools := catalog.StoredTools(host, key, found.Tools, enable)
 	result := ImportResult{DryRun: req.DryRun, Server: Server{Key: key, Name: srv.Name, Description: srv.Description, URL: srv.URL, Tools: len(tools), Network: network, Timeouts: timeoutsDoc(srv)}}
 	result.ClientDependentTools, result.Note = clientDependence(found)
 	for _, t := range tools {
@@ -246,7 +246,7 @@ func (a *API) importServer(r *http.Request, c *caller) (int, any, error) {
 		return 0, nil, err
 	}
 	c.change.object = "servers/" + key
-	saved, err := serverimport.Save(ctx, a.cfg.Store, srv, tools)
+	saved, err := a.cfg.Catalog.Import(ctx, srv, tools)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -337,17 +337,13 @@ func (a *API) deleteServer(r *http.Request, _ *caller) (int, any, error) {
 	return http.StatusNoContent, nil, a.sync(r.Context())
 }
 
-// syncServer re-discovers the tools: new ones are added (disabled until reviewed unless the host
-// auto-enables them), ones whose definition changed since approval are disabled and flagged,
-// ones gone upstream are removed.
+// syncServer re-discovers the tools and has the catalog sync them: new ones are added (disabled
+// until reviewed unless the host auto-enables them), ones whose definition changed since
+// approval are disabled and flagged, ones gone upstream are removed.
 func (a *API) syncServer(r *http.Request, c *caller) (int, any, error) {
 	ctx := r.Context()
 	host := r.PathValue("host")
 	s, err := a.cfg.Store.GetServer(ctx, host, r.PathValue("server"))
-	if err != nil {
-		return 0, nil, err
-	}
-	h, err := a.cfg.Store.GetHost(ctx, host)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -360,45 +356,13 @@ func (a *API) syncServer(r *http.Request, c *caller) (int, any, error) {
 	if err != nil {
 		return 0, nil, a.upstreamError(c, host, s.Key, s.Network, err)
 	}
-	existing, err := a.cfg.Store.ListTools(ctx, host, s.Key)
+	synced, err := a.cfg.Catalog.Sync(ctx, host, s.Key, found.Tools, catalog.Source{Name: "sync", Actor: c.actor(), Detail: "server sync"})
 	if err != nil {
 		return 0, nil, err
 	}
-	byName := make(map[string]store.Tool, len(existing))
-	for _, t := range existing {
-		byName[t.Name] = t
-	}
-	res := SyncResult{Added: []string{}, Changed: []string{}, Removed: []string{}}
+	res := SyncResult{Added: synced.Added, Changed: synced.Changed, Removed: synced.Removed, Unchanged: synced.Unchanged}
 	res.ClientDependentTools, res.Note = clientDependence(found)
-	src := serverimport.Source{Name: "sync", Actor: c.actor(), Detail: "server sync"}
-	for _, ft := range found.Tools {
-		old, ok := byName[ft.Name]
-		delete(byName, ft.Name)
-		review := serverimport.ReviewTool(host, s.Key, old, ok, ft, h.Settings.AutoEnableNewTools)
-		wrote, err := a.cfg.Reviewer.Apply(ctx, review, src)
-		if err != nil {
-			return 0, nil, err
-		}
-		switch {
-		case review.Outcome == serverimport.Unchanged:
-			res.Unchanged++
-		case review.Outcome == serverimport.Added && wrote:
-			res.Added = append(res.Added, ft.Name)
-		case review.Outcome == serverimport.Changed && wrote:
-			res.Changed = append(res.Changed, ft.Name)
-		}
-	}
-	for name := range byName {
-		if err := a.cfg.Store.DeleteTool(ctx, host, s.Key, name); err != nil && !isNotFound(err) {
-			return 0, nil, err
-		}
-		res.Removed = append(res.Removed, name)
-	}
-	tools, err := a.cfg.Store.ListTools(ctx, host, s.Key)
-	if err != nil {
-		return 0, nil, err
-	}
-	for _, t := range tools {
+	for _, t := range synced.Tools {
 		res.Tools = append(res.Tools, toolDoc(t))
 	}
 	return http.StatusOK, res, a.sync(ctx)

@@ -2,10 +2,11 @@ package admin
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 
-	"github.com/trustgate/trustgate/discovery"
+	"github.com/trustgate/trustgate/catalog"
 	"github.com/trustgate/trustgate/schema"
 	"github.com/trustgate/trustgate/store"
 )
@@ -60,11 +61,7 @@ func (a *API) createTool(r *http.Request, _ *caller) (int, any, error) {
 	if err := decodeBody(nil, r, &req); err != nil {
 		return 0, nil, err
 	}
-	host, server := r.PathValue("host"), r.PathValue("server")
-	if _, err := a.cfg.Store.GetTool(ctx, host, server, req.Name); err == nil {
-		return 0, nil, problemf(http.StatusConflict, "server %s already has a tool %q", server, req.Name)
-	}
-	t := store.Tool{Host: host, Server: server, Name: req.Name, Description: req.Description, Enabled: req.Enabled, Level: schema.ClassifyName(req.Name)}
+	t := store.Tool{Host: r.PathValue("host"), Server: r.PathValue("server"), Name: req.Name, Description: req.Description, Enabled: req.Enabled}
 	if len(req.InputSchema) > 0 {
 		t.InputSchema = string(req.InputSchema)
 	}
@@ -75,15 +72,17 @@ func (a *API) createTool(r *http.Request, _ *caller) (int, any, error) {
 		}
 		t.Level, t.LevelOverridden = l, true
 	}
-	hash, err := discovery.DefinitionHash(t.Name, t.Description, json.RawMessage(orJSON(t.InputSchema)))
-	if err != nil {
-		return 0, nil, problemf(http.StatusBadRequest, "input_schema: %v", err)
-	}
-	t.DefinitionHash, t.ApprovedHash = hash, hash
-	if t, err = a.cfg.Store.PutTool(ctx, t); err != nil {
+	saved, err := a.cfg.Catalog.CreateTool(ctx, t)
+	var schemaErr *catalog.InputSchemaError
+	switch {
+	case errors.Is(err, catalog.ErrToolExists):
+		return 0, nil, problemf(http.StatusConflict, "server %s already has a tool %q", t.Server, t.Name)
+	case errors.As(err, &schemaErr):
+		return 0, nil, problemf(http.StatusBadRequest, "%v", schemaErr)
+	case err != nil:
 		return 0, nil, err
 	}
-	return http.StatusCreated, toolDoc(t), a.sync(ctx)
+	return http.StatusCreated, toolDoc(saved), a.sync(ctx)
 }
 
 func (a *API) updateTool(r *http.Request, c *caller) (int, any, error) {
@@ -92,35 +91,22 @@ func (a *API) updateTool(r *http.Request, c *caller) (int, any, error) {
 	if err := decodeBody(nil, r, &req); err != nil {
 		return 0, nil, err
 	}
-	t, err := a.cfg.Store.GetTool(ctx, r.PathValue("host"), r.PathValue("server"), r.PathValue("tool"))
-	if err != nil {
-		return 0, nil, err
-	}
-	c.change.old = toolState(t)
+	ch := catalog.ToolChange{Approve: req.Approve, Enabled: req.Enabled}
 	if req.Level != nil {
 		l, err := parseLevel(*req.Level)
 		if err != nil {
 			return 0, nil, err
 		}
-		t.Level, t.LevelOverridden = l, true
+		ch.Level = &l
 	}
-	if req.Approve {
-		t.ApprovedHash, t.Flagged, t.FlagReason = t.DefinitionHash, false, ""
-		t.Enabled = true
+	before, t, err := a.cfg.Catalog.UpdateTool(ctx, r.PathValue("host"), r.PathValue("server"), r.PathValue("tool"), ch)
+	if errors.Is(err, catalog.ErrFlagged) {
+		return 0, nil, problemf(http.StatusConflict, "tool %q changed upstream since it was approved (%s); approve it to enable it", before.Name, before.FlagReason)
 	}
-	if req.Enabled != nil {
-		if *req.Enabled && t.Flagged {
-			return 0, nil, problemf(http.StatusConflict, "tool %q changed upstream since it was approved (%s); approve it to enable it", t.Name, t.FlagReason)
-		}
-		if *req.Enabled && t.ApprovedHash == "" {
-			t.ApprovedHash = t.DefinitionHash // enabling a new tool is its review
-		}
-		t.Enabled = *req.Enabled
-	}
-	c.change.new = toolState(t)
-	if t, err = a.cfg.Store.PutTool(ctx, t); err != nil {
+	if err != nil {
 		return 0, nil, err
 	}
+	c.change.old, c.change.new = toolState(before), toolState(t)
 	return http.StatusOK, toolDoc(t), a.sync(ctx)
 }
 

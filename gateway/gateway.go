@@ -17,12 +17,12 @@ import (
 	"github.com/trustgate/trustgate/admin"
 	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/authzserver"
+	"github.com/trustgate/trustgate/catalog"
 	"github.com/trustgate/trustgate/internal/httplimit"
 	"github.com/trustgate/trustgate/internal/secrets"
 	"github.com/trustgate/trustgate/oauthserver"
 	"github.com/trustgate/trustgate/proxy"
 	"github.com/trustgate/trustgate/schema"
-	"github.com/trustgate/trustgate/serverimport"
 	"github.com/trustgate/trustgate/store"
 	"github.com/trustgate/trustgate/store/cache"
 	"github.com/trustgate/trustgate/telemetry"
@@ -136,10 +136,10 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 	if generated {
 		log.Warn("generated a master key in the data directory; keep it safe, and give every replica the same key with --master-key", "dir", cfg.DataDir)
 	}
-	// One reviewer for server sync and the proxy's tools/list check: a changed tool is flagged
-	// the same way, once, whichever sees it first.
-	reviewer := &serverimport.Reviewer{Store: g.store, Audit: g.audit, Metrics: g.telemetry.Tools(), Log: log}
-	if g.admin, err = admin.New(admin.Config{Store: g.store, Syncer: g.writer, Keys: keys, URLs: g.urls, Logger: log, Audit: g.audit, Reviewer: reviewer, HostNetworks: cfg.hostNetworks}); err != nil {
+	// One catalog for the admin API, Dynamic MCPs and the proxy's tools/list check: a changed
+	// tool is flagged the same way, once, whichever sees it first.
+	cat := catalog.New(catalog.Config{Store: g.store, Audit: g.audit, Metrics: g.telemetry.Tools(), Log: log})
+	if g.admin, err = admin.New(admin.Config{Store: g.store, Syncer: g.writer, Keys: keys, URLs: g.urls, Logger: log, Audit: g.audit, Catalog: cat, HostNetworks: cfg.hostNetworks}); err != nil {
 		return nil, err
 	}
 	if g.keys, err = accesstoken.Open(ctx, g.store, keys, accesstoken.Options{Logger: log}); err != nil {
@@ -151,6 +151,7 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 	}
 	if g.oauth, err = oauthserver.NewServer(oauthserver.ServerConfig{
 		Upstream: upstream,
+		Catalog:  cat,
 		Store:    g.store,
 		URLs:     g.urls,
 		KeySet:   g.keys,
@@ -181,7 +182,7 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 		Telemetry:    g.telemetry,
 		HostNetworks: cfg.hostNetworks,
 		// Every tools/list answer is compared with the approved definitions (proxy/pinning.go).
-		Reviewer: reviewer,
+		Reviewer: cat,
 		Syncer:   g.writer,
 	}); err != nil {
 		return nil, fmt.Errorf("MCP proxy: %w", err)

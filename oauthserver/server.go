@@ -19,6 +19,7 @@ import (
 
 	"github.com/trustgate/trustgate/accesstoken"
 	"github.com/trustgate/trustgate/authzserver"
+	"github.com/trustgate/trustgate/catalog"
 	"github.com/trustgate/trustgate/internal/ssrf"
 	"github.com/trustgate/trustgate/oauthserver/consentui"
 	"github.com/trustgate/trustgate/oauthserver/fositestore"
@@ -62,6 +63,9 @@ type ServerConfig struct {
 	// Upstream, when set, makes the gateway an OAuth client of upstream servers that demand
 	// their own authorization (step 3 of the flow, UpstreamCallbackPath); nil skips that step.
 	Upstream *upstreamauth.Client
+	// Catalog saves the servers humans connect by URL (Dynamic MCPs) and the tools discovered
+	// after an upstream sign-in; nil is one on Store.
+	Catalog *catalog.Catalog
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For gives the client address of
 	// rate limits (consentui.ClientAddr); none by default: the header is ignored.
 	TrustedProxies []netip.Prefix
@@ -124,6 +128,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	now := cfg.Now
 	if now == nil {
 		now = time.Now
+	}
+	if cfg.Catalog == nil {
+		cfg.Catalog = catalog.New(catalog.Config{Store: cfg.Store, Log: log})
 	}
 	s := &Server{
 		cfg:          cfg,

@@ -7,12 +7,12 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/trustgate/trustgate/catalog"
+	"github.com/trustgate/trustgate/catalog/discovery"
 	"github.com/trustgate/trustgate/credentials"
-	"github.com/trustgate/trustgate/discovery"
 	"github.com/trustgate/trustgate/internal/ssrf"
 	"github.com/trustgate/trustgate/oauthserver/consentui"
 	"github.com/trustgate/trustgate/schema"
-	"github.com/trustgate/trustgate/serverimport"
 	"github.com/trustgate/trustgate/store"
 	"github.com/trustgate/trustgate/upstreamauth"
 )
@@ -225,38 +225,25 @@ func (s *Server) addDynamicServer(ctx context.Context, h store.Host, uid, rawURL
 	if found != nil && found.ServerName != "" {
 		name = found.ServerName
 	}
-	base := serverimport.Slug(name)
+	base := catalog.Slug(name)
 	if base == "" {
 		base = "server"
 	}
+	var tools []discovery.Tool
+	if !needsAuth {
+		tools = found.Tools // tools are discovered after the human signs in to it otherwise
+	}
 	srv := store.Server{Host: h.Key, Name: truncate(name, 200), URL: rawURL,
 		Description: note, Network: store.NetworkHost}
-	for i := 1; i <= 20; i++ {
-		srv.Key = base
-		if i > 1 {
-			srv.Key = fmt.Sprintf("%s-%d", base, i)
-		}
-		var tools []store.Tool
-		if !needsAuth {
-			tools = serverimport.Tools(h.Key, srv.Key, found.Tools, h.Settings.AutoEnableNewTools)
-		}
-		_, err = serverimport.Save(ctx, s.cfg.Store, srv, tools)
-		if errors.Is(err, store.ErrConflict) {
-			continue
-		}
-		if err != nil {
-			return "", "", err
-		}
-		if _, err := s.cfg.Store.SetGrant(ctx, store.Grant{Host: h.Key, Server: srv.Key, UserID: uid, Ceiling: DynamicCeiling}); err != nil {
-			return "", "", err
-		}
-		if _, err := s.cfg.Syncer.Sync(ctx); err != nil {
-			s.log.Warn("oauthserver: relationship sync after dynamic MCP", "host", h.Key, "err", err)
-		}
-		s.log.Info("oauthserver: dynamic MCP connected", "host", h.Key, "server", srv.Key, "user", uid)
-		return srv.Key, "", nil
+	saved, err := s.cfg.Catalog.Connect(ctx, srv, base, tools, h.Settings.AutoEnableNewTools, uid, DynamicCeiling)
+	if err != nil {
+		return "", "", err
 	}
-	return "", "", errors.New("no free server key")
+	if _, err := s.cfg.Syncer.Sync(ctx); err != nil {
+		s.log.Warn("oauthserver: relationship sync after dynamic MCP", "host", h.Key, "err", err)
+	}
+	s.log.Info("oauthserver: dynamic MCP connected", "host", h.Key, "server", saved.Key, "user", uid)
+	return saved.Key, "", nil
 }
 
 // fillServer discovers the tools of a server saved without any — connected by URL, or
@@ -284,11 +271,9 @@ func (s *Server) fillServer(ctx context.Context, h store.Host, uid, key string) 
 		s.log.Info("oauthserver: discovery after upstream sign-in failed", "host", h.Key, "server", key, "err", err)
 		return
 	}
-	for _, t := range serverimport.Tools(h.Key, key, found.Tools, h.Settings.AutoEnableNewTools) {
-		if _, err := s.cfg.Store.PutTool(ctx, t); err != nil {
-			s.log.Warn("oauthserver: save discovered tool", "host", h.Key, "server", key, "err", err)
-			return
-		}
+	if _, err := s.cfg.Catalog.Fill(ctx, h.Key, key, found.Tools, h.Settings.AutoEnableNewTools); err != nil {
+		s.log.Warn("oauthserver: save discovered tool", "host", h.Key, "server", key, "err", err)
+		return
 	}
 	if _, err := s.cfg.Syncer.Sync(ctx); err != nil {
 		s.log.Warn("oauthserver: relationship sync after dynamic MCP", "host", h.Key, "err", err)

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/trustgate/trustgate/authzserver"
-	"github.com/trustgate/trustgate/discovery"
-	"github.com/trustgate/trustgate/serverimport"
+	"github.com/trustgate/trustgate/catalog"
+	"github.com/trustgate/trustgate/catalog/discovery"
 	"github.com/trustgate/trustgate/store"
 )
 
@@ -17,7 +17,7 @@ import (
 //
 //   - A tool whose definition hash (discovery v2; a v1 approval for the fields it covers) differs
 //     from its approved hash is withheld from the list and flagged, exactly as server sync flags
-//     it (serverimport.ReviewTool and Reviewer.Apply: a conditional store write, so that
+//     it (catalog.ReviewTool and Catalog.ApplyReview: a conditional store write, so that
 //     concurrent lists on any replica flag it once, a tool.flag audit entry with the diff, the
 //     definition-change metric). A flagged tool is disabled, so its calls are refused until an
 //     admin approves the new definition.
@@ -157,8 +157,8 @@ func (p *Proxy) settle(fw *forward, c *pinCheck) {
 		if err != nil {
 			continue
 		}
-		review := serverimport.ReviewTool(fw.host, fw.server, pr.old, pr.found, ft, false)
-		if review.Outcome != serverimport.Added && review.Outcome != serverimport.Changed {
+		review := catalog.ReviewTool(fw.host, fw.server, pr.old, pr.found, ft, false)
+		if review.Outcome != catalog.Added && review.Outcome != catalog.Changed {
 			continue
 		}
 		k := reviewKey{fw.host, fw.server, pr.name, ft.Hash}
@@ -168,7 +168,7 @@ func (p *Proxy) settle(fw *forward, c *pinCheck) {
 			continue
 		}
 		waits = append(waits, done)
-		src := serverimport.Source{Name: "tools_list", Actor: "trustgate",
+		src := catalog.Source{Name: "tools_list", Actor: "trustgate",
 			Detail: "seen in a tools/list answer to agent " + fw.agentID, RequestID: fw.entry.RequestID}
 		go p.review(k, done, review, src)
 	}
@@ -186,14 +186,14 @@ func (p *Proxy) settle(fw *forward, c *pinCheck) {
 }
 
 // review writes one review and applies its relationship change to the authorization backend.
-func (p *Proxy) review(k reviewKey, done chan struct{}, r serverimport.Review, src serverimport.Source) {
+func (p *Proxy) review(k reviewKey, done chan struct{}, r catalog.Review, src catalog.Source) {
 	defer func() {
 		p.reviewing.Delete(k)
 		close(done)
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), reviewTimeout)
 	defer cancel()
-	wrote, err := p.cfg.Reviewer.Apply(ctx, r, src)
+	wrote, err := p.cfg.Reviewer.ApplyReview(ctx, r, src)
 	if err != nil {
 		p.log.Error("proxy: could not record a tool changed or added upstream; it stays withheld from tools/list",
 			"host", k.host, "server", k.server, "tool", k.name, "err", err)

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/trustgate/trustgate/discovery"
+	"github.com/trustgate/trustgate/catalog"
+	"github.com/trustgate/trustgate/catalog/discovery"
 	"github.com/trustgate/trustgate/schema"
-	"github.com/trustgate/trustgate/serverimport"
 	"github.com/trustgate/trustgate/store"
 )
 
@@ -27,7 +27,7 @@ func benchList(b *testing.B) (answer []byte, tools map[string]store.Tool, visibl
 		if err != nil {
 			b.Fatal(err)
 		}
-		t := serverimport.Tool("h", "s", ft, true)
+		t := catalog.StoredTool("h", "s", ft, true)
 		t.Level = schema.Low
 		tools[name] = t
 		if i%2 == 0 {

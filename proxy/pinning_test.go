@@ -14,9 +14,9 @@ import (
 
 	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/authzserver"
-	"github.com/trustgate/trustgate/discovery"
+	"github.com/trustgate/trustgate/catalog"
+	"github.com/trustgate/trustgate/catalog/discovery"
 	"github.com/trustgate/trustgate/proxy"
-	"github.com/trustgate/trustgate/serverimport"
 	"github.com/trustgate/trustgate/store"
 )
 
@@ -75,6 +75,14 @@ func (s reviewStore) AddTool(ctx context.Context, t store.Tool) (bool, error) {
 	return s.Store.AddTool(ctx, t)
 }
 
+// ReadWriteTx fails while down: the catalog writes its reviews in transactions.
+func (s reviewStore) ReadWriteTx(ctx context.Context, fn func(store.Tx) error) error {
+	if s.failing() {
+		return errors.New("store unavailable")
+	}
+	return s.Store.ReadWriteTx(ctx, fn)
+}
+
 type pinEnv struct {
 	*env
 	audit *countingAudit
@@ -95,7 +103,7 @@ func newPinEnv(t *testing.T) *pinEnv {
 	pe := &pinEnv{}
 	pe.env = newEnv(t, func(cfg *proxy.Config) {
 		pe.audit = &countingAudit{next: cfg.Audit}
-		cfg.Reviewer = &serverimport.Reviewer{Store: reviewStore{cfg.Store, &pe.mu, &pe.down}, Audit: pe.audit}
+		cfg.Reviewer = catalog.New(catalog.Config{Store: reviewStore{cfg.Store, &pe.mu, &pe.down}, Audit: pe.audit})
 		cfg.Syncer = authzserver.NewWriter(cfg.Store, cfg.Backend, nil)
 	})
 	ctx := context.Background()
@@ -104,7 +112,7 @@ func newPinEnv(t *testing.T) *pinEnv {
 		if err != nil {
 			t.Fatal(err)
 		}
-		nt := serverimport.Tool(host, serverKey, ft, true)
+		nt := catalog.StoredTool(host, serverKey, ft, true)
 		nt.Level = old.Level
 		if _, err := pe.st.PutTool(ctx, nt); err != nil {
 			t.Fatal(err)

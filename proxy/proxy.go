@@ -65,10 +65,10 @@ import (
 	"github.com/trustgate/trustgate/accesstoken"
 	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/authzserver"
+	"github.com/trustgate/trustgate/catalog"
 	"github.com/trustgate/trustgate/internal/httplimit"
 	"github.com/trustgate/trustgate/internal/secrets"
 	"github.com/trustgate/trustgate/internal/ssrf"
-	"github.com/trustgate/trustgate/serverimport"
 	"github.com/trustgate/trustgate/store"
 	"github.com/trustgate/trustgate/telemetry"
 	"github.com/trustgate/trustgate/tenant"
@@ -111,7 +111,7 @@ type Config struct {
 	// Reviewer flags a tool whose definition in a tools/list answer differs from the approved
 	// one, and records a tool the store does not know (pinning.go), as server sync does. Nil:
 	// such tools are withheld but not recorded (only tests that build a Proxy directly).
-	Reviewer *serverimport.Reviewer
+	Reviewer *catalog.Catalog
 	// Syncer applies a flag to the authorization backend at once (nil: the writer's periodic
 	// run applies it).
 	Syncer Syncer

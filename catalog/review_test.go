@@ -1,4 +1,4 @@
-package serverimport
+package catalog
 
 import (
 	"testing"

@@ -1,19 +1,17 @@
-package serverimport
+package catalog
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/trustgate/trustgate/audit"
-	"github.com/trustgate/trustgate/discovery"
+	"github.com/trustgate/trustgate/catalog/discovery"
 	"github.com/trustgate/trustgate/store"
-	"github.com/trustgate/trustgate/telemetry"
 )
 
 // Outcome is what reviewing one listed tool against the stored one found.
@@ -47,13 +45,13 @@ type Review struct {
 // both decide with this function.
 func ReviewTool(host, server string, old store.Tool, found bool, ft discovery.Tool, autoEnable bool) Review {
 	if !found {
-		t := Tool(host, server, ft, autoEnable)
+		t := StoredTool(host, server, ft, autoEnable)
 		if !autoEnable {
 			t.ApprovedHash = "" // a new tool is reviewed before it is enabled
 		}
 		return Review{Outcome: Added, Tool: t}
 	}
-	next := Tool(host, server, ft, old.Enabled)
+	next := StoredTool(host, server, ft, old.Enabled)
 	next.ApprovedHash, next.Flagged, next.FlagReason = old.ApprovedHash, old.Flagged, old.FlagReason
 	approved := old.ApprovedHash != "" && ft.Matches(old.ApprovedHash)
 	if old.LevelOverridden {
@@ -95,53 +93,61 @@ type Source struct {
 	RequestID string
 }
 
-// Reviewer writes reviews: one code path for server sync and the proxy's tools/list check, so
-// that a change is flagged the same way, and once, whoever sees it first.
-type Reviewer struct {
-	Store   store.Store
-	Audit   audit.Appender   // nil: no audit entries
-	Metrics *telemetry.Tools // nil: no metric
-	Log     *slog.Logger     // nil: discarded
+// ApplyReview writes r in one transaction: one code path for server sync and the proxy's
+// tools/list check, so that a change is flagged the same way, and once, whoever sees it first.
+// Added and Changed are conditional writes (AddTool, FlagTool): of reviewers seeing the same
+// change at once, on any replica, exactly one writes it, and that one records an audit entry
+// (tool.add or tool.flag, with the diff) and counts the metric. wrote reports whether this call
+// wrote.
+func (c *Catalog) ApplyReview(ctx context.Context, r Review, src Source) (wrote bool, err error) {
+	err = c.store.ReadWriteTx(ctx, func(tx store.Tx) error {
+		var err error
+		wrote, err = applyReview(ctx, tx, r)
+		return err
+	})
+	if err != nil || !wrote {
+		return false, err
+	}
+	c.recordReview(ctx, r, src)
+	return true, nil
 }
 
-// Apply writes r. Added and Changed are conditional writes (AddTool, FlagTool): of reviewers
-// seeing the same change at once, on any replica, exactly one writes it, and that one records an
-// audit entry (tool.add or tool.flag, with the diff) and counts the metric. wrote reports
-// whether this call wrote.
-func (rv *Reviewer) Apply(ctx context.Context, r Review, src Source) (wrote bool, err error) {
+// applyReview writes r in tx; wrote reports whether it wrote.
+func applyReview(ctx context.Context, tx store.Tx, r Review) (wrote bool, err error) {
 	t := r.Tool
 	switch r.Outcome {
 	case Unchanged:
 		return false, nil
 	case Updated:
-		if _, err := rv.Store.PutTool(ctx, t); err != nil {
+		if _, err := tx.PutTool(ctx, t); err != nil {
 			return false, err
 		}
 		return true, nil
 	case Added:
-		if wrote, err = rv.Store.AddTool(ctx, t); err != nil || !wrote {
-			return false, err
-		}
-		rv.record(ctx, t, src, "tool.add", "new", "new tool listed upstream; it stays hidden until an admin reviews (enables) it", "", definitionText(t))
-		return true, nil
+		return tx.AddTool(ctx, t)
 	case Changed:
-		if wrote, err = rv.Store.FlagTool(ctx, t, t.ApprovedHash); err != nil || !wrote {
-			return false, err
-		}
-		rv.record(ctx, t, src, "tool.flag", "changed", "definition changed upstream since it was approved: "+r.Diff, definitionText(r.Old), definitionText(t))
-		return true, nil
+		return tx.FlagTool(ctx, t, t.ApprovedHash)
 	}
 	return false, fmt.Errorf("review of tool %q: unknown outcome %d", t.Name, r.Outcome)
 }
 
-func (rv *Reviewer) record(ctx context.Context, t store.Tool, src Source, action, kind, reason, oldValue, newValue string) {
-	rv.Metrics.DefinitionChange(ctx, t.Host, t.Server, kind, src.Name)
-	log := rv.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+// recordReview audits and counts a review that was written (Added and Changed only), once its
+// transaction committed.
+func (c *Catalog) recordReview(ctx context.Context, r Review, src Source) {
+	t := r.Tool
+	switch r.Outcome {
+	case Added:
+		c.record(ctx, t, src, "tool.add", "new", "new tool listed upstream; it stays hidden until an admin reviews (enables) it", "", definitionText(t))
+	case Changed:
+		c.record(ctx, t, src, "tool.flag", "changed", "definition changed upstream since it was approved: "+r.Diff, definitionText(r.Old), definitionText(t))
 	}
+}
+
+func (c *Catalog) record(ctx context.Context, t store.Tool, src Source, action, kind, reason, oldValue, newValue string) {
+	c.metrics.DefinitionChange(ctx, t.Host, t.Server, kind, src.Name)
+	log := c.log
 	log.Warn("tool definition flagged for review", "host", t.Host, "server", t.Server, "tool", t.Name, "kind", kind, "source", src.Name)
-	if rv.Audit == nil {
+	if c.audit == nil {
 		return
 	}
 	if src.Detail != "" {
@@ -152,7 +158,7 @@ func (rv *Reviewer) record(ctx context.Context, t store.Tool, src Source, action
 		Object: "servers/" + t.Server + "/tools/" + t.Name, Server: t.Server, Tool: t.Name,
 		Reason: reason, OldValue: oldValue, NewValue: newValue, RequestID: src.RequestID,
 	}
-	if err := rv.Audit.Append(context.WithoutCancel(ctx), e); err != nil {
+	if err := c.audit.Append(context.WithoutCancel(ctx), e); err != nil {
 		log.Error("audit entry of a flagged tool lost", "host", t.Host, "server", t.Server, "tool", t.Name, "err", err)
 	}
 }

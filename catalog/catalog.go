@@ -1,0 +1,169 @@
+// Package catalog is the host's catalog of upstream MCP servers and their tools: it classifies
+// what discovery (package catalog/discovery) finds, imports a server with its tools, syncs them
+// with what the upstream lists now, flags a tool whose definition changed since it was approved,
+// and records an admin's approval. Each of these is one store transaction: a change is saved
+// whole or not at all. The admin API, the consent flow's Dynamic MCPs and the proxy's check of
+// tools/list answers all change the catalog through it.
+package catalog
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+
+	"github.com/trustgate/trustgate/audit"
+	"github.com/trustgate/trustgate/catalog/discovery"
+	"github.com/trustgate/trustgate/schema"
+	"github.com/trustgate/trustgate/store"
+	"github.com/trustgate/trustgate/telemetry"
+)
+
+// Store is what the catalog needs of the store: transactions of server, tool and grant writes.
+type Store interface {
+	store.Transactor
+}
+
+// Config is what a Catalog writes to and reports on.
+type Config struct {
+	Store   Store
+	Audit   audit.Appender   // nil: no audit entries of flagged or new tools
+	Metrics *telemetry.Tools // nil: no metric
+	Log     *slog.Logger     // nil: discarded
+}
+
+// Catalog changes the servers and tools of every host. It is safe for concurrent use.
+type Catalog struct {
+	store   Store
+	audit   audit.Appender
+	metrics *telemetry.Tools
+	log     *slog.Logger
+}
+
+// New returns the catalog over cfg.Store.
+func New(cfg Config) *Catalog {
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Catalog{store: cfg.Store, audit: cfg.Audit, metrics: cfg.Metrics, log: log}
+}
+
+var slugInvalid = regexp.MustCompile(`[^a-z0-9_-]+`)
+
+// Slug makes a server key from a name: "Linear MCP" → "linear-mcp" ("" when nothing is left).
+func Slug(name string) string {
+	s := strings.Trim(slugInvalid.ReplaceAllString(strings.ToLower(name), "-"), "-_")
+	if len(s) > 40 {
+		s = strings.TrimRight(s[:40], "-_")
+	}
+	return s
+}
+
+// StoredTool is a discovered tool as the store keeps it; imported tools count as approved.
+func StoredTool(host, server string, t discovery.Tool, enabled bool) store.Tool {
+	annotations := ""
+	if b, err := json.Marshal(t.Annotations); err == nil && string(b) != "{}" {
+		annotations = string(b)
+	}
+	return store.Tool{
+		Host: host, Server: server, Name: t.Name, Title: t.Title, Description: t.Description,
+		InputSchema: string(t.InputSchema), Annotations: annotations, Level: t.Level, Enabled: enabled,
+		DefinitionHash: t.Hash, ApprovedHash: t.Hash,
+	}
+}
+
+// StoredTools converts every discovered tool.
+func StoredTools(host, server string, found []discovery.Tool, enabled bool) []store.Tool {
+	out := make([]store.Tool, 0, len(found))
+	for _, t := range found {
+		out = append(out, StoredTool(host, server, t, enabled))
+	}
+	return out
+}
+
+// Import creates the server and its tools in one transaction: when a tool cannot be saved,
+// nothing is (ErrConflict of the store when the key is taken passes through).
+func (c *Catalog) Import(ctx context.Context, srv store.Server, tools []store.Tool) (store.Server, error) {
+	var saved store.Server
+	err := c.store.ReadWriteTx(ctx, func(tx store.Tx) error {
+		var err error
+		saved, err = createWithTools(ctx, tx, srv, tools)
+		return err
+	})
+	if err != nil {
+		return store.Server{}, err
+	}
+	return saved, nil
+}
+
+func createWithTools(ctx context.Context, tx store.Tx, srv store.Server, tools []store.Tool) (store.Server, error) {
+	if _, err := tx.CreateServer(ctx, srv); err != nil {
+		return store.Server{}, err
+	}
+	for _, t := range tools {
+		if _, err := tx.PutTool(ctx, t); err != nil {
+			return store.Server{}, fmt.Errorf("import tool %q: %w", t.Name, err)
+		}
+	}
+	return tx.GetServer(ctx, srv.Host, srv.Key)
+}
+
+// maxKeyTries bounds the keys Connect tries: base, base-2, …
+const maxKeyTries = 20
+
+// Connect saves a server a human connected by URL (a Dynamic MCP) with its tools (found; enable
+// says whether they are enabled) and the human's grant at ceiling, in one transaction, under
+// the first free key of base, base-2, … base-20.
+func (c *Catalog) Connect(ctx context.Context, srv store.Server, base string, found []discovery.Tool, enable bool, userID string, ceiling schema.Level) (store.Server, error) {
+	for i := 1; i <= maxKeyTries; i++ {
+		srv.Key = base
+		if i > 1 {
+			srv.Key = fmt.Sprintf("%s-%d", base, i)
+		}
+		var saved store.Server
+		err := c.store.ReadWriteTx(ctx, func(tx store.Tx) error {
+			var err error
+			if saved, err = createWithTools(ctx, tx, srv, StoredTools(srv.Host, srv.Key, found, enable)); err != nil {
+				return err
+			}
+			_, err = tx.SetGrant(ctx, store.Grant{Host: srv.Host, Server: srv.Key, UserID: userID, Ceiling: ceiling})
+			return err
+		})
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return store.Server{}, err
+		}
+		return saved, nil
+	}
+	return store.Server{}, errors.New("no free server key")
+}
+
+// Fill saves the tools of a server saved without any (connected by URL, or imported with an
+// OAuth client, before a human signed in to it), in one transaction. filled is false when the
+// server has tools already (another fill came first) or is gone.
+func (c *Catalog) Fill(ctx context.Context, host, server string, found []discovery.Tool, enable bool) (filled bool, err error) {
+	err = c.store.ReadWriteTx(ctx, func(tx store.Tx) error {
+		filled = false
+		existing, err := tx.ListTools(ctx, host, server)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil || len(existing) > 0 {
+			return err
+		}
+		for _, t := range StoredTools(host, server, found, enable) {
+			if _, err := tx.PutTool(ctx, t); err != nil {
+				return fmt.Errorf("save discovered tool %q: %w", t.Name, err)
+			}
+		}
+		filled = true
+		return nil
+	})
+	return filled, err
+}
