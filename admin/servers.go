@@ -12,9 +12,9 @@ import (
 
 	"github.com/trustgate/trustgate/catalog"
 	"github.com/trustgate/trustgate/catalog/discovery"
-	"github.com/trustgate/trustgate/credentials"
 	"github.com/trustgate/trustgate/internal/ssrf"
 	"github.com/trustgate/trustgate/store"
+	"github.com/trustgate/trustgate/upstreamauth"
 )
 
 // slugify makes a server key from a name: "Linear MCP" → "linear-mcp".
@@ -43,9 +43,9 @@ func validateCredentials(h *CredentialHeader, o *OAuthClient) error {
 
 // sealCredentials returns the kind and sealed bytes to store for a server.
 func (a *API) sealCredentials(host, server string, h *CredentialHeader, o *OAuthClient) (string, []byte, error) {
-	return credentials.Seal(a.cfg.Keys, host, server, credentials.Credentials{
-		Header:      (*credentials.Header)(h),
-		OAuthClient: (*credentials.OAuthClient)(o),
+	return upstreamauth.SealCredentials(a.cfg.Keys, host, server, upstreamauth.Credentials{
+		Header:      (*upstreamauth.CredentialHeader)(h),
+		OAuthClient: (*upstreamauth.OAuthClient)(o),
 	})
 }
 
@@ -124,7 +124,7 @@ func causeOf(err error) error {
 func (a *API) discoveryOptions(s store.Server) (discovery.Options, error) {
 	opts := a.discoveryFor(s.Network)
 	opts.Header = http.Header{}
-	c, err := credentials.Open(a.cfg.Keys, s)
+	c, err := upstreamauth.OpenCredentials(a.cfg.Keys, s)
 	if err != nil {
 		return opts, errf("server %s: stored credentials: %w", s.Key, err)
 	}
@@ -238,7 +238,7 @@ func (a *API) importServer(r *http.Request, c *caller) (int, any, error) {
 	}
 	if req.DryRun {
 		c.change.none = true
-		result.Server.CredentialKind = credentials.Credentials{Header: (*credentials.Header)(req.Header), OAuthClient: (*credentials.OAuthClient)(req.OAuthClient)}.Kind()
+		result.Server.CredentialKind = upstreamauth.Credentials{Header: (*upstreamauth.CredentialHeader)(req.Header), OAuthClient: (*upstreamauth.OAuthClient)(req.OAuthClient)}.Kind()
 		return http.StatusOK, result, nil
 	}
 	srv.CredentialKind, srv.Credentials, err = a.sealCredentials(host, key, req.Header, req.OAuthClient)

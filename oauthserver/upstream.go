@@ -9,7 +9,6 @@ import (
 
 	"github.com/trustgate/trustgate/catalog"
 	"github.com/trustgate/trustgate/catalog/discovery"
-	"github.com/trustgate/trustgate/credentials"
 	"github.com/trustgate/trustgate/internal/ssrf"
 	"github.com/trustgate/trustgate/oauthserver/consentui"
 	"github.com/trustgate/trustgate/schema"
@@ -51,7 +50,7 @@ func (s *Server) upstreamReady(w http.ResponseWriter, r *http.Request, h store.H
 		s.internalError(w, h, "load server", err)
 		return false
 	}
-	if sv.CredentialKind == credentials.KindHeader {
+	if sv.CredentialKind == upstreamauth.CredentialKindHeader {
 		return true // the static credential is how the gateway reaches it
 	}
 	if _, err := s.cfg.Store.GetGrant(ctx, h.Key, server, uid); err != nil {

@@ -20,7 +20,6 @@ import (
 	"github.com/trustgate/trustgate/accesstoken"
 	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/authzserver"
-	"github.com/trustgate/trustgate/credentials"
 	"github.com/trustgate/trustgate/internal/secrets"
 	"github.com/trustgate/trustgate/internal/ssrf"
 	"github.com/trustgate/trustgate/internal/testkit/controlplane"
@@ -29,6 +28,7 @@ import (
 	"github.com/trustgate/trustgate/schema"
 	"github.com/trustgate/trustgate/store"
 	"github.com/trustgate/trustgate/tenant"
+	"github.com/trustgate/trustgate/upstreamauth"
 )
 
 const (
@@ -142,7 +142,7 @@ func newEnv(t *testing.T, opts ...func(*proxy.Config)) *env {
 		t.Fatal(err)
 	}
 	e.userID = u.ID
-	kind, sealed, err := credentials.Seal(keys, host, serverKey, credentials.Credentials{Header: &credentials.Header{Name: "Authorization", Value: "Bearer " + upstreamSecret}})
+	kind, sealed, err := upstreamauth.SealCredentials(keys, host, serverKey, upstreamauth.Credentials{Header: &upstreamauth.CredentialHeader{Name: "Authorization", Value: "Bearer " + upstreamSecret}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/trustgate/trustgate/audit"
-	"github.com/trustgate/trustgate/credentials"
 	"github.com/trustgate/trustgate/internal/ssrf"
 	"github.com/trustgate/trustgate/store"
 	"github.com/trustgate/trustgate/upstreamauth"
@@ -83,10 +82,10 @@ func (e *errReconsent) Unwrap() error { return e.cause }
 // server's static header credential when it has one, else the human's own upstream OAuth token
 // when they hold one (refreshed when due), else none (name ""). human is true when a 401 from
 // the upstream is the human's to fix: their token, or no credential at all. A server set up
-// with an upstream OAuth client (credentials.KindOAuthClient) and no token of the human's is an
+// with an upstream OAuth client (upstreamauth.CredentialKindOAuthClient) and no token of the human's is an
 // *errReconsent.
 func (p *Proxy) credential(ctx context.Context, s store.Server, userID string) (name, value string, human bool, err error) {
-	if p.cfg.Upstream != nil && userID != "" && s.CredentialKind != credentials.KindHeader {
+	if p.cfg.Upstream != nil && userID != "" && s.CredentialKind != upstreamauth.CredentialKindHeader {
 		tok, found, err := p.cfg.Upstream.AccessToken(ctx, s.Host, userID, s.Key)
 		switch {
 		case errors.Is(err, upstreamauth.ErrReconsent):
@@ -98,17 +97,17 @@ func (p *Proxy) credential(ctx context.Context, s store.Server, userID string) (
 		}
 	}
 	switch s.CredentialKind {
-	case credentials.KindNone:
+	case upstreamauth.CredentialKindNone:
 		// Without a credential of its own, an upstream that refuses the call wants the human's
 		// sign-in: a 401 then asks the human to reconnect (when upstream OAuth is on).
 		return "", "", p.cfg.Upstream != nil, nil
-	case credentials.KindOAuthClient:
+	case upstreamauth.CredentialKindOAuthClient:
 		return "", "", false, &errReconsent{errors.New("no upstream token for this human")}
-	case credentials.KindHeader:
+	case upstreamauth.CredentialKindHeader:
 	default:
 		return "", "", false, fmt.Errorf("credential kind %q is not supported by the proxy", s.CredentialKind)
 	}
-	c, err := credentials.Open(p.cfg.Keys, s)
+	c, err := upstreamauth.OpenCredentials(p.cfg.Keys, s)
 	if err != nil {
 		return "", "", false, err
 	}

@@ -22,7 +22,6 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/sync/singleflight"
 
-	"github.com/trustgate/trustgate/credentials"
 	"github.com/trustgate/trustgate/internal/secrets"
 	"github.com/trustgate/trustgate/internal/ssrf"
 	"github.com/trustgate/trustgate/store"
@@ -315,7 +314,7 @@ func describe(err error) string {
 // clientFor picks the OAuth client at the upstream: stored at import, registered before, or
 // registered now.
 func (c *Client) clientFor(ctx context.Context, host string, sv store.Server, md *Metadata, redirectURI string) (id, secret string, style oauth2.AuthStyle, err error) {
-	creds, err := credentials.Open(c.cfg.Keys, sv)
+	creds, err := OpenCredentials(c.cfg.Keys, sv)
 	if err != nil {
 		return "", "", 0, fmt.Errorf("server %s: stored credentials: %w", sv.Key, err)
 	}

@@ -5,7 +5,7 @@
 // resource metadata (RFC 9728: the WWW-Authenticate resource_metadata URL, then the well-known
 // path-inserted and root forms) and its authorization server's metadata (RFC 8414, with the
 // OpenID Connect discovery fallback), picks a client — the client id and secret an admin stored
-// at import (credentials.KindOAuthClient), else one it registered earlier at that authorization
+// at import (CredentialKindOAuthClient), else one it registered earlier at that authorization
 // server, else a new one registered with RFC 7591 — and sends the human there with PKCE S256 and
 // the RFC 8707 resource of the upstream. The callback exchanges the code; the tokens are sealed
 // with the master key, bound to host, human and server, and kept in the store, as is the state
@@ -15,6 +15,10 @@
 // refreshed first, once per token however many calls wait, and the new tokens are stored. A
 // missing token or a refused refresh is ErrReconsent: the human must connect the client again.
 //
-// Every fetch goes through an SSRF-safe client (package oauthserver/ssrf), bounded in size and
+// A server's own upstream credentials (a static header, or the OAuth client an admin stored)
+// are sealed the same way, bound to the server (SealCredentials, OpenCredentials): the admin API
+// writes them, the proxy and this client read them.
+//
+// Every fetch goes through an SSRF-safe client (package internal/ssrf), bounded in size and
 // time. Tokens exist in clear only in memory and are never logged.
 package upstreamauth

@@ -23,7 +23,6 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/trustgate/trustgate/accesstoken"
-	"github.com/trustgate/trustgate/credentials"
 	"github.com/trustgate/trustgate/internal/secrets"
 	"github.com/trustgate/trustgate/internal/ssrf"
 	"github.com/trustgate/trustgate/internal/testkit/controlplane"
@@ -151,10 +150,10 @@ func (e *env) callback() string { return e.urls.Base(host) + oauthserver.Upstrea
 
 // addServer imports the upstream as an admin would, granted to the human at high; with
 // credentials of an OAuth client it has no tools yet (the upstream demands a sign-in first).
-func (e *env) addServer(key, rawURL string, creds credentials.Credentials) {
+func (e *env) addServer(key, rawURL string, creds upstreamauth.Credentials) {
 	e.t.Helper()
 	ctx := context.Background()
-	kind, sealed, err := credentials.Seal(e.keys, host, key, creds)
+	kind, sealed, err := upstreamauth.SealCredentials(e.keys, host, key, creds)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -276,7 +275,7 @@ func call(cs *mcp.ClientSession, tool string) (string, error) {
 func TestUpstreamOAuthWithDynamicRegistration(t *testing.T) {
 	as := protectedmcp.Start(t, protectedmcp.Options{DCR: true})
 	e := newEnv(t, true)
-	e.addServer("tracker", as.MCPURL, credentials.Credentials{})
+	e.addServer("tracker", as.MCPURL, upstreamauth.Credentials{})
 	ctx := context.Background()
 	resource := e.urls.MCP(host) + "/tracker"
 
@@ -423,7 +422,7 @@ func TestUpstreamOAuthWithStoredClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	as.AddClient("trustgate-static", "s3cret-value", e.callback())
-	e.addServer("tracker", as.MCPURL, credentials.Credentials{OAuthClient: &credentials.OAuthClient{ClientID: "trustgate-static", ClientSecret: "s3cret-value"}})
+	e.addServer("tracker", as.MCPURL, upstreamauth.Credentials{OAuthClient: &upstreamauth.OAuthClient{ClientID: "trustgate-static", ClientSecret: "s3cret-value"}})
 	resource := e.urls.MCP(host) + "/tracker"
 
 	conf := e.client()
@@ -468,7 +467,7 @@ func TestUpstreamOAuthWithStoredClient(t *testing.T) {
 func TestUpstreamOAuthErrors(t *testing.T) {
 	as := protectedmcp.Start(t, protectedmcp.Options{DCR: false})
 	e := newEnv(t, true)
-	e.addServer("tracker", as.MCPURL, credentials.Credentials{})
+	e.addServer("tracker", as.MCPURL, upstreamauth.Credentials{})
 	resource := e.urls.MCP(host) + "/tracker"
 
 	// No DCR at the upstream and no stored client: a clear error page.
@@ -488,7 +487,7 @@ func TestUpstreamOAuthErrors(t *testing.T) {
 	// With a registration endpoint: the human denies at the upstream; a code the upstream
 	// never issued; a state used twice; a state of another human's browser.
 	dcr := protectedmcp.Start(t, protectedmcp.Options{DCR: true})
-	e.addServer("tracker2", dcr.MCPURL, credentials.Credentials{})
+	e.addServer("tracker2", dcr.MCPURL, upstreamauth.Credentials{})
 	resource = e.urls.MCP(host) + "/tracker2"
 	upstreamState := func() (*webclient.Browser, string) {
 		b, p := e.startFlow(conf, resource, oauth2.GenerateVerifier())

@@ -1,8 +1,10 @@
-// Package credentials is the sealed form of an MCP server's static upstream credentials: the
-// one format the admin API writes and the admin API's sync and the proxy read. The plaintext
+package upstreamauth
+
+// Credentials are the sealed form of an MCP server's upstream credentials (a static header, or
+// the OAuth client the gateway uses at the upstream's authorization server): the one format the
+// admin API writes and the admin API's sync, the consent flow and the proxy read. The plaintext
 // exists only in memory; at rest it is sealed with the master key and bound to its server, so
 // a sealed value copied to another server's row does not open.
-package credentials
 
 import (
 	"encoding/json"
@@ -16,13 +18,13 @@ import (
 
 // Kinds of stored credentials (store.Server.CredentialKind).
 const (
-	KindNone        = ""
-	KindHeader      = "header"
-	KindOAuthClient = "oauth_client"
+	CredentialKindNone        = ""
+	CredentialKindHeader      = "header"
+	CredentialKindOAuthClient = "oauth_client"
 )
 
-// Header is a static header sent to the upstream with every call.
-type Header struct {
+// CredentialHeader is a static header sent to the upstream with every call.
+type CredentialHeader struct {
 	Name  string `json:"name"`
 	Value string `json:"value"`
 }
@@ -35,45 +37,45 @@ type OAuthClient struct {
 
 // Credentials are a server's upstream credentials: at most one of the two.
 type Credentials struct {
-	Header      *Header      `json:"header,omitempty"`
-	OAuthClient *OAuthClient `json:"oauth_client,omitempty"`
+	Header      *CredentialHeader `json:"header,omitempty"`
+	OAuthClient *OAuthClient      `json:"oauth_client,omitempty"`
 }
 
 // Kind names what c holds.
 func (c Credentials) Kind() string {
 	switch {
 	case c.OAuthClient != nil:
-		return KindOAuthClient
+		return CredentialKindOAuthClient
 	case c.Header != nil:
-		return KindHeader
+		return CredentialKindHeader
 	}
-	return KindNone
+	return CredentialKindNone
 }
 
-// aad binds a sealed value to its server.
-func aad(host, server string) string { return "server-credentials:" + host + "/" + server }
+// credentialsAAD binds a sealed value to its server.
+func credentialsAAD(host, server string) string { return "server-credentials:" + host + "/" + server }
 
-// Seal returns the kind and the sealed bytes to store for the server (nil for no credentials).
-func Seal(keys *secrets.Keyring, host, server string, c Credentials) (kind string, sealed []byte, err error) {
-	if c.Kind() == KindNone {
-		return KindNone, nil, nil
+// SealCredentials returns the kind and the sealed bytes to store for the server (nil for no credentials).
+func SealCredentials(keys *secrets.Keyring, host, server string, c Credentials) (kind string, sealed []byte, err error) {
+	if c.Kind() == CredentialKindNone {
+		return CredentialKindNone, nil, nil
 	}
 	plain, err := json.Marshal(c)
 	if err != nil {
 		return "", nil, fmt.Errorf("encode credentials: %w", err)
 	}
-	return c.Kind(), keys.Seal(plain, aad(host, server)), nil
+	return c.Kind(), keys.Seal(plain, credentialsAAD(host, server)), nil
 }
 
-// Open unseals the server's stored credentials (zero Credentials when it has none).
-func Open(keys *secrets.Keyring, s store.Server) (Credentials, error) {
-	if s.CredentialKind == KindNone {
+// OpenCredentials unseals the server's stored credentials (zero Credentials when it has none).
+func OpenCredentials(keys *secrets.Keyring, s store.Server) (Credentials, error) {
+	if s.CredentialKind == CredentialKindNone {
 		return Credentials{}, nil
 	}
 	if keys == nil {
 		return Credentials{}, errors.New("no keyring to unseal the credentials")
 	}
-	plain, err := keys.Open(s.Credentials, aad(s.Host, s.Key))
+	plain, err := keys.Open(s.Credentials, credentialsAAD(s.Host, s.Key))
 	if err != nil {
 		return Credentials{}, fmt.Errorf("unseal: %w", err)
 	}
