@@ -32,20 +32,17 @@ type Config struct {
 	Keys   *secrets.Keyring
 	// URLs builds the public URLs of hosts (MCP URL, client configuration).
 	URLs tenant.URLs
-	// Discovery options for import and sync (timeouts). Their HTTP client is replaced by one
-	// that dials under the server's network policy.
-	Discovery discovery.Options
-	// HostNetworks is what servers on network "host" may reach: public addresses plus the
-	// operator's prefixes (the zero value: public addresses only). Servers on "any" reach
-	// every address.
+	// Discovery and HostNetworks configure the catalog made when Catalog is nil (see
+	// catalog.Config): discovery's timeouts, and what servers on network "host" may reach.
+	Discovery    discovery.Options
 	HostNetworks ssrf.Policy
 	Logger       *slog.Logger
 	// Audit receives one entry per change to who may do what (see audit.go). Nil disables
 	// those entries; only tests that build an API directly leave it nil.
 	Audit audit.Appender
-	// Catalog imports and syncs servers and changes tools (flagging changed tools and recording
-	// new ones on sync, as the proxy does when a tools/list answer shows them). Nil: one on
-	// Store and Audit, without metrics.
+	// Catalog discovers, imports and syncs servers and changes tools (flagging changed tools
+	// and recording new ones on sync, as the proxy does when a tools/list answer shows them).
+	// Nil: one on Store, Audit, Keys, Discovery and HostNetworks, without metrics.
 	Catalog *catalog.Catalog
 }
 
@@ -53,9 +50,6 @@ type Config struct {
 type API struct {
 	cfg Config
 	log *slog.Logger
-	// Discovery transports, one per network policy, so that a connection pooled for a
-	// server on "any" is never reused for one on "host".
-	hostTransport, anyTransport http.RoundTripper
 }
 
 // New makes the admin API.
@@ -67,9 +61,10 @@ func New(cfg Config) (*API, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Catalog == nil {
-		cfg.Catalog = catalog.New(catalog.Config{Store: cfg.Store, Audit: cfg.Audit, Log: cfg.Logger})
+		cfg.Catalog = catalog.New(catalog.Config{Store: cfg.Store, Audit: cfg.Audit, Log: cfg.Logger,
+			Discovery: cfg.Discovery, HostNetworks: cfg.HostNetworks, Keys: cfg.Keys})
 	}
-	return &API{cfg: cfg, log: cfg.Logger, hostTransport: cfg.HostNetworks.Transport(), anyTransport: ssrf.AllowAll().Transport()}, nil
+	return &API{cfg: cfg, log: cfg.Logger}, nil
 }
 
 // Handler routes /api/v1. Every route but the OpenAPI document needs a bearer token.

@@ -49,24 +49,6 @@ func (a *API) sealCredentials(host, server string, h *CredentialHeader, o *OAuth
 	})
 }
 
-// discoveryFor are the discovery options for a server on network: an HTTP client whose dialer
-// checks every address it connects to against the network's policy (after DNS resolution, so
-// a name that changes what it resolves to is still checked), and that uses no proxy from the
-// environment unless the network is "any".
-func (a *API) discoveryFor(network string) discovery.Options {
-	opts := a.cfg.Discovery
-	timeout := opts.Timeout
-	if timeout <= 0 {
-		timeout = discovery.DefaultTimeout
-	}
-	t := a.hostTransport
-	if network == store.NetworkAny {
-		t = a.anyTransport
-	}
-	opts.HTTPClient = &http.Client{Transport: t, Timeout: timeout}
-	return opts
-}
-
 // importNetwork is the network of a server imported by c asking for requested ("" for the
 // default: "any" for a global token, "host" for a host's).
 func importNetwork(c *caller, requested string) (string, error) {
@@ -117,21 +99,6 @@ func causeOf(err error) error {
 		}
 	}
 	return nil
-}
-
-// discoveryOptions are the options to reach a stored server, its credentials unsealed in
-// memory only.
-func (a *API) discoveryOptions(s store.Server) (discovery.Options, error) {
-	opts := a.discoveryFor(s.Network)
-	opts.Header = http.Header{}
-	c, err := upstreamauth.OpenCredentials(a.cfg.Keys, s)
-	if err != nil {
-		return opts, errf("server %s: stored credentials: %w", s.Key, err)
-	}
-	if name, value, ok := c.HeaderOf(); ok {
-		opts.Header.Set(name, value)
-	}
-	return opts, nil
 }
 
 func (a *API) serverDoc(ctx context.Context, s store.Server) (Server, error) {
@@ -199,13 +166,12 @@ func (a *API) importServer(r *http.Request, c *caller) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	opts := a.discoveryFor(network)
-	opts.CompareClients = true
+	var header http.Header
 	if req.Header != nil {
-		opts.Header = http.Header{}
-		opts.Header.Set(req.Header.Name, req.Header.Value)
+		header = http.Header{}
+		header.Set(req.Header.Name, req.Header.Value)
 	}
-	found, err := discovery.Discover(ctx, req.URL, opts)
+	found, err := a.cfg.Catalog.Discover(ctx, req.URL, network, header)
 	if errors.Is(err, discovery.ErrUnauthorized) && req.OAuthClient != nil {
 		// The server wants each human's own sign-in, which the OAuth client is for: it is
 		// imported without tools, discovered when the first human has signed in to it.
@@ -229,7 +195,7 @@ func (a *API) importServer(r *http.Request, c *caller) (int, any, error) {
 	}
 	tools := catalog.StoredTools(host, key, found.Tools, enable)
 	result := ImportResult{DryRun: req.DryRun, Server: Server{Key: key, Name: srv.Name, Description: srv.Description, URL: srv.URL, Tools: len(tools), Network: network, Timeouts: timeoutsDoc(srv)}}
-	result.ClientDependentTools, result.Note = clientDependence(found)
+	result.ClientDependentTools, result.Note = clientDependence(found.ClientDependentTools)
 	for _, t := range tools {
 		result.Tools = append(result.Tools, toolDoc(t))
 		if t.Enabled {
@@ -258,14 +224,14 @@ func (a *API) importServer(r *http.Request, c *caller) (int, any, error) {
 
 // clientDependence reports the tools the server lists only to clients declaring roots,
 // sampling or elicitation, with a note for the admin (nil and "" when there are none).
-func clientDependence(found *discovery.Result) ([]string, string) {
-	if len(found.ClientDependentTools) == 0 {
+func clientDependence(tools []string) ([]string, string) {
+	if len(tools) == 0 {
 		return nil, ""
 	}
-	return found.ClientDependentTools, fmt.Sprintf("The server lists %d tool(s) only to MCP clients that declare the roots, sampling or elicitation capability: %s. "+
+	return tools, fmt.Sprintf("The server lists %d tool(s) only to MCP clients that declare the roots, sampling or elicitation capability: %s. "+
 		"They were discovered (trustgate declares all three); an agent whose client declares none of them will not see them, "+
 		"and calling them may need the client to answer the server's roots, sampling or elicitation requests, which trustgate passes through.",
-		len(found.ClientDependentTools), strings.Join(found.ClientDependentTools, ", "))
+		len(tools), strings.Join(tools, ", "))
 }
 
 func (a *API) updateServer(r *http.Request, c *caller) (int, any, error) {
@@ -337,7 +303,7 @@ func (a *API) deleteServer(r *http.Request, _ *caller) (int, any, error) {
 	return http.StatusNoContent, nil, a.sync(r.Context())
 }
 
-// syncServer re-discovers the tools and has the catalog sync them: new ones are added (disabled
+// syncServer has the catalog re-discover the tools and sync them: new ones are added (disabled
 // until reviewed unless the host auto-enables them), ones whose definition changed since
 // approval are disabled and flagged, ones gone upstream are removed.
 func (a *API) syncServer(r *http.Request, c *caller) (int, any, error) {
@@ -347,21 +313,12 @@ func (a *API) syncServer(r *http.Request, c *caller) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	opts, err := a.discoveryOptions(s)
-	if err != nil {
-		return 0, nil, err
-	}
-	opts.CompareClients = true
-	found, err := discovery.Discover(ctx, s.URL, opts)
+	synced, err := a.cfg.Catalog.SyncServer(ctx, s, catalog.Source{Name: "sync", Actor: c.actor(), Detail: "server sync"})
 	if err != nil {
 		return 0, nil, a.upstreamError(c, host, s.Key, s.Network, err)
 	}
-	synced, err := a.cfg.Catalog.Sync(ctx, host, s.Key, found.Tools, catalog.Source{Name: "sync", Actor: c.actor(), Detail: "server sync"})
-	if err != nil {
-		return 0, nil, err
-	}
 	res := SyncResult{Added: synced.Added, Changed: synced.Changed, Removed: synced.Removed, Unchanged: synced.Unchanged}
-	res.ClientDependentTools, res.Note = clientDependence(found)
+	res.ClientDependentTools, res.Note = clientDependence(synced.ClientDependentTools)
 	for _, t := range synced.Tools {
 		res.Tools = append(res.Tools, toolDoc(t))
 	}

@@ -17,6 +17,8 @@ import (
 
 	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/catalog/discovery"
+	"github.com/trustgate/trustgate/internal/secrets"
+	"github.com/trustgate/trustgate/internal/ssrf"
 	"github.com/trustgate/trustgate/schema"
 	"github.com/trustgate/trustgate/store"
 	"github.com/trustgate/trustgate/telemetry"
@@ -27,12 +29,22 @@ type Store interface {
 	store.Transactor
 }
 
-// Config is what a Catalog writes to and reports on.
+// Config is what a Catalog writes to, reports on, and how it reaches upstream servers.
 type Config struct {
 	Store   Store
 	Audit   audit.Appender   // nil: no audit entries of flagged or new tools
 	Metrics *telemetry.Tools // nil: no metric
 	Log     *slog.Logger     // nil: discarded
+	// Discovery options for import and sync (timeouts). Their HTTP client is replaced by one
+	// that dials under the server's network policy.
+	Discovery discovery.Options
+	// HostNetworks is what servers on network "host" may reach: public addresses plus the
+	// operator's prefixes (the zero value: public addresses only). Servers on "any" reach
+	// every address.
+	HostNetworks ssrf.Policy
+	// Keys unseal a stored server's header credential for sync (required only for servers
+	// that have one).
+	Keys *secrets.Keyring
 }
 
 // Catalog changes the servers and tools of every host. It is safe for concurrent use.
@@ -41,6 +53,8 @@ type Catalog struct {
 	audit   audit.Appender
 	metrics *telemetry.Tools
 	log     *slog.Logger
+	reach   reach
+	keys    *secrets.Keyring
 }
 
 // New returns the catalog over cfg.Store.
@@ -49,7 +63,8 @@ func New(cfg Config) *Catalog {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Catalog{store: cfg.Store, audit: cfg.Audit, metrics: cfg.Metrics, log: log}
+	return &Catalog{store: cfg.Store, audit: cfg.Audit, metrics: cfg.Metrics, log: log,
+		reach: newReach(cfg.Discovery, cfg.HostNetworks), keys: cfg.Keys}
 }
 
 var slugInvalid = regexp.MustCompile(`[^a-z0-9_-]+`)

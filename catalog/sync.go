@@ -15,6 +15,24 @@ type SyncResult struct {
 	Removed   []string // tools gone upstream, deleted
 	Unchanged int
 	Tools     []store.Tool // the server's tools after the sync
+	// ClientDependentTools are the tools the server lists only to clients declaring the roots,
+	// sampling or elicitation capability (SyncServer only).
+	ClientDependentTools []string
+}
+
+// SyncServer discovers the tools of a stored server (DiscoverServer) and syncs them (Sync).
+// Discovery errors match the sentinels of package discovery; nothing is written then.
+func (c *Catalog) SyncServer(ctx context.Context, s store.Server, src Source) (SyncResult, error) {
+	found, err := c.DiscoverServer(ctx, s)
+	if err != nil {
+		return SyncResult{}, err
+	}
+	res, err := c.Sync(ctx, s.Host, s.Key, found.Tools, src)
+	if err != nil {
+		return SyncResult{}, err
+	}
+	res.ClientDependentTools = found.ClientDependentTools
+	return res, nil
 }
 
 // Sync brings the stored tools of a server in line with found, what the upstream lists now, in
