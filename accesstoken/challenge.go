@@ -35,17 +35,19 @@ func ProtectedResourceMetadataPath(mcpPath string) string {
 }
 
 // ProtectedResourceMetadataURL is the metadata URL of the resource at resourceURL (absolute,
-// http or https): the path-inserted well-known URL on the resource's origin. It is what
-// WWWAuthenticate points clients at.
+// http or https, without fragment or userinfo): the path-inserted well-known URL on the
+// resource's origin, with the resource's query kept as it is (RFC 9728 §3.1: the well-known
+// string goes between the host and the path and/or query). It is what WWWAuthenticate points
+// clients at.
 func ProtectedResourceMetadataURL(resourceURL string) (string, error) {
 	u, err := url.Parse(resourceURL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return "", fmt.Errorf("resource %q is not an absolute http(s) URL", resourceURL)
 	}
-	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return "", fmt.Errorf("resource %q must have no query, fragment or userinfo", resourceURL)
+	if u.Fragment != "" || strings.Contains(resourceURL, "#") || u.User != nil {
+		return "", fmt.Errorf("resource %q must have no fragment or userinfo", resourceURL)
 	}
-	m := url.URL{Scheme: u.Scheme, Host: u.Host, Path: ProtectedResourceMetadataPath(u.Path)}
+	m := url.URL{Scheme: u.Scheme, Host: u.Host, Path: ProtectedResourceMetadataPath(u.Path), RawQuery: u.RawQuery}
 	if u.RawPath != "" {
 		m.RawPath = ProtectedResourceMetadataPath(u.RawPath)
 	}

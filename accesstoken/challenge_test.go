@@ -35,6 +35,9 @@ func TestProtectedResourceMetadataURL(t *testing.T) {
 		"https://gw.example.com/mcp/my%2Fserver":    "https://gw.example.com/.well-known/oauth-protected-resource/mcp/my%2Fserver",
 		"https://gw.example.com":                    "https://gw.example.com/.well-known/oauth-protected-resource",
 		"https://gw.example.com/h/acme/mcp/linear/": "https://gw.example.com/.well-known/oauth-protected-resource/h/acme/mcp/linear",
+		// The Dynamic MCP link keeps its query, exactly as it is.
+		"https://gw.example.com/h/acme/mcp?upstream_mcp=https%3A%2F%2Fmcp.example.com%2Fmcp": "https://gw.example.com/.well-known/oauth-protected-resource/h/acme/mcp?upstream_mcp=https%3A%2F%2Fmcp.example.com%2Fmcp",
+		"https://gw.example.com/mcp?x=1": "https://gw.example.com/.well-known/oauth-protected-resource/mcp?x=1",
 	}
 	for in, want := range ok {
 		got, err := accesstoken.ProtectedResourceMetadataURL(in)
@@ -42,7 +45,7 @@ func TestProtectedResourceMetadataURL(t *testing.T) {
 			t.Errorf("ProtectedResourceMetadataURL(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"/mcp", "gw.example.com/mcp", "ftp://gw.example.com/mcp", "https://gw.example.com/mcp?x=1", "https://gw.example.com/mcp#f", "https://u@gw.example.com/mcp", "://"} {
+	for _, in := range []string{"/mcp", "gw.example.com/mcp", "ftp://gw.example.com/mcp", "https://gw.example.com/mcp#f", "https://gw.example.com/mcp?x=1#f", "https://gw.example.com/mcp#", "https://u@gw.example.com/mcp", "://"} {
 		if got, err := accesstoken.ProtectedResourceMetadataURL(in); err == nil {
 			t.Errorf("ProtectedResourceMetadataURL(%q) = %q, want error", in, got)
 		}

@@ -80,13 +80,16 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, h store.Host)
 	if len(resources) == 1 {
 		resource = resources[0]
 	}
-	server, ok := s.resourceServer(ctx, h.Key, resource)
+	server, upstream, ok := s.resourceServer(ctx, h, resource)
 	if !ok {
 		s.writeAuthorizeError(ctx, w, h, ar, errInvalidTarget("The resource must be this host's MCP URL or the MCP URL of one of its servers."))
 		return
 	}
+	if upstream == "" {
+		upstream = q.Get("upstream_mcp")
+	}
 	ar.SetRequestedAudience(fosite.Arguments{resource})
-	p := &pending{host: h.Key, ar: ar, resource: resource, server: server, fromRes: server != "", upstreamMCP: q.Get("upstream_mcp")}
+	p := &pending{host: h.Key, ar: ar, resource: resource, server: server, fromRes: server != "", upstreamMCP: upstream}
 	p.clientName, p.agentType = clientInfo(ar.GetClient())
 	ref, err := s.putPending(ctx, p)
 	if err != nil {

@@ -284,13 +284,26 @@ func (s *Server) audiences(host string) []string {
 	return out
 }
 
-// resourceServer checks an RFC 8707 resource for host: the host's MCP URL (server "") or the
-// MCP URL of one of its servers (server is its key).
-func (s *Server) resourceServer(ctx context.Context, host, resource string) (server string, ok bool) {
-	base := s.cfg.URLs.MCP(host)
+// resourceServer checks an RFC 8707 resource for host h: the host's MCP URL (server ""), the
+// MCP URL of one of its servers (server is its key), or, on a host that allows Dynamic MCPs,
+// the Dynamic MCP link to an upstream (server "", upstream its URL) spelled exactly as its
+// protected resource metadata announces it.
+func (s *Server) resourceServer(ctx context.Context, h store.Host, resource string) (server, upstream string, ok bool) {
+	base := s.cfg.URLs.MCP(h.Key)
 	if resource == base {
-		return "", true
+		return "", "", true
 	}
+	if h.Settings.DynamicMCPs {
+		if up, ok := accesstoken.IsUpstreamMCPResource(base, resource); ok {
+			return "", up, true
+		}
+	}
+	key, ok := s.serverOfResource(ctx, h.Key, base, resource)
+	return key, "", ok
+}
+
+// serverOfResource is the key of the server of host whose MCP URL is resource.
+func (s *Server) serverOfResource(ctx context.Context, host, base, resource string) (string, bool) {
 	key, found := strings.CutPrefix(resource, base+"/")
 	if !found || key == "" || strings.ContainsAny(key, "/?#") {
 		return "", false
@@ -301,7 +314,9 @@ func (s *Server) resourceServer(ctx context.Context, host, resource string) (ser
 	return key, true
 }
 
-// resolveResource answers protected resource metadata requests.
+// resolveResource answers protected resource metadata requests. The metadata of a Dynamic MCP
+// link (…/mcp?upstream_mcp=<url>, on a host that allows Dynamic MCPs) announces the link,
+// query included, as its resource; any other query is ignored, as it always was.
 func (s *Server) resolveResource(r *http.Request) (resource, issuer string, ok bool) {
 	host := tenant.FromContext(r.Context())
 	if host == "" {
@@ -313,6 +328,14 @@ func (s *Server) resolveResource(r *http.Request) (resource, issuer string, ok b
 			return "", "", false
 		}
 		resource += "/" + key
+	} else if up, isLink := accesstoken.UpstreamMCPOf(r.URL.RawQuery); isLink {
+		h, err := s.cfg.Store.GetHost(r.Context(), host)
+		if err != nil {
+			return "", "", false
+		}
+		if h.Settings.DynamicMCPs {
+			resource = accesstoken.UpstreamMCPResource(resource, up)
+		}
 	}
 	return resource, s.issuer(host), true
 }

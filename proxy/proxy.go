@@ -239,9 +239,11 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// 2. Authentication.
-	resource := p.cfg.URLs.MCP(host)
-	if pathServer != "" {
-		resource += "/" + pathServer
+	resource, err := p.resourceOf(r, host, pathServer)
+	if err != nil {
+		p.log.Error("proxy: store failed while reading the host; denying", "host", host, "err", err)
+		writeRPCError(w, http.StatusServiceUnavailable, nil, ErrCodeUnavailable, "trustgate could not read its configuration; the call was not forwarded", nil)
+		return
 	}
 	claims, ok := p.authenticate(w, r, host, resource)
 	if !ok {
@@ -394,6 +396,34 @@ func isLoopback(h string) bool {
 	}
 	ip := net.ParseIP(h)
 	return ip != nil && ip.IsLoopback()
+}
+
+// resourceOf is the resource (RFC 8707) a request to host's MCP endpoint addresses, which its
+// token must be for: the MCP URL of the path's server, or the host's MCP URL, or, on a host
+// that allows Dynamic MCPs, the Dynamic MCP link the query is (…/mcp?upstream_mcp=<url>),
+// spelled as its metadata announces it. Any other query is not part of the resource.
+func (p *Proxy) resourceOf(r *http.Request, host, pathServer string) (string, error) {
+	resource := p.cfg.URLs.MCP(host)
+	if pathServer != "" {
+		return resource + "/" + pathServer, nil
+	}
+	up, isLink := accesstoken.UpstreamMCPOf(r.URL.RawQuery)
+	if !isLink {
+		return resource, nil
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), backendTimeout)
+	defer cancel()
+	h, err := p.cfg.Store.GetHost(ctx, host)
+	if errors.Is(err, store.ErrNotFound) {
+		return resource, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read host %s: %w", host, err)
+	}
+	if h.Settings.DynamicMCPs {
+		resource = accesstoken.UpstreamMCPResource(resource, up)
+	}
+	return resource, nil
 }
 
 // authenticate verifies the bearer token for resource, or answers 401.

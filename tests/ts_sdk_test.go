@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -105,6 +106,50 @@ func TestTypeScriptSDKClient(t *testing.T) {
 	}
 	if !strings.Contains(res.Denied, "delete_issue") || !strings.Contains(res.Denied, "high") {
 		t.Errorf("denied call = %q", res.Denied)
+	}
+}
+
+// TestTypeScriptSDKDynamicMCPLink: the documented Dynamic MCP link,
+// <gateway>/h/acme/mcp?upstream_mcp=<upstream URL>, works with the TypeScript SDK client as it
+// is: the 401 points at the link's own metadata (query kept), the metadata announces the link
+// as the resource, the SDK sends that as its RFC 8707 resource and the authorization server
+// grants it (the link pre-selects the server), and the proxy accepts the token at the link.
+func TestTypeScriptSDKDynamicMCPLink(t *testing.T) {
+	s := setupTracker(t)
+	cli(t, s.p, s.admin, "host", "update", "acme", "--dynamic-mcps")
+	query := "upstream_mcp=" + url.QueryEscape(s.up.URL)
+	link := s.p.url + "/h/acme/mcp?" + query
+	stdout := runNode(t, "dynamic_link.mjs", "MCP_URL="+link, "EMAIL="+s.email, "PASSWORD="+s.password)
+
+	var res struct {
+		OK           bool     `json:"ok"`
+		Metadata     string   `json:"metadata"`
+		Resource     string   `json:"resource"`
+		ChosenServer string   `json:"chosen_server"`
+		MCPRequests  []string `json:"mcp_requests"`
+		Tools        []string `json:"tools"`
+		Allowed      string   `json:"allowed"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatalf("dynamic_link.mjs output is not JSON: %v\n%s", err, stdout)
+	}
+	if !res.OK {
+		t.Fatalf("dynamic_link.mjs result: %+v", res)
+	}
+	if want := "/.well-known/oauth-protected-resource/h/acme/mcp?" + query; res.Metadata != want {
+		t.Errorf("metadata fetched at %s, want %s", res.Metadata, want)
+	}
+	if res.Resource != link {
+		t.Errorf("RFC 8707 resource %s, want the link %s", res.Resource, link)
+	}
+	if res.ChosenServer != "tracker" {
+		t.Errorf("server pre-selected by the link: %q, want tracker", res.ChosenServer)
+	}
+	if len(res.MCPRequests) == 0 || slices.ContainsFunc(res.MCPRequests, func(q string) bool { return q != "?"+query }) {
+		t.Errorf("authenticated MCP requests went to %q, want the link's query only", res.MCPRequests)
+	}
+	if strings.Join(res.Tools, ",") != "create_issue,list_issues" || !strings.Contains(res.Allowed, "create_issue called: link") {
+		t.Errorf("through the link: tools %v, call %q", res.Tools, res.Allowed)
 	}
 }
 

@@ -29,7 +29,7 @@ export const requests = [];
 export const recordingFetch = async (input, init) => {
   const resp = await fetch(input, init);
   const url = new URL(input instanceof Request ? input.url : String(input));
-  requests.push({ method: init?.method ?? (input instanceof Request ? input.method : "GET"), path: url.pathname, status: resp.status });
+  requests.push({ method: init?.method ?? (input instanceof Request ? input.method : "GET"), path: url.pathname, search: url.search, status: resp.status });
   return resp;
 };
 
@@ -117,7 +117,7 @@ export async function submit(page, fields) {
 
 // ---- the OAuth client provider ---------------------------------------------------------------
 
-export const flow = { authorizationUrl: undefined, code: undefined, iss: undefined, state: undefined, signedIn: false, consented: false };
+export const flow = { authorizationUrl: undefined, code: undefined, iss: undefined, state: undefined, signedIn: false, chosenServer: undefined, consented: false };
 
 export class Provider {
   #clientInformation;
@@ -177,6 +177,16 @@ export class Provider {
     assert(page.status === 200 && /name="password"/.test(page.body), `sign-in page: ${page.status} ${page.body.slice(0, 500)}`);
     page = await submit(page, { email, password });
     assert(!page.location, `sign-in redirected away: ${page.location}`);
+    // A resource that names no server (…/mcp) leads to the server choice first: take the
+    // server the page pre-selected.
+    const radio = page.body.match(/<input\b[^>]*\btype="radio"[^>]*\bname="server"[^>]*>/gi);
+    if (radio) {
+      const checked = radio.find((tag) => /\bchecked\b/i.test(tag));
+      assert(checked, `server choice without a pre-selected server: ${page.body.slice(0, 500)}`);
+      flow.chosenServer = unescapeHTML(checked.match(/\bvalue="([^"]*)"/i)[1]);
+      page = await submit(page, { server: flow.chosenServer });
+      assert(!page.location, `server choice redirected away: ${page.location}`);
+    }
     assert(/name="trust_level"/.test(page.body), `after sign-in, no consent form: ${page.status} ${page.body.slice(0, 500)}`);
     flow.signedIn = true;
     page = await submit(page, { trust_level: process.env.TRUST_LEVEL || "medium", decision: "allow" });
