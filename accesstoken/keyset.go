@@ -1,5 +1,7 @@
 // Package accesstoken holds the ES256 keys that sign trustgate's access tokens, mints RFC 9068 JWT
-// access tokens and verifies them.
+// access tokens (with typed host, agent and grant claims) and verifies them, and says how an MCP
+// resource challenges a client that has none (WWWAuthenticate, ProtectedResourceMetadataURL,
+// and the resource of a Dynamic MCP link).
 //
 // The keys live in the store (store.SigningKeys), each private key sealed with the master key
 // (secrets.Keyring, additional data "signing-key:<kid>"). A key signs while it is the newest
