@@ -16,7 +16,6 @@ import (
 	"github.com/trustgate/trustgate/catalog/discovery"
 	"github.com/trustgate/trustgate/internal/secrets"
 	"github.com/trustgate/trustgate/internal/ssrf"
-	"github.com/trustgate/trustgate/store"
 	"github.com/trustgate/trustgate/tenant"
 )
 
@@ -27,7 +26,7 @@ type Syncer interface {
 
 // Config is what the admin API needs.
 type Config struct {
-	Store  store.Store
+	Store  Store
 	Syncer Syncer
 	Keys   *secrets.Keyring
 	// URLs builds the public URLs of hosts (MCP URL, client configuration).

@@ -20,14 +20,14 @@ const drainBatch = 500
 // (Reconcile), so nothing is lost when the backend was down or empty (the embedded memory
 // datastore starts empty at every start).
 type Writer struct {
-	store   store.Store
+	store   store.RelationshipSource
 	backend Backend
 	logger  *slog.Logger
 	mu      sync.Mutex // one drain at a time in this process; the store serializes processes
 }
 
 // NewWriter makes a writer from the store to the backend.
-func NewWriter(st store.Store, backend Backend, logger *slog.Logger) *Writer {
+func NewWriter(st store.RelationshipSource, backend Backend, logger *slog.Logger) *Writer {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}

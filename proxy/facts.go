@@ -12,7 +12,7 @@ import (
 // storeFacts are decide's facts read from the store (the control-plane cache in the gateway)
 // and the authorization backend.
 type storeFacts struct {
-	st      store.Store
+	st      store.HotReads
 	backend authzserver.Backend
 	defs    *defMemo
 }

@@ -103,8 +103,9 @@ func newPinEnv(t *testing.T) *pinEnv {
 	pe := &pinEnv{}
 	pe.env = newEnv(t, func(cfg *proxy.Config) {
 		pe.audit = &countingAudit{next: cfg.Audit}
-		cfg.Reviewer = catalog.New(catalog.Config{Store: reviewStore{cfg.Store, &pe.mu, &pe.down}, Audit: pe.audit})
-		cfg.Syncer = authzserver.NewWriter(cfg.Store, cfg.Backend, nil)
+		st := cfg.Store.(store.Store) // newEnv gives the proxy the whole store
+		cfg.Reviewer = catalog.New(catalog.Config{Store: reviewStore{st, &pe.mu, &pe.down}, Audit: pe.audit})
+		cfg.Syncer = authzserver.NewWriter(st, cfg.Backend, nil)
 	})
 	ctx := context.Background()
 	for _, ft := range upstreamDefinitions(t, pe.env) {

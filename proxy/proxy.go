@@ -85,7 +85,7 @@ const backendTimeout = 10 * time.Second
 
 // Config is what the proxy needs.
 type Config struct {
-	Store   store.Store
+	Store   store.HotReads
 	Backend authzserver.Backend
 	KeySet  *accesstoken.KeySet
 	URLs    tenant.URLs

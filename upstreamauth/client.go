@@ -55,9 +55,16 @@ var (
 	ErrExchange = errors.New("upstream token exchange failed")
 )
 
+// Store is what the client needs of the store: the server it authorizes for and the
+// gateway's own upstream tokens, clients and pending authorizations.
+type Store interface {
+	GetServer(ctx context.Context, host, key string) (store.Server, error)
+	store.Upstream
+}
+
 // Config is what NewClient needs.
 type Config struct {
-	Store store.Store
+	Store Store
 	Keys  *secrets.Keyring
 	// HTTPClient fetches metadata and talks to upstream token endpoints; nil means
 	// ssrf.NewClient with a 10s timeout under the server's network policy (see HostNetworks).
