@@ -7,6 +7,9 @@
 // against that number, so a request costs one small read instead of one per object, and sees
 // the control plane as of its start — a change committed before the request began is always
 // seen, by any replica sharing the database.
+//
+// The cache is a decorator: a Store wraps a Source and is one, so its users (the proxy, which
+// takes store.HotReads, and the upstream token client) do not know whether they are cached.
 package cache
 
 import (
@@ -21,10 +24,17 @@ import (
 // DefaultMaxEntries bounds the cache; when full it starts over (the next reads fill it again).
 const DefaultMaxEntries = 65536
 
-// Store is a store.Store whose hot-path reads are cached. Values it returns are shared: callers
-// must not modify them. Every other method goes straight to the wrapped store.
+// Source is what a Store wraps and implements: the hot path's reads, and the upstream token
+// store whose lookups of a token the human does not have it answers.
+type Source interface {
+	store.HotReads
+	store.Upstream
+}
+
+// Store is a Source whose hot-path reads are cached. Values it returns are shared: callers
+// must not modify them. Every other method goes straight to the wrapped Source.
 type Store struct {
-	store.Store
+	Source
 	max int
 
 	mu      sync.Mutex
@@ -43,11 +53,11 @@ type entry struct {
 }
 
 // New wraps st. maxEntries <= 0 means DefaultMaxEntries.
-func New(st store.Store, maxEntries int) *Store {
+func New(st Source, maxEntries int) *Store {
 	if maxEntries <= 0 {
 		maxEntries = DefaultMaxEntries
 	}
-	return &Store{Store: st, max: maxEntries, entries: map[key]entry{}}
+	return &Store{Source: st, max: maxEntries, entries: map[key]entry{}}
 }
 
 type snapshotKey struct{}
@@ -56,7 +66,7 @@ type snapshotKey struct{}
 // cached read is checked against it. A context without a snapshot reads the generation on each
 // cached read.
 func (s *Store) Snapshot(ctx context.Context) (context.Context, error) {
-	gen, err := s.Store.ControlGeneration(ctx)
+	gen, err := s.Source.ControlGeneration(ctx)
 	if err != nil {
 		return ctx, err
 	}
@@ -67,7 +77,7 @@ func (s *Store) generation(ctx context.Context) (int64, error) {
 	if gen, ok := ctx.Value(snapshotKey{}).(int64); ok {
 		return gen, nil
 	}
-	return s.Store.ControlGeneration(ctx)
+	return s.Source.ControlGeneration(ctx)
 }
 
 // cached answers k from the cache when it was stored at the current generation, else with load.
@@ -112,28 +122,30 @@ func (s *Store) put(k key, e entry) {
 	s.entries[k] = e
 }
 
+var _ Source = (*Store)(nil)
+
 func isNotFound(err error) bool { return err != nil && errors.Is(err, store.ErrNotFound) }
 
-// GetHost is store.Store.GetHost, cached.
+// GetHost is store.HotReads.GetHost, cached.
 func (s *Store) GetHost(ctx context.Context, host string) (store.Host, error) {
-	return cached(ctx, s, key{kind: "host", host: host}, func() (store.Host, error) { return s.Store.GetHost(ctx, host) })
+	return cached(ctx, s, key{kind: "host", host: host}, func() (store.Host, error) { return s.Source.GetHost(ctx, host) })
 }
 
-// GetServer is store.Store.GetServer, cached.
+// GetServer is store.HotReads.GetServer, cached.
 func (s *Store) GetServer(ctx context.Context, host, server string) (store.Server, error) {
-	return cached(ctx, s, key{kind: "server", host: host, a: server}, func() (store.Server, error) { return s.Store.GetServer(ctx, host, server) })
+	return cached(ctx, s, key{kind: "server", host: host, a: server}, func() (store.Server, error) { return s.Source.GetServer(ctx, host, server) })
 }
 
-// ListTools is store.Store.ListTools, cached.
+// ListTools is store.HotReads.ListTools, cached.
 func (s *Store) ListTools(ctx context.Context, host, server string) ([]store.Tool, error) {
-	return cached(ctx, s, key{kind: "tools", host: host, a: server}, func() ([]store.Tool, error) { return s.Store.ListTools(ctx, host, server) })
+	return cached(ctx, s, key{kind: "tools", host: host, a: server}, func() ([]store.Tool, error) { return s.Source.ListTools(ctx, host, server) })
 }
 
-// ToolsByName is the server's tools (store.Store.ListTools) by name, cached: the approved
+// ToolsByName is the server's tools (store.HotReads.ListTools) by name, cached: the approved
 // definitions every tools/list answer is compared with.
 func (s *Store) ToolsByName(ctx context.Context, host, server string) (map[string]store.Tool, error) {
 	return cached(ctx, s, key{kind: "tools-by-name", host: host, a: server}, func() (map[string]store.Tool, error) {
-		list, err := s.Store.ListTools(ctx, host, server)
+		list, err := s.Source.ListTools(ctx, host, server)
 		if err != nil {
 			return nil, err
 		}
@@ -145,22 +157,22 @@ func (s *Store) ToolsByName(ctx context.Context, host, server string) (map[strin
 	})
 }
 
-// GetAgent is store.Store.GetAgent, cached.
+// GetAgent is store.HotReads.GetAgent, cached.
 func (s *Store) GetAgent(ctx context.Context, host, id string) (store.Agent, error) {
-	return cached(ctx, s, key{kind: "agent", host: host, a: id}, func() (store.Agent, error) { return s.Store.GetAgent(ctx, host, id) })
+	return cached(ctx, s, key{kind: "agent", host: host, a: id}, func() (store.Agent, error) { return s.Source.GetAgent(ctx, host, id) })
 }
 
-// GetUser is store.Store.GetUser, cached.
+// GetUser is store.HotReads.GetUser, cached.
 func (s *Store) GetUser(ctx context.Context, host, id string) (store.User, error) {
-	return cached(ctx, s, key{kind: "user", host: host, a: id}, func() (store.User, error) { return s.Store.GetUser(ctx, host, id) })
+	return cached(ctx, s, key{kind: "user", host: host, a: id}, func() (store.User, error) { return s.Source.GetUser(ctx, host, id) })
 }
 
-// ListConsents is store.Store.ListConsents, cached.
+// ListConsents is store.HotReads.ListConsents, cached.
 func (s *Store) ListConsents(ctx context.Context, host, agentID string) ([]store.Consent, error) {
-	return cached(ctx, s, key{kind: "consents", host: host, a: agentID}, func() ([]store.Consent, error) { return s.Store.ListConsents(ctx, host, agentID) })
+	return cached(ctx, s, key{kind: "consents", host: host, a: agentID}, func() ([]store.Consent, error) { return s.Source.ListConsents(ctx, host, agentID) })
 }
 
-// GetUpstreamToken is store.Store.GetUpstreamToken with only its "not found" answers cached: a
+// GetUpstreamToken is store.Upstream.GetUpstreamToken with only its "not found" answers cached: a
 // human without an upstream token for a server (every server that needs none) costs no read,
 // while tokens themselves are always read fresh (a refresh must never start from an older copy).
 func (s *Store) GetUpstreamToken(ctx context.Context, host, userID, server string) (store.UpstreamToken, error) {
@@ -172,18 +184,18 @@ func (s *Store) GetUpstreamToken(ctx context.Context, host, userID, server strin
 	if e, ok := s.get(k, gen); ok {
 		return store.UpstreamToken{}, e.err
 	}
-	t, err := s.Store.GetUpstreamToken(ctx, host, userID, server)
+	t, err := s.Source.GetUpstreamToken(ctx, host, userID, server)
 	if isNotFound(err) {
 		s.put(k, entry{gen: gen, err: err})
 	}
 	return t, err
 }
 
-// OAuthTokenRevoked is store.Store.OAuthTokenRevoked, cached: the store advances the
+// OAuthTokenRevoked is store.HotReads.OAuthTokenRevoked, cached: the store advances the
 // generation with every revocation it records, so a revocation committed before the request
 // began is always seen, on every replica, while an agent's repeated calls cost no read.
 func (s *Store) OAuthTokenRevoked(ctx context.Context, tokenID, grantID string) (bool, error) {
 	return cached(ctx, s, key{kind: "oauth-revoked", a: tokenID + "\x00" + grantID}, func() (bool, error) {
-		return s.Store.OAuthTokenRevoked(ctx, tokenID, grantID)
+		return s.Source.OAuthTokenRevoked(ctx, tokenID, grantID)
 	})
 }
