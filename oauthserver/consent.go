@@ -151,11 +151,6 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request, h store.Host) {
 		s.renderConsent(w, r, h, ref, p, uid, "Choose a trust level.", http.StatusBadRequest)
 		return
 	}
-	g, err := s.cfg.Store.GetGrant(ctx, h.Key, p.server, uid)
-	if err != nil || level > g.Ceiling {
-		s.renderConsent(w, r, h, ref, p, uid, "Choose a trust level your administrator allows.", http.StatusBadRequest)
-		return
-	}
 	// The request is used from here on, whatever happens next; of two concurrent decisions on
 	// it only one gets this far.
 	if !s.usePending(w, r, h, ref) {
@@ -171,7 +166,18 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request, h store.Host) {
 		return
 	}
 	if _, err := s.cfg.Store.SetConsent(ctx, store.Consent{Host: h.Key, AgentID: agentID, Server: p.server, Level: level}); err != nil {
-		s.internalError(w, h, "set consent", err)
+		if !errors.Is(err, store.ErrNotGranted) {
+			s.internalError(w, h, "set consent", err)
+			return
+		}
+		// The store checks the level against the human's ceiling, in the transaction that
+		// writes it. Above it (or without a grant any more) the request is put back, and the
+		// human chooses again.
+		if err := s.restorePending(ctx, ref, p); err != nil {
+			s.internalError(w, h, "restore the authorization request", err)
+			return
+		}
+		s.renderConsent(w, r, h, ref, p, uid, "Choose a trust level your administrator allows.", http.StatusBadRequest)
 		return
 	}
 	if _, err := s.cfg.Syncer.Sync(ctx); err != nil {

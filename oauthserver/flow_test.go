@@ -205,6 +205,47 @@ func TestReconnectChangesTheLevel(t *testing.T) {
 	}
 }
 
+// A level above the human's ceiling (the form edited, or the ceiling lowered while the page
+// was open) is refused on the trust level page, and the request stays usable: the human
+// chooses again.
+func TestLevelAboveCeiling(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	conf := e.register("acme")
+	b := e.browser()
+	p, v := e.open(b, conf, e.resource())
+	p = e.signIn(b, p, email, password)
+	if p.Status != http.StatusOK || !strings.Contains(p.Body, `name="trust_level"`) {
+		t.Fatalf("trust level page: %d %s", p.Status, p.Body)
+	}
+	if _, err := e.st.SetGrant(ctx, store.Grant{Host: "acme", Server: "linear", UserID: e.user().ID, Ceiling: schema.Medium}); err != nil {
+		t.Fatal(err)
+	}
+	refused := b.Submit(p, map[string]string{"trust_level": "high", "decision": "allow"})
+	if refused.Status != http.StatusBadRequest || !strings.Contains(refused.Body, "Choose a trust level your administrator allows.") ||
+		!strings.Contains(refused.Body, `name="trust_level"`) {
+		t.Fatalf("level above the ceiling: %d %v %s", refused.Status, refused.Loc, refused.Body)
+	}
+	agents, err := e.st.ListAgents(ctx, "acme", e.user().ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range agents {
+		if _, err := e.st.GetConsent(ctx, "acme", a.ID, "linear"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("a consent was stored above the ceiling: %v", err)
+		}
+	}
+	done := b.Submit(refused, map[string]string{"trust_level": "medium", "decision": "allow"})
+	if done.Loc == nil || done.Loc.Query().Get("code") == "" {
+		t.Fatalf("choosing again within the ceiling: %d %v %s", done.Status, done.Loc, done.Body)
+	}
+	e.exchange(conf, done.Loc, v)
+	if agents, _ = e.st.ListAgents(ctx, "acme", e.user().ID); len(agents) != 1 ||
+		!e.check(agents[0].ID, "create_issue") || e.check(agents[0].ID, "delete_issue") {
+		t.Fatalf("after choosing medium: agents %v", agents)
+	}
+}
+
 func TestClientIDMetadataDocumentFlow(t *testing.T) {
 	var docURL string
 	tlsSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

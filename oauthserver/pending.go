@@ -143,17 +143,29 @@ func (s *Server) decodePending(ctx context.Context, host, data string) (*pending
 
 // putPending stores a new pending request and returns its reference.
 func (s *Server) putPending(ctx context.Context, p *pending) (string, error) {
-	data, err := encodePending(p)
-	if err != nil {
-		return "", err
-	}
 	ref := randomToken()
-	if _, err := s.cfg.Store.CreateAuthorizeRequest(ctx, store.AuthorizeRequest{
-		Host: p.host, RefHash: refHash(ref), Data: data, ExpiresAt: s.now().Add(PendingAuthorizeTTL),
-	}); err != nil {
+	if err := s.createPending(ctx, ref, p); err != nil {
 		return "", err
 	}
 	return ref, nil
+}
+
+// restorePending stores a used request again under its reference, for a decision the store
+// refused (a level above the ceiling): the human may choose again. It expires
+// PendingAuthorizeTTL from now.
+func (s *Server) restorePending(ctx context.Context, ref string, p *pending) error {
+	return s.createPending(ctx, ref, p)
+}
+
+func (s *Server) createPending(ctx context.Context, ref string, p *pending) error {
+	data, err := encodePending(p)
+	if err != nil {
+		return err
+	}
+	_, err = s.cfg.Store.CreateAuthorizeRequest(ctx, store.AuthorizeRequest{
+		Host: p.host, RefHash: refHash(ref), Data: data, ExpiresAt: s.now().Add(PendingAuthorizeTTL),
+	})
+	return err
 }
 
 // getPending loads the host's pending request ref; store.ErrNotFound when it is unknown,

@@ -514,6 +514,9 @@ func TestKillAgent(t *testing.T) {
 
 		_, err := s.SetConsent(ctx, store.Consent{Host: "acme", AgentID: f.aliceA.ID, Server: "linear", Level: schema.Low})
 		wantErr(t, "consent to a disabled agent", err, store.ErrConflict)
+		if errors.Is(err, store.ErrNotGranted) {
+			t.Errorf("a disabled agent's refusal is %v, which says the grant does not allow the level", err)
+		}
 		if err != nil && !strings.Contains(err.Error(), "agent "+f.aliceA.ID+" is disabled") {
 			t.Errorf("error %q does not say the agent is disabled", err)
 		}

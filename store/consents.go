@@ -30,6 +30,10 @@ func consentTuple(c Consent) schema.Relationship {
 	return schema.Grant(c.Host, c.Server, c.AgentID, c.Level)
 }
 
+// ErrNotGranted: a consent's level is not allowed by the human's grant on the server (no grant,
+// or a level above the ceiling). It is an ErrConflict, with the same text.
+var ErrNotGranted = fmt.Errorf("%w", ErrConflict)
+
 // SetConsent records the level a human gives their agent on a server. The agent must not be
 // disabled, the human must have a grant on the server, and the level may not exceed its ceiling.
 func (s *sqlStore) SetConsent(ctx context.Context, c Consent) (Consent, error) {
@@ -52,14 +56,14 @@ func (s *sqlStore) SetConsent(ctx context.Context, c Consent) (Consent, error) {
 			c.Host, c.Server, agent.UserID))
 		if errors.Is(err, errNoRows) {
 			return fmt.Errorf("user %s has no grant on server %s, so their agent can be given no level there: %w",
-				agent.UserID, c.Server, ErrConflict)
+				agent.UserID, c.Server, ErrNotGranted)
 		}
 		if err != nil {
 			return err
 		}
 		if c.Level > grant.Ceiling {
 			return fmt.Errorf("level %s is above user %s's ceiling %s on server %s: %w",
-				c.Level, agent.UserID, grant.Ceiling, c.Server, ErrConflict)
+				c.Level, agent.UserID, grant.Ceiling, c.Server, ErrNotGranted)
 		}
 		old, err := scanConsent(q.queryRow(ctx, "SELECT "+consentColumns+" FROM consents WHERE host_key = ? AND agent_id = ? AND server_key = ?",
 			c.Host, c.AgentID, c.Server))

@@ -334,6 +334,7 @@ func TestConsents(t *testing.T) {
 
 		_, err := s.SetConsent(ctx, store.Consent{Host: "acme", AgentID: agent.ID, Server: "linear", Level: schema.Low})
 		wantErr(t, "consent without grant", err, store.ErrConflict)
+		wantErr(t, "consent without grant", err, store.ErrNotGranted)
 		if err != nil && !strings.Contains(err.Error(), "no grant") {
 			t.Errorf("error %q does not say there is no grant", err)
 		}
@@ -341,6 +342,7 @@ func TestConsents(t *testing.T) {
 		must[store.Grant](t, "set grant")(s.SetGrant(ctx, store.Grant{Host: "acme", Server: "linear", UserID: alice.ID, Ceiling: schema.Medium}))
 		_, err = s.SetConsent(ctx, store.Consent{Host: "acme", AgentID: agent.ID, Server: "linear", Level: schema.High})
 		wantErr(t, "consent above ceiling", err, store.ErrConflict)
+		wantErr(t, "consent above ceiling", err, store.ErrNotGranted)
 		if err != nil && !strings.Contains(err.Error(), "ceiling") {
 			t.Errorf("error %q does not mention the ceiling", err)
 		}
