@@ -19,14 +19,17 @@ import (
 	"github.com/trustgate/trustgate/catalog/discovery"
 	"github.com/trustgate/trustgate/internal/secrets"
 	"github.com/trustgate/trustgate/internal/ssrf"
-	"github.com/trustgate/trustgate/schema"
 	"github.com/trustgate/trustgate/store"
 	"github.com/trustgate/trustgate/telemetry"
 )
 
-// Store is what the catalog needs of the store: transactions of server, tool and grant writes.
+// Store is what the catalog needs of the store: transactions of server, tool and grant writes,
+// and the reads that come before them.
 type Store interface {
 	store.Transactor
+	ListServers(ctx context.Context, host string) ([]store.Server, error)
+	GetGrant(ctx context.Context, host, server, userID string) (store.Grant, error)
+	GetUser(ctx context.Context, host, id string) (store.User, error)
 }
 
 // Config is what a Catalog writes to, reports on, and how it reaches upstream servers.
@@ -125,38 +128,6 @@ func createWithTools(ctx context.Context, tx store.Tx, srv store.Server, tools [
 		}
 	}
 	return tx.GetServer(ctx, srv.Host, srv.Key)
-}
-
-// maxKeyTries bounds the keys Connect tries: base, base-2, …
-const maxKeyTries = 20
-
-// Connect saves a server a human connected by URL (a Dynamic MCP) with its tools (found; enable
-// says whether they are enabled) and the human's grant at ceiling, in one transaction, under
-// the first free key of base, base-2, … base-20.
-func (c *Catalog) Connect(ctx context.Context, srv store.Server, base string, found []discovery.Tool, enable bool, userID string, ceiling schema.Level) (store.Server, error) {
-	for i := 1; i <= maxKeyTries; i++ {
-		srv.Key = base
-		if i > 1 {
-			srv.Key = fmt.Sprintf("%s-%d", base, i)
-		}
-		var saved store.Server
-		err := c.store.ReadWriteTx(ctx, func(tx store.Tx) error {
-			var err error
-			if saved, err = createWithTools(ctx, tx, srv, StoredTools(srv.Host, srv.Key, found, enable)); err != nil {
-				return err
-			}
-			_, err = tx.SetGrant(ctx, store.Grant{Host: srv.Host, Server: srv.Key, UserID: userID, Ceiling: ceiling})
-			return err
-		})
-		if errors.Is(err, store.ErrConflict) {
-			continue
-		}
-		if err != nil {
-			return store.Server{}, err
-		}
-		return saved, nil
-	}
-	return store.Server{}, errors.New("no free server key")
 }
 
 // Fill saves the tools of a server saved without any (connected by URL, or imported with an

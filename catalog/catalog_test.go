@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -169,36 +170,70 @@ func TestSync(t *testing.T) {
 	})
 }
 
-// A Dynamic MCP is saved with its tools and the human's grant under the first free key.
-func TestConnect(t *testing.T) {
+// A Dynamic MCP is saved with its tools and the human's grant under the first free key; a
+// server at the same URL is reused when the human has a grant on it; a human connects at most
+// MaxDynamicServersPerHuman servers.
+func TestConnectDynamic(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, st store.Store) {
 		cat := catalog.New(catalog.Config{Store: st})
 		u, err := st.CreateUser(ctx, store.User{Host: "acme", Email: "ada@example.com"})
 		if err != nil {
 			t.Fatal(err)
 		}
+		other, err := st.CreateUser(ctx, store.User{Host: "acme", Email: "bob@example.com"})
+		if err != nil {
+			t.Fatal(err)
+		}
 		if _, err := st.CreateServer(ctx, store.Server{Host: "acme", Key: "tracker"}); err != nil {
 			t.Fatal(err)
 		}
-		srv := store.Server{Host: "acme", Name: "Tracker", URL: "https://tracker.example.com/mcp"}
-		saved, err := cat.Connect(ctx, srv, "tracker", []discovery.Tool{tool(t, "list_items", "List.")}, false, u.ID, schema.Low)
-		if err != nil || saved.Key != "tracker-2" {
-			t.Fatalf("connect = %+v, %v; want key tracker-2", saved, err)
+		const url = "https://tracker.example.com/mcp"
+		if existing, err := cat.PrepareDynamic(ctx, "acme", u.ID, url); existing != "" || err != nil {
+			t.Fatalf("prepare a new URL = %q, %v", existing, err)
+		}
+		d := catalog.DynamicServer{Host: "acme", UserID: u.ID, URL: url, Name: "Tracker", Tools: []discovery.Tool{tool(t, "list_items", "List.")}}
+		saved, err := cat.ConnectDynamic(ctx, d)
+		if err != nil || saved.Key != "tracker-2" || saved.Description != "Connected with Dynamic MCPs by ada@example.com." || saved.Network != store.NetworkHost {
+			t.Fatalf("connect = %+v, %v; want key tracker-2 on network host, noted", saved, err)
 		}
 		g, err := st.GetGrant(ctx, "acme", "tracker-2", u.ID)
-		if err != nil || g.Ceiling != schema.Low {
+		if err != nil || g.Ceiling != catalog.DynamicCeiling {
 			t.Errorf("grant = %+v, %v", g, err)
 		}
 		tools, err := st.ListTools(ctx, "acme", "tracker-2")
 		if err != nil || len(tools) != 1 || tools[0].Enabled {
 			t.Errorf("tools = %+v, %v; want one, disabled", tools, err)
 		}
+		if existing, err := cat.PrepareDynamic(ctx, "acme", u.ID, url); existing != "tracker-2" || err != nil {
+			t.Errorf("prepare a URL the human has = %q, %v; want tracker-2", existing, err)
+		}
+		if _, err := cat.PrepareDynamic(ctx, "acme", other.ID, url); !errors.Is(err, catalog.ErrNotGranted) {
+			t.Errorf("prepare a URL another human connected = %v, want ErrNotGranted", err)
+		}
 		// The grant of a human who does not exist fails the whole connection.
-		if _, err := cat.Connect(ctx, srv, "other", nil, false, "nobody", schema.Low); !errors.Is(err, store.ErrNotFound) {
+		gone := d
+		gone.UserID, gone.Name = "nobody", "Other"
+		if _, err := cat.ConnectDynamic(ctx, gone); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("connect for a missing human = %v, want ErrNotFound", err)
 		}
 		if _, err := st.GetServer(ctx, "acme", "other"); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("a failed connection left its server: %v", err)
+		}
+		for i := 1; i < catalog.MaxDynamicServersPerHuman; i++ {
+			more := d
+			more.URL, more.Name, more.Tools = fmt.Sprintf("https://s%d.example.com/mcp", i), fmt.Sprintf("s%d", i), nil
+			if _, err := cat.ConnectDynamic(ctx, more); err != nil {
+				t.Fatalf("connect server %d: %v", i+1, err)
+			}
+		}
+		var tooMany *catalog.TooManyDynamicError
+		if _, err := cat.PrepareDynamic(ctx, "acme", u.ID, "https://one-more.example.com/mcp"); !errors.As(err, &tooMany) || tooMany.Count != catalog.MaxDynamicServersPerHuman {
+			t.Errorf("prepare past the limit = %v, want TooManyDynamicError", err)
+		}
+		last := d
+		last.URL, last.Name = "https://one-more.example.com/mcp", "one-more"
+		if _, err := cat.ConnectDynamic(ctx, last); !errors.As(err, &tooMany) {
+			t.Errorf("connect past the limit = %v, want TooManyDynamicError", err)
 		}
 
 		// Fill saves the tools of a server that has none, once.

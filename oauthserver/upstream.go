@@ -11,7 +11,6 @@ import (
 	"github.com/trustgate/trustgate/catalog/discovery"
 	"github.com/trustgate/trustgate/internal/ssrf"
 	"github.com/trustgate/trustgate/oauthserver/consentui"
-	"github.com/trustgate/trustgate/schema"
 	"github.com/trustgate/trustgate/store"
 	"github.com/trustgate/trustgate/upstreamauth"
 )
@@ -29,10 +28,10 @@ const UpstreamCallbackPath = "/oauth/upstream/callback"
 
 // DynamicCeiling is the ceiling a human gets on a server they connected with Dynamic MCPs:
 // low (read) until an administrator reviews the server and raises it.
-const DynamicCeiling = schema.Low
+const DynamicCeiling = catalog.DynamicCeiling
 
 // MaxDynamicServersPerHuman bounds the servers one human may connect by URL in a host.
-const MaxDynamicServersPerHuman = 20
+const MaxDynamicServersPerHuman = catalog.MaxDynamicServersPerHuman
 
 // maxServerURLLen bounds a server URL a human enters.
 const maxServerURLLen = 2048
@@ -160,15 +159,9 @@ func truncate(s string, n int) string {
 
 // --- Dynamic MCPs ---
 
-// dynamicNote starts the description of a server a human connected by URL, so administrators
-// see where it came from.
-const dynamicNote = "Connected with Dynamic MCPs by "
-
-// addDynamicServer connects the server at rawURL for the human: discovered and classified
-// like an import (tools enabled only when the host auto-enables new tools), visible to
-// administrators (its description names who added it), and granted to the human with
-// DynamicCeiling. A server of the host with that URL already is reused when the human has a
-// grant on it. msg is what to tell the human when the URL cannot be used.
+// addDynamicServer connects the server at rawURL for the human (catalog.ConnectDynamic): a
+// server of the host with that URL already is reused when the human has a grant on it. msg is
+// what to tell the human when the URL cannot be used.
 func (s *Server) addDynamicServer(ctx context.Context, h store.Host, uid, rawURL string) (key, msg string, err error) {
 	u, perr := url.Parse(rawURL)
 	if len(rawURL) > maxServerURLLen || perr != nil || !u.IsAbs() || u.Host == "" || u.User != nil ||
@@ -177,31 +170,17 @@ func (s *Server) addDynamicServer(ctx context.Context, h store.Host, uid, rawURL
 	}
 	u.Fragment = ""
 	rawURL = u.String()
-	servers, err := s.cfg.Store.ListServers(ctx, h.Key)
-	if err != nil {
+	existing, err := s.cfg.Catalog.PrepareDynamic(ctx, h.Key, uid, rawURL)
+	var tooMany *catalog.TooManyDynamicError
+	switch {
+	case existing != "":
+		return existing, "", nil
+	case errors.Is(err, catalog.ErrNotGranted):
+		return "", "This server is already known here, but your administrator has not given you access to it.", nil
+	case errors.As(err, &tooMany):
+		return "", tooManyMessage(tooMany), nil
+	case err != nil:
 		return "", "", err
-	}
-	for _, sv := range servers {
-		if sv.URL == rawURL {
-			if _, gerr := s.cfg.Store.GetGrant(ctx, h.Key, sv.Key, uid); gerr == nil {
-				return sv.Key, "", nil
-			}
-			return "", "This server is already known here, but your administrator has not given you access to it.", nil
-		}
-	}
-	user, err := s.cfg.Store.GetUser(ctx, h.Key, uid)
-	if err != nil {
-		return "", "", err
-	}
-	note := dynamicNote + user.Email + "."
-	added := 0
-	for _, sv := range servers {
-		if sv.Description == note {
-			added++
-		}
-	}
-	if added >= MaxDynamicServersPerHuman {
-		return "", fmt.Sprintf("You have connected %d servers by URL already, the most allowed; ask your administrator to remove some.", added), nil
 	}
 	// The server will be on network "host": discovery dials under the same policy.
 	found, derr := discovery.Discover(ctx, rawURL, discovery.Options{HTTPClient: s.hostFetch})
@@ -224,17 +203,14 @@ func (s *Server) addDynamicServer(ctx context.Context, h store.Host, uid, rawURL
 	if found != nil && found.ServerName != "" {
 		name = found.ServerName
 	}
-	base := catalog.Slug(name)
-	if base == "" {
-		base = "server"
-	}
-	var tools []discovery.Tool
+	d := catalog.DynamicServer{Host: h.Key, UserID: uid, URL: rawURL, Name: name, Enable: h.Settings.AutoEnableNewTools}
 	if !needsAuth {
-		tools = found.Tools // tools are discovered after the human signs in to it otherwise
+		d.Tools = found.Tools // otherwise discovered after the human signs in to it
 	}
-	srv := store.Server{Host: h.Key, Name: truncate(name, 200), URL: rawURL,
-		Description: note, Network: store.NetworkHost}
-	saved, err := s.cfg.Catalog.Connect(ctx, srv, base, tools, h.Settings.AutoEnableNewTools, uid, DynamicCeiling)
+	saved, err := s.cfg.Catalog.ConnectDynamic(ctx, d)
+	if errors.As(err, &tooMany) {
+		return "", tooManyMessage(tooMany), nil
+	}
 	if err != nil {
 		return "", "", err
 	}
@@ -243,6 +219,10 @@ func (s *Server) addDynamicServer(ctx context.Context, h store.Host, uid, rawURL
 	}
 	s.log.Info("oauthserver: dynamic MCP connected", "host", h.Key, "server", saved.Key, "user", uid)
 	return saved.Key, "", nil
+}
+
+func tooManyMessage(e *catalog.TooManyDynamicError) string {
+	return fmt.Sprintf("You have connected %d servers by URL already, the most allowed; ask your administrator to remove some.", e.Count)
 }
 
 // fillServer discovers the tools of a server saved without any — connected by URL, or
