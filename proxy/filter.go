@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"unicode/utf8"
 
 	"github.com/trustgate/trustgate/internal/sse"
@@ -34,6 +33,12 @@ import (
 
 // maxFilterBytes bounds the one JSON answer, or the one SSE event, the filter holds.
 const maxFilterBytes = 16 << 20
+
+// newEventReader is the one reader of an upstream's event stream, shared by the tools/list
+// filter and the legacy (HTTP+SSE) transport: the events a client following the standard
+// dispatches (internal/sse), each bounded by maxFilterBytes. Events the proxy writes itself go
+// through sse.AppendEvent.
+func newEventReader(body io.Reader) *sse.Reader { return sse.NewReader(body, maxFilterBytes) }
 
 // errTooLarge: an answer (or one of its events) above maxFilterBytes; it is not passed on.
 var errTooLarge = errors.New("answer too large to inspect")
@@ -196,7 +201,7 @@ type sseFilter struct {
 }
 
 func newSSEFilter(body io.ReadCloser, f *toolsFilter, id json.RawMessage, fail func(error) []byte) *sseFilter {
-	r := sse.NewReader(body, maxFilterBytes)
+	r := newEventReader(body)
 	r.KeepRaw()
 	return &sseFilter{body: body, r: r, f: f, id: id, fail: fail}
 }
@@ -245,18 +250,8 @@ func (s *sseFilter) next() error {
 		s.out.Write(s.r.Raw())
 		return nil
 	}
-	if ev.Type != "" {
-		s.out.WriteString("event: " + ev.Type + "\n")
-	}
-	if ev.HasID {
-		s.out.WriteString("id: " + ev.ID + "\n")
-	}
-	if ev.HasRetry {
-		s.out.WriteString("retry: " + strconv.FormatInt(ev.Retry, 10) + "\n")
-	}
-	s.out.WriteString("data: ")
-	s.out.Write(out)
-	s.out.WriteString("\n\n")
+	ev.Data = out
+	s.out.Write(sse.AppendEvent(s.out.AvailableBuffer(), ev))
 	return nil
 }
 

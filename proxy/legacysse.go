@@ -171,7 +171,7 @@ func (p *Proxy) openLegacy(fw *forward) (*legacyConn, error) {
 		}
 		return nil, fmt.Errorf("%w: GET answered %d %s", errNotLegacy, resp.StatusCode, mediaType)
 	}
-	events := sse.NewReader(resp.Body, maxFilterBytes)
+	events := newEventReader(resp.Body)
 	firstCtx, cancelFirst := context.WithTimeoutCause(ctx, fw.timeouts.firstByte, &timeoutError{"first-byte", fw.timeouts.firstByte})
 	ev, err := events.NextContext(firstCtx) // closes the body when the time is up
 	cancelFirst()
@@ -365,7 +365,7 @@ func (p *Proxy) serveLegacy(w http.ResponseWriter, r *http.Request, fw *forward)
 			return false
 		}
 		if err != nil {
-			p.upstreamError(w, r, err)
+			p.upstreamError(w, r, fw, err)
 			return true
 		}
 		p.relayLegacy(w, r, fw, c)
@@ -403,7 +403,7 @@ func (p *Proxy) relayLegacy(w http.ResponseWriter, r *http.Request, fw *forward,
 		}()
 	}
 	if err := p.postLegacy(r.Context(), fw, c); err != nil {
-		p.upstreamError(w, r, err)
+		p.upstreamError(w, r, fw, err)
 		return
 	}
 	if m.method == "initialize" {
@@ -419,17 +419,17 @@ func (p *Proxy) relayLegacy(w http.ResponseWriter, r *http.Request, fw *forward,
 	select {
 	case data = <-wait:
 	case <-timer.C:
-		p.upstreamError(w, r, &timeoutError{"first-byte", fw.timeouts.firstByte})
+		p.upstreamError(w, r, fw, &timeoutError{"first-byte", fw.timeouts.firstByte})
 		return
 	case <-c.done:
-		p.upstreamError(w, r, c.err)
+		p.upstreamError(w, r, fw, c.err)
 		return
 	case <-r.Context().Done():
 		return
 	}
 	if fw.keep != nil {
 		if out, err := p.toolsFilter(fw).filter(data); err != nil {
-			p.upstreamError(w, r, err)
+			p.upstreamError(w, r, fw, err)
 			return
 		} else if out != nil {
 			data = out
@@ -487,7 +487,7 @@ func (p *Proxy) streamLegacy(w http.ResponseWriter, r *http.Request, c *legacyCo
 		select {
 		case data := <-c.toClient:
 			c.touch()
-			if _, err := fmt.Fprintf(w, "event: message\ndata: %s\n\n", data); err != nil {
+			if _, err := w.Write(sse.AppendEvent(nil, sse.Event{Type: "message", Data: data})); err != nil {
 				return
 			}
 			if rc.Flush() != nil {

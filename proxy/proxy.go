@@ -68,6 +68,7 @@ import (
 	"github.com/trustgate/trustgate/catalog"
 	"github.com/trustgate/trustgate/internal/httplimit"
 	"github.com/trustgate/trustgate/internal/secrets"
+	"github.com/trustgate/trustgate/internal/sse"
 	"github.com/trustgate/trustgate/internal/ssrf"
 	"github.com/trustgate/trustgate/store"
 	"github.com/trustgate/trustgate/telemetry"
@@ -160,7 +161,7 @@ func New(cfg Config) (*Proxy, error) {
 		FlushInterval:  -1, // flush after every write: SSE events reach the client at once
 		BufferPool:     newBufferPool(),
 		ModifyResponse: p.modifyResponse,
-		ErrorHandler:   p.upstreamError,
+		ErrorHandler:   p.reverseProxyError,
 		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
 	}
 	p.mux = http.NewServeMux()
@@ -304,7 +305,7 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 		p.refuse(ctx, w, m, &fw.entry, *rf)
 		return
 	}
-	if p.legacyRoute(fw) && p.serveLegacy(w, r.WithContext(context.WithValue(r.Context(), forwardKey{}, fw)), fw) {
+	if p.legacyRoute(fw) && p.serveLegacy(w, r, fw) {
 		return // legacysse.go
 	}
 	out := r.WithContext(context.WithValue(r.Context(), forwardKey{}, fw))
@@ -578,7 +579,7 @@ func rpcErrorEvent(id json.RawMessage, code int, msg string) []byte {
 	if err != nil {
 		data = []byte(`{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"internal error"}}`)
 	}
-	return append(append([]byte("event: message\ndata: "), data...), '\n', '\n')
+	return sse.AppendEvent(nil, sse.Event{Type: "message", Data: data})
 }
 
 // reject answers a message that is not forwarded: a request gets HTTP 200 with a JSON-RPC
@@ -744,13 +745,19 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	return nil
 }
 
-// upstreamError answers when the upstream could not be reached or its response was refused.
-func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+// reverseProxyError is the ReverseProxy's ErrorHandler: upstreamError for the request's forward.
+func (p *Proxy) reverseProxyError(w http.ResponseWriter, r *http.Request, err error) {
 	fw := forwardOf(r.Context())
 	if fw == nil {
 		http.Error(w, "bad gateway", http.StatusBadGateway)
 		return
 	}
+	p.upstreamError(w, r, fw, err)
+}
+
+// upstreamError answers fw's request (r) when the upstream could not be reached or its
+// response was refused.
+func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, fw *forward, err error) {
 	if errors.Is(err, errLegacyFallback) {
 		return // serveMCP probes the legacy transport (fw.legacyFallback)
 	}

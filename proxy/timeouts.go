@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/trustgate/trustgate/internal/sse"
 	"github.com/trustgate/trustgate/internal/ssrf"
 	"github.com/trustgate/trustgate/store"
 )
@@ -122,7 +123,7 @@ func idleTail(resp *http.Response, fw *forward) []byte {
 		return []byte{}
 	}
 	// "\n\n" first ends whatever partial line or event came before.
-	return append(append([]byte("\n\nevent: message\ndata: "), data...), '\n', '\n')
+	return sse.AppendEvent([]byte("\n\n"), sse.Event{Type: "message", Data: data})
 }
 
 // idleBody ends a response body on which nothing arrived for idle: with tail and EOF when

@@ -20,6 +20,7 @@
 //
 // Reading is bounded: the lines of one event (from the end of the previous blank line) may
 // hold at most the reader's MaxEventBytes, and NextContext ends a read when its context does.
+// AppendEvent writes an event back (one "data" line per line of its data).
 package sse
 
 import (
@@ -335,4 +336,34 @@ func decodeUTF8(b []byte) []byte {
 		out = utf8.AppendRune(out, utf8.RuneError)
 	}
 	return out
+}
+
+// AppendEvent appends ev as the stream's bytes to dst: its "event", "id" and "retry" fields
+// when set, one "data" line per line of its data (a line ends at CR, LF or CRLF), and the
+// blank line that dispatches it. Read back, it is ev (Type, ID, Retry and Data). Type and ID
+// must not contain line ends.
+func AppendEvent(dst []byte, ev Event) []byte {
+	if ev.Type != "" {
+		dst = append(append(append(dst, "event: "...), ev.Type...), '\n')
+	}
+	if ev.HasID {
+		dst = append(append(append(dst, "id: "...), ev.ID...), '\n')
+	}
+	if ev.HasRetry {
+		dst = append(strconv.AppendInt(append(dst, "retry: "...), ev.Retry, 10), '\n')
+	}
+	data := ev.Data
+	for {
+		end := bytes.IndexAny(data, "\r\n")
+		if end < 0 {
+			dst = append(append(append(dst, "data: "...), data...), '\n')
+			break
+		}
+		dst = append(append(append(dst, "data: "...), data[:end]...), '\n')
+		if data[end] == '\r' && end+1 < len(data) && data[end+1] == '\n' {
+			end++
+		}
+		data = data[end+1:]
+	}
+	return append(dst, '\n')
 }

@@ -269,3 +269,37 @@ func referenceEvents(stream []byte) []Event {
 		}
 	}
 }
+
+// TestAppendEvent: an appended event reads back as itself, multi-line data included, and a
+// single-line event is written as the proxy always wrote it.
+func TestAppendEvent(t *testing.T) {
+	if got := string(AppendEvent(nil, Event{Type: "message", Data: []byte(`{"a":1}`)})); got != "event: message\ndata: {\"a\":1}\n\n" {
+		t.Fatalf("single line: %q", got)
+	}
+	events := []Event{
+		{Data: []byte("one")},
+		{Type: "message", ID: "7", HasID: true, Retry: 1500, HasRetry: true, Data: []byte("{\n  \"a\": 1\n}")},
+		{Data: []byte("")},
+		{Data: []byte("\n\nend\n")},
+		{Type: "x", Data: []byte("cr\rcrlf\r\nlf\nlast")},
+	}
+	var stream []byte
+	for _, ev := range events {
+		stream = AppendEvent(stream, ev)
+	}
+	r := NewReader(bytes.NewReader(stream), 1<<10)
+	for i, want := range events {
+		got, err := r.Next()
+		if err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
+		wantData := strings.NewReplacer("\r\n", "\n", "\r", "\n").Replace(string(want.Data))
+		if got.Type != want.Type || got.ID != want.ID || got.HasID != want.HasID || got.Retry != want.Retry ||
+			got.HasRetry != want.HasRetry || string(got.Data) != wantData {
+			t.Errorf("event %d: read %+v, wrote %+v", i, got, want)
+		}
+	}
+	if _, err := r.Next(); err != io.EOF {
+		t.Fatalf("after the events: %v", err)
+	}
+}
