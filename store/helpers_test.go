@@ -6,13 +6,12 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"sort"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/trustgate/trustgate/internal/testkit/services"
-	"github.com/trustgate/trustgate/schema"
 	"github.com/trustgate/trustgate/store"
 )
 
@@ -34,20 +33,6 @@ func engines() []engine {
 	}
 }
 
-// forEachEngine runs fn against a fresh store of every engine available.
-func forEachEngine(t *testing.T, fn func(t *testing.T, s store.Store)) {
-	t.Helper()
-	for _, e := range engines() {
-		t.Run(e.name, func(t *testing.T) {
-			s := openStore(t, e.config(t))
-			if got := s.Engine(); got != e.name {
-				t.Fatalf("Engine() = %q, want %q", got, e.name)
-			}
-			fn(t, s)
-		})
-	}
-}
-
 func openStore(t *testing.T, cfg store.Config) store.Store {
 	t.Helper()
 	if cfg.Logger == nil {
@@ -59,6 +44,15 @@ func openStore(t *testing.T, cfg store.Config) store.Store {
 	}
 	t.Cleanup(func() { _ = s.Close() })
 	return s
+}
+
+var ctx = context.Background()
+
+func wantEqual[T any](t *testing.T, what string, got, want T) {
+	t.Helper()
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("%s =\n  %+v\nwant\n  %+v", what, got, want)
+	}
 }
 
 // wantErr fails unless err wraps target.
@@ -85,52 +79,6 @@ func noErr(t *testing.T, what string, err error) {
 	if err != nil {
 		t.Fatalf("%s: %v", what, err)
 	}
-}
-
-// relationshipSet reads Relationships into a set of zed strings.
-func relationshipSet(t *testing.T, s store.Store) map[string]bool {
-	t.Helper()
-	set := map[string]bool{}
-	err := s.Relationships(context.Background(), func(r schema.Relationship) error {
-		k := r.String()
-		if set[k] {
-			t.Errorf("Relationships yields %s twice", k)
-		}
-		set[k] = true
-		return nil
-	})
-	noErr(t, "Relationships", err)
-	return set
-}
-
-// drainAll drains the whole outbox and returns its changes in order.
-func drainAll(t *testing.T, s store.Store) []store.RelationshipChange {
-	t.Helper()
-	var got []store.RelationshipChange
-	_, err := s.DrainRelationshipChanges(context.Background(), 0, func(_ context.Context, cs []store.RelationshipChange) error {
-		got = append(got[:0], cs...)
-		return nil
-	})
-	noErr(t, "drain", err)
-	return got
-}
-
-// changeStrings renders changes as "op rel" lines.
-func changeStrings(cs []store.RelationshipChange) []string {
-	out := make([]string, len(cs))
-	for i, c := range cs {
-		out[i] = string(c.Op) + " " + c.Relationship.String()
-	}
-	return out
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // logBuffer is a slog destination safe for concurrent use.

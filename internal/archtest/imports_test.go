@@ -95,3 +95,17 @@ func TestImportGraphIsRead(t *testing.T) {
 		}
 	}
 }
+
+// The store's conformance suite (store/storetest) is for tests: no package of the binary
+// depends on it.
+func TestStoreSuiteOnlyInTests(t *testing.T) {
+	const suite = module + "/store/storetest"
+	for _, p := range listPackages(t, module+"/...") {
+		if p.ImportPath == suite {
+			continue
+		}
+		if slices.Contains(p.Deps, suite) {
+			t.Errorf("%s depends on %s, which only tests may import", p.ImportPath, suite)
+		}
+	}
+}

@@ -1,4 +1,4 @@
-package store_test
+package storetest
 
 import (
 	"errors"
@@ -29,8 +29,8 @@ var regexpTokenID = regexp.MustCompile(`^t_[a-z2-7]{20}$`)
 // ms is a fixed instant at millisecond precision, in UTC.
 func ms(sec int64, milli int64) time.Time { return time.UnixMilli(sec*1000 + milli).UTC() }
 
-func TestHostSettingsRoundTrip(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testHostSettingsRoundTrip(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		settings := store.HostSettings{
 			AllowedEmailDomains:   []string{"example.com", "sub.example.org", "xn--bcher-kva.de"},
 			DynamicMCPs:           true,
@@ -62,8 +62,8 @@ func TestHostSettingsRoundTrip(t *testing.T) {
 	})
 }
 
-func TestUpdateHost(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testUpdateHost(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		h := must[store.Host](t, "create host")(s.CreateHost(ctx, store.Host{Key: "acme", Name: "Acme"}))
 		upd := must[store.Host](t, "update host")(s.UpdateHost(ctx, store.Host{Key: "acme", Name: "Acme Corp", Settings: store.HostSettings{
 			AllowedEmailDomains: []string{"acme.com"}, ToolVisibility: "callable", AccessTokenTTLSeconds: 86400,
@@ -114,8 +114,8 @@ func TestUpdateHost(t *testing.T) {
 	})
 }
 
-func TestEnsureHost(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testEnsureHost(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		h := must[store.Host](t, "ensure new host")(s.EnsureHost(ctx, store.Host{Key: "default", Name: "Default", Settings: store.HostSettings{DynamicMCPs: true}}))
 		if h.Name != "Default" || !h.Settings.DynamicMCPs || h.CreatedAt.IsZero() {
 			t.Fatalf("EnsureHost created %+v", h)
@@ -136,47 +136,8 @@ func TestEnsureHost(t *testing.T) {
 	})
 }
 
-// TestEnsureHostConcurrently: processes starting together on one database all ensure the default
-// host; every one gets the same host and none an error.
-func TestEnsureHostConcurrently(t *testing.T) {
-	for _, e := range engines() {
-		t.Run(e.name, func(t *testing.T) {
-			cfg := e.config(t)
-			stores := []store.Store{openStore(t, cfg), openStore(t, cfg)}
-			const callers = 8
-			start := make(chan struct{})
-			var wg sync.WaitGroup
-			got := make([]store.Host, callers)
-			errs := make([]error, callers)
-			for i := range callers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					<-start
-					got[i], errs[i] = stores[i%2].EnsureHost(ctx, store.Host{Key: "default", Name: fmt.Sprintf("caller %d", i)})
-				}()
-			}
-			close(start)
-			wg.Wait()
-			for i := range callers {
-				if errs[i] != nil {
-					t.Fatalf("EnsureHost %d: %v", i, errs[i])
-				}
-				if !reflect.DeepEqual(got[i], got[0]) {
-					t.Fatalf("EnsureHost %d returned %+v, another %+v", i, got[i], got[0])
-				}
-			}
-			stored := must[store.Host](t, "get host")(stores[1].GetHost(ctx, "default"))
-			wantEqual(t, "the stored host", stored, got[0])
-			if hs := must[[]store.Host](t, "list hosts")(stores[0].ListHosts(ctx)); len(hs) != 1 {
-				t.Fatalf("ListHosts = %+v", hs)
-			}
-		})
-	}
-}
-
-func TestUserAdminAndActivity(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testUserAdminAndActivity(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		must[store.Host](t, "create host")(s.CreateHost(ctx, store.Host{Key: "acme"}))
 		active := ms(1700000000, 123)
 		u := must[store.User](t, "create user")(s.CreateUser(ctx, store.User{Host: "acme", ID: "alice", Email: "a@x.io", Name: "Alice", Admin: true, LastActiveAt: active.Add(456 * time.Microsecond).In(time.FixedZone("X", 3600))}))
@@ -233,10 +194,10 @@ func TestUserAdminAndActivity(t *testing.T) {
 	})
 }
 
-// TestHostAdminTuple: the host#admin relation follows User.Admin through the outbox and
+// testHostAdminTuple: the host#admin relation follows User.Admin through the outbox and
 // Relationships.
-func TestHostAdminTuple(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testHostAdminTuple(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		admin := schema.HostAdmin("acme", "alice")
 		member := schema.HostMember("acme", "alice")
 		expect := func(what string, want ...string) {
@@ -286,8 +247,8 @@ func TestHostAdminTuple(t *testing.T) {
 	})
 }
 
-func TestServerCredentials(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testServerCredentials(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		must[store.Host](t, "create host")(s.CreateHost(ctx, store.Host{Key: "acme"}))
 		sealed := []byte{0, 1, 2, 0xff, 0xfe, 'x', 0}
 		sv := must[store.Server](t, "create server")(s.CreateServer(ctx, store.Server{
@@ -344,8 +305,8 @@ func TestServerCredentials(t *testing.T) {
 	})
 }
 
-func TestToolAdminFields(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testToolAdminFields(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		must[store.Host](t, "create host")(s.CreateHost(ctx, store.Host{Key: "acme"}))
 		must[store.Server](t, "create server")(s.CreateServer(ctx, store.Server{Host: "acme", Key: "gh"}))
 		tool := must[store.Tool](t, "put tool")(s.PutTool(ctx, store.Tool{
@@ -387,8 +348,8 @@ func TestToolAdminFields(t *testing.T) {
 	})
 }
 
-func TestAgentAdminFields(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testAgentAdminFields(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		must[store.Host](t, "create host")(s.CreateHost(ctx, store.Host{Key: "acme"}))
 		must[store.User](t, "create user")(s.CreateUser(ctx, store.User{Host: "acme", ID: "alice", Email: "a@x.io"}))
 		uris := []string{"https://claude.ai/api/mcp/auth_callback", "http://127.0.0.1:33418/callback"}
@@ -465,8 +426,8 @@ func TestAgentAdminFields(t *testing.T) {
 	})
 }
 
-func TestKillAgent(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testKillAgent(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		f := buildFixture(t, s, "acme")
 		buildFixture(t, s, "other")
 		drainAll(t, s)
@@ -554,8 +515,8 @@ func TestKillAgent(t *testing.T) {
 	})
 }
 
-func TestAPITokens(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testAPITokens(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		must[store.Host](t, "create host")(s.CreateHost(ctx, store.Host{Key: "acme"}))
 		must[store.Host](t, "create host")(s.CreateHost(ctx, store.Host{Key: "beta"}))
 		hash := func(i int) string { return fmt.Sprintf("%064x", i) }
@@ -644,11 +605,11 @@ func TestAPITokens(t *testing.T) {
 	})
 }
 
-// TestKillAgentRacesConsents: consents given while the agent is being killed either land before
+// testKillAgentRacesConsents: consents given while the agent is being killed either land before
 // the kill (and are deleted by it) or are refused after it; none survives, and the outbox agrees
 // with the rows.
-func TestKillAgentRacesConsents(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testKillAgentRacesConsents(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		must[store.Host](t, "create host")(s.CreateHost(ctx, store.Host{Key: "acme"}))
 		must[store.User](t, "create user")(s.CreateUser(ctx, store.User{Host: "acme", ID: "alice", Email: "a@x.io"}))
 		servers := []string{"s0", "s1", "s2", "s3"}
@@ -695,8 +656,8 @@ func TestKillAgentRacesConsents(t *testing.T) {
 
 // A server's network is stored and read back; none given is the restricted "host"; anything
 // else is refused.
-func TestServerNetwork(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testServerNetwork(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		must[store.Host](t, "create host")(s.CreateHost(ctx, store.Host{Key: "acme"}))
 		plain := must[store.Server](t, "create server")(s.CreateServer(ctx, store.Server{Host: "acme", Key: "plain", URL: "https://a/mcp"}))
 		if plain.Network != store.NetworkHost {

@@ -1,4 +1,4 @@
-package store_test
+package storetest
 
 import (
 	"bytes"
@@ -30,8 +30,8 @@ func kids(keys []store.SigningKey) []string {
 	return out
 }
 
-func TestSigningKeysCreateAndList(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testSigningKeysCreateAndList(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		empty := must[[]store.SigningKey](t, "list")(s.ListSigningKeys(ctx))
 		if empty == nil || len(empty) != 0 {
 			t.Fatalf("ListSigningKeys on an empty store = %#v, want an empty non-nil slice", empty)
@@ -63,8 +63,8 @@ func TestSigningKeysCreateAndList(t *testing.T) {
 	})
 }
 
-func TestSigningKeysValidation(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testSigningKeysValidation(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		for name, mutate := range map[string]func(*store.SigningKey){
 			"empty kid":            func(k *store.SigningKey) { k.KID = "" },
 			"kid with a slash":     func(k *store.SigningKey) { k.KID = "a/b" },
@@ -96,8 +96,8 @@ func TestSigningKeysValidation(t *testing.T) {
 	})
 }
 
-func TestSigningKeysRetireAndPrune(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testSigningKeysRetireAndPrune(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		t0 := ms(1_900_000_000, 0)
 		old := must[store.SigningKey](t, "create old")(s.CreateSigningKey(ctx, signingKey("old", t0)))
 		mid := must[store.SigningKey](t, "create mid")(s.CreateSigningKey(ctx, signingKey("mid", t0.Add(time.Hour))))
@@ -130,8 +130,8 @@ func TestSigningKeysRetireAndPrune(t *testing.T) {
 }
 
 // Two rotations racing each other never retire every key.
-func TestSigningKeysConcurrentRotations(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testSigningKeysConcurrentRotations(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		t0 := ms(1_900_000_000, 0)
 		must[store.SigningKey](t, "create first")(s.CreateSigningKey(ctx, signingKey("first", t0)))
 		const n = 4

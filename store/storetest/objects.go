@@ -1,4 +1,4 @@
-package store_test
+package storetest
 
 import (
 	"context"
@@ -20,8 +20,8 @@ import (
 
 var ctx = context.Background()
 
-func TestHosts(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testHosts(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		before := time.Now().Add(-time.Second)
 		h := must[store.Host](t, "create host")(s.CreateHost(ctx, store.Host{Key: "acme", Name: "Acme Inc."}))
 		if h.CreatedAt.Before(before) || h.CreatedAt.Location() != time.UTC {
@@ -64,8 +64,8 @@ func TestHosts(t *testing.T) {
 var generatedUserID = regexp.MustCompile(`^u_[a-z2-7]{20}$`)
 var generatedAgentID = regexp.MustCompile(`^a_[a-z2-7]{20}$`)
 
-func TestUsers(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testUsers(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		must[store.Host](t, "create host")(s.CreateHost(ctx, store.Host{Key: "acme"}))
 		u := must[store.User](t, "create user")(s.CreateUser(ctx, store.User{Host: "acme", Email: "Alice@Example.COM", Name: "Alice"}))
 		if !generatedUserID.MatchString(u.ID) {
@@ -130,8 +130,8 @@ func TestUsers(t *testing.T) {
 	})
 }
 
-func TestServers(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testServers(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		must[store.Host](t, "create host")(s.CreateHost(ctx, store.Host{Key: "acme"}))
 		sv := must[store.Server](t, "create server")(s.CreateServer(ctx, store.Server{
 			Host: "acme", Key: "linear", Name: "Linear", Description: "Issues", URL: "https://mcp.linear.app/sse",
@@ -178,8 +178,8 @@ func TestServers(t *testing.T) {
 	})
 }
 
-func TestTools(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testTools(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		must[store.Host](t, "create host")(s.CreateHost(ctx, store.Host{Key: "acme"}))
 		must[store.Server](t, "create server")(s.CreateServer(ctx, store.Server{Host: "acme", Key: "linear"}))
 		schemaJSON := `{"type":"object","properties":{"title":{"type":"string"}}}`
@@ -239,8 +239,8 @@ func TestTools(t *testing.T) {
 	})
 }
 
-func TestGrants(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testGrants(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		must[store.Host](t, "create host")(s.CreateHost(ctx, store.Host{Key: "acme"}))
 		must[store.Server](t, "create server")(s.CreateServer(ctx, store.Server{Host: "acme", Key: "linear"}))
 		must[store.Server](t, "create server")(s.CreateServer(ctx, store.Server{Host: "acme", Key: "github"}))
@@ -286,8 +286,8 @@ func TestGrants(t *testing.T) {
 	})
 }
 
-func TestAgents(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testAgents(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		must[store.Host](t, "create host")(s.CreateHost(ctx, store.Host{Key: "acme"}))
 		alice := must[store.User](t, "create user")(s.CreateUser(ctx, store.User{Host: "acme", Email: "alice@example.com"}))
 		bob := must[store.User](t, "create user")(s.CreateUser(ctx, store.User{Host: "acme", Email: "bob@example.com"}))
@@ -324,8 +324,8 @@ func TestAgents(t *testing.T) {
 	})
 }
 
-func TestConsents(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testConsents(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		must[store.Host](t, "create host")(s.CreateHost(ctx, store.Host{Key: "acme"}))
 		must[store.Server](t, "create server")(s.CreateServer(ctx, store.Server{Host: "acme", Key: "linear"}))
 		must[store.Server](t, "create server")(s.CreateServer(ctx, store.Server{Host: "acme", Key: "github"}))
@@ -412,8 +412,8 @@ func TestConsents(t *testing.T) {
 	})
 }
 
-func TestHostIsolation(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testHostIsolation(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		for _, h := range []string{"a", "b"} {
 			must[store.Host](t, "create host")(s.CreateHost(ctx, store.Host{Key: h}))
 		}
@@ -508,8 +508,8 @@ func buildFixture(t *testing.T, s store.Store, host string) fixture {
 	return f
 }
 
-func TestCascades(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testCascades(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		f := buildFixture(t, s, "acme")
 		buildFixture(t, s, "other") // must survive everything below
 		otherBefore := tuplesOf(relationshipSet(t, s), "other")

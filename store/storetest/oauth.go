@@ -1,4 +1,4 @@
-package store_test
+package storetest
 
 import (
 	"errors"
@@ -30,8 +30,8 @@ func publicClient(host, id string) store.OAuthClient {
 	}
 }
 
-func TestOAuthClients(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testOAuthClients(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		must[store.Host](t, "create host")(s.CreateHost(ctx, store.Host{Key: "acme"}))
 		must[store.Host](t, "create host")(s.CreateHost(ctx, store.Host{Key: "other"}))
 
@@ -191,8 +191,8 @@ func wantState(t *testing.T, s store.Store, kind, sig, state string) {
 	}
 }
 
-func TestOAuthRequests(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testOAuthRequests(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		setUpOAuth(t, s)
 		r := oauthRow(store.OAuthCode, "sig-code", "req-1", "u_1", "a_1")
 		r.Active = false                   // ignored: rows are created active
@@ -268,8 +268,8 @@ func TestOAuthRequests(t *testing.T) {
 	})
 }
 
-func TestOAuthGrantRevocation(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testOAuthGrantRevocation(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		setUpOAuth(t, s)
 		createRows(t, s,
 			oauthRow(store.OAuthCode, "c1", "req-1", "u_1", "a_1"),
@@ -317,8 +317,8 @@ func TestOAuthGrantRevocation(t *testing.T) {
 	})
 }
 
-func TestRevokeOAuthBySubjectAndAgent(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testRevokeOAuthBySubjectAndAgent(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		setUpOAuth(t, s)
 		must[store.Host](t, "create host")(s.CreateHost(ctx, store.Host{Key: "other"}))
 		must[store.OAuthClient](t, "create client")(s.CreateOAuthClient(ctx, publicClient("other", "cursor")))
@@ -361,8 +361,8 @@ func TestRevokeOAuthBySubjectAndAgent(t *testing.T) {
 	})
 }
 
-func TestDeleteOAuthClientRevokesItsTokens(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testDeleteOAuthClientRevokesItsTokens(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		setUpOAuth(t, s)
 		must[store.OAuthClient](t, "create client")(s.CreateOAuthClient(ctx, publicClient("acme", "vscode")))
 		other := oauthRow(store.OAuthRefresh, "rt-vscode", "req-2", "u_1", "a_2")
@@ -384,8 +384,8 @@ func TestDeleteOAuthClientRevokesItsTokens(t *testing.T) {
 	})
 }
 
-func TestPruneOAuthRequests(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testPruneOAuthRequests(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		setUpOAuth(t, s)
 		cut := ms(1_700_000_000, 0)
 		expired := oauthRow(store.OAuthAccess, "expired", "req-1", "u_1", "a_1")
@@ -408,9 +408,9 @@ func TestPruneOAuthRequests(t *testing.T) {
 	})
 }
 
-// TestDeactivateOAuthRequestOnce: of concurrent uses of one code, exactly one wins.
-func TestDeactivateOAuthRequestOnce(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+// testDeactivateOAuthRequestOnce: of concurrent uses of one code, exactly one wins.
+func testDeactivateOAuthRequestOnce(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		setUpOAuth(t, s)
 		createRows(t, s, oauthRow(store.OAuthCode, "c1", "req-1", "u_1", "a_1"))
 		const n = 8
@@ -435,11 +435,11 @@ func TestDeactivateOAuthRequestOnce(t *testing.T) {
 	})
 }
 
-// TestOAuthRevocationRacesTokenCreation: a token created concurrently with the revocation of its
+// testOAuthRevocationRacesTokenCreation: a token created concurrently with the revocation of its
 // grant (a refresh racing the kill switch) never survives it: either the revocation sees and
 // deletes it, or its creation sees the revocation and fails.
-func TestOAuthRevocationRacesTokenCreation(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testOAuthRevocationRacesTokenCreation(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		setUpOAuth(t, s)
 		for i := range 10 {
 			req := fmt.Sprintf("req-%d", i)
@@ -462,9 +462,9 @@ func TestOAuthRevocationRacesTokenCreation(t *testing.T) {
 	})
 }
 
-// TestDeleteHostWithOAuth: deleting a host removes its OAuth clients and requests.
-func TestDeleteHostWithOAuth(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+// testDeleteHostWithOAuth: deleting a host removes its OAuth clients and requests.
+func testDeleteHostWithOAuth(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		setUpOAuth(t, s)
 		createRows(t, s, oauthRow(store.OAuthRefresh, "rt1", "req-1", "u_1", "a_1"))
 		noErr(t, "delete host", s.DeleteHost(ctx, "acme"))
@@ -474,10 +474,10 @@ func TestDeleteHostWithOAuth(t *testing.T) {
 	})
 }
 
-// TestDeletingHumanOrKillingAgentRevokesTokens: the human's and the agent's tokens go in the
+// testDeletingHumanOrKillingAgentRevokesTokens: the human's and the agent's tokens go in the
 // same transaction as the deletion or the kill switch; other people's tokens stay.
-func TestDeletingHumanOrKillingAgentRevokesTokens(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testDeletingHumanOrKillingAgentRevokesTokens(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		setUpOAuth(t, s)
 		alice := must[store.User](t, "create alice")(s.CreateUser(ctx, store.User{Host: "acme", Email: "alice@acme.test"}))
 		bob := must[store.User](t, "create bob")(s.CreateUser(ctx, store.User{Host: "acme", Email: "bob@acme.test"}))

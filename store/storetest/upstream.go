@@ -1,4 +1,4 @@
-package store_test
+package storetest
 
 import (
 	"context"
@@ -9,8 +9,8 @@ import (
 	"github.com/trustgate/trustgate/store"
 )
 
-func TestUpstreamTokens(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testUpstreamTokens(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		ctx := context.Background()
 		must[store.Host](t, "host")(s.CreateHost(ctx, store.Host{Key: "acme"}))
 		u := must[store.User](t, "user")(s.CreateUser(ctx, store.User{Host: "acme", Email: "ada@example.com"}))
@@ -50,8 +50,8 @@ func TestUpstreamTokens(t *testing.T) {
 	})
 }
 
-func TestUpstreamClientsAndStates(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testUpstreamClientsAndStates(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		ctx := context.Background()
 		must[store.Host](t, "host")(s.CreateHost(ctx, store.Host{Key: "acme"}))
 		u := must[store.User](t, "user")(s.CreateUser(ctx, store.User{Host: "acme", Email: "ada@example.com"}))

@@ -1,9 +1,8 @@
-package store_test
+package storetest
 
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -11,8 +10,8 @@ import (
 	"github.com/trustgate/trustgate/store"
 )
 
-func TestAuditAppendListScan(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testAuditAppendListScan(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		ctx := context.Background()
 		t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 		var batch []audit.Entry
@@ -77,9 +76,9 @@ func TestAuditAppendListScan(t *testing.T) {
 	})
 }
 
-// TestAuditKeptWhenHostDeleted: the audit log outlives its tenant.
-func TestAuditKeptWhenHostDeleted(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+// testAuditKeptWhenHostDeleted: the audit log outlives its tenant.
+func testAuditKeptWhenHostDeleted(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		ctx := context.Background()
 		must[store.Host](t, "create host")(s.CreateHost(ctx, store.Host{Key: "acme", Name: "Acme"}))
 		noErr(t, "append", s.AppendAudit(ctx, []audit.Entry{{Host: "acme", Decision: audit.Admin, Action: "host.create"}}))
@@ -89,51 +88,6 @@ func TestAuditKeptWhenHostDeleted(t *testing.T) {
 			t.Fatalf("after deleting the host, %d entries remain, want 1", len(got))
 		}
 	})
-}
-
-// TestAuditConcurrentProcesses: two stores on one database (two gateway processes) appending to
-// the same host at once still make one unbroken chain.
-func TestAuditConcurrentProcesses(t *testing.T) {
-	for _, e := range engines() {
-		t.Run(e.name, func(t *testing.T) {
-			cfg := e.config(t)
-			a, b := openStore(t, cfg), openStore(t, cfg)
-			ctx := context.Background()
-			const perWriter, writers = 20, 4
-			var wg sync.WaitGroup
-			errs := make(chan error, writers)
-			for w := range writers {
-				s := a
-				if w%2 == 1 {
-					s = b
-				}
-				wg.Go(func() {
-					for i := range perWriter {
-						if err := s.AppendAudit(ctx, []audit.Entry{
-							{Host: "acme", Decision: audit.Allowed, RequestID: fmt.Sprintf("w%d-%d", w, i)},
-							{Host: "acme", Decision: audit.Result, RequestID: fmt.Sprintf("w%d-%d", w, i)},
-						}); err != nil {
-							errs <- err
-							return
-						}
-					}
-				})
-			}
-			wg.Wait()
-			close(errs)
-			for err := range errs {
-				t.Fatalf("concurrent append: %v", err)
-			}
-			heads := must[[]audit.Head](t, "heads")(a.AuditHeads(ctx))
-			sum, err := audit.Verify(ctx, a, "acme", &heads[0])
-			if err != nil {
-				t.Fatalf("verify: %v", err)
-			}
-			if sum.Entries != 2*perWriter*writers {
-				t.Fatalf("%d entries, want %d", sum.Entries, 2*perWriter*writers)
-			}
-		})
-	}
 }
 
 func seqs(es []audit.Entry) []int64 {

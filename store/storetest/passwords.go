@@ -1,4 +1,4 @@
-package store_test
+package storetest
 
 import (
 	"context"
@@ -9,8 +9,8 @@ import (
 	"github.com/trustgate/trustgate/store"
 )
 
-func TestUserPasswords(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testUserPasswords(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		ctx := context.Background()
 		if _, err := s.CreateHost(ctx, store.Host{Key: "acme"}); err != nil {
 			t.Fatal(err)

@@ -1,4 +1,4 @@
-package store_test
+package storetest
 
 import (
 	"context"
@@ -55,10 +55,10 @@ func assertOutboxReplayMatches(t *testing.T, s store.Store, replayed map[string]
 	}
 }
 
-// TestOutboxAgreesWithRelationships applies a long random sequence of mutations, replays the
+// testOutboxAgreesWithRelationships applies a long random sequence of mutations, replays the
 // outbox in order (in random-sized drains) and compares with Relationships at checkpoints.
-func TestOutboxAgreesWithRelationships(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testOutboxAgreesWithRelationships(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		const steps = 800
 		rng := rand.New(rand.NewPCG(20240601, uint64(len(t.Name()))))
 		m := &mutator{t: t, s: s, rng: rng}
@@ -286,9 +286,9 @@ func (m *mutator) step() string {
 	}
 }
 
-// TestOutboxEntries checks the exact changes of each kind of mutation.
-func TestOutboxEntries(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+// testOutboxEntries checks the exact changes of each kind of mutation.
+func testOutboxEntries(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		expect := func(what string, want ...schema.Relationship) func(ops ...store.ChangeOp) {
 			return func(ops ...store.ChangeOp) {
 				t.Helper()
@@ -396,8 +396,8 @@ func TestOutboxEntries(t *testing.T) {
 	})
 }
 
-func TestDrain(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testDrain(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		calls := 0
 		n, err := s.DrainRelationshipChanges(ctx, 10, func(context.Context, []store.RelationshipChange) error {
 			calls++
@@ -481,10 +481,10 @@ func TestDrain(t *testing.T) {
 	})
 }
 
-// TestDrainAllowsReadsMeanwhile: apply may read the store (on another connection) while the drain
+// testDrainAllowsReadsMeanwhile: apply may read the store (on another connection) while the drain
 // transaction is open.
-func TestDrainAllowsReadsMeanwhile(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testDrainAllowsReadsMeanwhile(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		must[store.Host](t, "create host")(s.CreateHost(ctx, store.Host{Key: "acme"}))
 		must[store.User](t, "create user")(s.CreateUser(ctx, store.User{Host: "acme", ID: "alice", Email: "a@x.io"}))
 		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -511,10 +511,10 @@ func relationshipsErr(err error) error {
 	return nil
 }
 
-// TestConcurrentDrains: drains from several goroutines never run apply at the same time, never
+// testConcurrentDrains: drains from several goroutines never run apply at the same time, never
 // hand out a change twice, lose none, and hand them out in order.
-func TestConcurrentDrains(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testConcurrentDrains(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		must[store.Host](t, "create host")(s.CreateHost(ctx, store.Host{Key: "acme"}))
 		const users = 60
 		for i := range users {
@@ -587,11 +587,11 @@ func TestConcurrentDrains(t *testing.T) {
 	})
 }
 
-// TestConcurrentWriters: mutations racing on the same rows all land, each with the right outbox
+// testConcurrentWriters: mutations racing on the same rows all land, each with the right outbox
 // rows. Every round starts the writers together on rows that do not exist yet, so that upserts
 // race to insert them.
-func TestConcurrentWriters(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testConcurrentWriters(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		must[store.Host](t, "create host")(s.CreateHost(ctx, store.Host{Key: "acme"}))
 		must[store.User](t, "create user")(s.CreateUser(ctx, store.User{Host: "acme", ID: "alice", Email: "a@x.io"}))
 		must[store.Agent](t, "create agent")(s.CreateAgent(ctx, store.Agent{Host: "acme", ID: "claude", UserID: "alice"}))

@@ -1,4 +1,4 @@
-package store_test
+package storetest
 
 import (
 	"testing"
@@ -28,11 +28,11 @@ func generation(t *testing.T, s store.Store) int64 {
 	return must[int64](t, "control generation")(s.ControlGeneration(ctx))
 }
 
-// TestOAuthRevocations: every way a grant or an access token is revoked is recorded for the
+// testOAuthRevocations: every way a grant or an access token is revoked is recorded for the
 // proxy (which verifies JWTs without their rows) and advances the control-plane generation, so
 // that replicas caching the answer see it at once; using or rotating tokens records nothing.
-func TestOAuthRevocations(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testOAuthRevocations(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		setUpOAuth(t, s)
 		createRows(t, s,
 			oauthRow(store.OAuthCode, "c1", "req-1", "u_1", "a_1"),
@@ -99,10 +99,10 @@ func TestOAuthRevocations(t *testing.T) {
 	})
 }
 
-// TestDeletingPrincipalsRevokesTheirGrants: deleting a human, deleting or killing an agent, and
+// testDeletingPrincipalsRevokesTheirGrants: deleting a human, deleting or killing an agent, and
 // deleting a client record their grants as revoked.
-func TestDeletingPrincipalsRevokesTheirGrants(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testDeletingPrincipalsRevokesTheirGrants(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		setUpOAuth(t, s)
 		createRows(t, s,
 			accessRow("at1", "jti-1", "req-1", "u_1", "a_1"),

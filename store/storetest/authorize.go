@@ -1,4 +1,4 @@
-package store_test
+package storetest
 
 import (
 	"crypto/sha256"
@@ -15,8 +15,8 @@ func refHash(ref string) string {
 	return hex.EncodeToString(h[:])
 }
 
-func TestAuthorizeRequests(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testAuthorizeRequests(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		for _, h := range []string{"acme", "other"} {
 			must[store.Host](t, "create host")(s.CreateHost(ctx, store.Host{Key: h}))
 		}

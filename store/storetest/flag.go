@@ -1,4 +1,4 @@
-package store_test
+package storetest
 
 import (
 	"sync"
@@ -10,8 +10,8 @@ import (
 
 // Several replicas see the same changed tool in tools/list answers at once: the change is
 // flagged by exactly one of them, so it is audited and counted once.
-func TestFlagToolOnce(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testFlagToolOnce(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		must[store.Host](t, "create host")(s.CreateHost(ctx, store.Host{Key: "acme"}))
 		must[store.Server](t, "create server")(s.CreateServer(ctx, store.Server{Host: "acme", Key: "tracker"}))
 		approved := must[store.Tool](t, "put tool")(s.PutTool(ctx, store.Tool{Host: "acme", Server: "tracker", Name: "list_items",
@@ -54,8 +54,8 @@ func TestFlagToolOnce(t *testing.T) {
 	})
 }
 
-func TestAddToolOnce(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testAddToolOnce(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		must[store.Host](t, "create host")(s.CreateHost(ctx, store.Host{Key: "acme"}))
 		must[store.Server](t, "create server")(s.CreateServer(ctx, store.Server{Host: "acme", Key: "tracker"}))
 		tool := store.Tool{Host: "acme", Server: "tracker", Name: "export_all", Level: schema.High, DefinitionHash: "v2:dd"}

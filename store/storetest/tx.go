@@ -1,4 +1,4 @@
-package store_test
+package storetest
 
 import (
 	"context"
@@ -12,8 +12,8 @@ import (
 
 // A failure inside a transaction leaves nothing behind: no server without its tools, no outbox
 // entry, no new generation.
-func TestReadWriteTxRollsBackOnError(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testReadWriteTxRollsBackOnError(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		must[store.Host](t, "create host")(s.CreateHost(ctx, store.Host{Key: "acme"}))
 		user := must[store.User](t, "create user")(s.CreateUser(ctx, store.User{Host: "acme", Email: "ada@example.com"}))
 		pendingBefore := must[int](t, "pending changes")(s.PendingRelationshipChanges(ctx))
@@ -64,8 +64,8 @@ func TestReadWriteTxRollsBackOnError(t *testing.T) {
 
 // A committed transaction is seen whole, with its outbox entries and one new generation; one
 // that writes nothing leaves the generation alone.
-func TestReadWriteTxCommits(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s store.Store) {
+func testReadWriteTxCommits(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
 		must[store.Host](t, "create host")(s.CreateHost(ctx, store.Host{Key: "acme"}))
 		pendingBefore := must[int](t, "pending changes")(s.PendingRelationshipChanges(ctx))
 		genBefore := must[int64](t, "generation")(s.ControlGeneration(ctx))
