@@ -82,7 +82,7 @@ func (a *API) OpenAPI() map[string]any {
 		op["responses"].(map[string]any)[itoa(rt.Status)] = resp
 		item[strings.ToLower(rt.Method)] = op
 	}
-	paths["/api/v1/openapi.json"] = map[string]any{"get": map[string]any{
+	paths[openAPIPath] = map[string]any{"get": map[string]any{
 		"operationId": "openapi", "summary": "This document", "security": []any{},
 		"responses": map[string]any{"200": map[string]any{"description": "OK"}},
 	}}

@@ -10,10 +10,13 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/gorilla/mux"
+
 	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/authzserver"
 	"github.com/trustgate/trustgate/catalog"
 	"github.com/trustgate/trustgate/catalog/discovery"
+	"github.com/trustgate/trustgate/internal/route"
 	"github.com/trustgate/trustgate/internal/secrets"
 	"github.com/trustgate/trustgate/internal/ssrf"
 	"github.com/trustgate/trustgate/tenant"
@@ -66,19 +69,31 @@ func New(cfg Config) (*API, error) {
 	return &API{cfg: cfg, log: cfg.Logger}, nil
 }
 
-// Handler routes /api/v1. Every route but the OpenAPI document needs a bearer token.
-func (a *API) Handler() http.Handler {
-	mux := http.NewServeMux()
+// Routes registers the admin API on r: every route of the table (the OpenAPI document lists the
+// same), the OpenAPI document, and a 404 problem for any other path under /api/. Every route
+// but the OpenAPI document needs a bearer token.
+func (a *API) Routes(r *mux.Router) {
+	r.Path("/api").Handler(route.AddSlash())
 	for _, rt := range a.routes() {
-		mux.Handle(rt.Method+" "+rt.Path, a.wrap(rt))
+		r.Methods(route.Methods(rt.Method)...).Path(rt.Path).Handler(route.PathValues(a.wrap(rt)))
 	}
-	mux.HandleFunc("GET /api/v1/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+	r.Methods(route.Methods(http.MethodGet)...).Path(openAPIPath).HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, a.OpenAPI())
 	})
-	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, toProblem(problemf(http.StatusNotFound, "no API route %s %s; see /api/v1/openapi.json", r.Method, r.URL.Path), requestID(r), a.log))
+	r.PathPrefix("/api/").HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, toProblem(problemf(http.StatusNotFound, "no API route %s %s; see %s", r.Method, r.URL.Path, openAPIPath), requestID(r), a.log))
 	})
-	return mux
+}
+
+// openAPIPath serves the OpenAPI document.
+const openAPIPath = "/api/v1/openapi.json"
+
+// Handler serves the admin API alone (its Routes), as the gateway serves it.
+func (a *API) Handler() http.Handler {
+	r := route.NewRouter()
+	a.Routes(r)
+	route.CatchAll(r)
+	return route.CleanPaths(r)
 }
 
 func (a *API) wrap(rt Route) http.Handler {

@@ -19,6 +19,7 @@ import (
 	"github.com/trustgate/trustgate/authzserver"
 	"github.com/trustgate/trustgate/catalog"
 	"github.com/trustgate/trustgate/internal/httplimit"
+	"github.com/trustgate/trustgate/internal/route"
 	"github.com/trustgate/trustgate/internal/secrets"
 	"github.com/trustgate/trustgate/oauthserver"
 	"github.com/trustgate/trustgate/proxy"
@@ -413,10 +414,11 @@ func (g *Gateway) listenMetrics() error {
 		return fmt.Errorf("listen on %s for /metrics: %w (choose another with --metrics-listen, or turn metrics off with --metrics-listen '')", addr, err)
 	}
 	g.metricsListener = l
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", g.telemetry.MetricsHandler())
+	router := route.NewRouter()
+	g.metricsRoutes(router)
+	route.CatchAll(router)
 	g.metricsServer = &http.Server{
-		Handler:           mux,
+		Handler:           route.CleanPaths(router),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    16 << 10,

@@ -5,22 +5,46 @@ import (
 	"encoding/json"
 	"net/http"
 	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/trustgate/trustgate/internal/route"
 )
 
 // readinessTimeout bounds each dependency's answer to a readiness probe.
 const readinessTimeout = 2 * time.Second
 
-func (g *Gateway) routes() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", g.healthz)
-	mux.HandleFunc("GET /readyz", g.readyz)
-	mux.Handle("/api/", g.telemetry.Handler("admin", g.admin.Handler())) // a span per request when tracing
-	mux.Handle("/mcp", g.proxy.Handler())
-	mux.Handle("/mcp/", g.proxy.Handler())
-	// Everything else of a host is its OAuth server: discovery, registration, sign-in,
-	// consent and tokens.
-	mux.Handle("/", g.oauth.Handler())
-	return g.hostRouting(mux)
+// routes is the gateway's route table: its own routes (health, the admin API), then every
+// host's routes under each form of a host's URL (tenant.Mount), the host checked once
+// (resolveHost).
+func (g *Gateway) routes() http.Handler { return route.CleanPaths(g.routeTable()) }
+
+func (g *Gateway) routeTable() *mux.Router {
+	root := route.NewRouter()
+	g.healthRoutes(root)
+	api := root.MatcherFunc(route.Under("/api")).Subrouter()
+	api.Use(func(next http.Handler) http.Handler { return g.telemetry.Handler("admin", next) }) // a span per request when tracing
+	g.admin.Routes(api)
+	// Everything else of a host is its MCP endpoint and its OAuth server: discovery,
+	// registration, sign-in, consent and tokens.
+	g.urls.Mount(root, g.resolveHost, g.hostRoutes()...)
+	return root
+}
+
+// hostRoutes are the routes every host's URL serves.
+func (g *Gateway) hostRoutes() []func(r *mux.Router) {
+	return []func(r *mux.Router){g.proxy.Routes, g.oauth.Routes}
+}
+
+// healthRoutes registers the probes.
+func (g *Gateway) healthRoutes(r *mux.Router) {
+	r.Methods(route.Methods(http.MethodGet)...).Path("/healthz").HandlerFunc(g.healthz)
+	r.Methods(route.Methods(http.MethodGet)...).Path("/readyz").HandlerFunc(g.readyz)
+}
+
+// metricsRoutes registers /metrics (on its own listener).
+func (g *Gateway) metricsRoutes(r *mux.Router) {
+	r.Methods(route.Methods(http.MethodGet)...).Path("/metrics").Handler(g.telemetry.MetricsHandler())
 }
 
 // healthz answers while the process is up.

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"html/template"
@@ -11,50 +12,45 @@ import (
 	"github.com/trustgate/trustgate/tenant"
 )
 
-// hostRouting resolves the host (tenant) of every request from its subdomain or /h/{host}
-// prefix, answers "host not found" for unknown hosts, and hands the request on with the host in
-// its context and the prefix removed from its path.
-func (g *Gateway) hostRouting(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host, path := g.urls.Resolve(r)
-		ctx := r.Context()
-		lookup := host != tenant.DefaultHost || path != r.URL.Path
-		if lookup || isMCPPath(path) {
-			// One read of the control-plane generation for the whole request: the host lookup
-			// and the proxy's reads are then answered from memory while nothing has changed.
-			// (When the store is down this fails and so does the lookup below.)
-			if snap, err := g.hot.Snapshot(ctx); err == nil {
-				ctx = snap
-			}
+// resolveHost checks the host the route table found for a request (tenant.Mount): an unknown
+// host gets "host not found", a host that cannot be read 503 (but on MCP paths, see below). The
+// host is read once, from the never-stale cache, and handed on in the request context
+// (tenant.StoredHost). The default host at the bare URL or its subdomain is not read here.
+func (g *Gateway) resolveHost(w http.ResponseWriter, r *http.Request, req tenant.Request) (context.Context, bool) {
+	host, path := req.Key, req.Path
+	ctx := r.Context()
+	lookup := host != tenant.DefaultHost || req.Named
+	if lookup || isMCPPath(path) {
+		// One read of the control-plane generation for the whole request: the host lookup
+		// and the proxy's reads are then answered from memory while nothing has changed.
+		// (When the store is down this fails and so does the lookup below.)
+		if snap, err := g.hot.Snapshot(ctx); err == nil {
+			ctx = snap
 		}
-		if lookup {
-			if !tenant.ValidKey(host) {
-				hostNotFound(w, r, host, path)
-				return
-			}
-			if _, err := g.hot.GetHost(ctx, host); err != nil {
-				switch {
-				case errors.Is(err, store.ErrNotFound):
-					hostNotFound(w, r, host, path)
-					return
-				case isMCPPath(path):
-					// The proxy reads the store again, fails closed and answers with a JSON-RPC
-					// error the MCP client shows (it would take a bare 503 for a broken transport).
-				default:
-					g.cfg.Logger.Error("host lookup failed", "host", host, "err", err)
-					storeUnavailable(w)
-					return
-				}
-			}
-		}
-		r2 := r.WithContext(tenant.WithHost(ctx, host))
-		if path != r.URL.Path {
-			u := *r.URL
-			u.Path, u.RawPath = path, ""
-			r2.URL = &u
-		}
-		next.ServeHTTP(w, r2)
-	})
+	}
+	if !lookup {
+		return tenant.WithHost(ctx, host), true
+	}
+	if !tenant.ValidKey(host) {
+		hostNotFound(w, r, host, path)
+		return nil, false
+	}
+	h, err := g.hot.GetHost(ctx, host)
+	switch {
+	case err == nil:
+		return tenant.WithStoredHost(ctx, h), true
+	case errors.Is(err, store.ErrNotFound):
+		hostNotFound(w, r, host, path)
+		return nil, false
+	case isMCPPath(path):
+		// The proxy reads the store again, fails closed and answers with a JSON-RPC error the
+		// MCP client shows (it would take a bare 503 for a broken transport).
+		return tenant.WithHost(ctx, host), true
+	default:
+		g.cfg.Logger.Error("host lookup failed", "host", host, "err", err)
+		storeUnavailable(w)
+		return nil, false
+	}
 }
 
 var notFoundPage = template.Must(template.New("host-not-found").Parse(`<!doctype html>

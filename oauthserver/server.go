@@ -14,12 +14,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gorilla/mux"
 	"github.com/ory/fosite"
 	foauth2 "github.com/ory/fosite/handler/oauth2"
 
 	"github.com/trustgate/trustgate/accesstoken"
 	"github.com/trustgate/trustgate/authzserver"
 	"github.com/trustgate/trustgate/catalog"
+	"github.com/trustgate/trustgate/internal/route"
 	"github.com/trustgate/trustgate/internal/ssrf"
 	"github.com/trustgate/trustgate/oauthserver/consentui"
 	"github.com/trustgate/trustgate/oauthserver/fositestore"
@@ -30,8 +32,8 @@ import (
 
 // The authorization server's HTTP side, per host: discovery documents, registration, the
 // authorize / sign-in / consent flow, and fosite's token, revocation and introspection
-// endpoints. Paths are relative to the host's base URL: the gateway resolves the host into the
-// request context (tenant.WithHost) and strips a /h/{host} prefix before calling Handler.
+// endpoints. Routes are relative to the host's base URL: the route table (tenant.Mount) serves
+// them under every form of it, with the host in the request context.
 
 // Syncer applies the store's pending relationship changes to the authorization backend (the
 // relationship writer, authzserver.Writer), like admin.Config's.
@@ -186,43 +188,45 @@ func derive(secret []byte, label string) []byte {
 	return m.Sum(nil)
 }
 
-// Handler serves the host in the request context.
-func (s *Server) Handler() http.Handler {
-	mux := http.NewServeMux()
+// Routes registers a host's OAuth server: discovery, registration, sign-in, consent and
+// tokens. The host is in the request context (tenant.Mount).
+func (s *Server) Routes(r *mux.Router) {
+	handle := func(method, path string, h http.HandlerFunc) {
+		r.Methods(route.Methods(method)...).Path(path).Handler(h)
+	}
 	issuer := func(r *http.Request) (string, bool) {
 		host := tenant.FromContext(r.Context())
 		return s.issuer(host), host != ""
 	}
-	mux.Handle(AuthorizationServerMetadataWellKnown, AuthorizationServerMetadataHandler(issuer))
-	mux.Handle(OpenIDConfigurationWellKnown, OpenIDConfigurationHandler(issuer))
+	r.Path(AuthorizationServerMetadataWellKnown).Handler(AuthorizationServerMetadataHandler(issuer))
+	r.Path(OpenIDConfigurationWellKnown).Handler(OpenIDConfigurationHandler(issuer))
 	prm := ProtectedResourceMetadataHandler(s.resolveResource)
-	mux.Handle(accesstoken.ProtectedResourceMetadataWellKnown, prm)
-	mux.Handle(accesstoken.ProtectedResourceMetadataWellKnown+"/mcp", prm)
-	mux.Handle(accesstoken.ProtectedResourceMetadataWellKnown+"/mcp/{server}", prm)
-	mux.HandleFunc("GET "+JWKSPath, s.jwks)
+	r.Path(accesstoken.ProtectedResourceMetadataWellKnown).Handler(prm)
+	r.Path(accesstoken.ProtectedResourceMetadataWellKnown + "/mcp").Handler(prm)
+	r.Path(accesstoken.ProtectedResourceMetadataWellKnown + "/mcp/{server}").Handler(prm)
+	handle("GET", JWKSPath, s.jwks)
 	// Browser-based MCP clients call registration, the token endpoint and revocation from
 	// their own origin (see cors); the pages (authorize, sign-in, consent) are never read
 	// cross-origin.
 	for _, path := range []string{RegistrationEndpointPath, TokenEndpointPath, RevocationEndpointPath} {
-		mux.HandleFunc("OPTIONS "+path, corsPreflight)
+		handle("OPTIONS", path, corsPreflight)
 	}
-	mux.HandleFunc("POST "+RegistrationEndpointPath, cors(s.withHost(s.register)))
-	mux.HandleFunc("GET "+AuthorizeEndpointPath, s.withHost(s.authorize))
-	mux.HandleFunc("POST "+loginPath, s.withHost(s.login))
-	mux.HandleFunc("GET "+invitePath, s.withHost(s.invitationPage))
-	mux.HandleFunc("POST "+invitePath, s.withHost(s.acceptInvitation))
-	mux.HandleFunc("GET "+signupPath, s.withHost(s.signup))
-	mux.HandleFunc("POST "+signupPath, s.withHost(s.signup))
-	mux.HandleFunc("GET "+chooseServerPath, s.withHost(s.chooseServerPage))
-	mux.HandleFunc("POST "+chooseServerPath, s.withHost(s.chooseServer))
-	mux.HandleFunc("GET "+consentPath, s.withHost(s.consentPage))
-	mux.HandleFunc("POST "+consentPath, s.withHost(s.consent))
-	mux.HandleFunc("GET "+UpstreamCallbackPath, s.withHost(s.upstreamCallback))
-	mux.HandleFunc("POST "+TokenEndpointPath, cors(s.withHost(s.token)))
-	mux.HandleFunc("POST "+RevocationEndpointPath, cors(s.withHost(s.revoke)))
-	mux.HandleFunc("POST "+IntrospectionEndpointPath, s.withHost(s.introspect))
-	mux.Handle("GET "+consentui.DefaultStylesheetURL, consentui.StylesheetHandler())
-	return mux
+	handle("POST", RegistrationEndpointPath, cors(s.withHost(s.register)))
+	handle("GET", AuthorizeEndpointPath, s.withHost(s.authorize))
+	handle("POST", loginPath, s.withHost(s.login))
+	handle("GET", invitePath, s.withHost(s.invitationPage))
+	handle("POST", invitePath, s.withHost(s.acceptInvitation))
+	handle("GET", signupPath, s.withHost(s.signup))
+	handle("POST", signupPath, s.withHost(s.signup))
+	handle("GET", chooseServerPath, s.withHost(s.chooseServerPage))
+	handle("POST", chooseServerPath, s.withHost(s.chooseServer))
+	handle("GET", consentPath, s.withHost(s.consentPage))
+	handle("POST", consentPath, s.withHost(s.consent))
+	handle("GET", UpstreamCallbackPath, s.withHost(s.upstreamCallback))
+	handle("POST", TokenEndpointPath, cors(s.withHost(s.token)))
+	handle("POST", RevocationEndpointPath, cors(s.withHost(s.revoke)))
+	handle("POST", IntrospectionEndpointPath, s.withHost(s.introspect))
+	r.Methods(route.Methods("GET")...).Path(consentui.DefaultStylesheetURL).Handler(consentui.StylesheetHandler())
 }
 
 // cors lets any origin read the answers of next, without credentials: these endpoints take no
@@ -250,11 +254,16 @@ func corsPreflight(w http.ResponseWriter, _ *http.Request) {
 // hostHandler is a handler of one host's request; h is the stored host.
 type hostHandler func(w http.ResponseWriter, r *http.Request, h store.Host)
 
-// withHost loads the host of the request context; an unknown host gets 404.
+// withHost loads the host of the request context (read while routing, else here); an unknown
+// host gets 404.
 func (s *Server) withHost(next hostHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		key := tenant.FromContext(r.Context())
-		h, err := s.cfg.Store.GetHost(r.Context(), key)
+		h, found := tenant.StoredHost(r.Context())
+		var err error
+		if !found {
+			h, err = s.cfg.Store.GetHost(r.Context(), key)
+		}
 		if err != nil {
 			if !errors.Is(err, store.ErrNotFound) {
 				s.log.Error("oauthserver: load host", "host", key, "err", err)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/trustgate/trustgate/accesstoken"
 	"github.com/trustgate/trustgate/authzserver"
+	"github.com/trustgate/trustgate/internal/route"
 	"github.com/trustgate/trustgate/internal/secrets"
 	"github.com/trustgate/trustgate/internal/testkit/controlplane"
 	"github.com/trustgate/trustgate/internal/testkit/services"
@@ -122,15 +123,9 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 	handlers := make([]http.Handler, o.replicas)
 	var next atomic.Int64
 	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// What the gateway's host routing does.
-		host, path := e.urls.Resolve(r)
-		r2 := r.WithContext(tenant.WithHost(r.Context(), host))
-		u := *r.URL
-		u.Path, u.RawPath = path, ""
-		r2.URL = &u
 		i := int(next.Add(1)-1) % len(handlers)
 		e.served[i].Add(1)
-		handlers[i].ServeHTTP(w, r2)
+		handlers[i].ServeHTTP(w, r)
 	}))
 	t.Cleanup(e.srv.Close)
 	e.urls, _ = tenant.NewURLs(e.srv.URL, false)
@@ -153,7 +148,10 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 		if i == 0 {
 			e.server = s
 		}
-		handlers[i] = s.Handler()
+		// The gateway's route table, without its own routes and host checks.
+		router := route.NewRouter()
+		e.urls.Mount(router, nil, s.Routes)
+		handlers[i] = route.CleanPaths(router)
 	}
 
 	for _, h := range []string{"acme", "other"} {

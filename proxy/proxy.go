@@ -62,6 +62,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gorilla/mux"
+
 	"github.com/trustgate/trustgate/accesstoken"
 	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/authzserver"
@@ -123,7 +125,6 @@ type Proxy struct {
 	cfg      Config
 	log      *slog.Logger
 	rp       *httputil.ReverseProxy
-	mux      *http.ServeMux
 	trans    *transports
 	sessions sessionBinder
 	legacy   *legacyState
@@ -164,15 +165,15 @@ func New(cfg Config) (*Proxy, error) {
 		ErrorHandler:   p.reverseProxyError,
 		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
 	}
-	p.mux = http.NewServeMux()
-	p.mux.HandleFunc("/mcp", p.serveMCP)
-	p.mux.HandleFunc("/mcp/{server}", p.serveMCP)
 	return p, nil
 }
 
-// Handler serves /mcp and /mcp/{server} (paths after host routing; the host is in the request
-// context, see tenant.WithHost).
-func (p *Proxy) Handler() http.Handler { return p.mux }
+// Routes registers a host's MCP endpoints, /mcp and /mcp/{server}, every method (serveMCP
+// answers the ones it does not serve). The host is in the request context (tenant.Mount).
+func (p *Proxy) Routes(r *mux.Router) {
+	r.Path("/mcp").HandlerFunc(p.serveMCP)
+	r.Path("/mcp/{server}").HandlerFunc(p.serveMCP)
+}
 
 // CloseIdleConnections closes the idle upstream connections.
 func (p *Proxy) CloseIdleConnections() { p.trans.CloseIdleConnections() }

@@ -20,6 +20,7 @@ import (
 	"github.com/trustgate/trustgate/accesstoken"
 	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/authzserver"
+	"github.com/trustgate/trustgate/internal/route"
 	"github.com/trustgate/trustgate/internal/secrets"
 	"github.com/trustgate/trustgate/internal/ssrf"
 	"github.com/trustgate/trustgate/internal/testkit/controlplane"
@@ -105,7 +106,7 @@ func newEnv(t *testing.T, opts ...func(*proxy.Config)) *env {
 	}))
 	t.Cleanup(upstream.Close)
 
-	// The gateway: host routing reduced to putting the host in the context.
+	// The gateway: its route table, without its own routes and host checks.
 	e.gw = httptest.NewUnstartedServer(nil)
 	e.urls, err = tenant.NewURLs("http://"+e.gw.Listener.Addr().String(), false)
 	if err != nil {
@@ -124,10 +125,9 @@ func newEnv(t *testing.T, opts ...func(*proxy.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := p.Handler()
-	e.gw.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.ServeHTTP(w, r.WithContext(tenant.WithHost(r.Context(), host)))
-	})
+	router := route.NewRouter()
+	e.urls.Mount(router, nil, p.Routes) // the bare URL is the default host
+	e.gw.Config.Handler = router
 	e.gw.Start()
 	t.Cleanup(e.gw.Close)
 	t.Cleanup(p.Close)

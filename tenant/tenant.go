@@ -1,16 +1,17 @@
 // Package tenant maps requests to hosts (tenants) and hosts to their public URLs. A host is
 // reached by its subdomain of the public URL's host (acme.gateway.example), or by the path
 // prefix /h/{host}/… where wildcard DNS is not available; the default host is the bare public URL.
+// Mount registers the same routes under each of these forms (routes.go).
 package tenant
 
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
+
+	"github.com/trustgate/trustgate/store"
 )
 
 // DefaultHost is the key of the host that exists from the first start and is served at the bare
@@ -59,45 +60,39 @@ func (u URLs) Base(host string) string {
 // MCP is the URL MCP clients connect to for a host.
 func (u URLs) MCP(host string) string { return u.Base(host) + "/mcp" }
 
-// Resolve finds the host a request is for and the path within that host. It never consults
-// the store: the caller checks that the host exists.
-func (u URLs) Resolve(r *http.Request) (host, path string) {
-	path = r.URL.Path
-	// RFC 8414 and RFC 9728 insert the well-known segment before the issuer's or resource's
-	// path: /.well-known/oauth-authorization-server/h/acme is host acme's metadata.
-	if rest, ok := strings.CutPrefix(path, "/.well-known/"); ok {
-		name, tail, _ := strings.Cut(rest, "/")
-		if after, ok := strings.CutPrefix("/"+tail, pathPrefix); ok && name != "" {
-			key, sub, _ := strings.Cut(after, "/")
-			return key, strings.TrimSuffix("/.well-known/"+name+"/"+sub, "/")
-		}
-	}
-	if rest, ok := strings.CutPrefix(path, pathPrefix); ok {
-		key, sub, _ := strings.Cut(rest, "/")
-		return key, "/" + sub
-	}
-	if u.Subdomains {
-		reqHost := r.Host
-		if h, _, err := net.SplitHostPort(reqHost); err == nil {
-			reqHost = h
-		}
-		publicHost := u.Public.Hostname()
-		if sub, ok := strings.CutSuffix(strings.ToLower(reqHost), "."+strings.ToLower(publicHost)); ok && !strings.Contains(sub, ".") {
-			return sub, path
-		}
-	}
-	return DefaultHost, path
-}
-
 type hostKey struct{}
 
-// WithHost records the resolved host in the context.
-func WithHost(ctx context.Context, host string) context.Context {
-	return context.WithValue(ctx, hostKey{}, host)
+// routed is the host of a request: its key, and its stored record when it was read.
+type routed struct {
+	key    string
+	stored store.Host
+	found  bool
 }
 
-// FromContext is the host a request was resolved to ("" when none).
+// WithHost records the host a request was routed to in the context.
+func WithHost(ctx context.Context, host string) context.Context {
+	return context.WithValue(ctx, hostKey{}, &routed{key: host})
+}
+
+// WithStoredHost records the host a request was routed to with its stored record, so that
+// handlers need not read it again.
+func WithStoredHost(ctx context.Context, h store.Host) context.Context {
+	return context.WithValue(ctx, hostKey{}, &routed{key: h.Key, stored: h, found: true})
+}
+
+// FromContext is the host a request was routed to ("" when none).
 func FromContext(ctx context.Context) string {
-	h, _ := ctx.Value(hostKey{}).(string)
-	return h
+	if h, ok := ctx.Value(hostKey{}).(*routed); ok {
+		return h.key
+	}
+	return ""
+}
+
+// StoredHost is the stored record of the host a request was routed to, when it was read while
+// routing.
+func StoredHost(ctx context.Context) (store.Host, bool) {
+	if h, ok := ctx.Value(hostKey{}).(*routed); ok && h.found {
+		return h.stored, true
+	}
+	return store.Host{}, false
 }

@@ -1,11 +1,16 @@
 package tenant
 
 import (
+	"context"
+	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/trustgate/trustgate/internal/route"
 )
 
-func TestURLsAndResolve(t *testing.T) {
+// TestURLsAndMount: the route table finds the host a request is for, and the path within it.
+func TestURLsAndMount(t *testing.T) {
 	paths, err := NewURLs("https://gw.example.com/", false)
 	if err != nil {
 		t.Fatal(err)
@@ -41,10 +46,15 @@ func TestURLsAndResolve(t *testing.T) {
 		{paths, "gw.example.com", "/h/acme/.well-known/openid-configuration", "acme", "/.well-known/openid-configuration"},
 	}
 	for _, c := range cases {
-		r := httptest.NewRequest("GET", "http://"+c.host+c.path, nil)
-		h, p := c.urls.Resolve(r)
-		if h != c.wantHost || p != c.wantPath {
-			t.Errorf("Resolve(%s%s, subdomains=%v) = %s %s, want %s %s", c.host, c.path, c.urls.Subdomains, h, p, c.wantHost, c.wantPath)
+		var got Request
+		root := route.NewRouter()
+		c.urls.Mount(root, func(w http.ResponseWriter, r *http.Request, req Request) (context.Context, bool) {
+			got = req
+			return nil, false
+		})
+		root.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "http://"+c.host+c.path, nil))
+		if got.Key != c.wantHost || got.Path != c.wantPath {
+			t.Errorf("%s%s, subdomains=%v: host %q path %q, want %s %s", c.host, c.path, c.urls.Subdomains, got.Key, got.Path, c.wantHost, c.wantPath)
 		}
 	}
 	if _, err := NewURLs("gw.example.com", false); err == nil {

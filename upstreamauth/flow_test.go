@@ -23,6 +23,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/trustgate/trustgate/accesstoken"
+	"github.com/trustgate/trustgate/internal/route"
 	"github.com/trustgate/trustgate/internal/secrets"
 	"github.com/trustgate/trustgate/internal/ssrf"
 	"github.com/trustgate/trustgate/internal/testkit/controlplane"
@@ -94,12 +95,7 @@ func newEnv(t *testing.T, allowPrivate bool) *env {
 	}
 	var handler http.Handler
 	e.gw = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h, path := e.urls.Resolve(r)
-		r2 := r.WithContext(tenant.WithHost(r.Context(), h))
-		u := *r.URL
-		u.Path, u.RawPath = path, ""
-		r2.URL = &u
-		handler.ServeHTTP(w, r2)
+		handler.ServeHTTP(w, r)
 	}))
 	t.Cleanup(e.gw.Close)
 	e.urls, _ = tenant.NewURLs(e.gw.URL, false)
@@ -121,11 +117,10 @@ func newEnv(t *testing.T, allowPrivate bool) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(px.CloseIdleConnections)
-	mux := http.NewServeMux()
-	mux.Handle("/mcp", px.Handler())
-	mux.Handle("/mcp/", px.Handler())
-	mux.Handle("/", oauth.Handler())
-	handler = mux
+	// The gateway's route table, without its own routes and host checks.
+	router := route.NewRouter()
+	e.urls.Mount(router, nil, px.Routes, oauth.Routes)
+	handler = route.CleanPaths(router)
 
 	if _, err := e.st.CreateHost(ctx, store.Host{Key: host, Name: "Acme"}); err != nil {
 		t.Fatal(err)
