@@ -43,7 +43,7 @@ type Syncer interface {
 
 // ServerConfig is what NewServer needs: what the gateway already has, plus two secrets.
 type ServerConfig struct {
-	Store  store.Store
+	Store  Store
 	URLs   tenant.URLs
 	KeySet *accesstoken.KeySet
 	Syncer Syncer

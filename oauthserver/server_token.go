@@ -295,7 +295,7 @@ func (s *Server) sessionLimits(ctx context.Context, host string) (idle, max time
 // client it loads (see withRedirectURI), because fosite's own loopback rule knows only IP
 // literals. Nothing is written: the addition lives in that request's context.
 type redirectOverlay struct {
-	store.Store
+	store.OAuth
 }
 
 type redirectKey struct{}
@@ -306,7 +306,7 @@ func withRedirectURI(ctx context.Context, uri string) context.Context {
 }
 
 func (o redirectOverlay) GetOAuthClient(ctx context.Context, host, id string) (store.OAuthClient, error) {
-	c, err := o.Store.GetOAuthClient(ctx, host, id)
+	c, err := o.OAuth.GetOAuthClient(ctx, host, id)
 	if err != nil {
 		return c, err
 	}
