@@ -17,9 +17,6 @@ import (
 	"github.com/trustgate/trustgate/upstreamauth"
 )
 
-// slugify makes a server key from a name: "Linear MCP" → "linear-mcp".
-func slugify(name string) string { return catalog.Slug(name) }
-
 func validateCredentials(h *CredentialHeader, o *OAuthClient) error {
 	if h != nil && o != nil {
 		return problemf(http.StatusBadRequest, "give either a header or an OAuth client, not both")
@@ -166,36 +163,26 @@ func (a *API) importServer(r *http.Request, c *caller) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	var header http.Header
+	ireq := catalog.ImportRequest{Host: host, URL: req.URL, Network: network, Key: req.Key, Name: req.Name, Description: req.Description,
+		OAuthClient: req.OAuthClient != nil, EnableTools: req.EnableTools == nil || *req.EnableTools}
 	if req.Header != nil {
-		header = http.Header{}
-		header.Set(req.Header.Name, req.Header.Value)
+		ireq.Header = http.Header{}
+		ireq.Header.Set(req.Header.Name, req.Header.Value)
 	}
-	found, err := a.cfg.Catalog.Discover(ctx, req.URL, network, header)
-	if errors.Is(err, discovery.ErrUnauthorized) && req.OAuthClient != nil {
-		// The server wants each human's own sign-in, which the OAuth client is for: it is
-		// imported without tools, discovered when the first human has signed in to it.
-		found, err = &discovery.Result{}, nil
+	plan, err := a.cfg.Catalog.PlanImport(ctx, ireq)
+	if errors.Is(err, catalog.ErrNoKey) {
+		return 0, nil, problemf(http.StatusBadRequest, "%v", catalog.ErrNoKey)
 	}
 	if err != nil {
 		return 0, nil, a.upstreamError(c, host, req.Key, network, err) // nothing saved
 	}
-	key := req.Key
-	if key == "" {
-		key = slugify(firstNonEmpty(req.Name, found.ServerName))
-	}
-	if key == "" {
-		return 0, nil, problemf(http.StatusBadRequest, "the server has no name to make a key from; give a key")
-	}
-	enable := req.EnableTools == nil || *req.EnableTools
-	srv := store.Server{Host: host, Key: key, Name: firstNonEmpty(req.Name, found.ServerName, key), Description: firstNonEmpty(req.Description, found.Instructions), URL: req.URL, Network: network}
+	srv, tools, key := plan.Server, plan.Tools, plan.Server.Key
 	t := req.Timeouts
 	if err := setTimeouts(&srv, &t.ConnectTimeoutMS, &t.FirstByteTimeoutMS, &t.IdleTimeoutMS); err != nil {
 		return 0, nil, err
 	}
-	tools := catalog.StoredTools(host, key, found.Tools, enable)
 	result := ImportResult{DryRun: req.DryRun, Server: Server{Key: key, Name: srv.Name, Description: srv.Description, URL: srv.URL, Tools: len(tools), Network: network, Timeouts: timeoutsDoc(srv)}}
-	result.ClientDependentTools, result.Note = clientDependence(found.ClientDependentTools)
+	result.ClientDependentTools, result.Note = clientDependence(plan.ClientDependentTools)
 	for _, t := range tools {
 		result.Tools = append(result.Tools, toolDoc(t))
 		if t.Enabled {
@@ -330,15 +317,6 @@ func orJSON(s string) string {
 		return "{}"
 	}
 	return s
-}
-
-func firstNonEmpty(vals ...string) string {
-	for _, v := range vals {
-		if strings.TrimSpace(v) != "" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
 }
 
 func checkURL(raw string) error {
