@@ -1,6 +1,7 @@
 // Package authzserver is trustgate's relationship-based authorization service: the Backend
 // interface every authorization engine implements, the SpiceDB implementation (embedded in
-// process or remote), and the relationship writer that keeps SpiceDB equal to the store.
+// process or remote), decorators over a Backend (NewDecisionCache, NewMetrics), and the
+// relationship writer that keeps SpiceDB equal to the store.
 package authzserver
 
 import (

@@ -19,8 +19,8 @@ import (
 // DefaultCacheEntries bounds a DecisionCache when NewDecisionCache is given no size.
 const DefaultCacheEntries = 1 << 16
 
-// DecisionCache is a Backend that remembers the answers of Check and CallableTools of an
-// embedded SpiceDB, and is never stale: every answer is stored with the datastore revision it
+// DecisionCache is a decorator over a Backend that remembers the answers of Check and
+// CallableTools of an embedded SpiceDB, and is never stale: every answer is stored with the datastore revision it
 // was computed at. Each call reads the head revision first (an in-memory read on the memory
 // datastore, one query on PostgreSQL and CockroachDB). An answer is reused when it was computed
 // at exactly the head revision, or when the datastore's Watch stream shows that no relationship
@@ -37,7 +37,10 @@ const DefaultCacheEntries = 1 << 16
 // without track_commit_timestamp) every answer falls back to that rule: any relationship write
 // invalidates every entry.
 type DecisionCache struct {
-	*SpiceDB
+	// Backend is the wrapped backend: writes, reads and Ready go straight to it.
+	Backend
+	inner  snapshotBackend
+	ds     dsapi.Datastore
 	holder revisionHolder
 	max    int
 
@@ -73,25 +76,43 @@ type cachedToken struct {
 
 var _ Backend = (*DecisionCache)(nil)
 
-// NewDecisionCache wraps an embedded SpiceDB (one started with StartEmbedded) with a decision
-// cache of at most entries answers (0: DefaultCacheEntries), and starts following the
-// datastore's Watch stream; it stops with StopWatch, Close, or when b is closed. A remote
-// SpiceDB cannot be wrapped: its head revision is not readable cheaply.
-func NewDecisionCache(ctx context.Context, b *SpiceDB, entries int) (*DecisionCache, error) {
-	if b == nil || b.ds == nil {
+// snapshotBackend is what a DecisionCache needs of the Backend beneath it beyond Backend: the
+// in-process datastore, whose head revision and Watch stream tell whether an answer is still
+// current; questions asked at one exact snapshot; and a hook that stops the cache when the
+// backend closes. The SpiceDB type implements it; only an embedded one has a datastore.
+type snapshotBackend interface {
+	Backend
+	// datastore is the engine's datastore, nil when the engine is not in this process.
+	datastore() dsapi.Datastore
+	// datastoreLogger is the logger of the in-process engine (nil: none).
+	datastoreLogger() *slog.Logger
+	checkAt(ctx context.Context, req CheckRequest, consistency *v1.Consistency) (bool, error)
+	callableToolsAt(ctx context.Context, hostKey, serverKey, agentID string, consistency *v1.Consistency) ([]string, error)
+	// onCloseHook makes the backend's Close call fn first.
+	onCloseHook(fn func())
+}
+
+// NewDecisionCache wraps inner, an embedded SpiceDB (one started with StartEmbedded), with a
+// decision cache of at most entries answers (0: DefaultCacheEntries), and starts following the
+// datastore's Watch stream; it stops with StopWatch, Close, or when inner is closed. A remote
+// SpiceDB, or any other Backend, cannot be wrapped: its head revision is not readable cheaply.
+func NewDecisionCache(ctx context.Context, inner Backend, entries int) (*DecisionCache, error) {
+	b, ok := inner.(snapshotBackend)
+	if !ok || b.datastore() == nil {
 		return nil, errors.New("decision cache: needs an embedded SpiceDB (its datastore's head revision)")
 	}
 	if entries <= 0 {
 		entries = DefaultCacheEntries
 	}
-	id, err := b.ds.UniqueID(ctx)
+	ds := b.datastore()
+	id, err := ds.UniqueID(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("decision cache: datastore id: %w", err)
 	}
 	c := &DecisionCache{
-		SpiceDB: b, holder: revisionHolder{Datastore: b.ds, id: id}, max: entries,
+		Backend: b, inner: b, ds: ds, holder: revisionHolder{Datastore: ds, id: id}, max: entries,
 		checks: map[string]cachedCheck{}, tools: map[string]cachedTools{},
-		logger: b.logger, watchDone: make(chan struct{}),
+		logger: b.datastoreLogger(), watchDone: make(chan struct{}),
 	}
 	if c.logger == nil {
 		c.logger = slog.New(slog.DiscardHandler)
@@ -114,7 +135,7 @@ func (c *DecisionCache) StopWatch() { c.stopWatch() }
 // Close stops the watch and closes the wrapped backend.
 func (c *DecisionCache) Close() error {
 	c.StopWatch()
-	return c.SpiceDB.Close()
+	return c.Backend.Close()
 }
 
 // revisionHolder gives zedtoken the datastore's id read once at start.
@@ -168,7 +189,7 @@ func (c *DecisionCache) Check(ctx context.Context, req CheckRequest) (bool, erro
 	}
 	// The head is at least as fresh as req.AtLeastAsFresh when that names a write already
 	// made; asking at exactly the head keeps the answer tied to rev.
-	allowed, err := c.checkAt(ctx, req, atExact(token))
+	allowed, err := c.inner.checkAt(ctx, req, atExact(token))
 	if err != nil {
 		// The head read may have stopped being the head and fallen out of the datastore's
 		// garbage-collection window in between (SpiceDB refuses such a snapshot): ask at the
@@ -176,7 +197,7 @@ func (c *DecisionCache) Check(ctx context.Context, req CheckRequest) (bool, erro
 		if errors.Is(err, ErrUnavailable) {
 			return false, err
 		}
-		return c.checkAt(ctx, req, fullyConsistent)
+		return c.inner.checkAt(ctx, req, fullyConsistent)
 	}
 	c.mu.Lock()
 	if old, ok := c.checks[key]; !ok || !old.rev.GreaterThan(rev) {
@@ -204,12 +225,12 @@ func (c *DecisionCache) CallableTools(ctx context.Context, hostKey, serverKey, a
 	if ok && (e.rev.Equal(rev) || c.index.reusable(e.host, e.rev, rev)) {
 		return e.names, nil
 	}
-	names, err := c.callableToolsAt(ctx, hostKey, serverKey, agentID, atExact(token))
+	names, err := c.inner.callableToolsAt(ctx, hostKey, serverKey, agentID, atExact(token))
 	if err != nil {
 		if errors.Is(err, ErrUnavailable) {
 			return nil, err
 		}
-		return c.callableToolsAt(ctx, hostKey, serverKey, agentID, fullyConsistent) // as in Check
+		return c.inner.callableToolsAt(ctx, hostKey, serverKey, agentID, fullyConsistent) // as in Check
 	}
 	c.mu.Lock()
 	if old, ok := c.tools[key]; !ok || !old.rev.GreaterThan(rev) {

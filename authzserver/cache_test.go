@@ -112,4 +112,8 @@ func TestCacheNeedsEmbeddedSpiceDB(t *testing.T) {
 	if _, err := authzserver.NewDecisionCache(context.Background(), remote, 0); err == nil {
 		t.Fatal("a decision cache over a remote SpiceDB was made")
 	}
+	// Nor over any other Backend.
+	if _, err := authzserver.NewDecisionCache(context.Background(), answering{}, 0); err == nil {
+		t.Fatal("a decision cache over a Backend without a datastore was made")
+	}
 }

@@ -215,6 +215,12 @@ func (s *SpiceDB) Ready(ctx context.Context) error {
 	return CheckRequiredDefinitions(text)
 }
 
+// datastore is the embedded server's datastore (nil for a remote SpiceDB).
+func (s *SpiceDB) datastore() dsapi.Datastore { return s.ds }
+
+// datastoreLogger is the embedded server's logger (nil for a remote SpiceDB).
+func (s *SpiceDB) datastoreLogger() *slog.Logger { return s.logger }
+
 // onCloseHook makes Close call fn first.
 func (s *SpiceDB) onCloseHook(fn func()) {
 	s.hooksMu.Lock()

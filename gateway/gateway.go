@@ -168,14 +168,15 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 	}
 	// The proxy's checks go through the decision cache when SpiceDB is embedded (it reads the
 	// datastore's head revision per check, so it is never stale); a remote SpiceDB is asked
-	// every time.
+	// every time. The metrics sit outside the cache: they show what a decision cost the
+	// request, cache hits included.
 	var checks authzserver.Backend = g.backend
 	if cfg.SpiceDBEndpoint == "" {
 		if checks, err = authzserver.NewDecisionCache(ctx, g.backend, 0); err != nil {
 			return nil, err
 		}
 	}
-	checks = observeBackend(checks, g.telemetry.Authz())
+	checks = authzserver.NewMetrics(checks, g.telemetry.Authz())
 	if g.proxy, err = proxy.New(proxy.Config{
 		Store: g.hot, Backend: checks, KeySet: g.keys, URLs: g.urls, Keys: keys, Logger: log, Audit: g.audit,
 		Upstream:     upstream,
