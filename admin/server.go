@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -170,4 +169,3 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
-func errf(format string, args ...any) error { return fmt.Errorf(format, args...) }

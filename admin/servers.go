@@ -312,13 +312,6 @@ func (a *API) syncServer(r *http.Request, c *caller) (int, any, error) {
 	return http.StatusOK, res, a.sync(ctx)
 }
 
-func orJSON(s string) string {
-	if s == "" {
-		return "{}"
-	}
-	return s
-}
-
 func checkURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {

@@ -506,7 +506,7 @@ func testDrainAllowsReadsMeanwhile(t *testing.T, open Opener) {
 
 func relationshipsErr(err error) error {
 	if err != nil {
-		return fmt.Errorf("Relationships: %w", err)
+		return fmt.Errorf("read the relationships: %w", err)
 	}
 	return nil
 }
