@@ -168,4 +168,3 @@ func timePtr(t time.Time) *time.Time {
 	}
 	return &t
 }
-
