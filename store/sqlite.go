@@ -152,5 +152,7 @@ func (b *sqliteBackend) ping(ctx context.Context) error { return b.db.PingContex
 
 func (b *sqliteBackend) close() error {
 	b.stmts.close()
-	return b.db.Close()
+	err := b.db.Close()
+	b.stmts.wait()
+	return err
 }

@@ -21,6 +21,10 @@ type stmtCache struct {
 	stmts     map[string]*sql.Stmt
 	preparing map[string]struct{}
 	closed    bool
+	// inflight counts background preparations (prepareLater): close waits for them, so that
+	// none opens a connection after the pool is closed (with SQLite, a connection opened then
+	// recreates the -wal and -shm files of a database that is being removed).
+	inflight sync.WaitGroup
 }
 
 func newStmtCache(db *sql.DB) *stmtCache {
@@ -71,8 +75,10 @@ func (c *stmtCache) prepareLater(query string) {
 		return
 	}
 	c.preparing[query] = struct{}{}
+	c.inflight.Add(1)
 	c.mu.Unlock()
 	go func() {
+		defer c.inflight.Done()
 		s, err := c.db.PrepareContext(context.Background(), query)
 		c.mu.Lock()
 		delete(c.preparing, query)
@@ -89,15 +95,22 @@ func (c *stmtCache) prepareLater(query string) {
 	}()
 }
 
+// close closes the cached statements; a background preparation that finishes later closes its
+// statement at once. Call it before closing the pool, and wait after closing the pool.
 func (c *stmtCache) close() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.closed = true
 	for q, s := range c.stmts {
 		_ = s.Close()
 		delete(c.stmts, q)
 	}
+	c.mu.Unlock()
 }
+
+// wait returns once no background preparation runs. Called after the pool is closed, it does
+// not block on a connection: a preparation still waiting for one fails at once, and one that
+// holds one has closed it when PrepareContext returns.
+func (c *stmtCache) wait() { c.inflight.Wait() }
 
 // cachedConn runs statements on the pool (tx nil) or in tx through the cache.
 type cachedConn struct {
