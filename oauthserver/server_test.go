@@ -53,16 +53,29 @@ type env struct {
 	served []atomic.Int64
 }
 
-// clock is a test clock: real time plus an offset that tests advance.
+// clock is a test clock: real time plus an offset that tests advance, or, once frozen, a fixed
+// instant that only advance moves (for tests whose assertions must not depend on how long the
+// machine takes between two requests, such as rate limits with a one-second refill).
 type clock struct {
 	mu     sync.Mutex
 	offset time.Duration
+	frozen time.Time
 }
 
 func (c *clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if !c.frozen.IsZero() {
+		return c.frozen.Add(c.offset)
+	}
 	return time.Now().Add(c.offset)
+}
+
+// freeze stops the clock at the current instant; advance still moves it.
+func (c *clock) freeze() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.frozen = time.Now()
 }
 
 func (c *clock) advance(d time.Duration) {
@@ -500,6 +513,9 @@ func TestWrongPasswordAndRateLimit(t *testing.T) {
 	// Claim the account first.
 	e.flow(b, conf, "state-0123456789", v, "low")
 
+	// The budget refills one attempt per second: on a loaded machine the attempts below can
+	// take longer than that, so time stands still unless the test moves it.
+	e.clock.freeze()
 	b2 := e.browser()
 	signIn := b2.Get(conf.AuthCodeURL("state-0123456789", oauth2.S256ChallengeOption(v), oauth2.SetAuthURLParam("resource", e.resource())))
 	p := b2.Submit(signIn, map[string]string{"email": email, "password": "wrong password 123"})
