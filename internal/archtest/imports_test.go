@@ -96,16 +96,15 @@ func TestImportGraphIsRead(t *testing.T) {
 	}
 }
 
-// The store's conformance suite (store/storetest) is for tests: no package of the binary
-// depends on it.
-func TestStoreSuiteOnlyInTests(t *testing.T) {
-	const suite = module + "/store/storetest"
+// The conformance suites (store/storetest, authzserver/backendtest) are for tests: no package
+// of the binary depends on them.
+func TestConformanceSuitesOnlyInTests(t *testing.T) {
+	suites := []string{module + "/store/storetest", module + "/authzserver/backendtest"}
 	for _, p := range listPackages(t, module+"/...") {
-		if p.ImportPath == suite {
-			continue
-		}
-		if slices.Contains(p.Deps, suite) {
-			t.Errorf("%s depends on %s, which only tests may import", p.ImportPath, suite)
+		for _, suite := range suites {
+			if p.ImportPath != suite && slices.Contains(p.Deps, suite) {
+				t.Errorf("%s depends on %s, which only tests may import", p.ImportPath, suite)
+			}
 		}
 	}
 }
