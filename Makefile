@@ -21,7 +21,8 @@ run: build
 	@echo "trustgate: serving on http://127.0.0.1:8080 (data in ./data; Ctrl-C stops)"
 	./$(BIN) serve
 
-## test: every test; the core packages under the race detector.
+## test: every test (the Go SDK, a module of its own in sdk/, too); the core packages under the
+## race detector.
 test: tests/ts/node_modules test-race test-rest
 
 ## tests/ts/node_modules: the pinned MCP TypeScript SDK for tests/ts_sdk_test.go, installed
@@ -40,6 +41,7 @@ test-race:
 
 test-rest:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -Ev '$(RACE_PATTERN)')
+	cd sdk && $(GO) test -count=1 ./...
 
 ## fuzz: the JSON-RPC parser of the proxy (alone and against the official Go SDK's decoder), its
 ## tools/list filter, and the event-stream reader (internal/sse), FUZZTIME each (a duration, or
@@ -56,6 +58,7 @@ lint: $(STATICCHECK)
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
+	cd sdk && $(GO) vet ./... && $(STATICCHECK) ./...
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -21,6 +21,7 @@ require (
 	github.com/segmentio/encoding v0.5.4
 	github.com/spf13/cobra v1.10.2
 	github.com/spf13/pflag v1.0.10
+	github.com/trustgate/trustgate/sdk v0.0.0
 	go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp v0.69.0
 	go.opentelemetry.io/otel v1.44.0
 	go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp v1.44.0
@@ -240,3 +241,7 @@ require (
 	modernc.org/memory v1.12.1 // indirect
 	resenje.org/singleflight v0.4.3 // indirect
 )
+
+// The Go SDK is a module of its own (so that a service importing it does not pull SpiceDB),
+// developed in this repository.
+replace github.com/trustgate/trustgate/sdk => ./sdk

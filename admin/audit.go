@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/trustgate/trustgate/audit"
+	"github.com/trustgate/trustgate/sdk"
 )
 
 // Admin changes to who may do what are audit entries. The routes below are audited (only
@@ -97,8 +98,18 @@ func (c *caller) actor() string {
 	return actor
 }
 
-// AuditEntry is one audit log entry.
-type AuditEntry audit.Entry
+// auditDoc is the API's document of an audit log entry.
+func auditDoc(e audit.Entry) AuditEntry {
+	return AuditEntry{
+		Host: e.Host, Seq: e.Seq, Time: e.Time,
+		UserID: e.UserID, UserEmail: e.UserEmail, AgentID: e.AgentID, ClientID: e.ClientID, ClientName: e.ClientName,
+		Server: e.Server, Tool: e.Tool, Method: e.Method, Decision: string(e.Decision), Reason: e.Reason,
+		RequiredLevel: e.RequiredLevel, AgentLevel: e.AgentLevel, Ceiling: e.Ceiling,
+		UpstreamStatus: e.UpstreamStatus, LatencyMS: e.LatencyMS, RequestID: e.RequestID, TraceID: e.TraceID,
+		Arguments: e.Arguments, Actor: e.Actor, Action: e.Action, Object: e.Object, OldValue: e.OldValue, NewValue: e.NewValue,
+		Version: e.Version, PrevHash: e.PrevHash, Hash: e.Hash,
+	}
+}
 
 const auditJSONL = "application/x-ndjson"
 
@@ -157,17 +168,12 @@ func (a *API) listAudit(r *http.Request, _ *caller) (int, any, error) {
 	}
 	page := Page[AuditEntry]{Items: make([]AuditEntry, len(entries))}
 	for i, e := range entries {
-		page.Items[i] = AuditEntry(e)
+		page.Items[i] = auditDoc(e)
 	}
 	if len(entries) == limit {
-		page.NextCursor = AuditCursor(entries[len(entries)-1].Seq)
+		page.NextCursor = sdk.AuditCursor(entries[len(entries)-1].Seq)
 	}
 	return http.StatusOK, page, nil
-}
-
-// AuditCursor is the cursor that lists the entries after (or, newest first, before) seq.
-func AuditCursor(seq int64) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(seq, 10)))
 }
 
 // parseTimeParam reads an RFC 3339 time or a duration back from now.
@@ -205,7 +211,7 @@ func (a *API) streamAudit(ctx context.Context, w http.ResponseWriter, f audit.Fi
 			return err
 		}
 		for _, e := range entries {
-			if err := enc.Encode(AuditEntry(e)); err != nil {
+			if err := enc.Encode(auditDoc(e)); err != nil {
 				return err
 			}
 			cursor = e.Seq

@@ -14,6 +14,7 @@ import (
 	"github.com/trustgate/trustgate/admin"
 	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/internal/testkit/mcpserver"
+	"github.com/trustgate/trustgate/sdk"
 )
 
 // seedAudit writes entries as the proxy would: for acme, 6 allowed/denied calls by two agents
@@ -123,23 +124,23 @@ func TestAuditExportJSONLines(t *testing.T) {
 		}
 	}
 	// The Go client.
-	c, err := admin.NewClient(e.api.URL, e.acme, nil)
+	c, err := sdk.NewClient(e.api.URL, e.acme)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var n int
-	if err := c.ExportAudit(context.Background(), "acme", admin.AuditQuery{Decision: "allowed"}, "", func(admin.AuditEntry) error { n++; return nil }); err != nil || n != 3 {
+	if err := c.ExportAudit(context.Background(), "acme", sdk.AuditQuery{Decision: "allowed"}, "", func(admin.AuditEntry) error { n++; return nil }); err != nil || n != 3 {
 		t.Fatalf("ExportAudit: %d entries, %v", n, err)
 	}
-	page, err := c.ListAudit(context.Background(), "acme", admin.AuditQuery{Agent: "agent-0"}, admin.PageRequest{})
+	page, err := c.ListAudit(context.Background(), "acme", sdk.AuditQuery{Agent: "agent-0"}, sdk.PageRequest{})
 	if err != nil || seqsOf(page.Items) != "1,4" {
 		t.Fatalf("ListAudit: %s, %v", seqsOf(page.Items), err)
 	}
-	page, err = c.ListAudit(context.Background(), "acme", admin.AuditQuery{}, admin.PageRequest{Cursor: admin.AuditCursor(5)})
+	page, err = c.ListAudit(context.Background(), "acme", sdk.AuditQuery{}, sdk.PageRequest{Cursor: sdk.AuditCursor(5)})
 	if err != nil || seqsOf(page.Items) != "6" {
 		t.Fatalf("ListAudit after 5: %s, %v", seqsOf(page.Items), err)
 	}
-	if err := c.ExportAudit(context.Background(), "beta", admin.AuditQuery{}, "", func(admin.AuditEntry) error { return nil }); err == nil {
+	if err := c.ExportAudit(context.Background(), "beta", sdk.AuditQuery{}, "", func(admin.AuditEntry) error { return nil }); err == nil {
 		t.Fatal("export of another host's log with a host token succeeded")
 	}
 }

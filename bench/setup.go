@@ -24,6 +24,7 @@ import (
 
 	"github.com/trustgate/trustgate/admin"
 	"github.com/trustgate/trustgate/gateway"
+	"github.com/trustgate/trustgate/sdk"
 	"github.com/trustgate/trustgate/store"
 )
 
@@ -95,18 +96,18 @@ func Setup(ctx context.Context, opts SetupOptions) (_ *Env, err error) {
 	if _, err := g.Store().CreateAPIToken(ctx, store.APIToken{Name: "bench", Hash: hash, Prefix: prefix}); err != nil {
 		return nil, fmt.Errorf("admin token: %w", err)
 	}
-	ac, err := admin.NewClient(base, secret, nil)
+	ac, err := sdk.NewClient(base, secret)
 	if err != nil {
 		return nil, err
 	}
 	host := "bench-" + randomHex(4) // unique, so that a shared PostgreSQL database can be reused
-	if _, err := ac.CreateHost(ctx, admin.HostCreate{Key: host, Exact: true}); err != nil {
+	if _, err := ac.CreateHost(ctx, sdk.HostCreate{Key: host, Exact: true}); err != nil {
 		return nil, fmt.Errorf("create host: %w", err)
 	}
-	if _, err := ac.ImportServer(ctx, host, admin.ServerImport{URL: e.Upstream.URL, Key: serverKey}); err != nil {
+	if _, err := ac.ImportServer(ctx, host, sdk.ServerImport{URL: e.Upstream.URL, Key: serverKey}); err != nil {
 		return nil, fmt.Errorf("import the upstream server: %w", err)
 	}
-	human, err := ac.CreateHuman(ctx, host, admin.HumanCreate{Email: benchEmail, Invite: true})
+	human, err := ac.CreateHuman(ctx, host, sdk.HumanCreate{Email: benchEmail, Invite: true})
 	if err != nil {
 		return nil, fmt.Errorf("add the human: %w", err)
 	}

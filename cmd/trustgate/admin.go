@@ -11,8 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/trustgate/trustgate/admin"
 	"github.com/trustgate/trustgate/schema"
+	"github.com/trustgate/trustgate/sdk"
 )
 
 // defaultAdminURL is where `trustgate serve` listens by default.
@@ -36,7 +36,7 @@ type adminOptions struct {
 // adminCall is what one admin command runs with.
 type adminCall struct {
 	ctx    context.Context
-	client *admin.Client
+	client *sdk.Client
 	out    io.Writer
 	errOut io.Writer
 	json   bool
@@ -99,7 +99,7 @@ func (o *adminOptions) api(fn func(a *adminCall, args []string) error) func(*cob
 		if token == "" {
 			return errNoToken
 		}
-		client, err := admin.NewClient(o.url, token, nil)
+		client, err := sdk.NewClient(o.url, token)
 		if err != nil {
 			return fmt.Errorf("%w (set --url or TRUSTGATE_URL)", err)
 		}
@@ -114,7 +114,7 @@ func (o *adminOptions) explain(err error) error {
 	if err == nil {
 		return nil
 	}
-	var apiErr *admin.APIError
+	var apiErr *sdk.Error
 	if errors.As(err, &apiErr) {
 		msg := apiErr.Problem.Detail
 		if msg == "" {

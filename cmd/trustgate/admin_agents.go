@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/trustgate/trustgate/admin"
+	"github.com/trustgate/trustgate/sdk"
 )
 
 // agentTypes are the types an agent may be given.
@@ -29,7 +29,7 @@ func newAgentListCommand(o *adminOptions, host *string) *cobra.Command {
 		Short: "List agents with their human and levels",
 		Args:  argsNamed(),
 		RunE: o.api(func(a *adminCall, _ []string) error {
-			agents, err := a.client.AllAgents(a.ctx, *host, human)
+			agents, err := sdk.Collect(a.client.Agents(a.ctx, *host, human))
 			if err != nil {
 				return err
 			}
@@ -66,7 +66,7 @@ func newAgentUpdateCommand(o *adminOptions, host *string) *cobra.Command {
 		Args:  argsNamed("AGENT"),
 	}
 	cmd.RunE = o.api(func(a *adminCall, args []string) error {
-		var req admin.AgentUpdate
+		var req sdk.AgentUpdate
 		if cmd.Flags().Changed("name") {
 			req.Name = &name
 		}
@@ -77,7 +77,7 @@ func newAgentUpdateCommand(o *adminOptions, host *string) *cobra.Command {
 			}
 			req.Type = &t
 		}
-		if req == (admin.AgentUpdate{}) {
+		if req == (sdk.AgentUpdate{}) {
 			return errNothingToUpdate(cmd, "name", "type")
 		}
 		ag, err := a.client.UpdateAgent(a.ctx, *host, args[0], req)
@@ -156,7 +156,7 @@ func agentStatus(disabled bool) string {
 }
 
 // agentLevel renders an agent's level on a server, with the cap its human's ceiling puts on it.
-func agentLevel(s admin.AgentServer) string {
+func agentLevel(s sdk.AgentServer) string {
 	switch {
 	case s.Effective == s.Level:
 		return s.Level
@@ -167,7 +167,7 @@ func agentLevel(s admin.AgentServer) string {
 	}
 }
 
-func writeAgentTable(w io.Writer, agents []admin.Agent) error {
+func writeAgentTable(w io.Writer, agents []sdk.Agent) error {
 	rows := make([][]string, 0, len(agents))
 	for _, ag := range agents {
 		servers := make([]string, 0, len(ag.Servers))
@@ -180,7 +180,7 @@ func writeAgentTable(w io.Writer, agents []admin.Agent) error {
 	return writeTable(w, []string{"id", "name", "client id", "human", "type", "redirect uris", "servers", "status"}, rows)
 }
 
-func (a *adminCall) printAgent(ag admin.Agent) error {
+func (a *adminCall) printAgent(ag sdk.Agent) error {
 	if a.json {
 		return writeJSON(a.out, ag)
 	}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/trustgate/trustgate/admin"
+	"github.com/trustgate/trustgate/sdk"
 )
 
 func newAdminAuditCommand(o *adminOptions) *cobra.Command {
@@ -23,7 +23,7 @@ func newAdminAuditCommand(o *adminOptions) *cobra.Command {
 
 func newAuditListCommand(o *adminOptions, host *string) *cobra.Command {
 	var (
-		q        admin.AuditQuery
+		q        sdk.AuditQuery
 		limit    int
 		all      bool
 		follow   bool
@@ -47,8 +47,8 @@ Output: a table, -o json (a JSON array; with --follow one JSON object per line),
 			o.output = "json"
 		}
 		return o.api(func(a *adminCall, _ []string) error {
-			if limit < 1 || limit > admin.MaxPageLimit {
-				return fmt.Errorf("--limit %d: want 1 to %d", limit, admin.MaxPageLimit)
+			if limit < 1 || limit > sdk.MaxPageLimit {
+				return fmt.Errorf("--limit %d: want 1 to %d", limit, sdk.MaxPageLimit)
 			}
 			if q.Decision != "" {
 				d, err := oneOf("--decision", q.Decision, "allowed", "denied", "error", "admin", "result")
@@ -59,9 +59,9 @@ Output: a table, -o json (a JSON array; with --follow one JSON object per line),
 			}
 			lineMode := jsonl || (a.json && follow)
 			p := auditPrinter{out: a.out, jsonl: lineMode}
-			var entries []admin.AuditEntry
+			var entries []sdk.AuditEntry
 			var last int64
-			emit := func(e admin.AuditEntry) error {
+			emit := func(e sdk.AuditEntry) error {
 				last = max(last, e.Seq)
 				if a.json && !lineMode {
 					entries = append(entries, e)
@@ -76,7 +76,7 @@ Output: a table, -o json (a JSON array; with --follow one JSON object per line),
 			} else {
 				desc := q
 				desc.Descending = true
-				page, err := a.client.ListAudit(a.ctx, *host, desc, admin.PageRequest{Limit: limit})
+				page, err := a.client.ListAudit(a.ctx, *host, desc, sdk.PageRequest{Limit: limit})
 				if err != nil {
 					return err
 				}
@@ -99,7 +99,7 @@ Output: a table, -o json (a JSON array; with --follow one JSON object per line),
 			// Follow: poll for entries after the last one printed.
 			if last == 0 {
 				// Nothing matched yet: start after the newest entry of the host.
-				page, err := a.client.ListAudit(a.ctx, *host, admin.AuditQuery{Descending: true}, admin.PageRequest{Limit: 1})
+				page, err := a.client.ListAudit(a.ctx, *host, sdk.AuditQuery{Descending: true}, sdk.PageRequest{Limit: 1})
 				if err != nil {
 					return err
 				}
@@ -115,7 +115,7 @@ Output: a table, -o json (a JSON array; with --follow one JSON object per line),
 					return nil
 				case <-t.C:
 				}
-				err := a.client.ExportAudit(a.ctx, *host, q, admin.AuditCursor(last), emit)
+				err := a.client.ExportAudit(a.ctx, *host, q, sdk.AuditCursor(last), emit)
 				if a.ctx.Err() != nil {
 					return nil
 				}
@@ -140,9 +140,9 @@ Output: a table, -o json (a JSON array; with --follow one JSON object per line),
 	return cmd
 }
 
-func orEmptyEntries(es []admin.AuditEntry) []admin.AuditEntry {
+func orEmptyEntries(es []sdk.AuditEntry) []sdk.AuditEntry {
 	if es == nil {
-		return []admin.AuditEntry{}
+		return []sdk.AuditEntry{}
 	}
 	return es
 }
@@ -157,7 +157,7 @@ type auditPrinter struct {
 
 const auditRowFormat = "%-7s %-20s %-8s %-24s %-14s %-24s %s\n"
 
-func (p *auditPrinter) print(e admin.AuditEntry) error {
+func (p *auditPrinter) print(e sdk.AuditEntry) error {
 	if p.jsonl {
 		b, err := json.Marshal(e)
 		if err != nil {

@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/trustgate/trustgate/admin"
+	"github.com/trustgate/trustgate/sdk"
 )
 
 func newAdminHostCommand(o *adminOptions) *cobra.Command {
@@ -20,7 +20,7 @@ func newAdminHostCommand(o *adminOptions) *cobra.Command {
 }
 
 func newHostCreateCommand(o *adminOptions) *cobra.Command {
-	var req admin.HostCreate
+	var req sdk.HostCreate
 	cmd := &cobra.Command{
 		Use:   "create PREFIX",
 		Short: "Create a host (key: PREFIX plus a random suffix, such as acme-round-moccasin-19)",
@@ -45,7 +45,7 @@ func newHostListCommand(o *adminOptions) *cobra.Command {
 		Short: "List hosts",
 		Args:  argsNamed(),
 		RunE: o.api(func(a *adminCall, _ []string) error {
-			hosts, err := a.client.AllHosts(a.ctx)
+			hosts, err := sdk.Collect(a.client.Hosts(a.ctx))
 			if err != nil {
 				return err
 			}
@@ -147,9 +147,9 @@ func (u *hostUpdateFlags) register(f *pflag.FlagSet) {
 }
 
 // update builds the patch of the flags that were given.
-func (u *hostUpdateFlags) update(f *pflag.FlagSet) (admin.HostUpdate, error) {
-	var req admin.HostUpdate
-	var s admin.HostSettingsPatch
+func (u *hostUpdateFlags) update(f *pflag.FlagSet) (sdk.HostUpdate, error) {
+	var req sdk.HostUpdate
+	var s sdk.HostSettingsPatch
 	settings := false
 	if f.Changed("name") {
 		req.Name = &u.name
@@ -216,14 +216,14 @@ func (u *hostUpdateFlags) update(f *pflag.FlagSet) (admin.HostUpdate, error) {
 }
 
 // printHost prints a host: JSON, or its fields then each client configuration.
-func (a *adminCall) printHost(h admin.Host) error {
+func (a *adminCall) printHost(h sdk.Host) error {
 	if a.json {
 		return writeJSON(a.out, h)
 	}
 	return writeHost(a.out, h)
 }
 
-func writeHost(w io.Writer, h admin.Host) error {
+func writeHost(w io.Writer, h sdk.Host) error {
 	s := h.Settings
 	err := writeFields(w, []field{
 		{"Key", h.Key},
@@ -274,7 +274,7 @@ func clientName(key string) string {
 }
 
 // clientOrder lists the known clients first, then any others by key.
-func clientOrder(clients map[string]admin.ClientConfig) []string {
+func clientOrder(clients map[string]sdk.ClientConfig) []string {
 	var keys, others []string
 	for _, c := range knownClients {
 		if _, ok := clients[c.key]; ok {

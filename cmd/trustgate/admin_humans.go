@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/trustgate/trustgate/admin"
+	"github.com/trustgate/trustgate/sdk"
 )
 
 func newAdminHumanCommand(o *adminOptions) *cobra.Command {
@@ -21,7 +21,7 @@ func newAdminHumanCommand(o *adminOptions) *cobra.Command {
 }
 
 func newHumanAddCommand(o *adminOptions, host *string) *cobra.Command {
-	var req admin.HumanCreate
+	var req sdk.HumanCreate
 	cmd := &cobra.Command{
 		Use:   "add EMAIL",
 		Short: "Add (pre-authorize) a human by email",
@@ -65,7 +65,7 @@ func newHumanListCommand(o *adminOptions, host *string) *cobra.Command {
 		Short: "List humans with their ceilings, agents and last activity",
 		Args:  argsNamed(),
 		RunE: o.api(func(a *adminCall, _ []string) error {
-			humans, err := a.client.AllHumans(a.ctx, *host)
+			humans, err := sdk.Collect(a.client.Humans(a.ctx, *host))
 			if err != nil {
 				return err
 			}
@@ -103,14 +103,14 @@ func newHumanUpdateCommand(o *adminOptions, host *string) *cobra.Command {
 		Args:  argsNamed("HUMAN"),
 	}
 	cmd.RunE = o.api(func(a *adminCall, args []string) error {
-		var req admin.HumanUpdate
+		var req sdk.HumanUpdate
 		if cmd.Flags().Changed("name") {
 			req.Name = &name
 		}
 		if cmd.Flags().Changed("admin") {
 			req.Admin = &isAdmin
 		}
-		if req == (admin.HumanUpdate{}) {
+		if req == (sdk.HumanUpdate{}) {
 			return errNothingToUpdate(cmd, "name", "admin")
 		}
 		h, err := a.client.UpdateHuman(a.ctx, *host, args[0], req)
@@ -184,7 +184,7 @@ func newHumanDeleteCommand(o *adminOptions, host *string) *cobra.Command {
 }
 
 // grantList renders a human's ceilings as "server:ceiling, …".
-func grantList(grants []admin.Grant) string {
+func grantList(grants []sdk.Grant) string {
 	items := make([]string, 0, len(grants))
 	for _, g := range grants {
 		items = append(items, g.Server+":"+g.Ceiling)
@@ -192,7 +192,7 @@ func grantList(grants []admin.Grant) string {
 	return listOr(items, "")
 }
 
-func writeHumanTable(w io.Writer, humans []admin.Human) error {
+func writeHumanTable(w io.Writer, humans []sdk.Human) error {
 	rows := make([][]string, 0, len(humans))
 	for _, h := range humans {
 		rows = append(rows, []string{h.Email, h.Name, yesNo(h.Admin), grantList(h.Grants),
@@ -201,14 +201,14 @@ func writeHumanTable(w io.Writer, humans []admin.Human) error {
 	return writeTable(w, []string{"email", "name", "admin", "servers", "agents", "last active"}, rows)
 }
 
-func (a *adminCall) printHuman(h admin.Human) error {
+func (a *adminCall) printHuman(h sdk.Human) error {
 	if a.json {
 		return writeJSON(a.out, h)
 	}
 	return writeHuman(a.out, h)
 }
 
-func writeHuman(w io.Writer, h admin.Human) error {
+func writeHuman(w io.Writer, h sdk.Human) error {
 	err := writeFields(w, []field{
 		{"ID", h.ID},
 		{"Email", h.Email},

@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/trustgate/trustgate/admin"
+	"github.com/trustgate/trustgate/sdk"
 )
 
 func newAdminServerCommand(o *adminOptions) *cobra.Command {
@@ -25,7 +25,7 @@ func newAdminServerCommand(o *adminOptions) *cobra.Command {
 
 func newServerImportCommand(o *adminOptions, host *string) *cobra.Command {
 	var (
-		req      admin.ServerImport
+		req      sdk.ServerImport
 		creds    credentialFlags
 		timeouts timeoutFlags
 		disabled bool
@@ -84,7 +84,7 @@ func newServerListCommand(o *adminOptions, host *string) *cobra.Command {
 		Short: "List MCP servers",
 		Args:  argsNamed(),
 		RunE: o.api(func(a *adminCall, _ []string) error {
-			servers, err := a.client.AllServers(a.ctx, *host)
+			servers, err := sdk.Collect(a.client.Servers(a.ctx, *host))
 			if err != nil {
 				return err
 			}
@@ -114,7 +114,7 @@ func newServerShowCommand(o *adminOptions, host *string) *cobra.Command {
 			if a.json {
 				return writeJSON(a.out, s)
 			}
-			tools, err := a.client.AllTools(a.ctx, *host, args[0])
+			tools, err := sdk.Collect(a.client.Tools(a.ctx, *host, args[0]))
 			if err != nil {
 				return err
 			}
@@ -144,7 +144,7 @@ func newServerUpdateCommand(o *adminOptions, host *string) *cobra.Command {
 	}
 	cmd.RunE = o.api(func(a *adminCall, args []string) error {
 		f := cmd.Flags()
-		var req admin.ServerUpdate
+		var req sdk.ServerUpdate
 		if f.Changed("name") {
 			req.Name = &name
 		}
@@ -166,7 +166,7 @@ func newServerUpdateCommand(o *adminOptions, host *string) *cobra.Command {
 		}
 		req.ClearCredentials = clearCreds
 		req.ConnectTimeoutMS, req.FirstByteTimeoutMS, req.IdleTimeoutMS = timeouts.parse(f)
-		if req == (admin.ServerUpdate{}) {
+		if req == (sdk.ServerUpdate{}) {
 			return errNothingToUpdate(cmd, "name", "description", "server-url", "header", "oauth-client-id", "clear-credentials",
 				"connect-timeout", "first-byte-timeout", "idle-timeout", "network")
 		}
@@ -245,7 +245,7 @@ func newToolListCommand(o *adminOptions, host *string) *cobra.Command {
 		Short: "List a server's tools",
 		Args:  argsNamed("SERVER"),
 		RunE: o.api(func(a *adminCall, args []string) error {
-			tools, err := a.client.AllTools(a.ctx, *host, args[0])
+			tools, err := sdk.Collect(a.client.Tools(a.ctx, *host, args[0]))
 			if err != nil {
 				return err
 			}
@@ -285,7 +285,7 @@ func newToolUpdateCommand(o *adminOptions, host *string) *cobra.Command {
 		Args: argsNamed("SERVER", "TOOL"),
 	}
 	cmd.RunE = o.api(func(a *adminCall, args []string) error {
-		var req admin.ToolUpdate
+		var req sdk.ToolUpdate
 		if cmd.Flags().Changed("level") {
 			l, err := parseLevel("--level", level)
 			if err != nil {
@@ -301,7 +301,7 @@ func newToolUpdateCommand(o *adminOptions, host *string) *cobra.Command {
 			req.Enabled = &v
 		}
 		req.Approve = approve
-		if req == (admin.ToolUpdate{}) {
+		if req == (sdk.ToolUpdate{}) {
 			return errNothingToUpdate(cmd, "level", "enable", "disable", "approve")
 		}
 		t, err := a.client.UpdateTool(a.ctx, *host, args[0], args[1], req)
@@ -332,7 +332,7 @@ func (c *credentialFlags) register(f *pflag.FlagSet) {
 }
 
 // parse returns the credential the flags give, if any.
-func (c *credentialFlags) parse(f *pflag.FlagSet) (*admin.CredentialHeader, *admin.OAuthClient, error) {
+func (c *credentialFlags) parse(f *pflag.FlagSet) (*sdk.CredentialHeader, *sdk.OAuthClient, error) {
 	hasHeader, hasID := f.Changed("header"), f.Changed("oauth-client-id")
 	if hasHeader && hasID {
 		return nil, nil, errors.New("--header and --oauth-client-id are mutually exclusive: a server has one kind of credential")
@@ -352,29 +352,29 @@ func (c *credentialFlags) parse(f *pflag.FlagSet) (*admin.CredentialHeader, *adm
 		if id == "" {
 			return nil, nil, errors.New("--oauth-client-id must not be empty")
 		}
-		return nil, &admin.OAuthClient{ClientID: id, ClientSecret: c.clientSecret}, nil
+		return nil, &sdk.OAuthClient{ClientID: id, ClientSecret: c.clientSecret}, nil
 	}
 	return nil, nil, nil
 }
 
 // parseHeader reads a --header "Name: value". The value is a secret, so errors never quote it
 // (nor the part before the colon when that is not a header name, since it may be the value).
-func parseHeader(s string) (admin.CredentialHeader, error) {
+func parseHeader(s string) (sdk.CredentialHeader, error) {
 	name, value, ok := strings.Cut(s, ":")
 	name, value = strings.TrimSpace(name), strings.TrimSpace(value)
 	if !ok || name == "" {
-		return admin.CredentialHeader{}, errors.New(`--header: want "Name: value", such as "Authorization: Bearer <key>"`)
+		return sdk.CredentialHeader{}, errors.New(`--header: want "Name: value", such as "Authorization: Bearer <key>"`)
 	}
 	if !validHeaderName(name) {
-		return admin.CredentialHeader{}, errors.New("--header: the part before the colon is not an HTTP header name (letters, digits and !#$%&'*+-.^_`|~)")
+		return sdk.CredentialHeader{}, errors.New("--header: the part before the colon is not an HTTP header name (letters, digits and !#$%&'*+-.^_`|~)")
 	}
 	if value == "" {
-		return admin.CredentialHeader{}, fmt.Errorf("--header %s: the value after the colon is empty", name)
+		return sdk.CredentialHeader{}, fmt.Errorf("--header %s: the value after the colon is empty", name)
 	}
 	if strings.ContainsAny(value, "\r\n\x00") {
-		return admin.CredentialHeader{}, fmt.Errorf("--header %s: the value must be one line", name)
+		return sdk.CredentialHeader{}, fmt.Errorf("--header %s: the value must be one line", name)
 	}
-	return admin.CredentialHeader{Name: name, Value: value}, nil
+	return sdk.CredentialHeader{Name: name, Value: value}, nil
 }
 
 // validHeaderName reports whether s is an RFC 9110 token.
@@ -410,7 +410,7 @@ func credentialKind(kind string) string {
 // networkHelp explains --network of server import and update.
 const networkHelp = `addresses the gateway may connect to for the server: "host" (public addresses and the networks of serve --upstream-allow-cidr) or "any" (every address; needs a global API token)`
 
-func serverFields(s admin.Server) []field {
+func serverFields(s sdk.Server) []field {
 	fields := []field{
 		{"Key", s.Key},
 		{"Name", s.Name},
@@ -429,7 +429,7 @@ func serverFields(s admin.Server) []field {
 }
 
 // writeToolTable lists tools; long adds whether an admin set the level and the description.
-func writeToolTable(w io.Writer, tools []admin.Tool, long bool) error {
+func writeToolTable(w io.Writer, tools []sdk.Tool, long bool) error {
 	header := []string{"name", "level", "enabled", "flagged"}
 	if long {
 		header = []string{"name", "level", "set by", "enabled", "flagged", "description"}
@@ -453,7 +453,7 @@ func writeToolTable(w io.Writer, tools []admin.Tool, long bool) error {
 	return writeTable(w, header, rows)
 }
 
-func (a *adminCall) printTool(t admin.Tool) error {
+func (a *adminCall) printTool(t sdk.Tool) error {
 	if a.json {
 		return writeJSON(a.out, t)
 	}
@@ -479,7 +479,7 @@ func (a *adminCall) printTool(t admin.Tool) error {
 	})
 }
 
-func writeImport(w io.Writer, host string, r admin.ImportResult) error {
+func writeImport(w io.Writer, host string, r sdk.ImportResult) error {
 	if err := writeFields(w, serverFields(r.Server)); err != nil {
 		return err
 	}
@@ -513,7 +513,7 @@ func writeNote(w io.Writer, note string) error {
 	return printf(w, "\nNote: %s\n", note)
 }
 
-func writeSync(w io.Writer, host, server string, r admin.SyncResult) error {
+func writeSync(w io.Writer, host, server string, r sdk.SyncResult) error {
 	err := writeFields(w, []field{
 		{"Added", listOr(r.Added, "none")},
 		{"Changed", listOr(r.Changed, "none")},

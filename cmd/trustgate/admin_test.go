@@ -17,11 +17,12 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/trustgate/trustgate/admin"
+	"github.com/trustgate/trustgate/sdk"
 	"github.com/trustgate/trustgate/store"
 )
 
 func TestParseHeader(t *testing.T) {
-	good := map[string]admin.CredentialHeader{
+	good := map[string]sdk.CredentialHeader{
 		"Authorization: Bearer sk-1":    {Name: "Authorization", Value: "Bearer sk-1"},
 		"  X-Api-Key :  v:with:colons ": {Name: "X-Api-Key", Value: "v:with:colons"},
 		"x_key:v":                       {Name: "x_key", Value: "v"},
@@ -109,24 +110,24 @@ func TestFormatting(t *testing.T) {
 	if got := firstLine("abcdefghij", 5); got != "abcd…" {
 		t.Errorf("firstLine cut = %q", got)
 	}
-	if got := agentLevel(admin.AgentServer{Level: "high", Ceiling: "low", Effective: "low"}); got != "high (capped: low)" {
+	if got := agentLevel(sdk.AgentServer{Level: "high", Ceiling: "low", Effective: "low"}); got != "high (capped: low)" {
 		t.Errorf("agentLevel capped = %q", got)
 	}
-	if got := grantList([]admin.Grant{{Server: "linear", Ceiling: "high"}, {Server: "gh", Ceiling: "low"}}); got != "linear:high, gh:low" {
+	if got := grantList([]sdk.Grant{{Server: "linear", Ceiling: "high"}, {Server: "gh", Ceiling: "low"}}); got != "linear:high, gh:low" {
 		t.Errorf("grantList = %q", got)
 	}
-	if got := clientOrder(map[string]admin.ClientConfig{"zed": {}, "claude_code": {}, "cursor": {}}); !reflect.DeepEqual(got, []string{"cursor", "claude_code", "zed"}) {
+	if got := clientOrder(map[string]sdk.ClientConfig{"zed": {}, "claude_code": {}, "cursor": {}}); !reflect.DeepEqual(got, []string{"cursor", "claude_code", "zed"}) {
 		t.Errorf("clientOrder = %q", got)
 	}
 }
 
 func TestHostUpdatePatch(t *testing.T) {
-	parse := func(args ...string) (admin.HostUpdate, error) {
+	parse := func(args ...string) (sdk.HostUpdate, error) {
 		var u hostUpdateFlags
 		f := pflag.NewFlagSet("update", pflag.ContinueOnError)
 		u.register(f)
 		if err := f.Parse(args); err != nil {
-			return admin.HostUpdate{}, err
+			return sdk.HostUpdate{}, err
 		}
 		return u.update(f)
 	}
@@ -246,16 +247,16 @@ func TestAdminCommandsAgainstAPI(t *testing.T) {
 		switch r.Method + " " + r.URL.EscapedPath() {
 		case "GET /api/v1/hosts/acme/humans":
 			last := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-			_ = json.NewEncoder(w).Encode(admin.Page[admin.Human]{Items: []admin.Human{
-				{Email: "ann@acme.com", Name: "Ann", Admin: true, Grants: []admin.Grant{{Server: "linear", Ceiling: "high"}}, Agents: []admin.AgentSummary{{ID: "a"}}, LastActiveAt: &last},
+			_ = json.NewEncoder(w).Encode(sdk.Page[sdk.Human]{Items: []sdk.Human{
+				{Email: "ann@acme.com", Name: "Ann", Admin: true, Grants: []sdk.Grant{{Server: "linear", Ceiling: "high"}}, Agents: []sdk.AgentSummary{{ID: "a"}}, LastActiveAt: &last},
 				{Email: "bob@acme.com"},
 			}})
 		case "PATCH /api/v1/hosts/default/servers/linear":
 			_ = json.NewDecoder(r.Body).Decode(&gotPatch)
-			_ = json.NewEncoder(w).Encode(admin.Server{Key: "linear", Timeouts: admin.Timeouts{FirstByteTimeoutMS: 120000}})
+			_ = json.NewEncoder(w).Encode(sdk.Server{Key: "linear", Timeouts: sdk.Timeouts{FirstByteTimeoutMS: 120000}})
 		case "PATCH /api/v1/hosts/default/servers/lin%20ear/tools/a%2Fb":
 			_ = json.NewDecoder(r.Body).Decode(&gotPatch)
-			_ = json.NewEncoder(w).Encode(admin.Tool{Server: "lin ear", Name: "a/b", Level: "high"})
+			_ = json.NewEncoder(w).Encode(sdk.Tool{Server: "lin ear", Name: "a/b", Level: "high"})
 		default:
 			w.Header().Set("Content-Type", "application/problem+json")
 			w.WriteHeader(http.StatusNotFound)
@@ -284,7 +285,7 @@ func TestAdminCommandsAgainstAPI(t *testing.T) {
 	if err := root.Execute(); err != nil {
 		t.Fatalf("TRUSTGATE_URL: %v", err)
 	}
-	var humans []admin.Human
+	var humans []sdk.Human
 	if err := json.Unmarshal(b.Bytes(), &humans); err != nil || len(humans) != 2 {
 		t.Errorf("-o json = %s (%v); want a JSON array of 2 humans", b.String(), err)
 	}
@@ -361,7 +362,7 @@ func TestBootstrapGlobalToken(t *testing.T) {
 	}
 
 	out, _, err = runCLI(t, "admin", "token", "create", "--global", "-o", "json", "--data-dir", dir)
-	var created admin.TokenCreated
+	var created sdk.TokenCreated
 	if err != nil || json.Unmarshal([]byte(out), &created) != nil || created.Secret == "" || created.ID == "" || created.Name != defaultTokenName {
 		t.Errorf("-o json = %q, %v", out, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/trustgate/trustgate/admin"
+	"github.com/trustgate/trustgate/sdk"
 	"github.com/trustgate/trustgate/store"
 )
 
@@ -51,7 +52,7 @@ Run it on the gateway's machine with the --data-dir or --database that serve use
 		}
 		if scope != "" {
 			return o.api(func(a *adminCall, _ []string) error {
-				t, err := a.client.CreateHostToken(a.ctx, scope, admin.TokenCreate{Name: name})
+				t, err := a.client.CreateHostToken(a.ctx, scope, sdk.TokenCreate{Name: name})
 				if err != nil {
 					return err
 				}
@@ -93,36 +94,36 @@ func tokenCreateScope(global, hostGiven bool, host string) (string, error) {
 }
 
 // bootstrapGlobalToken creates a global token in the store itself.
-func bootstrapGlobalToken(cmd *cobra.Command, stores storeFlags, name string) (admin.TokenCreated, error) {
+func bootstrapGlobalToken(cmd *cobra.Command, stores storeFlags, name string) (sdk.TokenCreated, error) {
 	timeout, err := parseDuration("database-connect-timeout", stores.connectTimeout)
 	if err != nil {
-		return admin.TokenCreated{}, err
+		return sdk.TokenCreated{}, err
 	}
 	if stores.database == "" {
 		// Opening the store would create an empty database here: a token in it would be useless.
 		if fi, err := os.Stat(stores.dataDir); err != nil || !fi.IsDir() {
-			return admin.TokenCreated{}, fmt.Errorf("no data directory %q: run this on the gateway's machine with the --data-dir (or --database) that trustgate serve uses", stores.dataDir)
+			return sdk.TokenCreated{}, fmt.Errorf("no data directory %q: run this on the gateway's machine with the --data-dir (or --database) that trustgate serve uses", stores.dataDir)
 		}
 	}
 	st, err := store.Open(cmd.Context(), store.Config{URL: stores.database, DataDir: stores.dataDir, ConnectTimeout: timeout})
 	if err != nil {
-		return admin.TokenCreated{}, err
+		return sdk.TokenCreated{}, err
 	}
 	defer st.Close()
 	secret, hash, prefix := admin.NewTokenSecret()
 	t, err := st.CreateAPIToken(cmd.Context(), store.APIToken{Name: name, Hash: hash, Prefix: prefix})
 	if err != nil {
-		return admin.TokenCreated{}, err
+		return sdk.TokenCreated{}, err
 	}
-	return admin.TokenCreated{
-		Token:  admin.Token{ID: t.ID, Name: t.Name, Host: t.Host, Prefix: t.Prefix, CreatedAt: t.CreatedAt},
+	return sdk.TokenCreated{
+		Token:  sdk.Token{ID: t.ID, Name: t.Name, Host: t.Host, Prefix: t.Prefix, CreatedAt: t.CreatedAt},
 		Secret: secret,
 	}, nil
 }
 
 // writeTokenCreated prints a new token: the secret alone on the first line (or the JSON
 // document), then a note on stderr that it is shown once.
-func writeTokenCreated(out, errOut io.Writer, t admin.TokenCreated, isJSON bool) error {
+func writeTokenCreated(out, errOut io.Writer, t sdk.TokenCreated, isJSON bool) error {
 	var err error
 	if isJSON {
 		err = writeJSON(out, t)
@@ -147,12 +148,12 @@ func newTokenListCommand(o *adminOptions, host *string) *cobra.Command {
 		Short: "List a host's API tokens (--global: the global ones)",
 		Args:  argsNamed(),
 		RunE: o.api(func(a *adminCall, _ []string) error {
-			var tokens []admin.Token
+			var tokens []sdk.Token
 			var err error
 			if global {
-				tokens, err = a.client.AllGlobalTokens(a.ctx)
+				tokens, err = sdk.Collect(a.client.GlobalTokens(a.ctx))
 			} else {
-				tokens, err = a.client.AllHostTokens(a.ctx, *host)
+				tokens, err = sdk.Collect(a.client.HostTokens(a.ctx, *host))
 			}
 			if err != nil {
 				return err
@@ -190,7 +191,7 @@ func newTokenRevokeCommand(o *adminOptions, host *string) *cobra.Command {
 	return cmd
 }
 
-func writeTokenTable(w io.Writer, tokens []admin.Token) error {
+func writeTokenTable(w io.Writer, tokens []sdk.Token) error {
 	rows := make([][]string, 0, len(tokens))
 	for _, t := range tokens {
 		host := t.Host

@@ -108,3 +108,25 @@ func TestConformanceSuitesOnlyInTests(t *testing.T) {
 		}
 	}
 }
+
+// The Go SDK (sdk/, a module of its own) is what other services import: it depends on the
+// standard library and go-jose only, never on the gateway's packages, so that importing it does
+// not pull SpiceDB, the store or the gateway in.
+func TestSDKDependsOnTheStandardLibraryAndGoJOSEOnly(t *testing.T) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command is needed to read the import graph: %v", err)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(goBin, "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", "./...")
+	cmd.Dir = "../../sdk"
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("go list in sdk: %v\n%s", err, stderr.String())
+	}
+	for _, p := range strings.Fields(stdout.String()) {
+		if p != module+"/sdk" && !within(p, "github.com/go-jose/go-jose/v4") {
+			t.Errorf("the SDK depends on %s", p)
+		}
+	}
+}

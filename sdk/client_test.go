@@ -1,4 +1,4 @@
-package admin
+package sdk
 
 import (
 	"context"
@@ -20,7 +20,7 @@ func newClientForTest(t *testing.T, handler http.Handler) *Client {
 	t.Helper()
 	srv := httptest.NewServer(handler)
 	t.Cleanup(srv.Close)
-	c, err := NewClient(srv.URL, clientTestToken, srv.Client())
+	c, err := NewClient(srv.URL, clientTestToken, WithHTTPClient(srv.Client()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,12 +277,12 @@ func TestClientProblemErrors(t *testing.T) {
 	ctx := context.Background()
 
 	_, err := c.GetHost(ctx, "missing")
-	var apiErr *APIError
+	var apiErr *Error
 	if !errors.As(err, &apiErr) {
-		t.Fatalf("GetHost(missing) error = %T %v, want *APIError", err, err)
+		t.Fatalf("GetHost(missing) error = %T %v, want *Error", err, err)
 	}
 	if apiErr.Status != 404 || apiErr.Problem.Detail != `no host "missing"` || apiErr.Problem.Instance != "urn:trustgate:request:r1" {
-		t.Errorf("APIError = %+v", apiErr)
+		t.Errorf("Error = %+v", apiErr)
 	}
 	if got, want := err.Error(), `Not Found: no host "missing"`; got != want {
 		t.Errorf("Error() = %q, want %q", got, want)
@@ -351,7 +351,7 @@ func TestClientFollowsCursors(t *testing.T) {
 			_ = json.NewEncoder(w).Encode(Page[Human]{Items: []Human{}})
 		}
 	}))
-	humans, err := c.AllHumans(context.Background(), "acme")
+	humans, err := Collect(c.Humans(context.Background(), "acme"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -360,7 +360,7 @@ func TestClientFollowsCursors(t *testing.T) {
 		ids = append(ids, h.ID)
 	}
 	if strings.Join(ids, ",") != "1,2,3" {
-		t.Errorf("AllHumans ids = %v, want 1,2,3", ids)
+		t.Errorf("Humans ids = %v, want 1,2,3", ids)
 	}
 	want := []string{"limit=500", "cursor=c2&limit=500", "cursor=c3&limit=500"}
 	if !reflect.DeepEqual(requests, want) {
@@ -368,7 +368,7 @@ func TestClientFollowsCursors(t *testing.T) {
 	}
 }
 
-func TestClientAllEmptyAndLoop(t *testing.T) {
+func TestClientIteratorsEmptyAndLoop(t *testing.T) {
 	c := newClientForTest(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		if r.URL.Path == "/api/v1/tokens" {
@@ -377,27 +377,27 @@ func TestClientAllEmptyAndLoop(t *testing.T) {
 		}
 		_ = json.NewEncoder(w).Encode(Page[Host]{Items: []Host{{Key: "a"}}, NextCursor: "same"})
 	}))
-	tokens, err := c.AllGlobalTokens(context.Background())
+	tokens, err := Collect(c.GlobalTokens(context.Background()))
 	if err != nil || tokens == nil || len(tokens) != 0 {
-		t.Errorf("AllGlobalTokens = %#v, %v; want an empty, non-nil slice", tokens, err)
+		t.Errorf("GlobalTokens = %#v, %v; want an empty, non-nil slice", tokens, err)
 	}
-	if _, err := c.AllHosts(context.Background()); err == nil || !strings.Contains(err.Error(), "cursor") {
+	if _, err := Collect(c.Hosts(context.Background())); err == nil || !strings.Contains(err.Error(), "cursor") {
 		t.Errorf("repeating cursor: error = %v", err)
 	}
 }
 
 func TestNewClient(t *testing.T) {
 	for _, bad := range []string{"", "127.0.0.1:8080", "ftp://gw", "/api", "http://", "http://u:p@gw", "http://gw/?x=1", "http://gw/#f"} {
-		if _, err := NewClient(bad, "", nil); err == nil {
+		if _, err := NewClient(bad, ""); err == nil {
 			t.Errorf("NewClient(%q) succeeded, want an error", bad)
 		} else if strings.Contains(err.Error(), "u:p") {
 			t.Errorf("NewClient(%q) error %q repeats the credentials", bad, err)
 		}
 	}
-	if _, err := NewClient("http://gw", "tgat_a b", nil); err == nil || strings.Contains(err.Error(), "tgat_a") {
+	if _, err := NewClient("http://gw", "tgat_a b"); err == nil || strings.Contains(err.Error(), "tgat_a") {
 		t.Errorf("token with a space: error = %v, want one not quoting the token", err)
 	}
-	c, err := NewClient("HTTPS://gw.example:8443/prefix/", "t", nil)
+	c, err := NewClient("HTTPS://gw.example:8443/prefix/", "t")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -417,7 +417,7 @@ func TestClientKeepsPathPrefixAndOmitsEmptyToken(t *testing.T) {
 		_, _ = io.WriteString(w, `{"items":[],"unknown_field_from_a_newer_server":true}`)
 	}))
 	defer srv.Close()
-	c, err := NewClient(srv.URL+"/gw/", "", nil)
+	c, err := NewClient(srv.URL+"/gw/", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -432,7 +432,7 @@ func TestClientKeepsPathPrefixAndOmitsEmptyToken(t *testing.T) {
 func TestClientTransportErrorOmitsToken(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	srv.Close()
-	c, err := NewClient(srv.URL, clientTestToken, nil)
+	c, err := NewClient(srv.URL, clientTestToken)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -440,8 +440,8 @@ func TestClientTransportErrorOmitsToken(t *testing.T) {
 	if err == nil || strings.Contains(err.Error(), clientTestToken) {
 		t.Errorf("unreachable server: error = %v", err)
 	}
-	var apiErr *APIError
+	var apiErr *Error
 	if errors.As(err, &apiErr) {
-		t.Errorf("transport error is an *APIError: %v", err)
+		t.Errorf("transport error is an *Error: %v", err)
 	}
 }

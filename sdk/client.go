@@ -1,12 +1,15 @@
-package admin
+package sdk
 
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"iter"
+	"math/rand/v2"
 	"mime"
 	"net/http"
 	"net/url"
@@ -21,23 +24,63 @@ import (
 // generous because importing or syncing a server makes the gateway contact the upstream.
 const DefaultClientTimeout = 60 * time.Second
 
-// MaxPageLimit is the largest page the API returns; the All* helpers ask for pages this size.
+// MaxPageLimit is the largest page the API returns; the iterators ask for pages this size.
 const MaxPageLimit = 500
 
 const (
 	// clientMaxResponseBytes bounds every response body the client reads.
 	clientMaxResponseBytes = 16 << 20
-	// clientMaxErrorSnippet bounds the part of a non-problem error body quoted in an APIError.
+	// clientMaxErrorSnippet bounds the part of a non-problem error body quoted in an Error.
 	clientMaxErrorSnippet = 200
 	// clientMaxPages stops a cursor chain that never ends (a server bug) instead of looping forever.
 	clientMaxPages = 10000
 )
 
 // Client is a client of the admin API (/api/v1). It is safe for concurrent use.
+//
+// Idempotent requests (GET, PUT, DELETE) are sent again when the gateway or a proxy in front of
+// it answers 502, 503 or 504, or the connection fails, after an exponential backoff with
+// jitter or the answer's Retry-After, within the Retry policy's bounds. POST and PATCH are
+// sent once. Errors the API answers are *Error values carrying its RFC 9457 problem document.
 type Client struct {
 	base  string // scheme://host[/prefix], without a trailing slash
 	token string
 	http  *http.Client
+	retry Retry
+}
+
+// Retry bounds the retries of idempotent requests.
+type Retry struct {
+	// Attempts is how many times a request is sent at most (1: never retried).
+	Attempts int
+	// Backoff is the wait before the first retry; it doubles for each further one (with up to
+	// 50% jitter), up to MaxWait.
+	Backoff time.Duration
+	// MaxWait is the longest wait before a retry. A Retry-After longer than it is not waited
+	// for: the error is returned at once.
+	MaxWait time.Duration
+}
+
+// DefaultRetry is the Retry of a Client made without WithRetry: four attempts, waiting about
+// 0.2, 0.4 and 0.8 seconds (or what Retry-After says, up to 30 seconds).
+var DefaultRetry = Retry{Attempts: 4, Backoff: 200 * time.Millisecond, MaxWait: 30 * time.Second}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithHTTPClient sends the requests through hc (its Timeout bounds each attempt) instead of a
+// client with DefaultClientTimeout.
+func WithHTTPClient(hc *http.Client) Option {
+	return func(c *Client) {
+		if hc != nil {
+			c.http = hc
+		}
+	}
+}
+
+// WithRetry replaces DefaultRetry; Retry{Attempts: 1} turns retries off.
+func WithRetry(r Retry) Option {
+	return func(c *Client) { c.retry = r }
 }
 
 // PageRequest selects one page of a list: Limit items (0 for the server's default of 50, at
@@ -47,29 +90,9 @@ type PageRequest struct {
 	Cursor string
 }
 
-// APIError is a non-2xx answer of the API. Problem is the RFC 9457 document the server sent,
-// or one made up from the status and a bounded snippet of the body when it sent none.
-type APIError struct {
-	Status  int
-	Problem Problem
-}
-
-// Error is "<title>: <detail>" (just the title when there is no detail).
-func (e *APIError) Error() string {
-	title := e.Problem.Title
-	if title == "" {
-		title = statusTitle(e.Status)
-	}
-	if e.Problem.Detail == "" {
-		return title
-	}
-	return title + ": " + e.Problem.Detail
-}
-
 // NewClient makes a client of the gateway at baseURL (such as http://127.0.0.1:8080; a path
-// prefix is kept) that authenticates with token, an admin API token ("" sends none). A nil
-// httpClient means one with DefaultClientTimeout.
-func NewClient(baseURL, token string, httpClient *http.Client) (*Client, error) {
+// prefix is kept) that authenticates with token, an admin API token ("" sends none).
+func NewClient(baseURL, token string, opts ...Option) (*Client, error) {
 	u, err := url.Parse(strings.TrimSpace(baseURL))
 	if err != nil {
 		return nil, fmt.Errorf("admin API URL %q: %w", baseURL, err)
@@ -88,11 +111,15 @@ func NewClient(baseURL, token string, httpClient *http.Client) (*Client, error) 
 			return nil, errors.New("admin API token contains spaces or control characters")
 		}
 	}
-	if httpClient == nil {
-		httpClient = &http.Client{Timeout: DefaultClientTimeout}
-	}
 	base := u.Scheme + "://" + u.Host + strings.TrimRight(u.EscapedPath(), "/")
-	return &Client{base: base, token: token, http: httpClient}, nil
+	c := &Client{base: base, token: token, http: &http.Client{Timeout: DefaultClientTimeout}, retry: DefaultRetry}
+	for _, o := range opts {
+		o(c)
+	}
+	if c.retry.Attempts < 1 {
+		c.retry.Attempts = 1
+	}
+	return c, nil
 }
 
 // BaseURL is the gateway URL the client talks to (without /api/v1).
@@ -107,9 +134,10 @@ func (c *Client) ListHosts(ctx context.Context, p PageRequest) (Page[Host], erro
 	return out, err
 }
 
-// AllHosts lists every host, following cursors.
-func (c *Client) AllHosts(ctx context.Context) ([]Host, error) {
-	return allPages(ctx, func(ctx context.Context, p PageRequest) (Page[Host], error) { return c.ListHosts(ctx, p) })
+// Hosts iterates over every host, following cursors.
+// It follows the cursors page by page; an error ends the sequence.
+func (c *Client) Hosts(ctx context.Context) iter.Seq2[Host, error] {
+	return pages(ctx, func(ctx context.Context, p PageRequest) (Page[Host], error) { return c.ListHosts(ctx, p) })
 }
 
 // CreateHost creates a host.
@@ -147,9 +175,10 @@ func (c *Client) ListServers(ctx context.Context, host string, p PageRequest) (P
 	return out, err
 }
 
-// AllServers lists every server of a host.
-func (c *Client) AllServers(ctx context.Context, host string) ([]Server, error) {
-	return allPages(ctx, func(ctx context.Context, p PageRequest) (Page[Server], error) { return c.ListServers(ctx, host, p) })
+// Servers iterates over every server of a host.
+// It follows the cursors page by page; an error ends the sequence.
+func (c *Client) Servers(ctx context.Context, host string) iter.Seq2[Server, error] {
+	return pages(ctx, func(ctx context.Context, p PageRequest) (Page[Server], error) { return c.ListServers(ctx, host, p) })
 }
 
 // ImportServer imports an upstream MCP server (or, with req.DryRun, shows what would be
@@ -195,9 +224,10 @@ func (c *Client) ListTools(ctx context.Context, host, server string, p PageReque
 	return out, err
 }
 
-// AllTools lists every tool of a server.
-func (c *Client) AllTools(ctx context.Context, host, server string) ([]Tool, error) {
-	return allPages(ctx, func(ctx context.Context, p PageRequest) (Page[Tool], error) { return c.ListTools(ctx, host, server, p) })
+// Tools iterates over every tool of a server.
+// It follows the cursors page by page; an error ends the sequence.
+func (c *Client) Tools(ctx context.Context, host, server string) iter.Seq2[Tool, error] {
+	return pages(ctx, func(ctx context.Context, p PageRequest) (Page[Tool], error) { return c.ListTools(ctx, host, server, p) })
 }
 
 // CreateTool adds a tool to a server by hand.
@@ -235,9 +265,10 @@ func (c *Client) ListHumans(ctx context.Context, host string, p PageRequest) (Pa
 	return out, err
 }
 
-// AllHumans lists every human of a host.
-func (c *Client) AllHumans(ctx context.Context, host string) ([]Human, error) {
-	return allPages(ctx, func(ctx context.Context, p PageRequest) (Page[Human], error) { return c.ListHumans(ctx, host, p) })
+// Humans iterates over every human of a host.
+// It follows the cursors page by page; an error ends the sequence.
+func (c *Client) Humans(ctx context.Context, host string) iter.Seq2[Human, error] {
+	return pages(ctx, func(ctx context.Context, p PageRequest) (Page[Human], error) { return c.ListHumans(ctx, host, p) })
 }
 
 // CreateHuman adds (pre-authorizes) a human.
@@ -301,9 +332,10 @@ func (c *Client) ListAgents(ctx context.Context, host, human string, p PageReque
 	return out, err
 }
 
-// AllAgents lists every agent of a host (of one human when human is not "").
-func (c *Client) AllAgents(ctx context.Context, host, human string) ([]Agent, error) {
-	return allPages(ctx, func(ctx context.Context, p PageRequest) (Page[Agent], error) {
+// Agents iterates over every agent of a host (of one human when human is not "").
+// It follows the cursors page by page; an error ends the sequence.
+func (c *Client) Agents(ctx context.Context, host, human string) iter.Seq2[Agent, error] {
+	return pages(ctx, func(ctx context.Context, p PageRequest) (Page[Agent], error) {
 		return c.ListAgents(ctx, host, human, p)
 	})
 }
@@ -350,9 +382,10 @@ func (c *Client) ListHostTokens(ctx context.Context, host string, p PageRequest)
 	return out, err
 }
 
-// AllHostTokens lists every API token of a host.
-func (c *Client) AllHostTokens(ctx context.Context, host string) ([]Token, error) {
-	return allPages(ctx, func(ctx context.Context, p PageRequest) (Page[Token], error) { return c.ListHostTokens(ctx, host, p) })
+// HostTokens iterates over every API token of a host.
+// It follows the cursors page by page; an error ends the sequence.
+func (c *Client) HostTokens(ctx context.Context, host string) iter.Seq2[Token, error] {
+	return pages(ctx, func(ctx context.Context, p PageRequest) (Page[Token], error) { return c.ListHostTokens(ctx, host, p) })
 }
 
 // CreateHostToken creates an API token for one host; its secret is in the result only.
@@ -374,9 +407,10 @@ func (c *Client) ListGlobalTokens(ctx context.Context, p PageRequest) (Page[Toke
 	return out, err
 }
 
-// AllGlobalTokens lists every global API token.
-func (c *Client) AllGlobalTokens(ctx context.Context) ([]Token, error) {
-	return allPages(ctx, func(ctx context.Context, p PageRequest) (Page[Token], error) { return c.ListGlobalTokens(ctx, p) })
+// GlobalTokens iterates over every global API token.
+// It follows the cursors page by page; an error ends the sequence.
+func (c *Client) GlobalTokens(ctx context.Context) iter.Seq2[Token, error] {
+	return pages(ctx, func(ctx context.Context, p PageRequest) (Page[Token], error) { return c.ListGlobalTokens(ctx, p) })
 }
 
 // CreateGlobalToken creates a global API token; its secret is in the result only.
@@ -406,46 +440,118 @@ func (p PageRequest) query(q url.Values) url.Values {
 	return q
 }
 
-// allPages follows a list's cursors from the first page to the last.
-func allPages[T any](ctx context.Context, list func(context.Context, PageRequest) (Page[T], error)) ([]T, error) {
+// pages iterates over a list's items, following its cursors from the first page to the last.
+// A failed page, a cursor returned twice or a list of more than clientMaxPages pages yields
+// one error and ends the sequence.
+func pages[T any](ctx context.Context, list func(context.Context, PageRequest) (Page[T], error)) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		var zero T
+		seen := map[string]bool{}
+		p := PageRequest{Limit: MaxPageLimit}
+		for range clientMaxPages {
+			page, err := list(ctx, p)
+			if err != nil {
+				yield(zero, err)
+				return
+			}
+			for _, item := range page.Items {
+				if !yield(item, nil) {
+					return
+				}
+			}
+			if page.NextCursor == "" {
+				return
+			}
+			if seen[page.NextCursor] {
+				yield(zero, errors.New("admin API returned a cursor it had already returned; stopping"))
+				return
+			}
+			seen[page.NextCursor] = true
+			p.Cursor = page.NextCursor
+		}
+		yield(zero, fmt.Errorf("admin API list did not end after %d pages", clientMaxPages))
+	}
+}
+
+// Collect gathers a sequence of the Client's iterators into a slice (never nil), or returns
+// its first error.
+func Collect[T any](seq iter.Seq2[T, error]) ([]T, error) {
 	items := []T{}
-	seen := map[string]bool{}
-	p := PageRequest{Limit: MaxPageLimit}
-	for range clientMaxPages {
-		page, err := list(ctx, p)
+	for item, err := range seq {
 		if err != nil {
 			return nil, err
 		}
-		items = append(items, page.Items...)
-		if page.NextCursor == "" {
-			return items, nil
-		}
-		if seen[page.NextCursor] {
-			return nil, errors.New("admin API returned a cursor it had already returned; stopping")
-		}
-		seen[page.NextCursor] = true
-		p.Cursor = page.NextCursor
+		items = append(items, item)
 	}
-	return nil, fmt.Errorf("admin API list did not end after %d pages", clientMaxPages)
+	return items, nil
 }
 
 // do sends one request to /api/v1/<segments…> (each segment path-escaped) with in as its JSON
-// body (none when nil) and decodes a 2xx answer's body into out (ignored when nil).
+// body (none when nil) and decodes a 2xx answer's body into out (ignored when nil). Idempotent
+// methods are retried (see Client).
 func (c *Client) do(ctx context.Context, method string, q url.Values, in, out any, segments ...string) error {
-	var body io.Reader
+	return c.call(ctx, idempotent(method), method, q, in, out, segments...)
+}
+
+// call is do, retried when retry is set (idempotent methods, and POSTs that only read).
+func (c *Client) call(ctx context.Context, retry bool, method string, q url.Values, in, out any, segments ...string) error {
+	var payload []byte
 	if in != nil {
 		data, err := json.Marshal(in)
 		if err != nil {
 			return fmt.Errorf("encode request: %w", err)
 		}
-		body = bytes.NewReader(data)
+		payload = data
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.endpoint(q, segments...), body)
+	target := c.endpoint(q, segments...)
+	attempts := 1
+	if retry {
+		attempts = c.retry.Attempts
+	}
+	for attempt := 1; ; attempt++ {
+		status, data, header, err := c.send(ctx, method, target, payload, in != nil)
+		if err == nil && status >= 200 && status <= 299 {
+			if out == nil || status == http.StatusNoContent {
+				return nil
+			}
+			if err := json.Unmarshal(data, out); err != nil {
+				return fmt.Errorf("%s %s: decode %d response: %w", method, pathOf(target), status, err)
+			}
+			return nil
+		}
+		if err == nil {
+			err = c.errorFrom(status, header, data)
+		}
+		if attempt >= attempts || !retryable(ctx, status, err) {
+			return err
+		}
+		wait, ok := c.retry.wait(attempt, header)
+		if !ok {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+// send makes one attempt: the status, the bounded body and the header of the answer, or the
+// error of a request that got no answer.
+func (c *Client) send(ctx context.Context, method, target string, payload []byte, hasBody bool) (int, []byte, http.Header, error) {
+	var body io.Reader
+	if hasBody {
+		body = bytes.NewReader(payload)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, body)
 	if err != nil {
-		return err
+		return 0, nil, nil, err
 	}
 	req.Header.Set("Accept", "application/json, application/problem+json")
-	if in != nil {
+	if hasBody {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.token != "" {
@@ -453,7 +559,7 @@ func (c *Client) do(ctx context.Context, method string, q url.Values, in, out an
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return err // a *url.Error naming the method and URL; the token is only in a header
+		return 0, nil, nil, err // a *url.Error naming the method and URL; the token is only in a header
 	}
 	defer func() {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
@@ -461,21 +567,76 @@ func (c *Client) do(ctx context.Context, method string, q url.Values, in, out an
 	}()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, clientMaxResponseBytes+1))
 	if err != nil {
-		return fmt.Errorf("%s %s: read response: %w", method, req.URL.Path, err)
+		return 0, nil, nil, fmt.Errorf("%s %s: read response: %w", method, req.URL.Path, err)
 	}
 	if len(data) > clientMaxResponseBytes {
-		return fmt.Errorf("%s %s: response larger than %d MiB", method, req.URL.Path, clientMaxResponseBytes>>20)
+		return 0, nil, nil, &responseTooLarge{fmt.Sprintf("%s %s: response larger than %d MiB", method, req.URL.Path, clientMaxResponseBytes>>20)}
 	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return c.errorFrom(resp, data)
+	return resp.StatusCode, data, resp.Header, nil
+}
+
+// responseTooLarge is the error of an answer over clientMaxResponseBytes; it is not retried.
+type responseTooLarge struct{ msg string }
+
+func (e *responseTooLarge) Error() string { return e.msg }
+
+// idempotent methods may be sent again without changing the outcome.
+func idempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete:
+		return true
 	}
-	if out == nil || resp.StatusCode == http.StatusNoContent {
-		return nil
+	return false
+}
+
+// retryable: a 502, 503 or 504 answer, or a request that got no answer for another reason than
+// the caller's context (cancelled or past its deadline) or an oversized answer.
+func retryable(ctx context.Context, status int, err error) bool {
+	if ctx.Err() != nil {
+		return false
 	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("%s %s: decode %d response: %w", method, req.URL.Path, resp.StatusCode, err)
+	switch status {
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	case 0:
+		var tooLarge *responseTooLarge
+		return !errors.As(err, &tooLarge)
 	}
-	return nil
+	return false
+}
+
+// wait is how long to wait before retry number attempt (1 for the first): the answer's
+// Retry-After (seconds or an HTTP date) when it has one, else the backoff doubled per attempt
+// with up to 50% jitter. ok is false when Retry-After asks for longer than MaxWait.
+func (r Retry) wait(attempt int, header http.Header) (time.Duration, bool) {
+	if v := header.Get("Retry-After"); v != "" {
+		var d time.Duration
+		if secs, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && secs >= 0 {
+			d = time.Duration(min(secs, int64(r.MaxWait/time.Second)+1)) * time.Second
+		} else if at, err := http.ParseTime(v); err == nil {
+			d = max(time.Until(at), 0)
+		}
+		if d > r.MaxWait {
+			return 0, false
+		}
+		return d, true
+	}
+	d := r.Backoff << min(attempt-1, 20)
+	if d <= 0 || d > r.MaxWait {
+		d = r.MaxWait
+	}
+	if half := int64(d / 2); half > 0 {
+		d = d/2 + time.Duration(rand.Int64N(half+1))
+	}
+	return d, true
+}
+
+// pathOf is the path of a URL the client built, for error messages.
+func pathOf(target string) string {
+	if u, err := url.Parse(target); err == nil {
+		return u.Path
+	}
+	return target
 }
 
 // endpoint is the URL of /api/v1/<segments…> (each segment path-escaped) with query q.
@@ -494,29 +655,26 @@ func (c *Client) endpoint(q url.Values, segments ...string) string {
 	return b.String()
 }
 
-// errorFrom turns a non-2xx answer into an *APIError.
-func (c *Client) errorFrom(resp *http.Response, body []byte) *APIError {
-	e := &APIError{Status: resp.StatusCode}
-	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+// errorFrom turns a non-2xx answer into an *Error.
+func (c *Client) errorFrom(status int, header http.Header, body []byte) *Error {
+	mt, _, _ := mime.ParseMediaType(header.Get("Content-Type"))
 	if mt == "application/problem+json" || mt == "application/json" {
 		var p Problem
 		if json.Unmarshal(body, &p) == nil && (p.Title != "" || p.Detail != "") {
-			e.Problem = p
-			e.Problem.Title = c.redact(p.Title)
-			e.Problem.Detail = c.redact(p.Detail)
-			if e.Problem.Status == 0 {
-				e.Problem.Status = resp.StatusCode
+			p.Title, p.Detail = c.redact(p.Title), c.redact(p.Detail)
+			p.Status = status // the HTTP status is what happened, whatever the body claims
+			if p.Type == "" {
+				p.Type = "about:blank"
 			}
-			return e
+			return &Error{Problem: p}
 		}
 	}
-	e.Problem = Problem{
+	return &Error{Problem: Problem{
 		Type:   "about:blank",
-		Title:  statusTitle(resp.StatusCode),
-		Status: resp.StatusCode,
+		Title:  statusTitle(status),
+		Status: status,
 		Detail: bodySnippet(c.redact(string(body))),
-	}
-	return e
+	}}
 }
 
 // redact removes the token from text the server sent back, in case something echoed it.
@@ -581,6 +739,19 @@ func (c *Client) ListAudit(ctx context.Context, host string, q AuditQuery, p Pag
 	return out, err
 }
 
+// Audit iterates over every entry of a host's audit log matching q, page by page.
+func (c *Client) Audit(ctx context.Context, host string, q AuditQuery) iter.Seq2[AuditEntry, error] {
+	return pages(ctx, func(ctx context.Context, p PageRequest) (Page[AuditEntry], error) {
+		return c.ListAudit(ctx, host, q, p)
+	})
+}
+
+// AuditCursor is the cursor that lists the entries after (or, newest first, before) seq: the
+// entries added since one was seen.
+func AuditCursor(seq int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(seq, 10)))
+}
+
 // ExportAudit streams every entry of a host's audit log matching q (after cursor, "" for all)
 // as JSON Lines and calls fn for each, in order. Memory stays bounded however long the log.
 func (c *Client) ExportAudit(ctx context.Context, host string, q AuditQuery, cursor string, fn func(AuditEntry) error) error {
@@ -607,7 +778,7 @@ func (c *Client) ExportAudit(ctx context.Context, host string, q AuditQuery, cur
 	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		return c.errorFrom(resp, data)
+		return c.errorFrom(resp.StatusCode, resp.Header, data)
 	}
 	dec := json.NewDecoder(resp.Body)
 	for {

@@ -1,0 +1,12 @@
+// Package sdk is the Go SDK of trustgate, for services that work with a trustgate gateway. It
+// is a module of its own (github.com/trustgate/trustgate/sdk) that depends on the standard
+// library and go-jose only, so importing it does not pull in the gateway.
+//
+// Client is the typed admin API (/api/v1): hosts, MCP servers and tools, humans and their
+// ceilings, agents, API tokens and the audit log. Every call takes a context; idempotent
+// calls are retried on 502, 503, 504 and connection errors (bounded, honouring Retry-After);
+// lists are iterators (iter.Seq2) that follow the API's cursors; an answer that is not a
+// success is an *Error carrying the RFC 9457 problem document. The `trustgate admin` command
+// is built on it.
+
+package sdk

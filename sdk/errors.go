@@ -1,0 +1,41 @@
+package sdk
+
+import (
+	"errors"
+	"net/http"
+)
+
+// Error is an answer of the admin API that is not a success: its HTTP status and the RFC 9457
+// problem document it carried (or, when it carried none, one made up from the status and a
+// bounded snippet of the body). The Problem's fields are promoted: e.Status, e.Type,
+// e.Title, e.Detail, e.Instance. Find it with errors.As:
+//
+//	var e *sdk.Error
+//	if errors.As(err, &e) && e.Status == http.StatusNotFound { … }
+type Error struct {
+	Problem
+}
+
+// Error is "<title>: <detail>" (just the title when there is no detail).
+func (e *Error) Error() string {
+	title := e.Title
+	if title == "" {
+		title = statusTitle(e.Status)
+	}
+	if e.Detail == "" {
+		return title
+	}
+	return title + ": " + e.Detail
+}
+
+// IsNotFound reports whether err is an *Error with status 404.
+func IsNotFound(err error) bool { return hasStatus(err, http.StatusNotFound) }
+
+// IsForbidden reports whether err is an *Error with status 403: the token may not do this
+// (a host's token on another host, a check-scoped token on an administrative route).
+func IsForbidden(err error) bool { return hasStatus(err, http.StatusForbidden) }
+
+func hasStatus(err error, status int) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == status
+}

@@ -1,0 +1,398 @@
+package sdk
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// The JSON documents of the admin API. They are the contract of /api/v1 (its OpenAPI document
+// is served at /api/v1/openapi.json); the gateway's admin API serves these very types, and the
+// Client sends and reads them.
+
+// Page is one page of a list. NextCursor is empty on the last page; pass it as ?cursor= to get
+// the next one.
+type Page[T any] struct {
+	Items      []T    `json:"items"`
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// Problem is an RFC 9457 problem details document, the body of every error response.
+type Problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail"`
+	// Instance identifies this occurrence (the request id, also in the gateway's logs).
+	Instance string `json:"instance,omitempty"`
+}
+
+// HostSettings are a tenant's options.
+type HostSettings struct {
+	AllowedEmailDomains   []string `json:"allowed_email_domains"`
+	DynamicMCPs           bool     `json:"dynamic_mcps"`
+	AutoEnableNewTools    bool     `json:"auto_enable_new_tools"`
+	AccessTokenTTLSeconds int      `json:"access_token_ttl_seconds"`
+	SessionIdleTTLSeconds int      `json:"session_idle_ttl_seconds"`
+	SessionMaxTTLSeconds  int      `json:"session_max_ttl_seconds"`
+	ToolVisibility        string   `json:"tool_visibility"`
+	AuditArguments        bool     `json:"audit_arguments"`
+}
+
+// HostSettingsPatch changes only the settings that are set.
+type HostSettingsPatch struct {
+	AllowedEmailDomains   *[]string `json:"allowed_email_domains,omitempty"`
+	DynamicMCPs           *bool     `json:"dynamic_mcps,omitempty"`
+	AutoEnableNewTools    *bool     `json:"auto_enable_new_tools,omitempty"`
+	AccessTokenTTLSeconds *int      `json:"access_token_ttl_seconds,omitempty"`
+	SessionIdleTTLSeconds *int      `json:"session_idle_ttl_seconds,omitempty"`
+	SessionMaxTTLSeconds  *int      `json:"session_max_ttl_seconds,omitempty"`
+	ToolVisibility        *string   `json:"tool_visibility,omitempty"`
+	AuditArguments        *bool     `json:"audit_arguments,omitempty"`
+}
+
+// Host is a tenant.
+type Host struct {
+	Key      string       `json:"key"`
+	Name     string       `json:"name"`
+	Settings HostSettings `json:"settings"`
+	// MCPURL is the URL MCP clients connect to for this host.
+	MCPURL string `json:"mcp_url"`
+	// Clients holds ready-to-paste client configuration, keyed by client:
+	// "cursor", "claude_desktop", "vscode", "claude_code".
+	Clients   map[string]ClientConfig `json:"clients,omitempty"`
+	CreatedAt time.Time               `json:"created_at"`
+}
+
+// ClientConfig tells how to point one MCP client at the host.
+type ClientConfig struct {
+	// Where the snippet goes: a file path or "shell".
+	Where   string `json:"where"`
+	Snippet string `json:"snippet"`
+}
+
+// HostCreate creates a host. Unless Exact, a random two-word-and-number suffix is appended to
+// Key ("acme" → "acme-round-moccasin-19").
+type HostCreate struct {
+	Key      string             `json:"key"`
+	Exact    bool               `json:"exact,omitempty"`
+	Name     string             `json:"name,omitempty"`
+	Settings *HostSettingsPatch `json:"settings,omitempty"`
+}
+
+// HostUpdate changes a host.
+type HostUpdate struct {
+	Name     *string            `json:"name,omitempty"`
+	Settings *HostSettingsPatch `json:"settings,omitempty"`
+}
+
+// CredentialHeader is a static header sent to the upstream with every call.
+type CredentialHeader struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// OAuthClient is a client registered at the upstream's authorization server.
+type OAuthClient struct {
+	ClientID     string `json:"client_id"`
+	ClientSecret string `json:"client_secret,omitempty"`
+}
+
+// Server is an upstream MCP server. Credentials are never returned.
+type Server struct {
+	Key            string `json:"key"`
+	Name           string `json:"name"`
+	Description    string `json:"description"`
+	URL            string `json:"url"`
+	CredentialKind string `json:"credential_kind"` // "", "header" or "oauth_client"
+	Tools          int    `json:"tools"`
+	EnabledTools   int    `json:"enabled_tools"`
+	FlaggedTools   int    `json:"flagged_tools"`
+	// Network is what addresses the gateway may connect to for the server: "host" (public
+	// addresses and the networks the operator allows hosts, --upstream-allow-cidr) or "any".
+	Network string `json:"network"`
+	Timeouts
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// ServerImport imports an upstream MCP server: the gateway connects to URL, lists its tools and
+// classifies them. With DryRun nothing is saved. Key defaults to a slug of the server's name.
+type ServerImport struct {
+	URL         string            `json:"url"`
+	Key         string            `json:"key,omitempty"`
+	Name        string            `json:"name,omitempty"`
+	Description string            `json:"description,omitempty"`
+	Header      *CredentialHeader `json:"header,omitempty"`
+	// OAuthClient is the gateway's client at the upstream's authorization server, for servers
+	// that want each human's own sign-in (made at consent). A server that answers 401 is then
+	// imported without tools; they are discovered when the first human has signed in to it.
+	OAuthClient *OAuthClient `json:"oauth_client,omitempty"`
+	// EnableTools enables every imported tool at once (default true).
+	EnableTools *bool `json:"enable_tools,omitempty"`
+	// Network is what addresses the server may be reached on: "host" (public addresses and
+	// the operator's --upstream-allow-cidr networks) or "any", which only a global API token
+	// may choose. Default: "any" with a global token, "host" with a host's token.
+	Network string `json:"network,omitempty"`
+	Timeouts
+	DryRun bool `json:"dry_run,omitempty"`
+}
+
+// ImportResult is the server and its tools as imported (or as they would be, for a dry run).
+type ImportResult struct {
+	Server Server `json:"server"`
+	Tools  []Tool `json:"tools"`
+	DryRun bool   `json:"dry_run"`
+	// ClientDependentTools names the tools the server lists only to MCP clients that declare
+	// the roots, sampling or elicitation capability (discovery declares all three and lists
+	// once more declaring none); an agent whose client declares none does not see them.
+	// Absent when every client is shown the same tools.
+	ClientDependentTools []string `json:"client_dependent_tools,omitempty"`
+	// Note explains ClientDependentTools for a human reader.
+	Note string `json:"note,omitempty"`
+}
+
+// ServerUpdate changes a server. ClearCredentials removes the stored credentials.
+type ServerUpdate struct {
+	Name             *string           `json:"name,omitempty"`
+	Description      *string           `json:"description,omitempty"`
+	URL              *string           `json:"url,omitempty"`
+	Header           *CredentialHeader `json:"header,omitempty"`
+	OAuthClient      *OAuthClient      `json:"oauth_client,omitempty"`
+	ClearCredentials bool              `json:"clear_credentials,omitempty"`
+	// Timeouts in milliseconds; an absent field is unchanged, 0 restores the default.
+	ConnectTimeoutMS   *int64 `json:"connect_timeout_ms,omitempty"`
+	FirstByteTimeoutMS *int64 `json:"first_byte_timeout_ms,omitempty"`
+	IdleTimeoutMS      *int64 `json:"idle_timeout_ms,omitempty"`
+	// Network: "host" or "any" (a global API token only). A host's token cannot change the
+	// URL of a server on "any".
+	Network *string `json:"network,omitempty"`
+}
+
+// Timeouts are a server's upstream timeouts in milliseconds, 0 for the proxy's default
+// (connect 10000, first byte 60000, idle stream 300000): establishing a connection, waiting
+// for the response header, and silence on a streaming response (which then ends).
+type Timeouts struct {
+	ConnectTimeoutMS   int64 `json:"connect_timeout_ms"`
+	FirstByteTimeoutMS int64 `json:"first_byte_timeout_ms"`
+	IdleTimeoutMS      int64 `json:"idle_timeout_ms"`
+}
+
+// SyncResult says what a re-discovery changed. New tools are added disabled unless the host
+// auto-enables them; tools whose definition changed since approval are disabled and flagged.
+type SyncResult struct {
+	Added     []string `json:"added"`
+	Changed   []string `json:"changed"`
+	Removed   []string `json:"removed"`
+	Unchanged int      `json:"unchanged"`
+	Tools     []Tool   `json:"tools"`
+	// ClientDependentTools names the tools the server lists only to MCP clients that declare
+	// the roots, sampling or elicitation capability (discovery declares all three and lists
+	// once more declaring none); an agent whose client declares none does not see them.
+	// Absent when every client is shown the same tools.
+	ClientDependentTools []string `json:"client_dependent_tools,omitempty"`
+	// Note explains ClientDependentTools for a human reader.
+	Note string `json:"note,omitempty"`
+}
+
+// Tool is one tool of a server.
+type Tool struct {
+	Server          string          `json:"server"`
+	Name            string          `json:"name"`
+	Title           string          `json:"title,omitempty"`
+	Description     string          `json:"description"`
+	InputSchema     json.RawMessage `json:"input_schema,omitempty"`
+	Annotations     json.RawMessage `json:"annotations,omitempty"`
+	Level           string          `json:"level"`
+	LevelOverridden bool            `json:"level_overridden"`
+	Enabled         bool            `json:"enabled"`
+	Flagged         bool            `json:"flagged"`
+	FlagReason      string          `json:"flag_reason,omitempty"`
+	UpdatedAt       time.Time       `json:"updated_at"`
+}
+
+// ToolCreate adds a tool by hand. Level defaults to the name rule.
+type ToolCreate struct {
+	Name        string          `json:"name"`
+	Description string          `json:"description,omitempty"`
+	InputSchema json.RawMessage `json:"input_schema,omitempty"`
+	Level       string          `json:"level,omitempty"`
+	Enabled     bool            `json:"enabled"`
+}
+
+// ToolUpdate changes a tool. Approve accepts a flagged tool's new definition (and enables it
+// unless Enabled says otherwise).
+type ToolUpdate struct {
+	Level   *string `json:"level,omitempty"`
+	Enabled *bool   `json:"enabled,omitempty"`
+	Approve bool    `json:"approve,omitempty"`
+}
+
+// Human is a person of the host, pre-authorized by an admin or signed in.
+type Human struct {
+	ID           string         `json:"id"`
+	Email        string         `json:"email"`
+	Name         string         `json:"name"`
+	Admin        bool           `json:"admin"`
+	Grants       []Grant        `json:"grants"`
+	Agents       []AgentSummary `json:"agents"`
+	CreatedAt    time.Time      `json:"created_at"`
+	LastActiveAt *time.Time     `json:"last_active_at,omitempty"`
+	// Invitation is the one-time link just issued (createHuman with invite, inviteHuman);
+	// it is shown once and never again.
+	Invitation *Invitation `json:"invitation,omitempty"`
+}
+
+// Invitation is a one-time link with which a human chooses their password and signs in. It
+// works once, until ExpiresAt (7 days), and only while it is the human's latest invitation.
+type Invitation struct {
+	URL       string    `json:"url"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// HumanCreate adds (pre-authorizes) a human by email.
+type HumanCreate struct {
+	Email string `json:"email"`
+	Name  string `json:"name,omitempty"`
+	Admin bool   `json:"admin,omitempty"`
+	// Invite issues an invitation link at once (returned in the human's invitation field):
+	// a human without one can never sign in.
+	Invite bool `json:"invite,omitempty"`
+}
+
+// HumanUpdate changes a human.
+type HumanUpdate struct {
+	Name  *string `json:"name,omitempty"`
+	Admin *bool   `json:"admin,omitempty"`
+}
+
+// Grant is a human's ceiling on one server.
+type Grant struct {
+	Server    string    `json:"server"`
+	Ceiling   string    `json:"ceiling"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// GrantSet sets a human's ceiling on a server.
+type GrantSet struct {
+	Ceiling string `json:"ceiling"`
+}
+
+// AgentSummary names an agent in a human's listing.
+type AgentSummary struct {
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	ClientID string `json:"client_id"`
+	Disabled bool   `json:"disabled"`
+}
+
+// Agent is an MCP client acting for one human.
+type Agent struct {
+	ID           string        `json:"id"`
+	Name         string        `json:"name"`
+	ClientID     string        `json:"client_id"`
+	HumanID      string        `json:"human_id"`
+	HumanEmail   string        `json:"human_email"`
+	RedirectURIs []string      `json:"redirect_uris"`
+	Type         string        `json:"type"`
+	Disabled     bool          `json:"disabled"`
+	Servers      []AgentServer `json:"servers"`
+	CreatedAt    time.Time     `json:"created_at"`
+	LastActiveAt *time.Time    `json:"last_active_at,omitempty"`
+}
+
+// AgentServer is an agent's consented level on a server, capped by its human's ceiling.
+type AgentServer struct {
+	Server string `json:"server"`
+	Level  string `json:"level"`
+	// Ceiling is the human's ceiling ("" when the admin revoked it).
+	Ceiling string `json:"ceiling"`
+	// Effective is min(level, ceiling): what the agent can actually do ("" for nothing).
+	Effective string `json:"effective"`
+}
+
+// AgentUpdate changes an agent.
+type AgentUpdate struct {
+	Name *string `json:"name,omitempty"`
+	Type *string `json:"type,omitempty"`
+}
+
+// AgentLevel sets an agent's level on a server (up to the human's ceiling).
+type AgentLevel struct {
+	Level string `json:"level"`
+}
+
+// Token is an admin API token. The secret is shown once, when created.
+type Token struct {
+	ID         string     `json:"id"`
+	Name       string     `json:"name"`
+	Host       string     `json:"host,omitempty"` // empty for a global token
+	Prefix     string     `json:"prefix"`
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+}
+
+// TokenCreate creates a token.
+type TokenCreate struct {
+	Name string `json:"name"`
+}
+
+// TokenCreated is a new token with its secret.
+type TokenCreated struct {
+	Token
+	Secret string `json:"token"`
+}
+
+// AuditEntry is one entry of a host's audit log: a decision of the proxy, the outcome of an
+// allowed call (Decision "result"), or an admin change.
+type AuditEntry struct {
+	Host string    `json:"host"`
+	Seq  int64     `json:"seq"`
+	Time time.Time `json:"time"`
+
+	// The human the agent acts for (or the admin's human, when known).
+	UserID    string `json:"user_id,omitempty"`
+	UserEmail string `json:"user_email,omitempty"`
+	// The agent: its id, its OAuth client id and name.
+	AgentID    string `json:"agent_id,omitempty"`
+	ClientID   string `json:"client_id,omitempty"`
+	ClientName string `json:"client_name,omitempty"`
+
+	Server string `json:"server,omitempty"`
+	// Tool is the tool of a tools/call; Method the JSON-RPC method (or the HTTP method of a
+	// GET or DELETE without a body).
+	Tool   string `json:"tool,omitempty"`
+	Method string `json:"method,omitempty"`
+
+	// Decision is "allowed", "denied", "error", "admin" or "result".
+	Decision string `json:"decision"`
+	Reason   string `json:"reason,omitempty"`
+
+	// Levels involved: the tool's required level, the agent's consented level, the human's
+	// ceiling ("none" when absent).
+	RequiredLevel string `json:"required_level,omitempty"`
+	AgentLevel    string `json:"agent_level,omitempty"`
+	Ceiling       string `json:"ceiling,omitempty"`
+
+	// UpstreamStatus is the upstream's HTTP status (0: not forwarded or no answer).
+	UpstreamStatus int `json:"upstream_status,omitempty"`
+	// LatencyMS is how long the upstream took to answer, in milliseconds.
+	LatencyMS int64  `json:"latency_ms,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+	TraceID   string `json:"trace_id,omitempty"`
+	// Arguments are the tool call's arguments as redacted JSON text, stored only when the
+	// host's audit_arguments setting is on.
+	Arguments string `json:"arguments,omitempty"`
+
+	// Admin changes: who (an API token's id and name, or "cli"), what, on which object, and
+	// the value before and after ("" when there is none).
+	Actor    string `json:"actor,omitempty"`
+	Action   string `json:"action,omitempty"`
+	Object   string `json:"object,omitempty"`
+	OldValue string `json:"old_value,omitempty"`
+	NewValue string `json:"new_value,omitempty"`
+
+	// Version is the canonical encoding the hash was computed with.
+	Version  int    `json:"version"`
+	PrevHash string `json:"prev_hash"`
+	Hash     string `json:"hash"`
+}
