@@ -106,6 +106,12 @@ type OAuth interface {
 	// client keeps its CreatedAt. Changing a client's Kind is ErrConflict.
 	PutOAuthClient(ctx context.Context, c OAuthClient) (OAuthClient, error)
 	GetOAuthClient(ctx context.Context, host, id string) (OAuthClient, error)
+	// RegisteredOAuthClientHost is the host of the dynamically registered (DCR) client id, in
+	// one indexed read: ErrNotFound when no host has one, ErrConflict when more than one has
+	// (the ids trustgate generates are random, so two hosts share one only when created so on
+	// purpose; a caller must not pick one of them). Clients known by a Client ID Metadata
+	// Document are never found: their URL may be a client of any number of hosts.
+	RegisteredOAuthClientHost(ctx context.Context, id string) (string, error)
 	// DeleteOAuthClient removes the client and revokes every code and token issued to it (so
 	// that a client registered again under the same id, as a CIMD URL is, gets none back).
 	DeleteOAuthClient(ctx context.Context, host, id string) error
@@ -449,6 +455,36 @@ func (s *sqlStore) GetOAuthClient(ctx context.Context, host, id string) (OAuthCl
 		return OAuthClient{}, fmt.Errorf("get %w", err)
 	}
 	return c, nil
+}
+
+func (s *sqlStore) RegisteredOAuthClientHost(ctx context.Context, id string) (string, error) {
+	if validOAuthID("client id", id) != nil {
+		return "", fmt.Errorf("find the host of OAuth client %q: %w", id, ErrNotFound)
+	}
+	rs, err := s.db.q().query(ctx, "SELECT host_key FROM oauth_clients WHERE id = ? AND kind = ? LIMIT 2", id, OAuthClientDCR)
+	if err != nil {
+		return "", fmt.Errorf("find the host of OAuth client %s: %w", id, err)
+	}
+	defer rs.Close()
+	var hosts []string
+	for rs.Next() {
+		var h string
+		if err := rs.Scan(&h); err != nil {
+			return "", fmt.Errorf("find the host of OAuth client %s: %w", id, err)
+		}
+		hosts = append(hosts, h)
+	}
+	if err := rs.Err(); err != nil {
+		return "", fmt.Errorf("find the host of OAuth client %s: %w", id, err)
+	}
+	switch len(hosts) {
+	case 0:
+		return "", fmt.Errorf("find the host of OAuth client %s: %w", id, ErrNotFound)
+	case 1:
+		return hosts[0], nil
+	default:
+		return "", fmt.Errorf("OAuth client %s is registered with more than one host: %w", id, ErrConflict)
+	}
 }
 
 func (s *sqlStore) DeleteOAuthClient(ctx context.Context, host, id string) error {

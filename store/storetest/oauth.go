@@ -53,7 +53,14 @@ func testOAuthClients(t *testing.T, open Opener) {
 		wantErr(t, "client of an unknown host", err, store.ErrNotFound)
 		_, err = s.GetOAuthClient(ctx, "other", created.ID)
 		wantErr(t, "client of another host", err, store.ErrNotFound)
+		wantEqual(t, "host of a registered client", must[string](t, "find host")(s.RegisteredOAuthClientHost(ctx, created.ID)), "acme")
+		_, err = s.RegisteredOAuthClientHost(ctx, "c_unknown")
+		wantErr(t, "host of an unknown client", err, store.ErrNotFound)
+		_, err = s.RegisteredOAuthClientHost(ctx, "")
+		wantErr(t, "host of an empty client id", err, store.ErrNotFound)
 		must[store.OAuthClient](t, "same id in another host")(s.CreateOAuthClient(ctx, publicClient("other", created.ID)))
+		_, err = s.RegisteredOAuthClientHost(ctx, created.ID)
+		wantErr(t, "host of a client id two hosts registered", err, store.ErrConflict)
 
 		// A confidential client, with empty lists and metadata.
 		conf := must[store.OAuthClient](t, "create confidential client")(s.CreateOAuthClient(ctx, store.OAuthClient{
@@ -73,6 +80,8 @@ func testOAuthClients(t *testing.T, open Opener) {
 		cimd.FetchedAt = ms(1_700_000_000, 123)
 		gotCIMD := must[store.OAuthClient](t, "create CIMD client")(s.CreateOAuthClient(ctx, cimd))
 		wantEqual(t, "get CIMD client", must[store.OAuthClient](t, "get")(s.GetOAuthClient(ctx, "acme", longURL)), gotCIMD)
+		_, err = s.RegisteredOAuthClientHost(ctx, longURL)
+		wantErr(t, "host of a CIMD client", err, store.ErrNotFound)
 
 		// Put replaces all but the kind and the creation time.
 		refetched := cimd
