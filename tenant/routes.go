@@ -22,6 +22,10 @@ type Request struct {
 	// Named reports whether the path names the host (/h/{host}…, or the well-known form
 	// /.well-known/{name}/h/{host}…); the bare public URL and subdomains do not.
 	Named bool
+	// Origin reports whether the request was addressed to the bare public URL (or to a Host
+	// the table does not know): the default host's URL, and the origin of every host's URL
+	// under path routing (see AtOrigin).
+	Origin bool
 }
 
 // Resolver checks the host of a request before its route's handler runs (it exists, it can be
@@ -106,24 +110,29 @@ func mountWellKnown(r *mux.Router, routes []func(r *mux.Router)) {
 	})
 }
 
-// enter puts the host of the request in its context and runs resolve.
+// enter puts the host of the request in its context, runs resolve, and marks a request to the
+// origin (AtOrigin).
 func enter(resolve Resolver, request func(r *http.Request) Request) mux.MiddlewareFunc {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			req := request(r)
-			if resolve == nil {
-				next.ServeHTTP(w, r.WithContext(WithHost(r.Context(), req.Key)))
+			ctx, ok := WithHost(r.Context(), req.Key), true
+			if resolve != nil {
+				ctx, ok = resolve(w, r, req)
+			}
+			if !ok {
 				return
 			}
-			if ctx, ok := resolve(w, r, req); ok {
-				next.ServeHTTP(w, r.WithContext(ctx))
+			if req.Origin {
+				ctx = context.WithValue(ctx, originKey{}, true)
 			}
+			next.ServeHTTP(w, r.WithContext(ctx))
 		})
 	}
 }
 
 func bareRequest(r *http.Request) Request {
-	return Request{Key: DefaultHost, Path: r.URL.Path}
+	return Request{Key: DefaultHost, Path: r.URL.Path, Origin: true}
 }
 
 func subdomainRequest(r *http.Request) Request {

@@ -60,6 +60,30 @@ func (u URLs) Base(host string) string {
 // MCP is the URL MCP clients connect to for a host.
 func (u URLs) MCP(host string) string { return u.Base(host) + "/mcp" }
 
+// HostOfMCP is the host whose MCP URL resource is, or is under (…/mcp/<server>, …/mcp?<query>),
+// spelled exactly as MCP builds it; false when resource names no host's. Whether the host
+// exists is not checked.
+func (u URLs) HostOfMCP(resource string) (string, bool) {
+	var key string
+	public := u.Public.String()
+	if rest, ok := strings.CutPrefix(resource, public+pathPrefix); ok && !u.Subdomains {
+		key, _, _ = strings.Cut(rest, "/")
+	} else if strings.HasPrefix(resource, public+"/mcp") {
+		key = DefaultHost
+	} else if scheme, rest, ok := strings.Cut(resource, "://"); ok && u.Subdomains && scheme == u.Public.Scheme {
+		authority, _, _ := strings.Cut(rest, "/")
+		key, _ = strings.CutSuffix(authority, "."+u.Public.Host)
+	}
+	if !ValidKey(key) {
+		return "", false
+	}
+	after, ok := strings.CutPrefix(resource, u.MCP(key))
+	if !ok || (after != "" && after[0] != '/' && after[0] != '?') {
+		return "", false
+	}
+	return key, true
+}
+
 type hostKey struct{}
 
 // routed is the host of a request: its key, and its stored record when it was read.
@@ -86,6 +110,17 @@ func FromContext(ctx context.Context) string {
 		return h.key
 	}
 	return ""
+}
+
+type originKey struct{}
+
+// AtOrigin reports whether the request was addressed to the bare public URL rather than to a
+// host's own URL (/h/{host}…, {host}.<public host>). Such a request is the default host's; an
+// endpoint may serve it for another host when the request itself names that host (as the OAuth
+// server's origin-level fallbacks do).
+func AtOrigin(ctx context.Context) bool {
+	v, _ := ctx.Value(originKey{}).(bool)
+	return v
 }
 
 // StoredHost is the stored record of the host a request was routed to, when it was read while

@@ -4,7 +4,10 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
+
+	"github.com/gorilla/mux"
 
 	"github.com/trustgate/trustgate/internal/route"
 )
@@ -56,9 +59,73 @@ func TestURLsAndMount(t *testing.T) {
 		if got.Key != c.wantHost || got.Path != c.wantPath {
 			t.Errorf("%s%s, subdomains=%v: host %q path %q, want %s %s", c.host, c.path, c.urls.Subdomains, got.Key, got.Path, c.wantHost, c.wantPath)
 		}
+		// Only the bare public URL (or a Host the table does not know) is the origin.
+		wantOrigin := c.wantHost == "default" && !strings.Contains(c.path, "/h/")
+		if got.Origin != wantOrigin {
+			t.Errorf("%s%s, subdomains=%v: origin %v, want %v", c.host, c.path, c.urls.Subdomains, got.Origin, wantOrigin)
+		}
 	}
 	if _, err := NewURLs("gw.example.com", false); err == nil {
 		t.Error("a public URL without scheme was accepted")
+	}
+}
+
+// TestAtOrigin: a handler sees whether its request came to the bare public URL.
+func TestAtOrigin(t *testing.T) {
+	urls, _ := NewURLs("https://gw.example.com", true)
+	for target, want := range map[string]bool{
+		"https://gw.example.com/token":           true,
+		"https://other.example/token":            true,
+		"https://gw.example.com/h/acme/token":    false,
+		"https://gw.example.com/h/default/token": false,
+		"https://acme.gw.example.com/token":      false,
+	} {
+		var got, served bool
+		root := route.NewRouter()
+		urls.Mount(root, nil, func(r *mux.Router) {
+			r.Path("/token").HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { got, served = AtOrigin(r.Context()), true })
+		})
+		root.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", target, nil))
+		if !served || got != want {
+			t.Errorf("%s: served %v, AtOrigin %v, want %v", target, served, got, want)
+		}
+	}
+}
+
+// TestHostOfMCP: the host an MCP URL (a resource) names, the inverse of MCP.
+func TestHostOfMCP(t *testing.T) {
+	paths, _ := NewURLs("https://gw.example.com", false)
+	subs, _ := NewURLs("https://gw.example.com:8443", true)
+	for _, c := range []struct {
+		urls     URLs
+		resource string
+		want     string // "" for none
+	}{
+		{paths, "https://gw.example.com/mcp", "default"},
+		{paths, "https://gw.example.com/mcp/linear", "default"},
+		{paths, "https://gw.example.com/h/acme/mcp", "acme"},
+		{paths, "https://gw.example.com/h/acme/mcp/linear", "acme"},
+		{paths, "https://gw.example.com/h/acme/mcp?upstream_mcp=https%3A%2F%2Fx.example%2Fmcp", "acme"},
+		{paths, "https://gw.example.com/h/acme/mcpx", ""},
+		{paths, "https://gw.example.com/h/acme", ""},
+		{paths, "https://gw.example.com/h/Acme/mcp", ""},
+		{paths, "https://gw.example.com/h/a.b/mcp", ""},
+		{paths, "http://gw.example.com/h/acme/mcp", ""},
+		{paths, "https://gw.example.com.evil/h/acme/mcp", ""},
+		{paths, "https://acme.gw.example.com/mcp", ""},
+		{paths, "", ""},
+		{subs, "https://acme.gw.example.com:8443/mcp", "acme"},
+		{subs, "https://acme.gw.example.com:8443/mcp/linear", "acme"},
+		{subs, "https://gw.example.com:8443/mcp", "default"},
+		{subs, "https://acme.gw.example.com/mcp", ""},
+		{subs, "https://a.b.gw.example.com:8443/mcp", ""},
+		{subs, "https://gw.example.com:8443/h/acme/mcp", ""},
+		{subs, "https://acme.evil.example/mcp", ""},
+	} {
+		got, ok := c.urls.HostOfMCP(c.resource)
+		if got != c.want || ok != (c.want != "") {
+			t.Errorf("HostOfMCP(%q), subdomains=%v = %q, %v; want %q", c.resource, c.urls.Subdomains, got, ok, c.want)
+		}
 	}
 }
 
