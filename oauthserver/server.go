@@ -212,7 +212,9 @@ func (s *Server) Routes(r *mux.Router) {
 		handle("OPTIONS", path, corsPreflight)
 	}
 	handle("POST", RegistrationEndpointPath, cors(s.withHost(s.register)))
-	handle("GET", AuthorizeEndpointPath, s.withHost(s.authorize))
+	// At the bare public URL, /authorize, /token and /revoke serve the host the request names
+	// (its client, resource or token), see origin.go; /register stays the default host's.
+	handle("GET", AuthorizeEndpointPath, s.atOrigin(s.authorizeOriginHost, s.redirectToHost, s.authorizeUnavailable, s.withHost(s.authorize)))
 	handle("POST", loginPath, s.withHost(s.login))
 	handle("GET", invitePath, s.withHost(s.invitationPage))
 	handle("POST", invitePath, s.withHost(s.acceptInvitation))
@@ -223,8 +225,9 @@ func (s *Server) Routes(r *mux.Router) {
 	handle("GET", consentPath, s.withHost(s.consentPage))
 	handle("POST", consentPath, s.withHost(s.consent))
 	handle("GET", UpstreamCallbackPath, s.withHost(s.upstreamCallback))
-	handle("POST", TokenEndpointPath, cors(s.withHost(s.token)))
-	handle("POST", RevocationEndpointPath, cors(s.withHost(s.revoke)))
+	token, revoke := s.withHost(s.token), s.withHost(s.revoke)
+	handle("POST", TokenEndpointPath, cors(limitTokenForm(s.atOrigin(s.tokenOriginHost, serveAs(token), s.tokenUnavailable, token))))
+	handle("POST", RevocationEndpointPath, cors(limitTokenForm(s.atOrigin(s.revokeOriginHost, serveAs(revoke), s.tokenUnavailable, revoke))))
 	handle("POST", IntrospectionEndpointPath, s.withHost(s.introspect))
 	r.Methods(route.Methods("GET")...).Path(consentui.DefaultStylesheetURL).Handler(consentui.StylesheetHandler())
 }

@@ -44,9 +44,10 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, h store.Host) {
 	s.provider.WriteAccessResponse(ctx, w, ar, resp)
 }
 
-// refreshSigner gives the signature of a refresh token, the key of its stored row.
+// refreshSigner gives the signature of a refresh token or a code, the key of its stored row.
 type refreshSigner interface {
 	RefreshTokenSignature(ctx context.Context, token string) string
+	AuthorizeCodeSignature(ctx context.Context, token string) string
 }
 
 // errAgentDisabledRefresh is the refusal of a refresh by an agent an administrator disabled.
