@@ -302,6 +302,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	wg.Go(func() { g.keys.Run(syncCtx, 0) }) // follow key rotations made elsewhere
 	wg.Go(func() { g.pruneOAuth(syncCtx, oauthPruneInterval) })
 	wg.Go(func() { g.oauth.RunPruner(syncCtx, 0) }) // clients registered but never used
+	wg.Go(func() { g.proxy.Run(syncCtx) })          // tool-list notifications to agents' streams
 
 	// Shutdown waits for in-flight requests; a client's GET stream is not one (it stays open,
 	// idle, as long as the client wants): those are ended when shutdown begins.

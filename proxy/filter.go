@@ -91,35 +91,41 @@ func (f *toolsFilter) filter(data []byte) (out []byte, err error) {
 		}
 		return out, nil
 	case trimmed[0] == '[':
-		if !utf8.Valid(data) {
-			return nil, unreadable("invalid UTF-8")
-		}
-		var elems []json.RawMessage
-		if err := json.Unmarshal(data, &elems); err != nil {
-			return nil, unreadable("invalid JSON batch")
-		}
-		changed := false
-		for i, el := range elems {
-			if t := bytes.TrimLeft(el, " \t\r\n"); len(t) == 0 || t[0] != '{' {
-				continue
-			}
-			out, ch, err := f.message(el)
-			if err != nil {
-				return nil, err
-			}
-			if ch {
-				elems[i], changed = out, true
-			}
-		}
-		if !changed {
-			return nil, nil
-		}
-		return json.Marshal(elems)
+		return rewriteBatch(data, f.message)
 	case json.Valid(trimmed):
 		return nil, nil // a JSON scalar: no client reads it as a message
 	default:
 		return nil, unreadable("not JSON")
 	}
+}
+
+// rewriteBatch applies rewrite to each message of a JSON-RPC batch. out is nil when no message
+// changed.
+func rewriteBatch(data []byte, rewrite func(msg []byte) ([]byte, bool, error)) ([]byte, error) {
+	if !utf8.Valid(data) {
+		return nil, unreadable("invalid UTF-8")
+	}
+	var elems []json.RawMessage
+	if err := json.Unmarshal(data, &elems); err != nil {
+		return nil, unreadable("invalid JSON batch")
+	}
+	changed := false
+	for i, el := range elems {
+		if t := bytes.TrimLeft(el, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+			continue
+		}
+		out, ch, err := rewrite(el)
+		if err != nil {
+			return nil, err
+		}
+		if ch {
+			elems[i], changed = out, true
+		}
+	}
+	if !changed {
+		return nil, nil
+	}
+	return json.Marshal(elems)
 }
 
 // message filters one JSON-RPC message: result.tools when it has one.
@@ -181,16 +187,22 @@ func (f *toolsFilter) readTool(t json.RawMessage) (name string, ok bool) {
 	return name, err == nil
 }
 
+// answerRewriter rewrites the data of an answer: a JSON body, or one SSE event's data. out is
+// nil when the data passes unchanged.
+type answerRewriter interface {
+	filter(data []byte) (out []byte, err error)
+}
+
 // sseFilter passes an SSE answer to a request through event by event, read as a client
-// does (internal/sse). With a toolsFilter it rewrites the data of every event that lists
-// tools; every other event is passed on byte for byte. When an event cannot be read or
+// does (internal/sse). With a rewriter (the tools/list filter, or the initialize answer's
+// declareListChanged) it rewrites the data of every event that needs it; every other event is passed on byte for byte. When an event cannot be read or
 // exceeds maxFilterBytes, when the upstream's stream breaks before the answer came, or when it
 // ends without the answer and without an event id to resume from, the stream ends with fail's
 // JSON-RPC error event instead. Only one event at a time is held.
 type sseFilter struct {
 	body io.ReadCloser
 	r    *sse.Reader
-	f    *toolsFilter    // nil: no event is rewritten
+	f    answerRewriter  // nil: no event is rewritten
 	id   json.RawMessage // the request's id (canonical)
 	fail func(err error) []byte
 
@@ -200,7 +212,7 @@ type sseFilter struct {
 	err      error // sticky: the end of the output
 }
 
-func newSSEFilter(body io.ReadCloser, f *toolsFilter, id json.RawMessage, fail func(error) []byte) *sseFilter {
+func newSSEFilter(body io.ReadCloser, f answerRewriter, id json.RawMessage, fail func(error) []byte) *sseFilter {
 	r := newEventReader(body)
 	r.KeepRaw()
 	return &sseFilter{body: body, r: r, f: f, id: id, fail: fail}

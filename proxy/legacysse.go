@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/trustgate/trustgate/internal/sse"
+	"github.com/trustgate/trustgate/proxy/listchanged"
 )
 
 // Upstreams that speak only the 2024-11-05 HTTP+SSE transport, reached through the documented
@@ -427,8 +428,15 @@ func (p *Proxy) relayLegacy(w http.ResponseWriter, r *http.Request, fw *forward,
 	case <-r.Context().Done():
 		return
 	}
-	if fw.keep != nil {
-		if out, err := p.toolsFilter(fw).filter(data); err != nil {
+	var rw answerRewriter
+	switch {
+	case fw.keep != nil:
+		rw = p.toolsFilter(fw)
+	case m.method == "initialize":
+		rw = declareListChanged{} // notify.go
+	}
+	if rw != nil {
+		if out, err := rw.filter(data); err != nil {
 			p.upstreamError(w, r, fw, err)
 			return
 		} else if out != nil {
@@ -478,6 +486,9 @@ func (p *Proxy) streamLegacy(w http.ResponseWriter, r *http.Request, c *legacyCo
 		return
 	}
 	defer c.stream.Unlock()
+	// trustgate's list_changed notifications join the stream (notify.go).
+	sub := p.notifier.Subscribe(r.Context(), listchanged.Key{Host: c.key.host, Agent: c.key.agentID, Server: c.key.server})
+	defer sub.Close()
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
@@ -488,6 +499,13 @@ func (p *Proxy) streamLegacy(w http.ResponseWriter, r *http.Request, c *legacyCo
 		case data := <-c.toClient:
 			c.touch()
 			if _, err := w.Write(sse.AppendEvent(nil, sse.Event{Type: "message", Data: data})); err != nil {
+				return
+			}
+			if rc.Flush() != nil {
+				return
+			}
+		case <-sub.C:
+			if _, err := w.Write(listChangedEvent); err != nil {
 				return
 			}
 			if rc.Flush() != nil {

@@ -72,6 +72,7 @@ import (
 	"github.com/trustgate/trustgate/internal/secrets"
 	"github.com/trustgate/trustgate/internal/sse"
 	"github.com/trustgate/trustgate/internal/ssrf"
+	"github.com/trustgate/trustgate/proxy/listchanged"
 	"github.com/trustgate/trustgate/store"
 	"github.com/trustgate/trustgate/telemetry"
 	"github.com/trustgate/trustgate/tenant"
@@ -140,6 +141,8 @@ type Proxy struct {
 	reviewing sync.Map
 	// facts are what decide reads (decide.go).
 	facts facts
+	// notifier tells the agents' GET streams when their tool lists change (notify.go).
+	notifier *listchanged.Notifier
 }
 
 // New checks the configuration and builds the proxy.
@@ -154,7 +157,8 @@ func New(cfg Config) (*Proxy, error) {
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
-	p.facts = storeFacts{st: cfg.Store, backend: cfg.Backend, defs: p.defs}
+	sf := storeFacts{st: cfg.Store, backend: cfg.Backend, defs: p.defs}
+	p.facts, p.notifier = sf, p.newNotifier(sf)
 	p.streams, p.closeStreams = context.WithCancelCause(context.Background())
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
@@ -552,7 +556,7 @@ func answerFailure(fw *forward, err error) string {
 	var unread *unreadableError
 	switch {
 	case errors.As(err, &unread):
-		return fmt.Sprintf("the MCP server %s sent a tools/list answer trustgate cannot read exactly (%s); it was not passed on", fw.serverName, unread.reason)
+		return fmt.Sprintf("the MCP server %s sent a %s answer trustgate cannot read exactly (%s); it was not passed on", fw.serverName, fw.msg.method, unread.reason)
 	case errors.Is(err, errTooLarge):
 		return fmt.Sprintf("the MCP server %s sent an answer too large to inspect (above %d bytes); it was not passed on", fw.serverName, maxFilterBytes)
 	case errors.As(err, new(*upstreamStatusError)):
@@ -710,11 +714,25 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	if err := checkResponse(resp, fw); err != nil {
 		return err
 	}
+	mediaType, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if fw != nil && fw.msg == nil && resp.Request.Method == http.MethodGet && resp.StatusCode == http.StatusOK && mediaType == "text/event-stream" {
+		// The agent's GET stream: trustgate's list_changed notifications join it (notify.go).
+		ctx, cancel := context.WithTimeout(resp.Request.Context(), backendTimeout)
+		defer cancel()
+		resp.Body = newNotifyingStream(resp.Body, p.notifier.Subscribe(ctx, listchanged.Key{Host: fw.host, Agent: fw.agentID, Server: fw.server}))
+		return nil
+	}
 	if fw == nil || fw.msg == nil || fw.msg.kind != kindRequest || resp.StatusCode != http.StatusOK {
 		return nil
 	}
-	mediaType, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	if fw.keep == nil {
+	var rw answerRewriter
+	switch {
+	case fw.keep != nil:
+		rw = p.toolsFilter(fw)
+	case fw.msg.method == "initialize" && !fw.stateless:
+		rw = declareListChanged{} // notify.go
+	}
+	if rw == nil {
 		if mediaType == "text/event-stream" { // read as the client will, to end a broken one with an error
 			resp.Body = newSSEFilter(resp.Body, nil, fw.msg.id, func(err error) []byte { return p.failEvent(fw, err) })
 		}
@@ -730,7 +748,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		if len(data) > maxFilterBytes {
 			return errTooLarge
 		}
-		if out, err := p.toolsFilter(fw).filter(data); err != nil {
+		if out, err := rw.filter(data); err != nil {
 			return err
 		} else if out != nil {
 			data = out
@@ -739,7 +757,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		resp.ContentLength = int64(len(data))
 		resp.Header.Set("Content-Length", fmt.Sprint(len(data)))
 	case "text/event-stream":
-		resp.Body = newSSEFilter(resp.Body, p.toolsFilter(fw), fw.msg.id, func(err error) []byte { return p.failEvent(fw, err) })
+		resp.Body = newSSEFilter(resp.Body, rw, fw.msg.id, func(err error) []byte { return p.failEvent(fw, err) })
 		resp.ContentLength = -1
 		resp.Header.Del("Content-Length")
 	}

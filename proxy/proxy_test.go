@@ -46,6 +46,7 @@ type env struct {
 	ks      *accesstoken.KeySet
 	urls    tenant.URLs
 	gw      *httptest.Server
+	proxy   *proxy.Proxy
 	up      *mcpserver.Upstream
 	// upCalls counts requests that reached the upstream through the gateway.
 	upCalls atomic.Int64
@@ -125,6 +126,7 @@ func newEnv(t *testing.T, opts ...func(*proxy.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.proxy = p
 	router := route.NewRouter()
 	e.urls.Mount(router, nil, p.Routes) // the bare URL is the default host
 	e.gw.Config.Handler = router

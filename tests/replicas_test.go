@@ -28,6 +28,7 @@ type replicaPair struct {
 	lb       *httptest.Server
 	p1, p2   *process
 	requests *atomic.Int64 // requests the balancer has seen
+	admin    string        // a global admin token
 }
 
 func startReplicaPair(t *testing.T) replicaPair {
@@ -59,7 +60,7 @@ func startReplicaPair(t *testing.T) replicaPair {
 	cli(t, p1, admin, "server", "import", up.URL, "--host", "acme", "--key", "tracker")
 	addClaimed(t, p2, admin, "acme", "alice@acme.test", "correct horse battery staple")
 	cli(t, p2, admin, "human", "grant", "alice@acme.test", "tracker", "--level", "high", "--host", "acme")
-	return replicaPair{lb: lb, p1: p1, p2: p2, requests: &next}
+	return replicaPair{lb: lb, p1: p1, p2: p2, requests: &next, admin: admin}
 }
 
 func TestReplicasShareTheAuthorizationFlow(t *testing.T) {

@@ -157,25 +157,12 @@ func TestTypeScriptSDKDynamicMCPLink(t *testing.T) {
 // (its JSON result). It skips (fails under CI=true) when node or the pinned SDK is missing.
 func runNode(t *testing.T, script string, env ...string) string {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err == nil {
-		_, err = os.Stat(filepath.Join("ts", "node_modules", "@modelcontextprotocol", "sdk", "package.json"))
-	}
-	if err != nil {
-		msg := "TypeScript SDK test needs node and tests/ts/node_modules (" + err.Error() + "): run `make test` or `npm ci --prefix tests/ts`"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, script)
-	cmd.Dir = "ts"
-	cmd.Env = append(cleanEnv(), env...)
+	cmd := nodeCommand(ctx, t, script, env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err = cmd.Run()
+	err := cmd.Run()
 	if ctx.Err() != nil {
 		t.Fatalf("node %s did not finish within 90s\nstdout:\n%s\nstderr:\n%s", script, stdout.String(), stderr.String())
 	}
@@ -188,6 +175,27 @@ func runNode(t *testing.T, script string, env ...string) string {
 		t.Fatalf("%s printed nothing\nstderr:\n%s", script, stderr.String())
 	}
 	return out[len(out)-1]
+}
+
+// nodeCommand is the command that runs one of the SDK scripts in tests/ts with env. It skips
+// (fails under CI=true) when node or the pinned SDK is missing.
+func nodeCommand(ctx context.Context, t *testing.T, script string, env ...string) *exec.Cmd {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err == nil {
+		_, err = os.Stat(filepath.Join("ts", "node_modules", "@modelcontextprotocol", "sdk", "package.json"))
+	}
+	if err != nil {
+		msg := "TypeScript SDK test needs node and tests/ts/node_modules (" + err.Error() + "): run `make test` or `npm ci --prefix tests/ts`"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	cmd := exec.CommandContext(ctx, node, script)
+	cmd.Dir = "ts"
+	cmd.Env = append(cleanEnv(), env...)
+	return cmd
 }
 
 // TestTypeScriptSDKStreamingAndRevocation: through the gateway, with the TypeScript SDK client,

@@ -50,7 +50,19 @@ var Tools = []string{"list_issues", "create_issue", "delete_issue"}
 // "Authorization: Bearer <bearer>" get 401.
 func Start(t testing.TB, bearer string) *Upstream {
 	t.Helper()
-	srv := mcp.NewServer(&mcp.Implementation{Name: "Issue Tracker", Version: "1.0.0"}, nil)
+	return start(t, bearer, nil)
+}
+
+// StartWithoutListChanged serves the issue tracker with a tools capability that does not
+// declare listChanged, as a server whose tools never change does.
+func StartWithoutListChanged(t testing.TB, bearer string) *Upstream {
+	t.Helper()
+	return start(t, bearer, &mcp.ServerOptions{Capabilities: &mcp.ServerCapabilities{Tools: &mcp.ToolCapabilities{}}})
+}
+
+func start(t testing.TB, bearer string, opts *mcp.ServerOptions) *Upstream {
+	t.Helper()
+	srv := mcp.NewServer(&mcp.Implementation{Name: "Issue Tracker", Version: "1.0.0"}, opts)
 	u := &Upstream{Server: srv}
 	for _, name := range Tools {
 		u.SetTool(name, "Tool "+name+" of the issue tracker.")
