@@ -40,7 +40,11 @@ require (
 	modernc.org/sqlite v1.50.0
 )
 
-require github.com/go-json-experiment/json v1.27.2 // indirect
+require (
+	github.com/go-json-experiment/json v1.27.2 // indirect
+	github.com/permitio/permit-golang v1.2.5 // indirect
+	go.uber.org/zap v1.26.0 // indirect
+)
 
 require (
 	buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go v1.36.12-20260709200747-435963d16310.1 // indirect

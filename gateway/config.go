@@ -31,6 +31,14 @@ type Config struct {
 	// DatabaseConnectTimeout bounds how long start-up retries an unreachable database.
 	DatabaseConnectTimeout time.Duration
 
+	// AuthzBackend is the authorization engine: AuthzSpiceDB (default) or AuthzPermit.
+	AuthzBackend string
+	// PermitAPIKey, PermitAPIURL and PermitPDPURL configure the Permit backend: an
+	// environment-level API key, the Permit API (default Permit's cloud) and the PDP the team
+	// runs, which answers checks and takes the facts trustgate writes.
+	PermitAPIKey string
+	PermitAPIURL string
+	PermitPDPURL string
 	// SpiceDBEndpoint, when set, uses a remote SpiceDB instead of the embedded one.
 	SpiceDBEndpoint string
 	SpiceDBToken    string
@@ -149,6 +157,9 @@ func (c *Config) complete() error {
 		return fmt.Errorf("public URL %q must be an absolute http(s) URL such as https://gateway.example.com", c.PublicURL)
 	}
 	c.PublicURL = strings.TrimSuffix(c.PublicURL, "/")
+	if err := c.completeAuthzBackend(); err != nil {
+		return err
+	}
 	if c.SpiceDBEndpoint != "" && c.SpiceDBGRPCListen != "" {
 		return errors.New("--spicedb-grpc-listen exposes the embedded SpiceDB; it cannot be combined with a remote --spicedb-endpoint")
 	}
@@ -168,6 +179,45 @@ func (c *Config) complete() error {
 	c.hostNetworks = ssrf.PublicAnd(allowed...)
 	if c.SpiceDBGRPCListen != "" && c.SpiceDBPresharedKey == "" {
 		return errors.New("--spicedb-grpc-listen needs --spicedb-preshared-key (or TRUSTGATE_SPICEDB_KEY): the API must not be open without a key")
+	}
+	return nil
+}
+
+// Authorization backends (--authz-backend).
+const (
+	AuthzSpiceDB = "spicedb"
+	AuthzPermit  = "permit"
+)
+
+// completeAuthzBackend checks the backend's name and that the flags given belong to it.
+func (c *Config) completeAuthzBackend() error {
+	switch c.AuthzBackend {
+	case "", AuthzSpiceDB:
+		c.AuthzBackend = AuthzSpiceDB
+		if c.PermitAPIKey != "" || c.PermitAPIURL != "" || c.PermitPDPURL != "" {
+			return errors.New("--permit-api-key, --permit-api-url and --permit-pdp-url apply to --authz-backend permit")
+		}
+		return nil
+	case AuthzPermit:
+	default:
+		return fmt.Errorf("--authz-backend %q: want spicedb or permit", c.AuthzBackend)
+	}
+	if c.PermitAPIKey == "" {
+		return errors.New("--authz-backend permit needs --permit-api-key (or TRUSTGATE_PERMIT_API_KEY): an environment-level Permit API key")
+	}
+	if c.PermitPDPURL == "" {
+		return errors.New("--authz-backend permit needs --permit-pdp-url (or TRUSTGATE_PERMIT_PDP_URL): the PDP that answers checks, e.g. http://127.0.0.1:7766")
+	}
+	for flag, set := range map[string]bool{
+		"--spicedb-endpoint":          c.SpiceDBEndpoint != "",
+		"--spicedb-grpc-listen":       c.SpiceDBGRPCListen != "",
+		"--spicedb-datastore-uri":     c.SpiceDBDatastoreURI != "",
+		"--schema-file":               c.SchemaFile != "",
+		"--spicedb-grpc-allow-writes": c.SpiceDBGRPCAllowWrites,
+	} {
+		if set {
+			return fmt.Errorf("%s applies to the SpiceDB backend, not to --authz-backend permit", flag)
+		}
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/trustgate/trustgate/admin"
 	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/authzserver"
+	"github.com/trustgate/trustgate/authzserver/permitbackend"
 	"github.com/trustgate/trustgate/catalog"
 	"github.com/trustgate/trustgate/internal/httplimit"
 	"github.com/trustgate/trustgate/internal/route"
@@ -40,7 +41,8 @@ type Gateway struct {
 	store    store.Store
 	hot      *cache.Store // the hot path's never-stale view of the store
 	audit    *audit.Log
-	backend  *authzserver.SpiceDB
+	backend  authzserver.Backend
+	spicedb  *authzserver.SpiceDB // nil with the Permit backend
 	writer   *authzserver.Writer
 	admin    *admin.API
 	keys     *accesstoken.KeySet
@@ -113,12 +115,20 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 	g.hot = cache.New(g.store, 0)
 	g.audit = audit.NewLog(g.store, audit.Options{Logger: log})
 
-	g.backend, err = openBackend(ctx, cfg, g.store.Engine())
-	if err != nil {
-		return nil, err
-	}
-	if err := g.backend.WriteSchema(ctx, schemaText); err != nil {
-		return nil, fmt.Errorf("write SpiceDB schema: %w", err)
+	if cfg.AuthzBackend == AuthzPermit {
+		if g.backend, err = permitbackend.Open(ctx, permitbackend.Config{
+			APIKey: cfg.PermitAPIKey, APIURL: cfg.PermitAPIURL, PDPURL: cfg.PermitPDPURL, Logger: log,
+		}); err != nil {
+			return nil, err
+		}
+	} else {
+		if g.spicedb, err = openBackend(ctx, cfg, g.store.Engine()); err != nil {
+			return nil, err
+		}
+		g.backend = g.spicedb
+		if err := g.spicedb.WriteSchema(ctx, schemaText); err != nil {
+			return nil, fmt.Errorf("write SpiceDB schema: %w", err)
+		}
 	}
 
 	if _, err := g.store.EnsureHost(ctx, store.Host{Key: tenant.DefaultHost, Name: "Default"}); err != nil {
@@ -167,12 +177,12 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 		return nil, fmt.Errorf("OAuth server: %w", err)
 	}
 	// The proxy's checks go through the decision cache when SpiceDB is embedded (it reads the
-	// datastore's head revision per check, so it is never stale); a remote SpiceDB is asked
-	// every time. The metrics sit outside the cache: they show what a decision cost the
+	// datastore's head revision per check, so it is never stale); a remote SpiceDB and Permit's
+	// PDP are asked every time. The metrics sit outside the cache: they show what a decision cost the
 	// request, cache hits included.
 	var checks authzserver.Backend = g.backend
-	if cfg.SpiceDBEndpoint == "" {
-		if checks, err = authzserver.NewDecisionCache(ctx, g.backend, 0); err != nil {
+	if g.spicedb != nil && cfg.SpiceDBEndpoint == "" {
+		if checks, err = authzserver.NewDecisionCache(ctx, g.spicedb, 0); err != nil {
 			return nil, err
 		}
 	}
@@ -379,7 +389,7 @@ func (g *Gateway) close() {
 	}
 	if g.backend != nil {
 		if err := g.backend.Close(); err != nil {
-			g.cfg.Logger.Warn("close SpiceDB", "err", err)
+			g.cfg.Logger.Warn("close the authorization backend", "err", err)
 		}
 	}
 	if g.store != nil {

@@ -57,11 +57,12 @@ type readiness struct {
 	Checks map[string]string `json:"checks"`
 }
 
-// readyz answers 200 when the store and SpiceDB both answer, else 503 naming the failing part.
+// readyz answers 200 when the store and the authorization backend (SpiceDB or Permit's PDP)
+// both answer, else 503 naming the failing part.
 func (g *Gateway) readyz(w http.ResponseWriter, r *http.Request) {
 	checks := map[string]func(context.Context) error{
-		"store":   g.store.Ping,
-		"spicedb": g.backend.Ready,
+		"store":            g.store.Ping,
+		g.cfg.AuthzBackend: g.backend.Ready,
 	}
 	resp := readiness{Status: "ready", Checks: map[string]string{}}
 	code := http.StatusOK

@@ -4,6 +4,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/trustgate/trustgate/authzserver/permitbackend"
 	"github.com/trustgate/trustgate/gateway"
 	"github.com/trustgate/trustgate/internal/httplimit"
 )
@@ -41,7 +42,8 @@ With no --database it uses the embedded default: SQLite in --data-dir and an
 in-process SpiceDB whose relationships are rebuilt from the store at every start.
 With a PostgreSQL or CockroachDB --database, the embedded SpiceDB keeps its tables
 in the same database (schema trustgate_spicedb) unless --spicedb-datastore-uri says
-otherwise; --spicedb-endpoint uses a remote SpiceDB instead.`,
+otherwise; --spicedb-endpoint uses a remote SpiceDB instead. --authz-backend permit
+decides with a Permit.io environment and its PDP instead of SpiceDB.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			logger, err := logs.logger(cmd.ErrOrStderr())
@@ -75,6 +77,10 @@ otherwise; --spicedb-endpoint uses a remote SpiceDB instead.`,
 	f.StringVar(&cfg.Listen, "listen", gateway.DefaultListen, "HTTP listen address")
 	f.StringVar(&cfg.PublicURL, "public-url", "", "URL clients reach the gateway at (default http://<listen>)")
 	stores.register(f)
+	f.StringVar(&cfg.AuthzBackend, "authz-backend", gateway.AuthzSpiceDB, "authorization engine: spicedb (embedded or remote) or permit (a Permit.io environment and its PDP)")
+	f.StringVar(&cfg.PermitAPIKey, "permit-api-key", "", "environment-level Permit API key (--authz-backend permit); never logged")
+	f.StringVar(&cfg.PermitAPIURL, "permit-api-url", "", "Permit API URL (--authz-backend permit; default "+permitbackend.DefaultAPIURL+")")
+	f.StringVar(&cfg.PermitPDPURL, "permit-pdp-url", "", "URL of the Permit PDP that answers checks and takes trustgate's facts (--authz-backend permit), e.g. http://127.0.0.1:7766")
 	f.StringVar(&cfg.SpiceDBEndpoint, "spicedb-endpoint", "", "host:port of a remote SpiceDB to use instead of the embedded one")
 	f.StringVar(&cfg.SpiceDBToken, "spicedb-token", "", "preshared key (bearer token) of the remote SpiceDB")
 	f.BoolVar(&cfg.SpiceDBInsecure, "spicedb-insecure", false, "talk to the remote SpiceDB without TLS")
@@ -97,6 +103,10 @@ otherwise; --spicedb-endpoint uses a remote SpiceDB instead.`,
 	bindEnv(f, "max-connections", "TRUSTGATE_MAX_CONNECTIONS")
 	bindEnv(f, "listen", "TRUSTGATE_LISTEN")
 	bindEnv(f, "public-url", "TRUSTGATE_PUBLIC_URL")
+	bindEnv(f, "authz-backend", "TRUSTGATE_AUTHZ_BACKEND")
+	bindEnv(f, "permit-api-key", "TRUSTGATE_PERMIT_API_KEY")
+	bindEnv(f, "permit-api-url", "TRUSTGATE_PERMIT_API_URL")
+	bindEnv(f, "permit-pdp-url", "TRUSTGATE_PERMIT_PDP_URL")
 	bindEnv(f, "spicedb-endpoint", "TRUSTGATE_SPICEDB_ENDPOINT")
 	bindEnv(f, "spicedb-token", "TRUSTGATE_SPICEDB_TOKEN")
 	bindEnv(f, "spicedb-insecure", "TRUSTGATE_SPICEDB_INSECURE")

@@ -1,0 +1,150 @@
+package tests
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/trustgate/trustgate/internal/testkit/mcpserver"
+	"github.com/trustgate/trustgate/internal/testkit/permitstandin"
+)
+
+// toolChecks counts the /allowed requests the stand-in received for tools.
+func toolChecks(t *testing.T, s *permitstandin.Server) int {
+	t.Helper()
+	n := 0
+	for _, r := range s.Requests() {
+		if r.Method != http.MethodPost || r.Path != "/allowed" {
+			continue
+		}
+		var body struct {
+			Resource struct {
+				Type string `json:"type"`
+			} `json:"resource"`
+		}
+		if err := json.Unmarshal(r.Body, &body); err != nil {
+			t.Fatalf("an /allowed body is not JSON: %v", err)
+		}
+		if body.Resource.Type == "tool" {
+			n++
+		}
+	}
+	return n
+}
+
+// TestPermitBackendConsentAndCalls runs the whole flow with --authz-backend permit against the
+// Permit stand-in: the consent becomes a role assignment in Permit, every tools/call is one
+// /allowed check at the PDP, a lowered level denies the next call, and with the PDP gone calls
+// are denied (fail closed).
+func TestPermitBackendConsentAndCalls(t *testing.T) {
+	const apiKey = "permit_key_e2e_secret"
+	standin := permitstandin.New(apiKey)
+	permit := httptest.NewServer(standin)
+	defer permit.Close()
+
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	p := waitReady(t, launchEnv(t, addr, []string{"TRUSTGATE_PERMIT_API_KEY=" + apiKey},
+		"serve", "--listen", addr, "--data-dir", dir, "--metrics-listen", "",
+		"--authz-backend", "permit", "--permit-api-url", permit.URL, "--permit-pdp-url", permit.URL))
+	up := mcpserver.Start(t, "")
+	admin := bootstrapToken(t, "e2e", "--data-dir", dir)
+	seedTracker(t, p, admin, up.URL)
+	resource := p.url + "/h/acme/mcp/tracker"
+
+	token := connectAgent(t, p.url, p.url+"/h/acme", resource, "alice@acme.test", "correct horse battery staple", "medium")
+	var assigned []permitstandin.Assignment
+	for _, a := range standin.Assignments() {
+		if a.ResourceInstance == "mcp_server:acme~tracker" {
+			assigned = append(assigned, a)
+		}
+	}
+	if len(assigned) != 1 || assigned[0].Role != "medium" || assigned[0].Tenant != "acme" || !strings.HasPrefix(assigned[0].User, "acme~a_") {
+		t.Fatalf("role assignments in Permit after consent at medium = %+v, want the agent at medium on the server", standin.Assignments())
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	mc := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil)
+	session, err := mc.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: resource,
+		HTTPClient: &http.Client{Transport: bearer{token: token, next: http.DefaultTransport}}}, nil)
+	if err != nil {
+		t.Fatalf("connect through the gateway: %v", err)
+	}
+	defer session.Close()
+	tools, err := session.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tl := range tools.Tools {
+		names = append(names, tl.Name)
+	}
+	if strings.Join(names, ",") != "create_issue,list_issues" && strings.Join(names, ",") != "list_issues,create_issue" {
+		t.Fatalf("tools/list with Permit = %v, want the medium and low tools", names)
+	}
+
+	before := toolChecks(t, standin)
+	res, err := session.CallTool(ctx, &mcp.CallToolParams{Name: "create_issue", Arguments: map[string]any{"title": "hello"}})
+	if err != nil || res.IsError {
+		t.Fatalf("allowed call: %+v %v", res, err)
+	}
+	if n := toolChecks(t, standin) - before; n != 1 {
+		t.Errorf("one tools/call made %d /allowed checks at the PDP, want 1", n)
+	}
+	if _, err := session.CallTool(ctx, &mcp.CallToolParams{Name: "delete_issue", Arguments: map[string]any{"id": "1"}}); err == nil {
+		t.Fatal("a high tool was called with a medium consent")
+	}
+	if n := toolChecks(t, standin) - before; n != 2 {
+		t.Errorf("two tools/call made %d /allowed checks, want 2", n)
+	}
+
+	// The admin lowers alice's ceiling to low: the very next medium call is denied.
+	cli(t, p, admin, "human", "grant", "alice@acme.test", "tracker", "--level", "low", "--host", "acme")
+	if _, err := session.CallTool(ctx, &mcp.CallToolParams{Name: "create_issue", Arguments: map[string]any{"title": "again"}}); err == nil {
+		t.Fatal("a medium call went through after the ceiling was lowered to low")
+	}
+	for _, a := range standin.Assignments() {
+		if a.ResourceInstance == "mcp_server:acme~tracker" && a.Role != "low" {
+			t.Errorf("after the ceiling was lowered Permit still holds %+v", a)
+		}
+	}
+	if res, err := session.CallTool(ctx, &mcp.CallToolParams{Name: "list_issues"}); err != nil || res.IsError {
+		t.Fatalf("a low call after the ceiling was lowered: %+v %v", res, err)
+	}
+
+	// The PDP goes away: calls are denied, readiness says so.
+	permit.Close()
+	if _, err := session.CallTool(ctx, &mcp.CallToolParams{Name: "list_issues"}); err == nil {
+		t.Fatal("a call went through with the PDP down")
+	}
+	if code, body := getJSON(t, p.url+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, `"permit":"failing`) {
+		t.Errorf("readyz with the PDP down = %d %s", code, body)
+	}
+	if strings.Contains(p.output(), apiKey) {
+		t.Error("the Permit API key appears in trustgate's output")
+	}
+}
+
+// A Permit backend without its key or PDP does not start, and says which flag is missing.
+func TestPermitBackendNeedsItsFlags(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--authz-backend", "permit", "--permit-pdp-url", "http://127.0.0.1:7766"}, "--permit-api-key"},
+		{[]string{"--authz-backend", "permit", "--permit-api-key", "k"}, "--permit-pdp-url"},
+		{[]string{"--authz-backend", "opa"}, "want spicedb or permit"},
+	} {
+		out, err := run(t, 30*time.Second, append([]string{"serve", "--listen", freeAddr(t), "--data-dir", t.TempDir(), "--metrics-listen", ""}, c.args...)...)
+		if err == nil || !strings.Contains(out, c.want) {
+			t.Errorf("serve %v = %v:\n%s\nwant an error naming %s", c.args, err, out, c.want)
+		}
+	}
+}
