@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/trustgate/trustgate/authzserver"
+	"github.com/trustgate/trustgate/authzserver/backendtest"
 	"github.com/trustgate/trustgate/authzserver/permitbackend"
 	"github.com/trustgate/trustgate/internal/testkit/permitstandin"
 	"github.com/trustgate/trustgate/schema"
@@ -354,4 +355,24 @@ func TestPermitOpenRefusesBadConfig(t *testing.T) {
 		}
 		_ = b.Close()
 	}
+}
+
+// The conformance suite every backend runs, on Permit through the stand-in (one per case; a
+// restart opens a new backend on the same environment, whose data Permit keeps).
+func TestPermitConformance(t *testing.T) {
+	backendtest.Run(t, func(t *testing.T) backendtest.Target {
+		b, _, srv := openPermit(t)
+		return backendtest.Target{
+			Backend: b,
+			Restart: func(t *testing.T) authzserver.Backend {
+				_ = b.Close()
+				again, err := permitbackend.Open(context.Background(), permitbackend.Config{APIKey: apiKey, APIURL: srv.URL, PDPURL: srv.URL})
+				if err != nil {
+					t.Fatalf("reopen the Permit backend: %v", err)
+				}
+				t.Cleanup(func() { _ = again.Close() })
+				return again
+			},
+		}
+	})
 }
