@@ -118,6 +118,28 @@ func TestConfigRejectsBadPublicURL(t *testing.T) {
 	}
 }
 
+func TestConfigAuthzBackendFlags(t *testing.T) {
+	permit := Config{AuthzBackend: AuthzPermit, PermitAPIKey: "k", PermitPDPURL: "http://127.0.0.1:7766"}
+	if err := permit.complete(); err != nil {
+		t.Fatalf("a complete Permit configuration: %v", err)
+	}
+	for _, c := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{AuthzBackend: "opa"}, "want spicedb or permit"},
+		{Config{AuthzBackend: AuthzPermit, PermitPDPURL: "http://127.0.0.1:7766"}, "--permit-api-key"},
+		{Config{AuthzBackend: AuthzPermit, PermitAPIKey: "k"}, "--permit-pdp-url"},
+		{Config{AuthzBackend: AuthzPermit, PermitAPIKey: "k", PermitPDPURL: "http://p", SpiceDBEndpoint: "s:50051"}, "--spicedb-endpoint"},
+		{Config{AuthzBackend: AuthzPermit, PermitAPIKey: "k", PermitPDPURL: "http://p", SchemaFile: "x.zed"}, "--schema-file"},
+		{Config{PermitAPIKey: "k"}, "apply to --authz-backend permit"},
+	} {
+		if err := c.cfg.complete(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("complete(%+v) = %v, want an error naming %q", c.cfg, err, c.want)
+		}
+	}
+}
+
 func waitStatus(t *testing.T, url string, want int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)

@@ -217,8 +217,18 @@ func (b *Backend) ensureModel(ctx context.Context) error {
 			if err := permitError(err, res); err != nil {
 				return fmt.Errorf("read role %s#%s: %w", r.key, role.key, err)
 			}
-			if !sameSet(got.GetPermissions(), role.permissions) {
-				return fmt.Errorf("role %s#%s in Permit grants %v, trustgate expects %v: change it back or use another environment", r.key, role.key, got.GetPermissions(), role.permissions)
+			if !sameSet(got.GetPermissions(), role.permissions) || len(got.GetExtends()) > 0 {
+				return fmt.Errorf("role %s#%s in Permit grants %v (extending %v), trustgate expects %v: change it back or use another environment", r.key, role.key, got.GetPermissions(), got.GetExtends(), role.permissions)
+			}
+			var derived, want []string
+			for _, d := range got.GetGrantedTo().UsersWithRole {
+				derived = append(derived, d.OnResource+"#"+d.Role+" by "+d.LinkedByRelation)
+			}
+			for _, d := range role.derivations {
+				want = append(want, d.onResource+"#"+d.role+" by "+d.relation)
+			}
+			if !sameSet(derived, want) {
+				return fmt.Errorf("role %s#%s in Permit is derived from %v, trustgate expects %v: change it back or use another environment", r.key, role.key, derived, want)
 			}
 		}
 	}

@@ -376,3 +376,28 @@ func TestPermitConformance(t *testing.T) {
 		}
 	})
 }
+
+// A model someone widened in Permit (a low role that reaches high tools) stops the next start:
+// the backend would otherwise allow more than the store implies.
+func TestPermitOpenRefusesAWidenedModel(t *testing.T) {
+	_, _, srv := openPermit(t)
+	body := `{"role":"low","on_resource":"mcp_server","linked_by_relation":"server_high"}`
+	req, err := http.NewRequest(http.MethodPost, srv.URL+"/v2/schema/"+permitstandin.ProjectID+"/"+permitstandin.EnvironmentID+"/resources/tool/roles/caller/implicit_grants", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+apiKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("widen the model: %d", resp.StatusCode)
+	}
+	_, err = permitbackend.Open(context.Background(), permitbackend.Config{APIKey: apiKey, APIURL: srv.URL, PDPURL: srv.URL})
+	if err == nil || !strings.Contains(err.Error(), "tool#caller") {
+		t.Fatalf("open on a widened model = %v, want an error naming tool#caller", err)
+	}
+}
