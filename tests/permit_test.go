@@ -45,14 +45,16 @@ func toolChecks(t *testing.T, s *permitstandin.Server) int {
 func TestPermitBackendConsentAndCalls(t *testing.T) {
 	const apiKey = "permit_key_e2e_secret"
 	standin := permitstandin.New(apiKey)
-	permit := httptest.NewServer(standin)
-	defer permit.Close()
+	api := httptest.NewServer(standin.API())
+	defer api.Close()
+	pdp := httptest.NewServer(standin.PDP())
+	defer pdp.Close()
 
 	dir := t.TempDir()
 	addr := freeAddr(t)
 	p := waitReady(t, launchEnv(t, addr, []string{"TRUSTGATE_PERMIT_API_KEY=" + apiKey},
 		"serve", "--listen", addr, "--data-dir", dir, "--metrics-listen", "",
-		"--authz-backend", "permit", "--permit-api-url", permit.URL, "--permit-pdp-url", permit.URL))
+		"--authz-backend", "permit", "--permit-api-url", api.URL, "--permit-pdp-url", pdp.URL))
 	up := mcpserver.Start(t, "")
 	admin := bootstrapToken(t, "e2e", "--data-dir", dir)
 	seedTracker(t, p, admin, up.URL)
@@ -120,7 +122,7 @@ func TestPermitBackendConsentAndCalls(t *testing.T) {
 	}
 
 	// The PDP goes away: calls are denied, readiness says so.
-	permit.Close()
+	pdp.Close()
 	if _, err := session.CallTool(ctx, &mcp.CallToolParams{Name: "list_issues"}); err == nil {
 		t.Fatal("a call went through with the PDP down")
 	}

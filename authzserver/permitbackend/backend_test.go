@@ -20,17 +20,31 @@ import (
 
 const apiKey = "permit_key_test"
 
-func openPermit(t *testing.T) (*permitbackend.Backend, *permitstandin.Server, *httptest.Server) {
+// permitEnv is a Permit backend on a stand-in whose API and PDP listen apart.
+type permitEnv struct {
+	b        *permitbackend.Backend
+	standin  *permitstandin.Server
+	api, pdp *httptest.Server
+}
+
+func (e permitEnv) config() permitbackend.Config {
+	return permitbackend.Config{APIKey: apiKey, APIURL: e.api.URL, PDPURL: e.pdp.URL}
+}
+
+func openPermit(t *testing.T) permitEnv {
 	t.Helper()
-	standin := permitstandin.New(apiKey)
-	srv := httptest.NewServer(standin)
-	t.Cleanup(srv.Close)
-	b, err := permitbackend.Open(context.Background(), permitbackend.Config{APIKey: apiKey, APIURL: srv.URL, PDPURL: srv.URL})
+	e := permitEnv{standin: permitstandin.New(apiKey)}
+	e.api = httptest.NewServer(e.standin.API())
+	t.Cleanup(e.api.Close)
+	e.pdp = httptest.NewServer(e.standin.PDP())
+	t.Cleanup(e.pdp.Close)
+	b, err := permitbackend.Open(context.Background(), e.config())
 	if err != nil {
 		t.Fatalf("open Permit backend: %v", err)
 	}
 	t.Cleanup(func() { _ = b.Close() })
-	return b, standin, srv
+	e.b = b
+	return e
 }
 
 func startSpiceDB(t *testing.T) *authzserver.SpiceDB {
@@ -76,7 +90,8 @@ func check(t *testing.T, b authzserver.Backend, host, server, tool, agent string
 
 func TestPermitConsentCallAndRevocation(t *testing.T) {
 	ctx := context.Background()
-	b, standin, _ := openPermit(t)
+	e := openPermit(t)
+	b, standin := e.b, e.standin
 	base := []schema.Relationship{
 		schema.HostMember("acme", "u_1"),
 		schema.ServerHost("acme", "linear"),
@@ -138,6 +153,15 @@ func TestPermitConsentCallAndRevocation(t *testing.T) {
 	if facts == 0 {
 		t.Fatal("no fact was written")
 	}
+	for _, r := range standin.Requests() {
+		wantVia := "pdp"
+		if strings.HasPrefix(r.Path, "/v2/schema/") || strings.HasPrefix(r.Path, "/v2/api-key/") {
+			wantVia = "api"
+		}
+		if r.Via != wantVia {
+			t.Errorf("%s %s went to the %s, want the %s", r.Method, r.Path, r.Via, wantVia)
+		}
+	}
 }
 
 // The Permit backend decides exactly as SpiceDB does: random histories of the relationships the
@@ -145,7 +169,7 @@ func TestPermitConsentCallAndRevocation(t *testing.T) {
 // agent × tool and on CallableTools.
 func TestPermitDecidesAsSpiceDB(t *testing.T) {
 	ctx := context.Background()
-	permit, _, _ := openPermit(t)
+	permit := openPermit(t).b
 	spice := startSpiceDB(t)
 	hosts := []string{"acme", "beta"}
 	servers := []string{"linear", "github"}
@@ -276,7 +300,8 @@ func TestPermitDecidesAsSpiceDB(t *testing.T) {
 // Many relationships: the reads page through the API (100 per page).
 func TestPermitReadsEveryPage(t *testing.T) {
 	ctx := context.Background()
-	b, standin, _ := openPermit(t)
+	e := openPermit(t)
+	b, standin := e.b, e.standin
 	var rels []schema.Relationship
 	for i := range 250 {
 		rels = append(rels, schema.ToolLevel("acme", "big", fmt.Sprintf("tool_%03d", i), schema.Low))
@@ -304,11 +329,12 @@ func TestPermitReadsEveryPage(t *testing.T) {
 
 func TestPermitFailsClosed(t *testing.T) {
 	ctx := context.Background()
-	b, _, srv := openPermit(t)
+	e := openPermit(t)
+	b := e.b
 	if err := b.Ready(ctx); err != nil {
 		t.Fatalf("ready: %v", err)
 	}
-	srv.Close()
+	e.pdp.Close() // the API still answers: facts and checks go to the PDP
 	_, err := b.Check(ctx, authzserver.CheckRequest{Resource: schema.Tool("acme", "s", "t"), Permission: schema.PermToolCall, Subject: schema.SubjectRef{Object: schema.Agent("acme", "a_1")}})
 	if !errors.Is(err, authzserver.ErrUnavailable) {
 		t.Errorf("check with the PDP down: %v, want ErrUnavailable", err)
@@ -361,12 +387,13 @@ func TestPermitOpenRefusesBadConfig(t *testing.T) {
 // restart opens a new backend on the same environment, whose data Permit keeps).
 func TestPermitConformance(t *testing.T) {
 	backendtest.Run(t, func(t *testing.T) backendtest.Target {
-		b, _, srv := openPermit(t)
+		e := openPermit(t)
+		b := e.b
 		return backendtest.Target{
 			Backend: b,
 			Restart: func(t *testing.T) authzserver.Backend {
 				_ = b.Close()
-				again, err := permitbackend.Open(context.Background(), permitbackend.Config{APIKey: apiKey, APIURL: srv.URL, PDPURL: srv.URL})
+				again, err := permitbackend.Open(context.Background(), e.config())
 				if err != nil {
 					t.Fatalf("reopen the Permit backend: %v", err)
 				}
@@ -380,9 +407,9 @@ func TestPermitConformance(t *testing.T) {
 // A model someone widened in Permit (a low role that reaches high tools) stops the next start:
 // the backend would otherwise allow more than the store implies.
 func TestPermitOpenRefusesAWidenedModel(t *testing.T) {
-	_, _, srv := openPermit(t)
+	e := openPermit(t)
 	body := `{"role":"low","on_resource":"mcp_server","linked_by_relation":"server_high"}`
-	req, err := http.NewRequest(http.MethodPost, srv.URL+"/v2/schema/"+permitstandin.ProjectID+"/"+permitstandin.EnvironmentID+"/resources/tool/roles/caller/implicit_grants", strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, e.api.URL+"/v2/schema/"+permitstandin.ProjectID+"/"+permitstandin.EnvironmentID+"/resources/tool/roles/caller/implicit_grants", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -396,7 +423,7 @@ func TestPermitOpenRefusesAWidenedModel(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("widen the model: %d", resp.StatusCode)
 	}
-	_, err = permitbackend.Open(context.Background(), permitbackend.Config{APIKey: apiKey, APIURL: srv.URL, PDPURL: srv.URL})
+	_, err = permitbackend.Open(context.Background(), e.config())
 	if err == nil || !strings.Contains(err.Error(), "tool#caller") {
 		t.Fatalf("open on a widened model = %v, want an error naming tool#caller", err)
 	}

@@ -24,6 +24,11 @@
 //	POST   /user-permissions                                          user.key, tenants, resource_types → per instance permissions
 //	GET    /healthy
 //
+// API serves the Permit API's endpoints (scope, schema, facts) and PDP the PDP's (checks,
+// health, and the facts it proxies to the API, as the SDK sends them); each refuses the
+// other's with 404, so a client sending a request to the wrong service fails. ServeHTTP
+// answers both on one address.
+//
 // Derivation follows Permit's ReBAC: a user holds a role on an instance when assigned it there
 // in the instance's tenant, or when a role's implicit grant (role on on_resource, linked by
 // relation) is met through a relationship tuple of that tenant. Facts are applied before the
@@ -53,6 +58,8 @@ const (
 
 // Request is one request the stand-in received.
 type Request struct {
+	// Via is the service it reached: "api", "pdp", or "" through ServeHTTP.
+	Via          string
 	Method, Path string
 	Query        string
 	Header       http.Header
@@ -170,8 +177,33 @@ func decode(body []byte, v any) error {
 	return nil
 }
 
-// ServeHTTP answers the API and PDP endpoints listed in the package doc.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// ServeHTTP answers the API and PDP endpoints listed in the package doc on one address.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.serve(w, r, "") }
+
+// API is the Permit API alone.
+func (s *Server) API() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serve(w, r, "api") })
+}
+
+// PDP is the PDP alone.
+func (s *Server) PDP() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serve(w, r, "pdp") })
+}
+
+// servedBy says whether the service via answers path ("" answers everything).
+func servedBy(via, path string) bool {
+	pdpOnly := path == "/allowed" || path == "/user-permissions" || path == "/healthy"
+	apiOnly := strings.HasPrefix(path, "/v2/schema/") || strings.HasPrefix(path, "/v2/api-key/")
+	switch via {
+	case "api":
+		return !pdpOnly
+	case "pdp":
+		return !apiOnly
+	}
+	return true
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, via string) {
 	var body []byte
 	if r.Body != nil {
 		b, err := readAll(r)
@@ -183,7 +215,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone(), Body: body})
+	s.requests = append(s.requests, Request{Via: via, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone(), Body: body})
+	if !servedBy(via, r.URL.Path) {
+		writeError(w, http.StatusNotFound, "NOT_FOUND", "the "+via+" does not serve "+r.URL.Path)
+		return
+	}
 	if r.Method == http.MethodGet && r.URL.Path == "/healthy" {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 		return
