@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/trustgate/trustgate/internal/httplimit"
+	"github.com/trustgate/trustgate/sdk"
 	"github.com/trustgate/trustgate/store"
 )
 
@@ -44,9 +45,13 @@ func (a *API) authenticate(r *http.Request) (*caller, error) {
 	return &caller{token: tok}, nil
 }
 
-// authorize checks the token's scope against the route: global routes need a global token, and
-// a host token reaches only its own host.
+// authorize checks the token's scope against the route: a token with scope "check" reaches the
+// check routes only, global routes need a global token, and a host token reaches only its own
+// host.
 func (c *caller) authorize(r *http.Request, rt Route) error {
+	if c.token.Scope == store.TokenScopeCheck && !checkRoutes[rt.ID] {
+		return problemf(http.StatusForbidden, "the API token may only ask for decisions (scope %q: check and callable-tools); administering needs a token with scope %q", sdk.ScopeCheck, sdk.ScopeAdmin)
+	}
 	if c.global() {
 		return nil
 	}

@@ -78,11 +78,14 @@ func (a *API) routes() []Route {
 
 		{"GET", pHost + "/audit", "listAudit", "List the host's audit log (format=jsonl or Accept: application/x-ndjson streams every entry as JSON Lines)", nil, Page[AuditEntry]{}, ok, false, []string{"human", "agent", "server", "tool", "decision", "since", "until", "order", "format"}, (*API).listAudit},
 
+		{"POST", pHost + "/check", "checkToolCall", "Decide whether an agent may call a tool now, as the proxy would decide its tools/call (a token with scope check suffices)", CheckRequest{}, Decision{}, ok, false, nil, (*API).checkToolCall},
+		{"POST", pHost + "/callable-tools", "callableTools", "List the tools of a server an agent may call now, from one question to the authorization backend (a token with scope check suffices)", CallableToolsRequest{}, CallableTools{}, ok, false, nil, (*API).callableTools},
+
 		{"GET", pHTokens, "listHostTokens", "List a host's API tokens", nil, Page[Token]{}, ok, false, nil, (*API).listHostTokens},
-		{"POST", pHTokens, "createHostToken", "Create an API token scoped to the host (shown once)", TokenCreate{}, TokenCreated{}, created, false, nil, (*API).createHostToken},
+		{"POST", pHTokens, "createHostToken", "Create an API token scoped to the host (shown once); scope check: it may only ask for decisions", TokenCreate{}, TokenCreated{}, created, false, nil, (*API).createHostToken},
 		{"DELETE", pHTokens + "/{token}", "deleteHostToken", "Revoke a host API token", nil, nil, none, false, nil, (*API).deleteHostToken},
 		{"GET", pGTokens, "listGlobalTokens", "List global API tokens", nil, Page[Token]{}, ok, true, nil, (*API).listGlobalTokens},
-		{"POST", pGTokens, "createGlobalToken", "Create a global API token (shown once)", TokenCreate{}, TokenCreated{}, created, true, nil, (*API).createGlobalToken},
+		{"POST", pGTokens, "createGlobalToken", "Create a global API token (shown once); scope check: it may only ask for decisions, on every host", TokenCreate{}, TokenCreated{}, created, true, nil, (*API).createGlobalToken},
 		{"DELETE", pGTokens + "/{token}", "deleteGlobalToken", "Revoke a global API token", nil, nil, none, true, nil, (*API).deleteGlobalToken},
 	}
 }

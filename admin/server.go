@@ -41,6 +41,8 @@ type Config struct {
 	// Audit receives one entry per change to who may do what (see audit.go). Nil disables
 	// those entries; only tests that build an API directly leave it nil.
 	Audit audit.Appender
+	// Decider answers the check routes (check.go): the MCP proxy. Nil: they answer 501.
+	Decider Decider
 	// Catalog discovers, imports and syncs servers and changes tools (flagging changed tools
 	// and recording new ones on sync, as the proxy does when a tools/list answer shows them).
 	// Nil: one on Store, Audit, Keys, Discovery and HostNetworks, without metrics.

@@ -8,7 +8,7 @@ import (
 )
 
 func tokenDoc(t store.APIToken) Token {
-	return Token{ID: t.ID, Name: t.Name, Host: t.Host, Prefix: t.Prefix, CreatedAt: t.CreatedAt, LastUsedAt: timePtr(t.LastUsedAt)}
+	return Token{ID: t.ID, Name: t.Name, Host: t.Host, Prefix: t.Prefix, Scope: scopeName(t.Scope), CreatedAt: t.CreatedAt, LastUsedAt: timePtr(t.LastUsedAt)}
 }
 
 func (a *API) listTokens(r *http.Request, host string) (int, any, error) {
@@ -33,8 +33,12 @@ func (a *API) createToken(r *http.Request, host string) (int, any, error) {
 	if name == "" {
 		return 0, nil, problemf(http.StatusBadRequest, "a token needs a name saying who or what uses it")
 	}
+	scope, err := tokenScope(req.Scope)
+	if err != nil {
+		return 0, nil, err
+	}
 	secret, hash, prefix := NewTokenSecret()
-	t, err := a.cfg.Store.CreateAPIToken(r.Context(), store.APIToken{Host: host, Name: name, Hash: hash, Prefix: prefix})
+	t, err := a.cfg.Store.CreateAPIToken(r.Context(), store.APIToken{Host: host, Name: name, Hash: hash, Prefix: prefix, Scope: scope})
 	if err != nil {
 		return 0, nil, err
 	}

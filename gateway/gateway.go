@@ -150,9 +150,6 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 	// One catalog for the admin API, Dynamic MCPs and the proxy's tools/list check: a changed
 	// tool is flagged the same way, once, whichever sees it first.
 	cat := catalog.New(catalog.Config{Store: g.store, Audit: g.audit, Metrics: g.telemetry.Tools(), Log: log, Keys: keys, HostNetworks: cfg.hostNetworks})
-	if g.admin, err = admin.New(admin.Config{Store: g.store, Syncer: g.writer, Keys: keys, URLs: g.urls, Logger: log, Audit: g.audit, Catalog: cat}); err != nil {
-		return nil, err
-	}
 	if g.keys, err = accesstoken.Open(ctx, g.store, keys, accesstoken.Options{Logger: log}); err != nil {
 		return nil, fmt.Errorf("access-token signing keys: %w", err)
 	}
@@ -198,6 +195,12 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 		Syncer:   g.writer,
 	}); err != nil {
 		return nil, fmt.Errorf("MCP proxy: %w", err)
+	}
+
+	// The admin API's check routes ask the proxy, so that other services get the decision an
+	// agent's tools/call would get.
+	if g.admin, err = admin.New(admin.Config{Store: g.store, Syncer: g.writer, Keys: keys, URLs: g.urls, Logger: log, Audit: g.audit, Catalog: cat, Decider: g.proxy}); err != nil {
+		return nil, err
 	}
 
 	g.limited = httplimit.NewListener(g.listener, cfg.MaxConnections)

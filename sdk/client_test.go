@@ -69,6 +69,8 @@ func TestClientRoutes(t *testing.T) {
 		Servers: []AgentServer{{Server: "lin ear", Level: "low", Ceiling: "medium", Effective: "low"}}, CreatedAt: clientT0, LastActiveAt: &clientT0}
 	token := Token{ID: "t_1", Name: "ci", Host: "acme", Prefix: "tgat_abcdef", CreatedAt: clientT0}
 	created := TokenCreated{Token: token, Secret: "tgat_secret"}
+	decision := Decision{Agent: "a_1", Server: "lin ear", Tool: "a/b c", Allowed: false, Reason: "level_too_low",
+		Message: "trustgate denied …", RequiredLevel: "high", AgentLevel: "low", Ceiling: "high"}
 	ctx := context.Background()
 
 	cases := []struct {
@@ -179,6 +181,19 @@ func TestClientRoutes(t *testing.T) {
 			func(c *Client) (any, error) { return c.CreateGlobalToken(ctx, TokenCreate{Name: "root"}) }},
 		{"DeleteGlobalToken", "DELETE", "/api/v1/tokens/t_1", nil, 204, nil,
 			func(c *Client) (any, error) { return nil, c.DeleteGlobalToken(ctx, "t_1") }},
+		{"CreateCheckToken", "POST", "/api/v1/hosts/acme/tokens", TokenCreate{Name: "svc", Scope: ScopeCheck}, 201, created,
+			func(c *Client) (any, error) {
+				return c.CreateHostToken(ctx, "acme", TokenCreate{Name: "svc", Scope: ScopeCheck})
+			}},
+
+		{"Check", "POST", "/api/v1/hosts/acme/check", CheckRequest{Agent: "a_1", Server: "lin ear", Tool: "a/b c"}, 200, decision,
+			func(c *Client) (any, error) { return c.Check(ctx, "acme", "a_1", "lin ear", "a/b c") }},
+		{"CallableTools", "POST", "/api/v1/hosts/acme/callable-tools", CallableToolsRequest{Agent: "a_1", Server: "lin ear"}, 200,
+			CallableTools{Agent: "a_1", Server: "lin ear", Tools: []string{"a/b c", "list"}},
+			func(c *Client) (any, error) {
+				tools, err := c.CallableTools(ctx, "acme", "a_1", "lin ear")
+				return CallableTools{Agent: "a_1", Server: "lin ear", Tools: tools}, err
+			}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

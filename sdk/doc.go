@@ -8,5 +8,8 @@
 // lists are iterators (iter.Seq2) that follow the API's cursors; an answer that is not a
 // success is an *Error carrying the RFC 9457 problem document. The `trustgate admin` command
 // is built on it.
-
+//
+// Client.Check and Client.CallableTools let another service ask the gateway the question its
+// proxy asks of every tools/call, from the same authorization backend. A token created with
+// ScopeCheck may ask them and do nothing else.
 package sdk

@@ -321,12 +321,25 @@ type AgentLevel struct {
 	Level string `json:"level"`
 }
 
+// The scopes of an API token (Token.Scope).
+const (
+	// ScopeAdmin administers everything the token's host (or, for a global token, the
+	// gateway) holds. It is the default.
+	ScopeAdmin = "admin"
+	// ScopeCheck may only ask for decisions (Check and CallableTools): a service
+	// holding it can learn what an agent may call, and change nothing. Every other route
+	// answers it 403.
+	ScopeCheck = "check"
+)
+
 // Token is an admin API token. The secret is shown once, when created.
 type Token struct {
-	ID         string     `json:"id"`
-	Name       string     `json:"name"`
-	Host       string     `json:"host,omitempty"` // empty for a global token
-	Prefix     string     `json:"prefix"`
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Host   string `json:"host,omitempty"` // empty for a global token
+	Prefix string `json:"prefix"`
+	// Scope is ScopeAdmin or ScopeCheck.
+	Scope      string     `json:"scope"`
 	CreatedAt  time.Time  `json:"created_at"`
 	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
 }
@@ -334,6 +347,8 @@ type Token struct {
 // TokenCreate creates a token.
 type TokenCreate struct {
 	Name string `json:"name"`
+	// Scope is ScopeAdmin (the default when empty) or ScopeCheck.
+	Scope string `json:"scope,omitempty"`
 }
 
 // TokenCreated is a new token with its secret.
@@ -395,4 +410,49 @@ type AuditEntry struct {
 	Version  int    `json:"version"`
 	PrevHash string `json:"prev_hash"`
 	Hash     string `json:"hash"`
+}
+
+// CheckRequest asks whether an agent may call a tool of a server: the question the proxy asks
+// of every tools/call.
+type CheckRequest struct {
+	Agent  string `json:"agent"`
+	Server string `json:"server"`
+	Tool   string `json:"tool"`
+}
+
+// Decision is the answer to a CheckRequest, as the proxy would decide a tools/call now.
+type Decision struct {
+	Agent   string `json:"agent"`
+	Server  string `json:"server"`
+	Tool    string `json:"tool"`
+	Allowed bool   `json:"allowed"`
+	// Reason is "allowed", or the stable code of a denial's cause, the data.reason of the
+	// proxy's -31001 error: agent_disabled, agent_removed, unknown_server, no_access,
+	// not_consented, ceiling_too_low, level_too_low, unknown_tool, tool_disabled,
+	// tool_pending_review, pending_change.
+	Reason string `json:"reason"`
+	// Message explains a denial and names the action that fixes it ("" when allowed).
+	Message string `json:"message,omitempty"`
+	// RequiredLevel, AgentLevel and Ceiling are the levels a denial involved ("none" for an
+	// absent one); empty when allowed.
+	RequiredLevel string `json:"required_level,omitempty"`
+	AgentLevel    string `json:"agent_level,omitempty"`
+	Ceiling       string `json:"ceiling,omitempty"`
+}
+
+// ReasonAllowed is the Reason of an allowed Decision.
+const ReasonAllowed = "allowed"
+
+// CallableToolsRequest asks which tools of a server an agent may call.
+type CallableToolsRequest struct {
+	Agent  string `json:"agent"`
+	Server string `json:"server"`
+}
+
+// CallableTools names the tools of a server the agent may call now, sorted: what the proxy
+// keeps in the agent's tools/list (with the host's tool_visibility "callable").
+type CallableTools struct {
+	Agent  string   `json:"agent"`
+	Server string   `json:"server"`
+	Tools  []string `json:"tools"`
 }

@@ -35,7 +35,17 @@ type APIToken struct {
 	Prefix     string // the token's first characters, to recognise it in listings
 	CreatedAt  time.Time
 	LastUsedAt time.Time // zero when never used
+	// Scope is TokenScopeAdmin or TokenScopeCheck.
+	Scope string
 }
+
+// The scopes of an API token.
+const (
+	// TokenScopeAdmin administers its host (a global token: everything).
+	TokenScopeAdmin = ""
+	// TokenScopeCheck may only ask for decisions (the admin API's check routes).
+	TokenScopeCheck = "check"
+)
 
 // Admin is the part of the Store the admin API needs beyond the core objects.
 type Admin interface {

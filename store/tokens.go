@@ -8,12 +8,12 @@ import (
 	"time"
 )
 
-const apiTokenColumns = "id, host_key, name, hash, prefix, created_at, last_used_at"
+const apiTokenColumns = "id, host_key, name, hash, prefix, created_at, last_used_at, scope"
 
 func scanAPIToken(r row) (APIToken, error) {
 	var t APIToken
 	var created, used int64
-	if err := r.Scan(&t.ID, &t.Host, &t.Name, &t.Hash, &t.Prefix, &created, &used); err != nil {
+	if err := r.Scan(&t.ID, &t.Host, &t.Name, &t.Hash, &t.Prefix, &created, &used, &t.Scope); err != nil {
 		return APIToken{}, err
 	}
 	t.CreatedAt = fromMillis(created)
@@ -29,7 +29,7 @@ func (s *sqlStore) CreateAPIToken(ctx context.Context, t APIToken) (APIToken, er
 	} else if err := validID("API token", t.ID); err != nil {
 		return APIToken{}, fmt.Errorf("create API token: %w", err)
 	}
-	if err := firstErr(validTokenName(t.Name), validTokenHash(t.Hash), validTokenPrefix(t.Prefix)); err != nil {
+	if err := firstErr(validTokenName(t.Name), validTokenHash(t.Hash), validTokenPrefix(t.Prefix), validTokenScope(t.Scope)); err != nil {
 		return APIToken{}, fmt.Errorf("create API token %s: %w", t.ID, err)
 	}
 	t.CreatedAt = now()
@@ -54,8 +54,8 @@ func (s *sqlStore) CreateAPIToken(ctx context.Context, t APIToken) (APIToken, er
 		if dup {
 			return fmt.Errorf("an API token with this hash already exists: %w", ErrConflict)
 		}
-		_, err = q.exec(ctx, "INSERT INTO api_tokens ("+apiTokenColumns+") VALUES (?, ?, ?, ?, ?, ?, ?)",
-			t.ID, t.Host, t.Name, t.Hash, t.Prefix, toMillis(t.CreatedAt), toMillisOpt(t.LastUsedAt))
+		_, err = q.exec(ctx, "INSERT INTO api_tokens ("+apiTokenColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+			t.ID, t.Host, t.Name, t.Hash, t.Prefix, toMillis(t.CreatedAt), toMillisOpt(t.LastUsedAt), t.Scope)
 		return writeErr(err)
 	})
 	if err != nil {

@@ -304,6 +304,14 @@ func validTokenName(name string) error {
 	return nil
 }
 
+func validTokenScope(scope string) error {
+	switch scope {
+	case TokenScopeAdmin, TokenScopeCheck:
+		return nil
+	}
+	return invalid("API token scope %q: want %q (administer) or %q (decisions only)", scope, TokenScopeAdmin, TokenScopeCheck)
+}
+
 func validTokenPrefix(p string) error {
 	if len(p) > maxTokenPrefixLen {
 		return invalid("API token prefix of %d bytes: want at most %d", len(p), maxTokenPrefixLen)

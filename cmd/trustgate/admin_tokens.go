@@ -28,6 +28,7 @@ func newTokenCreateCommand(o *adminOptions, host *string) *cobra.Command {
 	var (
 		name   string
 		global bool
+		scope  string
 		stores storeFlags
 	)
 	cmd := &cobra.Command{
@@ -42,17 +43,24 @@ Run it on the gateway's machine with the --data-dir or --database that serve use
 
   trustgate admin token create --global --name bootstrap
 
---host HOST makes a token for one host through the API (with --token).`,
+--host HOST makes a token for one host through the API (with --token).
+
+--scope check makes a token that may only ask for decisions (the API's check and
+callable-tools routes, sdk.Client.Check and CallableTools), for a service that decides with
+trustgate; every other route answers it 403. The default, --scope admin, administers.`,
 		Args: argsNamed(),
 	}
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		scope, err := tokenCreateScope(global, cmd.Flags().Changed("host"), *host)
+		tokenHost, err := tokenCreateScope(global, cmd.Flags().Changed("host"), *host)
 		if err != nil {
 			return err
 		}
-		if scope != "" {
+		if scope != sdk.ScopeAdmin && scope != sdk.ScopeCheck {
+			return fmt.Errorf("--scope %q: want %s (administer) or %s (ask for decisions only)", scope, sdk.ScopeAdmin, sdk.ScopeCheck)
+		}
+		if tokenHost != "" {
 			return o.api(func(a *adminCall, _ []string) error {
-				t, err := a.client.CreateHostToken(a.ctx, scope, sdk.TokenCreate{Name: name})
+				t, err := a.client.CreateHostToken(a.ctx, tokenHost, sdk.TokenCreate{Name: name, Scope: scope})
 				if err != nil {
 					return err
 				}
@@ -63,7 +71,7 @@ Run it on the gateway's machine with the --data-dir or --database that serve use
 		if err != nil {
 			return err
 		}
-		t, err := bootstrapGlobalToken(cmd, stores, name)
+		t, err := bootstrapGlobalToken(cmd, stores, name, scope)
 		if err != nil {
 			return err
 		}
@@ -72,6 +80,7 @@ Run it on the gateway's machine with the --data-dir or --database that serve use
 	f := cmd.Flags()
 	f.StringVar(&name, "name", defaultTokenName, "name to recognise the token by in listings")
 	f.BoolVar(&global, "global", false, "a global token, written directly into the store (no --token needed)")
+	f.StringVar(&scope, "scope", sdk.ScopeAdmin, "admin (administer) or check (may only ask for decisions)")
 	stores.register(f)
 	return cmd
 }
@@ -94,7 +103,7 @@ func tokenCreateScope(global, hostGiven bool, host string) (string, error) {
 }
 
 // bootstrapGlobalToken creates a global token in the store itself.
-func bootstrapGlobalToken(cmd *cobra.Command, stores storeFlags, name string) (sdk.TokenCreated, error) {
+func bootstrapGlobalToken(cmd *cobra.Command, stores storeFlags, name, scope string) (sdk.TokenCreated, error) {
 	timeout, err := parseDuration("database-connect-timeout", stores.connectTimeout)
 	if err != nil {
 		return sdk.TokenCreated{}, err
@@ -111,12 +120,16 @@ func bootstrapGlobalToken(cmd *cobra.Command, stores storeFlags, name string) (s
 	}
 	defer st.Close()
 	secret, hash, prefix := admin.NewTokenSecret()
-	t, err := st.CreateAPIToken(cmd.Context(), store.APIToken{Name: name, Hash: hash, Prefix: prefix})
+	storeScope := store.TokenScopeAdmin
+	if scope == sdk.ScopeCheck {
+		storeScope = store.TokenScopeCheck
+	}
+	t, err := st.CreateAPIToken(cmd.Context(), store.APIToken{Name: name, Hash: hash, Prefix: prefix, Scope: storeScope})
 	if err != nil {
 		return sdk.TokenCreated{}, err
 	}
 	return sdk.TokenCreated{
-		Token:  sdk.Token{ID: t.ID, Name: t.Name, Host: t.Host, Prefix: t.Prefix, CreatedAt: t.CreatedAt},
+		Token:  sdk.Token{ID: t.ID, Name: t.Name, Host: t.Host, Prefix: t.Prefix, Scope: scope, CreatedAt: t.CreatedAt},
 		Secret: secret,
 	}, nil
 }
@@ -136,6 +149,9 @@ func writeTokenCreated(out, errOut io.Writer, t sdk.TokenCreated, isJSON bool) e
 	scope := "global"
 	if t.Host != "" {
 		scope = "host " + t.Host
+	}
+	if t.Scope == sdk.ScopeCheck {
+		scope += ", may only ask for decisions"
 	}
 	_ = printf(errOut, "This token (%s, id %s) is shown only once: store it now, and use it with --token or TRUSTGATE_TOKEN.\n", scope, t.ID)
 	return nil
@@ -198,7 +214,7 @@ func writeTokenTable(w io.Writer, tokens []sdk.Token) error {
 		if host == "" {
 			host = "(global)"
 		}
-		rows = append(rows, []string{t.ID, t.Name, host, t.Prefix + "…", formatTime(t.CreatedAt), formatTimePtr(t.LastUsedAt)})
+		rows = append(rows, []string{t.ID, t.Name, host, t.Scope, t.Prefix + "…", formatTime(t.CreatedAt), formatTimePtr(t.LastUsedAt)})
 	}
-	return writeTable(w, []string{"id", "name", "host", "prefix", "created", "last used"}, rows)
+	return writeTable(w, []string{"id", "name", "host", "scope", "prefix", "created", "last used"}, rows)
 }

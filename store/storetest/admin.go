@@ -529,7 +529,10 @@ func testAPITokens(t *testing.T, open Opener) {
 		time.Sleep(2 * time.Millisecond)
 		acme1 := must[store.APIToken](t, "create token")(s.CreateAPIToken(ctx, store.APIToken{ID: "t_zzz", Host: "acme", Name: "ci", Hash: hash(2)}))
 		time.Sleep(2 * time.Millisecond)
-		acme2 := must[store.APIToken](t, "create token")(s.CreateAPIToken(ctx, store.APIToken{ID: "t_aaa", Host: "acme", Name: "deploy", Hash: hash(3)}))
+		acme2 := must[store.APIToken](t, "create token")(s.CreateAPIToken(ctx, store.APIToken{ID: "t_aaa", Host: "acme", Name: "deploy", Hash: hash(3), Scope: store.TokenScopeCheck}))
+		if got := must[store.APIToken](t, "get token")(s.GetAPITokenByHash(ctx, hash(3))).Scope; got != store.TokenScopeCheck {
+			t.Fatalf("a check-scoped token reads back with scope %q", got)
+		}
 		beta := must[store.APIToken](t, "create token")(s.CreateAPIToken(ctx, store.APIToken{Host: "beta", Name: strings.Repeat("é", 128), Hash: hash(4)}))
 
 		wantEqual(t, "ListAPITokens(acme)", must[[]store.APIToken](t, "list")(s.ListAPITokens(ctx, "acme")), []store.APIToken{acme1, acme2})
@@ -556,6 +559,7 @@ func testAPITokens(t *testing.T, open Opener) {
 			"prefix too long":  {Name: "x", Hash: hash(9), Prefix: strings.Repeat("p", 65)},
 			"invalid UTF-8":    {Name: "\xff", Hash: hash(9)},
 			"NUL in the token": {Name: "x", Hash: hash(9), Prefix: "\x00"},
+			"unknown scope":    {Name: "x", Hash: hash(9), Scope: "root"},
 		}
 		for what, tok := range invalid {
 			_, err := s.CreateAPIToken(ctx, tok)

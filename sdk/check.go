@@ -1,0 +1,40 @@
+package sdk
+
+import (
+	"context"
+	"net/http"
+)
+
+// Check asks whether agent may call tool on server of host now: the decision the proxy would
+// make for that tools/call, from the same authorization backend (one check). A denial is a
+// Decision with Allowed false and its Reason, not an error; errors are failures to decide
+// (the gateway or its authorization backend unreachable: treat them as a denial).
+//
+// It changes nothing, so it is retried like a GET. A token with ScopeCheck is enough (see
+// TokenCreate).
+func (c *Client) Check(ctx context.Context, host, agent, server, tool string) (Decision, error) {
+	var out Decision
+	err := c.call(ctx, true, http.MethodPost, nil, CheckRequest{Agent: agent, Server: server, Tool: tool}, &out, "hosts", host, "check")
+	if err != nil {
+		return Decision{}, err
+	}
+	return out, nil
+}
+
+// CallableTools lists the tools of server that agent may call now, sorted, from one question
+// to the authorization backend: what the agent's tools/list shows on a host whose
+// tool_visibility is "callable". An unknown or disabled agent, or an unknown server, has none.
+//
+// It changes nothing, so it is retried like a GET. A token with ScopeCheck is enough (see
+// TokenCreate).
+func (c *Client) CallableTools(ctx context.Context, host, agent, server string) ([]string, error) {
+	var out CallableTools
+	err := c.call(ctx, true, http.MethodPost, nil, CallableToolsRequest{Agent: agent, Server: server}, &out, "hosts", host, "callable-tools")
+	if err != nil {
+		return nil, err
+	}
+	if out.Tools == nil {
+		out.Tools = []string{}
+	}
+	return out.Tools, nil
+}
