@@ -12,4 +12,9 @@
 // Client.Check and Client.CallableTools let another service ask the gateway the question its
 // proxy asks of every tools/call, from the same authorization backend. A token created with
 // ScopeCheck may ask them and do nothing else.
+//
+// ResourceServer lets a service accept the access tokens trustgate issues to agents: its
+// Middleware verifies them (ES256 JWTs, RFC 9068; keys from the issuer's metadata, cached) and
+// gives the handler the human and the agent through TokenFromContext; a request without a
+// valid token gets a 401 whose WWW-Authenticate names the resource's metadata.
 package sdk
