@@ -45,6 +45,7 @@ func (a *API) hostDoc(h store.Host, withClients bool) Host {
 			SessionMaxTTLSeconds:  orDefault(s.SessionMaxTTLSeconds, 90*24*3600),
 			ToolVisibility:        orDefaultString(s.ToolVisibility, "callable"),
 			AuditArguments:        s.AuditArguments,
+			DenialFormat:          orDefaultString(s.DenialFormat, store.DenialToolResult),
 		},
 		MCPURL:    a.cfg.URLs.MCP(h.Key),
 		CreatedAt: h.CreatedAt,
@@ -102,6 +103,9 @@ func applySettings(s *store.HostSettings, p *HostSettingsPatch) {
 	}
 	if p.AuditArguments != nil {
 		s.AuditArguments = *p.AuditArguments
+	}
+	if p.DenialFormat != nil {
+		s.DenialFormat = *p.DenialFormat
 	}
 }
 

@@ -36,6 +36,7 @@ type HostSettings struct {
 	SessionMaxTTLSeconds  int      `json:"session_max_ttl_seconds"`
 	ToolVisibility        string   `json:"tool_visibility"`
 	AuditArguments        bool     `json:"audit_arguments"`
+	DenialFormat          string   `json:"denial_format" jsonschema:"how a denied tools/call is answered: tool_result (a CallToolResult with isError: true, the default) or jsonrpc_error (a JSON-RPC error, code -31001)"`
 }
 
 // HostSettingsPatch changes only the settings that are set.
@@ -48,6 +49,7 @@ type HostSettingsPatch struct {
 	SessionMaxTTLSeconds  *int      `json:"session_max_ttl_seconds,omitempty"`
 	ToolVisibility        *string   `json:"tool_visibility,omitempty"`
 	AuditArguments        *bool     `json:"audit_arguments,omitempty"`
+	DenialFormat          *string   `json:"denial_format,omitempty" jsonschema:"tool_result or jsonrpc_error"`
 }
 
 // Host is a tenant.

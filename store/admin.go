@@ -24,7 +24,16 @@ type HostSettings struct {
 	ToolVisibility string `json:"tool_visibility,omitempty"`
 	// AuditArguments stores (redacted) tool-call arguments in the audit log.
 	AuditArguments bool `json:"audit_arguments"`
+	// DenialFormat is how a denied tools/call is answered: DenialToolResult (default: a tool
+	// result with isError that the model reads) or DenialJSONRPCError (a JSON-RPC error).
+	DenialFormat string `json:"denial_format,omitempty"`
 }
+
+// The denial formats of HostSettings.DenialFormat ("" is DenialToolResult).
+const (
+	DenialToolResult   = "tool_result"
+	DenialJSONRPCError = "jsonrpc_error"
+)
 
 // APIToken is an admin API credential. Only its hash is stored; the token itself is shown once.
 type APIToken struct {

@@ -251,6 +251,11 @@ func normalizeHostSettings(hs HostSettings) (HostSettings, error) {
 	default:
 		return HostSettings{}, invalid("tool visibility %q: want \"callable\" or \"all\"", hs.ToolVisibility)
 	}
+	switch hs.DenialFormat {
+	case "", DenialToolResult, DenialJSONRPCError:
+	default:
+		return HostSettings{}, invalid("denial format %q: want %q or %q", hs.DenialFormat, DenialToolResult, DenialJSONRPCError)
+	}
 	return hs, nil
 }
 

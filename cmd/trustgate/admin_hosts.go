@@ -123,7 +123,7 @@ func newHostDeleteCommand(o *adminOptions) *cobra.Command {
 
 // hostUpdateFlagNames are the flags of host update, in the order help lists them.
 var hostUpdateFlagNames = []string{"name", "allowed-domains", "dynamic-mcps", "auto-enable-tools", "access-token-ttl",
-	"session-idle-ttl", "session-max-ttl", "tool-visibility", "audit-arguments"}
+	"session-idle-ttl", "session-max-ttl", "tool-visibility", "audit-arguments", "denial-format"}
 
 // hostUpdateFlags are host update's flags; only those given go into the patch.
 type hostUpdateFlags struct {
@@ -131,7 +131,7 @@ type hostUpdateFlags struct {
 	domains                    []string
 	dynamic, autoEnable, audit bool
 	accessTTL, idleTTL, maxTTL time.Duration
-	visibility                 string
+	visibility, denialFormat   string
 }
 
 func (u *hostUpdateFlags) register(f *pflag.FlagSet) {
@@ -144,6 +144,7 @@ func (u *hostUpdateFlags) register(f *pflag.FlagSet) {
 	f.DurationVar(&u.maxTTL, "session-max-ttl", 0, "end a gateway session this long after consent, such as 2160h")
 	f.StringVar(&u.visibility, "tool-visibility", "", "tools/list shows the tools an agent may call (callable) or every enabled tool (all)")
 	f.BoolVar(&u.audit, "audit-arguments", false, "store (redacted) tool-call arguments in the audit log (true or false)")
+	f.StringVar(&u.denialFormat, "denial-format", "", "a denied tools/call is a tool result with isError that the model reads (tool_result) or a JSON-RPC error (jsonrpc_error)")
 }
 
 // update builds the patch of the flags that were given.
@@ -209,6 +210,13 @@ func (u *hostUpdateFlags) update(f *pflag.FlagSet) (sdk.HostUpdate, error) {
 		}
 		s.ToolVisibility, settings = &v, true
 	}
+	if f.Changed("denial-format") {
+		v, err := oneOf("--denial-format", u.denialFormat, "tool_result", "jsonrpc_error")
+		if err != nil {
+			return req, err
+		}
+		s.DenialFormat, settings = &v, true
+	}
 	if settings {
 		req.Settings = &s
 	}
@@ -238,6 +246,7 @@ func writeHost(w io.Writer, h sdk.Host) error {
 		{"Session max TTL", formatSeconds(s.SessionMaxTTLSeconds)},
 		{"Tool visibility", s.ToolVisibility},
 		{"Audit arguments", yesNo(s.AuditArguments)},
+		{"Denial format", s.DenialFormat},
 	})
 	if err != nil {
 		return err

@@ -154,7 +154,11 @@ func TestHostUpdatePatch(t *testing.T) {
 	if string(body) != `{"name":"","settings":{"allowed_email_domains":[]}}` {
 		t.Errorf("clearing patch = %s", body)
 	}
-	for _, bad := range [][]string{{"--access-token-ttl", "1500ms"}, {"--session-max-ttl", "-1h"}, {"--tool-visibility", "some"}, {"--allowed-domains", "a@b.com"}} {
+	req, err = parse("--denial-format", "jsonrpc_error")
+	if err != nil || req.Settings == nil || req.Settings.DenialFormat == nil || *req.Settings.DenialFormat != "jsonrpc_error" {
+		t.Errorf("--denial-format jsonrpc_error: %+v, %v", req.Settings, err)
+	}
+	for _, bad := range [][]string{{"--access-token-ttl", "1500ms"}, {"--session-max-ttl", "-1h"}, {"--tool-visibility", "some"}, {"--allowed-domains", "a@b.com"}, {"--denial-format", "exception"}} {
 		if _, err := parse(bad...); err == nil {
 			t.Errorf("%q: want an error", bad)
 		}

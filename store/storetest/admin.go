@@ -40,6 +40,7 @@ func testHostSettingsRoundTrip(t *testing.T, open Opener) {
 			SessionMaxTTLSeconds:  86400 * 90,
 			ToolVisibility:        "all",
 			AuditArguments:        true,
+			DenialFormat:          store.DenialJSONRPCError,
 		}
 		h := must[store.Host](t, "create host")(s.CreateHost(ctx, store.Host{Key: "acme", Name: "Acme", Settings: settings}))
 		wantEqual(t, "created settings", h.Settings, settings)
@@ -100,6 +101,7 @@ func testUpdateHost(t *testing.T, open Opener) {
 			"negative idle TTL":     {SessionIdleTTLSeconds: -1},
 			"negative max TTL":      {SessionMaxTTLSeconds: -5},
 			"unknown visibility":    {ToolVisibility: "none"},
+			"unknown denial format": {DenialFormat: "exception"},
 		}
 		for what, hs := range invalid {
 			_, err := s.UpdateHost(ctx, store.Host{Key: "acme", Settings: hs})
