@@ -90,7 +90,8 @@ func request(mode Mode, id int) []byte {
 
 var (
 	errWrongAnswer = errors.New("unexpected answer")
-	denied         = []byte(`"code":-31001`)
+	deniedError    = []byte(`"code":-31001`)
+	deniedReason   = []byte(`"reason":"level_too_low"`)
 	resultKey      = []byte(`"result"`)
 	isError        = []byte(`"isError":true`)
 )
@@ -102,7 +103,10 @@ func check(mode Mode, viaGateway bool, status int, body []byte) error {
 		return fmt.Errorf("%w: HTTP %d: %.200s", errWrongAnswer, status, body)
 	}
 	if mode == ModeDenied && viaGateway {
-		if !bytes.Contains(body, denied) {
+		// A denial: the tool result with isError and the reason (the default), or the
+		// JSON-RPC error of a host that wants one.
+		denied := bytes.Contains(body, deniedError) || bytes.Contains(body, isError) && bytes.Contains(body, deniedReason)
+		if !denied {
 			return fmt.Errorf("%w: want a denial: %.200s", errWrongAnswer, body)
 		}
 		return nil

@@ -133,6 +133,9 @@ type refusal struct {
 	// levels of the denial that the audit entry records.
 	denial Reason
 	levels *deniedLevels
+	// call is the result form of a denied tools/call (denialresult.go): refuse answers with it
+	// unless the host wants the JSON-RPC error.
+	call *deniedCall
 
 	// logMsg, when set, is logged at logLevel with the request's facts and cause.
 	logMsg   string
@@ -266,6 +269,9 @@ func deny(ctx context.Context, f facts, req request, server, tool string) refusa
 	if server != "" {
 		rf.levels = &deniedLevels{agent: data["agent_level"], ceiling: data["ceiling"], required: data["required_level"]}
 	}
+	if req.msg != nil && req.msg.toolCall {
+		rf.call = deniedCallOf(facts, d)
+	}
 	return rf
 }
 
@@ -285,9 +291,10 @@ func backendFailed(err error) refusal {
 		logMsg: "proxy: authorization backend failed; denying", logLevel: slog.LevelError, cause: err}
 }
 
-// refuse applies a refusal: the log line, the audit entry e (its levels and decision) and the
-// answer, whose JSON-RPC error is also the telemetry's decision (writeRPCError).
-func (p *Proxy) refuse(ctx context.Context, w http.ResponseWriter, m *message, e *audit.Entry, rf refusal) {
+// refuse applies a refusal to r: the log line, the audit entry e (its levels and decision) and
+// the answer, which is also the telemetry's decision: a JSON-RPC error (writeRPCError), or for
+// a denied tools/call the tool's result unless the host wants the error (denialresult.go).
+func (p *Proxy) refuse(ctx context.Context, w http.ResponseWriter, r *http.Request, m *message, e *audit.Entry, rf refusal) {
 	if rf.logMsg != "" {
 		attrs := []any{"host", e.Host, "server", e.Server, "agent", e.AgentID, "method", e.Method}
 		if e.Tool != "" {
@@ -306,6 +313,10 @@ func (p *Proxy) refuse(ctx context.Context, w http.ResponseWriter, m *message, e
 	}
 	if rf.audited != "" {
 		p.auditReject(ctx, e, rf.audited, rf.reason)
+	}
+	if rf.call != nil && m != nil && m.toolCall && p.answersDenialsAsResults(ctx, e.Host) {
+		writeDeniedCall(w, r, m, rf.call, rf.message)
+		return
 	}
 	switch rf.form {
 	case formRPC:

@@ -291,7 +291,7 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 		describe(w, m, agentID, d.server.Key)
 	}
 	if d.verdict == verdictRefuse {
-		p.refuse(ctx, w, m, &entry, d.refusal)
+		p.refuse(ctx, w, r, m, &entry, d.refusal)
 		return
 	}
 	srv := d.server
@@ -301,13 +301,13 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 		fw.keep, fw.pins = d.keep.keep, d.keep
 	}
 	if rf := p.prepareForward(ctx, r, fw, srv, userID); rf != nil {
-		p.refuse(ctx, w, m, &fw.entry, *rf)
+		p.refuse(ctx, w, r, m, &fw.entry, *rf)
 		return
 	}
 	fw.body = body
 	// No audit, no action: the entry is durable before anything is forwarded.
 	if rf := p.auditAllowed(ctx, fw); rf != nil {
-		p.refuse(ctx, w, m, &fw.entry, *rf)
+		p.refuse(ctx, w, r, m, &fw.entry, *rf)
 		return
 	}
 	if p.legacyRoute(fw) && p.serveLegacy(w, r, fw) {

@@ -242,8 +242,16 @@ func callText(t *testing.T, cs *mcp.ClientSession, tool string, args map[string]
 			texts = append(texts, tc.Text)
 		}
 	}
+	if res.IsError { // a tool error, such as a denial
+		return "", toolError(strings.Join(texts, "\n"))
+	}
 	return strings.Join(texts, "\n"), nil
 }
+
+// toolError is a tool result with isError, as callText returns it.
+type toolError string
+
+func (e toolError) Error() string { return string(e) }
 
 func TestToolCalls(t *testing.T) {
 	e := newEnv(t)
@@ -266,8 +274,8 @@ func TestToolCalls(t *testing.T) {
 	if err == nil {
 		t.Fatal("delete_issue above the agent's level was allowed")
 	}
-	for _, s := range []string{`trustgate denied tools/call "delete_issue" on tracker`, "needs trust level high", "this app has medium (your ceiling is high)",
-		"Reconnect the client and choose trust level high."} {
+	for _, s := range []string{`trustgate denied the tool "delete_issue" on tracker`, "needs trust level high", "this agent has medium",
+		"Ask the person who connected it to reconnect and grant high, or ask an administrator."} {
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("denial %q lacks %q", err, s)
 		}
@@ -295,8 +303,24 @@ func TestToolCalls(t *testing.T) {
 	}
 }
 
+// setDenialFormat sets the host's denial format (store.DenialToolResult or DenialJSONRPCError).
+func (e *env) setDenialFormat(format string) {
+	e.t.Helper()
+	h, err := e.st.GetHost(context.Background(), host)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	h.Settings.DenialFormat = format
+	if _, err := e.st.UpdateHost(context.Background(), h); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// TestDenyDataAndInvalidParams: on a host that wants JSON-RPC errors, a denied tools/call is
+// -31001 with its data; a tools/call without a name is invalid params on every host.
 func TestDenyDataAndInvalidParams(t *testing.T) {
 	e := newEnv(t)
+	e.setDenialFormat(store.DenialJSONRPCError)
 	tok := e.token(e.endpoint(""), nil)
 	before := e.upCalls.Load()
 	_, body := e.post(tok, "", `{"jsonrpc":"2.0","id":"x","method":"tools/call","params":{"name":"delete_issue"}}`, 200)
