@@ -59,9 +59,12 @@ func toolCall(name string) string {
 // one above only the agent's level (reconnect at a higher level), a disabled tool, a tool whose
 // definition changed and awaits review, a human whose access was revoked (initialize and
 // tools/list too: no "trust level" advice), and a killed agent (401 naming the disabled app).
-// Nothing denied reaches the upstream.
+// Nothing denied reaches the upstream. The host answers denied tools/calls with the JSON-RPC
+// error, whose message is the human-facing one (TestDeniedCallReachesTheModel has the default,
+// a tool result).
 func TestDenialsNameTheirCause(t *testing.T) {
 	s := setupTracker(t)
+	cli(t, s.p, s.admin, "host", "update", "acme", "--denial-format", "jsonrpc_error")
 	conf, tokens := connectAgentTokens(t, s.p.url, s.p.url+"/h/acme", s.resource, s.email, s.password, "low")
 	token := tokens.AccessToken
 	session := mcpSession(t, s.resource, token, func(tr *mcp.StreamableClientTransport) { tr.DisableStandaloneSSE = true }).ID()

@@ -100,11 +100,13 @@ func TestSmuggledToolCallIsRefused(t *testing.T) {
 	}
 }
 
-// TestDenialIsAnOrdinaryErrorForTheGoSDK: the official Go SDK client gets a denied tools/call
-// as an ordinary JSON-RPC error with trustgate's code -31001, not as a closed connection (the
-// SDK reserves -32003/-32004 for that), and the same session goes on with an allowed call.
+// TestDenialIsAnOrdinaryErrorForTheGoSDK: on a host that answers denials with JSON-RPC errors,
+// the official Go SDK client gets a denied tools/call as an ordinary JSON-RPC error with
+// trustgate's code -31001, not as a closed connection (the SDK reserves -32003/-32004 for
+// that), and the same session goes on with an allowed call.
 func TestDenialIsAnOrdinaryErrorForTheGoSDK(t *testing.T) {
 	s := setupTracker(t)
+	cli(t, s.p, s.admin, "host", "update", "acme", "--denial-format", "jsonrpc_error")
 	token := connectAgent(t, s.p.url, s.p.url+"/h/acme", s.resource, s.email, s.password, "medium")
 	session := mcpSession(t, s.resource, token)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
