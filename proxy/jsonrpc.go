@@ -32,7 +32,9 @@ const (
 
 	// ErrCodeDenied: trustgate's authorization denied the message. Stable. The error's data
 	// carries the cause as a stable reason code and the action that fixes it (denial.go), with
-	// {server, agent_level, ceiling} and, for tools/call, {tool, required_level}.
+	// {server, agent_level, ceiling} and, for tools/call, {tool, required_level}. A denied
+	// tools/call gets it only on a host whose denial format is jsonrpc_error; by default it is
+	// the tool's result with isError (denialresult.go).
 	ErrCodeDenied = -31001
 	// ErrCodeUnavailable: trustgate could not reach its authorization backend, so it failed
 	// closed and did not forward the message. Stable; retrying later may succeed.

@@ -26,7 +26,8 @@
 // Denials of requests are HTTP 200 with a JSON-RPC error (ErrCodeDenied), never 401/403, so
 // that clients show the message instead of re-authenticating. The message and data.reason name
 // the real cause and the action that fixes it, read from the store on the denial path only
-// (denial.go). Denied notifications are answered
+// (denial.go). A denied tools/call is, unless its host wants that error, the tool's result with
+// isError, which the model reads (denialresult.go). Denied notifications are answered
 // 202 Accepted and dropped (they have no id to answer with an error; MCP clients treat any
 // other status as a transport failure); the drop is logged. A failing authorization backend
 // fails closed (ErrCodeUnavailable).
