@@ -83,6 +83,9 @@ func askService(t *testing.T, url, token string) serviceAnswer {
 // service and the proxy give the same answer to the same question (may it call create_issue?).
 func TestGoSDKServiceAgreesWithTheProxy(t *testing.T) {
 	s := setupTracker(t)
+	// The proxy's denials as -31001 errors, whose message is the one the check API answers
+	// with (a denied call's tool result speaks to the agent instead).
+	cli(t, s.p, s.admin, "host", "update", "acme", "--denial-format", "jsonrpc_error")
 	ctx := context.Background()
 	issuer := s.p.url + "/h/acme"
 	token := connectAgent(t, s.p.url, issuer, s.resource, s.email, s.password, "medium")
