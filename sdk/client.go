@@ -42,6 +42,10 @@ const (
 // it answers 502, 503 or 504, or the connection fails, after an exponential backoff with
 // jitter or the answer's Retry-After, within the Retry policy's bounds. POST and PATCH are
 // sent once. Errors the API answers are *Error values carrying its RFC 9457 problem document.
+//
+// A 503 from the admin API itself can mean that a change was saved but is not enforced yet (it
+// is applied automatically); the retry of a PUT then applies it again, harmlessly, and the
+// retry of a DELETE may answer 404, since the object is already gone.
 type Client struct {
 	base  string // scheme://host[/prefix], without a trailing slash
 	token string

@@ -99,11 +99,14 @@ func TestGoSDKServiceAgreesWithTheProxy(t *testing.T) {
 		t.Fatalf("agents of %s = %+v, %v", s.email, agents, err)
 	}
 	agent := agents[0]
-	created, err := admin.CreateHostToken(ctx, "acme", sdk.TokenCreate{Name: "issue service", Scope: sdk.ScopeCheck})
-	if err != nil {
-		t.Fatal(err)
+	// The operator gives the service a token that may only ask for decisions.
+	out := cli(t, s.p, s.admin, "token", "create", "--host", "acme", "--scope", "check", "--name", "issue service")
+	secret := strings.TrimSpace(strings.SplitN(out, "\n", 2)[0])
+	tokens, err := sdk.Collect(admin.HostTokens(ctx, "acme"))
+	if err != nil || len(tokens) != 1 || tokens[0].Scope != sdk.ScopeCheck || !strings.HasPrefix(secret, tokens[0].Prefix) {
+		t.Fatalf("after token create --scope check: %+v, %v (printed %q)", tokens, err, out)
 	}
-	checker, err := sdk.NewClient(s.p.url, created.Secret)
+	checker, err := sdk.NewClient(s.p.url, secret)
 	if err != nil {
 		t.Fatal(err)
 	}
