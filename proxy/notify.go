@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"sync"
 
 	"github.com/trustgate/trustgate/internal/sse"
@@ -18,14 +19,16 @@ import (
 // Tool lists that follow the policy. trustgate declares tools.listChanged in the initialize
 // result it passes on (an upstream with tools that does not declare it is rewritten), and sends
 // notifications/tools/list_changed on an agent's GET streams (the standalone server-to-client
-// stream of a session, relayed from the upstream or, for an HTTP+SSE upstream, the gateway's
-// own) when the tools it would be listed change: a level, a ceiling, a grant, a consent, a tool
+// stream of a session, relayed from the upstream or, for an HTTP+SSE upstream and an upstream
+// without one, the gateway's own) when the tools it would be listed change: a level, a ceiling, a grant, a consent, a tool
 // enabled, disabled, flagged or approved, a sync that adds tools, the kill switch, on any
 // replica (listchanged watches the store's control-plane generation). The upstream's own
 // events, its list_changed notifications included, pass through unchanged; trustgate's
 // notification is written between two of them, never inside one.
 //
-// 2026-07-28 has no GET stream: such clients learn of a change only when they list again.
+// An upstream that answers the GET with 405 (it offers no server-to-client stream) gets the
+// gateway's own stream in its place, which carries only trustgate's notifications. 2026-07-28
+// has no GET stream: such clients learn of a change only when they list again.
 
 // listChangedEvent is the notification trustgate writes on an agent's GET stream.
 var listChangedEvent = sse.AppendEvent(nil, sse.Event{Type: "message",
@@ -53,6 +56,37 @@ func (p *Proxy) newNotifier(sf storeFacts) *listchanged.Notifier {
 	}
 	return listchanged.New(cfg)
 }
+
+// subscribe subscribes fw's GET stream to its agent's tool-list changes.
+func (p *Proxy) subscribe(ctx context.Context, fw *forward) *listchanged.Subscription {
+	ctx, cancel := context.WithTimeout(ctx, backendTimeout)
+	defer cancel()
+	return p.notifier.Subscribe(ctx, listchanged.Key{Host: fw.host, Agent: fw.agentID, Server: fw.server})
+}
+
+// ownStream turns an upstream's 405 to a GET (it offers no server-to-client stream) into the
+// gateway's own stream, which carries only trustgate's notifications and lasts until the
+// client leaves or the gateway shuts down (the request's context).
+func ownStream(resp *http.Response, sub *listchanged.Subscription) {
+	resp.StatusCode, resp.Status = http.StatusOK, "200 OK"
+	resp.Header = http.Header{"Content-Type": {"text/event-stream"}, "Cache-Control": {"no-cache"}}
+	resp.ContentLength = -1
+	resp.Body = newNotifyingStream(silentStream{ctx: resp.Request.Context(), upstream: resp.Body}, sub)
+}
+
+// silentStream is an event stream without events that ends with its context; closing it
+// closes the upstream's answer it replaces (which ends the upstream request's context).
+type silentStream struct {
+	ctx      context.Context
+	upstream io.Closer
+}
+
+func (s silentStream) Read([]byte) (int, error) {
+	<-s.ctx.Done()
+	return 0, io.EOF
+}
+
+func (s silentStream) Close() error { return s.upstream.Close() }
 
 // listedTools are the names of the tools a tools/list answer shows the agent on server (those
 // the upstream lists among them): what the filter's visibility keeps (visibleTools), without

@@ -7,10 +7,13 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/trustgate/trustgate/internal/sse"
 	"github.com/trustgate/trustgate/schema"
@@ -77,6 +80,56 @@ func (s *rawSession) answer(body string) []byte {
 	return b
 }
 
+// stream opens the session's GET stream and returns a function that waits (10 s at most) for
+// notifications/tools/list_changed on it.
+func (s *rawSession) stream() func(after string) {
+	s.t.Helper()
+	get := s.do(http.MethodGet, "")
+	if mt, _, _ := mime.ParseMediaType(get.Header.Get("Content-Type")); get.StatusCode != http.StatusOK || mt != "text/event-stream" {
+		s.t.Fatalf("GET stream: %d %s", get.StatusCode, get.Header.Get("Content-Type"))
+	}
+	s.t.Cleanup(func() { _ = get.Body.Close() })
+	events := make(chan string, 16)
+	go func() {
+		defer close(events)
+		r := sse.NewReader(get.Body, 1<<20)
+		for {
+			ev, err := r.Next()
+			if err != nil {
+				return
+			}
+			if len(bytes.TrimSpace(ev.Data)) > 0 {
+				events <- string(ev.Data)
+			}
+		}
+	}()
+	return func(after string) {
+		s.t.Helper()
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case ev, ok := <-events:
+				if !ok {
+					s.t.Fatalf("%s: the GET stream ended", after)
+				}
+				if strings.Contains(ev, `"notifications/tools/list_changed"`) {
+					return
+				}
+			case <-deadline:
+				s.t.Fatalf("%s: no notifications/tools/list_changed within 10 s", after)
+			}
+		}
+	}
+}
+
+// runNotifier runs the proxy's watcher until the test ends.
+func runNotifier(t *testing.T, e *env) {
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); e.proxy.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-stopped })
+}
+
 func (s *rawSession) toolNames() []string {
 	s.t.Helper()
 	var res struct {
@@ -105,10 +158,7 @@ func (s *rawSession) toolNames() []string {
 // upstream's own list_changed passes through.
 func TestAgentStreamFollowsThePolicy(t *testing.T) {
 	e := newEnv(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	stopped := make(chan struct{})
-	go func() { defer close(stopped); e.proxy.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-stopped })
+	runNotifier(t, e)
 
 	s := &rawSession{t: t, endpoint: e.endpoint(serverKey)}
 	s.token = e.token(s.endpoint, nil)
@@ -123,42 +173,7 @@ func TestAgentStreamFollowsThePolicy(t *testing.T) {
 		t.Fatalf("tools/list at medium: %v", got)
 	}
 
-	get := s.do(http.MethodGet, "")
-	if get.StatusCode != http.StatusOK {
-		t.Fatalf("GET stream: %d", get.StatusCode)
-	}
-	events := make(chan string, 16)
-	go func() {
-		defer close(events)
-		r := sse.NewReader(get.Body, 1<<20)
-		for {
-			ev, err := r.Next()
-			if err != nil {
-				return
-			}
-			if len(bytes.TrimSpace(ev.Data)) > 0 {
-				events <- string(ev.Data)
-			}
-		}
-	}()
-	t.Cleanup(func() { _ = get.Body.Close() })
-	waitListChanged := func(after string) {
-		t.Helper()
-		deadline := time.After(10 * time.Second)
-		for {
-			select {
-			case ev, ok := <-events:
-				if !ok {
-					t.Fatalf("%s: the GET stream ended", after)
-				}
-				if strings.Contains(ev, `"notifications/tools/list_changed"`) {
-					return
-				}
-			case <-deadline:
-				t.Fatalf("%s: no notifications/tools/list_changed within 10 s", after)
-			}
-		}
-	}
+	waitListChanged := s.stream()
 
 	// The level lowered to low.
 	if _, err := e.st.SetConsent(context.Background(), store.Consent{Host: host, AgentID: e.agentID, Server: serverKey, Level: schema.Low}); err != nil {
@@ -183,4 +198,54 @@ func TestAgentStreamFollowsThePolicy(t *testing.T) {
 	// The upstream's own notification (it adds a tool; the policy does not change).
 	e.up.SetTool("archive_issue", "Archive an issue.")
 	waitListChanged("after the upstream added a tool")
+}
+
+// An upstream without a server-to-client stream (it answers the GET 405, as stateless
+// servers do): the agent's GET gets the gateway's own stream, which carries the notification.
+func TestGatewayStreamForUpstreamsWithoutOne(t *testing.T) {
+	e := newEnv(t)
+	runNotifier(t, e)
+	ctx := context.Background()
+	stateless := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return e.up.Server }, &mcp.StreamableHTTPOptions{Stateless: true}))
+	t.Cleanup(stateless.Close)
+	if _, err := e.st.CreateServer(ctx, store.Server{Host: host, Key: "archive", URL: stateless.URL}); err != nil {
+		t.Fatal(err)
+	}
+	for name, level := range map[string]schema.Level{"list_issues": schema.Low, "create_issue": schema.Medium} {
+		if _, err := e.st.PutTool(ctx, store.Tool{Host: host, Server: "archive", Name: name, Level: level, Enabled: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.st.SetGrant(ctx, store.Grant{Host: host, Server: "archive", UserID: e.userID, Ceiling: schema.High}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.SetConsent(ctx, store.Consent{Host: host, AgentID: e.agentID, Server: "archive", Level: schema.Medium}); err != nil {
+		t.Fatal(err)
+	}
+	e.sync()
+
+	s := &rawSession{t: t, endpoint: e.endpoint("archive")}
+	s.token = e.token(s.endpoint, nil)
+	s.answer(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`)
+	if got := s.toolNames(); !slices.Equal(got, []string{"create_issue", "list_issues"}) {
+		t.Fatalf("tools/list at medium: %v", got)
+	}
+	direct, err := http.Get(stateless.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = direct.Body.Close()
+	if direct.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("the upstream answers GET %d, want 405 (the case under test)", direct.StatusCode)
+	}
+	waitListChanged := s.stream() // 200 text/event-stream: the gateway's own
+
+	if _, err := e.st.SetConsent(ctx, store.Consent{Host: host, AgentID: e.agentID, Server: "archive", Level: schema.Low}); err != nil {
+		t.Fatal(err)
+	}
+	e.sync()
+	waitListChanged("after the level on archive was lowered")
+	if got := s.toolNames(); !slices.Equal(got, []string{"list_issues"}) {
+		t.Fatalf("tools/list after lowering to low: %v", got)
+	}
 }

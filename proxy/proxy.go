@@ -716,11 +716,15 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		return err
 	}
 	mediaType, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	if fw != nil && fw.msg == nil && resp.Request.Method == http.MethodGet && resp.StatusCode == http.StatusOK && mediaType == "text/event-stream" {
-		// The agent's GET stream: trustgate's list_changed notifications join it (notify.go).
-		ctx, cancel := context.WithTimeout(resp.Request.Context(), backendTimeout)
-		defer cancel()
-		resp.Body = newNotifyingStream(resp.Body, p.notifier.Subscribe(ctx, listchanged.Key{Host: fw.host, Agent: fw.agentID, Server: fw.server}))
+	if fw != nil && fw.msg == nil && resp.Request.Method == http.MethodGet {
+		// The agent's GET stream: trustgate's list_changed notifications join it, or make it
+		// when the upstream has none (notify.go).
+		switch {
+		case resp.StatusCode == http.StatusOK && mediaType == "text/event-stream":
+			resp.Body = newNotifyingStream(resp.Body, p.subscribe(resp.Request.Context(), fw))
+		case resp.StatusCode == http.StatusMethodNotAllowed && !fw.stateless:
+			ownStream(resp, p.subscribe(resp.Request.Context(), fw))
+		}
 		return nil
 	}
 	if fw == nil || fw.msg == nil || fw.msg.kind != kindRequest || resp.StatusCode != http.StatusOK {
