@@ -29,6 +29,11 @@ func embeddedTarget(cfg authzserver.EmbeddedConfig) backendtest.NewTarget {
 				}
 				return startEmbedded(t, cfg)
 			},
+			Stop: func(t *testing.T) {
+				if err := b.Close(); err != nil {
+					t.Fatalf("stop the embedded SpiceDB: %v", err)
+				}
+			},
 		}
 	}
 }
@@ -49,12 +54,12 @@ func TestBackendConformancePostgres(t *testing.T) {
 	}))
 }
 
-// remoteTarget is a second trustgate's embedded SpiceDB, exposed over TCP with a preshared key
-// and writes allowed (serve --spicedb-grpc-listen … --spicedb-grpc-allow-writes), shared by the
-// suite's cases; each case reaches it the way serve --spicedb-endpoint … --spicedb-insecure does
-// (DialRemote, which writes the schema through the remote API at start), and a restart is a new
-// connection to the same server.
-func remoteTarget(t *testing.T) backendtest.NewTarget {
+// remoteTarget is, per case, a second trustgate's embedded SpiceDB exposed over TCP with a
+// preshared key and writes allowed (serve --spicedb-grpc-listen … --spicedb-grpc-allow-writes),
+// reached the way serve --spicedb-endpoint … --spicedb-insecure does (DialRemote, which writes
+// the schema through the remote API at start). A restart is a new connection to the same
+// server; Stop stops the server.
+func remoteTarget(t *testing.T) backendtest.Target {
 	const key = "conformance-remote-key"
 	addr := freePort(t)
 	server, err := authzserver.StartEmbedded(context.Background(), authzserver.EmbeddedConfig{
@@ -76,22 +81,25 @@ func remoteTarget(t *testing.T) backendtest.NewTarget {
 		}
 		return b
 	}
-	return func(t *testing.T) backendtest.Target {
-		b := dial(t)
-		return backendtest.Target{
-			Backend: b,
-			Restart: func(t *testing.T) authzserver.Backend {
-				if err := b.Close(); err != nil {
-					t.Fatalf("close the connection to the remote SpiceDB: %v", err)
-				}
-				return dial(t)
-			},
-		}
+	b := dial(t)
+	return backendtest.Target{
+		Backend: b,
+		Restart: func(t *testing.T) authzserver.Backend {
+			if err := b.Close(); err != nil {
+				t.Fatalf("close the connection to the remote SpiceDB: %v", err)
+			}
+			return dial(t)
+		},
+		Stop: func(t *testing.T) {
+			if err := server.Close(); err != nil {
+				t.Fatalf("stop the remote SpiceDB: %v", err)
+			}
+		},
 	}
 }
 
 func TestBackendConformanceRemote(t *testing.T) {
-	backendtest.Run(t, remoteTarget(t))
+	backendtest.Run(t, remoteTarget)
 }
 
 // decorated wraps every backend of next as the gateway does for the proxy: the decision cache
@@ -115,7 +123,7 @@ func decorated(t *testing.T, next backendtest.NewTarget, cache bool) backendtest
 	}
 	return func(t *testing.T) backendtest.Target {
 		inner := next(t)
-		target := backendtest.Target{Backend: wrap(t, inner.Backend), Volatile: inner.Volatile}
+		target := backendtest.Target{Backend: wrap(t, inner.Backend), Volatile: inner.Volatile, Stop: inner.Stop}
 		if inner.Restart != nil {
 			target.Restart = func(t *testing.T) authzserver.Backend {
 				// Closing the decorators closes the backend beneath; the hook restarts it.
@@ -145,5 +153,5 @@ func TestBackendConformanceDecoratedPostgres(t *testing.T) {
 
 // The metrics alone over a remote SpiceDB, as the gateway composes them there (no cache).
 func TestBackendConformanceDecoratedRemote(t *testing.T) {
-	backendtest.Run(t, decorated(t, remoteTarget(t), false))
+	backendtest.Run(t, decorated(t, remoteTarget, false))
 }

@@ -19,6 +19,17 @@
 // reconciles a backend that holds data, and it reads back only its own hosts' relationships.
 // Its cases run one after another.
 //
+// # What a backend must do
+//
+// Decide as schema.zed says (a tool is callable when it is enabled and its level is at most the
+// lower of the agent's consent and its human's ceiling, within one host), deny without an
+// error what it never heard of, make a write visible to a Check at the revision the write
+// returned and to every later CallableTools, list in CallableTools exactly the tool names
+// (decoded, in any order) that Check allows, read back exactly what was written (across pages),
+// apply batches larger than one engine request holds, refuse an Update without an operation,
+// and, when the engine cannot be reached, fail every call with an error wrapping
+// authzserver.ErrUnavailable (never an allowed answer or a tool name).
+//
 // # What the factory returns
 //
 // NewTarget is called once per case. The Target's Backend must hold trustgate's schema (Ready
@@ -30,6 +41,11 @@
 // when t ends. A backend whose data does not survive a restart (the embedded memory datastore)
 // sets Volatile: its restarted backend must then hold nothing but the schema, and the suite
 // rebuilds it with the writer's start-up reconciliation, as trustgate does at every start.
+// Stop is called only by the FailsClosedWhenUnavailable case: it makes the engine unreachable
+// for the Backend, so that the case can see every call fail with an error wrapping
+// authzserver.ErrUnavailable and deny. Since these two hooks end the case's backend, a
+// factory that returns one backend to several cases must implement them without ending it
+// for the others, or leave them nil.
 package backendtest
 
 import (
@@ -58,6 +74,10 @@ type Target struct {
 	// Volatile: the data does not survive Restart; the restarted backend is empty but for the
 	// schema, and the suite reconciles it from the store.
 	Volatile bool
+	// Stop makes the engine unreachable for Backend: a remote engine's server stops; an engine
+	// in process, which Backend owns, stops when Backend is closed. Nil: the
+	// FailsClosedWhenUnavailable case is skipped.
+	Stop func(t *testing.T)
 }
 
 // NewTarget returns the backend for one case (see the package doc for the contract).
@@ -87,7 +107,10 @@ func Run(t *testing.T, newTarget NewTarget) {
 		{"CallableToolsEqualsChecks", testCallableToolsEqualsChecks},
 		{"ReadRelationshipsReturnsWhatWasWritten", testReadRelationships},
 		{"DirectWritesAndDeletes", testDirectWritesAndDeletes},
+		{"ManyRelationships", testManyRelationships},
+		{"ChecksRacingARevocation", testChecksRacingARevocation},
 		{"ConsistencyAfterRestart", testConsistencyAfterRestart},
+		{"FailsClosedWhenUnavailable", testFailsClosedWhenUnavailable},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), caseTimeout)

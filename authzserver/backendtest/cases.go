@@ -4,9 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
+	"sync/atomic"
 
 	"github.com/trustgate/trustgate/authzserver"
 	"github.com/trustgate/trustgate/schema"
+	"github.com/trustgate/trustgate/store"
 )
 
 // Ready: a backend holding trustgate's schema says so, before and after writes.
@@ -486,4 +489,188 @@ func testConsistencyAfterRestart(e *env) {
 	e.want("a_2 after its consent was withdrawn after the restart", a, srv, "a_2")
 	e.want("a_1 of host b after its consent was raised after the restart", b, srv, agent, upTo(schema.High)...)
 	e.wantStoreSet("after changes following the restart", a, b)
+}
+
+// manyTools is more tools on one server than one page of ReadRelationships and one
+// WriteRelationships request of SpiceDB hold (1000 each).
+const manyTools = 1200
+
+// ManyRelationships: a server with more tools than one page or one request holds is listed
+// whole, read back whole, and removed and restored whole by single calls of the Backend.
+func testManyRelationships(e *env) {
+	h := e.host("a")
+	e.standardHost(h)
+	const big = "big"
+	var names, want []string
+	err := e.st.ReadWriteTx(e.ctx, func(tx store.Tx) error {
+		names, want = names[:0], want[:0]
+		if _, err := tx.CreateServer(e.ctx, store.Server{Host: h, Key: big, Name: big, URL: "https://big.example.test/mcp"}); err != nil {
+			return err
+		}
+		for i := range manyTools {
+			name := fmt.Sprintf("tool %04d", i)
+			level := schema.Levels[i%len(schema.Levels)]
+			if _, err := tx.PutTool(e.ctx, store.Tool{Host: h, Server: big, Name: name, Level: level, LevelOverridden: true, Enabled: true}); err != nil {
+				return err
+			}
+			names = append(names, name)
+			if level <= schema.Medium {
+				want = append(want, name)
+			}
+		}
+		_, err := tx.SetGrant(e.ctx, store.Grant{Host: h, Server: big, UserID: user1, Ceiling: schema.High})
+		return err
+	})
+	e.must("import a server with many tools", err)
+	e.consent(h, agent, big, schema.Medium)
+	e.sync()
+	want = sorted(want)
+	if got := e.callable(h, big, agent); !slices.Equal(got, want) {
+		e.t.Fatalf("CallableTools lists %d tools, want the %d at or below medium", len(got), len(want))
+	}
+	e.wantStoreSet("a server with many tools", h)
+	if got := e.callable(h, srv, agent); got != nil {
+		e.t.Fatalf("the tools of another server are listed for a server without a consent: %d", len(got))
+	}
+
+	var levels []schema.Relationship
+	for i, name := range names {
+		levels = append(levels, schema.ToolLevel(h, big, name, schema.Levels[i%len(schema.Levels)]))
+	}
+	rev, err := e.b.DeleteRelationships(e.ctx, levels)
+	e.must(fmt.Sprintf("delete %d tool relationships in one call", len(levels)), err)
+	e.rev = rev
+	if got := e.callable(h, big, agent); got != nil {
+		e.t.Fatalf("after every tool's relationship was deleted, %d tools are listed", len(got))
+	}
+	if e.check(callRequest(h, big, names[0], agent, rev)) {
+		e.t.Fatalf("after every tool's relationship was deleted, %q may be called", names[0])
+	}
+	updates := make([]authzserver.Update, len(levels))
+	for i, r := range levels {
+		updates[i] = authzserver.Update{Op: authzserver.OpTouch, Relationship: r}
+	}
+	rev, err = e.b.WriteRelationships(e.ctx, updates)
+	e.must(fmt.Sprintf("write %d tool relationships in one call", len(updates)), err)
+	e.rev = rev
+	if !e.check(callRequest(h, big, names[0], agent, rev)) {
+		e.t.Fatalf("after every tool's relationship was written again, %q may not be called", names[0])
+	}
+	if got := e.callable(h, big, agent); !slices.Equal(got, want) {
+		e.t.Fatalf("after every tool's relationship was written again, CallableTools lists %d tools, want %d", len(got), len(want))
+	}
+	e.wantStoreSet("after the tools were deleted and written again", h)
+}
+
+// ChecksRacingARevocation: while goroutines keep asking, a revocation is written; every check
+// and tool list that starts after the write returned denies, whatever was answered (and
+// cached) while it was in flight.
+func testChecksRacingARevocation(e *env) {
+	h := e.host("a")
+	e.standardHost(h)
+	e.consent(h, agent, srv, schema.High)
+	e.sync()
+	top := standardTools[len(standardTools)-1].name
+	e.want("before the revocation", h, srv, agent, upTo(schema.High)...)
+
+	const askers, after = 4, 20 // each asker stops after this many questions following the write
+	var revoked atomic.Bool
+	var revision atomic.Value // authzserver.Revision of the revocation
+	errs := make(chan error, askers)
+	var wg sync.WaitGroup
+	for i := range askers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; n < after; {
+				if e.ctx.Err() != nil {
+					errs <- e.ctx.Err()
+					return
+				}
+				done := revoked.Load()
+				var rev authzserver.Revision
+				if done {
+					rev, _ = revision.Load().(authzserver.Revision)
+					n++
+				}
+				if i%2 == 0 {
+					ok, err := e.b.Check(e.ctx, callRequest(h, srv, top, agent, rev))
+					if err != nil {
+						errs <- fmt.Errorf("check: %w", err)
+						return
+					}
+					if done && ok {
+						errs <- fmt.Errorf("a check started after the revocation was written allowed %q", top)
+						return
+					}
+					continue
+				}
+				names, err := e.b.CallableTools(e.ctx, h, srv, agent)
+				if err != nil {
+					errs <- fmt.Errorf("callable tools: %w", err)
+					return
+				}
+				if done && len(names) > 0 {
+					errs <- fmt.Errorf("a tool list started after the revocation was written lists %q", names)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	e.must("withdraw the consent", e.st.DeleteConsent(e.ctx, h, agent, srv))
+	revision.Store(e.sync())
+	revoked.Store(true)
+	wg.Wait()
+	for range askers {
+		if err := <-errs; err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+// FailsClosedWhenUnavailable: when the engine cannot be reached, checks and tool lists deny with
+// an error wrapping authzserver.ErrUnavailable (even for a question answered "yes" just before),
+// Ready reports it, writes fail the same way, and the store keeps the changes for later.
+func testFailsClosedWhenUnavailable(e *env) {
+	if e.target.Stop == nil {
+		e.t.Skip("the backend under test gives no Stop hook")
+	}
+	h := e.host("a")
+	e.standardHost(h)
+	e.consent(h, agent, srv, schema.High)
+	e.sync()
+	e.want("before the engine stops", h, srv, agent, upTo(schema.High)...)
+	top := standardTools[len(standardTools)-1].name
+
+	e.target.Stop(e.t)
+	unavailable := func(what string, err error) {
+		e.t.Helper()
+		if !errors.Is(err, authzserver.ErrUnavailable) {
+			e.t.Fatalf("%s with the engine unreachable: error %v, want one wrapping %q", what, err, authzserver.ErrUnavailable)
+		}
+	}
+	for _, rev := range []authzserver.Revision{e.rev, ""} {
+		ok, err := e.b.Check(e.ctx, callRequest(h, srv, top, agent, rev))
+		unavailable("Check", err)
+		if ok {
+			e.t.Fatal("a check with the engine unreachable allowed")
+		}
+	}
+	names, err := e.b.CallableTools(e.ctx, h, srv, agent)
+	unavailable("CallableTools", err)
+	if len(names) > 0 {
+		e.t.Fatalf("CallableTools with the engine unreachable lists %q", names)
+	}
+	unavailable("Ready", e.b.Ready(e.ctx))
+	_, err = e.b.WriteRelationships(e.ctx, []authzserver.Update{{Op: authzserver.OpTouch, Relationship: schema.Grant(h, srv, "a_2", schema.Low)}})
+	unavailable("WriteRelationships", err)
+
+	e.must("withdraw the consent", e.st.DeleteConsent(e.ctx, h, agent, srv))
+	if _, err := e.w.Sync(e.ctx); !errors.Is(err, authzserver.ErrUnavailable) {
+		e.t.Fatalf("applying the store's changes with the engine unreachable: %v, want an error wrapping %q", err, authzserver.ErrUnavailable)
+	}
+	if n, err := e.st.PendingRelationshipChanges(e.ctx); err != nil || n == 0 {
+		e.t.Fatalf("after a failed apply the store keeps %d changes (%v), want the withdrawal kept", n, err)
+	}
 }
