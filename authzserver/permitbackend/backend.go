@@ -139,7 +139,7 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	}
 	b.project, b.env = scope.GetProjectId(), scope.GetEnvironmentId()
 	if err := b.ensureModel(ctx); err != nil {
-		return nil, fmt.Errorf("Permit policy model: %w", err)
+		return nil, fmt.Errorf("the Permit policy model: %w", err)
 	}
 	cfg.Logger.Info("using Permit", "api", cfg.APIURL, "pdp", cfg.PDPURL, "project", b.project, "environment", b.env)
 	return b, nil
