@@ -391,6 +391,8 @@ func TestPermitConformance(t *testing.T) {
 		b := e.b
 		return backendtest.Target{
 			Backend: b,
+			// Permit unreachable: the PDP and the API stop.
+			Stop: func(*testing.T) { e.pdp.Close(); e.api.Close() },
 			Restart: func(t *testing.T) authzserver.Backend {
 				_ = b.Close()
 				again, err := permitbackend.Open(context.Background(), e.config())
