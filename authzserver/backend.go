@@ -58,8 +58,10 @@ type CheckRequest struct {
 // nothing of HTTP, OAuth or the store. Implementations must be safe for concurrent use and must
 // return errors wrapping ErrUnavailable when the engine cannot be reached.
 type Backend interface {
-	// WriteRelationships applies the updates atomically and returns the revision that
-	// contains them. A batch must not name the same relationship twice.
+	// WriteRelationships applies the updates and returns the revision that contains them all.
+	// A batch that fits in one request of the engine (SpiceDB: 1000 updates) is applied
+	// atomically; a larger one is applied in order, one request at a time. A batch must not
+	// name the same relationship twice.
 	WriteRelationships(ctx context.Context, updates []Update) (Revision, error)
 	// DeleteRelationships removes the relationships (those absent are ignored).
 	DeleteRelationships(ctx context.Context, rels []schema.Relationship) (Revision, error)
