@@ -206,23 +206,8 @@ func TestGatewayStreamForUpstreamsWithoutOne(t *testing.T) {
 	e := newEnv(t)
 	runNotifier(t, e)
 	ctx := context.Background()
-	stateless := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return e.up.Server }, &mcp.StreamableHTTPOptions{Stateless: true}))
-	t.Cleanup(stateless.Close)
-	if _, err := e.st.CreateServer(ctx, store.Server{Host: host, Key: "archive", URL: stateless.URL}); err != nil {
-		t.Fatal(err)
-	}
-	for name, level := range map[string]schema.Level{"list_issues": schema.Low, "create_issue": schema.Medium} {
-		if _, err := e.st.PutTool(ctx, store.Tool{Host: host, Server: "archive", Name: name, Level: level, Enabled: true}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := e.st.SetGrant(ctx, store.Grant{Host: host, Server: "archive", UserID: e.userID, Ceiling: schema.High}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.st.SetConsent(ctx, store.Consent{Host: host, AgentID: e.agentID, Server: "archive", Level: schema.Medium}); err != nil {
-		t.Fatal(err)
-	}
-	e.sync()
+	stateless := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return e.up.Server }, &mcp.StreamableHTTPOptions{Stateless: true})
+	e.addServer("archive", stateless, nil)
 
 	s := &rawSession{t: t, endpoint: e.endpoint("archive")}
 	s.token = e.token(s.endpoint, nil)
@@ -230,13 +215,10 @@ func TestGatewayStreamForUpstreamsWithoutOne(t *testing.T) {
 	if got := s.toolNames(); !slices.Equal(got, []string{"create_issue", "list_issues"}) {
 		t.Fatalf("tools/list at medium: %v", got)
 	}
-	direct, err := http.Get(stateless.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = direct.Body.Close()
-	if direct.StatusCode != http.StatusMethodNotAllowed {
-		t.Fatalf("the upstream answers GET %d, want 405 (the case under test)", direct.StatusCode)
+	direct := httptest.NewRecorder()
+	stateless.ServeHTTP(direct, httptest.NewRequest(http.MethodGet, "/mcp", nil))
+	if direct.Code != http.StatusMethodNotAllowed {
+		t.Fatalf("the upstream answers GET %d, want 405 (the case under test)", direct.Code)
 	}
 	waitListChanged := s.stream() // 200 text/event-stream: the gateway's own
 
@@ -245,6 +227,35 @@ func TestGatewayStreamForUpstreamsWithoutOne(t *testing.T) {
 	}
 	e.sync()
 	waitListChanged("after the level on archive was lowered")
+	if got := s.toolNames(); !slices.Equal(got, []string{"list_issues"}) {
+		t.Fatalf("tools/list after lowering to low: %v", got)
+	}
+}
+
+// An HTTP+SSE upstream: the agent's GET stream is the gateway's own (legacysse.go), and it
+// carries trustgate's notification too.
+func TestLegacySessionStreamFollowsThePolicy(t *testing.T) {
+	e := newEnv(t)
+	runNotifier(t, e)
+	e.addServer("legacy", mcp.NewSSEHandler(func(*http.Request) *mcp.Server { return e.up.Server }, nil), nil)
+
+	s := &rawSession{t: t, endpoint: e.endpoint("legacy")}
+	s.token = e.token(s.endpoint, nil)
+	init := s.answer(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`)
+	if !bytes.Contains(init, []byte(`"listChanged":true`)) || s.id == "" {
+		t.Fatalf("initialize through a legacy upstream: session %q, answer %s", s.id, init)
+	}
+	// Ending the session ends the gateway's connection to the upstream, which can then stop.
+	t.Cleanup(func() { _ = s.do(http.MethodDelete, "").Body.Close() })
+	if resp := s.do(http.MethodPost, `{"jsonrpc":"2.0","method":"notifications/initialized"}`); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("initialized: %d", resp.StatusCode)
+	}
+	waitListChanged := s.stream()
+	if _, err := e.st.SetConsent(context.Background(), store.Consent{Host: host, AgentID: e.agentID, Server: "legacy", Level: schema.Low}); err != nil {
+		t.Fatal(err)
+	}
+	e.sync()
+	waitListChanged("after the level on the legacy server was lowered")
 	if got := s.toolNames(); !slices.Equal(got, []string{"list_issues"}) {
 		t.Fatalf("tools/list after lowering to low: %v", got)
 	}
