@@ -354,7 +354,7 @@ func (p *Proxy) serveLegacy(w http.ResponseWriter, r *http.Request, fw *forward)
 			writeRPCError(w, http.StatusNotFound, nil, ErrCodeInvalidRequest, "session not found: start a new session with initialize", nil)
 			return true
 		}
-		p.streamLegacy(w, r, c)
+		p.streamLegacy(w, r, c, p.recheckStream(fw))
 	case fw.msg.kind == kindRequest && fw.msg.method == "server/discover":
 		// Not a modern server: a plain 400 makes the client fall back to initialize.
 		http.Error(w, fmt.Sprintf("the MCP server %s speaks only protocol version 2024-11-05 (HTTP+SSE): use initialize", fw.serverName), http.StatusBadRequest)
@@ -480,7 +480,8 @@ func (p *Proxy) postLegacy(ctx context.Context, fw *forward, c *legacyConn) erro
 
 // streamLegacy is the client's GET stream of a legacy session: the server's requests and
 // notifications as SSE events, until the session or the client ends.
-func (p *Proxy) streamLegacy(w http.ResponseWriter, r *http.Request, c *legacyConn) {
+// recheck runs when the agent's tools change, and may end the stream (through r's context).
+func (p *Proxy) streamLegacy(w http.ResponseWriter, r *http.Request, c *legacyConn, recheck func()) {
 	if !c.stream.TryLock() {
 		http.Error(w, "this session already has a GET stream", http.StatusConflict)
 		return
@@ -505,6 +506,10 @@ func (p *Proxy) streamLegacy(w http.ResponseWriter, r *http.Request, c *legacyCo
 				return
 			}
 		case <-sub.C:
+			recheck()
+			if r.Context().Err() != nil {
+				return
+			}
 			if _, err := w.Write(listChangedEvent); err != nil {
 				return
 			}

@@ -67,11 +67,11 @@ func (p *Proxy) subscribe(ctx context.Context, fw *forward) *listchanged.Subscri
 // ownStream turns an upstream's 405 to a GET (it offers no server-to-client stream) into the
 // gateway's own stream, which carries only trustgate's notifications and lasts until the
 // client leaves or the gateway shuts down (the request's context).
-func ownStream(resp *http.Response, sub *listchanged.Subscription) {
+func ownStream(resp *http.Response, sub *listchanged.Subscription, recheck func()) {
 	resp.StatusCode, resp.Status = http.StatusOK, "200 OK"
 	resp.Header = http.Header{"Content-Type": {"text/event-stream"}, "Cache-Control": {"no-cache"}}
 	resp.ContentLength = -1
-	resp.Body = newNotifyingStream(silentStream{ctx: resp.Request.Context(), upstream: resp.Body}, sub)
+	resp.Body = newNotifyingStream(silentStream{ctx: resp.Request.Context(), upstream: resp.Body}, sub, recheck)
 }
 
 // silentStream is an event stream without events that ends with its context; closing it
@@ -123,6 +123,7 @@ type notifyingStream struct {
 	upstream io.ReadCloser
 	notify   <-chan struct{} // a value: the agent's tool list changed
 	stop     func()          // ends the subscription behind notify
+	recheck  func()          // runs on each notification; may end the stream (nil: none)
 	chunks   chan streamChunk
 	done     chan struct{}
 	once     sync.Once
@@ -141,8 +142,31 @@ type streamChunk struct {
 // notifyingStreamBuf is how much of the upstream's stream one read takes.
 const notifyingStreamBuf = 32 << 10
 
-func newNotifyingStream(upstream io.ReadCloser, sub *listchanged.Subscription) *notifyingStream {
-	return relayWithNotifications(upstream, sub.C, sub.Close)
+func newNotifyingStream(upstream io.ReadCloser, sub *listchanged.Subscription, recheck func()) *notifyingStream {
+	s := relayWithNotifications(upstream, sub.C, sub.Close)
+	s.recheck = recheck
+	return s
+}
+
+// recheckStream is what a GET stream does when its agent's tools change: it asks again whether
+// the access token it was opened with still stands (the agent disabled or removed, the token
+// revoked) and ends the stream cleanly when it does not, or when that cannot be read (fail
+// closed: the client reconnects and is checked then).
+func (p *Proxy) recheckStream(fw *forward) func() {
+	if fw == nil || fw.endStream == nil {
+		return func() {}
+	}
+	return func() {
+		refused, err := p.tokenRefused(context.Background(), fw.host, fw.streamToken)
+		switch {
+		case err != nil:
+			p.log.Warn("proxy: could not check a stream's access token again; ending the stream", "host", fw.host, "agent", fw.agentID, "err", err)
+			fw.endStream(errStreamTokenRefused)
+		case refused != "":
+			p.log.Info("proxy: ending a stream whose access token no longer stands", "host", fw.host, "agent", fw.agentID, "reason", refused)
+			fw.endStream(errStreamTokenRefused)
+		}
+	}
 }
 
 func relayWithNotifications(upstream io.ReadCloser, notify <-chan struct{}, stop func()) *notifyingStream {
@@ -177,6 +201,9 @@ func (s *notifyingStream) Read(p []byte) (int, error) {
 			s.out = s.relay(c.data)
 			s.err = c.err
 		case <-s.notify:
+			if s.recheck != nil {
+				s.recheck() // when it ends the stream, the upstream's read ends next
+			}
 			if s.b.at {
 				s.out = append(s.out, listChangedEvent...)
 			} else {

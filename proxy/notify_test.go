@@ -15,6 +15,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/trustgate/trustgate/accesstoken"
 	"github.com/trustgate/trustgate/internal/sse"
 	"github.com/trustgate/trustgate/schema"
 	"github.com/trustgate/trustgate/store"
@@ -259,4 +260,65 @@ func TestLegacySessionStreamFollowsThePolicy(t *testing.T) {
 	if got := s.toolNames(); !slices.Equal(got, []string{"list_issues"}) {
 		t.Fatalf("tools/list after lowering to low: %v", got)
 	}
+}
+
+// streamEnd opens the session's GET stream and returns a channel that receives how the stream
+// ended (nil: cleanly, as when the upstream closes it), after which it is closed.
+func (s *rawSession) streamEnd() <-chan error {
+	s.t.Helper()
+	get := s.do(http.MethodGet, "")
+	if get.StatusCode != http.StatusOK {
+		s.t.Fatalf("GET stream: %d", get.StatusCode)
+	}
+	s.t.Cleanup(func() { _ = get.Body.Close() })
+	ended := make(chan error, 1)
+	go func() {
+		defer close(ended)
+		_, err := io.Copy(io.Discard, get.Body)
+		ended <- err
+	}()
+	return ended
+}
+
+func waitStreamEnd(t *testing.T, ended <-chan error, what string) {
+	t.Helper()
+	select {
+	case err := <-ended:
+		if err != nil {
+			t.Fatalf("%s: the stream broke instead of ending cleanly: %v", what, err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("%s: the GET stream is still open", what)
+	}
+}
+
+// A GET stream carries the upstream's server-to-client messages for as long as it is open: it
+// ends (cleanly, so that the client reconnects and is checked again) when the agent is disabled,
+// and when the access token it was opened with expires.
+func TestAgentStreamEndsWhenItsTokenNoLongerStands(t *testing.T) {
+	t.Run("agent disabled", func(t *testing.T) {
+		e := newEnv(t)
+		runNotifier(t, e)
+		s := &rawSession{t: t, endpoint: e.endpoint(serverKey)}
+		s.token = e.token(s.endpoint, nil)
+		s.answer(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`)
+		ended := s.streamEnd()
+		if _, err := e.st.KillAgent(context.Background(), host, e.agentID); err != nil {
+			t.Fatal(err)
+		}
+		e.sync()
+		waitStreamEnd(t, ended, "after the agent was disabled")
+		if resp := s.do(http.MethodGet, ""); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("a new GET stream of the disabled agent: %d, want 401", resp.StatusCode)
+		}
+	})
+	t.Run("token expired", func(t *testing.T) {
+		e := newEnv(t)
+		runNotifier(t, e)
+		s := &rawSession{t: t, endpoint: e.endpoint(serverKey)}
+		s.token = e.token(s.endpoint, func(c *accesstoken.AccessClaims) { c.Expiry = time.Now().Add(3 * time.Second) })
+		s.answer(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`)
+		ended := s.streamEnd()
+		waitStreamEnd(t, ended, "after the token expired")
+	})
 }

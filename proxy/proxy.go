@@ -201,12 +201,30 @@ var errShuttingDown = errors.New("the gateway is shutting down")
 // not affected: they finish.
 func (p *Proxy) CloseStreams() { p.closeStreams(errShuttingDown) }
 
+// A GET stream also ends, cleanly, when the access token it was opened with no longer stands:
+// at the token's expiry, and when a change to the agent's tools shows that the agent was
+// disabled or removed or the token revoked. The client opens a new stream with its current
+// token, and a token that is refused gets a 401 then. Without this, a stream opened once would
+// carry the upstream's server-to-client messages to a disabled agent for as long as it stays
+// open.
+var (
+	errStreamTokenExpired = errors.New("the access token the stream was opened with expired")
+	errStreamTokenRefused = errors.New("the access token the stream was opened with no longer stands")
+)
+
+// endsStreamCleanly reports whether a GET stream's context ended for a reason that ends the
+// stream as if the upstream had closed it (so that the client reconnects rather than reporting
+// a broken connection).
+func endsStreamCleanly(cause error) bool {
+	return errors.Is(cause, errShuttingDown) || errors.Is(cause, errStreamTokenExpired) || errors.Is(cause, errStreamTokenRefused)
+}
+
 // streamContext is the context of a GET stream: r's, also ended (with cause errShuttingDown)
-// by CloseStreams.
-func (p *Proxy) streamContext(parent context.Context) (context.Context, context.CancelFunc) {
+// by CloseStreams, and by end (with the cause given).
+func (p *Proxy) streamContext(parent context.Context) (ctx context.Context, stop func(), end context.CancelCauseFunc) {
 	ctx, cancel := context.WithCancelCause(parent)
-	stop := context.AfterFunc(p.streams, func() { cancel(errShuttingDown) })
-	return ctx, func() { stop(); cancel(nil) }
+	after := context.AfterFunc(p.streams, func() { cancel(errShuttingDown) })
+	return ctx, func() { after(); cancel(nil) }, cancel
 }
 
 var serverKeyRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
@@ -215,13 +233,15 @@ var serverKeyRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 	w, r = p.startTelemetry(w, r)
 	defer endTelemetry(w)
+	var endStream context.CancelCauseFunc // a GET stream's: ends it cleanly
 	switch r.Method {
 	case http.MethodPost, http.MethodDelete:
 	case http.MethodGet:
-		// A GET stream may stay open and idle for hours: it ends when the gateway shuts down.
-		ctx, stop := p.streamContext(r.Context())
+		// A GET stream may stay open and idle for hours: it ends when the gateway shuts down,
+		// and when its access token no longer stands.
+		ctx, stop, end := p.streamContext(r.Context())
 		defer stop()
-		r = r.WithContext(ctx)
+		r, endStream = r.WithContext(ctx), end
 	default:
 		w.Header().Set("Allow", "GET, POST, DELETE")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
@@ -257,6 +277,10 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	agentID, userID := claims.AgentID, claims.Subject
+	if endStream != nil {
+		expiry := time.AfterFunc(time.Until(claims.Expiry), func() { endStream(errStreamTokenExpired) })
+		defer expiry.Stop()
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), backendTimeout)
 	defer cancel()
 
@@ -298,6 +322,9 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 	srv := d.server
 	fw := &forward{host: host, server: srv.Key, serverName: displayName(srv), agentID: agentID, msg: m, entry: entry,
 		stateless: d.proto.stateless, timeouts: timeoutsOf(srv), network: srv.Network, target: d.target, call: callOf(w)}
+	if endStream != nil {
+		fw.streamToken, fw.endStream = claims, endStream
+	}
 	if d.verdict == verdictFilter {
 		fw.keep, fw.pins = d.keep.keep, d.keep
 	}
@@ -631,6 +658,10 @@ type forward struct {
 	// serveMCP probes it once the ReverseProxy returns.
 	legacyFallback *legacyCandidate
 	call           *telemetry.Call // the request's telemetry (nil: none)
+	// A GET stream's access token, and the function that ends the stream cleanly (nil for
+	// other requests).
+	streamToken accesstoken.AccessClaims
+	endStream   context.CancelCauseFunc
 }
 
 // forwardKey carries the forward in the upstream request's context: the ReverseProxy's hooks
@@ -721,9 +752,9 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		// when the upstream has none (notify.go).
 		switch {
 		case resp.StatusCode == http.StatusOK && mediaType == "text/event-stream":
-			resp.Body = newNotifyingStream(resp.Body, p.subscribe(resp.Request.Context(), fw))
+			resp.Body = newNotifyingStream(resp.Body, p.subscribe(resp.Request.Context(), fw), p.recheckStream(fw))
 		case resp.StatusCode == http.StatusMethodNotAllowed && !fw.stateless:
-			ownStream(resp, p.subscribe(resp.Request.Context(), fw))
+			ownStream(resp, p.subscribe(resp.Request.Context(), fw), p.recheckStream(fw))
 		}
 		return nil
 	}

@@ -159,9 +159,10 @@ func (b *idleBody) Read(p []byte) (int, error) {
 	b.timer.Reset(b.idle)
 	n, err := b.body.Read(p)
 	b.timer.Stop()
-	if err != nil && errors.Is(context.Cause(b.ctx), errShuttingDown) {
-		// A GET stream closed at shutdown: end it as if the upstream had (cleanly, so that the
-		// client reconnects rather than reporting a broken connection).
+	if err != nil && endsStreamCleanly(context.Cause(b.ctx)) {
+		// A GET stream closed at shutdown or because its token no longer stands: end it as if
+		// the upstream had (cleanly, so that the client reconnects rather than reporting a
+		// broken connection).
 		b.mu.Lock()
 		b.ended, b.tail = true, nil
 		b.mu.Unlock()
