@@ -6,6 +6,7 @@ require (
 	github.com/authzed/authzed-go v1.10.0
 	github.com/authzed/grpcutil v0.0.0-20240123194739-2ea1e3d2d98b
 	github.com/authzed/spicedb v1.56.1
+	github.com/chromedp/chromedp v0.23.1
 	github.com/cockroachdb/cockroach-go/v2 v2.4.2
 	github.com/go-jose/go-jose/v3 v3.0.3
 	github.com/go-jose/go-jose/v4 v4.1.8
@@ -41,6 +42,7 @@ require (
 )
 
 require (
+	github.com/chromedp/cdproto v0.160.1 // indirect
 	github.com/go-json-experiment/json v1.27.2 // indirect
 	github.com/permitio/permit-golang v1.2.5 // indirect
 	go.uber.org/zap v1.26.0 // indirect
