@@ -79,26 +79,31 @@ func (b *Browser) Axe(ctx context.Context) ([]Violation, error) {
 	return violations, nil
 }
 
-// RequireAccessible runs axe-core on the page the tab shows (named page in messages) and fails
-// the test on every serious or critical violation, listing each with its elements; minor and
-// moderate ones are logged.
+// RequireAccessible runs axe-core on the page the tab shows (named page in messages), in the
+// light and in the dark color scheme, and fails the test on every serious or critical
+// violation, listing each with its elements; minor and moderate ones are logged. The tab is
+// left on the browser's own color scheme.
 func (b *Browser) RequireAccessible(page string) {
 	b.t.Helper()
-	violations, err := b.Axe(context.Background())
-	if err != nil {
-		b.t.Fatalf("axe-core on the %s: %v", page, err)
-	}
-	var serious []string
-	for _, v := range violations {
-		if v.Impact == "serious" || v.Impact == "critical" {
-			serious = append(serious, describe(v))
-		} else {
-			b.t.Logf("axe-core on the %s (%s, not failing): %s", page, v.Impact, describe(v))
+	defer b.PreferColorScheme("")
+	for _, scheme := range []string{"light", "dark"} {
+		b.PreferColorScheme(scheme)
+		violations, err := b.Axe(context.Background())
+		if err != nil {
+			b.t.Fatalf("axe-core on the %s (%s scheme): %v", page, scheme, err)
 		}
-	}
-	if len(serious) > 0 {
-		b.t.Errorf("axe-core: the %s (%s) has %d serious or critical violation(s):\n%s",
-			page, b.locationOrUnknown(), len(serious), strings.Join(serious, "\n"))
+		var serious []string
+		for _, v := range violations {
+			if v.Impact == "serious" || v.Impact == "critical" {
+				serious = append(serious, describe(v))
+			} else {
+				b.t.Logf("axe-core on the %s (%s scheme; %s, not failing): %s", page, scheme, v.Impact, describe(v))
+			}
+		}
+		if len(serious) > 0 {
+			b.t.Errorf("axe-core: the %s in the %s color scheme (%s) has %d serious or critical violation(s):\n%s",
+				page, scheme, b.locationOrUnknown(), len(serious), strings.Join(serious, "\n"))
+		}
 	}
 }
 

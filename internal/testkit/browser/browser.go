@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 )
 
@@ -184,4 +186,18 @@ func (b *Browser) Text(selector string) string {
 func (b *Browser) Location() string {
 	b.t.Helper()
 	return run(b, "read the location", chromedp.Location())
+}
+
+// PreferColorScheme makes the tab's pages see prefers-color-scheme as scheme ("light" or
+// "dark"), as a user's system setting would; "" returns to the browser's own.
+func (b *Browser) PreferColorScheme(scheme string) {
+	b.t.Helper()
+	params := emulation.SetEmulatedMediaParams{}
+	if scheme != "" {
+		params.Features = []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}
+	}
+	run(b, "prefer the "+scheme+" color scheme", chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, emulation.SetEmulatedMedia, params)
+		return err
+	}))
 }
