@@ -89,9 +89,12 @@ type Tool struct {
 	Name        string
 	Description string
 	InputSchema string // JSON text of the tool's inputSchema; "" when unknown
-	Title       string
-	Annotations string // JSON text of the tool's MCP annotations; "" when none
-	Level       schema.Level
+	// OutputSchema is JSON text of the tool's outputSchema; "" when it declares none (or was
+	// stored before output schemas were kept, until its server's next sync).
+	OutputSchema string
+	Title        string
+	Annotations  string // JSON text of the tool's MCP annotations; "" when none
+	Level        schema.Level
 	// LevelOverridden: an admin set Level; a sync keeps it instead of reclassifying.
 	LevelOverridden bool
 	Enabled         bool

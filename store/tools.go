@@ -9,14 +9,14 @@ import (
 )
 
 const toolColumns = "host_key, server_key, name, description, input_schema, title, annotations, level, level_overridden, enabled, " +
-	"definition_hash, approved_hash, flagged, flag_reason, updated_at"
+	"definition_hash, approved_hash, flagged, flag_reason, updated_at, output_schema"
 
 func scanTool(r row) (Tool, error) {
 	var t Tool
 	var level string
 	var updated int64
 	if err := r.Scan(&t.Host, &t.Server, &t.Name, &t.Description, &t.InputSchema, &t.Title, &t.Annotations, &level, &t.LevelOverridden,
-		&t.Enabled, &t.DefinitionHash, &t.ApprovedHash, &t.Flagged, &t.FlagReason, &updated); err != nil {
+		&t.Enabled, &t.DefinitionHash, &t.ApprovedHash, &t.Flagged, &t.FlagReason, &updated, &t.OutputSchema); err != nil {
 		return Tool{}, err
 	}
 	l, err := schema.ParseLevel(level)
@@ -73,15 +73,15 @@ func putTool(ctx context.Context, q querier, t Tool) error {
 	}
 	if found {
 		_, err = q.exec(ctx, "UPDATE tools SET description = ?, input_schema = ?, title = ?, annotations = ?, level = ?, level_overridden = ?, "+
-			"enabled = ?, definition_hash = ?, approved_hash = ?, flagged = ?, flag_reason = ?, updated_at = ? "+
+			"enabled = ?, definition_hash = ?, approved_hash = ?, flagged = ?, flag_reason = ?, updated_at = ?, output_schema = ? "+
 			"WHERE host_key = ? AND server_key = ? AND name = ?",
 			t.Description, t.InputSchema, t.Title, t.Annotations, t.Level.String(), t.LevelOverridden,
-			t.Enabled, t.DefinitionHash, t.ApprovedHash, t.Flagged, t.FlagReason, toMillis(t.UpdatedAt),
+			t.Enabled, t.DefinitionHash, t.ApprovedHash, t.Flagged, t.FlagReason, toMillis(t.UpdatedAt), t.OutputSchema,
 			t.Host, t.Server, t.Name)
 	} else {
-		_, err = q.exec(ctx, "INSERT INTO tools ("+toolColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		_, err = q.exec(ctx, "INSERT INTO tools ("+toolColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 			t.Host, t.Server, t.Name, t.Description, t.InputSchema, t.Title, t.Annotations, t.Level.String(), t.LevelOverridden,
-			t.Enabled, t.DefinitionHash, t.ApprovedHash, t.Flagged, t.FlagReason, toMillis(t.UpdatedAt))
+			t.Enabled, t.DefinitionHash, t.ApprovedHash, t.Flagged, t.FlagReason, toMillis(t.UpdatedAt), t.OutputSchema)
 	}
 	if err != nil {
 		return writeErr(err)
@@ -103,7 +103,8 @@ func validTool(t Tool) error {
 	return firstErr(
 		validToolName(t.Name),
 		validLevel("tool level", t.Level),
-		validInputSchema(t.InputSchema),
+		validSchema("input schema", t.InputSchema),
+		validSchema("output schema", t.OutputSchema),
 		validText("tool description", t.Description),
 		validText("tool title", t.Title),
 		validAnnotations(t.Annotations),
@@ -148,10 +149,10 @@ func addTool(ctx context.Context, q querier, t Tool) error {
 	if err := requireServer(ctx, q, t.Host, t.Server); err != nil {
 		return err
 	}
-	n, err := q.exec(ctx, "INSERT INTO tools ("+toolColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "+
+	n, err := q.exec(ctx, "INSERT INTO tools ("+toolColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "+
 		"ON CONFLICT (host_key, server_key, name) DO NOTHING",
 		t.Host, t.Server, t.Name, t.Description, t.InputSchema, t.Title, t.Annotations, t.Level.String(), t.LevelOverridden,
-		t.Enabled, t.DefinitionHash, t.ApprovedHash, t.Flagged, t.FlagReason, toMillis(t.UpdatedAt))
+		t.Enabled, t.DefinitionHash, t.ApprovedHash, t.Flagged, t.FlagReason, toMillis(t.UpdatedAt), t.OutputSchema)
 	if err != nil {
 		return writeErr(err)
 	}
@@ -205,10 +206,10 @@ func flagTool(ctx context.Context, q querier, t Tool) error {
 	// The condition is in the statement too: on PostgreSQL a concurrent flag that committed
 	// after this transaction's read makes the UPDATE match nothing.
 	n, err := q.exec(ctx, "UPDATE tools SET description = ?, input_schema = ?, title = ?, annotations = ?, level = ?, level_overridden = ?, "+
-		"enabled = ?, definition_hash = ?, flagged = ?, flag_reason = ?, updated_at = ? "+
+		"enabled = ?, definition_hash = ?, flagged = ?, flag_reason = ?, updated_at = ?, output_schema = ? "+
 		"WHERE "+where+" AND approved_hash = ? AND NOT (flagged = ? AND definition_hash = ?)",
 		t.Description, t.InputSchema, t.Title, t.Annotations, t.Level.String(), t.LevelOverridden,
-		false, t.DefinitionHash, true, t.FlagReason, toMillis(t.UpdatedAt),
+		false, t.DefinitionHash, true, t.FlagReason, toMillis(t.UpdatedAt), t.OutputSchema,
 		t.Host, t.Server, t.Name, t.ApprovedHash, true, t.DefinitionHash)
 	if err != nil {
 		return writeErr(err)

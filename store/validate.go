@@ -14,7 +14,7 @@ import (
 const (
 	maxEmailLen       = 254
 	maxToolNameRunes  = 128
-	maxInputSchemaLen = 64 << 10
+	maxSchemaLen      = 64 << 10 // a tool's input or output schema
 	maxIDLen          = 64
 	maxTextLen        = 64 << 10 // names, descriptions, URLs, client ids
 	maxAnnotationsLen = 64 << 10
@@ -122,12 +122,14 @@ func validLevel(what string, l schema.Level) error {
 	return nil
 }
 
-func validInputSchema(s string) error {
-	if len(s) > maxInputSchemaLen {
-		return invalid("input schema of %d bytes: want at most %d", len(s), maxInputSchemaLen)
+// validSchema checks a tool's input or output schema (what names which): JSON text of at most
+// maxSchemaLen bytes, or "".
+func validSchema(what, s string) error {
+	if len(s) > maxSchemaLen {
+		return invalid("%s of %d bytes: want at most %d", what, len(s), maxSchemaLen)
 	}
 	if s != "" && !json.Valid([]byte(s)) {
-		return invalid("input schema is not valid JSON")
+		return invalid("%s is not valid JSON", what)
 	}
 	return nil
 }

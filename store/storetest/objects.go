@@ -185,10 +185,10 @@ func testTools(t *testing.T, open Opener) {
 		schemaJSON := `{"type":"object","properties":{"title":{"type":"string"}}}`
 		tool := must[store.Tool](t, "put tool")(s.PutTool(ctx, store.Tool{
 			Host: "acme", Server: "linear", Name: "create_issue", Description: "Creates an issue",
-			InputSchema: schemaJSON, Level: schema.Medium, Enabled: true,
+			InputSchema: schemaJSON, OutputSchema: `{"type":"object","properties":{"id":{"type":"string"}}}`, Level: schema.Medium, Enabled: true,
 		}))
 		got := must[store.Tool](t, "get tool")(s.GetTool(ctx, "acme", "linear", "create_issue"))
-		if got != tool {
+		if got != tool || got.OutputSchema == "" {
 			t.Fatalf("GetTool = %+v, want %+v", got, tool)
 		}
 		// Replace: every field changes.
@@ -197,7 +197,7 @@ func testTools(t *testing.T, open Opener) {
 			Host: "acme", Server: "linear", Name: "create_issue", Description: "v2", Level: schema.High, Enabled: false,
 		}))
 		got = must[store.Tool](t, "get tool")(s.GetTool(ctx, "acme", "linear", "create_issue"))
-		if got != tool2 || got.Enabled || got.Level != schema.High || got.InputSchema != "" || !got.UpdatedAt.After(tool.UpdatedAt) {
+		if got != tool2 || got.Enabled || got.Level != schema.High || got.InputSchema != "" || got.OutputSchema != "" || !got.UpdatedAt.After(tool.UpdatedAt) {
 			t.Fatalf("after replace GetTool = %+v, want %+v", got, tool2)
 		}
 		must[store.Tool](t, "put tool")(s.PutTool(ctx, store.Tool{Host: "acme", Server: "linear", Name: "list issues/ü", Level: schema.Low, Enabled: true}))
@@ -213,6 +213,8 @@ func testTools(t *testing.T, open Opener) {
 			{Name: "x", Level: schema.High + 1},
 			{Name: "x", Level: schema.Low, InputSchema: "{not json"},
 			{Name: "x", Level: schema.Low, InputSchema: `{"d":"` + strings.Repeat("a", 64<<10) + `"}`},
+			{Name: "x", Level: schema.Low, OutputSchema: "{not json"},
+			{Name: "x", Level: schema.Low, OutputSchema: `{"d":"` + strings.Repeat("a", 64<<10) + `"}`},
 		}
 		for i, tl := range invalid {
 			tl.Host, tl.Server = "acme", "linear"
