@@ -89,7 +89,7 @@ func StoredTool(host, server string, t discovery.Tool, enabled bool) store.Tool 
 	}
 	return store.Tool{
 		Host: host, Server: server, Name: t.Name, Title: t.Title, Description: t.Description,
-		InputSchema: string(t.InputSchema), Annotations: annotations, Level: t.Level, Enabled: enabled,
+		InputSchema: string(t.InputSchema), OutputSchema: string(t.OutputSchema), Annotations: annotations, Level: t.Level, Enabled: enabled,
 		DefinitionHash: t.Hash, ApprovedHash: t.Hash,
 	}
 }

@@ -170,6 +170,38 @@ func TestSync(t *testing.T) {
 	})
 }
 
+// Import and sync keep a tool's output schema; a tool stored without it (before output schemas
+// were kept) gets it at the next sync, without a review (its approved definition covers it).
+func TestSyncKeepsOutputSchema(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, st store.Store) {
+		cat := catalog.New(catalog.Config{Store: st})
+		raw := `{"name":"export_items","inputSchema":{"type":"object"},"outputSchema":{"type":"object","properties":{"url":{"type":"string"}}}}`
+		ft, err := discovery.ParseTool(json.RawMessage(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := `{"properties":{"url":{"type":"string"}},"type":"object"}`
+		if _, err := cat.Import(ctx, store.Server{Host: "acme", Key: "tracker"}, catalog.StoredTools("acme", "tracker", []discovery.Tool{ft}, true)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := st.GetTool(ctx, "acme", "tracker", "export_items")
+		if err != nil || got.OutputSchema != want {
+			t.Fatalf("imported tool's output schema %q, %v; want %q", got.OutputSchema, err, want)
+		}
+		got.OutputSchema = ""
+		if _, err := st.PutTool(ctx, got); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cat.Sync(ctx, "acme", "tracker", []discovery.Tool{ft}, catalog.Source{Name: "sync", Actor: "token:t1"}); err != nil {
+			t.Fatal(err)
+		}
+		got, err = st.GetTool(ctx, "acme", "tracker", "export_items")
+		if err != nil || got.OutputSchema != want || got.Flagged || !got.Enabled {
+			t.Errorf("tool after sync = %+v, %v; want output schema %q, enabled and not flagged", got, err, want)
+		}
+	})
+}
+
 // A Dynamic MCP is saved with its tools and the human's grant under the first free key; a
 // server at the same URL is reused when the human has a grant on it; a human connects at most
 // MaxDynamicServersPerHuman servers.

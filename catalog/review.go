@@ -77,7 +77,7 @@ func ReviewTool(host, server string, old store.Tool, found bool, ft discovery.To
 		next.ApprovedHash = ft.Hash
 	}
 	if next.Title == old.Title && next.Description == old.Description && next.InputSchema == old.InputSchema &&
-		next.Annotations == old.Annotations && next.Level == old.Level && next.DefinitionHash == old.DefinitionHash &&
+		next.OutputSchema == old.OutputSchema && next.Annotations == old.Annotations && next.Level == old.Level && next.DefinitionHash == old.DefinitionHash &&
 		next.ApprovedHash == old.ApprovedHash && next.Flagged == old.Flagged && next.Enabled == old.Enabled {
 		return Review{Outcome: Unchanged, Tool: old, Old: old}
 	}
@@ -172,6 +172,9 @@ func definitionText(t store.Tool) string {
 	if t.InputSchema != "" {
 		def["inputSchema"] = json.RawMessage(t.InputSchema)
 	}
+	if t.OutputSchema != "" {
+		def["outputSchema"] = json.RawMessage(t.OutputSchema)
+	}
 	if t.Annotations != "" {
 		def["annotations"] = json.RawMessage(t.Annotations)
 	}
@@ -190,8 +193,8 @@ const (
 
 // Diff says what differs between two stored definitions of a tool, field by field, with
 // JSON schemas compared member by member: `description: "a" → "b"; input schema: added
-// properties.note`. The output schema is not stored: a change only there reads "output schema
-// or another field".
+// properties.note`. A tool stored before output schemas were kept has none, so a change there
+// may read as an added output schema; a change of nothing stored reads "another field".
 func Diff(old, now store.Tool) string {
 	var parts []string
 	if old.Title != now.Title {
@@ -203,11 +206,14 @@ func Diff(old, now store.Tool) string {
 	if d := jsonDiff(old.InputSchema, now.InputSchema); d != "" {
 		parts = append(parts, "input schema: "+d)
 	}
+	if d := jsonDiff(old.OutputSchema, now.OutputSchema); d != "" {
+		parts = append(parts, "output schema: "+d)
+	}
 	if d := jsonDiff(old.Annotations, now.Annotations); d != "" {
 		parts = append(parts, "annotations: "+d)
 	}
 	if len(parts) == 0 {
-		return "output schema or another field"
+		return "another field"
 	}
 	return strings.Join(parts, "; ")
 }

@@ -51,6 +51,13 @@ func TestParseToolAgreesWithDiscovery(t *testing.T) {
 		if seen.Hash != discovered.Hash || seen.LegacyHash != discovered.LegacyHash {
 			t.Errorf("%s: run-time hashes %s/%s, discovered %s/%s", sent.Name, seen.Hash, seen.LegacyHash, discovered.Hash, discovered.LegacyHash)
 		}
+		wantOutput := ""
+		if sent.OutputSchema != nil {
+			wantOutput = `{"type":"object"}`
+		}
+		if string(seen.OutputSchema) != wantOutput || string(discovered.OutputSchema) != wantOutput {
+			t.Errorf("%s: output schema %s at run time, %s discovered; want %q", sent.Name, seen.OutputSchema, discovered.OutputSchema, wantOutput)
+		}
 		if !IsCompleteHash(seen.Hash) || IsCompleteHash(seen.LegacyHash) {
 			t.Errorf("%s: hash versions %q, %q", sent.Name, seen.Hash, seen.LegacyHash)
 		}

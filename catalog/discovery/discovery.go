@@ -71,8 +71,11 @@ type Tool struct {
 	// InputSchema is the tool's inputSchema as a compact JSON object with sorted keys; never nil.
 	// A tool that declares no schema gets {"type":"object"}.
 	InputSchema json.RawMessage
-	Annotations Annotations
-	Level       schema.Level // schema.Classify(Name, hints from Annotations)
+	// OutputSchema is the tool's outputSchema as compact JSON with sorted keys; nil when the
+	// tool declares none.
+	OutputSchema json.RawMessage
+	Annotations  Annotations
+	Level        schema.Level // schema.Classify(Name, hints from Annotations)
 	// Hash is the v2 hash of the whole definition as clients read it (name, title, description,
 	// input and output schema, annotations); LegacyHash the v1 DefinitionHash(Name,
 	// Description, InputSchema) that approvals recorded before v2 carry. See Matches.

@@ -80,16 +80,21 @@ func convertTool(t *mcp.Tool) (Tool, error) {
 	if err != nil {
 		return Tool{}, fmt.Errorf("%w %q: %v", ErrInvalidTool, t.Name, err)
 	}
+	outputSchema, err := outputSchemaJSON(t.OutputSchema)
+	if err != nil {
+		return Tool{}, fmt.Errorf("%w %q: %v", ErrInvalidTool, t.Name, err)
+	}
 	ann := convertAnnotations(t.Annotations)
 	return Tool{
-		Name:        t.Name,
-		Title:       t.Title,
-		Description: t.Description,
-		InputSchema: inputSchema,
-		Annotations: ann,
-		Level:       schema.Classify(t.Name, schema.Hints{ReadOnly: ann.ReadOnlyHint, Destructive: ann.DestructiveHint}),
-		Hash:        hash,
-		LegacyHash:  legacy,
+		Name:         t.Name,
+		Title:        t.Title,
+		Description:  t.Description,
+		InputSchema:  inputSchema,
+		OutputSchema: outputSchema,
+		Annotations:  ann,
+		Level:        schema.Classify(t.Name, schema.Hints{ReadOnly: ann.ReadOnlyHint, Destructive: ann.DestructiveHint}),
+		Hash:         hash,
+		LegacyHash:   legacy,
 	}, nil
 }
 
@@ -108,6 +113,25 @@ func schemaJSON(v any) (json.RawMessage, error) {
 	raw := bytes.TrimSpace(buf.Bytes())
 	if len(raw) == 0 || raw[0] != '{' {
 		return nil, fmt.Errorf("input schema is not a JSON object")
+	}
+	return json.RawMessage(raw), nil
+}
+
+// outputSchemaJSON encodes the output schema the SDK decoded as compact JSON with sorted keys
+// (nil when the tool declares none, or declares null).
+func outputSchemaJSON(v any) (json.RawMessage, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("output schema cannot be encoded: %v", err)
+	}
+	raw := bytes.TrimSpace(buf.Bytes())
+	if string(raw) == "null" {
+		return nil, nil
 	}
 	return json.RawMessage(raw), nil
 }
