@@ -20,6 +20,9 @@ func toolDoc(t store.Tool) Tool {
 	if t.InputSchema != "" {
 		d.InputSchema = json.RawMessage(t.InputSchema)
 	}
+	if t.OutputSchema != "" {
+		d.OutputSchema = json.RawMessage(t.OutputSchema)
+	}
 	if t.Annotations != "" {
 		d.Annotations = json.RawMessage(t.Annotations)
 	}

@@ -198,11 +198,13 @@ type SyncResult struct {
 
 // Tool is one tool of a server.
 type Tool struct {
-	Server          string          `json:"server"`
-	Name            string          `json:"name"`
-	Title           string          `json:"title,omitempty"`
-	Description     string          `json:"description"`
-	InputSchema     json.RawMessage `json:"input_schema,omitempty"`
+	Server      string          `json:"server"`
+	Name        string          `json:"name"`
+	Title       string          `json:"title,omitempty"`
+	Description string          `json:"description"`
+	InputSchema json.RawMessage `json:"input_schema,omitempty"`
+	// OutputSchema is the outputSchema the tool declares (absent when none).
+	OutputSchema    json.RawMessage `json:"output_schema,omitempty"`
 	Annotations     json.RawMessage `json:"annotations,omitempty"`
 	Level           string          `json:"level"`
 	LevelOverridden bool            `json:"level_overridden"`

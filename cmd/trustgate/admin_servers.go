@@ -475,6 +475,7 @@ func (a *adminCall) printTool(t sdk.Tool) error {
 		{"Flagged", flagged},
 		{"Updated", formatTime(t.UpdatedAt)},
 		{"Input schema", compactJSON(t.InputSchema)},
+		{"Output schema", compactJSON(t.OutputSchema)},
 		{"Annotations", compactJSON(t.Annotations)},
 	})
 }
