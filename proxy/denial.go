@@ -70,6 +70,8 @@ type denialFacts struct {
 	Tool                                string
 	ToolFound, ToolEnabled, ToolFlagged bool
 	ToolLevel                           schema.Level
+	// ToolHasOutputSchema: the stored tool declares an outputSchema.
+	ToolHasOutputSchema bool
 }
 
 // denial is the cause of a denial.

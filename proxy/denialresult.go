@@ -18,8 +18,12 @@ import (
 // CallToolResult with isError: true, so that the model reads why and can act on it; every SDK
 // turns a JSON-RPC error into an exception that most agent loops never show the model. So by
 // default a policy denial of a tools/call is answered with such a result: one text content
-// addressed to the agent (what the call needs, and who can provide it) and structuredContent
-// with the stable fields of the denial. A host whose denial format is store.DenialJSONRPCError
+// addressed to the agent (what the call needs, and who can provide it) and the stable fields of
+// the denial in the result's _meta, under denialMetaKey, and in its structuredContent unless the
+// tool declares an outputSchema: clients check structuredContent against the tool's output
+// schema even when isError is set (the TypeScript SDK does, and throws), and never check
+// _meta. A tool the store does not know (or of an unknown server) has no schema known, and
+// gets structuredContent. A host whose denial format is store.DenialJSONRPCError
 // gets the JSON-RPC error (ErrCodeDenied) instead. The decision and its audit entry are the
 // same either way: decide builds both forms, and refuse picks one when it writes the answer.
 
@@ -27,13 +31,20 @@ import (
 // relationship writer applies a change within its sync interval (a second by default).
 const pendingChangeRetryAfter = 5
 
+// denialMetaKey is the result's _meta key of a denial's fields (a prefix of trustgate's own,
+// as the specification asks of keys that are not MCP's).
+const denialMetaKey = "trustgate/denial"
+
 // deniedCall is the result form of a denied tools/call.
 type deniedCall struct {
 	// text is the result's one text content: what the model reads.
 	text string
-	// fields are its structuredContent: reason, and those of required_level, agent_level,
-	// ceiling and retry_after that apply.
+	// fields are the denial's fields in _meta, and its structuredContent when structured:
+	// reason, and those of required_level, agent_level, ceiling and retry_after that apply.
 	fields map[string]any
+	// structured: the result carries fields as structuredContent too (the tool declares no
+	// outputSchema that it would be checked against).
+	structured bool
 }
 
 // deniedCallOf is the result form of the denial d of a tools/call, decided from the store's
@@ -53,7 +64,8 @@ func deniedCallOf(f denialFacts, d denial) *deniedCall {
 		fields["retry_after"] = pendingChangeRetryAfter
 	}
 	cause, action := agentAdvice(f, d)
-	return &deniedCall{text: fmt.Sprintf("trustgate denied the tool %q on %s: %s. %s", f.Tool, f.Server, cause, action), fields: fields}
+	return &deniedCall{text: fmt.Sprintf("trustgate denied the tool %q on %s: %s. %s", f.Tool, f.Server, cause, action), fields: fields,
+		structured: !f.ToolHasOutputSchema}
 }
 
 // agentAdvice is the cause of a denied tools/call and the action that fixes it, addressed to
@@ -104,15 +116,20 @@ func (c *deniedCall) resultBody(id json.RawMessage) []byte {
 		Text string `json:"text"`
 	}
 	type result struct {
-		Content           []text         `json:"content"`
-		StructuredContent map[string]any `json:"structuredContent"`
-		IsError           bool           `json:"isError"`
+		Content           []text                    `json:"content"`
+		StructuredContent map[string]any            `json:"structuredContent,omitempty"`
+		IsError           bool                      `json:"isError"`
+		Meta              map[string]map[string]any `json:"_meta"`
+	}
+	res := result{Content: []text{{"text", c.text}}, IsError: true, Meta: map[string]map[string]any{denialMetaKey: c.fields}}
+	if c.structured {
+		res.StructuredContent = c.fields
 	}
 	body, err := json.Marshal(struct {
 		JSONRPC string          `json:"jsonrpc"`
 		ID      json.RawMessage `json:"id"`
 		Result  result          `json:"result"`
-	}{"2.0", id, result{Content: []text{{"text", c.text}}, StructuredContent: c.fields, IsError: true}})
+	}{"2.0", id, res})
 	if err != nil { // the fields are strings and integers; keep a fallback anyway
 		return []byte(`{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"internal error"}}`)
 	}

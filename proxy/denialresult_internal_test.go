@@ -87,6 +87,15 @@ func TestDeniedCallOf(t *testing.T) {
 			if !maps.Equal(call.fields, want) {
 				t.Errorf("fields %v, want %v", call.fields, want)
 			}
+			if !call.structured {
+				t.Error("a tool without an output schema gets no structuredContent")
+			}
+			// The same denial of a tool that declares an outputSchema: the fields, not structured.
+			withSchema := c.facts
+			withSchema.ToolHasOutputSchema = true
+			if call := deniedCallOf(withSchema, d); call.structured || !maps.Equal(call.fields, want) {
+				t.Errorf("a tool with an output schema: structured %v, fields %v; want fields %v only in _meta", call.structured, call.fields, want)
+			}
 		})
 	}
 
@@ -100,11 +109,20 @@ func TestDeniedCallOf(t *testing.T) {
 // TestDeniedCallResultBody: the JSON-RPC response carries the request's id and a
 // CallToolResult as MCP defines it.
 func TestDeniedCallResultBody(t *testing.T) {
-	c := &deniedCall{text: "denied.", fields: map[string]any{"reason": "tool_disabled"}}
+	c := &deniedCall{text: "denied.", fields: map[string]any{"reason": "tool_disabled"}, structured: true}
 	got := string(c.resultBody(json.RawMessage(`7`)))
-	want := `{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"denied."}],"structuredContent":{"reason":"tool_disabled"},"isError":true}}`
+	want := `{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"denied."}],"structuredContent":{"reason":"tool_disabled"},"isError":true,` +
+		`"_meta":{"trustgate/denial":{"reason":"tool_disabled"}}}}`
 	if got != want {
 		t.Errorf("result body\n got %s\nwant %s", got, want)
+	}
+	// A tool with an output schema: no structuredContent, which the client would check against it.
+	c.structured = false
+	got = string(c.resultBody(json.RawMessage(`7`)))
+	want = `{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"denied."}],"isError":true,` +
+		`"_meta":{"trustgate/denial":{"reason":"tool_disabled"}}}}`
+	if got != want {
+		t.Errorf("result body of a tool with an output schema\n got %s\nwant %s", got, want)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/internal/sse"
 	"github.com/trustgate/trustgate/proxy"
+	"github.com/trustgate/trustgate/schema"
 	"github.com/trustgate/trustgate/store"
 )
 
@@ -27,8 +28,9 @@ type deniedAnswer struct {
 			Type string `json:"type"`
 			Text string `json:"text"`
 		} `json:"content"`
-		StructuredContent map[string]any `json:"structuredContent"`
-		IsError           bool           `json:"isError"`
+		StructuredContent map[string]any            `json:"structuredContent"`
+		IsError           bool                      `json:"isError"`
+		Meta              map[string]map[string]any `json:"_meta"`
 	} `json:"result"`
 	Error *struct {
 		Code    int               `json:"code"`
@@ -103,6 +105,9 @@ func TestDeniedCallIsAToolResult(t *testing.T) {
 		if !maps.Equal(a.Result.StructuredContent, wantFields) {
 			t.Errorf("Accept %s: structuredContent %v, want %v", c.accept, a.Result.StructuredContent, wantFields)
 		}
+		if !maps.Equal(a.Result.Meta["trustgate/denial"], wantFields) {
+			t.Errorf("Accept %s: _meta %v, want the fields %v under trustgate/denial", c.accept, a.Result.Meta, wantFields)
+		}
 	}
 
 	// A denial of another message stays a JSON-RPC error.
@@ -139,6 +144,44 @@ func TestDeniedCallIsAToolResult(t *testing.T) {
 	}
 	if e.upCalls.Load() != before {
 		t.Error("a denied call reached the upstream")
+	}
+}
+
+// TestDeniedCallOfAToolWithAnOutputSchema: clients check structuredContent against the tool's
+// outputSchema even in an isError result, so the denial of a tool that declares one carries
+// its fields in _meta only; a tool the store does not know has no schema known and gets
+// structuredContent as any other.
+func TestDeniedCallOfAToolWithAnOutputSchema(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.st.PutTool(context.Background(), store.Tool{Host: host, Server: serverKey, Name: "purge_issues", Level: schema.High, Enabled: true,
+		OutputSchema: `{"type":"object","properties":{"purged":{"type":"integer"}},"required":["purged"],"additionalProperties":false}`}); err != nil {
+		t.Fatal(err)
+	}
+	e.sync()
+	for _, c := range []struct {
+		tool       string
+		fields     map[string]any
+		structured bool
+	}{
+		{"purge_issues", map[string]any{"reason": "level_too_low", "required_level": "high", "agent_level": "medium", "ceiling": "high"}, false},
+		{"no_such_tool", map[string]any{"reason": "unknown_tool", "agent_level": "medium", "ceiling": "high"}, true},
+	} {
+		status, ct, body := e.postAccept(e.endpoint(""), "application/json, text/event-stream",
+			`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"`+c.tool+`","arguments":{}}}`)
+		a := decodeAnswer(t, ct, body)
+		if status != http.StatusOK || a.Result == nil || !a.Result.IsError || len(a.Result.Content) != 1 ||
+			!strings.Contains(a.Result.Content[0].Text, c.tool) {
+			t.Fatalf("%s: %d %s, want a result with isError and text", c.tool, status, body)
+		}
+		if got := bytes.Contains(body, []byte(`"structuredContent"`)); got != c.structured {
+			t.Errorf("%s: structuredContent present %v, want %v: %s", c.tool, got, c.structured, body)
+		}
+		if c.structured && !maps.Equal(a.Result.StructuredContent, c.fields) {
+			t.Errorf("%s: structuredContent %v, want %v", c.tool, a.Result.StructuredContent, c.fields)
+		}
+		if !maps.Equal(a.Result.Meta["trustgate/denial"], c.fields) {
+			t.Errorf("%s: _meta %v, want the fields %v under trustgate/denial", c.tool, a.Result.Meta, c.fields)
+		}
 	}
 }
 

@@ -96,6 +96,7 @@ func (f storeFacts) denialFacts(ctx context.Context, q denialQuery) (denialFacts
 	if q.tool != "" {
 		if t, err := f.st.GetTool(ctx, q.host, q.server, q.tool); err == nil {
 			df.ToolFound, df.ToolEnabled, df.ToolFlagged, df.ToolLevel = true, t.Enabled, t.Flagged, t.Level
+			df.ToolHasOutputSchema = t.OutputSchema != ""
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return df, fmt.Errorf("read tool: %w", err)
 		}
