@@ -7,6 +7,7 @@ import (
 	"errors"
 	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/trustgate/trustgate/admin"
 	"github.com/trustgate/trustgate/internal/sse"
+	"github.com/trustgate/trustgate/internal/testkit/mcpserver"
 )
 
 // deniedEntry is what a denied tools/call's audit entry says.
@@ -170,5 +172,56 @@ func TestTypeScriptSDKDeniedCall(t *testing.T) {
 	}
 	if res.ErrorCode != -31001 || res.ErrorReason != "level_too_low" || !strings.Contains(res.ErrorMessage, "delete_issue") {
 		t.Errorf("on a jsonrpc_error host: code %d reason %q message %q, want the -31001 error", res.ErrorCode, res.ErrorReason, res.ErrorMessage)
+	}
+}
+
+// TestTypeScriptSDKDeniedCallOfAToolWithAnOutputSchema: the official TypeScript SDK client
+// checks a result's structuredContent against the outputSchema the tool was listed with, even
+// when isError is set, and throws on a mismatch. A tool that declares an output schema (stored
+// by the import, shown by the admin API) is listed to an agent that may not call it (the host
+// shows every enabled tool); its denied call reaches the client as a result with isError, the
+// text, and the denial's fields in _meta and not in structuredContent; the session goes on.
+// The SDK side lives in tests/ts/denial_output_schema.mjs.
+func TestTypeScriptSDKDeniedCallOfAToolWithAnOutputSchema(t *testing.T) {
+	s := setupTrackerWith(t, func(up *mcpserver.Upstream) { up.AddOutputSchemaTool() })
+	var tools []admin.Tool
+	cliJSON(t, s.p, s.admin, &tools, "tool", "list", "tracker", "--host", "acme")
+	i := slices.IndexFunc(tools, func(tl admin.Tool) bool { return tl.Name == mcpserver.PurgeTool })
+	if i < 0 || !strings.Contains(string(tools[i].OutputSchema), `"purged"`) || tools[i].Level != "high" || !tools[i].Enabled {
+		t.Fatalf("imported tools %+v: want %s enabled at high with its output schema", tools, mcpserver.PurgeTool)
+	}
+	cli(t, s.p, s.admin, "host", "update", "acme", "--tool-visibility", "all")
+
+	stdout := runNode(t, "denial_output_schema.mjs", "MCP_URL="+s.resource, "EMAIL="+s.email, "PASSWORD="+s.password,
+		"TOOL="+mcpserver.PurgeTool)
+	var res struct {
+		OK           bool           `json:"ok"`
+		OutputSchema map[string]any `json:"output_schema"`
+		Threw        *string        `json:"threw"`
+		ResultText   string         `json:"result_text"`
+		Structured   map[string]any `json:"structured"`
+		Meta         map[string]any `json:"meta"`
+		AllowedAfter string         `json:"allowed_after"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatalf("denial_output_schema.mjs output is not JSON: %v\n%s", err, stdout)
+	}
+	if !res.OK || res.Threw != nil || res.OutputSchema == nil {
+		t.Fatalf("denial_output_schema.mjs result: %+v", res)
+	}
+	if !strings.Contains(res.ResultText, `trustgate denied the tool "purge_issues" on tracker: it needs trust level high; this agent has medium.`) {
+		t.Errorf("the model-facing text: %q", res.ResultText)
+	}
+	if res.Structured != nil {
+		t.Errorf("structuredContent %v, want none (the client checks it against the tool's output schema)", res.Structured)
+	}
+	if want := map[string]any{"reason": "level_too_low", "required_level": "high", "agent_level": "medium", "ceiling": "high"}; !maps.Equal(res.Meta, want) {
+		t.Errorf("_meta trustgate/denial %v, want %v", res.Meta, want)
+	}
+	if !strings.Contains(res.AllowedAfter, "create_issue called: after a denial") {
+		t.Errorf("allowed call after the denial: %q", res.AllowedAfter)
+	}
+	if calls := s.up.Calls(); slices.Contains(calls, mcpserver.PurgeTool) {
+		t.Errorf("the denied call reached the upstream: %v", calls)
 	}
 }

@@ -105,6 +105,24 @@ func (u *Upstream) SetToolSchema(name, description string, inputSchema map[strin
 // RemoveTool removes a tool.
 func (u *Upstream) RemoveTool(name string) { u.Server.RemoveTools(name) }
 
+// PurgeTool is added by AddOutputSchemaTool: a tool that declares an outputSchema (an object
+// with one required integer, purged, and nothing else) and answers with structuredContent that
+// matches it. High by the name rule.
+const PurgeTool = "purge_issues"
+
+// PurgeOutput is PurgeTool's structured result.
+type PurgeOutput struct {
+	Purged int `json:"purged" jsonschema:"how many issues were purged"`
+}
+
+// AddOutputSchemaTool adds PurgeTool.
+func (u *Upstream) AddOutputSchemaTool() {
+	mcp.AddTool(u.Server, &mcp.Tool{Name: PurgeTool, Description: "Purge closed issues."}, func(_ context.Context, _ *mcp.CallToolRequest, _ IssueInput) (*mcp.CallToolResult, PurgeOutput, error) {
+		u.record(PurgeTool)
+		return nil, PurgeOutput{Purged: 3}, nil
+	})
+}
+
 // ElicitTool is added by AddElicitationTool: listed only to clients that declare the
 // elicitation capability (as some servers do, server-everything among them), it asks the
 // client to elicit a title and answers with what the client returned. Low by the name rule.
