@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trustgate/trustgate/authzserver/permitbackend"
 	"github.com/trustgate/trustgate/internal/httplimit"
 	"github.com/trustgate/trustgate/internal/netprefix"
 	"github.com/trustgate/trustgate/internal/ssrf"
@@ -39,6 +40,9 @@ type Config struct {
 	PermitAPIKey string
 	PermitAPIURL string
 	PermitPDPURL string
+	// PermitHostEnvironments puts hosts in Permit environments of their own
+	// (--permit-host-environment); the API key must be able to address them.
+	PermitHostEnvironments []permitbackend.HostEnvironment
 	// SpiceDBEndpoint, when set, uses a remote SpiceDB instead of the embedded one.
 	SpiceDBEndpoint string
 	SpiceDBToken    string
@@ -194,8 +198,8 @@ func (c *Config) completeAuthzBackend() error {
 	switch c.AuthzBackend {
 	case "", AuthzSpiceDB:
 		c.AuthzBackend = AuthzSpiceDB
-		if c.PermitAPIKey != "" || c.PermitAPIURL != "" || c.PermitPDPURL != "" {
-			return errors.New("--permit-api-key, --permit-api-url and --permit-pdp-url apply to --authz-backend permit")
+		if c.PermitAPIKey != "" || c.PermitAPIURL != "" || c.PermitPDPURL != "" || len(c.PermitHostEnvironments) > 0 {
+			return errors.New("--permit-api-key, --permit-api-url, --permit-pdp-url and --permit-host-environment apply to --authz-backend permit")
 		}
 		return nil
 	case AuthzPermit:
@@ -203,10 +207,17 @@ func (c *Config) completeAuthzBackend() error {
 		return fmt.Errorf("--authz-backend %q: want spicedb or permit", c.AuthzBackend)
 	}
 	if c.PermitAPIKey == "" {
-		return errors.New("--authz-backend permit needs --permit-api-key (or TRUSTGATE_PERMIT_API_KEY): an environment-level Permit API key")
+		return errors.New("--authz-backend permit needs --permit-api-key (or TRUSTGATE_PERMIT_API_KEY): an environment-level Permit API key, or a project- or organization-level one with --permit-host-environment")
 	}
 	if c.PermitPDPURL == "" {
-		return errors.New("--authz-backend permit needs --permit-pdp-url (or TRUSTGATE_PERMIT_PDP_URL): the PDP that answers checks, e.g. http://127.0.0.1:7766")
+		if len(c.PermitHostEnvironments) == 0 {
+			return errors.New("--authz-backend permit needs --permit-pdp-url (or TRUSTGATE_PERMIT_PDP_URL): the PDP that answers checks, e.g. http://127.0.0.1:7766")
+		}
+		for _, m := range c.PermitHostEnvironments {
+			if m.PDPURL == "" {
+				return fmt.Errorf("--permit-host-environment %s names no PDP: add @PDP_URL or give --permit-pdp-url", m)
+			}
+		}
 	}
 	for flag, set := range map[string]bool{
 		"--spicedb-endpoint":          c.SpiceDBEndpoint != "",

@@ -117,7 +117,8 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 
 	if cfg.AuthzBackend == AuthzPermit {
 		if g.backend, err = permitbackend.Open(ctx, permitbackend.Config{
-			APIKey: cfg.PermitAPIKey, APIURL: cfg.PermitAPIURL, PDPURL: cfg.PermitPDPURL, Logger: log,
+			APIKey: cfg.PermitAPIKey, APIURL: cfg.PermitAPIURL, PDPURL: cfg.PermitPDPURL,
+			Environments: cfg.PermitHostEnvironments, Logger: log,
 		}); err != nil {
 			return nil, err
 		}

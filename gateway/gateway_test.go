@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/trustgate/trustgate/authzserver/permitbackend"
 )
 
 func newTestGateway(t *testing.T) *Gateway {
@@ -123,6 +125,12 @@ func TestConfigAuthzBackendFlags(t *testing.T) {
 	if err := permit.complete(); err != nil {
 		t.Fatalf("a complete Permit configuration: %v", err)
 	}
+	// Every host in an environment whose PDP it names: no default PDP needed.
+	mapped := Config{AuthzBackend: AuthzPermit, PermitAPIKey: "k", PermitHostEnvironments: []permitbackend.HostEnvironment{
+		{Host: "acme", Project: "p", Environment: "e", PDPURL: "http://pdp-a"}}}
+	if err := mapped.complete(); err != nil {
+		t.Fatalf("a Permit configuration whose mappings name their PDPs: %v", err)
+	}
 	for _, c := range []struct {
 		cfg  Config
 		want string
@@ -133,6 +141,9 @@ func TestConfigAuthzBackendFlags(t *testing.T) {
 		{Config{AuthzBackend: AuthzPermit, PermitAPIKey: "k", PermitPDPURL: "http://p", SpiceDBEndpoint: "s:50051"}, "--spicedb-endpoint"},
 		{Config{AuthzBackend: AuthzPermit, PermitAPIKey: "k", PermitPDPURL: "http://p", SchemaFile: "x.zed"}, "--schema-file"},
 		{Config{PermitAPIKey: "k"}, "apply to --authz-backend permit"},
+		{Config{PermitHostEnvironments: []permitbackend.HostEnvironment{{Host: "acme", Project: "p", Environment: "e"}}}, "--permit-host-environment apply"},
+		{Config{AuthzBackend: AuthzPermit, PermitAPIKey: "k", PermitHostEnvironments: []permitbackend.HostEnvironment{
+			{Host: "acme", Project: "p", Environment: "e", PDPURL: "http://pdp-a"}, {Host: "beta", Project: "p", Environment: "f"}}}, "beta=p/f names no PDP"},
 	} {
 		if err := c.cfg.complete(); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("complete(%+v) = %v, want an error naming %q", c.cfg, err, c.want)

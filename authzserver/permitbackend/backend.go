@@ -3,6 +3,9 @@
 // per host), each agent's effective level on each server becomes one role assignment, and
 // checks are answered by a Permit PDP (/allowed; tools/list through /user-permissions).
 //
+// Every host's facts and checks go to one environment: its own when it is mapped to one
+// (HostEnvironment, with that environment's PDP), else the API key's.
+//
 // Facts (tenants, users, tuples, role assignments) are written through the PDP, as the SDK
 // does, asking it to wait until it holds them (X-Wait-Timeout, policy fail): a write returns
 // only when the PDP that answers checks enforces it, so a revocation is visible to the next
@@ -27,7 +30,6 @@ import (
 	permiterrors "github.com/permitio/permit-golang/pkg/errors"
 	"github.com/permitio/permit-golang/pkg/models"
 	"github.com/permitio/permit-golang/pkg/openapi"
-	"go.uber.org/zap"
 
 	"github.com/trustgate/trustgate/authzserver"
 	"github.com/trustgate/trustgate/schema"
@@ -45,14 +47,19 @@ const (
 	bulkLimit               = 100 // operations per bulk request
 )
 
-// Config says which Permit environment to use.
+// Config says which Permit environments to use.
 type Config struct {
-	// APIKey is an environment-level Permit API key (it selects the project and environment).
+	// APIKey is a Permit API key. An environment-level key selects the environment of every
+	// host not in Environments; with Environments, the key must be able to address theirs (a
+	// project- or organization-level key).
 	APIKey string
 	// APIURL is the Permit API (default DefaultAPIURL).
 	APIURL string
-	// PDPURL is the policy decision point the team runs; it answers checks and proxies facts.
+	// PDPURL is the policy decision point the team runs; it answers checks and proxies facts
+	// (of the key's environment, and of mapped environments that name no PDP of their own).
 	PDPURL string
+	// Environments puts hosts in environments of their own (--permit-host-environment).
+	Environments []HostEnvironment
 	// Timeout bounds each request (default DefaultTimeout).
 	Timeout time.Duration
 	// FactsSyncTimeout is how long a write waits for the PDP to hold it (default
@@ -64,39 +71,41 @@ type Config struct {
 // Backend is the Permit implementation of authzserver.Backend.
 type Backend struct {
 	cfg       Config
-	schemaAPI *openapi.APIClient // the API: api-key scope, policy model
-	factsAPI  *openapi.APIClient // facts, through the PDP
-	pdp       *enforcement.PermitEnforcer
-	http      *http.Client
-	project   string
-	env       string
+	schemaAPI *openapi.APIClient // the API: api-key scope, environments, policy model
+	home      *environment       // the key's own environment; nil for a project or organization key
+	byHost    map[string]*environment
+	envs      []*environment // every environment used, the key's own first
 	logger    *slog.Logger
 
-	mu      sync.Mutex
-	tenants map[string]bool // tenants known to exist
+	mu sync.Mutex // guards each environment's tenants
 }
 
 var _ authzserver.Backend = (*Backend)(nil)
 
-// Open connects to Permit: it reads the API key's scope (project and environment) and makes
-// sure the policy model exists. It fails with a message naming what is missing or wrong.
+// Open connects to Permit: it reads the API key's scope, resolves the environment of every
+// mapped host and makes sure the policy model exists in each environment used. It fails with a
+// message naming what is missing or wrong.
 func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	if cfg.APIKey == "" {
-		return nil, errors.New("the Permit backend needs --permit-api-key (an environment-level API key)")
-	}
-	if cfg.PDPURL == "" {
-		return nil, errors.New("the Permit backend needs --permit-pdp-url (the PDP that answers checks)")
+		return nil, errors.New("the Permit backend needs --permit-api-key (an environment-level API key, or a project- or organization-level one with --permit-host-environment)")
 	}
 	if cfg.APIURL == "" {
 		cfg.APIURL = DefaultAPIURL
 	}
-	for name, u := range map[string]string{"--permit-api-url": cfg.APIURL, "--permit-pdp-url": cfg.PDPURL} {
+	urls := map[string]string{"--permit-api-url": cfg.APIURL}
+	if cfg.PDPURL != "" {
+		urls["--permit-pdp-url"] = cfg.PDPURL
+	}
+	for name, u := range urls {
 		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
 			return nil, fmt.Errorf("%s %q must be an http(s) URL", name, u)
 		}
 	}
 	cfg.APIURL = strings.TrimSuffix(cfg.APIURL, "/")
 	cfg.PDPURL = strings.TrimSuffix(cfg.PDPURL, "/")
+	if len(cfg.Environments) == 0 && cfg.PDPURL == "" {
+		return nil, errors.New("the Permit backend needs --permit-pdp-url (the PDP that answers checks)")
+	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
@@ -106,27 +115,12 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	httpClient := &http.Client{Timeout: cfg.Timeout + cfg.FactsSyncTimeout}
-	pc := permitconfig.NewConfigBuilder(cfg.APIKey).
-		WithApiUrl(cfg.APIURL).
-		WithPdpUrl(cfg.PDPURL).
-		WithHTTPClient(httpClient).
-		WithProxyFactsViaPDP(true).
-		WithFactsSyncTimeout(cfg.FactsSyncTimeout).
-		WithLogger(zap.NewNop()). // the SDK's own logging is off: errors are returned and logged here
-		Build()
-	factsConfig := api.NewFactsClientConfig(&pc)
-	factsConfig.AddDefaultHeader("X-Timeout-Policy", "fail")
-	checkConfig := pc
-	checkConfig.WithHTTPClient(&http.Client{Timeout: cfg.Timeout})
+	pc := permitConfig(cfg, cfg.PDPURL, &http.Client{Timeout: cfg.Timeout})
 	b := &Backend{
 		cfg:       cfg,
 		schemaAPI: openapi.NewAPIClient(api.NewClientConfig(&pc)),
-		factsAPI:  openapi.NewAPIClient(factsConfig),
-		pdp:       enforcement.NewPermitEnforcerClient(&checkConfig),
-		http:      &http.Client{Timeout: cfg.Timeout},
+		byHost:    map[string]*environment{},
 		logger:    cfg.Logger,
-		tenants:   map[string]bool{},
 	}
 	scopeCtx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
@@ -134,15 +128,96 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	if err := permitError(err, res); err != nil {
 		return nil, fmt.Errorf("read the Permit API key's scope at %s: %w", cfg.APIURL, err)
 	}
-	if scope.GetProjectId() == "" || scope.GetEnvironmentId() == "" {
-		return nil, errors.New("the Permit API key is not an environment-level key: create one in the environment trustgate should use")
+	if scope.GetProjectId() != "" && scope.GetEnvironmentId() != "" {
+		if cfg.PDPURL == "" {
+			return nil, errors.New("the Permit backend needs --permit-pdp-url: the PDP of the API key's environment, which serves the hosts not given to --permit-host-environment")
+		}
+		b.home = newEnvironment(cfg, scope.GetProjectId(), scope.GetEnvironmentId(), cfg.PDPURL)
+		b.envs = append(b.envs, b.home)
+	} else if len(cfg.Environments) == 0 {
+		return nil, errors.New("the Permit API key is not an environment-level key: create one in the environment trustgate should use, or put hosts in environments with --permit-host-environment")
 	}
-	b.project, b.env = scope.GetProjectId(), scope.GetEnvironmentId()
-	if err := b.ensureModel(ctx); err != nil {
-		return nil, fmt.Errorf("the Permit policy model: %w", err)
+	if err := b.mapHosts(ctx, scope.GetProjectId(), scope.GetEnvironmentId()); err != nil {
+		return nil, err
 	}
-	cfg.Logger.Info("using Permit", "api", cfg.APIURL, "pdp", cfg.PDPURL, "project", b.project, "environment", b.env)
+	for _, e := range b.envs {
+		if err := b.ensureModel(ctx, e); err != nil {
+			return nil, fmt.Errorf("the Permit policy model in %s: %w", e, err)
+		}
+		cfg.Logger.Info("using Permit", "api", cfg.APIURL, "pdp", e.pdpURL, "project", e.project, "environment", e.env, "hosts", b.hostsIn(e))
+	}
 	return b, nil
+}
+
+// mapHosts resolves each mapped host's environment through the API (which also tells whether
+// the key may address it) and makes one environment per environment used.
+func (b *Backend) mapHosts(ctx context.Context, keyProject, keyEnv string) error {
+	byID := map[string]*environment{}
+	if b.home != nil {
+		byID[b.home.String()] = b.home
+	}
+	for _, m := range b.cfg.Environments {
+		if _, dup := b.byHost[m.Host]; dup {
+			return fmt.Errorf("--permit-host-environment: host %s is given twice", m.Host)
+		}
+		pdpURL := m.PDPURL
+		if pdpURL == "" {
+			pdpURL = b.cfg.PDPURL
+		}
+		if pdpURL == "" {
+			return fmt.Errorf("--permit-host-environment %s: no PDP for host %s: add @PDP_URL or give --permit-pdp-url", m, m.Host)
+		}
+		reqCtx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
+		got, res, err := b.schemaAPI.EnvironmentsApi.GetEnvironment(reqCtx, m.Project, m.Environment).Execute()
+		err = permitError(err, res)
+		cancel()
+		cannot := fmt.Sprintf("--permit-host-environment %s: the Permit API key cannot address environment %s/%s of host %s: use a project- or organization-level key that covers it", m, m.Project, m.Environment, m.Host)
+		switch {
+		case isRefused(err):
+			return fmt.Errorf("%s (%w)", cannot, err)
+		case err != nil:
+			return fmt.Errorf("--permit-host-environment %s: read environment %s/%s at %s: %w", m, m.Project, m.Environment, b.cfg.APIURL, err)
+		case got.ProjectId == "" || got.Id == "":
+			return fmt.Errorf("--permit-host-environment %s: Permit answered environment %s/%s without its ids", m, m.Project, m.Environment)
+		case keyEnv != "" && (got.ProjectId != keyProject || got.Id != keyEnv), keyProject != "" && got.ProjectId != keyProject:
+			return errors.New(cannot)
+		}
+		e := byID[got.ProjectId+"/"+got.Id]
+		if e == nil {
+			e = newEnvironment(b.cfg, got.ProjectId, got.Id, pdpURL)
+			byID[e.String()] = e
+			b.envs = append(b.envs, e)
+		} else if e.pdpURL != pdpURL {
+			return fmt.Errorf("--permit-host-environment %s: environment %s is served by the PDP %s already (a PDP serves one environment, an environment one PDP here)", m, e, e.pdpURL)
+		}
+		b.byHost[m.Host] = e
+	}
+	return nil
+}
+
+func (b *Backend) hostsIn(e *environment) []string {
+	var hosts []string
+	for h, he := range b.byHost {
+		if he == e {
+			hosts = append(hosts, h)
+		}
+	}
+	slices.Sort(hosts)
+	if e == b.home {
+		hosts = append(hosts, "(every other)")
+	}
+	return hosts
+}
+
+// envOf is the environment of a host's facts and checks.
+func (b *Backend) envOf(host string) (*environment, error) {
+	if e := b.byHost[host]; e != nil {
+		return e, nil
+	}
+	if b.home != nil {
+		return b.home, nil
+	}
+	return nil, fmt.Errorf("host %s has no Permit environment: give it one with --permit-host-environment (the API key is not an environment-level key)", host)
 }
 
 // permitError turns the SDK's (error, response) pair into one error, nil on success.
@@ -165,7 +240,7 @@ func unavailable(what string, err error) error {
 
 // ensureModel creates the resources, relations, roles and derivations of policyModel; those
 // that exist already (409) are left as they are.
-func (b *Backend) ensureModel(ctx context.Context) error {
+func (b *Backend) ensureModel(ctx context.Context, e *environment) error {
 	ctx, cancel := context.WithTimeout(ctx, 4*b.cfg.Timeout)
 	defer cancel()
 	model := policyModel()
@@ -175,7 +250,7 @@ func (b *Backend) ensureModel(ctx context.Context) error {
 			actions[a] = models.ActionBlockEditable{}
 		}
 		create := models.NewResourceCreate(r.key, r.key, actions)
-		_, res, err := b.schemaAPI.ResourcesApi.CreateResource(ctx, b.project, b.env).ResourceCreate(*create).Execute()
+		_, res, err := b.schemaAPI.ResourcesApi.CreateResource(ctx, e.project, e.env).ResourceCreate(*create).Execute()
 		if err := permitError(err, res); err != nil && !isConflict(err) {
 			return fmt.Errorf("create resource %s: %w", r.key, err)
 		}
@@ -184,7 +259,7 @@ func (b *Backend) ensureModel(ctx context.Context) error {
 	for _, r := range model {
 		for _, rel := range r.relations {
 			create := models.NewRelationCreate(rel.key, rel.key, rel.subject)
-			_, res, err := b.schemaAPI.ResourceRelations.CreateResourceRelation(ctx, b.project, b.env, r.key).RelationCreate(*create).Execute()
+			_, res, err := b.schemaAPI.ResourceRelations.CreateResourceRelation(ctx, e.project, e.env, r.key).RelationCreate(*create).Execute()
 			if err := permitError(err, res); err != nil && !isConflict(err) {
 				return fmt.Errorf("create relation %s#%s: %w", r.key, rel.key, err)
 			}
@@ -192,7 +267,7 @@ func (b *Backend) ensureModel(ctx context.Context) error {
 		for _, role := range r.roles {
 			create := models.NewResourceRoleCreate(role.key, role.key)
 			create.SetPermissions(role.permissions)
-			_, res, err := b.schemaAPI.ResourceRoles.CreateResourceRole(ctx, b.project, b.env, r.key).ResourceRoleCreate(*create).Execute()
+			_, res, err := b.schemaAPI.ResourceRoles.CreateResourceRole(ctx, e.project, e.env, r.key).ResourceRoleCreate(*create).Execute()
 			if err := permitError(err, res); err != nil && !isConflict(err) {
 				return fmt.Errorf("create role %s#%s: %w", r.key, role.key, err)
 			}
@@ -202,7 +277,7 @@ func (b *Backend) ensureModel(ctx context.Context) error {
 		for _, role := range r.roles {
 			for _, d := range role.derivations {
 				rule := models.NewDerivedRoleRuleCreate(d.role, d.onResource, d.relation)
-				_, res, err := b.schemaAPI.ImplicitGrantsApi.CreateImplicitGrant(ctx, b.project, b.env, r.key, role.key).DerivedRoleRuleCreate(*rule).Execute()
+				_, res, err := b.schemaAPI.ImplicitGrantsApi.CreateImplicitGrant(ctx, e.project, e.env, r.key, role.key).DerivedRoleRuleCreate(*rule).Execute()
 				if err := permitError(err, res); err != nil && !isConflict(err) {
 					return fmt.Errorf("derive %s#%s from %s#%s by %s: %w", r.key, role.key, d.onResource, d.role, d.relation, err)
 				}
@@ -213,7 +288,7 @@ func (b *Backend) ensureModel(ctx context.Context) error {
 	// would allow more than the store implies.
 	for _, r := range model {
 		for _, role := range r.roles {
-			got, res, err := b.schemaAPI.ResourceRoles.GetResourceRole(ctx, b.project, b.env, r.key, role.key).Execute()
+			got, res, err := b.schemaAPI.ResourceRoles.GetResourceRole(ctx, e.project, e.env, r.key, role.key).Execute()
 			if err := permitError(err, res); err != nil {
 				return fmt.Errorf("read role %s#%s: %w", r.key, role.key, err)
 			}
@@ -242,58 +317,81 @@ func sameSet(a, b []string) bool {
 	return slices.Equal(a, b)
 }
 
-// WriteRelationships writes the updates as Permit tuples, then re-derives the effective roles
-// of every host they touch. Permit has no revisions: the returned revision is empty, and a
-// check after a successful write sees it (the PDP acknowledged it).
+// WriteRelationships writes the updates as Permit tuples in their hosts' environments, then
+// re-derives the effective roles of every host they touch. Permit has no revisions: the returned
+// revision is empty, and a check after a successful write sees it (the PDP acknowledged it).
 func (b *Backend) WriteRelationships(ctx context.Context, updates []authzserver.Update) (authzserver.Revision, error) {
-	var creates []models.RelationshipTupleCreate
-	var deletes []models.RelationshipTupleDelete
-	hosts := map[string]bool{}
+	type envWrites struct {
+		creates []models.RelationshipTupleCreate
+		deletes []models.RelationshipTupleDelete
+		hosts   map[string]bool
+	}
+	writes := map[*environment]*envWrites{}
 	for _, u := range updates {
 		t, err := toTuple(u.Relationship)
 		if err != nil {
 			return "", err
 		}
-		hosts[t.Tenant] = true
+		e, err := b.envOf(t.Tenant)
+		if err != nil {
+			return "", fmt.Errorf("relationship %s: %w", u.Relationship, err)
+		}
+		w := writes[e]
+		if w == nil {
+			w = &envWrites{hosts: map[string]bool{}}
+			writes[e] = w
+		}
+		w.hosts[t.Tenant] = true
 		switch u.Op {
 		case authzserver.OpTouch:
 			c := models.NewRelationshipTupleCreate(t.Subject, t.Relation, t.Object)
 			c.SetTenant(t.Tenant)
-			creates = append(creates, *c)
+			w.creates = append(w.creates, *c)
 		case authzserver.OpDelete:
-			deletes = append(deletes, *models.NewRelationshipTupleDelete(t.Subject, t.Relation, t.Object))
+			w.deletes = append(w.deletes, *models.NewRelationshipTupleDelete(t.Subject, t.Relation, t.Object))
 		default:
 			return "", fmt.Errorf("relationship %s: unknown operation %v", u.Relationship, u.Op)
 		}
 	}
-	if len(hosts) == 0 {
-		return "", nil
-	}
-	for _, h := range sortedKeys(hosts) {
-		if err := b.ensureTenant(ctx, h); err != nil {
-			return "", err
+	for _, e := range b.envs {
+		w := writes[e]
+		if w == nil {
+			continue
 		}
-	}
-	for chunk := range slices.Chunk(deletes, bulkLimit) {
-		op := models.NewRelationshipTupleDeleteBulkOperation(chunk)
-		_, res, err := b.factsAPI.RelationshipTuplesApi.BulkDeleteRelationshipTuples(ctx, b.project, b.env).RelationshipTupleDeleteBulkOperation(*op).Execute()
-		if err := permitError(err, res); err != nil {
-			return "", unavailable("delete relationship tuples", err)
-		}
-	}
-	for chunk := range slices.Chunk(creates, bulkLimit) {
-		op := models.NewRelationshipTupleCreateBulkOperation(chunk)
-		_, res, err := b.factsAPI.RelationshipTuplesApi.BulkCreateRelationshipTuples(ctx, b.project, b.env).RelationshipTupleCreateBulkOperation(*op).Execute()
-		if err := permitError(err, res); err != nil {
-			return "", unavailable("create relationship tuples", err)
-		}
-	}
-	for _, h := range sortedKeys(hosts) {
-		if err := b.syncRoles(ctx, h); err != nil {
+		if err := b.write(ctx, e, w.creates, w.deletes, sortedKeys(w.hosts)); err != nil {
 			return "", err
 		}
 	}
 	return "", nil
+}
+
+// write applies one environment's share of a write.
+func (b *Backend) write(ctx context.Context, e *environment, creates []models.RelationshipTupleCreate, deletes []models.RelationshipTupleDelete, hosts []string) error {
+	for _, h := range hosts {
+		if err := b.ensureTenant(ctx, e, h); err != nil {
+			return err
+		}
+	}
+	for chunk := range slices.Chunk(deletes, bulkLimit) {
+		op := models.NewRelationshipTupleDeleteBulkOperation(chunk)
+		_, res, err := e.facts.RelationshipTuplesApi.BulkDeleteRelationshipTuples(ctx, e.project, e.env).RelationshipTupleDeleteBulkOperation(*op).Execute()
+		if err := permitError(err, res); err != nil {
+			return unavailable("delete relationship tuples", err)
+		}
+	}
+	for chunk := range slices.Chunk(creates, bulkLimit) {
+		op := models.NewRelationshipTupleCreateBulkOperation(chunk)
+		_, res, err := e.facts.RelationshipTuplesApi.BulkCreateRelationshipTuples(ctx, e.project, e.env).RelationshipTupleCreateBulkOperation(*op).Execute()
+		if err := permitError(err, res); err != nil {
+			return unavailable("create relationship tuples", err)
+		}
+	}
+	for _, h := range hosts {
+		if err := b.syncRoles(ctx, e, h); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // DeleteRelationships removes the relationships (those absent are ignored).
@@ -314,28 +412,29 @@ func sortedKeys(m map[string]bool) []string {
 	return keys
 }
 
-func (b *Backend) ensureTenant(ctx context.Context, host string) error {
+func (b *Backend) ensureTenant(ctx context.Context, e *environment, host string) error {
 	b.mu.Lock()
-	known := b.tenants[host]
+	known := e.tenants[host]
 	b.mu.Unlock()
 	if known {
 		return nil
 	}
 	create := models.NewTenantCreate(host, host)
-	_, res, err := b.factsAPI.TenantsApi.CreateTenant(ctx, b.project, b.env).TenantCreate(*create).Execute()
+	_, res, err := e.facts.TenantsApi.CreateTenant(ctx, e.project, e.env).TenantCreate(*create).Execute()
 	if err := permitError(err, res); err != nil && !isConflict(err) {
 		return unavailable("create tenant "+host, err)
 	}
 	b.mu.Lock()
-	b.tenants[host] = true
+	e.tenants[host] = true
 	b.mu.Unlock()
 	return nil
 }
 
-// listTuples reads every relationship tuple (of one tenant when tenant is set), page by page.
-func (b *Backend) listTuples(ctx context.Context, tenant string, fn func(tuple) error) error {
+// listTuples reads every relationship tuple of an environment (of one tenant when tenant is
+// set), page by page.
+func (b *Backend) listTuples(ctx context.Context, e *environment, tenant string, fn func(tuple) error) error {
 	for page := int32(1); ; page++ {
-		req := b.factsAPI.RelationshipTuplesApi.ListRelationshipTuples(ctx, b.project, b.env).Page(page).PerPage(perPage)
+		req := e.facts.RelationshipTuplesApi.ListRelationshipTuples(ctx, e.project, e.env).Page(page).PerPage(perPage)
 		if tenant != "" {
 			req = req.Tenant(tenant)
 		}
@@ -356,9 +455,9 @@ func (b *Backend) listTuples(ctx context.Context, tenant string, fn func(tuple) 
 
 // syncRoles makes the level role assignments on the host's servers equal to what the host's
 // tuples imply (effectiveRoles).
-func (b *Backend) syncRoles(ctx context.Context, host string) error {
+func (b *Backend) syncRoles(ctx context.Context, e *environment, host string) error {
 	var rels []schema.Relationship
-	if err := b.listTuples(ctx, host, func(t tuple) error {
+	if err := b.listTuples(ctx, e, host, func(t tuple) error {
 		if r, ok := fromTuple(t); ok {
 			rels = append(rels, r)
 		}
@@ -373,7 +472,7 @@ func (b *Backend) syncRoles(ctx context.Context, host string) error {
 	}
 	var remove []models.RoleAssignmentRemove
 	for page := int32(1); ; page++ {
-		got, res, err := b.factsAPI.RoleAssignmentsApi.ListRoleAssignments(ctx, b.project, b.env).
+		got, res, err := e.facts.RoleAssignmentsApi.ListRoleAssignments(ctx, e.project, e.env).
 			Tenant(host).Resource(permitServer).Page(page).PerPage(perPage).Execute()
 		if err := permitError(err, res); err != nil {
 			return unavailable("list role assignments", err)
@@ -401,7 +500,7 @@ func (b *Backend) syncRoles(ctx context.Context, host string) error {
 	}
 	// Revocations first: an agent moving from high to low never holds both.
 	for chunk := range slices.Chunk(remove, bulkLimit) {
-		_, res, err := b.factsAPI.RoleAssignmentsApi.BulkUnassignRole(ctx, b.project, b.env).RoleAssignmentRemove(chunk).Execute()
+		_, res, err := e.facts.RoleAssignmentsApi.BulkUnassignRole(ctx, e.project, e.env).RoleAssignmentRemove(chunk).Execute()
 		if err := permitError(err, res); err != nil {
 			return unavailable("unassign roles", err)
 		}
@@ -418,13 +517,13 @@ func (b *Backend) syncRoles(ctx context.Context, host string) error {
 		add = append(add, *c)
 	}
 	for _, u := range sortedKeys(users) {
-		_, res, err := b.factsAPI.UsersApi.CreateUser(ctx, b.project, b.env).UserCreate(*models.NewUserCreate(u)).Execute()
+		_, res, err := e.facts.UsersApi.CreateUser(ctx, e.project, e.env).UserCreate(*models.NewUserCreate(u)).Execute()
 		if err := permitError(err, res); err != nil && !isConflict(err) {
 			return unavailable("create user "+u, err)
 		}
 	}
 	for chunk := range slices.Chunk(add, bulkLimit) {
-		_, res, err := b.factsAPI.RoleAssignmentsApi.BulkAssignRole(ctx, b.project, b.env).RoleAssignmentCreate(chunk).Execute()
+		_, res, err := e.facts.RoleAssignmentsApi.BulkAssignRole(ctx, e.project, e.env).RoleAssignmentCreate(chunk).Execute()
 		if err := permitError(err, res); err != nil {
 			return unavailable("assign roles", err)
 		}
@@ -433,15 +532,25 @@ func (b *Backend) syncRoles(ctx context.Context, host string) error {
 }
 
 // ReadRelationships calls fn for every relationship in Permit whose resource is of
-// resourceType (tuples of resource types trustgate does not own are skipped).
+// resourceType, reading every environment used. Tuples of resource types trustgate does not
+// own are skipped, and so are those of a host in an environment that is not the host's (left
+// from before a host was moved: reconciliation writes the host's facts where they belong).
 func (b *Backend) ReadRelationships(ctx context.Context, resourceType string, fn func(schema.Relationship) error) error {
-	return b.listTuples(ctx, "", func(t tuple) error {
-		r, ok := fromTuple(t)
-		if !ok || r.Resource.Type != resourceType {
-			return nil
+	for _, e := range b.envs {
+		if err := b.listTuples(ctx, e, "", func(t tuple) error {
+			r, ok := fromTuple(t)
+			if !ok || r.Resource.Type != resourceType {
+				return nil
+			}
+			if home, err := b.envOf(t.Tenant); err != nil || home != e {
+				return nil
+			}
+			return fn(r)
+		}); err != nil {
+			return err
 		}
-		return fn(r)
-	})
+	}
+	return nil
 }
 
 // Check asks the PDP's /allowed: tool#call and mcp_server#use_<level> for an agent.
@@ -458,10 +567,14 @@ func (b *Backend) Check(ctx context.Context, req authzserver.CheckRequest) (bool
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
+	e, err := b.envOf(hostOf(req.Resource))
+	if err != nil {
+		return false, err
+	}
 	user := enforcement.UserBuilder(userKey(req.Subject.Object)).Build()
 	resource := enforcement.ResourceBuilder(schemaToPermitType[req.Resource.Type]).
 		WithKey(permitKey(req.Resource.ID)).WithTenant(hostOf(req.Resource)).Build()
-	allowed, err := b.pdp.Check(user, enforcement.Action(req.Permission), resource)
+	allowed, err := e.pdp.Check(user, enforcement.Action(req.Permission), resource)
 	if err != nil {
 		return false, unavailable("PDP check", err)
 	}
@@ -474,8 +587,12 @@ func (b *Backend) CallableTools(ctx context.Context, hostKey, serverKey, agentID
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	e, err := b.envOf(hostKey)
+	if err != nil {
+		return nil, err
+	}
 	user := enforcement.UserBuilder(userKey(schema.Agent(hostKey, agentID))).Build()
-	perms, err := b.pdp.GetUserPermissionsWithOptions(user,
+	perms, err := e.pdp.GetUserPermissionsWithOptions(user,
 		enforcement.WithTenants([]string{hostKey}), enforcement.WithResourceTypes([]string{permitTool}))
 	if err != nil {
 		return nil, unavailable("PDP user permissions", err)
@@ -503,25 +620,29 @@ func (b *Backend) CallableTools(ctx context.Context, hostKey, serverKey, agentID
 	return names, nil
 }
 
-// Ready reports whether the PDP answers (its /healthy endpoint).
+// Ready reports whether the PDP of every environment used answers (its /healthy endpoint).
 func (b *Backend) Ready(ctx context.Context) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.cfg.PDPURL+"/healthy", nil)
-	if err != nil {
-		return err
-	}
-	res, err := b.http.Do(req)
-	if err != nil {
-		return unavailable("PDP health", err)
-	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return unavailable("PDP health", fmt.Errorf("status %d", res.StatusCode))
+	for _, e := range b.envs {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.pdpURL+"/healthy", nil)
+		if err != nil {
+			return err
+		}
+		res, err := e.http.Do(req)
+		if err != nil {
+			return unavailable("PDP health of "+e.String(), err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			return unavailable("PDP health of "+e.String(), fmt.Errorf("status %d", res.StatusCode))
+		}
 	}
 	return nil
 }
 
 // Close releases idle connections.
 func (b *Backend) Close() error {
-	b.http.CloseIdleConnections()
+	for _, e := range b.envs {
+		e.http.CloseIdleConnections()
+	}
 	return nil
 }

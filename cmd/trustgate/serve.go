@@ -32,6 +32,7 @@ func newServeCommand() *cobra.Command {
 		logs     logFlags
 		shutdown string
 		bodyTime string
+		hostEnvs []string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -51,6 +52,13 @@ decides with a Permit.io environment and its PDP instead of SpiceDB.`,
 				return err
 			}
 			cfg.Logger = logger
+			for _, m := range hostEnvs {
+				he, err := permitbackend.ParseHostEnvironment(m)
+				if err != nil {
+					return err
+				}
+				cfg.PermitHostEnvironments = append(cfg.PermitHostEnvironments, he)
+			}
 			cfg.DataDir = stores.dataDir
 			cfg.DatabaseURL = stores.database
 			if cfg.DatabaseConnectTimeout, err = parseDuration("database-connect-timeout", stores.connectTimeout); err != nil {
@@ -78,9 +86,10 @@ decides with a Permit.io environment and its PDP instead of SpiceDB.`,
 	f.StringVar(&cfg.PublicURL, "public-url", "", "URL clients reach the gateway at (default http://<listen>)")
 	stores.register(f)
 	f.StringVar(&cfg.AuthzBackend, "authz-backend", gateway.AuthzSpiceDB, "authorization engine: spicedb (embedded or remote) or permit (a Permit.io environment and its PDP)")
-	f.StringVar(&cfg.PermitAPIKey, "permit-api-key", "", "environment-level Permit API key (--authz-backend permit); never logged")
+	f.StringVar(&cfg.PermitAPIKey, "permit-api-key", "", "Permit API key (--authz-backend permit): environment-level, or project- or organization-level to address the environments of --permit-host-environment; never logged")
 	f.StringVar(&cfg.PermitAPIURL, "permit-api-url", "", "Permit API URL (--authz-backend permit; default "+permitbackend.DefaultAPIURL+")")
 	f.StringVar(&cfg.PermitPDPURL, "permit-pdp-url", "", "URL of the Permit PDP that answers checks and takes trustgate's facts (--authz-backend permit), e.g. http://127.0.0.1:7766")
+	f.StringSliceVar(&hostEnvs, "permit-host-environment", nil, "put a host in its own Permit project and environment, served by that environment's PDP: HOST=PROJECT/ENVIRONMENT[@PDP_URL] (ids or keys; PDP default --permit-pdp-url), repeatable or comma-separated; hosts not named use the API key's environment")
 	f.StringVar(&cfg.SpiceDBEndpoint, "spicedb-endpoint", "", "host:port of a remote SpiceDB to use instead of the embedded one")
 	f.StringVar(&cfg.SpiceDBToken, "spicedb-token", "", "preshared key (bearer token) of the remote SpiceDB")
 	f.BoolVar(&cfg.SpiceDBInsecure, "spicedb-insecure", false, "talk to the remote SpiceDB without TLS")
@@ -107,6 +116,7 @@ decides with a Permit.io environment and its PDP instead of SpiceDB.`,
 	bindEnv(f, "permit-api-key", "TRUSTGATE_PERMIT_API_KEY")
 	bindEnv(f, "permit-api-url", "TRUSTGATE_PERMIT_API_URL")
 	bindEnv(f, "permit-pdp-url", "TRUSTGATE_PERMIT_PDP_URL")
+	bindEnv(f, "permit-host-environment", "TRUSTGATE_PERMIT_HOST_ENVIRONMENTS")
 	bindEnv(f, "spicedb-endpoint", "TRUSTGATE_SPICEDB_ENDPOINT")
 	bindEnv(f, "spicedb-token", "TRUSTGATE_SPICEDB_TOKEN")
 	bindEnv(f, "spicedb-insecure", "TRUSTGATE_SPICEDB_INSECURE")

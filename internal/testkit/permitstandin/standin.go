@@ -4,9 +4,11 @@
 // them, status codes, page/per_page pagination, error bodies), refuses unknown JSON fields,
 // records every request, and evaluates the ReBAC model it was given, so decisions are real.
 //
-// Covered, all under the bearer API key (401 without it):
+// Covered, all under a bearer API key (401 without one, 403 outside its scope): an
+// environment-level key (New), or project- and organization-level keys (AddKey).
 //
 //	GET    /v2/api-key/scope                                          organization, project, environment ids
+//	GET    /v2/projects/{proj}/envs/{env}                             the environment (id, key, project_id)
 //	POST   /v2/schema/{proj}/{env}/resources                          key, name, actions (409 when it exists)
 //	POST   /v2/schema/{proj}/{env}/resources/{res}/relations          key, name, subject_resource (409)
 //	POST   /v2/schema/{proj}/{env}/resources/{res}/roles              key, name, permissions (409)
@@ -27,7 +29,8 @@
 // API serves the Permit API's endpoints (scope, schema, facts) and PDP the PDP's (checks,
 // health, and the facts it proxies to the API, as the SDK sends them); each refuses the
 // other's with 404, so a client sending a request to the wrong service fails. ServeHTTP
-// answers both on one address.
+// answers both on one address. Environments (AddEnvironment) hold their models and facts
+// apart; a PDP (PDPFor) answers for one environment and refuses the facts of any other.
 //
 // Derivation follows Permit's ReBAC: a user holds a role on an instance when assigned it there
 // in the instance's tenant, or when a role's implicit grant (role on on_resource, linked by
@@ -59,7 +62,9 @@ const (
 // Request is one request the stand-in received.
 type Request struct {
 	// Via is the service it reached: "api", "pdp", or "" through ServeHTTP.
-	Via          string
+	Via string
+	// PDPEnv is the "project/environment" ids of the PDP it reached ("" for the API).
+	PDPEnv       string
 	Method, Path string
 	Query        string
 	Header       http.Header
@@ -85,26 +90,65 @@ type resource struct {
 	roles     map[string]*role
 }
 
-// Server is the stand-in. Serve it with httptest or http.Server; it is safe for concurrent use.
-type Server struct {
-	apiKey string
-
-	mu          sync.Mutex
-	requests    []Request
-	resources   map[string]*resource
-	tenants     map[string]bool
-	users       map[string]bool
-	tuples      map[Tuple]bool
-	assignments map[Assignment]bool
-	created     time.Time
+// envData is what one environment holds.
+type envData struct {
+	project, env string
+	resources    map[string]*resource
+	tenants      map[string]bool
+	users        map[string]bool
+	tuples       map[Tuple]bool
+	assignments  map[Assignment]bool
+	created      time.Time
 }
 
-// New makes a stand-in that accepts apiKey.
-func New(apiKey string) *Server {
-	return &Server{
-		apiKey: apiKey, resources: map[string]*resource{}, tenants: map[string]bool{}, users: map[string]bool{},
-		tuples: map[Tuple]bool{}, assignments: map[Assignment]bool{}, created: time.Now().UTC(),
+func newEnvData(project, env string, created time.Time) *envData {
+	return &envData{
+		project: project, env: env, resources: map[string]*resource{}, tenants: map[string]bool{}, users: map[string]bool{},
+		tuples: map[Tuple]bool{}, assignments: map[Assignment]bool{}, created: created,
 	}
+}
+
+// keyScope is what an API key may address: an environment (both set), a project (env empty)
+// or the whole organization (both empty).
+type keyScope struct{ project, env string }
+
+func (k keyScope) covers(e *envData) bool {
+	return (k.project == "" || k.project == e.project) && (k.env == "" || k.env == e.env)
+}
+
+// Server is the stand-in. Serve it with httptest or http.Server; it is safe for concurrent use.
+// Its environments hold their facts and models apart.
+type Server struct {
+	mu       sync.Mutex
+	keys     map[string]keyScope
+	requests []Request
+	envs     map[string]*envData // by "project/environment" ids
+	created  time.Time
+}
+
+// New makes a stand-in with one environment (ProjectID/EnvironmentID) and an
+// environment-level apiKey of it.
+func New(apiKey string) *Server {
+	s := &Server{keys: map[string]keyScope{apiKey: {ProjectID, EnvironmentID}}, envs: map[string]*envData{}, created: time.Now().UTC()}
+	s.AddEnvironment(ProjectID, EnvironmentID)
+	return s
+}
+
+// AddEnvironment adds an empty environment, named by the same strings as ids and keys.
+func (s *Server) AddEnvironment(project, env string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.envs[project+"/"+env] == nil {
+		s.envs[project+"/"+env] = newEnvData(project, env, s.created)
+	}
+}
+
+// AddKey accepts key as a project-level API key of project, or as an organization-level key
+// when project is empty.
+func (s *Server) AddKey(key, project string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.keys[key] = keyScope{project: project}
 }
 
 // Requests returns what the stand-in was sent, in order.
@@ -114,33 +158,43 @@ func (s *Server) Requests() []Request {
 	return slices.Clone(s.requests)
 }
 
-// Tuples returns the relationship tuples held.
-func (s *Server) Tuples() []Tuple {
+// Tuples returns the relationship tuples held in the first environment.
+func (s *Server) Tuples() []Tuple { return s.TuplesIn(ProjectID, EnvironmentID) }
+
+// TuplesIn returns the relationship tuples held in an environment.
+func (s *Server) TuplesIn(project, env string) []Tuple {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []Tuple
-	for t := range s.tuples {
-		out = append(out, t)
+	if e := s.envs[project+"/"+env]; e != nil {
+		for t := range e.tuples {
+			out = append(out, t)
+		}
 	}
 	return out
 }
 
-// Assignments returns the role assignments held.
-func (s *Server) Assignments() []Assignment {
+// Assignments returns the role assignments held in the first environment.
+func (s *Server) Assignments() []Assignment { return s.AssignmentsIn(ProjectID, EnvironmentID) }
+
+// AssignmentsIn returns the role assignments held in an environment.
+func (s *Server) AssignmentsIn(project, env string) []Assignment {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []Assignment
-	for a := range s.assignments {
-		out = append(out, a)
+	if e := s.envs[project+"/"+env]; e != nil {
+		for a := range e.assignments {
+			out = append(out, a)
+		}
 	}
 	return out
 }
 
-// Allowed evaluates a check as /allowed does (for tests that compare).
+// Allowed evaluates a check in the first environment as /allowed does (for tests that compare).
 func (s *Server) Allowed(user, action, resourceType, key, tenant string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.allowed(user, action, resourceType+":"+key, tenant)
+	return s.envs[ProjectID+"/"+EnvironmentID].allowed(user, action, resourceType+":"+key, tenant)
 }
 
 type apiError struct {
@@ -177,23 +231,30 @@ func decode(body []byte, v any) error {
 	return nil
 }
 
-// ServeHTTP answers the API and PDP endpoints listed in the package doc on one address.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.serve(w, r, "") }
+const firstEnv = ProjectID + "/" + EnvironmentID
+
+// ServeHTTP answers the API and PDP endpoints listed in the package doc on one address (the
+// PDP's of the first environment).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.serve(w, r, "", firstEnv) }
 
 // API is the Permit API alone.
 func (s *Server) API() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serve(w, r, "api") })
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serve(w, r, "api", "") })
 }
 
-// PDP is the PDP alone.
-func (s *Server) PDP() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serve(w, r, "pdp") })
+// PDP is the PDP of the first environment alone.
+func (s *Server) PDP() http.Handler { return s.PDPFor(ProjectID, EnvironmentID) }
+
+// PDPFor is the PDP of one environment: it answers checks from that environment's facts, and
+// refuses facts of any other environment (404), as a PDP bound to one environment's key does.
+func (s *Server) PDPFor(project, env string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serve(w, r, "pdp", project+"/"+env) })
 }
 
 // servedBy says whether the service via answers path ("" answers everything).
 func servedBy(via, path string) bool {
 	pdpOnly := path == "/allowed" || path == "/user-permissions" || path == "/healthy"
-	apiOnly := strings.HasPrefix(path, "/v2/schema/") || strings.HasPrefix(path, "/v2/api-key/")
+	apiOnly := strings.HasPrefix(path, "/v2/schema/") || strings.HasPrefix(path, "/v2/api-key/") || strings.HasPrefix(path, "/v2/projects/")
 	switch via {
 	case "api":
 		return !pdpOnly
@@ -203,7 +264,8 @@ func servedBy(via, path string) bool {
 	return true
 }
 
-func (s *Server) serve(w http.ResponseWriter, r *http.Request, via string) {
+// serve answers one request; bound is the environment whose PDP it reached ("" for the API).
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, via, bound string) {
 	var body []byte
 	if r.Body != nil {
 		b, err := readAll(r)
@@ -215,7 +277,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, via string) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.requests = append(s.requests, Request{Via: via, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone(), Body: body})
+	s.requests = append(s.requests, Request{Via: via, PDPEnv: bound, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone(), Body: body})
 	if !servedBy(via, r.URL.Path) {
 		writeError(w, http.StatusNotFound, "NOT_FOUND", "the "+via+" does not serve "+r.URL.Path)
 		return
@@ -224,27 +286,62 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, via string) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 		return
 	}
-	if r.Header.Get("Authorization") != "Bearer "+s.apiKey {
+	token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	scope, found := s.keys[token]
+	if !found {
 		writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", "invalid API key")
 		return
 	}
 	p := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	switch {
-	case r.Method == http.MethodPost && r.URL.Path == "/allowed":
-		s.handleAllowed(w, body)
-	case r.Method == http.MethodPost && r.URL.Path == "/user-permissions":
-		s.handleUserPermissions(w, body)
+	case r.Method == http.MethodPost && (r.URL.Path == "/allowed" || r.URL.Path == "/user-permissions"):
+		e := s.envs[bound]
+		if e == nil || !scope.covers(e) {
+			writeError(w, http.StatusForbidden, "FORBIDDEN", "the API key does not cover this PDP's environment")
+			return
+		}
+		if r.URL.Path == "/allowed" {
+			e.handleAllowed(w, body)
+		} else {
+			e.handleUserPermissions(w, body)
+		}
 	case r.Method == http.MethodGet && r.URL.Path == "/v2/api-key/scope":
-		writeJSON(w, http.StatusOK, map[string]string{"organization_id": OrganizationID, "project_id": ProjectID, "environment_id": EnvironmentID})
-	case len(p) >= 5 && p[0] == "v2" && (p[1] == "schema" || p[1] == "facts"):
-		if p[2] != ProjectID || p[3] != EnvironmentID {
+		out := map[string]string{"organization_id": OrganizationID}
+		if scope.project != "" {
+			out["project_id"] = scope.project
+		}
+		if scope.env != "" {
+			out["environment_id"] = scope.env
+		}
+		writeJSON(w, http.StatusOK, out)
+	case r.Method == http.MethodGet && len(p) == 5 && p[0] == "v2" && p[1] == "projects" && p[3] == "envs":
+		e := s.envs[p[2]+"/"+p[4]]
+		switch {
+		case e == nil:
 			writeError(w, http.StatusNotFound, "NOT_FOUND", "no such project or environment")
+		case !scope.covers(e):
+			writeError(w, http.StatusForbidden, "FORBIDDEN", "the API key does not cover this environment")
+		default:
+			writeJSON(w, http.StatusOK, map[string]any{"key": e.env, "id": e.env, "organization_id": OrganizationID, "project_id": e.project,
+				"created_at": s.created, "updated_at": s.created, "name": e.env})
+		}
+	case len(p) >= 5 && p[0] == "v2" && (p[1] == "schema" || p[1] == "facts"):
+		e := s.envs[p[2]+"/"+p[3]]
+		switch {
+		case e == nil:
+			writeError(w, http.StatusNotFound, "NOT_FOUND", "no such project or environment")
+			return
+		case !scope.covers(e):
+			writeError(w, http.StatusForbidden, "FORBIDDEN", "the API key does not cover this environment")
+			return
+		case via == "pdp" && bound != p[2]+"/"+p[3]:
+			writeError(w, http.StatusNotFound, "NOT_FOUND", "this PDP serves environment "+bound+" only")
 			return
 		}
 		if p[1] == "schema" {
-			s.handleSchema(w, r, p[4:], body)
+			e.handleSchema(w, r, p[4:], body)
 		} else {
-			s.handleFacts(w, r, p[4:], body)
+			e.handleFacts(w, r, p[4:], body)
 		}
 	default:
 		writeError(w, http.StatusNotFound, "NOT_FOUND", "no route "+r.Method+" "+r.URL.Path)
@@ -259,9 +356,9 @@ func readAll(r *http.Request) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-func (s *Server) meta(id string) map[string]any {
+func (s *envData) meta(id string) map[string]any {
 	return map[string]any{
-		"id": id, "organization_id": OrganizationID, "project_id": ProjectID, "environment_id": EnvironmentID,
+		"id": id, "organization_id": OrganizationID, "project_id": s.project, "environment_id": s.env,
 		"created_at": s.created, "updated_at": s.created,
 	}
 }
@@ -273,7 +370,7 @@ func with(m map[string]any, kv ...any) map[string]any {
 	return m
 }
 
-func (s *Server) handleSchema(w http.ResponseWriter, r *http.Request, p []string, body []byte) {
+func (s *envData) handleSchema(w http.ResponseWriter, r *http.Request, p []string, body []byte) {
 	switch {
 	case len(p) == 1 && p[0] == "resources" && r.Method == http.MethodPost:
 		var in struct {
@@ -387,7 +484,7 @@ func (s *Server) handleSchema(w http.ResponseWriter, r *http.Request, p []string
 	}
 }
 
-func (s *Server) roleRead(res, key string) map[string]any {
+func (s *envData) roleRead(res, key string) map[string]any {
 	rl := s.resources[res].roles[key]
 	var grants []map[string]any
 	for _, d := range rl.grants {
@@ -441,7 +538,7 @@ type roleAssignmentBody struct {
 	User             string  `json:"user"`
 }
 
-func (s *Server) handleFacts(w http.ResponseWriter, r *http.Request, p []string, body []byte) {
+func (s *envData) handleFacts(w http.ResponseWriter, r *http.Request, p []string, body []byte) {
 	route := r.Method + " " + strings.Join(p, "/")
 	switch route {
 	case "POST tenants":
@@ -632,7 +729,7 @@ type checkUser struct {
 	Attributes map[string]any `json:"attributes,omitempty"`
 }
 
-func (s *Server) handleAllowed(w http.ResponseWriter, body []byte) {
+func (s *envData) handleAllowed(w http.ResponseWriter, body []byte) {
 	var in struct {
 		User     checkUser `json:"user"`
 		Action   string    `json:"action"`
@@ -658,7 +755,7 @@ func (s *Server) handleAllowed(w http.ResponseWriter, body []byte) {
 	writeJSON(w, http.StatusOK, map[string]any{"allow": allow, "result": allow, "query": map[string]any{}, "debug": map[string]any{}})
 }
 
-func (s *Server) handleUserPermissions(w http.ResponseWriter, body []byte) {
+func (s *envData) handleUserPermissions(w http.ResponseWriter, body []byte) {
 	var in struct {
 		User          checkUser      `json:"user"`
 		Tenants       []string       `json:"tenants,omitempty"`
@@ -720,7 +817,7 @@ func (s *Server) handleUserPermissions(w http.ResponseWriter, body []byte) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) allowed(user, action, inst, tenant string) bool {
+func (s *envData) allowed(user, action, inst, tenant string) bool {
 	typ, _, _ := strings.Cut(inst, ":")
 	res := s.resources[typ]
 	if res == nil {
@@ -736,7 +833,7 @@ func (s *Server) allowed(user, action, inst, tenant string) bool {
 
 // hasRole: assigned on the instance in the tenant, or derived through an implicit grant and a
 // tuple of the tenant (bounded depth: the model has no cycles, a bad one does not hang).
-func (s *Server) hasRole(user, roleKey, inst, tenant string, depth int) bool {
+func (s *envData) hasRole(user, roleKey, inst, tenant string, depth int) bool {
 	if depth > 8 {
 		return false
 	}
