@@ -116,12 +116,15 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 	g.audit = audit.NewLog(g.store, audit.Options{Logger: log})
 
 	if cfg.AuthzBackend == AuthzPermit {
-		if g.backend, err = permitbackend.Open(ctx, permitbackend.Config{
+		// Assigned only on success: a nil *Backend in the interface would be closed on the way out.
+		permit, err := permitbackend.Open(ctx, permitbackend.Config{
 			APIKey: cfg.PermitAPIKey, APIURL: cfg.PermitAPIURL, PDPURL: cfg.PermitPDPURL,
 			Environments: cfg.PermitHostEnvironments, Logger: log,
-		}); err != nil {
+		})
+		if err != nil {
 			return nil, err
 		}
+		g.backend = permit
 	} else {
 		if g.spicedb, err = openBackend(ctx, cfg, g.store.Engine()); err != nil {
 			return nil, err
