@@ -143,10 +143,80 @@ func TestPermitBackendNeedsItsFlags(t *testing.T) {
 		{[]string{"--authz-backend", "permit", "--permit-pdp-url", "http://127.0.0.1:7766"}, "--permit-api-key"},
 		{[]string{"--authz-backend", "permit", "--permit-api-key", "k"}, "--permit-pdp-url"},
 		{[]string{"--authz-backend", "opa"}, "want spicedb or permit"},
+		{[]string{"--authz-backend", "permit", "--permit-api-key", "k", "--permit-host-environment", "acme=production"}, "HOST=PROJECT/ENVIRONMENT"},
 	} {
 		out, err := run(t, 30*time.Second, append([]string{"serve", "--listen", freeAddr(t), "--data-dir", t.TempDir(), "--metrics-listen", ""}, c.args...)...)
 		if err == nil || !strings.Contains(out, c.want) {
 			t.Errorf("serve %v = %v:\n%s\nwant an error naming %s", c.args, err, out, c.want)
 		}
+	}
+}
+
+// TestPermitBackendHostInItsEnvironment maps host acme to an environment of its own with a
+// project-level key: the consent's role assignment is written there and not in the other
+// environment, and its calls are checked at that environment's PDP. A key that cannot address
+// the environment stops start-up, naming the host.
+func TestPermitBackendHostInItsEnvironment(t *testing.T) {
+	const envKey, projectKey = "permit_key_e2e_env", "permit_key_e2e_project"
+	standin := permitstandin.New(envKey)
+	standin.AddEnvironment(permitstandin.ProjectID, "acme-env")
+	standin.AddKey(projectKey, permitstandin.ProjectID)
+	api := httptest.NewServer(standin.API())
+	defer api.Close()
+	pdp := httptest.NewServer(standin.PDP())
+	defer pdp.Close()
+	acmePDP := httptest.NewServer(standin.PDPFor(permitstandin.ProjectID, "acme-env"))
+	defer acmePDP.Close()
+	mapping := "acme=" + permitstandin.ProjectID + "/acme-env@" + acmePDP.URL
+	args := []string{"--metrics-listen", "", "--authz-backend", "permit", "--permit-api-url", api.URL, "--permit-pdp-url", pdp.URL}
+
+	out, err := run(t, 30*time.Second, append([]string{"serve", "--listen", freeAddr(t), "--data-dir", t.TempDir(), "--permit-api-key", envKey,
+		"--permit-host-environment", mapping}, args...)...)
+	if err == nil || !strings.Contains(out, "cannot address") || !strings.Contains(out, "host acme") {
+		t.Errorf("serve with an environment-level key mapped to another environment = %v:\n%s\nwant an error naming host acme", err, out)
+	}
+
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	p := waitReady(t, launchEnv(t, addr, []string{"TRUSTGATE_PERMIT_API_KEY=" + projectKey, "TRUSTGATE_PERMIT_HOST_ENVIRONMENTS=" + mapping},
+		append([]string{"serve", "--listen", addr, "--data-dir", dir}, args...)...))
+	up := mcpserver.Start(t, "")
+	admin := bootstrapToken(t, "e2e", "--data-dir", dir)
+	seedTracker(t, p, admin, up.URL)
+	resource := p.url + "/h/acme/mcp/tracker"
+	token := connectAgent(t, p.url, p.url+"/h/acme", resource, "alice@acme.test", "correct horse battery staple", "medium")
+	if got := standin.AssignmentsIn(permitstandin.ProjectID, "acme-env"); len(got) != 1 || got[0].Role != "medium" || got[0].ResourceInstance != "mcp_server:acme~tracker" {
+		t.Fatalf("role assignments in acme's environment = %+v, want the agent at medium on the server", got)
+	}
+	if got := standin.Tuples(); len(got) != 0 {
+		t.Errorf("the other environment holds acme's tuples: %+v", got)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	mc := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil)
+	session, err := mc.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: resource,
+		HTTPClient: &http.Client{Transport: bearer{token: token, next: http.DefaultTransport}}}, nil)
+	if err != nil {
+		t.Fatalf("connect through the gateway: %v", err)
+	}
+	defer session.Close()
+	if res, err := session.CallTool(ctx, &mcp.CallToolParams{Name: "create_issue", Arguments: map[string]any{"title": "hello"}}); err != nil || res.IsError {
+		t.Fatalf("allowed call: %+v %v", res, err)
+	}
+	if text, ok := callText(t, session, "delete_issue", map[string]any{"id": "1"}); ok || !strings.Contains(text, "needs trust level high") {
+		t.Fatalf("a high tool was called with a medium consent: %q", text)
+	}
+	checks := 0
+	for _, r := range standin.Requests() {
+		if r.Path == "/allowed" {
+			checks++
+			if r.PDPEnv != permitstandin.ProjectID+"/acme-env" {
+				t.Errorf("a check of acme went to the PDP of %s", r.PDPEnv)
+			}
+		}
+	}
+	if checks == 0 {
+		t.Error("no check reached acme's PDP")
 	}
 }
