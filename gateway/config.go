@@ -4,6 +4,7 @@
 package gateway
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/trustgate/trustgate/authzserver/permitbackend"
 	"github.com/trustgate/trustgate/internal/httplimit"
+	"github.com/trustgate/trustgate/internal/mail"
 	"github.com/trustgate/trustgate/internal/netprefix"
 	"github.com/trustgate/trustgate/internal/ssrf"
 )
@@ -82,6 +84,15 @@ type Config struct {
 	// token) are on "any" and reach every address. Empty: public addresses only.
 	UpstreamAllowCIDR []string
 	hostNetworks      ssrf.Policy
+
+	// SMTPURL is the SMTP server the gateway's email goes through:
+	// smtp://user:pass@host:port (STARTTLS when offered) or smtps://… (TLS). Empty: email is
+	// off, and what needs it says so. SMTPFrom is the RFC 5322 address it is sent from.
+	SMTPURL  string
+	SMTPFrom string
+	// SMTPRootCAs verify the SMTP server's certificate (default: the system's roots).
+	SMTPRootCAs *x509.CertPool
+	mailer      *mail.Sender // nil: email is off
 
 	// SyncInterval is how often pending relationship changes are retried and changes made by
 	// other processes are picked up (default 1s).
@@ -181,9 +192,28 @@ func (c *Config) complete() error {
 		return fmt.Errorf("--upstream-allow-cidr: %w", err)
 	}
 	c.hostNetworks = ssrf.PublicAnd(allowed...)
+	if err := c.completeMail(); err != nil {
+		return err
+	}
 	if c.SpiceDBGRPCListen != "" && c.SpiceDBPresharedKey == "" {
 		return errors.New("--spicedb-grpc-listen needs --spicedb-preshared-key (or TRUSTGATE_SPICEDB_KEY): the API must not be open without a key")
 	}
+	return nil
+}
+
+// completeMail reads --smtp-url and --smtp-from into the mailer; neither set leaves email off.
+func (c *Config) completeMail() error {
+	if c.SMTPURL == "" {
+		if c.SMTPFrom != "" {
+			return errors.New("--smtp-from applies to the email --smtp-url sends; set that too or drop it")
+		}
+		return nil
+	}
+	m, err := mail.New(mail.Settings{URL: c.SMTPURL, From: c.SMTPFrom, RootCAs: c.SMTPRootCAs})
+	if err != nil {
+		return err
+	}
+	c.mailer = m
 	return nil
 }
 

@@ -328,6 +328,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 	go func() { serveErr <- g.server.Serve(g.limited) }()
 	log.Info("trustgate is serving", "url", g.cfg.PublicURL, "listen", g.Addr(),
 		"max_connections", g.cfg.MaxConnections, "request_body_timeout", g.cfg.RequestBodyTimeout)
+	if g.cfg.mailer == nil {
+		log.Info("email is off: no --smtp-url, so password reset by email is unavailable")
+	} else {
+		log.Info("email is on", "smtp", g.cfg.mailer.String())
+	}
 	if g.metricsListener != nil {
 		go func() {
 			if err := g.metricsServer.Serve(g.metricsListener); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -176,3 +176,29 @@ func get(t *testing.T, url string) (int, string) {
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
+
+func TestConfigSMTPFlags(t *testing.T) {
+	off := Config{}
+	if err := off.complete(); err != nil || off.mailer != nil {
+		t.Fatalf("no --smtp-url: err %v, mailer %v; want email off", err, off.mailer)
+	}
+	on := Config{SMTPURL: "smtp://gw:s3cret@mail.example.com:587", SMTPFrom: "gw@example.com"}
+	if err := on.complete(); err != nil || on.mailer == nil {
+		t.Fatalf("a complete SMTP configuration: err %v", err)
+	}
+	for _, c := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{SMTPFrom: "gw@example.com"}, "--smtp-from applies to"},
+		{Config{SMTPURL: "smtp://gw:s3cret@mail.example.com"}, "needs --smtp-from"},
+		{Config{SMTPURL: "imap://gw:s3cret@mail.example.com", SMTPFrom: "gw@example.com"}, "scheme must be smtp"},
+	} {
+		err := c.cfg.complete()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("complete(SMTPURL %q, SMTPFrom %q) = %v, want an error naming %q", c.cfg.SMTPURL, c.cfg.SMTPFrom, err, c.want)
+		} else if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("the error shows the password: %v", err)
+		}
+	}
+}

@@ -93,6 +93,7 @@ func TestHelpExplainsEveryFlag(t *testing.T) {
 		"--spicedb-grpc-listen", "--spicedb-preshared-key", "TRUSTGATE_SPICEDB_KEY", "--spicedb-grpc-allow-writes",
 		"--request-body-timeout", "TRUSTGATE_REQUEST_BODY_TIMEOUT", "--max-connections", "TRUSTGATE_MAX_CONNECTIONS",
 		"--upstream-allow-cidr", "TRUSTGATE_UPSTREAM_ALLOW_CIDR",
+		"--smtp-url", "TRUSTGATE_SMTP_URL", "--smtp-from", "TRUSTGATE_SMTP_FROM",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("serve --help lacks %q", want)
@@ -129,6 +130,8 @@ func TestBadInputGetsAClearError(t *testing.T) {
 		{"exposed API without key", []string{"serve", "--data-dir", dir, "--spicedb-grpc-listen", "127.0.0.1:0"}, []string{"preshared-key"}, ""},
 		{"writes to an API not exposed", []string{"serve", "--data-dir", dir, "--spicedb-grpc-allow-writes"}, []string{"--spicedb-grpc-listen"}, ""},
 		{"bad upstream network", []string{"serve", "--data-dir", dir, "--upstream-allow-cidr", "10.0.0.0/8,intranet"}, []string{"--upstream-allow-cidr", `"intranet"`}, ""},
+		{"bad SMTP URL", []string{"serve", "--data-dir", dir, "--smtp-url", "smtp://gw:s3cr3tpw@mail.example.com/inbox", "--smtp-from", "gw@example.com"}, []string{"--smtp-url", "mail.example.com"}, "s3cr3tpw"},
+		{"SMTP without a sender", []string{"serve", "--data-dir", dir, "--smtp-url", "smtps://gw:s3cr3tpw@mail.example.com"}, []string{"--smtp-from"}, "s3cr3tpw"},
 		{"bad log format", []string{"serve", "--data-dir", dir, "--log-format", "xml"}, []string{"--log-format", "json"}, ""},
 	}
 	for _, c := range cases {

@@ -107,6 +107,8 @@ decides with a Permit.io environment and its PDP instead of SpiceDB.`,
 	f.StringVar(&shutdown, "shutdown-timeout", gateway.DefaultShutdownTimeout.String(), "how long in-flight requests may take to finish on SIGINT/SIGTERM")
 	f.StringVar(&bodyTime, "request-body-timeout", httplimit.DefaultBodyTimeout.String(), "how long a request body may take to arrive; a slower client is disconnected")
 	f.IntVar(&cfg.MaxConnections, "max-connections", 0, "most client connections open at once (0: half the open-file limit, at most 16384); at the limit, unauthenticated connections are closed first")
+	f.StringVar(&cfg.SMTPURL, "smtp-url", "", "SMTP server for the gateway's email: smtp://user:pass@host:port (STARTTLS when offered; the password only over TLS or to loopback) or smtps://user:pass@host:port (TLS); empty: email is off")
+	f.StringVar(&cfg.SMTPFrom, "smtp-from", "", "RFC 5322 address the gateway's email is sent from, e.g. \"trustgate <gateway@example.com>\"")
 	logs.register(f)
 	bindEnv(f, "request-body-timeout", "TRUSTGATE_REQUEST_BODY_TIMEOUT")
 	bindEnv(f, "max-connections", "TRUSTGATE_MAX_CONNECTIONS")
@@ -132,5 +134,7 @@ decides with a Permit.io environment and its PDP instead of SpiceDB.`,
 	bindEnv(f, "subdomain-routing", "TRUSTGATE_SUBDOMAIN_ROUTING")
 	bindEnv(f, "metrics-listen", "TRUSTGATE_METRICS_LISTEN")
 	bindEnv(f, "otlp-endpoint", "TRUSTGATE_OTLP_ENDPOINT")
+	bindEnv(f, "smtp-url", "TRUSTGATE_SMTP_URL")
+	bindEnv(f, "smtp-from", "TRUSTGATE_SMTP_FROM")
 	return cmd
 }
