@@ -329,7 +329,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	log.Info("trustgate is serving", "url", g.cfg.PublicURL, "listen", g.Addr(),
 		"max_connections", g.cfg.MaxConnections, "request_body_timeout", g.cfg.RequestBodyTimeout)
 	if g.cfg.mailer == nil {
-		log.Info("email is off: no --smtp-url, so password reset by email is unavailable")
+		log.Info("email is off: no --smtp-url, so nothing that needs email is offered")
 	} else {
 		log.Info("email is on", "smtp", g.cfg.mailer.String())
 	}
