@@ -29,8 +29,31 @@ func TestRunMeasuresBothSides(t *testing.T) {
 	if sum < 99.9 || sum > 100.1 {
 		t.Fatalf("CPU shares add up to %.1f%%: %+v", sum, rep.CPU)
 	}
+	if rep.Floor.Samples == 0 || rep.Floor.P50 <= 0 || rep.Floor.P99 < rep.Floor.P50 || rep.AddedAboveFloorP50 != rep.AddedP50-rep.Floor.P50 {
+		t.Fatalf("floor: %+v, added p50 %.0f µs, above the floor %.0f µs", rep.Floor, rep.AddedP50, rep.AddedAboveFloorP50)
+	}
 	var out strings.Builder
-	if err := rep.WriteTable(&out); err != nil || !strings.Contains(out.String(), "calls/s") {
+	if err := rep.WriteTable(&out); err != nil || !strings.Contains(out.String(), "calls/s") || !strings.Contains(out.String(), "fsync floor") ||
+		!strings.Contains(out.String(), "above the floor") {
+		t.Fatalf("table: %v\n%s", err, out.String())
+	}
+}
+
+// TestRunUpstreamSSE runs the allowed mode with the upstream answering SSE streams: every call,
+// direct and through the gateway, must get the tool's result out of the stream.
+func TestRunUpstreamSSE(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a gateway")
+	}
+	rep, err := bench.Run(context.Background(), bench.Options{Mode: bench.ModeAllowed, Clients: 2, Duration: 500 * time.Millisecond, UpstreamSSE: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.UpstreamSSE || rep.Direct.Calls == 0 || rep.Gateway.Calls == 0 || rep.Direct.Errors != 0 || rep.Gateway.Errors != 0 {
+		t.Fatalf("report: %+v", rep)
+	}
+	var out strings.Builder
+	if err := rep.WriteTable(&out); err != nil || !strings.Contains(out.String(), "upstream answers SSE") {
 		t.Fatalf("table: %v\n%s", err, out.String())
 	}
 }

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -43,6 +45,10 @@ func (c *client) post(ctx context.Context, body []byte) (int, []byte, error) {
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			ue.URL, _, _ = strings.Cut(ue.URL, "?") // a query may hold a secret
+		}
 		return 0, nil, err
 	}
 	defer resp.Body.Close()
@@ -63,13 +69,13 @@ func (c *client) initialize(ctx context.Context) error {
 		return fmt.Errorf("initialize: %w", err)
 	}
 	if status != http.StatusOK || !bytes.Contains(body, []byte(`"result"`)) {
-		return fmt.Errorf("initialize: HTTP %d: %.300s", status, body)
+		return fmt.Errorf("initialize: %w", &errStatus{status, body})
 	}
 	if status, body, err = c.post(ctx, []byte(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)); err != nil {
 		return fmt.Errorf("initialized: %w", err)
 	}
 	if status != http.StatusAccepted && status != http.StatusOK {
-		return fmt.Errorf("initialized: HTTP %d: %.300s", status, body)
+		return fmt.Errorf("initialized: %w", &errStatus{status, body})
 	}
 	return nil
 }

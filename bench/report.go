@@ -4,13 +4,19 @@ import (
 	"fmt"
 	"io"
 	"text/tabwriter"
+
+	"github.com/trustgate/trustgate/store"
 )
 
 // WriteTable prints the report as a table.
 func (r *Report) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(w, "trustgate bench: mode %s, %d clients, %s per side, store %s, %d CPUs, %s\n\n",
-		r.Mode, r.Clients, r.Duration, r.Store, r.CPUs, r.Date.Format("2006-01-02 15:04 UTC"))
+	answers := "JSON"
+	if r.UpstreamSSE {
+		answers = "SSE"
+	}
+	fmt.Fprintf(w, "trustgate bench: mode %s, %d clients, %s per side, store %s, upstream answers %s, %d CPUs, %s\n\n",
+		r.Mode, r.Clients, r.Duration, r.Store, answers, r.CPUs, r.Date.Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(tw, "\tdirect\tgateway\tgateway-direct\t\n")
 	fmt.Fprintf(tw, "calls/s\t%.0f\t%.0f\t%.0f%% of direct\t\n", r.Direct.CallsPerSec, r.Gateway.CallsPerSec, 100*r.Ratio)
 	row := func(name string, d, g, added float64) {
@@ -27,6 +33,13 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	fmt.Fprintf(w, "\nfsync floor (%d writes of 4 KiB + fdatasync in the gateway's data directory): p50 %s, p99 %s\n",
+		r.Floor.Samples, ms(r.Floor.P50), ms(r.Floor.P99))
+	if r.Store != store.EngineSQLite {
+		fmt.Fprintf(w, "  (the store is %s: its server's own commit latency is the floor of the audit commit)\n", r.Store)
+	}
+	fmt.Fprintf(w, "added latency: p50 %s (%s above the floor), p99 %s (%s above the floor)\n",
+		ms(r.AddedP50), ms(r.AddedAboveFloorP50), ms(r.AddedP99), ms(r.AddedAboveFloorP99))
 	fmt.Fprintf(w, "\nresident memory of the whole process (gateway + upstream + clients): %.0f MiB (peak %.0f MiB, Go heap %.0f MiB)\n",
 		mib(r.RSSBytes), mib(r.PeakRSSBytes), mib(r.HeapBytes))
 	fmt.Fprintf(w, "\nCPU through the gateway (share of all samples of the process):\n")

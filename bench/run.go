@@ -59,7 +59,12 @@ type Options struct {
 	Warmup time.Duration
 	// Profile, when set, receives the CPU profile of the gateway phase (pprof format).
 	Profile io.Writer
+	// UpstreamSSE makes the upstream answer each POST with an SSE stream instead of JSON.
+	UpstreamSSE bool
 }
+
+// floorSamples is how many durable writes MeasureFloor times before a run.
+const floorSamples = 200
 
 // Phase is the measurement of one side.
 type Phase struct {
@@ -88,9 +93,11 @@ type Report struct {
 	Clients  int           `json:"clients"`
 	Duration time.Duration `json:"duration_ns"`
 	Store    string        `json:"store"`
-	CPUs     int           `json:"cpus"`
-	Direct   Phase         `json:"direct"`
-	Gateway  Phase         `json:"gateway"`
+	// UpstreamSSE tells that the upstream answered with SSE streams instead of JSON.
+	UpstreamSSE bool  `json:"upstream_sse"`
+	CPUs        int   `json:"cpus"`
+	Direct      Phase `json:"direct"`
+	Gateway     Phase `json:"gateway"`
 	// Ratio is gateway throughput / direct throughput.
 	Ratio float64 `json:"throughput_ratio"`
 	// Added latency at each percentile, microseconds (gateway - direct).
@@ -98,6 +105,13 @@ type Report struct {
 	AddedP90  float64 `json:"added_p90_us"`
 	AddedP99  float64 `json:"added_p99_us"`
 	AddedP999 float64 `json:"added_p999_us"`
+	// Floor is the durable-write latency of the gateway's data directory, measured before the
+	// run: with one client the audit commit's fsync is the largest part of the added latency.
+	Floor Floor `json:"fsync_floor"`
+	// AddedAboveFloorP50 and AddedAboveFloorP99 are the added latency minus the floor's
+	// percentile, microseconds.
+	AddedAboveFloorP50 float64 `json:"added_above_floor_p50_us"`
+	AddedAboveFloorP99 float64 `json:"added_above_floor_p99_us"`
 	// AddedAllocsPerCall is what the gateway allocates per call (gateway - direct).
 	AddedAllocsPerCall float64 `json:"added_allocs_per_call"`
 	// AddedCPUPerCall is the gateway's CPU time per call, in microseconds (gateway - direct).
@@ -129,19 +143,23 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if opts.Mode == ModeList {
 		extra = listTools - 3
 	}
-	env, err := Setup(ctx, SetupOptions{Database: opts.Database, ExtraTools: extra})
+	env, err := Setup(ctx, SetupOptions{Database: opts.Database, ExtraTools: extra, UpstreamSSE: opts.UpstreamSSE})
 	if err != nil {
 		return nil, err
 	}
 	defer env.Close()
 	rep := &Report{Date: time.Now().UTC(), Mode: opts.Mode, Clients: opts.Clients, Duration: opts.Duration,
-		Store: env.Gateway.Store().Engine(), CPUs: runtime.GOMAXPROCS(0)}
+		Store: env.Gateway.Store().Engine(), UpstreamSSE: opts.UpstreamSSE, CPUs: runtime.GOMAXPROCS(0)}
+	if rep.Floor, err = MeasureFloor(ctx, env.dataDir, floorSamples); err != nil {
+		return nil, err
+	}
 
-	if rep.Direct, err = measure(ctx, opts, env.Upstream.URL, "", false, nil); err != nil {
+	shape := load{clients: opts.Clients, warmup: opts.Warmup, duration: opts.Duration}
+	if rep.Direct, err = measure(ctx, shape, env.Upstream.URL, "", modeCalls(opts.Mode, false), nil); err != nil {
 		return nil, fmt.Errorf("direct: %w", err)
 	}
 	var prof bytes.Buffer
-	if rep.Gateway, err = measure(ctx, opts, env.Resource, "Bearer "+env.Token, true, &prof); err != nil {
+	if rep.Gateway, err = measure(ctx, shape, env.Resource, "Bearer "+env.Token, modeCalls(opts.Mode, true), &prof); err != nil {
 		return nil, fmt.Errorf("through the gateway: %w", err)
 	}
 	rep.RSSBytes, rep.PeakRSSBytes = residentMemory()
@@ -163,24 +181,46 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	rep.AddedP90 = rep.Gateway.P90 - rep.Direct.P90
 	rep.AddedP99 = rep.Gateway.P99 - rep.Direct.P99
 	rep.AddedP999 = rep.Gateway.P999 - rep.Direct.P999
+	rep.AddedAboveFloorP50 = rep.AddedP50 - rep.Floor.P50
+	rep.AddedAboveFloorP99 = rep.AddedP99 - rep.Floor.P99
 	rep.AddedAllocsPerCall = rep.Gateway.AllocsPerCall - rep.Direct.AllocsPerCall
 	rep.AddedCPUPerCall = rep.Gateway.CPUPerCall - rep.Direct.CPUPerCall
 	return rep, nil
 }
 
-// measure runs opts.Clients clients against url for a warm-up and then opts.Duration; with
-// prof set, a CPU profile of the measured part is written to it.
-func measure(ctx context.Context, opts Options, url, auth string, viaGateway bool, prof *bytes.Buffer) (Phase, error) {
-	trans := newTransport(opts.Clients)
+// load is how many clients call, and for how long.
+type load struct {
+	clients          int
+	warmup, duration time.Duration
+}
+
+// calls is what the clients send and how they check an answer.
+type calls struct {
+	request func(id int) []byte
+	check   func(status int, body []byte) error
+}
+
+// modeCalls are the calls of a mode (through the gateway, denied calls must be denied).
+func modeCalls(mode Mode, viaGateway bool) calls {
+	return calls{
+		request: func(id int) []byte { return request(mode, id) },
+		check:   func(status int, body []byte) error { return check(mode, viaGateway, status, body) },
+	}
+}
+
+// measure runs l.clients clients against url for a warm-up and then l.duration; with prof
+// set, a CPU profile of the measured part is written to it.
+func measure(ctx context.Context, l load, url, auth string, cs calls, prof *bytes.Buffer) (Phase, error) {
+	trans := newTransport(l.clients)
 	defer trans.CloseIdleConnections()
-	clients := make([]*client, opts.Clients)
+	clients := make([]*client, l.clients)
 	for i := range clients {
 		clients[i] = &client{http: &http.Client{Transport: trans, Timeout: 30 * time.Second}, url: url, auth: auth}
 		if err := clients[i].initialize(ctx); err != nil {
 			return Phase{}, err
 		}
 	}
-	if _, _, err := drive(ctx, clients, opts.Mode, viaGateway, opts.Warmup); err != nil {
+	if _, _, err := drive(ctx, clients, cs, l.warmup); err != nil {
 		return Phase{}, err
 	}
 	runtime.GC()
@@ -192,7 +232,7 @@ func measure(ctx context.Context, opts Options, url, auth string, viaGateway boo
 		}
 	}
 	start, cpu0 := time.Now(), cpuTime()
-	lat, errs, err := drive(ctx, clients, opts.Mode, viaGateway, opts.Duration)
+	lat, errs, err := drive(ctx, clients, cs, l.duration)
 	elapsed, cpu := time.Since(start), cpuTime()-cpu0
 	if prof != nil {
 		pprof.StopCPUProfile()
@@ -206,11 +246,7 @@ func measure(ctx context.Context, opts Options, url, auth string, viaGateway boo
 		return p, fmt.Errorf("no call succeeded: %s", errs.first)
 	}
 	slices.Sort(lat)
-	pct := func(q float64) float64 {
-		i := min(len(lat)-1, int(q*float64(len(lat))))
-		return float64(lat[i]) / float64(time.Microsecond)
-	}
-	p.P50, p.P90, p.P99, p.P999 = pct(0.50), pct(0.90), pct(0.99), pct(0.999)
+	p.P50, p.P90, p.P99, p.P999 = percentile(lat, 0.50), percentile(lat, 0.90), percentile(lat, 0.99), percentile(lat, 0.999)
 	n := float64(len(lat) + errs.n)
 	p.AllocsPerCall = float64(after.Mallocs-before.Mallocs) / n
 	p.BytesPerCall = float64(after.TotalAlloc-before.TotalAlloc) / n
@@ -226,7 +262,7 @@ type callErrors struct {
 
 // drive makes every client call in a loop for d; it returns the latencies of the calls that
 // got the expected answer. More than 1% of wrong answers (or none right) is an error.
-func drive(ctx context.Context, clients []*client, mode Mode, viaGateway bool, d time.Duration) ([]time.Duration, *callErrors, error) {
+func drive(ctx context.Context, clients []*client, cs calls, d time.Duration) ([]time.Duration, *callErrors, error) {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	errs := &callErrors{}
@@ -236,7 +272,7 @@ func drive(ctx context.Context, clients []*client, mode Mode, viaGateway bool, d
 		wg.Go(func() {
 			lat := make([]time.Duration, 0, 1<<14)
 			for id := 1; ctx.Err() == nil; id++ {
-				body := request(mode, id)
+				body := cs.request(id)
 				t0 := time.Now()
 				status, resp, err := c.post(ctx, body)
 				took := time.Since(t0)
@@ -244,7 +280,7 @@ func drive(ctx context.Context, clients []*client, mode Mode, viaGateway bool, d
 					break // cut off by the end of the phase: not counted
 				}
 				if err == nil {
-					err = check(mode, viaGateway, status, resp)
+					err = cs.check(status, resp)
 				}
 				if err != nil {
 					errs.mu.Lock()

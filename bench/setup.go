@@ -36,7 +36,9 @@ type SetupOptions struct {
 	Database string
 	// ExtraTools are added to the upstream's three (for the tools/list mode).
 	ExtraTools int
-	Logger     *slog.Logger
+	// UpstreamSSE makes the upstream answer each POST with an SSE stream instead of JSON.
+	UpstreamSSE bool
+	Logger      *slog.Logger
 }
 
 // Env is a running benchmark setup: an upstream MCP server, a gateway in process with a host,
@@ -71,7 +73,7 @@ func Setup(ctx context.Context, opts SetupOptions) (_ *Env, err error) {
 			_ = e.Close()
 		}
 	}()
-	if e.Upstream, err = StartUpstream(opts.ExtraTools); err != nil {
+	if e.Upstream, err = StartUpstream(opts.ExtraTools, opts.UpstreamSSE); err != nil {
 		return nil, err
 	}
 	if e.dataDir, err = os.MkdirTemp("", "trustgate-bench-"); err != nil {

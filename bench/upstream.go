@@ -28,17 +28,29 @@ type EchoInput struct {
 	Text string `json:"text,omitempty" jsonschema:"text to echo"`
 }
 
-// Upstream is an MCP server (the official Go SDK over Streamable HTTP, JSON responses) on a
-// loopback port.
+// Upstream is an MCP server (the official Go SDK over Streamable HTTP, JSON or SSE responses)
+// on a loopback port.
 type Upstream struct {
 	URL string // the MCP endpoint
 	srv *http.Server
 }
 
-// StartUpstream serves echo, read_large and delete_everything, and extra tools more (half of
-// them high, so that a tools/list through the gateway filters them out) to make a large
-// tools/list.
-func StartUpstream(extra int) (*Upstream, error) {
+// StartUpstream serves UpstreamHandler(extra, sse) on a loopback port.
+func StartUpstream(extra int, sse bool) (*Upstream, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("upstream: %w", err)
+	}
+	u := &Upstream{URL: "http://" + ln.Addr().String() + "/mcp", srv: &http.Server{Handler: UpstreamHandler(extra, sse), ReadHeaderTimeout: 10 * time.Second}}
+	go func() { _ = u.srv.Serve(ln) }() // a failure shows in the benchmark's calls
+	return u, nil
+}
+
+// UpstreamHandler is the upstream MCP server: echo, read_large and delete_everything, and extra
+// tools more (half of them high, so that a tools/list through the gateway filters them out) to
+// make a large tools/list. It answers each POST with application/json, or with sse a
+// text/event-stream of one event (as the official SDKs do by default).
+func UpstreamHandler(extra int, sse bool) http.Handler {
 	s := mcp.NewServer(&mcp.Implementation{Name: "bench upstream", Version: "1.0.0"}, nil)
 	large := strings.Repeat("0123456789abcdef", LargeBytes/16)
 	add := func(name, desc string, answer func(EchoInput) string) {
@@ -56,14 +68,7 @@ func StartUpstream(extra int) (*Upstream, error) {
 		}
 		add(name, "Tool "+name+" of the benchmark, with a description of realistic length for a tools/list answer.", func(in EchoInput) string { return in.Text })
 	}
-	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{JSONResponse: true})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("upstream: %w", err)
-	}
-	u := &Upstream{URL: "http://" + ln.Addr().String() + "/mcp", srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}}
-	go func() { _ = u.srv.Serve(ln) }() // a failure shows in the benchmark's calls
-	return u, nil
+	return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{JSONResponse: !sse})
 }
 
 // Close stops the server.

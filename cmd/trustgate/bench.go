@@ -19,7 +19,9 @@ func newBenchCommand() *cobra.Command {
 		profile               string
 		clients, checks       int
 		duration              time.Duration
-		asJSON                bool
+		asJSON, upstreamSSE   bool
+		target, token, tool   string
+		arguments             string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -34,10 +36,45 @@ allocations, memory and where the CPU went.
 Modes: allowed (tools/call echo), denied (every call denied by the gateway),
 list (tools/list of 200 tools, filtered), large (a tool answering 64 KiB), and
 sweep (the authorization check at 10^3..10^5 generated relationships, --sizes for
-more; on SpiceDB's memory datastore, or PostgreSQL with --database; no gateway).`,
+more; on SpiceDB's memory datastore, or PostgreSQL with --database; no gateway).
+
+Before the run it times 4 KiB writes with fdatasync in the gateway's data directory
+and reports them as the floor of the added latency (the audit commit's fsync).
+
+With --target URL it sets nothing up: the same clients drive any MCP endpoint
+(another gateway, a server directly) with tools/call of --tool (default: the first
+tool tools/list returns) and --arguments, sending --token as a bearer token, so
+that runs can be compared side by side.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
+			if target != "" {
+				for _, name := range []string{"mode", "database", "upstream-sse", "cpu-profile", "sizes", "checks"} {
+					if cmd.Flags().Changed(name) {
+						return fmt.Errorf("--%s does not apply to --target", name)
+					}
+				}
+				if clients <= 0 || clients > 4096 {
+					return fmt.Errorf("--clients %d: want 1 to 4096", clients)
+				}
+				if duration <= 0 || duration > time.Hour {
+					return fmt.Errorf("--duration %s: want up to 1h", duration)
+				}
+				rep, err := bench.RunTarget(cmd.Context(), bench.TargetOptions{URL: target, Token: token, Tool: tool,
+					Arguments: json.RawMessage(arguments), Clients: clients, Duration: duration})
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return json.NewEncoder(out).Encode(rep)
+				}
+				return rep.WriteTable(out)
+			}
+			for _, name := range []string{"token", "tool", "arguments"} {
+				if cmd.Flags().Changed(name) {
+					return fmt.Errorf("--%s applies only to --target", name)
+				}
+			}
 			if mode == "sweep" {
 				var sz []int
 				for f := range strings.SplitSeq(sizes, ",") {
@@ -70,7 +107,7 @@ more; on SpiceDB's memory datastore, or PostgreSQL with --database; no gateway).
 			if duration <= 0 || duration > time.Hour {
 				return fmt.Errorf("--duration %s: want up to 1h", duration)
 			}
-			opts := bench.Options{Mode: m, Clients: clients, Duration: duration, Database: database}
+			opts := bench.Options{Mode: m, Clients: clients, Duration: duration, Database: database, UpstreamSSE: upstreamSSE}
 			if profile != "" {
 				f, err := os.Create(profile)
 				if err != nil {
@@ -98,5 +135,10 @@ more; on SpiceDB's memory datastore, or PostgreSQL with --database; no gateway).
 	f.IntVar(&checks, "checks", 2000, "sweep: checks measured per size and kind")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	f.StringVar(&profile, "cpu-profile", "", "write the CPU profile of the gateway phase to this file (go tool pprof)")
+	f.BoolVar(&upstreamSSE, "upstream-sse", false, "the bundled upstream answers each POST with an SSE stream (as the official SDKs do by default) instead of JSON")
+	f.StringVar(&target, "target", "", "drive this MCP endpoint (Streamable HTTP) instead of setting up an upstream and a gateway")
+	f.StringVar(&token, "token", "", "target: bearer token sent to --target (never printed)")
+	f.StringVar(&tool, "tool", "", "target: the tool to call (default: the first one tools/list returns)")
+	f.StringVar(&arguments, "arguments", "{}", "target: the tool's arguments, a JSON object")
 	return cmd
 }
