@@ -3,6 +3,7 @@ package tests
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +21,35 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	r.Header.Set("Authorization", "Bearer "+b.token)
 	return b.next.RoundTrip(r)
+}
+
+// connectSDK connects the official Go SDK client to resource with token (the session is
+// closed when the test ends).
+func connectSDK(ctx context.Context, t *testing.T, resource, token string) *mcp.ClientSession {
+	t.Helper()
+	mc := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil)
+	session, err := mc.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: resource,
+		HTTPClient: &http.Client{Transport: bearer{token: token, next: http.DefaultTransport}}}, nil)
+	if err != nil {
+		t.Fatalf("connect through the gateway: %v", err)
+	}
+	t.Cleanup(func() { _ = session.Close() })
+	return session
+}
+
+// toolNamesOf lists the session's tools, sorted by name.
+func toolNamesOf(ctx context.Context, t *testing.T, session *mcp.ClientSession) []string {
+	t.Helper()
+	tools, err := session.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tl := range tools.Tools {
+		names = append(names, tl.Name)
+	}
+	slices.Sort(names)
+	return names
 }
 
 // TestMCPClientThroughOAuthAndProxy is the whole product through the real binary: an admin
@@ -49,22 +79,8 @@ func TestMCPClientThroughOAuthAndProxy(t *testing.T) {
 	// The MCP client, with its token, through the gateway.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	mc := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil)
-	session, err := mc.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: resource,
-		HTTPClient: &http.Client{Transport: bearer{token: accessToken, next: http.DefaultTransport}}}, nil)
-	if err != nil {
-		t.Fatalf("connect through the gateway: %v", err)
-	}
-	defer session.Close()
-	tools, err := session.ListTools(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, tl := range tools.Tools {
-		names = append(names, tl.Name)
-	}
-	if strings.Join(names, ",") != "create_issue,list_issues" && strings.Join(names, ",") != "list_issues,create_issue" {
+	session := connectSDK(ctx, t, resource, accessToken)
+	if names := toolNamesOf(ctx, t, session); !slices.Equal(names, []string{"create_issue", "list_issues"}) {
 		t.Fatalf("tools/list through the gateway = %v, want the medium and low tools only", names)
 	}
 	res, err := session.CallTool(ctx, &mcp.CallToolParams{Name: "create_issue", Arguments: map[string]any{"title": "hello"}})

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -73,22 +74,8 @@ func TestPermitBackendConsentAndCalls(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	mc := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil)
-	session, err := mc.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: resource,
-		HTTPClient: &http.Client{Transport: bearer{token: token, next: http.DefaultTransport}}}, nil)
-	if err != nil {
-		t.Fatalf("connect through the gateway: %v", err)
-	}
-	defer session.Close()
-	tools, err := session.ListTools(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, tl := range tools.Tools {
-		names = append(names, tl.Name)
-	}
-	if strings.Join(names, ",") != "create_issue,list_issues" && strings.Join(names, ",") != "list_issues,create_issue" {
+	session := connectSDK(ctx, t, resource, token)
+	if names := toolNamesOf(ctx, t, session); !slices.Equal(names, []string{"create_issue", "list_issues"}) {
 		t.Fatalf("tools/list with Permit = %v, want the medium and low tools", names)
 	}
 
@@ -194,13 +181,7 @@ func TestPermitBackendHostInItsEnvironment(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	mc := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil)
-	session, err := mc.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: resource,
-		HTTPClient: &http.Client{Transport: bearer{token: token, next: http.DefaultTransport}}}, nil)
-	if err != nil {
-		t.Fatalf("connect through the gateway: %v", err)
-	}
-	defer session.Close()
+	session := connectSDK(ctx, t, resource, token)
 	if res, err := session.CallTool(ctx, &mcp.CallToolParams{Name: "create_issue", Arguments: map[string]any{"title": "hello"}}); err != nil || res.IsError {
 		t.Fatalf("allowed call: %+v %v", res, err)
 	}
