@@ -293,42 +293,75 @@ func (rs *ResourceServer) getJSON(ctx context.Context, target string, out any) e
 }
 
 // keyCache holds the issuer's keys: fetched at first use, again when older than maxAge, and
-// when a token names an unknown kid, but never twice within minRefresh.
+// when a token names an unknown kid, but never twice within minRefresh. One fetch runs at a
+// time and holds no lock: a token signed by a key already known is verified at once while a
+// refresh runs (a stranger's token with a made-up kid cannot stall the others), and those that
+// need the new keys wait for the one fetch instead of starting their own.
 type keyCache struct {
 	fetch              func(context.Context) (map[string]*ecdsa.PublicKey, error)
 	maxAge, minRefresh time.Duration
 
 	mu          sync.Mutex
 	keys        map[string]*ecdsa.PublicKey
-	fetchedAt   time.Time // of keys
-	attemptedAt time.Time // of the last fetch, failed or not
+	fetchedAt   time.Time     // of keys
+	attemptedAt time.Time     // of the last fetch, failed or not
+	fetching    chan struct{} // closed when the running fetch ends; nil when none runs
 }
 
 func (c *keyCache) get(ctx context.Context, kid string) (*ecdsa.PublicKey, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	key, known := c.keys[kid]
-	stale := c.keys == nil || time.Since(c.fetchedAt) > c.maxAge
-	if (stale || !known) && (c.attemptedAt.IsZero() || time.Since(c.attemptedAt) >= c.minRefresh) {
-		c.attemptedAt = time.Now()
-		keys, err := c.fetch(ctx)
+	for {
+		c.mu.Lock()
+		key, known := c.keys[kid]
+		stale := c.keys == nil || time.Since(c.fetchedAt) > c.maxAge
 		switch {
-		case err == nil:
-			c.keys, c.fetchedAt = keys, time.Now()
-			key, known = keys[kid]
-		case c.keys == nil || time.Since(c.fetchedAt) > 2*c.maxAge:
-			// Without keys, or with keys long out of date, nothing is accepted.
-			c.keys = nil
-			return nil, fmt.Errorf("%w: %v", ErrKeysUnavailable, err)
+		case known && !stale:
+			c.mu.Unlock()
+			return key, nil
+		case c.fetching != nil:
+			if known { // out of date, but still the issuer's until the refresh says otherwise
+				c.mu.Unlock()
+				return key, nil
+			}
+			wait := c.fetching
+			c.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return nil, fmt.Errorf("%w: %v", ErrKeysUnavailable, ctx.Err())
+			}
+		case c.attemptedAt.IsZero() || time.Since(c.attemptedAt) >= c.minRefresh:
+			c.attemptedAt = time.Now()
+			done := make(chan struct{})
+			c.fetching = done
+			c.mu.Unlock()
+			// The fetch serves every waiting request: one caller going away does not end it
+			// (the HTTP client's timeout bounds it).
+			keys, err := c.fetch(context.WithoutCancel(ctx))
+			c.mu.Lock()
+			c.fetching = nil
+			close(done)
+			if err != nil && (c.keys == nil || time.Since(c.fetchedAt) > 2*c.maxAge) {
+				// Without keys, or with keys long out of date, nothing is accepted.
+				c.keys = nil
+				c.mu.Unlock()
+				return nil, fmt.Errorf("%w: %v", ErrKeysUnavailable, err)
+			}
+			if err == nil {
+				c.keys, c.fetchedAt = keys, time.Now()
+			}
+			key, known = c.keys[kid]
 		}
+		keys := c.keys
+		c.mu.Unlock()
+		if keys == nil {
+			return nil, ErrKeysUnavailable
+		}
+		if !known {
+			return nil, fmt.Errorf("%w: signed by a key the issuer does not publish", ErrInvalidToken)
+		}
+		return key, nil
 	}
-	if c.keys == nil {
-		return nil, ErrKeysUnavailable
-	}
-	if !known {
-		return nil, fmt.Errorf("%w: signed by a key the issuer does not publish", ErrInvalidToken)
-	}
-	return key, nil
 }
 
 // quoteHeader makes s safe inside a quoted-string of a header: printable ASCII except '"' and
