@@ -221,6 +221,9 @@ func (s *sqlStore) DeleteHost(ctx context.Context, key string) error {
 		if err := deleteInvitations(ctx, q, "host_key = ?", key); err != nil {
 			return err
 		}
+		if _, err := q.exec(ctx, "DELETE FROM used_once WHERE host_key = ?", key); err != nil {
+			return fmt.Errorf("delete used identifiers: %w", err)
+		}
 		if _, err := q.exec(ctx, "DELETE FROM authorize_requests WHERE host_key = ?", key); err != nil {
 			return fmt.Errorf("delete pending authorization requests: %w", err)
 		}

@@ -171,6 +171,8 @@ type Store interface {
 	AuthorizeRequests
 	// Invitations are the one-time links of humans an admin added (see invitations.go).
 	Invitations
+	// UsedOnce records identifiers that may be used only once (see usedonce.go).
+	UsedOnce
 	// Transactor composes writes of servers, tools and grants into one transaction (see tx.go).
 	Transactor
 

@@ -40,6 +40,7 @@ func Run(t *testing.T, open Opener) {
 		{"AuditAppendListScan", testAuditAppendListScan},
 		{"AuditKeptWhenHostDeleted", testAuditKeptWhenHostDeleted},
 		{"AuthorizeRequests", testAuthorizeRequests},
+		{"UseOnce", testUseOnce},
 		{"FlagToolOnce", testFlagToolOnce},
 		{"AddToolOnce", testAddToolOnce},
 		{"OAuthRevocations", testOAuthRevocations},
