@@ -239,6 +239,9 @@ func (s *sqlStore) DeleteHost(ctx context.Context, key string) error {
 		if _, err := q.exec(ctx, "DELETE FROM upstream_clients WHERE host_key = ?", key); err != nil {
 			return fmt.Errorf("delete upstream clients: %w", err)
 		}
+		if _, err := q.exec(ctx, "DELETE FROM sso_states WHERE host_key = ?", key); err != nil {
+			return fmt.Errorf("delete sign-ins in progress: %w", err)
+		}
 		if _, err := q.exec(ctx, "DELETE FROM hosts WHERE host_key = ?", key); err != nil {
 			return err
 		}

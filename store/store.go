@@ -173,6 +173,8 @@ type Store interface {
 	Invitations
 	// UsedOnce records identifiers that may be used only once (see usedonce.go).
 	UsedOnce
+	// SSOStates are sign-ins at identity providers in progress (see sso.go).
+	SSOStates
 	// Transactor composes writes of servers, tools and grants into one transaction (see tx.go).
 	Transactor
 

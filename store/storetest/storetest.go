@@ -41,6 +41,7 @@ func Run(t *testing.T, open Opener) {
 		{"AuditKeptWhenHostDeleted", testAuditKeptWhenHostDeleted},
 		{"AuthorizeRequests", testAuthorizeRequests},
 		{"UseOnce", testUseOnce},
+		{"SSOStates", testSSOStates},
 		{"FlagToolOnce", testFlagToolOnce},
 		{"AddToolOnce", testAddToolOnce},
 		{"OAuthRevocations", testOAuthRevocations},
