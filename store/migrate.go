@@ -217,3 +217,20 @@ func migrateTo(ctx context.Context, b backend, log *slog.Logger, target int) err
 		log.Info("applied database migration", "engine", b.engine(), "version", applied.version, "name", applied.name)
 	}
 }
+
+// checkCurrent refuses a database that is not at this binary's schema version, without
+// changing it.
+func checkCurrent(ctx context.Context, b backend) error {
+	latest := LatestVersion()
+	v, err := schemaVersion(ctx, b.q())
+	if err != nil {
+		return fmt.Errorf("the database has no trustgate schema (run trustgate migrate, or serve, on it first): %w", err)
+	}
+	switch {
+	case v > latest:
+		return schemaTooNew(v, latest)
+	case v < latest:
+		return fmt.Errorf("database schema is at version %d, this trustgate binary's is %d: run trustgate migrate first, or use the release that serves it", v, latest)
+	}
+	return nil
+}

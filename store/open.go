@@ -41,6 +41,10 @@ type Config struct {
 	ConnectTimeout time.Duration
 	// Logger receives connection retries and applied migrations; nil discards them.
 	Logger *slog.Logger
+	// NoMigrate opens the database as it is: no migration is applied, and a database whose
+	// schema is not at this binary's version is refused (a backup reads a live database
+	// without changing it).
+	NoMigrate bool
 }
 
 // Open connects to the database cfg names, applies pending migrations and returns the store.
@@ -82,6 +86,13 @@ func open(ctx context.Context, cfg Config) (Store, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if cfg.NoMigrate {
+		if err := checkCurrent(ctx, b); err != nil {
+			_ = b.close()
+			return nil, fmt.Errorf("open store (%s): %w", b.engine(), err)
+		}
+		return &sqlStore{db: b}, nil
 	}
 	if err := migrate(ctx, b, log); err != nil {
 		_ = b.close()
