@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/trustgate/trustgate/dlp"
 	"github.com/trustgate/trustgate/store"
 	"github.com/trustgate/trustgate/tenant"
 )
@@ -46,6 +47,7 @@ func (a *API) hostDoc(h store.Host, withClients bool) Host {
 			ToolVisibility:        orDefaultString(s.ToolVisibility, "callable"),
 			AuditArguments:        s.AuditArguments,
 			DenialFormat:          orDefaultString(s.DenialFormat, store.DenialToolResult),
+			DLP:                   dlpDoc(s.DLP),
 		},
 		MCPURL:    a.cfg.URLs.MCP(h.Key),
 		CreatedAt: h.CreatedAt,
@@ -107,6 +109,51 @@ func applySettings(s *store.HostSettings, p *HostSettingsPatch) {
 	if p.DenialFormat != nil {
 		s.DenialFormat = *p.DenialFormat
 	}
+	if p.DLP != nil {
+		s.DLP = dlpSettings(*p.DLP)
+	}
+}
+
+// dlpDoc is the document of a host's result filter settings.
+func dlpDoc(d dlp.Settings) DLPSettings {
+	doc := DLPSettings{Mode: orDefaultString(string(d.Mode), string(dlp.ModeOff)), Kinds: []string{}, Patterns: []DLPPattern{}}
+	for _, k := range d.Kinds {
+		doc.Kinds = append(doc.Kinds, string(k))
+	}
+	for _, p := range d.Patterns {
+		doc.Patterns = append(doc.Patterns, DLPPattern{Name: p.Name, Regexp: p.Regexp})
+	}
+	return doc
+}
+
+// dlpSummary is what an audit entry records of a host's result filter settings: the mode, the
+// kinds, and the names of the custom patterns.
+func dlpSummary(d dlp.Settings) string {
+	kinds := "all"
+	if len(d.Kinds) > 0 {
+		names := make([]string, len(d.Kinds))
+		for i, k := range d.Kinds {
+			names[i] = string(k)
+		}
+		kinds = strings.Join(names, ",")
+	}
+	patterns := make([]string, len(d.Patterns))
+	for i, p := range d.Patterns {
+		patterns[i] = p.Name
+	}
+	return fmt.Sprintf("dlp mode=%s kinds=%s patterns=%s", orDefaultString(string(d.Mode), string(dlp.ModeOff)), kinds, strings.Join(patterns, ","))
+}
+
+// dlpSettings are the stored settings of a document (the store checks them).
+func dlpSettings(doc DLPSettings) dlp.Settings {
+	d := dlp.Settings{Mode: dlp.Mode(doc.Mode)}
+	for _, k := range doc.Kinds {
+		d.Kinds = append(d.Kinds, dlp.Kind(k))
+	}
+	for _, p := range doc.Patterns {
+		d.Patterns = append(d.Patterns, dlp.Pattern{Name: p.Name, Regexp: p.Regexp})
+	}
+	return d
 }
 
 func (a *API) listHosts(r *http.Request, c *caller) (int, any, error) {
@@ -164,7 +211,7 @@ func (a *API) getHost(r *http.Request, _ *caller) (int, any, error) {
 	return http.StatusOK, a.hostDoc(h, true), nil
 }
 
-func (a *API) updateHost(r *http.Request, _ *caller) (int, any, error) {
+func (a *API) updateHost(r *http.Request, c *caller) (int, any, error) {
 	var req HostUpdate
 	if err := decodeBody(nil, r, &req); err != nil {
 		return 0, nil, err
@@ -176,9 +223,13 @@ func (a *API) updateHost(r *http.Request, _ *caller) (int, any, error) {
 	if req.Name != nil {
 		h.Name = *req.Name
 	}
+	before := dlpSummary(h.Settings.DLP)
 	applySettings(&h.Settings, req.Settings)
 	if h, err = a.cfg.Store.UpdateHost(r.Context(), h); err != nil {
 		return 0, nil, err
+	}
+	if after := dlpSummary(h.Settings.DLP); after != before {
+		c.change.old, c.change.new = before, after // in the audit entry
 	}
 	return http.StatusOK, a.hostDoc(h, true), nil
 }

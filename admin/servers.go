@@ -12,6 +12,7 @@ import (
 
 	"github.com/trustgate/trustgate/catalog"
 	"github.com/trustgate/trustgate/catalog/discovery"
+	"github.com/trustgate/trustgate/dlp"
 	"github.com/trustgate/trustgate/internal/ssrf"
 	"github.com/trustgate/trustgate/store"
 	"github.com/trustgate/trustgate/upstreamauth"
@@ -105,7 +106,7 @@ func (a *API) serverDoc(ctx context.Context, s store.Server) (Server, error) {
 	}
 	doc := Server{
 		Key: s.Key, Name: s.Name, Description: s.Description, URL: s.URL,
-		CredentialKind: s.CredentialKind, Tools: len(tools), Network: s.Network, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
+		CredentialKind: s.CredentialKind, Tools: len(tools), Network: s.Network, DLPMode: string(s.DLPMode), CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
 		Timeouts: timeoutsDoc(s),
 	}
 	for _, t := range tools {
@@ -260,6 +261,16 @@ func (a *API) updateServer(r *http.Request, c *caller) (int, any, error) {
 			c.change.old, c.change.new = "network="+s.Network, "network="+*req.Network // in the audit entry
 		}
 		s.Network = *req.Network
+	}
+	if req.DLPMode != nil {
+		if *req.DLPMode != "" && !dlp.ValidMode(dlp.Mode(*req.DLPMode)) {
+			return 0, nil, problemf(http.StatusBadRequest, "dlp_mode must be off, redact, block, or empty to follow the host's setting")
+		}
+		if string(s.DLPMode) != *req.DLPMode {
+			c.change.old = strings.TrimPrefix(c.change.old+"; dlp_mode="+string(s.DLPMode), "; ") // in the audit entry
+			c.change.new = strings.TrimPrefix(c.change.new+"; dlp_mode="+*req.DLPMode, "; ")
+		}
+		s.DLPMode = dlp.Mode(*req.DLPMode)
 	}
 	if req.URL != nil && s.Network == store.NetworkAny && !c.global() {
 		return 0, nil, problemf(http.StatusForbidden, "the server may reach any network, so only the gateway's operator (a global API token) can change its URL; "+

@@ -10,6 +10,8 @@ type (
 	Problem              = sdk.Problem
 	HostSettings         = sdk.HostSettings
 	HostSettingsPatch    = sdk.HostSettingsPatch
+	DLPSettings          = sdk.DLPSettings
+	DLPPattern           = sdk.DLPPattern
 	Host                 = sdk.Host
 	ClientConfig         = sdk.ClientConfig
 	HostCreate           = sdk.HostCreate

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/trustgate/trustgate/accesstoken"
@@ -100,6 +101,9 @@ func (p *Proxy) auditResult(fw *forward) {
 	e.Reason = fw.upstreamFailure
 	if e.Reason == "" && fw.upstreamStatus == 0 {
 		e.Reason = "the client went away before the upstream answered"
+	}
+	if note := fw.dlp.auditNote(); note != "" { // resultfilter.go: kinds and counts only
+		e.Reason = strings.TrimPrefix(e.Reason+"; "+note, "; ")
 	}
 	p.cfg.Audit.Record(e)
 }

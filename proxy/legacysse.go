@@ -430,6 +430,8 @@ func (p *Proxy) relayLegacy(w http.ResponseWriter, r *http.Request, fw *forward,
 	}
 	var rw answerRewriter
 	switch {
+	case fw.dlp != nil:
+		rw = fw.dlp // resultfilter.go
 	case fw.keep != nil:
 		rw = p.toolsFilter(fw)
 	case m.method == "initialize":

@@ -42,7 +42,10 @@
 // Audit (audit.go): one entry per decision; an allowed message is forwarded only once its
 // entry is durable.
 //
-// Out of scope for now: approvals and DLP.
+// The answers to a tools/call pass through the result filter (resultfilter.go, package dlp)
+// when the server's or the host's mode is redact or block.
+//
+// Out of scope for now: approvals.
 package proxy
 
 import (
@@ -144,6 +147,9 @@ type Proxy struct {
 	facts facts
 	// notifier tells the agents' GET streams when their tool lists change (notify.go).
 	notifier *listchanged.Notifier
+	// scanners: each host's compiled result-filter detectors (host → *scannerEntry,
+	// resultfilter.go).
+	scanners sync.Map
 }
 
 // New checks the configuration and builds the proxy.
@@ -327,6 +333,13 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 	}
 	if d.verdict == verdictFilter {
 		fw.keep, fw.pins = d.keep.keep, d.keep
+	}
+	if m != nil && m.toolCall {
+		var rf *refusal
+		if fw.dlp, rf = p.resultFilterOf(ctx, host, srv, m.tool); rf != nil { // resultfilter.go
+			p.refuse(ctx, w, r, m, &fw.entry, *rf)
+			return
+		}
 	}
 	if rf := p.prepareForward(ctx, r, fw, srv, userID); rf != nil {
 		p.refuse(ctx, w, r, m, &fw.entry, *rf)
@@ -647,10 +660,11 @@ type forward struct {
 	upstreamSession                   string // the upstream's Mcp-Session-Id, unwrapped
 	stateless                         bool   // 2026-07-28 or later: no sessions
 	timeouts                          timeouts
-	network                           string      // the server's network (store.NetworkHost or NetworkAny)
-	keep                              keepTool    // set: filter the tools/list answer (filter.go)
-	pins                              *pinCheck   // the approved definitions keep compares with (pinning.go)
-	entry                             audit.Entry // the message's audit entry
+	network                           string        // the server's network (store.NetworkHost or NetworkAny)
+	keep                              keepTool      // set: filter the tools/list answer (filter.go)
+	dlp                               *resultFilter // set: filter the tools/call answer (resultfilter.go)
+	pins                              *pinCheck     // the approved definitions keep compares with (pinning.go)
+	entry                             audit.Entry   // the message's audit entry
 	forwardedAt                       time.Time
 	upstreamStatus                    int    // the upstream's HTTP status (0: no answer)
 	upstreamFailure                   string // why the upstream's answer was not passed on
@@ -758,11 +772,16 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		}
 		return nil
 	}
+	if fw != nil && fw.dlp != nil && resp.StatusCode >= 400 {
+		return p.filterErrorAnswer(resp, fw) // resultfilter.go
+	}
 	if fw == nil || fw.msg == nil || fw.msg.kind != kindRequest || resp.StatusCode != http.StatusOK {
 		return nil
 	}
 	var rw answerRewriter
 	switch {
+	case fw.dlp != nil:
+		rw = fw.dlp
 	case fw.keep != nil:
 		rw = p.toolsFilter(fw)
 	case fw.msg.method == "initialize" && !fw.stateless:

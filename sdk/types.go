@@ -37,6 +37,26 @@ type HostSettings struct {
 	ToolVisibility        string   `json:"tool_visibility"`
 	AuditArguments        bool     `json:"audit_arguments"`
 	DenialFormat          string   `json:"denial_format" jsonschema:"how a denied tools/call is answered: tool_result (a CallToolResult with isError: true, the default) or jsonrpc_error (a JSON-RPC error, code -31001)"`
+	// DLP is the result filter: what the gateway does with tool results that carry secrets or
+	// personal data.
+	DLP DLPSettings `json:"dlp"`
+}
+
+// DLPSettings are a host's result filter (DLP) settings.
+type DLPSettings struct {
+	// Mode is the host's mode; a server's dlp_mode wins over it.
+	Mode string `json:"mode" jsonschema:"off (the default: results pass unchanged), redact (each finding becomes [redacted:<kind>]) or block (a result with a finding is replaced by a denial, reason result_blocked)"`
+	// Kinds are the built-in detectors on; empty: all of them.
+	Kinds []string `json:"kinds" jsonschema:"the built-in detectors on (empty: all): aws_access_key_id, aws_secret_access_key, private_key, github_token, slack_token, jwt, bearer_token, connection_string, email, card_number, iban, phone"`
+	// Patterns are custom detectors, on in addition to Kinds.
+	Patterns []DLPPattern `json:"patterns" jsonschema:"custom detectors (at most 32), on in addition to kinds"`
+}
+
+// DLPPattern is a custom detector: an RE2 regular expression whose matches are redacted as
+// [redacted:<name>].
+type DLPPattern struct {
+	Name   string `json:"name" jsonschema:"1-32 of [a-z0-9_], starting with a letter; not a built-in kind"`
+	Regexp string `json:"regexp" jsonschema:"an RE2 regular expression (Go syntax), at most 1024 bytes, that does not match the empty string"`
 }
 
 // HostSettingsPatch changes only the settings that are set.
@@ -50,6 +70,8 @@ type HostSettingsPatch struct {
 	ToolVisibility        *string   `json:"tool_visibility,omitempty"`
 	AuditArguments        *bool     `json:"audit_arguments,omitempty"`
 	DenialFormat          *string   `json:"denial_format,omitempty" jsonschema:"tool_result or jsonrpc_error"`
+	// DLP replaces the result filter's settings whole.
+	DLP *DLPSettings `json:"dlp,omitempty" jsonschema:"the result filter's settings, replaced whole"`
 }
 
 // Host is a tenant.
@@ -112,6 +134,9 @@ type Server struct {
 	// Network is what addresses the gateway may connect to for the server: "host" (public
 	// addresses and the networks the operator allows hosts, --upstream-allow-cidr) or "any".
 	Network string `json:"network"`
+	// DLPMode is the server's result filter mode: off, redact, block, or "" to follow the
+	// host's settings.dlp.mode.
+	DLPMode string `json:"dlp_mode" jsonschema:"off, redact, block, or empty to follow the host's settings.dlp.mode"`
 	Timeouts
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
@@ -168,6 +193,8 @@ type ServerUpdate struct {
 	// Network: "host" or "any" (a global API token only). A host's token cannot change the
 	// URL of a server on "any".
 	Network *string `json:"network,omitempty"`
+	// DLPMode: off, redact, block, or "" to follow the host's setting.
+	DLPMode *string `json:"dlp_mode,omitempty" jsonschema:"off, redact, block, or empty to follow the host's settings.dlp.mode"`
 }
 
 // Timeouts are a server's upstream timeouts in milliseconds, 0 for the proxy's default

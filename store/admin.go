@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"time"
+
+	"github.com/trustgate/trustgate/dlp"
 )
 
 // HostSettings are a tenant's options. The zero value of each field means its default.
@@ -27,6 +29,9 @@ type HostSettings struct {
 	// DenialFormat is how a denied tools/call is answered: DenialToolResult (default: a tool
 	// result with isError that the model reads) or DenialJSONRPCError (a JSON-RPC error).
 	DenialFormat string `json:"denial_format,omitempty"`
+	// DLP is the result filter's settings: the mode (off by default), the detectors on and
+	// the custom patterns (package dlp). A server's own mode wins over DLP.Mode.
+	DLP dlp.Settings `json:"dlp"`
 }
 
 // The denial formats of HostSettings.DenialFormat ("" is DenialToolResult).

@@ -8,18 +8,19 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/trustgate/trustgate/dlp"
 	"github.com/trustgate/trustgate/schema"
 )
 
 const serverColumns = "host_key, server_key, name, description, url, credential_kind, credentials, " +
-	"connect_timeout_ms, first_byte_timeout_ms, idle_timeout_ms, network, created_at, updated_at"
+	"connect_timeout_ms, first_byte_timeout_ms, idle_timeout_ms, network, created_at, updated_at, dlp_mode"
 
 func scanServer(r row) (Server, error) {
 	var sv Server
 	var creds string
 	var created, updated, connectMS, firstByteMS, idleMS int64
 	if err := r.Scan(&sv.Host, &sv.Key, &sv.Name, &sv.Description, &sv.URL, &sv.CredentialKind, &creds,
-		&connectMS, &firstByteMS, &idleMS, &sv.Network, &created, &updated); err != nil {
+		&connectMS, &firstByteMS, &idleMS, &sv.Network, &created, &updated, &sv.DLPMode); err != nil {
 		return Server{}, err
 	}
 	sv.ConnectTimeout = time.Duration(connectMS) * time.Millisecond
@@ -68,8 +69,13 @@ func validServerFields(sv *Server) error {
 	if sv.Network != NetworkHost && sv.Network != NetworkAny {
 		network = fmt.Errorf("server network must be %q or %q: %w", NetworkHost, NetworkAny, ErrInvalid)
 	}
+	var dlpMode error
+	if sv.DLPMode != "" && !dlp.ValidMode(sv.DLPMode) {
+		dlpMode = fmt.Errorf("server DLP mode %q must be off, redact, block or empty (the host's): %w", sv.DLPMode, ErrInvalid)
+	}
 	return firstErr(
 		network,
+		dlpMode,
 		validText("server name", sv.Name),
 		validText("server description", sv.Description),
 		validText("server URL", sv.URL),
@@ -124,10 +130,10 @@ func insertServer(ctx context.Context, q querier, sv Server) error {
 	if dup {
 		return fmt.Errorf("server already exists: %w", ErrConflict)
 	}
-	if _, err := q.exec(ctx, "INSERT INTO servers ("+serverColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	if _, err := q.exec(ctx, "INSERT INTO servers ("+serverColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 		sv.Host, sv.Key, sv.Name, sv.Description, sv.URL, sv.CredentialKind, encodeCredentials(sv.Credentials),
 		sv.ConnectTimeout.Milliseconds(), sv.FirstByteTimeout.Milliseconds(), sv.IdleTimeout.Milliseconds(),
-		sv.Network, toMillis(sv.CreatedAt), toMillis(sv.UpdatedAt)); err != nil {
+		sv.Network, toMillis(sv.CreatedAt), toMillis(sv.UpdatedAt), string(sv.DLPMode)); err != nil {
 		return writeErr(err)
 	}
 	var cs changeSet
@@ -236,8 +242,8 @@ func deleteServers(ctx context.Context, q querier, cs *changeSet, where string, 
 	return nil
 }
 
-// UpdateServer replaces the name, description, URL, credentials, timeouts and network of an existing
-// server.
+// UpdateServer replaces the name, description, URL, credentials, timeouts, network and DLP mode
+// of an existing server.
 func (s *sqlStore) UpdateServer(ctx context.Context, sv Server) (Server, error) {
 	if err := validServerFields(&sv); err != nil {
 		return Server{}, fmt.Errorf("update server %s/%s: %w", sv.Host, sv.Key, err)
@@ -253,11 +259,11 @@ func (s *sqlStore) UpdateServer(ctx context.Context, sv Server) (Server, error) 
 		}
 		sv.CreatedAt = old.CreatedAt
 		_, err = q.exec(ctx, "UPDATE servers SET name = ?, description = ?, url = ?, credential_kind = ?, credentials = ?, "+
-			"connect_timeout_ms = ?, first_byte_timeout_ms = ?, idle_timeout_ms = ?, network = ?, updated_at = ? "+
+			"connect_timeout_ms = ?, first_byte_timeout_ms = ?, idle_timeout_ms = ?, network = ?, updated_at = ?, dlp_mode = ? "+
 			"WHERE host_key = ? AND server_key = ?",
 			sv.Name, sv.Description, sv.URL, sv.CredentialKind, encodeCredentials(sv.Credentials),
 			sv.ConnectTimeout.Milliseconds(), sv.FirstByteTimeout.Milliseconds(), sv.IdleTimeout.Milliseconds(),
-			sv.Network, toMillis(sv.UpdatedAt), sv.Host, sv.Key)
+			sv.Network, toMillis(sv.UpdatedAt), string(sv.DLPMode), sv.Host, sv.Key)
 		return err
 	})
 	if err != nil {

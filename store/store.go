@@ -14,6 +14,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/trustgate/trustgate/dlp"
 	"github.com/trustgate/trustgate/schema"
 )
 
@@ -69,7 +70,10 @@ type Server struct {
 	IdleTimeout      time.Duration
 	// Network is what addresses the server may be reached on: NetworkHost or NetworkAny.
 	// Create and update store NetworkHost when it is empty.
-	Network   string
+	Network string
+	// DLPMode is what the proxy does with the server's tool results that hold secrets or
+	// personal data (package dlp): "" follows the host's setting (HostSettings.DLP).
+	DLPMode   dlp.Mode
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }

@@ -258,6 +258,11 @@ func normalizeHostSettings(hs HostSettings) (HostSettings, error) {
 	default:
 		return HostSettings{}, invalid("denial format %q: want %q or %q", hs.DenialFormat, DenialToolResult, DenialJSONRPCError)
 	}
+	d, err := hs.DLP.Normalize()
+	if err != nil {
+		return HostSettings{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	hs.DLP = d
 	return hs, nil
 }
 

@@ -16,7 +16,7 @@ import (
 func newAdminHostCommand(o *adminOptions) *cobra.Command {
 	return groupCommand("host", "Manage hosts (tenants)",
 		newHostCreateCommand(o), newHostListCommand(o), newHostShowCommand(o),
-		newHostUpdateCommand(o), newHostDeleteCommand(o))
+		newHostUpdateCommand(o), newHostDLPCommand(o), newHostDeleteCommand(o))
 }
 
 func newHostCreateCommand(o *adminOptions) *cobra.Command {
@@ -247,6 +247,7 @@ func writeHost(w io.Writer, h sdk.Host) error {
 		{"Tool visibility", s.ToolVisibility},
 		{"Audit arguments", yesNo(s.AuditArguments)},
 		{"Denial format", s.DenialFormat},
+		{"Result filter (DLP)", dlpText(s.DLP)},
 	})
 	if err != nil {
 		return err

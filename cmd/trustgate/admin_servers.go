@@ -135,7 +135,7 @@ func newServerUpdateCommand(o *adminOptions, host *string) *cobra.Command {
 		creds                        credentialFlags
 		timeouts                     timeoutFlags
 		clearCreds                   bool
-		network                      string
+		network, dlpMode             string
 	)
 	cmd := &cobra.Command{
 		Use:   "update SERVER",
@@ -157,6 +157,12 @@ func newServerUpdateCommand(o *adminOptions, host *string) *cobra.Command {
 		if f.Changed("network") {
 			req.Network = &network
 		}
+		if f.Changed("dlp-mode") {
+			if dlpMode == "host" {
+				dlpMode = ""
+			}
+			req.DLPMode = &dlpMode
+		}
 		var err error
 		if req.Header, req.OAuthClient, err = creds.parse(f); err != nil {
 			return err
@@ -168,7 +174,7 @@ func newServerUpdateCommand(o *adminOptions, host *string) *cobra.Command {
 		req.ConnectTimeoutMS, req.FirstByteTimeoutMS, req.IdleTimeoutMS = timeouts.parse(f)
 		if req == (sdk.ServerUpdate{}) {
 			return errNothingToUpdate(cmd, "name", "description", "server-url", "header", "oauth-client-id", "clear-credentials",
-				"connect-timeout", "first-byte-timeout", "idle-timeout", "network")
+				"connect-timeout", "first-byte-timeout", "idle-timeout", "network", "dlp-mode")
 		}
 		s, err := a.client.UpdateServer(a.ctx, *host, args[0], req)
 		if err != nil {
@@ -188,6 +194,7 @@ func newServerUpdateCommand(o *adminOptions, host *string) *cobra.Command {
 	timeouts.register(f)
 	f.BoolVar(&clearCreds, "clear-credentials", false, "remove the stored credentials")
 	f.StringVar(&network, "network", "", networkHelp)
+	f.StringVar(&dlpMode, "dlp-mode", "", "the server's result filter: off, redact, block, or host to follow the host's (admin host dlp)")
 	return cmd
 }
 
@@ -418,6 +425,7 @@ func serverFields(s sdk.Server) []field {
 		{"URL", s.URL},
 		{"Credentials", credentialKind(s.CredentialKind)},
 		{"Network", s.Network},
+		{"Result filter (DLP)", orText(s.DLPMode, "the host's")},
 		{"Tools", fmt.Sprintf("%d (%d enabled, %d flagged)", s.Tools, s.EnabledTools, s.FlaggedTools)},
 		{"Timeouts", fmt.Sprintf("connect %s, first byte %s, idle stream %s",
 			timeoutText(s.ConnectTimeoutMS), timeoutText(s.FirstByteTimeoutMS), timeoutText(s.IdleTimeoutMS))},

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trustgate/trustgate/dlp"
 	"github.com/trustgate/trustgate/schema"
 	"github.com/trustgate/trustgate/store"
 )
@@ -681,6 +682,46 @@ func testServerNetwork(t *testing.T, open Opener) {
 		}
 		if _, err := s.UpdateServer(ctx, store.Server{Host: "acme", Key: "internal", Network: "all"}); !errors.Is(err, store.ErrInvalid) {
 			t.Fatalf("UpdateServer with network %q: %v, want ErrInvalid", "all", err)
+		}
+	})
+}
+
+// A host's result-filter settings and a server's own mode are stored and read back; invalid
+// ones are refused and change nothing.
+func testDLPSettings(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
+		settings := store.HostSettings{DLP: dlp.Settings{Mode: dlp.ModeRedact, Kinds: []dlp.Kind{dlp.AWSAccessKeyID, dlp.CardNumber},
+			Patterns: []dlp.Pattern{{Name: "employee_id", Regexp: `\bEMP-\d{6}\b`}}}}
+		h := must[store.Host](t, "create host")(s.CreateHost(ctx, store.Host{Key: "acme", Settings: settings}))
+		wantEqual(t, "created DLP settings", h.Settings.DLP, settings.DLP)
+		wantEqual(t, "GetHost DLP settings", must[store.Host](t, "get host")(s.GetHost(ctx, "acme")).Settings.DLP, settings.DLP)
+		for what, d := range map[string]dlp.Settings{
+			"unknown mode":    {Mode: "shred"},
+			"unknown kind":    {Kinds: []dlp.Kind{"ssn"}},
+			"invalid pattern": {Patterns: []dlp.Pattern{{Name: "x", Regexp: "(a"}}},
+		} {
+			_, err := s.UpdateHost(ctx, store.Host{Key: "acme", Settings: store.HostSettings{DLP: d}})
+			wantErr(t, what, err, store.ErrInvalid)
+		}
+		wantEqual(t, "DLP settings after refused updates", must[store.Host](t, "get host")(s.GetHost(ctx, "acme")).Settings.DLP, settings.DLP)
+
+		plain := must[store.Server](t, "create server")(s.CreateServer(ctx, store.Server{Host: "acme", Key: "plain", URL: "https://a/mcp"}))
+		if plain.DLPMode != "" {
+			t.Fatalf("DLP mode of a server created without one = %q, want \"\" (the host's)", plain.DLPMode)
+		}
+		sv := must[store.Server](t, "create server")(s.CreateServer(ctx, store.Server{Host: "acme", Key: "billing", URL: "https://b/mcp", DLPMode: dlp.ModeBlock}))
+		wantEqual(t, "GetServer", must[store.Server](t, "get server")(s.GetServer(ctx, "acme", "billing")), sv)
+		sv.DLPMode = dlp.ModeOff
+		must[store.Server](t, "update server")(s.UpdateServer(ctx, sv))
+		if got := must[store.Server](t, "get server")(s.GetServer(ctx, "acme", "billing")); got.DLPMode != dlp.ModeOff {
+			t.Fatalf("DLP mode after update = %q", got.DLPMode)
+		}
+		if _, err := s.CreateServer(ctx, store.Server{Host: "acme", Key: "odd", URL: "https://c/mcp", DLPMode: "mask"}); !errors.Is(err, store.ErrInvalid) {
+			t.Fatalf("CreateServer with DLP mode %q: %v, want ErrInvalid", "mask", err)
+		}
+		sv.DLPMode = "shred"
+		if _, err := s.UpdateServer(ctx, sv); !errors.Is(err, store.ErrInvalid) {
+			t.Fatalf("UpdateServer with DLP mode %q: %v, want ErrInvalid", "shred", err)
 		}
 	})
 }

@@ -37,6 +37,7 @@ func Run(t *testing.T, open Opener) {
 		{"APITokens", testAPITokens},
 		{"KillAgentRacesConsents", testKillAgentRacesConsents},
 		{"ServerNetwork", testServerNetwork},
+		{"DLPSettings", testDLPSettings},
 		{"AuditAppendListScan", testAuditAppendListScan},
 		{"AuditKeptWhenHostDeleted", testAuditKeptWhenHostDeleted},
 		{"AuthorizeRequests", testAuthorizeRequests},

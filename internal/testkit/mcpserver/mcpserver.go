@@ -214,3 +214,23 @@ func (u *Upstream) AddStreamingTools() {
 		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: fmt.Sprintf("%s done after %s", SlowTool, d)}}}, nil, nil
 	})
 }
+
+// PlantedTool is added by AddPlantedTool: a tool whose result carries a planted secret and
+// planted personal data, as a careless upstream's might (low by the name rule).
+const PlantedTool = "list_customers"
+
+// The values PlantedTool's result carries: an AWS access key id (AWS's documented example)
+// and a test card number that passes the Luhn check.
+const (
+	PlantedAWSKey = "AKIAIOSFODNN7EXAMPLE"
+	PlantedCard   = "4111 1111 1111 1111"
+)
+
+// AddPlantedTool adds PlantedTool.
+func (u *Upstream) AddPlantedTool() {
+	mcp.AddTool(u.Server, &mcp.Tool{Name: PlantedTool, Description: "List the customers of an account."}, func(_ context.Context, _ *mcp.CallToolRequest, _ IssueInput) (*mcp.CallToolResult, any, error) {
+		u.record(PlantedTool)
+		text := fmt.Sprintf(`[{"name":"Jane Roe","card":%q,"note":"billing export uses key %s"}]`, PlantedCard, PlantedAWSKey)
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: text}}}, nil, nil
+	})
+}
