@@ -325,11 +325,12 @@ func (c *Client) provider(ctx context.Context, m Method) (cachedProvider, error)
 
 // idClaims are the ID token's claims read here beyond go-oidc's checks.
 type idClaims struct {
-	Issuer        string          `json:"iss"`
-	Email         string          `json:"email"`
-	EmailVerified json.RawMessage `json:"email_verified"`
+	Issuer          string          `json:"iss"`
+	AuthorizedParty string          `json:"azp"`
+	Email           string          `json:"email"`
+	EmailVerified   json.RawMessage `json:"email_verified"`
 	// Microsoft: the tenant, and whether the email's domain is verified by its tenant.
-	TenantID           string          `json:"tid"`
+	TenantID            string          `json:"tid"`
 	EmailDomainVerified json.RawMessage `json:"xms_edov"`
 }
 
@@ -352,6 +353,10 @@ func (c *Client) oidcIdentity(ctx context.Context, m Method, tok *oauth2.Token, 
 	var cl idClaims
 	if err := idt.Claims(&cl); err != nil {
 		return Identity{}, fmt.Errorf("%w: claims: %s", ErrToken, describe(err))
+	}
+	// A token for several audiences must name this client as the party it was issued to.
+	if len(idt.Audience) > 1 && cl.AuthorizedParty != m.Settings.ClientID {
+		return Identity{}, fmt.Errorf("%w: a token for several audiences not authorized to this client (azp %q)", ErrToken, cl.AuthorizedParty)
 	}
 	if m.Name == MethodMicrosoft {
 		if err := checkTenant(m.Settings, cl); err != nil {

@@ -138,6 +138,7 @@ func TestOIDCRefusals(t *testing.T) {
 		want    error
 	}{
 		{name: "wrong audience", rewrite: func(c map[string]any) { c["aud"] = []string{"another-app"}; c["azp"] = "another-app" }, want: sso.ErrToken},
+		{name: "several audiences, another party", rewrite: func(c map[string]any) { c["aud"] = []string{clientID, "another-app"}; c["azp"] = "another-app" }, want: sso.ErrToken},
 		{name: "expired", rewrite: func(c map[string]any) { c["exp"] = time.Now().Add(-time.Minute).Unix() }, want: sso.ErrToken},
 		{name: "bad signature", badSig: true, want: sso.ErrToken},
 		{name: "wrong nonce", rewrite: func(c map[string]any) { c["nonce"] = "the-nonce-of-another-sign-in" }, want: sso.ErrToken},
