@@ -57,7 +57,7 @@ var DefaultEmailAttributes = []string{
 
 // Limits of the settings.
 const (
-	maxMetadataXML = 256 << 10
+	maxMetadataXML = 192 << 10 // fits, JSON-escaped, in the store's bound of a method's settings
 	maxConfigText  = 2048
 	maxCertificate = 16 << 10
 )

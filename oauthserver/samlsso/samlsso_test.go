@@ -62,7 +62,7 @@ func newSP(t *testing.T, st store.Store, cfg samlsso.Config) *sp {
 	mux.HandleFunc("GET /h/acme"+samlsso.MetadataPath, func(w http.ResponseWriter, r *http.Request) {
 		b, err := svc.Metadata(r.Context(), "acme", s.issuer)
 		if err != nil {
-			http.Error(w, err.Error(), 500)
+			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
 		w.Header().Set("Content-Type", "application/samlmetadata+xml")
@@ -72,7 +72,7 @@ func newSP(t *testing.T, st store.Store, cfg samlsso.Config) *sp {
 		u, err := svc.Start(r.Context(), w, "acme", s.issuer, s.cfg, r.URL.Query().Get("ref"))
 		if err != nil {
 			s.lastErr = err
-			http.Error(w, err.Error(), 502)
+			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
 		}
 		http.Redirect(w, r, u, http.StatusFound)
