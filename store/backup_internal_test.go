@@ -2,6 +2,12 @@ package store
 
 import (
 	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -64,5 +70,74 @@ func TestSchemaTablesFollowMigrations(t *testing.T) {
 	got = tablesOf(ms[:1])
 	if want := []schemaTable{{name: "a"}, {name: "b", seeded: true}}; !slices.Equal(got, want) {
 		t.Fatalf("tables %v, want %v", got, want)
+	}
+}
+
+// TestPlanMigrations: the dry run lists what migrating would apply, from any version, changes
+// nothing, and refuses a database a newer trustgate migrated.
+func TestPlanMigrations(t *testing.T) {
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	latest := LatestVersion()
+	cases := map[string]func(t *testing.T) (backend, Config){
+		EngineSQLite: func(t *testing.T) (backend, Config) {
+			dir := t.TempDir()
+			cfg := Config{DataDir: dir}
+			// A data directory with no database yet: every migration, and no file created.
+			plan, err := PlanMigrations(ctx, cfg)
+			if err != nil || plan.Current != 0 || len(plan.Pending) != latest || plan.Pending[0].Name != "init" || len(plan.Pending[0].Statements) == 0 {
+				t.Fatalf("plan of a missing database: %+v, %v", plan, err)
+			}
+			if _, err := os.Stat(filepath.Join(dir, sqliteFileName)); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("the dry run created the database file (%v)", err)
+			}
+			b, err := openSQLite(ctx, filepath.Join(dir, sqliteFileName), log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b, cfg
+		},
+		EnginePostgres: func(t *testing.T) (backend, Config) {
+			url := services.Postgres(t)
+			cfg := Config{URL: url, ConnectTimeout: 5 * time.Second}
+			plan, err := PlanMigrations(ctx, cfg)
+			if err != nil || plan.Current != 0 || len(plan.Pending) != latest {
+				t.Fatalf("plan of an empty database: %+v, %v", plan, err)
+			}
+			b, err := openPostgres(ctx, EnginePostgres, url, 5*time.Second, log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b, cfg
+		},
+	}
+	for name, open := range cases {
+		t.Run(name, func(t *testing.T) {
+			b, cfg := open(t)
+			defer b.close()
+			at := latest - 2
+			if err := migrateTo(ctx, b, log, at); err != nil {
+				t.Fatal(err)
+			}
+			plan, err := PlanMigrations(ctx, cfg)
+			if err != nil || plan.Current != at || plan.Engine != name || len(plan.Pending) != 2 || plan.Pending[0].Version != at+1 || plan.Pending[1].Version != latest {
+				t.Fatalf("plan at version %d: %+v, %v", at, plan, err)
+			}
+			if v, _ := schemaVersion(ctx, b.q()); v != at {
+				t.Fatalf("the dry run changed the schema version to %d", v)
+			}
+			if err := migrate(ctx, b, log); err != nil {
+				t.Fatal(err)
+			}
+			if plan, err := PlanMigrations(ctx, cfg); err != nil || plan.Current != latest || len(plan.Pending) != 0 {
+				t.Fatalf("plan of a migrated database: %+v, %v", plan, err)
+			}
+			if _, err := b.q().exec(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'future', 0)", latest+1); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := PlanMigrations(ctx, cfg); !errors.Is(err, ErrSchemaTooNew) {
+				t.Fatalf("plan of a newer database: %v", err)
+			}
+		})
 	}
 }

@@ -3,9 +3,12 @@ package store
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
+	"os"
 	"path"
 	"regexp"
 	"sort"
@@ -233,4 +236,93 @@ func checkCurrent(ctx context.Context, b backend) error {
 		return fmt.Errorf("database schema is at version %d, this trustgate binary's is %d: run trustgate migrate first, or use the release that serves it", v, latest)
 	}
 	return nil
+}
+
+// Migration is one migration a store would apply.
+type Migration struct {
+	Version int
+	Name    string
+	// Statements are the SQL statements, for the store's engine.
+	Statements []string
+}
+
+// MigrationPlan is what migrating a store would do.
+type MigrationPlan struct {
+	Engine string
+	// Current is the store's schema version (0: no trustgate schema yet).
+	Current int
+	// Pending are the migrations that would run, in order.
+	Pending []Migration
+}
+
+// PlanMigrations reports, without changing anything, which migrations Open or `trustgate
+// migrate` would apply to the store cfg names. A SQLite file that does not exist is not
+// created: every migration would run. A database migrated by a newer trustgate is
+// ErrSchemaTooNew, as Open would report it.
+func PlanMigrations(ctx context.Context, cfg Config) (MigrationPlan, error) {
+	plan, err := planMigrations(ctx, cfg)
+	if err != nil {
+		return MigrationPlan{}, newRedactor(cfg.URL).err(err)
+	}
+	return plan, nil
+}
+
+func planMigrations(ctx context.Context, cfg Config) (MigrationPlan, error) {
+	engine, conn, err := ParseURL(cfg.URL)
+	if err != nil {
+		return MigrationPlan{}, fmt.Errorf("open store: %w", err)
+	}
+	tokens := (&pgBackend{}).tokens()
+	current := 0
+	if engine == EngineSQLite {
+		tokens = (&sqliteBackend{}).tokens()
+		path, err := sqlitePathOf(cfg, conn)
+		if err != nil {
+			return MigrationPlan{}, err
+		}
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return pendingFrom(engine, 0, tokens)
+		}
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	b, err := openBackend(ctx, cfg, log)
+	if err != nil {
+		return MigrationPlan{}, err
+	}
+	defer b.close()
+	engine = b.engine()
+	var query string
+	if engine == EngineSQLite {
+		query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+	} else {
+		query = "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'schema_migrations'"
+	}
+	found, err := exists(ctx, b.q(), query)
+	if err != nil {
+		return MigrationPlan{}, fmt.Errorf("read schema version: %w", err)
+	}
+	if found {
+		if current, err = schemaVersion(ctx, b.q()); err != nil {
+			return MigrationPlan{}, err
+		}
+	}
+	return pendingFrom(engine, current, b.tokens())
+}
+
+func pendingFrom(engine string, current int, tokens map[string]string) (MigrationPlan, error) {
+	ms, err := loadMigrations(tokens)
+	if err != nil {
+		return MigrationPlan{}, err
+	}
+	if current > len(ms) {
+		return MigrationPlan{}, schemaTooNew(current, len(ms))
+	}
+	plan := MigrationPlan{Engine: engine, Current: current}
+	for _, m := range ms[current:] {
+		plan.Pending = append(plan.Pending, Migration{Version: m.version, Name: m.name, Statements: m.stmts})
+	}
+	return plan, nil
 }

@@ -62,30 +62,9 @@ func open(ctx context.Context, cfg Config) (Store, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	engine, conn, err := ParseURL(cfg.URL)
+	b, err := openBackend(ctx, cfg, log)
 	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
-	}
-	var b backend
-	switch engine {
-	case EngineSQLite:
-		path := conn
-		if path == "" {
-			if cfg.DataDir == "" {
-				return nil, fmt.Errorf("open store: no database URL and no data directory: %w", ErrInvalid)
-			}
-			path = filepath.Join(cfg.DataDir, sqliteFileName)
-		}
-		b, err = openSQLite(ctx, path, log)
-	default:
-		timeout := cfg.ConnectTimeout
-		if timeout <= 0 {
-			timeout = defaultConnectTimeout
-		}
-		b, err = openPostgres(ctx, engine, conn, timeout, log)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
+		return nil, err
 	}
 	if cfg.NoMigrate {
 		if err := checkCurrent(ctx, b); err != nil {
@@ -99,6 +78,47 @@ func open(ctx context.Context, cfg Config) (Store, error) {
 		return nil, fmt.Errorf("open store (%s): %w", b.engine(), err)
 	}
 	return &sqlStore{db: b}, nil
+}
+
+// sqlitePathOf is the SQLite file cfg names (conn is ParseURL's connURL).
+func sqlitePathOf(cfg Config, conn string) (string, error) {
+	if conn != "" {
+		return conn, nil
+	}
+	if cfg.DataDir == "" {
+		return "", fmt.Errorf("open store: no database URL and no data directory: %w", ErrInvalid)
+	}
+	return filepath.Join(cfg.DataDir, sqliteFileName), nil
+}
+
+// openBackend connects to the database cfg names, without migrating it.
+func openBackend(ctx context.Context, cfg Config, log *slog.Logger) (backend, error) {
+	engine, conn, err := ParseURL(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	var b backend
+	switch engine {
+	case EngineSQLite:
+		path, err := sqlitePathOf(cfg, conn)
+		if err != nil {
+			return nil, err
+		}
+		b, err = openSQLite(ctx, path, log)
+		if err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+	default:
+		timeout := cfg.ConnectTimeout
+		if timeout <= 0 {
+			timeout = defaultConnectTimeout
+		}
+		b, err = openPostgres(ctx, engine, conn, timeout, log)
+		if err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+	}
+	return b, nil
 }
 
 // ParseURL reads a database URL. engine is "sqlite", "postgres" or "cockroachdb"; connURL is

@@ -129,3 +129,22 @@ func testBackupRestore(t *testing.T, from, to []string) {
 	cli(t, p2, admin, "agent", "list", "--host", "acme")
 	connectAgent(t, p2.url, p2.url+"/h/acme", resource, "alice@acme.test", "correct horse battery staple", "low")
 }
+
+// TestMigrateDryRun: --dry-run lists the migrations that would run and changes nothing.
+func TestMigrateDryRun(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	out, err := run(t, 30*time.Second, "migrate", "--dry-run", "--statements", "--data-dir", dir)
+	if err != nil || !strings.Contains(out, "at schema version 0; migrate would apply") || !strings.Contains(out, "  0001_init\n") ||
+		!strings.Contains(out, "CREATE TABLE hosts") {
+		t.Fatalf("dry run on a new data directory: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("the dry run created %s (%v)", dir, err)
+	}
+	if out, err := run(t, 30*time.Second, "migrate", "--data-dir", dir); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, out)
+	}
+	if out, err := run(t, 30*time.Second, "migrate", "--dry-run", "--data-dir", dir); err != nil || !strings.Contains(out, "nothing would run") {
+		t.Fatalf("dry run on a migrated store: %v\n%s", err, out)
+	}
+}
