@@ -91,6 +91,9 @@ func (a *API) auditChange(r *http.Request, rt Route, c *caller, requestID string
 
 // actor names the caller's API token in audit entries.
 func (c *caller) actor() string {
+	if c.person != "" {
+		return c.person
+	}
 	actor := "token:" + c.token.ID
 	if c.token.Name != "" {
 		actor += " (" + c.token.Name + ")"

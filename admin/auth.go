@@ -14,6 +14,8 @@ import (
 // caller is the authenticated holder of an API token.
 type caller struct {
 	token store.APIToken
+	// person names, in audit entries, the person the dashboard acts for ("" for a token).
+	person string
 	// change is what the handler of an audited route notes for its audit entry.
 	change change
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/trustgate/trustgate/authzserver"
 	"github.com/trustgate/trustgate/authzserver/permitbackend"
 	"github.com/trustgate/trustgate/catalog"
+	"github.com/trustgate/trustgate/dashboard"
 	"github.com/trustgate/trustgate/internal/httplimit"
 	"github.com/trustgate/trustgate/internal/route"
 	"github.com/trustgate/trustgate/internal/secrets"
@@ -45,10 +46,12 @@ type Gateway struct {
 	spicedb  *authzserver.SpiceDB // nil with the Permit backend
 	writer   *authzserver.Writer
 	admin    *admin.API
-	keys     *accesstoken.KeySet
-	oauth    *oauthserver.Server
-	proxy    *proxy.Proxy
-	server   *http.Server
+	// dashboard is the web dashboard at the origin.
+	dashboard *dashboard.Dashboard
+	keys      *accesstoken.KeySet
+	oauth     *oauthserver.Server
+	proxy     *proxy.Proxy
+	server    *http.Server
 
 	telemetry       *telemetry.Telemetry
 	metricsListener net.Listener // nil: /metrics not served
@@ -205,6 +208,21 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 	// agent's tools/call would get.
 	if g.admin, err = admin.New(admin.Config{Store: g.store, Syncer: g.writer, Keys: keys, URLs: g.urls, Logger: log, Audit: g.audit, Catalog: cat, Decider: g.proxy}); err != nil {
 		return nil, err
+	}
+	// The dashboard makes every change through the admin API's routes, as the signed-in person.
+	if g.dashboard, err = dashboard.New(dashboard.Config{
+		Store: g.store, API: g.admin, URLs: g.urls, Logger: log,
+		CookieSecret:   keys.Derive("dashboard cookie"),
+		TrustedProxies: cfg.trustedProxies,
+	}); err != nil {
+		return nil, fmt.Errorf("dashboard: %w", err)
+	}
+	// First run: no operator yet. The one-time setup link is logged once (the first start
+	// that finds no operator and no link); `trustgate admin setup-link` issues a new one.
+	if link, err := dashboard.FirstRunSetupLink(ctx, g.store, g.urls); err != nil {
+		return nil, fmt.Errorf("dashboard setup link: %w", err)
+	} else if link != "" {
+		log.Warn("no operator yet: open this one-time link to choose the first operator's email and password (it works once; `trustgate admin setup-link` makes a new one)", "url", link)
 	}
 
 	g.limited = httplimit.NewListener(g.listener, cfg.MaxConnections)

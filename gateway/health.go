@@ -3,11 +3,14 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
 
+	"github.com/trustgate/trustgate/dashboard"
 	"github.com/trustgate/trustgate/internal/route"
 )
 
@@ -25,10 +28,30 @@ func (g *Gateway) routeTable() *mux.Router {
 	api := root.MatcherFunc(route.Under("/api")).Subrouter()
 	api.Use(func(next http.Handler) http.Handler { return g.telemetry.Handler("admin", next) }) // a span per request when tracing
 	g.admin.Routes(api)
+	// The dashboard: the origin's / and /dashboard/… (not a host's subdomain).
+	g.dashboard.Routes(root.MatcherFunc(g.atDashboard).Subrouter())
 	// Everything else of a host is its MCP endpoint and its OAuth server: discovery,
 	// registration, sign-in, consent and tokens.
 	g.urls.Mount(root, g.resolveHost, g.hostRoutes()...)
 	return root
+}
+
+// atDashboard matches the dashboard's paths at the origin: / and /dashboard/…, on the public
+// host or any other Host the table takes as the default host's (with subdomain routing, a
+// host's subdomain keeps its own /).
+func (g *Gateway) atDashboard(r *http.Request, _ *mux.RouteMatch) bool {
+	p := r.URL.Path
+	if p != "/" && p != dashboard.Prefix && !strings.HasPrefix(p, dashboard.Prefix+"/") {
+		return false
+	}
+	if !g.urls.Subdomains {
+		return true
+	}
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return !strings.HasSuffix(strings.ToLower(host), "."+strings.ToLower(g.urls.Public.Hostname()))
 }
 
 // hostRoutes are the routes every host's URL serves.

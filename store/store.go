@@ -179,6 +179,8 @@ type Store interface {
 	UsedOnce
 	// SSOStates are sign-ins at identity providers in progress (see sso.go).
 	SSOStates
+	// Dashboard is the web dashboard's setup link and sessions (see dashboard.go).
+	Dashboard
 	// Transactor composes writes of servers, tools and grants into one transaction (see tx.go).
 	Transactor
 

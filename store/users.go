@@ -184,6 +184,10 @@ func deleteUsers(ctx context.Context, q querier, cs *changeSet, where string, ar
 	}
 	for _, u := range users {
 		cs.delete(userTuples(u)...)
+		// A deleted human's dashboard sessions end with them.
+		if _, err := q.exec(ctx, "DELETE FROM dashboard_sessions WHERE host_key = ? AND user_id = ?", u.Host, u.ID); err != nil {
+			return fmt.Errorf("delete dashboard sessions: %w", err)
+		}
 	}
 	if _, err := q.exec(ctx, "DELETE FROM users WHERE "+where, args...); err != nil {
 		return fmt.Errorf("delete users: %w", err)

@@ -64,6 +64,7 @@ func Run(t *testing.T, open Opener) {
 		{"ConcurrentDrains", testConcurrentDrains},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"UserPasswords", testUserPasswords},
+		{"Dashboard", testDashboard},
 		{"SigningKeysCreateAndList", testSigningKeysCreateAndList},
 		{"SigningKeysValidation", testSigningKeysValidation},
 		{"SigningKeysRetireAndPrune", testSigningKeysRetireAndPrune},
