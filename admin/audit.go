@@ -42,6 +42,8 @@ var auditedActions = map[string]string{
 	"deleteHost":        "host.delete",
 	"createHostToken":   "token.create",
 	"deleteHostToken":   "token.delete",
+	"setAuthMethod":     "auth_method.set",
+	"deleteAuthMethod":  "auth_method.delete",
 }
 
 // change is what a handler notes for the audit entry of its change.

@@ -39,6 +39,7 @@ func (a *API) hostDoc(h store.Host, withClients bool) Host {
 		Name: h.Name,
 		Settings: HostSettings{
 			AllowedEmailDomains:   orEmpty(s.AllowedEmailDomains),
+			SignInDomains:         orEmpty(s.SignInDomains),
 			DynamicMCPs:           s.DynamicMCPs,
 			AutoEnableNewTools:    s.AutoEnableNewTools,
 			AccessTokenTTLSeconds: orDefault(s.AccessTokenTTLSeconds, 3600),
@@ -84,6 +85,9 @@ func applySettings(s *store.HostSettings, p *HostSettingsPatch) {
 	}
 	if p.AllowedEmailDomains != nil {
 		s.AllowedEmailDomains = *p.AllowedEmailDomains
+	}
+	if p.SignInDomains != nil {
+		s.SignInDomains = *p.SignInDomains
 	}
 	if p.DynamicMCPs != nil {
 		s.DynamicMCPs = *p.DynamicMCPs

@@ -36,6 +36,7 @@ const (
 	pAgentSv = pAgent + "/servers/{server}"
 	pHTokens = pHost + "/tokens"
 	pGTokens = "/api/v1/tokens"
+	pAuthMth = pHost + "/auth/methods/{method}"
 )
 
 func (a *API) routes() []Route {
@@ -46,6 +47,10 @@ func (a *API) routes() []Route {
 		{"GET", pHost, "getHost", "Show a host with its MCP URL and client configuration", nil, Host{}, ok, false, nil, (*API).getHost},
 		{"PATCH", pHost, "updateHost", "Change a host's name and settings", HostUpdate{}, Host{}, ok, false, nil, (*API).updateHost},
 		{"DELETE", pHost, "deleteHost", "Delete a host and everything in it", nil, nil, none, true, nil, (*API).deleteHost},
+
+		{"GET", pHost + "/auth", "getAuthSettings", "Show the host's sign-in methods and allowed sign-in domains (secrets only as set / not set)", nil, AuthSettings{}, ok, false, nil, (*API).getAuthSettings},
+		{"PUT", pAuthMth, "setAuthMethod", "Replace a sign-in method's settings (a secret is write-only; absent keeps the stored one)", AuthMethodSet{}, AuthMethod{}, ok, false, nil, (*API).setAuthMethod},
+		{"DELETE", pAuthMth, "deleteAuthMethod", "Remove a sign-in method's settings: back to its default (password on, others off)", nil, nil, none, false, nil, (*API).deleteAuthMethod},
 
 		{"GET", pServers, "listServers", "List MCP servers", nil, Page[Server]{}, ok, false, nil, (*API).listServers},
 		{"POST", pServers, "importServer", "Import an MCP server: discover and classify its tools (dry_run: save nothing)", ServerImport{}, ImportResult{}, created, false, nil, (*API).importServer},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -47,6 +48,10 @@ type Config struct {
 	// and recording new ones on sync, as the proxy does when a tools/list answer shows them).
 	// Nil: one on Store, Audit, Keys, Discovery and HostNetworks, without metrics.
 	Catalog *catalog.Catalog
+	// CheckAuthConfig, when set, checks a sign-in method's settings before they are stored
+	// (the single sign-on packages know their configs: an issuer URL, a client id...); an
+	// error is answered 400 with its text. secretSet says whether a secret will be stored.
+	CheckAuthConfig func(method string, config json.RawMessage, secretSet bool) error
 }
 
 // API serves /api/v1.

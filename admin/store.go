@@ -13,6 +13,7 @@ import (
 type Store interface {
 	store.Admin
 	store.Transactor
+	store.AuthMethods
 
 	CreateHost(ctx context.Context, h store.Host) (store.Host, error)
 	GetHost(ctx context.Context, key string) (store.Host, error)

@@ -46,4 +46,7 @@ type (
 	Decision             = sdk.Decision
 	CallableToolsRequest = sdk.CallableToolsRequest
 	CallableTools        = sdk.CallableTools
+	AuthSettings         = sdk.AuthSettings
+	AuthMethod           = sdk.AuthMethod
+	AuthMethodSet        = sdk.AuthMethodSet
 )

@@ -35,12 +35,15 @@ const (
 	// Result: the outcome of an allowed message (upstream status and latency), written after
 	// the upstream answered; it has the request id of the allowed entry.
 	Result Decision = "result"
+	// Identity: a person proved (or failed to prove) who they are: a sign-in, with its
+	// method in Method and its outcome in Action (never the secret they used).
+	Identity Decision = "identity"
 )
 
 // Valid reports whether d is one of the decisions above.
 func (d Decision) Valid() bool {
 	switch d {
-	case Allowed, Denied, Error, Admin, Result:
+	case Allowed, Denied, Error, Admin, Result, Identity:
 		return true
 	}
 	return false

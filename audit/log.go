@@ -132,7 +132,7 @@ func (e Entry) check() error {
 		return fmt.Errorf("audit entry: host %q: want a host key", e.Host)
 	}
 	if !e.Decision.Valid() {
-		return fmt.Errorf("audit entry: decision %q: want allowed, denied, error, admin or result", e.Decision)
+		return fmt.Errorf("audit entry: decision %q: want allowed, denied, error, admin, result or identity", e.Decision)
 	}
 	return nil
 }

@@ -176,6 +176,7 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 		GlobalSecret:   keys.Derive("oauth fosite global secret"),
 		TrustedProxies: cfg.trustedProxies,
 		HostNetworks:   cfg.hostNetworks,
+		Audit:          g.audit,
 		Logger:         log,
 	}); err != nil {
 		return nil, fmt.Errorf("OAuth server: %w", err)

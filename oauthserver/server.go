@@ -19,6 +19,7 @@ import (
 	foauth2 "github.com/ory/fosite/handler/oauth2"
 
 	"github.com/trustgate/trustgate/accesstoken"
+	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/authzserver"
 	"github.com/trustgate/trustgate/catalog"
 	"github.com/trustgate/trustgate/internal/route"
@@ -71,7 +72,10 @@ type ServerConfig struct {
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For gives the client address of
 	// rate limits (consentui.ClientAddr); none by default: the header is ignored.
 	TrustedProxies []netip.Prefix
-	Logger         *slog.Logger
+	// Audit receives the entries of sign-ins and account changes (decision "identity"); nil
+	// records none.
+	Audit  audit.Appender
+	Logger *slog.Logger
 	// Now is the clock (tests); nil is time.Now.
 	Now func() time.Time
 }
@@ -113,6 +117,8 @@ type Server struct {
 	regLimiter   *consentui.Limiter // client registrations per client address
 	cimdMu       sync.Mutex
 	cimdExpiries map[string]time.Time // host + " " + client id → when to fetch the document again
+	extMu        sync.Mutex
+	external     map[string]func(*mux.Router) // external sign-in methods' routes (HandleAuthMethod)
 }
 
 // NewServer builds the server.
@@ -225,6 +231,7 @@ func (s *Server) Routes(r *mux.Router) {
 	handle("GET", consentPath, s.withHost(s.consentPage))
 	handle("POST", consentPath, s.withHost(s.consent))
 	handle("GET", UpstreamCallbackPath, s.withHost(s.upstreamCallback))
+	s.mountExternal(r)
 	token, revoke := s.withHost(s.token), s.withHost(s.revoke)
 	handle("POST", TokenEndpointPath, cors(limitTokenForm(s.atOrigin(s.tokenOriginHost, serveAs(token), s.tokenUnavailable, token))))
 	handle("POST", RevocationEndpointPath, cors(limitTokenForm(s.atOrigin(s.revokeOriginHost, serveAs(revoke), s.tokenUnavailable, revoke))))

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/trustgate/trustgate/accesstoken"
+	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/authzserver"
 	"github.com/trustgate/trustgate/internal/route"
 	"github.com/trustgate/trustgate/internal/secrets"
@@ -49,6 +50,7 @@ type env struct {
 	urls    tenant.URLs
 	clock   *clock
 	server  *oauthserver.Server // the first replica
+	audit   *audit.Log
 	// served counts the requests each replica served.
 	served []atomic.Int64
 }
@@ -93,6 +95,8 @@ type envOptions struct {
 	httpClient *http.Client
 	// trustedProxies are the server's TrustedProxies.
 	trustedProxies []netip.Prefix
+	// setup runs on every replica's server before its routes are mounted (HandleAuthMethod).
+	setup func(*oauthserver.Server)
 }
 
 func newEnv(t *testing.T) *env { return newEnvWith(t, envOptions{}) }
@@ -133,6 +137,8 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 		t.Fatal(err)
 	}
 	e := &env{t: t, st: st, backend: b, clock: &clock{}, served: make([]atomic.Int64, o.replicas)}
+	e.audit = audit.NewLog(st, audit.Options{})
+	t.Cleanup(func() { _ = e.audit.Close(context.Background()) })
 	handlers := make([]http.Handler, o.replicas)
 	var next atomic.Int64
 	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -153,10 +159,13 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 		s, err := oauthserver.NewServer(oauthserver.ServerConfig{
 			Store: st, URLs: e.urls, KeySet: ks, Syncer: w,
 			CookieSecret: bytes.Repeat([]byte{1}, 32), GlobalSecret: bytes.Repeat([]byte{2}, 32),
-			HTTPClient: o.httpClient, Now: e.clock.Now, TrustedProxies: o.trustedProxies,
+			HTTPClient: o.httpClient, Now: e.clock.Now, TrustedProxies: o.trustedProxies, Audit: e.audit,
 		})
 		if err != nil {
 			t.Fatal(err)
+		}
+		if o.setup != nil {
+			o.setup(s)
 		}
 		if i == 0 {
 			e.server = s

@@ -7,21 +7,110 @@ import (
 	"strings"
 
 	"github.com/trustgate/trustgate/oauthserver/consentui"
+	"github.com/trustgate/trustgate/signinpolicy"
 	"github.com/trustgate/trustgate/store"
 )
 
 // POST /login signs a human in; the sign-in page is also what /authorize and the later pages
 // show to a browser without a session.
 
-// renderSignIn shows the sign-in page for the pending request ref.
+// renderSignIn shows the sign-in page for the pending request ref: the email box (with the
+// password field when the host signs people in with passwords and the address does not decide
+// otherwise), and a button per enabled external method. A host whose only method is one
+// external provider sends the browser straight there.
 func (s *Server) renderSignIn(w http.ResponseWriter, r *http.Request, h store.Host, ref, email, msg string, status int) {
+	p, err := s.signInPolicy(r.Context(), h)
+	if err != nil {
+		s.internalError(w, h, "load sign-in methods", err)
+		return
+	}
 	page := consentui.SignInPage{
 		Frame: frame(h),
 		Form:  consentui.Form{Action: s.issuer(h.Key) + loginPath, CSRFToken: s.csrf.Token(w, r), StateRef: ref},
 		Email: email,
 		Error: msg,
 	}
+	_, password := p.Method(store.AuthPassword)
+	forced := false
+	for _, name := range p.Enabled() {
+		m, _ := p.Method(name)
+		if !store.IsSSOMethod(name) || !s.externalRegistered(name) {
+			continue
+		}
+		forced = forced || len(m.ForceRedirectDomains) > 0
+		page.OtherMethods = append(page.OtherMethods, consentui.SignInMethod{
+			Label: "Sign in with " + signinpolicy.DisplayName(name), URL: s.externalStartURL(h.Key, name, ref, ""),
+		})
+	}
+	page.EmailOnly = !password || (forced && email == "")
+	page.NoEmail = !password && !forced
+	if page.NoEmail && len(page.OtherMethods) == 1 && msg == "" && r.Method == http.MethodGet {
+		http.Redirect(w, r, page.OtherMethods[0].URL, http.StatusFound)
+		return
+	}
+	if page.NoEmail && len(page.OtherMethods) == 0 {
+		s.errorPage(w, http.StatusServiceUnavailable, consentui.ErrorPage{
+			Frame:    frame(h),
+			Title:    "Sign-in is not available",
+			Message:  "This gateway has no way to sign in turned on.",
+			WhatToDo: "Tell your administrator: they choose the sign-in methods with trustgate admin host auth.",
+		})
+		return
+	}
 	s.render(w, status, page)
+}
+
+// signInRefused shows the sign-in page with the policy's refusal.
+func (s *Server) signInRefused(w http.ResponseWriter, r *http.Request, h store.Host, ref, email string, err error) {
+	var rf *signinpolicy.Refusal
+	if !errors.As(err, &rf) {
+		s.internalError(w, h, "check sign-in policy", err)
+		return
+	}
+	s.renderSignIn(w, r, h, ref, email, rf.Message+" "+rf.WhatToDo, http.StatusForbidden)
+}
+
+// emailStep answers the sign-in form's first step (an email without a password): an address
+// of a domain forced to a provider goes there; any other gets the password field, when the
+// host signs people in with passwords and lets this address do so. It reports whether it
+// answered (false: the form carries a password to check).
+func (s *Server) emailStep(w http.ResponseWriter, r *http.Request, h store.Host, ref, email string) bool {
+	p, err := s.signInPolicy(r.Context(), h)
+	if err != nil {
+		s.internalError(w, h, "load sign-in methods", err)
+		return true
+	}
+	if method, ok := p.ForceRedirect(email); ok && s.externalRegistered(method) {
+		if err := p.Allow(method, email); err != nil {
+			s.auditSignIn(r.Context(), h.Key, method, "", email, false, "refused before redirect: "+err.Error())
+			s.signInRefused(w, r, h, ref, email, err)
+			return true
+		}
+		// A page, not a redirect: the sign-in form's form-action would stop a redirect chain
+		// that leaves for the provider's origin.
+		s.render(w, http.StatusOK, consentui.ContinuePage{
+			Frame:   frame(h),
+			Title:   "Continue to " + signinpolicy.DisplayName(method),
+			Message: "Addresses at " + domainOf(email) + " sign in with " + signinpolicy.DisplayName(method) + ".",
+			URL:     s.externalStartURL(h.Key, method, ref, email),
+			Label:   "Continue to " + signinpolicy.DisplayName(method),
+		})
+		return true
+	}
+	if _, withPassword := r.PostForm["password"]; withPassword {
+		if err := p.Allow(store.AuthPassword, email); err != nil {
+			s.auditSignIn(r.Context(), h.Key, store.AuthPassword, "", email, false, err.Error())
+			s.signInRefused(w, r, h, ref, email, err)
+			return true
+		}
+		return false
+	}
+	if err := p.Allow(store.AuthPassword, email); err != nil {
+		s.signInRefused(w, r, h, ref, email, err)
+		return true
+	}
+	s.renderSignIn(w, r, h, ref, email, "", http.StatusOK)
+	return true
 }
 
 // login signs a human in with email and password. It never claims an account: a human an
@@ -36,6 +125,9 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, h store.Host) {
 	}
 	ctx := r.Context()
 	email := strings.TrimSpace(r.PostFormValue("email"))
+	if s.emailStep(w, r, h, ref, email) {
+		return
+	}
 	password := r.PostFormValue("password")
 	// Only failures count: both budgets are taken before the password is checked (so that
 	// concurrent attempts cannot exceed them) and given back after a correct one.
@@ -58,6 +150,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, h store.Host) {
 			return
 		}
 		consentui.DummyVerify(password)
+		s.auditSignIn(ctx, h.Key, store.AuthPassword, "", email, false, "bad credentials")
 		s.renderSignIn(w, r, h, ref, email, consentui.MsgBadCredentials, http.StatusUnauthorized)
 		return
 	}
@@ -69,6 +162,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, h store.Host) {
 	if phc == "" {
 		// Not claimed yet (invitation pending): exactly the answer of a wrong password.
 		consentui.DummyVerify(password)
+		s.auditSignIn(ctx, h.Key, store.AuthPassword, "", email, false, "bad credentials")
 		s.renderSignIn(w, r, h, ref, email, consentui.MsgBadCredentials, http.StatusUnauthorized)
 		return
 	}
@@ -78,6 +172,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, h store.Host) {
 		consentui.DummyVerify(password) // a malformed hash is refused before any hashing
 	}
 	if !match {
+		s.auditSignIn(ctx, h.Key, store.AuthPassword, "", email, false, "bad credentials")
 		s.renderSignIn(w, r, h, ref, email, consentui.MsgBadCredentials, http.StatusUnauthorized)
 		return
 	}
@@ -88,6 +183,10 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, h store.Host) {
 	}
 	s.acctBackoff.Success(acctKey)
 	s.addrLimiter.Refund(addrKey, now)
+	if !s.auditSignIn(ctx, h.Key, store.AuthPassword, u.ID, u.Email, true, "") {
+		s.internalError(w, h, "write the audit entry of a sign-in", errors.New("audit log unavailable"))
+		return
+	}
 	s.signedIn(w, r, h, u.ID, ref)
 }
 
@@ -110,4 +209,10 @@ func (s *Server) signedIn(w http.ResponseWriter, r *http.Request, h store.Host, 
 	}
 	s.setSession(w, h.Key, userID)
 	http.Redirect(w, r, s.flowURL(h.Key, chooseServerPath, ref), http.StatusSeeOther)
+}
+
+// domainOf is the lower-cased domain of an address ("" when it has none).
+func domainOf(email string) string {
+	d, _ := signinpolicy.Domain(email)
+	return d
 }

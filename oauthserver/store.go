@@ -8,7 +8,8 @@ import (
 )
 
 // Store is what the OAuth server needs of the store: its clients, codes and tokens, pending
-// authorization requests and invitations; the humans who sign in and their passwords; the
+// authorization requests and invitations; the host's sign-in methods; the humans who sign in
+// (and sign up) and their passwords; the
 // host, servers, tools and grants a consent is given on, and the agents and consents it
 // records; and the transactions of the catalog it builds when ServerConfig.Catalog is nil.
 type Store interface {
@@ -19,6 +20,9 @@ type Store interface {
 
 	GetHost(ctx context.Context, key string) (store.Host, error)
 
+	ListAuthMethods(ctx context.Context, host string) ([]store.AuthMethod, error)
+
+	CreateUser(ctx context.Context, u store.User) (store.User, error)
 	GetUser(ctx context.Context, host, id string) (store.User, error)
 	GetUserByEmail(ctx context.Context, host, email string) (store.User, error)
 	GetUserPasswordHash(ctx context.Context, host, id string) (string, error)

@@ -170,6 +170,28 @@ func (c *Client) DeleteHost(ctx context.Context, host string) error {
 	return c.do(ctx, http.MethodDelete, nil, nil, nil, "hosts", host)
 }
 
+// ---- sign-in settings
+
+// GetAuthSettings returns a host's sign-in settings.
+func (c *Client) GetAuthSettings(ctx context.Context, host string) (AuthSettings, error) {
+	var out AuthSettings
+	err := c.do(ctx, http.MethodGet, nil, nil, &out, "hosts", host, "auth")
+	return out, err
+}
+
+// SetAuthMethod replaces the settings of one sign-in method of a host.
+func (c *Client) SetAuthMethod(ctx context.Context, host, method string, req AuthMethodSet) (AuthMethod, error) {
+	var out AuthMethod
+	err := c.do(ctx, http.MethodPut, nil, req, &out, "hosts", host, "auth", "methods", method)
+	return out, err
+}
+
+// DeleteAuthMethod removes a method's settings: the method returns to its default (password
+// on, every other method off).
+func (c *Client) DeleteAuthMethod(ctx context.Context, host, method string) error {
+	return c.do(ctx, http.MethodDelete, nil, nil, nil, "hosts", host, "auth", "methods", method)
+}
+
 // ---- servers
 
 // ListServers lists one page of a host's servers.

@@ -29,6 +29,7 @@ type Problem struct {
 // HostSettings are a tenant's options.
 type HostSettings struct {
 	AllowedEmailDomains   []string `json:"allowed_email_domains"`
+	SignInDomains         []string `json:"sign_in_domains" jsonschema:"email domains that may sign in at all, whatever the method (empty: every domain); each method's allowed_domains apply too"`
 	DynamicMCPs           bool     `json:"dynamic_mcps"`
 	AutoEnableNewTools    bool     `json:"auto_enable_new_tools"`
 	AccessTokenTTLSeconds int      `json:"access_token_ttl_seconds"`
@@ -62,6 +63,7 @@ type DLPPattern struct {
 // HostSettingsPatch changes only the settings that are set.
 type HostSettingsPatch struct {
 	AllowedEmailDomains   *[]string `json:"allowed_email_domains,omitempty"`
+	SignInDomains         *[]string `json:"sign_in_domains,omitempty"`
 	DynamicMCPs           *bool     `json:"dynamic_mcps,omitempty"`
 	AutoEnableNewTools    *bool     `json:"auto_enable_new_tools,omitempty"`
 	AccessTokenTTLSeconds *int      `json:"access_token_ttl_seconds,omitempty"`
@@ -487,3 +489,40 @@ type CallableTools struct {
 	Server string   `json:"server"`
 	Tools  []string `json:"tools"`
 }
+
+// AuthSettings are a host's sign-in settings: the domains that may sign in at all and every
+// sign-in method, configured or not (a method without settings is off, except password).
+type AuthSettings struct {
+	SignInDomains []string     `json:"sign_in_domains" jsonschema:"email domains that may sign in at all (empty: every domain); change them with the host's settings"`
+	Methods       []AuthMethod `json:"methods"`
+}
+
+// AuthMethod is one sign-in method of a host. Its secret is never shown: Secret says whether
+// one is set.
+type AuthMethod struct {
+	Method               string          `json:"method" jsonschema:"password, email_otp, passkey, oidc, google, github, microsoft or saml"`
+	Enabled              bool            `json:"enabled"`
+	AllowedDomains       []string        `json:"allowed_domains" jsonschema:"email domains that may use the method (empty: all); the host's sign_in_domains apply too"`
+	ForceRedirectDomains []string        `json:"force_redirect_domains" jsonschema:"single sign-on methods only: addresses of these domains go straight to this provider"`
+	Config               json.RawMessage `json:"config" jsonschema:"the method's non-secret settings (a JSON object)"`
+	Secret               string          `json:"secret" jsonschema:"set or not set: the provider secret is write-only"`
+	// Configured is false for a method shown with its defaults (nothing stored).
+	Configured bool      `json:"configured"`
+	UpdatedAt  time.Time `json:"updated_at,omitzero"`
+}
+
+// AuthMethodSet replaces a sign-in method's settings. Secret, when present, replaces the
+// provider secret ("" removes it); absent, the stored secret is kept.
+type AuthMethodSet struct {
+	Enabled              bool            `json:"enabled"`
+	AllowedDomains       []string        `json:"allowed_domains,omitempty"`
+	ForceRedirectDomains []string        `json:"force_redirect_domains,omitempty"`
+	Config               json.RawMessage `json:"config,omitempty"`
+	Secret               *string         `json:"secret,omitempty" jsonschema:"the provider secret (write-only; sealed with the master key); \"\" removes it"`
+}
+
+// Values of AuthMethod.Secret.
+const (
+	SecretSet    = "set"
+	SecretNotSet = "not set"
+)

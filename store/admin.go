@@ -12,6 +12,9 @@ type HostSettings struct {
 	// AllowedEmailDomains opens sign-up to emails of these domains; empty turns sign-up off
 	// (the host's humans are those its admins add).
 	AllowedEmailDomains []string `json:"allowed_email_domains"`
+	// SignInDomains are the email domains that may sign in at all, whatever the method (empty:
+	// every domain); each method's AuthMethod.AllowedDomains apply too.
+	SignInDomains []string `json:"sign_in_domains,omitempty"`
 	// DynamicMCPs lets humans connect servers by URL at consent time.
 	DynamicMCPs bool `json:"dynamic_mcps"`
 	// AutoEnableNewTools enables tools found by a sync at once instead of after review.

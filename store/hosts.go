@@ -44,6 +44,9 @@ func decodeHostSettings(s string) (HostSettings, error) {
 	if len(hs.AllowedEmailDomains) == 0 {
 		hs.AllowedEmailDomains = nil
 	}
+	if len(hs.SignInDomains) == 0 {
+		hs.SignInDomains = nil
+	}
 	return hs, nil
 }
 
@@ -217,6 +220,9 @@ func (s *sqlStore) DeleteHost(ctx context.Context, key string) error {
 		}
 		if _, err := q.exec(ctx, "DELETE FROM api_tokens WHERE host_key = ?", key); err != nil {
 			return fmt.Errorf("delete API tokens: %w", err)
+		}
+		if _, err := q.exec(ctx, "DELETE FROM auth_methods WHERE host_key = ?", key); err != nil {
+			return fmt.Errorf("delete sign-in methods: %w", err)
 		}
 		if err := deleteInvitations(ctx, q, "host_key = ?", key); err != nil {
 			return err

@@ -181,6 +181,8 @@ type Store interface {
 	SSOStates
 	// Dashboard is the web dashboard's setup link and sessions (see dashboard.go).
 	Dashboard
+	// AuthMethods are the hosts' sign-in methods (see authmethods.go).
+	AuthMethods
 	// Transactor composes writes of servers, tools and grants into one transaction (see tx.go).
 	Transactor
 

@@ -233,6 +233,18 @@ func normalizeHostSettings(hs HostSettings) (HostSettings, error) {
 		domains = append(domains, d)
 	}
 	hs.AllowedEmailDomains = domains
+	if len(hs.SignInDomains) > maxEmailDomains {
+		return HostSettings{}, invalid("%d sign-in domains: want at most %d", len(hs.SignInDomains), maxEmailDomains)
+	}
+	var signIn []string
+	for _, d := range hs.SignInDomains {
+		d = strings.ToLower(d)
+		if err := validDomain(d); err != nil {
+			return HostSettings{}, err
+		}
+		signIn = append(signIn, d)
+	}
+	hs.SignInDomains = signIn
 	for _, ttl := range []struct {
 		name string
 		v    int

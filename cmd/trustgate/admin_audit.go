@@ -51,7 +51,7 @@ Output: a table, -o json (a JSON array; with --follow one JSON object per line),
 				return fmt.Errorf("--limit %d: want 1 to %d", limit, sdk.MaxPageLimit)
 			}
 			if q.Decision != "" {
-				d, err := oneOf("--decision", q.Decision, "allowed", "denied", "error", "admin", "result")
+				d, err := oneOf("--decision", q.Decision, "allowed", "denied", "error", "admin", "result", "identity")
 				if err != nil {
 					return err
 				}
@@ -176,6 +176,8 @@ func (p *auditPrinter) print(e sdk.AuditEntry) error {
 	switch {
 	case e.Decision == "admin":
 		who = e.Actor
+	case e.Decision == "identity":
+		who = e.UserEmail
 	case who == "":
 		who = e.AgentID
 	}
@@ -187,6 +189,8 @@ func (p *auditPrinter) print(e sdk.AuditEntry) error {
 	switch {
 	case e.Decision == "admin":
 		detail = strings.TrimSpace(fmt.Sprintf("%s %s %s", e.Action, e.Object, arrow(e.OldValue, e.NewValue)))
+	case e.Decision == "identity":
+		detail = strings.TrimSpace(e.Action + " " + e.Reason)
 	case e.Decision == "result":
 		detail = strings.TrimSpace(fmt.Sprintf("HTTP %d in %dms %s", e.UpstreamStatus, e.LatencyMS, e.Reason))
 	case e.Decision == "denied" && e.RequiredLevel != "":

@@ -16,7 +16,7 @@ import (
 func newAdminHostCommand(o *adminOptions) *cobra.Command {
 	return groupCommand("host", "Manage hosts (tenants)",
 		newHostCreateCommand(o), newHostListCommand(o), newHostShowCommand(o),
-		newHostUpdateCommand(o), newHostDLPCommand(o), newHostDeleteCommand(o))
+		newHostUpdateCommand(o), newHostDLPCommand(o), newHostDeleteCommand(o), newHostAuthCommand(o))
 }
 
 func newHostCreateCommand(o *adminOptions) *cobra.Command {
@@ -122,13 +122,13 @@ func newHostDeleteCommand(o *adminOptions) *cobra.Command {
 }
 
 // hostUpdateFlagNames are the flags of host update, in the order help lists them.
-var hostUpdateFlagNames = []string{"name", "allowed-domains", "dynamic-mcps", "auto-enable-tools", "access-token-ttl",
+var hostUpdateFlagNames = []string{"name", "allowed-domains", "sign-in-domains", "dynamic-mcps", "auto-enable-tools", "access-token-ttl",
 	"session-idle-ttl", "session-max-ttl", "tool-visibility", "audit-arguments", "denial-format"}
 
 // hostUpdateFlags are host update's flags; only those given go into the patch.
 type hostUpdateFlags struct {
 	name                       string
-	domains                    []string
+	domains, signInDomains     []string
 	dynamic, autoEnable, audit bool
 	accessTTL, idleTTL, maxTTL time.Duration
 	visibility, denialFormat   string
@@ -137,6 +137,7 @@ type hostUpdateFlags struct {
 func (u *hostUpdateFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&u.name, "name", "", "display name")
 	f.StringSliceVar(&u.domains, "allowed-domains", nil, "email domains whose people may sign up, comma-separated (--allowed-domains= turns sign-up off)")
+	f.StringSliceVar(&u.signInDomains, "sign-in-domains", nil, "email domains that may sign in at all, whatever the method, comma-separated (--sign-in-domains= allows every domain)")
 	f.BoolVar(&u.dynamic, "dynamic-mcps", false, "let humans connect MCP servers by URL at consent time (true or false)")
 	f.BoolVar(&u.autoEnable, "auto-enable-tools", false, "enable tools a sync finds at once instead of after review (true or false)")
 	f.DurationVar(&u.accessTTL, "access-token-ttl", 0, "lifetime of access tokens, such as 1h")
@@ -168,6 +169,13 @@ func (u *hostUpdateFlags) update(f *pflag.FlagSet) (sdk.HostUpdate, error) {
 			domains = append(domains, d)
 		}
 		s.AllowedEmailDomains, settings = &domains, true
+	}
+	if f.Changed("sign-in-domains") {
+		domains, err := domainList("--sign-in-domains", u.signInDomains)
+		if err != nil {
+			return req, err
+		}
+		s.SignInDomains, settings = &domains, true
 	}
 	bools := []struct {
 		flag string
@@ -239,6 +247,7 @@ func writeHost(w io.Writer, h sdk.Host) error {
 		{"MCP URL", h.MCPURL},
 		{"Created", formatTime(h.CreatedAt)},
 		{"Sign-up email domains", listOr(s.AllowedEmailDomains, "none (sign-up off)")},
+		{"Sign-in email domains", listOr(s.SignInDomains, "any")},
 		{"Dynamic MCPs", yesNo(s.DynamicMCPs)},
 		{"Auto-enable new tools", yesNo(s.AutoEnableNewTools)},
 		{"Access token TTL", formatSeconds(s.AccessTokenTTLSeconds)},

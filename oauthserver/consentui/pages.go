@@ -129,6 +129,24 @@ type SignInPage struct {
 	SignUpURL string
 	// OtherMethods are listed under "Other ways to sign in" when not empty.
 	OtherMethods []SignInMethod
+	// EmailOnly asks for the email alone ("Continue"): the first step on a host where the
+	// address decides how its owner signs in (a domain forced to single sign-on), or where
+	// email and password is off. NoEmail leaves the email form out (only other methods).
+	EmailOnly bool
+	NoEmail   bool
+	// Notice is shown above the form without marking it invalid (e.g. why a method is off).
+	Notice string
+}
+
+// ContinuePage sends the browser on to URL at once (a refresh with no delay, which the
+// sign-in form's form-action does not restrict) with a link to follow by hand: the way from a
+// posted form to an external sign-in provider.
+type ContinuePage struct {
+	Frame
+	Title   string
+	Message string
+	URL     string
+	Label   string
 }
 
 // SignUpPage is the sign-up form: fields email, password and password_confirm.
@@ -382,6 +400,7 @@ var pageTemplates = map[string]*template.Template{
 	"trustlevel":   parsePage("trustlevel.html"),
 	"error":        parsePage("error.html"),
 	"invitation":   parsePage("invitation.html"),
+	"continue":     parsePage("continue.html"),
 }
 
 func parsePage(file string) *template.Template {
@@ -422,6 +441,10 @@ func Render(w http.ResponseWriter, status int, page any) error {
 		name = "invitation"
 	case *InvitationPage:
 		name, page = "invitation", *p
+	case ContinuePage:
+		name = "continue"
+	case *ContinuePage:
+		name, page = "continue", *p
 	case ErrorPage:
 		name = "error"
 	case *ErrorPage:

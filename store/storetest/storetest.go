@@ -65,6 +65,7 @@ func Run(t *testing.T, open Opener) {
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"UserPasswords", testUserPasswords},
 		{"Dashboard", testDashboard},
+		{"AuthMethods", testAuthMethods},
 		{"SigningKeysCreateAndList", testSigningKeysCreateAndList},
 		{"SigningKeysValidation", testSigningKeysValidation},
 		{"SigningKeysRetireAndPrune", testSigningKeysRetireAndPrune},
