@@ -77,6 +77,21 @@ type Config struct {
 	TrustedProxies []string
 	trustedProxies []netip.Prefix
 
+	// TLSCert and TLSKey are PEM files of the certificate (with its chain) and key the
+	// gateway serves HTTPS with; a renewed pair written over them is picked up without a
+	// restart. Both or neither.
+	TLSCert string
+	TLSKey  string
+	// ACMEDomains serve HTTPS with certificates obtained and renewed from an ACME CA (Let's
+	// Encrypt by default) for these names, by the TLS-ALPN-01 challenge on the listen address
+	// (which must be reachable on port 443 under those names). Certificates and the account key
+	// are kept in DataDir/acme. Not with TLSCert.
+	ACMEDomains []string
+	// ACMEEmail is the contact address given to the ACME CA (optional).
+	ACMEEmail string
+	// ACMEDirectoryURL is the ACME CA's directory (default Let's Encrypt's production).
+	ACMEDirectoryURL string
+
 	// UpstreamAllowCIDR are the networks (CIDR prefixes or addresses, entries may be
 	// comma-separated) that hosts' upstream MCP servers may be on besides public addresses:
 	// servers imported with a host's API token and Dynamic MCPs humans add are on network
@@ -164,14 +179,27 @@ func (c *Config) complete() error {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if err := c.completeTLS(); err != nil {
+		return err
+	}
 	if c.PublicURL == "" {
-		c.PublicURL = "http://" + c.Listen
+		switch {
+		case len(c.ACMEDomains) > 0:
+			c.PublicURL = "https://" + c.ACMEDomains[0]
+		case c.servesTLS():
+			c.PublicURL = "https://" + c.Listen
+		default:
+			c.PublicURL = "http://" + c.Listen
+		}
 	}
 	u, err := url.Parse(c.PublicURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("public URL %q must be an absolute http(s) URL such as https://gateway.example.com", c.PublicURL)
 	}
 	c.PublicURL = strings.TrimSuffix(c.PublicURL, "/")
+	if c.servesTLS() && u.Scheme != "https" {
+		return fmt.Errorf("--public-url %q is http but the gateway serves HTTPS (--tls-cert or --acme-domain): give the https URL clients reach it at", c.PublicURL)
+	}
 	if err := c.completeAuthzBackend(); err != nil {
 		return err
 	}
@@ -197,6 +225,34 @@ func (c *Config) complete() error {
 	}
 	if c.SpiceDBGRPCListen != "" && c.SpiceDBPresharedKey == "" {
 		return errors.New("--spicedb-grpc-listen needs --spicedb-preshared-key (or TRUSTGATE_SPICEDB_KEY): the API must not be open without a key")
+	}
+	return nil
+}
+
+// servesTLS reports whether the gateway terminates TLS itself.
+func (c *Config) servesTLS() bool { return c.TLSCert != "" || len(c.ACMEDomains) > 0 }
+
+// completeTLS checks the TLS options against each other.
+func (c *Config) completeTLS() error {
+	var domains []string
+	for _, d := range c.ACMEDomains {
+		for _, name := range strings.Split(d, ",") {
+			if name = strings.ToLower(strings.TrimSpace(name)); name != "" {
+				if strings.ContainsAny(name, "*/: ") {
+					return fmt.Errorf("--acme-domain %q: want a plain host name (ACME's TLS-ALPN-01 challenge cannot obtain wildcard certificates; see the README on subdomain routing)", name)
+				}
+				domains = append(domains, name)
+			}
+		}
+	}
+	c.ACMEDomains = domains
+	switch {
+	case (c.TLSCert == "") != (c.TLSKey == ""):
+		return errors.New("--tls-cert and --tls-key go together: give both, or neither")
+	case c.TLSCert != "" && len(c.ACMEDomains) > 0:
+		return errors.New("--acme-domain obtains the certificate itself: drop --tls-cert/--tls-key, or --acme-domain")
+	case len(c.ACMEDomains) == 0 && (c.ACMEEmail != "" || c.ACMEDirectoryURL != ""):
+		return errors.New("--acme-email and --acme-directory apply to --acme-domain: set that too, or drop them")
 	}
 	return nil
 }

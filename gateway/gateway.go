@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -229,12 +230,15 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 	g.limited = httplimit.NewListener(g.listener, cfg.MaxConnections)
 	g.server = &http.Server{
 		// A body has RequestBodyTimeout to arrive (the headers have ReadHeaderTimeout).
-		Handler:           httplimit.BodyTimeout(g.routes(), cfg.RequestBodyTimeout),
+		Handler:           hsts(httplimit.BodyTimeout(g.routes(), cfg.RequestBodyTimeout), cfg.servesTLS() || strings.HasPrefix(cfg.PublicURL, "https://")),
 		ConnContext:       g.limited.ConnContext,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          nil,
+	}
+	if g.server.TLSConfig, err = tlsConfig(cfg); err != nil {
+		return nil, err
 	}
 	return g, nil
 }
@@ -344,7 +348,13 @@ func (g *Gateway) Run(ctx context.Context) error {
 	// idle, as long as the client wants): those are ended when shutdown begins.
 	g.server.RegisterOnShutdown(g.proxy.CloseStreams)
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- g.server.Serve(g.limited) }()
+	go func() {
+		if g.server.TLSConfig != nil {
+			serveErr <- g.server.ServeTLS(g.limited, "", "") // the certificates come from TLSConfig
+			return
+		}
+		serveErr <- g.server.Serve(g.limited)
+	}()
 	log.Info("trustgate is serving", "url", g.cfg.PublicURL, "listen", g.Addr(),
 		"max_connections", g.cfg.MaxConnections, "request_body_timeout", g.cfg.RequestBodyTimeout)
 	if g.cfg.mailer == nil {

@@ -116,6 +116,9 @@ type connKey struct{}
 
 // ConnContext is the http.Server's ConnContext: it lets Trust find the request's connection.
 func (l *Listener) ConnContext(ctx context.Context, c net.Conn) context.Context {
+	if tc, ok := c.(interface{ NetConn() net.Conn }); ok { // a *tls.Conn over the Listener's
+		c = tc.NetConn()
+	}
 	if lc, ok := c.(*conn); ok {
 		return context.WithValue(ctx, connKey{}, lc)
 	}
