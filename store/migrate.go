@@ -272,16 +272,14 @@ func planMigrations(ctx context.Context, cfg Config) (MigrationPlan, error) {
 	if err != nil {
 		return MigrationPlan{}, fmt.Errorf("open store: %w", err)
 	}
-	tokens := (&pgBackend{}).tokens()
 	current := 0
 	if engine == EngineSQLite {
-		tokens = (&sqliteBackend{}).tokens()
 		path, err := sqlitePathOf(cfg, conn)
 		if err != nil {
 			return MigrationPlan{}, err
 		}
 		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			return pendingFrom(engine, 0, tokens)
+			return pendingFrom(engine, 0, (&sqliteBackend{}).tokens())
 		}
 	}
 	log := cfg.Logger
