@@ -11,7 +11,7 @@ VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null || ech
 RACE_PKGS     := ./schema/... ./store/... ./authzserver/... ./gateway/...
 RACE_PATTERN  := /(schema|store|authzserver|gateway)(/|$$)
 
-.PHONY: build run test test-race test-rest lint fmt tools clean fuzz bench bench-smoke
+.PHONY: build run test test-race test-rest lint fmt tools clean fuzz bench bench-smoke screenshots
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/trustgate
@@ -35,6 +35,12 @@ test-rest: tests/ts/node_modules
 tests/ts/node_modules/.installed: tests/ts/package.json tests/ts/package-lock.json
 	npm ci --prefix tests/ts --no-audit --no-fund
 	touch $@
+
+## screenshots: PNGs of the dashboard's main pages in docs/screenshots, taken by its browser
+## test (headless Chromium, axe-core) on the way through the first session.
+screenshots: tests/ts/node_modules
+	mkdir -p docs/screenshots
+	TRUSTGATE_SCREENSHOTS=$(CURDIR)/docs/screenshots CI=true $(GO) test -count=1 ./tests/ -run '^TestDashboardBrowser$$'
 
 test-race:
 	$(GO) test -count=1 -race $(RACE_PKGS)

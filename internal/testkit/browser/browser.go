@@ -201,3 +201,21 @@ func (b *Browser) PreferColorScheme(scheme string) {
 		return err
 	}))
 }
+
+// Select chooses value in the <select> whose name attribute is name.
+func (b *Browser) Select(name, value string) {
+	b.t.Helper()
+	run(b, "select "+value+" in "+name, chromedp.SetValue(chromedp.CSS(fmt.Sprintf(`select[name=%q]`, name)), value))
+}
+
+// Screenshot returns a PNG of the whole page the tab shows, width pixels wide.
+func (b *Browser) Screenshot(width int64) []byte {
+	b.t.Helper()
+	run(b, "set the viewport", chromedp.EmulateViewport(width, 800))
+	png := run(b, "take a screenshot", chromedp.FullScreenshot(100)) // quality 100: PNG
+	run(b, "reset the viewport", chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, emulation.ClearDeviceMetricsOverride, cdp.Empty{})
+		return err
+	}))
+	return png
+}
