@@ -104,7 +104,7 @@ func (a *API) updateTool(r *http.Request, c *caller) (int, any, error) {
 	}
 	before, t, err := a.cfg.Catalog.UpdateTool(ctx, r.PathValue("host"), r.PathValue("server"), r.PathValue("tool"), ch)
 	if errors.Is(err, catalog.ErrFlagged) {
-		return 0, nil, problemf(http.StatusConflict, "tool %q changed upstream since it was approved (%s); approve it to enable it", before.Name, before.FlagReason)
+		return 0, nil, problemf(http.StatusConflict, "tool %q is flagged for review: %s; approve it to enable it", before.Name, before.FlagReason)
 	}
 	if err != nil {
 		return 0, nil, err

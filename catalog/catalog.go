@@ -94,11 +94,12 @@ func StoredTool(host, server string, t discovery.Tool, enabled bool) store.Tool 
 	}
 }
 
-// StoredTools converts every discovered tool.
+// StoredTools converts every discovered tool of an import; a tool whose definition may carry
+// hidden instructions (Screen) is flagged for review instead, disabled and not approved.
 func StoredTools(host, server string, found []discovery.Tool, enabled bool) []store.Tool {
 	out := make([]store.Tool, 0, len(found))
 	for _, t := range found {
-		out = append(out, StoredTool(host, server, t, enabled))
+		out = append(out, screened(StoredTool(host, server, t, enabled)))
 	}
 	return out
 }

@@ -49,7 +49,9 @@ func ReviewTool(host, server string, old store.Tool, found bool, ft discovery.To
 		if !autoEnable {
 			t.ApprovedHash = "" // a new tool is reviewed before it is enabled
 		}
-		return Review{Outcome: Added, Tool: t}
+		// One whose definition may carry hidden instructions is flagged, even on a host that
+		// enables new tools at once (screen.go).
+		return Review{Outcome: Added, Tool: screened(t)}
 	}
 	next := StoredTool(host, server, ft, old.Enabled)
 	next.ApprovedHash, next.Flagged, next.FlagReason = old.ApprovedHash, old.Flagged, old.FlagReason
@@ -68,6 +70,9 @@ func ReviewTool(host, server string, old store.Tool, found bool, ft discovery.To
 		next.Enabled, next.Flagged = false, true
 		diff := Diff(old, next)
 		next.FlagReason = "changed upstream since it was approved (" + diff + "); review and approve it again"
+		if findings := Screen(next); len(findings) > 0 {
+			next.FlagReason += "; " + screenReason(findings)
+		}
 		return Review{Outcome: Changed, Tool: next, Old: old, Diff: diff}
 	case approved:
 		if old.Flagged {
@@ -75,6 +80,14 @@ func ReviewTool(host, server string, old store.Tool, found bool, ft discovery.To
 		}
 		// An approval recorded with a v1 hash now covers the whole definition (v2).
 		next.ApprovedHash = ft.Hash
+	case old.ApprovedHash == "":
+		// Awaiting its first review: flagged while its definition may carry hidden
+		// instructions (screen.go), the flag lifted when it no longer does.
+		if findings := Screen(next); len(findings) > 0 {
+			next.Enabled, next.Flagged, next.FlagReason = false, true, screenReason(findings)
+		} else if old.Flagged {
+			next.Flagged, next.FlagReason = false, ""
+		}
 	}
 	if next.Title == old.Title && next.Description == old.Description && next.InputSchema == old.InputSchema &&
 		next.OutputSchema == old.OutputSchema && next.Annotations == old.Annotations && next.Level == old.Level && next.DefinitionHash == old.DefinitionHash &&
@@ -137,6 +150,10 @@ func (c *Catalog) recordReview(ctx context.Context, r Review, src Source) {
 	t := r.Tool
 	switch r.Outcome {
 	case Added:
+		if t.Flagged {
+			c.record(ctx, t, src, "tool.add", "screened", "new tool listed upstream, flagged: "+t.FlagReason, "", definitionText(t))
+			return
+		}
 		c.record(ctx, t, src, "tool.add", "new", "new tool listed upstream; it stays hidden until an admin reviews (enables) it", "", definitionText(t))
 	case Changed:
 		c.record(ctx, t, src, "tool.flag", "changed", "definition changed upstream since it was approved: "+r.Diff, definitionText(r.Old), definitionText(t))

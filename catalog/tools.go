@@ -15,7 +15,7 @@ import (
 var ErrToolExists = errors.New("the server already has a tool of that name")
 
 // ErrFlagged: a flagged tool cannot be enabled; approving it enables it.
-var ErrFlagged = errors.New("the tool changed upstream since it was approved; approve it to enable it")
+var ErrFlagged = errors.New("the tool is flagged for review (changed upstream since it was approved, or its definition may carry hidden instructions); approve it to enable it")
 
 // InputSchemaError says why a tool's input schema cannot be part of its definition.
 type InputSchemaError struct{ Err error }

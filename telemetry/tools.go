@@ -13,7 +13,7 @@ const MetricToolDefinitionChanges = "trustgate_tool_definition_changes_total"
 
 // Tools is the counter of reviewed tool definitions. A nil *Tools records nothing.
 //
-// Labels are bounded: host and server exist in the store, kind is "changed" or "new", source
+// Labels are bounded: host and server exist in the store, kind is "changed", "new" or "screened", source
 // is "sync" (an admin's server sync) or "tools_list" (seen in a tools/list answer passing the
 // gateway). The tool is not a label: upstreams choose tool names.
 type Tools struct {
@@ -22,7 +22,7 @@ type Tools struct {
 
 func newTools(meter metric.Meter) (*Tools, error) {
 	c, err := meter.Int64Counter("trustgate.tool_definition_changes", metric.WithUnit("{change}"),
-		metric.WithDescription("Tool definitions flagged for review (changed since approval, or new), each counted once, by host, server, kind (changed, new) and source (sync, tools_list)"))
+		metric.WithDescription("Tool definitions flagged for review (changed since approval, or new), each counted once, by host, server, kind (changed, new, screened: new and its definition may carry hidden instructions) and source (sync, tools_list)"))
 	if err != nil {
 		return nil, err
 	}
