@@ -33,7 +33,7 @@ Every flag can also be set with the environment variable named in its help.`,
 		},
 	}
 	root.AddCommand(newServeCommand(), newMigrateCommand(), newVersionCommand(), newBenchCommand())
-	root.AddCommand(newAdminCommand(), newAuditCommand(), newBackupCommand(), newRestoreCommand())
+	root.AddCommand(newAdminCommand(), newAuditCommand(), newBackupCommand(), newRestoreCommand(), newHealthcheckCommand())
 	return root
 }
 
