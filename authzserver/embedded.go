@@ -15,8 +15,11 @@ import (
 	"github.com/authzed/spicedb/pkg/cmd/datastore"
 	"github.com/authzed/spicedb/pkg/cmd/server"
 	"github.com/authzed/spicedb/pkg/cmd/util"
+	spicedatastore "github.com/authzed/spicedb/pkg/datastore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/trustgate/trustgate/authzserver/memindex"
 )
 
 // Datastore engines of the embedded SpiceDB.
@@ -25,6 +28,10 @@ const (
 	DatastorePostgres  = "postgres"
 	DatastoreCockroach = "cockroachdb"
 )
+
+// memoryGCWindow is how far back the memory datastore (and its index) keeps deleted
+// relationships for reads at older revisions.
+const memoryGCWindow = 24 * time.Hour
 
 // EmbeddedConfig configures a SpiceDB server run inside the trustgate process.
 type EmbeddedConfig struct {
@@ -81,6 +88,7 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (_ *SpiceDB, err err
 	}
 	switch cfg.Datastore {
 	case DatastoreMemory:
+		dsOpts = append(dsOpts, datastore.WithGCWindow(memoryGCWindow))
 	case DatastorePostgres, DatastoreCockroach:
 		if cfg.DatastoreURI == "" {
 			return nil, fmt.Errorf("embedded SpiceDB on %s needs a datastore URI", cfg.Datastore)
@@ -95,9 +103,15 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (_ *SpiceDB, err err
 		return nil, fmt.Errorf("unknown SpiceDB datastore engine %q (want memory, postgres or cockroachdb)", cfg.Datastore)
 	}
 
-	ds, err := datastore.NewDatastore(ctx, dsOpts...)
+	var ds spicedatastore.Datastore
+	ds, err = datastore.NewDatastore(ctx, dsOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("open SpiceDB %s datastore: %w", cfg.Datastore, redactErr(err, cfg.DatastoreURI))
+	}
+	if cfg.Datastore == DatastoreMemory {
+		// The memory datastore finds relationships by (type, relation) only: the index makes a
+		// check read the relationships of the objects it names, whatever else is stored.
+		ds = memindex.New(ds, memoryGCWindow)
 	}
 	defer func() {
 		if err != nil {
