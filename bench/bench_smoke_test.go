@@ -74,3 +74,24 @@ func TestSweepSmallSizes(t *testing.T) {
 		}
 	}
 }
+
+// TestSweepLargeHost runs the one-large-host shape at its smallest size: one host of 10^4 humans
+// and 2×10^4 agents, about 10^5 relationships, some calls allowed and others denied.
+func TestSweepLargeHost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads 10^5 relationships")
+	}
+	points, err := bench.Sweep(context.Background(), bench.SweepOptions{Sizes: []int{1}, Checks: 60, Shape: bench.ShapeLargeHost})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(points) != 1 || points[0].Tuples != 102_050 {
+		t.Fatalf("points: %+v", points)
+	}
+	if p := points[0]; p.Allowed <= 0.1 || p.Allowed >= 0.9 || p.UncachedP50 <= 0 || p.CachedP50 <= 0 {
+		t.Fatalf("point: %+v", p)
+	}
+	if _, err := bench.Sweep(context.Background(), bench.SweepOptions{Sizes: []int{1}, Shape: "flat"}); err == nil {
+		t.Fatal("an unknown shape was accepted")
+	}
+}

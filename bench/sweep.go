@@ -8,8 +8,10 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -128,8 +130,114 @@ type SweepOptions struct {
 	// DatastoreURI, when set, is a scratch PostgreSQL database for SpiceDB (each size in a
 	// schema of its own, dropped afterwards); empty is the memory datastore.
 	DatastoreURI string
+	// Shape is ShapeHosts (default: many small hosts) or ShapeLargeHost (one host).
+	Shape string
+	// Profile, when set, receives the CPU profile of the uncached checks of the last size.
+	Profile io.Writer
 	// Progress, when set, gets a line per size as it completes.
 	Progress io.Writer
+}
+
+// Shapes of the sweep's data.
+const (
+	// ShapeHosts: disjoint hosts of the generator's host shape, as many as the size needs.
+	ShapeHosts = "hosts"
+	// ShapeLargeHost: one host with 10^4 humans, 2×10^4 agents and 50 servers of 40 tools;
+	// each human has a ceiling, and each agent a consent, on as many servers as the size
+	// needs (at least one: the smallest size of this shape is about 10^5 relationships).
+	ShapeLargeHost = "large-host"
+)
+
+// The large host's shape.
+const (
+	largeHumans  = 10_000
+	largeServers = 50
+	largeTools   = 40
+	largeBase    = largeHumans + largeHumans*agentsPerHuman*3 + largeServers + largeServers*largeTools
+	// largePerServer is what one more server per human adds: a ceiling per human and a
+	// consent per agent.
+	largePerServer = largeHumans + largeHumans*agentsPerHuman
+)
+
+// largeServersPerHuman is how many servers each human of the large host has a ceiling on.
+func largeServersPerHuman(tuples int) int {
+	return min(largeServers, max(1, (tuples-largeBase+largePerServer/2)/largePerServer))
+}
+
+// LoadLargeHost writes the large host's relationships, k servers per human; it returns how many.
+func LoadLargeHost(ctx context.Context, b authzserver.Backend, k int) (int, error) {
+	const host = "big"
+	var batch []authzserver.Update
+	n := 0
+	flush := func(force bool) error {
+		if len(batch) < 900 && !force {
+			return nil
+		}
+		if len(batch) > 0 {
+			if _, err := b.WriteRelationships(ctx, batch); err != nil {
+				return fmt.Errorf("load relationships: %w", err)
+			}
+		}
+		n += len(batch)
+		batch = batch[:0]
+		return nil
+	}
+	add := func(rels ...schema.Relationship) error {
+		for _, r := range rels {
+			batch = append(batch, authzserver.Update{Op: authzserver.OpTouch, Relationship: r})
+		}
+		return flush(false)
+	}
+	for s := range largeServers {
+		srv := "s" + strconv.Itoa(s)
+		if err := add(schema.ServerHost(host, srv)); err != nil {
+			return n, err
+		}
+		for t := range largeTools {
+			if err := add(schema.ToolLevel(host, srv, toolName(t), schema.Level(1+t%3))); err != nil {
+				return n, err
+			}
+		}
+	}
+	for h := range largeHumans {
+		user := "u" + strconv.Itoa(h)
+		if err := add(schema.HostMember(host, user)); err != nil {
+			return n, err
+		}
+		for a := range agentsPerHuman {
+			if err := add(schema.AgentTuples(host, agentID(h, a), user)...); err != nil {
+				return n, err
+			}
+		}
+		for j := range k {
+			s := (h + j) % largeServers
+			srv := "s" + strconv.Itoa(s)
+			if err := add(schema.Ceiling(host, srv, user, schema.Level(1+(h+s)%3))); err != nil {
+				return n, err
+			}
+			for a := range agentsPerHuman {
+				if err := add(schema.Grant(host, srv, agentID(h, a), schema.Level(1+(h+a+s)%3))); err != nil {
+					return n, err
+				}
+			}
+		}
+	}
+	return n, flush(true)
+}
+
+// randomLargeCheck is a tool call of a random agent of the large host: three times in four on
+// a server its human has a ceiling on, else on any server.
+func randomLargeCheck(r *rand.Rand, k int) authzserver.CheckRequest {
+	h := r.IntN(largeHumans)
+	s := r.IntN(largeServers)
+	if r.IntN(4) > 0 {
+		s = (h + r.IntN(k)) % largeServers
+	}
+	return authzserver.CheckRequest{
+		Resource:   schema.Tool("big", "s"+strconv.Itoa(s), toolName(r.IntN(largeTools))),
+		Permission: schema.PermToolCall,
+		Subject:    schema.SubjectRef{Object: schema.Agent("big", agentID(h, r.IntN(agentsPerHuman)))},
+	}
 }
 
 // Sweep loads each size of generated relationships into a fresh embedded SpiceDB (memory
@@ -141,9 +249,20 @@ func Sweep(ctx context.Context, opts SweepOptions) ([]SweepPoint, error) {
 	if opts.Checks <= 0 {
 		opts.Checks = 2000
 	}
+	switch opts.Shape {
+	case "":
+		opts.Shape = ShapeHosts
+	case ShapeHosts, ShapeLargeHost:
+	default:
+		return nil, fmt.Errorf("unknown sweep shape %q (want %s or %s)", opts.Shape, ShapeHosts, ShapeLargeHost)
+	}
 	var out []SweepPoint
-	for _, size := range opts.Sizes {
-		p, err := sweepOne(ctx, size, opts.Checks, opts.DatastoreURI)
+	for i, size := range opts.Sizes {
+		o := opts
+		if i < len(opts.Sizes)-1 {
+			o.Profile = nil // the largest size's profile only
+		}
+		p, err := sweepOne(ctx, size, o)
 		if err != nil {
 			return out, fmt.Errorf("%d tuples: %w", size, err)
 		}
@@ -156,7 +275,8 @@ func Sweep(ctx context.Context, opts SweepOptions) ([]SweepPoint, error) {
 	return out, nil
 }
 
-func sweepOne(ctx context.Context, size, checks int, pgURI string) (_ SweepPoint, err error) {
+func sweepOne(ctx context.Context, size int, opts SweepOptions) (_ SweepPoint, err error) {
+	checks, pgURI := opts.Checks, opts.DatastoreURI
 	cfg := authzserver.EmbeddedConfig{}
 	if pgURI != "" {
 		uri, drop, err := scratchSchema(ctx, pgURI)
@@ -175,12 +295,21 @@ func sweepOne(ctx context.Context, size, checks int, pgURI string) (_ SweepPoint
 		return SweepPoint{}, err
 	}
 	start := time.Now()
-	n, err := Load(ctx, b, size)
+	var n int
+	var next func(*rand.Rand) authzserver.CheckRequest
+	if opts.Shape == ShapeLargeHost {
+		k := largeServersPerHuman(size)
+		n, err = LoadLargeHost(ctx, b, k)
+		next = func(r *rand.Rand) authzserver.CheckRequest { return randomLargeCheck(r, k) }
+	} else {
+		n, err = Load(ctx, b, size)
+		hosts := n / tuplesPerHost
+		next = func(r *rand.Rand) authzserver.CheckRequest { return randomCheck(r, hosts) }
+	}
 	if err != nil {
 		return SweepPoint{}, err
 	}
 	p := SweepPoint{Tuples: n, LoadSecs: time.Since(start).Seconds()}
-	hosts := n / tuplesPerHost
 	cache, err := authzserver.NewDecisionCache(ctx, b, 0)
 	if err != nil {
 		return SweepPoint{}, err
@@ -188,12 +317,20 @@ func sweepOne(ctx context.Context, size, checks int, pgURI string) (_ SweepPoint
 	r := rand.New(rand.NewPCG(1, uint64(size)))
 	allowed := 0
 	uncached := make([]time.Duration, 0, checks)
+	stopProfile := func() {}
+	if opts.Profile != nil {
+		if err := pprof.StartCPUProfile(opts.Profile); err != nil {
+			return p, fmt.Errorf("start the CPU profile: %w", err)
+		}
+		stopProfile = sync.OnceFunc(pprof.StopCPUProfile)
+		defer stopProfile()
+	}
 	began := time.Now()
 	for i := range checks {
 		if i >= minChecks && time.Since(began) > sweepBudget {
 			break
 		}
-		req := randomCheck(r, hosts)
+		req := next(r)
 		t0 := time.Now()
 		ok, err := b.Check(ctx, req)
 		uncached = append(uncached, time.Since(t0))
@@ -204,11 +341,12 @@ func sweepOne(ctx context.Context, size, checks int, pgURI string) (_ SweepPoint
 			allowed++
 		}
 	}
+	stopProfile()
 	// The cache's working set: 100 questions, asked once to fill it (at large sizes each
 	// costs what an uncached check does).
 	set := make([]authzserver.CheckRequest, 100)
 	for i := range set {
-		set[i] = randomCheck(r, hosts)
+		set[i] = next(r)
 		if _, err := cache.Check(ctx, set[i]); err != nil {
 			return p, err
 		}

@@ -16,7 +16,7 @@ import (
 func newBenchCommand() *cobra.Command {
 	var (
 		mode, database, sizes string
-		profile               string
+		profile, shape        string
 		clients, checks       int
 		duration              time.Duration
 		asJSON, upstreamSSE   bool
@@ -49,7 +49,7 @@ that runs can be compared side by side.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
 			if target != "" {
-				for _, name := range []string{"mode", "database", "upstream-sse", "cpu-profile", "sizes", "checks"} {
+				for _, name := range []string{"mode", "database", "upstream-sse", "cpu-profile", "sizes", "checks", "shape"} {
 					if cmd.Flags().Changed(name) {
 						return fmt.Errorf("--%s does not apply to --target", name)
 					}
@@ -84,7 +84,15 @@ that runs can be compared side by side.`,
 					}
 					sz = append(sz, n)
 				}
-				opts := bench.SweepOptions{Sizes: sz, Checks: checks, DatastoreURI: database}
+				opts := bench.SweepOptions{Sizes: sz, Checks: checks, DatastoreURI: database, Shape: shape}
+				if profile != "" {
+					f, err := os.Create(profile)
+					if err != nil {
+						return fmt.Errorf("--cpu-profile: %w", err)
+					}
+					defer f.Close()
+					opts.Profile = f
+				}
 				if !asJSON {
 					opts.Progress = cmd.ErrOrStderr()
 				}
@@ -133,8 +141,9 @@ that runs can be compared side by side.`,
 	f.StringVar(&database, "database", "", "a scratch PostgreSQL database for the gateway's store and SpiceDB (default: the embedded default in a temporary directory)")
 	f.StringVar(&sizes, "sizes", "1000,10000,100000", "sweep: relationship counts (add 1000000 for 10^6: minutes on the memory datastore)")
 	f.IntVar(&checks, "checks", 2000, "sweep: checks measured per size and kind")
+	f.StringVar(&shape, "shape", bench.ShapeHosts, "sweep: hosts (many small hosts) or large-host (one host: 10^4 humans, 2×10^4 agents, 50 servers × 40 tools)")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
-	f.StringVar(&profile, "cpu-profile", "", "write the CPU profile of the gateway phase to this file (go tool pprof)")
+	f.StringVar(&profile, "cpu-profile", "", "write the CPU profile of the gateway phase (sweep: of the largest size's uncached checks) to this file (go tool pprof)")
 	f.BoolVar(&upstreamSSE, "upstream-sse", false, "the bundled upstream answers each POST with an SSE stream (as the official SDKs do by default) instead of JSON")
 	f.StringVar(&target, "target", "", "drive this MCP endpoint (Streamable HTTP) instead of setting up an upstream and a gateway")
 	f.StringVar(&token, "token", "", "target: bearer token sent to --target (never printed)")
