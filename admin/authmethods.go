@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/trustgate/trustgate/sdk"
 	"github.com/trustgate/trustgate/signinpolicy"
 	"github.com/trustgate/trustgate/store"
 )
@@ -18,7 +19,7 @@ import (
 // maxAuthSecret bounds a provider secret as sent (a client secret or a private key).
 const maxAuthSecret = 8 << 10
 
-func authMethodDoc(m store.AuthMethod, configured bool) AuthMethod {
+func (a *API) authMethodDoc(m store.AuthMethod, configured bool) AuthMethod {
 	secret := "not set"
 	if len(m.SealedSecret) > 0 {
 		secret = "set"
@@ -27,10 +28,25 @@ func authMethodDoc(m store.AuthMethod, configured bool) AuthMethod {
 	if len(config) == 0 {
 		config = []byte("{}")
 	}
-	return AuthMethod{
+	doc := AuthMethod{
 		Method: m.Method, Enabled: m.Enabled, Configured: configured,
 		AllowedDomains: orEmpty(m.AllowedDomains), ForceRedirectDomains: orEmpty(m.ForceRedirectDomains),
 		Config: config, Secret: secret, UpdatedAt: m.UpdatedAt,
+	}
+	if m.Method == store.AuthSAML && a.cfg.URLs.Public != nil {
+		doc.ServiceProvider = samlServiceProvider(a.cfg.URLs.Base(m.Host))
+	}
+	return doc
+}
+
+// samlServiceProvider are the SP details of the host whose issuer is issuer; the OAuth
+// server serves them there (its SAML routes, oauthserver/samlsso.EndpointsOf).
+func samlServiceProvider(issuer string) *sdk.SAMLServiceProvider {
+	issuer = strings.TrimSuffix(issuer, "/")
+	return &sdk.SAMLServiceProvider{
+		EntityID:    issuer + "/auth/saml/metadata",
+		ACSURL:      issuer + "/auth/saml/acs",
+		MetadataURL: issuer + "/auth/saml/metadata",
 	}
 }
 
@@ -49,11 +65,11 @@ func (a *API) getAuthSettings(r *http.Request, _ *caller) (int, any, error) {
 	for _, name := range store.AuthMethodNames {
 		i := slices.IndexFunc(p.Methods, func(m store.AuthMethod) bool { return m.Method == name })
 		if i < 0 {
-			doc.Methods = append(doc.Methods, authMethodDoc(store.AuthMethod{Host: host, Method: name}, false))
+			doc.Methods = append(doc.Methods, a.authMethodDoc(store.AuthMethod{Host: host, Method: name}, false))
 			continue
 		}
 		configured := slices.ContainsFunc(stored, func(m store.AuthMethod) bool { return m.Method == name })
-		doc.Methods = append(doc.Methods, authMethodDoc(p.Methods[i], configured))
+		doc.Methods = append(doc.Methods, a.authMethodDoc(p.Methods[i], configured))
 	}
 	return http.StatusOK, doc, nil
 }
@@ -109,7 +125,7 @@ func (a *API) setAuthMethod(r *http.Request, c *caller) (int, any, error) {
 	}
 	for _, s := range got {
 		if s.Method == method {
-			return http.StatusOK, authMethodDoc(s, true), nil
+			return http.StatusOK, a.authMethodDoc(s, true), nil
 		}
 	}
 	return 0, nil, fmt.Errorf("sign-in method %s/%s vanished after it was stored", host, method)

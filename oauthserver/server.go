@@ -26,6 +26,7 @@ import (
 	"github.com/trustgate/trustgate/internal/ssrf"
 	"github.com/trustgate/trustgate/oauthserver/consentui"
 	"github.com/trustgate/trustgate/oauthserver/fositestore"
+	"github.com/trustgate/trustgate/oauthserver/samlsso"
 	"github.com/trustgate/trustgate/store"
 	"github.com/trustgate/trustgate/tenant"
 	"github.com/trustgate/trustgate/upstreamauth"
@@ -119,6 +120,7 @@ type Server struct {
 	cimdExpiries map[string]time.Time // host + " " + client id → when to fetch the document again
 	extMu        sync.Mutex
 	external     map[string]func(*mux.Router) // external sign-in methods' routes (HandleAuthMethod)
+	saml         *samlsso.Service             // SAML 2.0 sign-in (saml.go)
 }
 
 // NewServer builds the server.
@@ -184,6 +186,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		return nil, err
 	}
 	s.provider = p
+	if err := s.registerSAML(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 

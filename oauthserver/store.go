@@ -16,6 +16,7 @@ type Store interface {
 	store.OAuth
 	store.AuthorizeRequests
 	store.Invitations
+	store.UsedOnce // SAML assertions and requests, used once
 	store.Transactor
 
 	GetHost(ctx context.Context, key string) (store.Host, error)

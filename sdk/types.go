@@ -509,6 +509,17 @@ type AuthMethod struct {
 	// Configured is false for a method shown with its defaults (nothing stored).
 	Configured bool      `json:"configured"`
 	UpdatedAt  time.Time `json:"updated_at,omitzero"`
+	// ServiceProvider (saml only) is what the IdP's administrator enters for the gateway.
+	ServiceProvider *SAMLServiceProvider `json:"service_provider,omitempty" jsonschema:"saml only: the gateway's SAML service provider details to enter at the identity provider"`
+}
+
+// SAMLServiceProvider are the SAML service provider details of a host: its entity ID (the
+// audience of the IdP's assertions), its assertion consumer service (HTTP-POST binding) and
+// the URL of its metadata document (which has both, and its signing certificate).
+type SAMLServiceProvider struct {
+	EntityID    string `json:"entity_id" jsonschema:"the SP entity ID (audience): <issuer>/auth/saml/metadata"`
+	ACSURL      string `json:"acs_url" jsonschema:"the assertion consumer service URL (HTTP-POST binding): <issuer>/auth/saml/acs"`
+	MetadataURL string `json:"metadata_url" jsonschema:"the SP metadata document (XML) to give the IdP"`
 }
 
 // AuthMethodSet replaces a sign-in method's settings. Secret, when present, replaces the

@@ -44,7 +44,17 @@ func newHostAuthListCommand(o *adminOptions) *cobra.Command {
 				rows = append(rows, []string{m.Method, yesNo(m.Enabled), listOr(m.AllowedDomains, "any"), force,
 					firstLine(compactJSON(m.Config), 60), m.Secret})
 			}
-			return writeTable(a.out, []string{"method", "enabled", "allowed domains", "force redirect", "config", "secret"}, rows)
+			if err := writeTable(a.out, []string{"method", "enabled", "allowed domains", "force redirect", "config", "secret"}, rows); err != nil {
+				return err
+			}
+			for _, m := range s.Methods {
+				if m.ServiceProvider != nil {
+					if err := printServiceProvider(a.out, m.ServiceProvider); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
 		}),
 	}
 }
@@ -63,7 +73,8 @@ func newHostAuthSetCommand(o *adminOptions) *cobra.Command {
 			"The provider secret is read from a file (--secret-file, - for stdin) or an environment\n" +
 			"variable (--secret-env), never from the command line; it is sealed with the master key\n" +
 			"and never shown again (list says set / not set).",
-		Example: "  trustgate admin host auth set acme oidc --enable --config '{\"issuer\":\"https://idp.example.com\",\"client_id\":\"trustgate\"}' --secret-env OIDC_SECRET\n" +
+		Example: "  trustgate admin host auth set acme saml --enable --config @saml.json   # {\"idp_metadata_url\":\"https://idp.example.com/metadata\"}\n" +
+			"  trustgate admin host auth set acme oidc --enable --config '{\"issuer\":\"https://idp.example.com\",\"client_id\":\"trustgate\"}' --secret-env OIDC_SECRET\n" +
 			"  trustgate admin host auth set acme oidc --force-redirect-domains acme.com\n" +
 			"  trustgate admin host auth set acme password --disable",
 		Args: argsNamed("HOST", "METHOD"),
@@ -151,9 +162,15 @@ func newHostAuthSetCommand(o *adminOptions) *cobra.Command {
 			if a.json {
 				return writeJSON(a.out, m)
 			}
-			return printf(a.out, "Sign-in method %s of %s: %s; allowed domains %s; force redirect %s; secret %s.\n",
+			if err := printf(a.out, "Sign-in method %s of %s: %s; allowed domains %s; force redirect %s; secret %s.\n",
 				m.Method, host, map[bool]string{true: "enabled", false: "disabled"}[m.Enabled],
-				listOr(m.AllowedDomains, "any"), listOr(m.ForceRedirectDomains, "none"), m.Secret)
+				listOr(m.AllowedDomains, "any"), listOr(m.ForceRedirectDomains, "none"), m.Secret); err != nil {
+				return err
+			}
+			if m.ServiceProvider != nil {
+				return printServiceProvider(a.out, m.ServiceProvider)
+			}
+			return nil
 		}),
 	}
 	f := cmd.Flags()
@@ -180,6 +197,12 @@ func newHostAuthDeleteCommand(o *adminOptions) *cobra.Command {
 			return a.done("Sign-in method %s of %s is back to its default.\n", strings.ToLower(args[1]), args[0])
 		}),
 	}
+}
+
+// printServiceProvider prints the SAML SP details an IdP's administrator enters.
+func printServiceProvider(w io.Writer, sp *sdk.SAMLServiceProvider) error {
+	return printf(w, "\nSAML service provider (enter these at the identity provider, or give it the metadata):\n"+
+		"  entity ID (audience): %s\n  ACS URL (HTTP-POST):  %s\n  metadata:             %s\n", sp.EntityID, sp.ACSURL, sp.MetadataURL)
 }
 
 // domainList cleans a list of email domains given on the command line.

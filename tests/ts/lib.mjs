@@ -55,7 +55,7 @@ function cookieHeader() {
   return [...cookies].map(([k, v]) => `${k}=${v}`).join("; ");
 }
 
-function unescapeHTML(s) {
+export function unescapeHTML(s) {
   return s
     .replace(/&#(\d+);/g, (_, n) => String.fromCharCode(Number(n)))
     .replace(/&#x([0-9a-f]+);/gi, (_, n) => String.fromCharCode(parseInt(n, 16)))
@@ -164,6 +164,13 @@ export class Provider {
     this.discovery = state;
   }
 
+  // signIn signs the human in on the sign-in page and returns the page that follows: here
+  // with email and password; a provider of another sign-in method overrides it.
+  async signIn(page) {
+    assert(page.status === 200 && /name="password"/.test(page.body), `sign-in page: ${page.status} ${page.body.slice(0, 500)}`);
+    return submit(page, { email, password });
+  }
+
   // The human at the browser: open the authorization URL, sign in, consent at medium, and
   // take the code from the redirect back to the client.
   async redirectToAuthorization(authorizationUrl) {
@@ -174,8 +181,7 @@ export class Provider {
 
     let page = await browse(flow.authorizationUrl);
     assert(!page.location, `authorization redirected away before sign-in: ${page.location}`);
-    assert(page.status === 200 && /name="password"/.test(page.body), `sign-in page: ${page.status} ${page.body.slice(0, 500)}`);
-    page = await submit(page, { email, password });
+    page = await this.signIn(page);
     assert(!page.location, `sign-in redirected away: ${page.location}`);
     // A resource that names no server (…/mcp) leads to the server choice first: take the
     // server the page pre-selected.
@@ -213,9 +219,9 @@ export function toolError(result, err) {
 
 // connectWithOAuth connects client to MCP_URL, running the whole OAuth flow first (401,
 // discovery, registration, authorization in the browser, token). It returns the connected
-// transport and the provider holding the tokens.
-export async function connectWithOAuth(client) {
-  const provider = new Provider();
+// transport and the provider holding the tokens. provider is a Provider (or a subclass that
+// signs in another way).
+export async function connectWithOAuth(client, provider = new Provider()) {
   const newTransport = () => new StreamableHTTPClientTransport(mcpUrl, { authProvider: provider, fetch: recordingFetch });
   const first = newTransport();
   try {
