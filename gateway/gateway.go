@@ -178,6 +178,7 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 		TrustedProxies: cfg.trustedProxies,
 		HostNetworks:   cfg.hostNetworks,
 		Audit:          g.audit,
+		Keys:           keys,
 		Logger:         log,
 	}); err != nil {
 		return nil, fmt.Errorf("OAuth server: %w", err)

@@ -55,13 +55,14 @@ func (s *Server) samlConfig(ctx context.Context, h store.Host) (samlsso.Config, 
 
 // CheckAuthMethodConfig checks the settings of a sign-in method before the admin API stores
 // them enabled: for saml, the IdP (metadata URL or document, or entry point, entity ID and
-// certificate) and the email attribute. Other methods pass.
+// certificate) and the email attribute; for OIDC, Google, Microsoft and GitHub, see
+// checkSSOMethodConfig. Other methods pass.
 func CheckAuthMethodConfig(method string, config json.RawMessage, secretSet bool) error {
 	if method == store.AuthSAML {
 		_, err := samlsso.ParseConfig(config)
 		return err
 	}
-	return nil
+	return checkSSOMethodConfig(method, config, secretSet)
 }
 
 // registerSAML makes the SAML service provider and registers its routes.

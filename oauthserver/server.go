@@ -23,10 +23,12 @@ import (
 	"github.com/trustgate/trustgate/authzserver"
 	"github.com/trustgate/trustgate/catalog"
 	"github.com/trustgate/trustgate/internal/route"
+	"github.com/trustgate/trustgate/internal/secrets"
 	"github.com/trustgate/trustgate/internal/ssrf"
 	"github.com/trustgate/trustgate/oauthserver/consentui"
 	"github.com/trustgate/trustgate/oauthserver/fositestore"
 	"github.com/trustgate/trustgate/oauthserver/samlsso"
+	"github.com/trustgate/trustgate/oauthserver/sso"
 	"github.com/trustgate/trustgate/store"
 	"github.com/trustgate/trustgate/tenant"
 	"github.com/trustgate/trustgate/upstreamauth"
@@ -73,6 +75,10 @@ type ServerConfig struct {
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For gives the client address of
 	// rate limits (consentui.ClientAddr); none by default: the header is ignored.
 	TrustedProxies []netip.Prefix
+	// Keys (the master keyring) open the sign-in methods' provider secrets and seal the single
+	// sign-on state kept in the store; nil leaves the SSO methods (OIDC, Google, Microsoft,
+	// GitHub) without routes.
+	Keys *secrets.Keyring
 	// Audit receives the entries of sign-ins and account changes (decision "identity"); nil
 	// records none.
 	Audit  audit.Appender
@@ -121,6 +127,7 @@ type Server struct {
 	extMu        sync.Mutex
 	external     map[string]func(*mux.Router) // external sign-in methods' routes (HandleAuthMethod)
 	saml         *samlsso.Service             // SAML 2.0 sign-in (saml.go)
+	sso          *sso.Client                  // sign-in at OIDC providers and GitHub (ssomethods.go)
 }
 
 // NewServer builds the server.
@@ -187,6 +194,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	s.provider = p
 	if err := s.registerSAML(); err != nil {
+		return nil, err
+	}
+	if err := s.registerSSO(); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -97,6 +97,8 @@ type envOptions struct {
 	trustedProxies []netip.Prefix
 	// setup runs on every replica's server before its routes are mounted (HandleAuthMethod).
 	setup func(*oauthserver.Server)
+	// keys gives the servers the master keyring: the single sign-on methods (ssomethods.go).
+	keys bool
 }
 
 func newEnv(t *testing.T) *env { return newEnvWith(t, envOptions{}) }
@@ -136,6 +138,10 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var keys *secrets.Keyring
+	if o.keys {
+		keys = ring
+	}
 	e := &env{t: t, st: st, backend: b, clock: &clock{}, served: make([]atomic.Int64, o.replicas)}
 	e.audit = audit.NewLog(st, audit.Options{})
 	t.Cleanup(func() { _ = e.audit.Close(context.Background()) })
@@ -159,7 +165,7 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 		s, err := oauthserver.NewServer(oauthserver.ServerConfig{
 			Store: st, URLs: e.urls, KeySet: ks, Syncer: w,
 			CookieSecret: bytes.Repeat([]byte{1}, 32), GlobalSecret: bytes.Repeat([]byte{2}, 32),
-			HTTPClient: o.httpClient, Now: e.clock.Now, TrustedProxies: o.trustedProxies, Audit: e.audit,
+			HTTPClient: o.httpClient, Now: e.clock.Now, TrustedProxies: o.trustedProxies, Audit: e.audit, Keys: keys,
 		})
 		if err != nil {
 			t.Fatal(err)

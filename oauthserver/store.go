@@ -17,6 +17,7 @@ type Store interface {
 	store.AuthorizeRequests
 	store.Invitations
 	store.UsedOnce // SAML assertions and requests, used once
+	store.SSOStates
 	store.Transactor
 
 	GetHost(ctx context.Context, key string) (store.Host, error)
