@@ -322,7 +322,7 @@ func (s *Server) CompleteExternalSignIn(w http.ResponseWriter, r *http.Request, 
 		s.internalError(w, h, "write the audit entry of a sign-in", errors.New("audit log unavailable"))
 		return
 	}
-	s.signedIn(w, r, h, u.ID, ref)
+	s.signedIn(w, r, h, u.ID, id.Method, ref)
 }
 
 func subjectNote(subject string) string {

@@ -118,7 +118,10 @@ func (s *Server) acceptInvitation(w http.ResponseWriter, r *http.Request, h stor
 	if err := s.cfg.Store.TouchUser(r.Context(), h.Key, u.ID, s.now()); err != nil {
 		s.log.Warn("oauthserver: touch user", "host", h.Key, "err", err)
 	}
-	s.setSession(w, h.Key, u.ID)
+	if err := s.setSession(r.Context(), w, h.Key, u.ID, "invitation"); err != nil {
+		s.internalError(w, h, "sign in", err)
+		return
+	}
 	s.render(w, http.StatusOK, consentui.ErrorPage{
 		Frame:    frame(h),
 		Title:    "Your password is set",

@@ -187,7 +187,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, h store.Host) {
 		s.internalError(w, h, "write the audit entry of a sign-in", errors.New("audit log unavailable"))
 		return
 	}
-	s.signedIn(w, r, h, u.ID, ref)
+	s.signedIn(w, r, h, u.ID, store.AuthPassword, ref)
 }
 
 // addressKey is the rate-limit key of the request's client address.
@@ -203,11 +203,14 @@ func (s *Server) storePassword(ctx context.Context, host, userID, password strin
 	return s.cfg.Store.SetUserPassword(ctx, host, userID, phc)
 }
 
-func (s *Server) signedIn(w http.ResponseWriter, r *http.Request, h store.Host, userID, ref string) {
+func (s *Server) signedIn(w http.ResponseWriter, r *http.Request, h store.Host, userID, method, ref string) {
 	if err := s.cfg.Store.TouchUser(r.Context(), h.Key, userID, s.now()); err != nil {
 		s.log.Warn("oauthserver: touch user", "host", h.Key, "err", err)
 	}
-	s.setSession(w, h.Key, userID)
+	if err := s.setSession(r.Context(), w, h.Key, userID, method); err != nil {
+		s.internalError(w, h, "sign in", err)
+		return
+	}
 	http.Redirect(w, r, s.flowURL(h.Key, chooseServerPath, ref), http.StatusSeeOther)
 }
 

@@ -18,6 +18,7 @@ type Store interface {
 	store.Invitations
 	store.UsedOnce // SAML assertions and requests, used once
 	store.SSOStates
+	store.BrowserSessions
 	store.Transactor
 
 	GetHost(ctx context.Context, key string) (store.Host, error)

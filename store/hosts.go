@@ -221,6 +221,9 @@ func (s *sqlStore) DeleteHost(ctx context.Context, key string) error {
 		if _, err := q.exec(ctx, "DELETE FROM api_tokens WHERE host_key = ?", key); err != nil {
 			return fmt.Errorf("delete API tokens: %w", err)
 		}
+		if _, err := q.exec(ctx, "DELETE FROM browser_sessions WHERE host_key = ?", key); err != nil {
+			return fmt.Errorf("delete browser sessions: %w", err)
+		}
 		if _, err := q.exec(ctx, "DELETE FROM auth_methods WHERE host_key = ?", key); err != nil {
 			return fmt.Errorf("delete sign-in methods: %w", err)
 		}

@@ -183,6 +183,8 @@ type Store interface {
 	Dashboard
 	// AuthMethods are the hosts' sign-in methods (see authmethods.go).
 	AuthMethods
+	// BrowserSessions are the signed-in browsers of humans (see browsersessions.go).
+	BrowserSessions
 	// Transactor composes writes of servers, tools and grants into one transaction (see tx.go).
 	Transactor
 

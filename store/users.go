@@ -164,6 +164,9 @@ func (s *sqlStore) DeleteUser(ctx context.Context, host, id string) error {
 		if err := deleteUpstreamRows(ctx, q, "host_key = ? AND user_id = ?", host, id); err != nil {
 			return err
 		}
+		if _, err := q.exec(ctx, "DELETE FROM browser_sessions WHERE host_key = ? AND user_id = ?", host, id); err != nil {
+			return fmt.Errorf("delete browser sessions: %w", err)
+		}
 		if err := deleteInvitations(ctx, q, "host_key = ? AND user_id = ?", host, id); err != nil {
 			return err
 		}

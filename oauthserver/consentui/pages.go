@@ -186,6 +186,35 @@ func (p InvitationPage) FieldErrors() []FieldError {
 // HasErrors reports whether the page shows an error.
 func (p InvitationPage) HasErrors() bool { return len(p.FieldErrors()) > 0 }
 
+// AccountPage is a signed-in human's account page: sign out (a form posting to SignOutAction)
+// and, for a human with a password, the password change form (posting to Form.Action: fields
+// current_password, password, password_confirm).
+type AccountPage struct {
+	Frame
+	Form
+	Email             string
+	SignOutAction     string
+	CanChangePassword bool
+	Notice            string
+	CurrentError      string
+	PasswordError     string
+	ConfirmError      string
+}
+
+// FieldErrors lists the page's field errors, in the order of the fields.
+func (p AccountPage) FieldErrors() []FieldError {
+	var errs []FieldError
+	for _, fe := range []FieldError{{"current_password", p.CurrentError}, {"password", p.PasswordError}, {"password_confirm", p.ConfirmError}} {
+		if fe.Message != "" {
+			errs = append(errs, fe)
+		}
+	}
+	return errs
+}
+
+// HasErrors reports whether the page shows an error.
+func (p AccountPage) HasErrors() bool { return len(p.FieldErrors()) > 0 }
+
 // FieldError is one entry of a page's error summary.
 type FieldError struct {
 	ID      string // the id of the input it belongs to
@@ -401,6 +430,7 @@ var pageTemplates = map[string]*template.Template{
 	"error":        parsePage("error.html"),
 	"invitation":   parsePage("invitation.html"),
 	"continue":     parsePage("continue.html"),
+	"account":      parsePage("account.html"),
 }
 
 func parsePage(file string) *template.Template {
@@ -441,6 +471,10 @@ func Render(w http.ResponseWriter, status int, page any) error {
 		name = "invitation"
 	case *InvitationPage:
 		name, page = "invitation", *p
+	case AccountPage:
+		name = "account"
+	case *AccountPage:
+		name, page = "account", *p
 	case ContinuePage:
 		name = "continue"
 	case *ContinuePage:

@@ -66,6 +66,7 @@ func Run(t *testing.T, open Opener) {
 		{"UserPasswords", testUserPasswords},
 		{"Dashboard", testDashboard},
 		{"AuthMethods", testAuthMethods},
+		{"BrowserSessions", testBrowserSessions},
 		{"SigningKeysCreateAndList", testSigningKeysCreateAndList},
 		{"SigningKeysValidation", testSigningKeysValidation},
 		{"SigningKeysRetireAndPrune", testSigningKeysRetireAndPrune},

@@ -87,3 +87,14 @@ func (b *Browser) Submit(p Page, fields map[string]string) Page {
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	return b.Do(req)
 }
+
+// CopyCookiesTo gives dst the cookies this browser would send to rawURL: a copied cookie
+// jar, as someone who took the cookies would replay them.
+func (b *Browser) CopyCookiesTo(dst *Browser, rawURL string) {
+	b.t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	dst.client.Jar.SetCookies(u, b.client.Jar.Cookies(u))
+}

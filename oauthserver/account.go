@@ -1,0 +1,190 @@
+package oauthserver
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/trustgate/trustgate/audit"
+	"github.com/trustgate/trustgate/oauthserver/consentui"
+	"github.com/trustgate/trustgate/store"
+)
+
+// GET /account shows the signed-in human's account: sign out (POST /logout) and, for a human
+// with a password, the password change (POST /account/password). Signing out ends the
+// browser's session on the server (the cookie alone no longer signs in); the tokens the human's
+// agents hold are untouched (they are revoked from the admin API or the dashboard). A password
+// change needs the current password and ends the human's other browser sessions.
+
+// Paths of the account pages, relative to the issuer.
+const (
+	accountPath  = "/account"
+	passwordPath = "/account/password"
+	logoutPath   = "/logout"
+)
+
+// Messages of the account pages that tests and documentation refer to.
+const (
+	MsgSignedOut       = "You are signed out."
+	MsgPasswordChanged = "Your password is changed. Your other browsers are signed out."
+	MsgWrongPassword   = "Your current password is incorrect."
+)
+
+func (s *Server) notSignedIn(w http.ResponseWriter, h store.Host) {
+	s.errorPage(w, http.StatusUnauthorized, consentui.ErrorPage{
+		Frame:    frame(h),
+		Title:    "You are not signed in",
+		Message:  "This browser is not signed in to this gateway.",
+		WhatToDo: "Connect from your app: it opens the sign-in page when it needs you.",
+	})
+}
+
+func (s *Server) accountPage(w http.ResponseWriter, r *http.Request, h store.Host, page consentui.AccountPage, status int) {
+	page.Frame = frame(h)
+	page.Form = consentui.Form{Action: s.issuer(h.Key) + passwordPath, CSRFToken: s.csrf.Token(w, r)}
+	page.SignOutAction = s.issuer(h.Key) + logoutPath
+	s.render(w, status, page)
+}
+
+// account shows the account page.
+func (s *Server) account(w http.ResponseWriter, r *http.Request, h store.Host) {
+	uid, ok := s.sessionUser(r, h.Key)
+	if !ok {
+		s.notSignedIn(w, h)
+		return
+	}
+	page, err := s.accountOf(r.Context(), h, uid)
+	if err != nil {
+		s.internalError(w, h, "load account", err)
+		return
+	}
+	s.accountPage(w, r, h, page, http.StatusOK)
+}
+
+func (s *Server) accountOf(ctx context.Context, h store.Host, uid string) (consentui.AccountPage, error) {
+	u, err := s.cfg.Store.GetUser(ctx, h.Key, uid)
+	if err != nil {
+		return consentui.AccountPage{}, err
+	}
+	phc, err := s.cfg.Store.GetUserPasswordHash(ctx, h.Key, uid)
+	if err != nil {
+		return consentui.AccountPage{}, err
+	}
+	return consentui.AccountPage{Email: u.Email, CanChangePassword: phc != ""}, nil
+}
+
+// accountForm bounds and parses an account form and checks its CSRF token; it answers the
+// request itself and returns false when that fails.
+func (s *Server) accountForm(w http.ResponseWriter, r *http.Request, h store.Host) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		s.errorPage(w, http.StatusBadRequest, consentui.ErrorPage{Frame: frame(h), Title: "Invalid form", Message: "The form could not be read."})
+		return false
+	}
+	if err := s.csrf.Verify(r); err != nil {
+		s.errorPage(w, http.StatusForbidden, consentui.ErrorPage{Frame: frame(h), Title: "The form expired", Message: consentui.CSRFMessage})
+		return false
+	}
+	return true
+}
+
+// logout ends the browser's session.
+func (s *Server) logout(w http.ResponseWriter, r *http.Request, h store.Host) {
+	if !s.accountForm(w, r, h) {
+		return
+	}
+	uid, hash, ok := s.browserSession(r, h.Key)
+	s.clearSession(w, h.Key)
+	if ok {
+		if err := s.cfg.Store.DeleteBrowserSession(r.Context(), h.Key, hash); err != nil {
+			s.internalError(w, h, "sign out", err)
+			return
+		}
+		s.auditAccountAction(r.Context(), h.Key, uid, "signout", "")
+	}
+	s.render(w, http.StatusOK, consentui.ErrorPage{
+		Frame:    frame(h),
+		Title:    "Signed out",
+		Message:  MsgSignedOut,
+		WhatToDo: "Your apps keep the access you gave them; your administrator can revoke it.",
+	})
+}
+
+// changePassword changes the signed-in human's password.
+func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, h store.Host) {
+	if !s.accountForm(w, r, h) {
+		return
+	}
+	ctx := r.Context()
+	uid, hash, ok := s.browserSession(r, h.Key)
+	if !ok {
+		s.notSignedIn(w, h)
+		return
+	}
+	page, err := s.accountOf(ctx, h, uid)
+	if err != nil {
+		s.internalError(w, h, "load account", err)
+		return
+	}
+	if !page.CanChangePassword {
+		s.accountPage(w, r, h, page, http.StatusConflict)
+		return
+	}
+	current, password := r.PostFormValue("current_password"), r.PostFormValue("password")
+	now := s.now()
+	acctKey := "account:" + h.Key + "/" + strings.ToLower(page.Email)
+	if ok, retry := s.acctBackoff.Allow(acctKey, now); !ok {
+		page.CurrentError = consentui.TooManyAttemptsMessage(retry)
+		s.accountPage(w, r, h, page, http.StatusTooManyRequests)
+		return
+	}
+	phc, err := s.cfg.Store.GetUserPasswordHash(ctx, h.Key, uid)
+	if err != nil {
+		s.internalError(w, h, "read password hash", err)
+		return
+	}
+	match, _, err := consentui.VerifyPassword(phc, current)
+	if err != nil || !match {
+		s.auditAccountAction(ctx, h.Key, uid, "password.change.failure", "wrong current password")
+		page.CurrentError = MsgWrongPassword
+		s.accountPage(w, r, h, page, http.StatusUnauthorized)
+		return
+	}
+	s.acctBackoff.Success(acctKey)
+	if err := consentui.CheckPasswordPolicy(password); err != nil {
+		page.PasswordError = err.Error()
+	} else if r.PostFormValue("password_confirm") != password {
+		page.ConfirmError = consentui.MsgPasswordsDiffer
+	}
+	if page.HasErrors() {
+		s.accountPage(w, r, h, page, http.StatusBadRequest)
+		return
+	}
+	if err := s.storePassword(ctx, h.Key, uid, password); err != nil {
+		s.internalError(w, h, "change password", err)
+		return
+	}
+	if _, err := s.cfg.Store.DeleteUserBrowserSessions(ctx, h.Key, uid, hash); err != nil {
+		s.internalError(w, h, "end the other sessions", err)
+		return
+	}
+	s.auditAccountAction(ctx, h.Key, uid, "password.change", "")
+	page.Notice = MsgPasswordChanged
+	s.accountPage(w, r, h, page, http.StatusOK)
+}
+
+// auditAccountAction records what a signed-in human did to their account.
+func (s *Server) auditAccountAction(ctx context.Context, host, uid, action, reason string) {
+	if s.cfg.Audit == nil {
+		return
+	}
+	u, err := s.cfg.Store.GetUser(ctx, host, uid)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.log.Warn("oauthserver: load user for audit", "host", host, "err", err)
+	}
+	if err := s.cfg.Audit.Append(ctx, audit.Entry{Host: host, Time: s.now(), Decision: audit.Identity, Action: action,
+		UserID: uid, UserEmail: u.Email, Actor: "human", Reason: reason, Object: "human/" + uid}); err != nil {
+		s.log.Error("oauthserver: audit entry of an account action", "host", host, "action", action, "err", err)
+	}
+}
