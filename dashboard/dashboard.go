@@ -34,6 +34,8 @@ type Store interface {
 	GetUserPasswordHash(ctx context.Context, host, id string) (string, error)
 	SetUserPassword(ctx context.Context, host, id, phc string) error
 	AuditHeads(ctx context.Context) ([]audit.Head, error)
+	GetHost(ctx context.Context, key string) (store.Host, error)
+	ListAuthMethods(ctx context.Context, host string) ([]store.AuthMethod, error)
 }
 
 // Config is what the dashboard needs.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/trustgate/trustgate/oauthserver/consentui"
 	"github.com/trustgate/trustgate/sdk"
+	"github.com/trustgate/trustgate/signinpolicy"
 	"github.com/trustgate/trustgate/store"
 	"github.com/trustgate/trustgate/tenant"
 )
@@ -139,6 +140,18 @@ func (d *Dashboard) signIn(w http.ResponseWriter, r *http.Request, _ *viewer) {
 		return
 	}
 	ctx := r.Context()
+	// The host's sign-in rules, as its OAuth pages apply them: email and password must be
+	// enabled for the host and allowed for the address's domain.
+	if tenant.ValidKey(host) {
+		if msg, err := d.passwordRefusal(ctx, host, email); err != nil {
+			d.internalError(w, r, "load the host's sign-in methods", err)
+			return
+		} else if msg != "" {
+			d.addrLimit.Refund(addrKey, now) // no password was tried
+			fail(http.StatusForbidden, msg)
+			return
+		}
+	}
 	var u store.User
 	phc, err := "", error(nil)
 	if !tenant.ValidKey(host) || email == "" || len(email) > 320 {
@@ -172,6 +185,28 @@ func (d *Dashboard) signIn(w http.ResponseWriter, r *http.Request, _ *viewer) {
 		next = "/"
 	}
 	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// passwordRefusal is why the host's sign-in policy refuses email a password sign-in ("" when
+// it allows it, or the host does not exist: that gets the answer of a wrong password).
+func (d *Dashboard) passwordRefusal(ctx context.Context, host, email string) (string, error) {
+	h, err := d.cfg.Store.GetHost(ctx, host)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	methods, err := d.cfg.Store.ListAuthMethods(ctx, host)
+	if err != nil {
+		return "", err
+	}
+	err = signinpolicy.New(h, methods).Allow(store.AuthPassword, email)
+	var rf *signinpolicy.Refusal
+	if errors.As(err, &rf) {
+		return rf.Message + " " + rf.WhatToDo, nil
+	}
+	return "", err
 }
 
 // startSession stores a new session of u and sets its cookie.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/dashboard"
+	"github.com/trustgate/trustgate/store"
 	"github.com/trustgate/trustgate/tenant"
 )
 
@@ -106,6 +107,27 @@ func TestFirstRunAndSessions(t *testing.T) {
 	if status, _, _ := bb.get("/dashboard/hosts/acme/humans"); status != http.StatusForbidden {
 		t.Fatalf("former host admin = %d; want 403", status)
 	}
+	// The host's sign-in rules apply: with email and password turned off for acme, its
+	// admins cannot sign in to the dashboard with a password.
+	boss.Admin = true
+	if _, err := e.store.UpdateUser(ctx, boss); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.PutAuthMethod(ctx, store.AuthMethod{Host: "acme", Method: store.AuthPassword, Enabled: false}); err != nil {
+		t.Fatal(err)
+	}
+	y := e.browser()
+	f := url.Values{"email": {"boss@acme.test"}, "password": {password}, "host": {"acme"}, "csrf_token": {y.csrf()}}
+	if status, body, _ := y.post("/dashboard/sign-in", f); status != http.StatusForbidden || !strings.Contains(body, "not available") {
+		t.Errorf("password sign-in with passwords off = %d\n%s", status, body)
+	}
+	if err := e.store.DeleteAuthMethod(ctx, "acme", store.AuthPassword); err != nil {
+		t.Fatal(err)
+	}
+	if status, _, _ := y.post("/dashboard/sign-in", f); status != http.StatusSeeOther {
+		t.Errorf("password sign-in with passwords on again = %d", status)
+	}
+
 	// Wrong passwords and unknown accounts get the same answer.
 	x := e.browser()
 	for _, f := range []url.Values{
