@@ -62,6 +62,7 @@ require (
 	github.com/zitadel/logging v0.7.0 // indirect
 	github.com/zitadel/schema v1.3.2 // indirect
 	go.uber.org/zap v1.26.0
+	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
 )
 
 require (

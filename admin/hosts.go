@@ -49,6 +49,7 @@ func (a *API) hostDoc(h store.Host, withClients bool) Host {
 			AuditArguments:        s.AuditArguments,
 			DenialFormat:          orDefaultString(s.DenialFormat, store.DenialToolResult),
 			DLP:                   dlpDoc(s.DLP),
+			ArgumentValidation:    orDefaultString(s.ArgumentValidation, store.ArgumentValidationOn),
 		},
 		MCPURL:    a.cfg.URLs.MCP(h.Key),
 		CreatedAt: h.CreatedAt,
@@ -115,6 +116,9 @@ func applySettings(s *store.HostSettings, p *HostSettingsPatch) {
 	}
 	if p.DLP != nil {
 		s.DLP = dlpSettings(*p.DLP)
+	}
+	if p.ArgumentValidation != nil {
+		s.ArgumentValidation = *p.ArgumentValidation
 	}
 }
 

@@ -25,10 +25,11 @@ import (
 //  4. the trust level: tools/call is one check of tool#call, every other request and
 //     notification one check of the server's low level; a response passes once authenticated.
 //     A "no" is explained from the store's facts (denial.go);
-//  5. tools/list: the tools the agent may see, for the answer's filter;
-//  6. the server's URL is one the proxy can forward to.
+//  5. the safety stages of a tools/call (safety.go): its arguments fit the tool's input schema;
+//  6. tools/list: the tools the agent may see, for the answer's filter;
+//  7. the server's URL is one the proxy can forward to.
 //
-// Later stages (argument checks, limits, approvals) belong between 4 and 5.
+// Later stages (limits, approvals) belong in 5.
 
 // request is what decide knows of one authenticated request.
 type request struct {
@@ -57,6 +58,13 @@ type facts interface {
 	denialFacts(ctx context.Context, q denialQuery) (denialFacts, error)
 	// visibleTools is the per-tool decision of a tools/list answer (filter.go, pinning.go).
 	visibleTools(ctx context.Context, host, server, agentID string) (*pinCheck, error)
+	// hostSettings are the host's settings: the safety stages' policies (safety.go).
+	hostSettings(ctx context.Context, host string) (store.HostSettings, error)
+	// tool is the stored tool (found false: none).
+	tool(ctx context.Context, host, server, name string) (t store.Tool, found bool, err error)
+	// checkArguments checks a tools/call's arguments against the tool's input schema
+	// (argcheck.Cache.Check: nil, a *argcheck.MismatchError or argcheck.ErrSchema).
+	checkArguments(inputSchema string, arguments json.RawMessage) error
 }
 
 // verdict is what happens to a message. The zero value refuses: a decision that was never made
@@ -217,7 +225,18 @@ func decide(ctx context.Context, req request, f facts) decision {
 		}
 	}
 
-	// 5. tools/list: the tools the answer keeps (fail closed).
+	// 5. The safety stages of a tools/call (safety.go).
+	if m != nil && m.toolCall {
+		hs, err := f.hostSettings(ctx, req.host)
+		if err != nil {
+			return d.refuse(storeFailed(err))
+		}
+		if rf := checkArguments(ctx, f, hs, srv, m); rf != nil {
+			return d.refuse(*rf)
+		}
+	}
+
+	// 6. tools/list: the tools the answer keeps (fail closed).
 	d.verdict = verdictForward
 	if m != nil && m.kind == kindRequest && m.method == "tools/list" {
 		keep, err := f.visibleTools(ctx, req.host, srv.Key, req.agentID)
@@ -227,7 +246,7 @@ func decide(ctx context.Context, req request, f facts) decision {
 		d.verdict, d.keep = verdictFilter, keep
 	}
 
-	// 6. Where it goes.
+	// 7. Where it goes.
 	target, err := url.Parse(srv.URL)
 	if err != nil || (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" {
 		return d.refuse(refusal{form: formReject, status: http.StatusBadGateway, code: ErrCodeUpstream,

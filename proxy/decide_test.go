@@ -11,6 +11,7 @@ import (
 
 	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/authzserver"
+	"github.com/trustgate/trustgate/proxy/argcheck"
 	"github.com/trustgate/trustgate/schema"
 	"github.com/trustgate/trustgate/store"
 )
@@ -26,6 +27,8 @@ type world struct {
 	ceiling, level              map[string]schema.Level // by server
 	tools                       map[string]store.Tool   // by "server/name"
 	latest                      string                  // the agent's latest consent ("" none)
+	settings                    store.HostSettings      // the host's
+	schemas                     *argcheck.Cache
 
 	behind                                    bool
 	storeErr, checkErr, visibleErr, denialErr error
@@ -45,8 +48,28 @@ func newWorld() *world {
 			"tracker/edit":   {Name: "edit", Level: schema.Medium, Enabled: true},
 			"tracker/delete": {Name: "delete", Level: schema.High, Enabled: true},
 		},
-		latest: "tracker",
+		latest:  "tracker",
+		schemas: argcheck.New(0),
 	}
+}
+
+func (w *world) hostSettings(context.Context, string) (store.HostSettings, error) {
+	if w.storeErr != nil {
+		return store.HostSettings{}, w.storeErr
+	}
+	return w.settings, nil
+}
+
+func (w *world) tool(_ context.Context, _, server, name string) (store.Tool, bool, error) {
+	if w.storeErr != nil {
+		return store.Tool{}, false, w.storeErr
+	}
+	t, ok := w.tools[server+"/"+name]
+	return t, ok, nil
+}
+
+func (w *world) checkArguments(inputSchema string, arguments json.RawMessage) error {
+	return w.schemas.Check(inputSchema, arguments)
 }
 
 func (w *world) latestConsent(_ context.Context, _, _ string) (string, bool, error) {
@@ -143,8 +166,15 @@ func post(server, body string, header ...string) request {
 }
 
 func call(id int, tool string) string {
-	return fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":%q,"arguments":{}}}`, id, tool)
+	return callWith(id, tool, `{}`)
 }
+
+func callWith(id int, tool, arguments string) string {
+	return fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":%q,"arguments":%s}}`, id, tool, arguments)
+}
+
+// editSchema is the input schema of the tool "edit" in the safety stages' cases.
+const editSchema = `{"type":"object","properties":{"title":{"type":"string","maxLength":20}},"required":["title"]}`
 
 const (
 	initialize   = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`
@@ -259,12 +289,34 @@ func TestDecide(t *testing.T) {
 		{"DELETE session", nil, request{host: "h", userID: "u1", agentID: "a1", pathServer: "tracker", httpMethod: http.MethodDelete, header: http.Header{}}, allowed(verdictForward)},
 		{"response (no check)", func(w *world) { w.checkErr = errBackend }, post("tracker", pingResponse), allowed(verdictForward)},
 
-		// 5. tools/list.
+		// 5. The safety stages: arguments.
+		{"arguments fit the schema", tool("edit", func(t *store.Tool) { t.InputSchema = editSchema }),
+			post("tracker", callWith(30, "edit", `{"title":"fix"}`)), allowed(verdictForward)},
+		{"arguments do not fit", tool("edit", func(t *store.Tool) { t.InputSchema = editSchema }),
+			post("tracker", callWith(31, "edit", `{"title":5}`)),
+			with(denied(ReasonInvalidArguments, 403), func(w *want) {
+				w.code, w.message = ErrCodeInvalidParams, "trustgate refused tools/call \"edit\" on tracker: its arguments do not fit the tool's input schema: at /title"
+			})},
+		{"required argument missing", tool("edit", func(t *store.Tool) { t.InputSchema = editSchema }),
+			post("tracker", callWith(32, "edit", `{}`)),
+			with(denied(ReasonInvalidArguments, 403), func(w *want) { w.code, w.message = ErrCodeInvalidParams, "title" })},
+		{"arguments not checked when the host turned it off", func(w *world) {
+			tool("edit", func(t *store.Tool) { t.InputSchema = editSchema })(w)
+			w.settings.ArgumentValidation = store.ArgumentValidationOff
+		}, post("tracker", callWith(33, "edit", `{"title":5}`)), allowed(verdictForward)},
+		{"a schema that refers elsewhere fails closed", tool("edit", func(t *store.Tool) { t.InputSchema = `{"$ref":"https://schemas.example/x.json"}` }),
+			post("tracker", callWith(34, "edit", `{}`)),
+			with(denied(ReasonInputSchemaUnusable, 403), func(w *want) { w.message = "input schema cannot be used" })},
+		{"the trust level comes first", tool("delete", func(t *store.Tool) { t.InputSchema = editSchema }),
+			post("tracker", callWith(35, "delete", `{}`)), denied(ReasonLevelTooLow, 403)},
+		{"other methods are not checked", nil, post("tracker", `{"jsonrpc":"2.0","id":36,"method":"prompts/get","params":{"name":"p","arguments":5}}`), allowed(verdictForward)},
+
+		// 6. tools/list.
 		{"tools/list is filtered", nil, post("tracker", toolsList), allowed(verdictFilter)},
 		{"tools/list without visibility fails closed", func(w *world) { w.visibleErr = errBackend }, post("tracker", toolsList),
 			with(denied("", 503), func(w *want) { w.code, w.audited, w.message = ErrCodeUnavailable, audit.Error, "authorization backend" })},
 
-		// 6. The server's URL.
+		// 7. The server's URL.
 		{"invalid server URL", func(w *world) { w.servers["tracker"] = store.Server{Host: "h", Key: "tracker", URL: "ftp://tracker"} },
 			post("tracker", call(22, "read")),
 			with(denied("", 502), func(w *want) { w.code, w.audited, w.message = ErrCodeUpstream, audit.Error, "could not be reached" })},
@@ -301,9 +353,18 @@ func TestDecide(t *testing.T) {
 				t.Errorf("an audited refusal without a reason")
 			}
 			if rf.denial != "" {
-				data, _ := rf.data.(map[string]string)
-				if data["reason"] != string(rf.denial) || !strings.HasPrefix(rf.reason, string(rf.denial)+": ") {
-					t.Errorf("denial %q: data %v, audit reason %q", rf.denial, data, rf.reason)
+				var dataReason any
+				switch data := rf.data.(type) {
+				case map[string]string:
+					dataReason = data["reason"]
+				case map[string]any:
+					dataReason = data["reason"]
+				}
+				if dataReason != string(rf.denial) || !strings.HasPrefix(rf.reason, string(rf.denial)+": ") {
+					t.Errorf("denial %q: data %v, audit reason %q", rf.denial, rf.data, rf.reason)
+				}
+				if c.req.msg != nil && c.req.msg.toolCall && (rf.call == nil || rf.call.fields["reason"] != string(rf.denial)) {
+					t.Errorf("denial %q of a tools/call without its result form (%+v)", rf.denial, rf.call)
 				}
 			}
 		})

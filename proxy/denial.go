@@ -45,6 +45,15 @@ const (
 	// ReasonPendingChange: the store allows the message but the authorization backend has not
 	// applied the latest change yet (a moment after a grant or a consent).
 	ReasonPendingChange Reason = "pending_change"
+
+	// The safety stages' reasons (safety.go).
+
+	// ReasonInvalidArguments: the tools/call's arguments do not fit the tool's approved input
+	// schema; the agent fixes them and calls again.
+	ReasonInvalidArguments Reason = "invalid_arguments"
+	// ReasonInputSchemaUnusable: the tool's approved input schema cannot be used to check
+	// arguments (invalid, or it refers to another document); an administrator must act.
+	ReasonInputSchemaUnusable Reason = "input_schema_unusable"
 )
 
 // denialFacts is what the store says about a denied message.

@@ -2,10 +2,12 @@ package proxy
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
 	"github.com/trustgate/trustgate/authzserver"
+	"github.com/trustgate/trustgate/proxy/argcheck"
 	"github.com/trustgate/trustgate/store"
 )
 
@@ -15,6 +17,30 @@ type storeFacts struct {
 	st      store.HotReads
 	backend authzserver.Backend
 	defs    *defMemo
+	schemas *argcheck.Cache
+}
+
+func (f storeFacts) hostSettings(ctx context.Context, host string) (store.HostSettings, error) {
+	h, err := f.st.GetHost(ctx, host)
+	if err != nil {
+		return store.HostSettings{}, fmt.Errorf("read host settings: %w", err)
+	}
+	return h.Settings, nil
+}
+
+func (f storeFacts) tool(ctx context.Context, host, server, name string) (store.Tool, bool, error) {
+	t, err := f.st.GetTool(ctx, host, server, name)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return store.Tool{}, false, nil
+	case err != nil:
+		return store.Tool{}, false, fmt.Errorf("read tool: %w", err)
+	}
+	return t, true, nil
+}
+
+func (f storeFacts) checkArguments(inputSchema string, arguments json.RawMessage) error {
+	return f.schemas.Check(inputSchema, arguments)
 }
 
 func (f storeFacts) latestConsent(ctx context.Context, host, agentID string) (string, bool, error) {

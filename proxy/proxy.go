@@ -76,6 +76,7 @@ import (
 	"github.com/trustgate/trustgate/internal/secrets"
 	"github.com/trustgate/trustgate/internal/sse"
 	"github.com/trustgate/trustgate/internal/ssrf"
+	"github.com/trustgate/trustgate/proxy/argcheck"
 	"github.com/trustgate/trustgate/proxy/listchanged"
 	"github.com/trustgate/trustgate/store"
 	"github.com/trustgate/trustgate/telemetry"
@@ -164,7 +165,7 @@ func New(cfg Config) (*Proxy, error) {
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
-	sf := storeFacts{st: cfg.Store, backend: cfg.Backend, defs: p.defs}
+	sf := storeFacts{st: cfg.Store, backend: cfg.Backend, defs: p.defs, schemas: argcheck.New(0)}
 	p.facts, p.notifier = sf, p.newNotifier(sf)
 	p.streams, p.closeStreams = context.WithCancelCause(context.Background())
 	p.rp = &httputil.ReverseProxy{

@@ -40,7 +40,8 @@ type HostSettings struct {
 	DenialFormat          string   `json:"denial_format" jsonschema:"how a denied tools/call is answered: tool_result (a CallToolResult with isError: true, the default) or jsonrpc_error (a JSON-RPC error, code -31001)"`
 	// DLP is the result filter: what the gateway does with tool results that carry secrets or
 	// personal data.
-	DLP DLPSettings `json:"dlp"`
+	DLP                DLPSettings `json:"dlp"`
+	ArgumentValidation string      `json:"argument_validation" jsonschema:"on (the default): a tools/call whose arguments do not fit the tool's approved inputSchema is refused (reason invalid_arguments); off: arguments are not checked"`
 }
 
 // DLPSettings are a host's result filter (DLP) settings.
@@ -73,7 +74,8 @@ type HostSettingsPatch struct {
 	AuditArguments        *bool     `json:"audit_arguments,omitempty"`
 	DenialFormat          *string   `json:"denial_format,omitempty" jsonschema:"tool_result or jsonrpc_error"`
 	// DLP replaces the result filter's settings whole.
-	DLP *DLPSettings `json:"dlp,omitempty" jsonschema:"the result filter's settings, replaced whole"`
+	DLP                *DLPSettings `json:"dlp,omitempty" jsonschema:"the result filter's settings, replaced whole"`
+	ArgumentValidation *string      `json:"argument_validation,omitempty" jsonschema:"on or off"`
 }
 
 // Host is a tenant.

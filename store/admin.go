@@ -35,7 +35,17 @@ type HostSettings struct {
 	// DLP is the result filter's settings: the mode (off by default), the detectors on and
 	// the custom patterns (package dlp). A server's own mode wins over DLP.Mode.
 	DLP dlp.Settings `json:"dlp"`
+	// ArgumentValidation is whether a tools/call's arguments are checked against the tool's
+	// approved input schema before it is forwarded: ArgumentValidationOn (the default, "") or
+	// ArgumentValidationOff.
+	ArgumentValidation string `json:"argument_validation,omitempty"`
 }
+
+// The values of HostSettings.ArgumentValidation ("" is ArgumentValidationOn).
+const (
+	ArgumentValidationOn  = "on"
+	ArgumentValidationOff = "off"
+)
 
 // The denial formats of HostSettings.DenialFormat ("" is DenialToolResult).
 const (

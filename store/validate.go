@@ -275,6 +275,11 @@ func normalizeHostSettings(hs HostSettings) (HostSettings, error) {
 		return HostSettings{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	hs.DLP = d
+	switch hs.ArgumentValidation {
+	case "", ArgumentValidationOn, ArgumentValidationOff:
+	default:
+		return HostSettings{}, invalid("argument validation %q: want %q or %q", hs.ArgumentValidation, ArgumentValidationOn, ArgumentValidationOff)
+	}
 	return hs, nil
 }
 

@@ -123,7 +123,7 @@ func newHostDeleteCommand(o *adminOptions) *cobra.Command {
 
 // hostUpdateFlagNames are the flags of host update, in the order help lists them.
 var hostUpdateFlagNames = []string{"name", "allowed-domains", "sign-in-domains", "dynamic-mcps", "auto-enable-tools", "access-token-ttl",
-	"session-idle-ttl", "session-max-ttl", "tool-visibility", "audit-arguments", "denial-format"}
+	"session-idle-ttl", "session-max-ttl", "tool-visibility", "audit-arguments", "denial-format", "argument-validation"}
 
 // hostUpdateFlags are host update's flags; only those given go into the patch.
 type hostUpdateFlags struct {
@@ -132,6 +132,7 @@ type hostUpdateFlags struct {
 	dynamic, autoEnable, audit bool
 	accessTTL, idleTTL, maxTTL time.Duration
 	visibility, denialFormat   string
+	argValidation              string
 }
 
 func (u *hostUpdateFlags) register(f *pflag.FlagSet) {
@@ -146,6 +147,7 @@ func (u *hostUpdateFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&u.visibility, "tool-visibility", "", "tools/list shows the tools an agent may call (callable) or every enabled tool (all)")
 	f.BoolVar(&u.audit, "audit-arguments", false, "store (redacted) tool-call arguments in the audit log (true or false)")
 	f.StringVar(&u.denialFormat, "denial-format", "", "a denied tools/call is a tool result with isError that the model reads (tool_result) or a JSON-RPC error (jsonrpc_error)")
+	f.StringVar(&u.argValidation, "argument-validation", "", "check a tools/call's arguments against the tool's approved input schema (on) or not (off)")
 }
 
 // update builds the patch of the flags that were given.
@@ -225,6 +227,13 @@ func (u *hostUpdateFlags) update(f *pflag.FlagSet) (sdk.HostUpdate, error) {
 		}
 		s.DenialFormat, settings = &v, true
 	}
+	if f.Changed("argument-validation") {
+		v, err := oneOf("--argument-validation", u.argValidation, "on", "off")
+		if err != nil {
+			return req, err
+		}
+		s.ArgumentValidation, settings = &v, true
+	}
 	if settings {
 		req.Settings = &s
 	}
@@ -257,6 +266,7 @@ func writeHost(w io.Writer, h sdk.Host) error {
 		{"Audit arguments", yesNo(s.AuditArguments)},
 		{"Denial format", s.DenialFormat},
 		{"Result filter (DLP)", dlpText(s.DLP)},
+		{"Argument validation", s.ArgumentValidation},
 	})
 	if err != nil {
 		return err

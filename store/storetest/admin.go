@@ -42,6 +42,7 @@ func testHostSettingsRoundTrip(t *testing.T, open Opener) {
 			ToolVisibility:        "all",
 			AuditArguments:        true,
 			DenialFormat:          store.DenialJSONRPCError,
+			ArgumentValidation:    store.ArgumentValidationOff,
 		}
 		h := must[store.Host](t, "create host")(s.CreateHost(ctx, store.Host{Key: "acme", Name: "Acme", Settings: settings}))
 		wantEqual(t, "created settings", h.Settings, settings)
@@ -103,6 +104,7 @@ func testUpdateHost(t *testing.T, open Opener) {
 			"negative max TTL":      {SessionMaxTTLSeconds: -5},
 			"unknown visibility":    {ToolVisibility: "none"},
 			"unknown denial format": {DenialFormat: "exception"},
+			"unknown validation":    {ArgumentValidation: "maybe"},
 		}
 		for what, hs := range invalid {
 			_, err := s.UpdateHost(ctx, store.Host{Key: "acme", Settings: hs})
