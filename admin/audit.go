@@ -39,6 +39,8 @@ var auditedActions = map[string]string{
 	"revokeAgentServer": "agent_level.revoke",
 	"killAgent":         "agent.kill",
 	"updateHost":        "host.update",
+	"stopHost":          "host.emergency_stop",
+	"liftHostStop":      "host.emergency_stop_lift",
 	"deleteHost":        "host.delete",
 	"createHostToken":   "token.create",
 	"deleteHostToken":   "token.delete",

@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/trustgate/trustgate/dlp"
 	"github.com/trustgate/trustgate/store"
@@ -50,9 +51,13 @@ func (a *API) hostDoc(h store.Host, withClients bool) Host {
 			DenialFormat:          orDefaultString(s.DenialFormat, store.DenialToolResult),
 			DLP:                   dlpDoc(s.DLP),
 			ArgumentValidation:    orDefaultString(s.ArgumentValidation, store.ArgumentValidationOn),
+			RateLimits:            rateLimitDocs(s.RateLimits),
 		},
 		MCPURL:    a.cfg.URLs.MCP(h.Key),
 		CreatedAt: h.CreatedAt,
+	}
+	if st := s.EmergencyStop; st != nil {
+		doc.Settings.EmergencyStop = &EmergencyStop{Since: st.Since, Reason: st.Reason, By: st.By}
 	}
 	if withClients {
 		doc.Clients = clientConfigs("trustgate-"+h.Key, doc.MCPURL)
@@ -120,6 +125,66 @@ func applySettings(s *store.HostSettings, p *HostSettingsPatch) {
 	if p.ArgumentValidation != nil {
 		s.ArgumentValidation = *p.ArgumentValidation
 	}
+	if p.RateLimits != nil {
+		s.RateLimits = make([]store.RateLimit, len(*p.RateLimits))
+		for i, l := range *p.RateLimits {
+			s.RateLimits[i] = store.RateLimit{Scope: l.Scope, Server: l.Server, Tool: l.Tool, PerMinute: l.PerMinute, Burst: l.Burst}
+		}
+	}
+}
+
+func rateLimitDocs(limits []store.RateLimit) []RateLimit {
+	docs := make([]RateLimit, len(limits))
+	for i, l := range limits {
+		docs[i] = RateLimit{Scope: l.Scope, Server: l.Server, Tool: l.Tool, PerMinute: l.PerMinute, Burst: l.Burst}
+	}
+	return docs
+}
+
+// stopHost sets the host's emergency stop: every call on the host is refused until it is
+// lifted. The store's control-plane generation grows with it, so every replica sees it at the
+// next request.
+func (a *API) stopHost(r *http.Request, c *caller) (int, any, error) {
+	var req EmergencyStopRequest
+	if err := decodeBody(nil, r, &req); err != nil {
+		return 0, nil, err
+	}
+	h, err := a.cfg.Store.GetHost(r.Context(), r.PathValue("host"))
+	if err != nil {
+		return 0, nil, hostNotFound(err, r.PathValue("host"))
+	}
+	if h.Settings.EmergencyStop != nil {
+		c.change.old = "stopped"
+	} else {
+		c.change.old = "running"
+	}
+	h.Settings.EmergencyStop = &store.EmergencyStop{Since: time.Now(), Reason: req.Reason, By: c.actor()}
+	if h, err = a.cfg.Store.UpdateHost(r.Context(), h); err != nil {
+		return 0, nil, err
+	}
+	c.change.new = "stopped"
+	if req.Reason != "" {
+		c.change.new += ": " + req.Reason
+	}
+	return http.StatusOK, a.hostDoc(h, false), nil
+}
+
+// liftHostStop lifts the host's emergency stop.
+func (a *API) liftHostStop(r *http.Request, c *caller) (int, any, error) {
+	h, err := a.cfg.Store.GetHost(r.Context(), r.PathValue("host"))
+	if err != nil {
+		return 0, nil, hostNotFound(err, r.PathValue("host"))
+	}
+	if h.Settings.EmergencyStop == nil {
+		c.change.none = true
+		return http.StatusOK, a.hostDoc(h, false), nil
+	}
+	c.change.old, c.change.new = "stopped", "running"
+	h.Settings.EmergencyStop = nil
+	if h, err = a.cfg.Store.UpdateHost(r.Context(), h); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, a.hostDoc(h, false), nil
 }
 
 // dlpDoc is the document of a host's result filter settings.

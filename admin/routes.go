@@ -46,6 +46,8 @@ func (a *API) routes() []Route {
 		{"POST", pHosts, "createHost", "Create a host", HostCreate{}, Host{}, created, true, nil, (*API).createHost},
 		{"GET", pHost, "getHost", "Show a host with its MCP URL and client configuration", nil, Host{}, ok, false, nil, (*API).getHost},
 		{"PATCH", pHost, "updateHost", "Change a host's name and settings", HostUpdate{}, Host{}, ok, false, nil, (*API).updateHost},
+		{"POST", pHost + "/emergency-stop", "stopHost", "Emergency stop: refuse every call on the host (reason emergency_stop) until lifted, on every replica at once", EmergencyStopRequest{}, Host{}, ok, false, nil, (*API).stopHost},
+		{"DELETE", pHost + "/emergency-stop", "liftHostStop", "Lift the host's emergency stop", nil, Host{}, ok, false, nil, (*API).liftHostStop},
 		{"DELETE", pHost, "deleteHost", "Delete a host and everything in it", nil, nil, none, true, nil, (*API).deleteHost},
 
 		{"GET", pHost + "/auth", "getAuthSettings", "Show the host's sign-in methods and allowed sign-in domains (secrets only as set / not set)", nil, AuthSettings{}, ok, false, nil, (*API).getAuthSettings},

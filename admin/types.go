@@ -12,6 +12,9 @@ type (
 	HostSettingsPatch    = sdk.HostSettingsPatch
 	DLPSettings          = sdk.DLPSettings
 	DLPPattern           = sdk.DLPPattern
+	RateLimit            = sdk.RateLimit
+	EmergencyStop        = sdk.EmergencyStop
+	EmergencyStopRequest = sdk.EmergencyStopRequest
 	Host                 = sdk.Host
 	ClientConfig         = sdk.ClientConfig
 	HostCreate           = sdk.HostCreate

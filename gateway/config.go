@@ -13,11 +13,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/trustgate/trustgate/authzserver/permitbackend"
 	"github.com/trustgate/trustgate/internal/httplimit"
 	"github.com/trustgate/trustgate/internal/mail"
 	"github.com/trustgate/trustgate/internal/netprefix"
 	"github.com/trustgate/trustgate/internal/ssrf"
+	"github.com/trustgate/trustgate/proxy/ratelimit"
 )
 
 // Config is everything `trustgate serve` is configured with. The zero value of each field means
@@ -108,6 +111,15 @@ type Config struct {
 	// SMTPRootCAs verify the SMTP server's certificate (default: the system's roots).
 	SMTPRootCAs *x509.CertPool
 	mailer      *mail.Sender // nil: email is off
+
+	// RedisURL is the Redis server the replicas share the hosts' rate-limit buckets in
+	// (redis://[user:password@]host:port[/db] or rediss://…). Empty: each process keeps its
+	// own. RateLimitRedisDown is what a tools/call under a rate limit gets while Redis cannot be
+	// reached: "deny" (the default: refused, fail closed) or "local" (this process's own
+	// buckets decide).
+	RedisURL           string
+	RateLimitRedisDown string
+	redisOptions       *redis.Options
 
 	// SyncInterval is how often pending relationship changes are retried and changes made by
 	// other processes are picked up (default 1s).
@@ -223,6 +235,9 @@ func (c *Config) complete() error {
 	if err := c.completeMail(); err != nil {
 		return err
 	}
+	if err := c.completeRedis(); err != nil {
+		return err
+	}
 	if c.SpiceDBGRPCListen != "" && c.SpiceDBPresharedKey == "" {
 		return errors.New("--spicedb-grpc-listen needs --spicedb-preshared-key (or TRUSTGATE_SPICEDB_KEY): the API must not be open without a key")
 	}
@@ -254,6 +269,28 @@ func (c *Config) completeTLS() error {
 	case len(c.ACMEDomains) == 0 && (c.ACMEEmail != "" || c.ACMEDirectoryURL != ""):
 		return errors.New("--acme-email and --acme-directory apply to --acme-domain: set that too, or drop them")
 	}
+	return nil
+}
+
+// completeRedis checks --redis-url and --rate-limit-redis-down (the URL is never echoed: it
+// may hold a password).
+func (c *Config) completeRedis() error {
+	switch c.RateLimitRedisDown {
+	case "":
+		c.RateLimitRedisDown = ratelimit.DownDeny
+	case ratelimit.DownDeny, ratelimit.DownLocal:
+	default:
+		return fmt.Errorf("--rate-limit-redis-down %q: want %s or %s", c.RateLimitRedisDown, ratelimit.DownDeny, ratelimit.DownLocal)
+	}
+	if c.RedisURL == "" {
+		return nil
+	}
+	opts, err := ratelimit.ParseRedisURL(c.RedisURL)
+	if err != nil {
+		return fmt.Errorf("--redis-url: %w", err)
+	}
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = time.Second, time.Second, time.Second
+	c.redisOptions = opts
 	return nil
 }
 

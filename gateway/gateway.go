@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/trustgate/trustgate/accesstoken"
 	"github.com/trustgate/trustgate/admin"
@@ -26,6 +27,7 @@ import (
 	"github.com/trustgate/trustgate/internal/secrets"
 	"github.com/trustgate/trustgate/oauthserver"
 	"github.com/trustgate/trustgate/proxy"
+	"github.com/trustgate/trustgate/proxy/ratelimit"
 	"github.com/trustgate/trustgate/schema"
 	"github.com/trustgate/trustgate/store"
 	"github.com/trustgate/trustgate/store/cache"
@@ -53,6 +55,7 @@ type Gateway struct {
 	oauth     *oauthserver.Server
 	proxy     *proxy.Proxy
 	server    *http.Server
+	redis     *redis.Client // nil: rate limits in this process
 
 	telemetry       *telemetry.Telemetry
 	metricsListener net.Listener // nil: /metrics not served
@@ -194,8 +197,13 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 		}
 	}
 	checks = authzserver.NewMetrics(checks, g.telemetry.Authz())
+	limiter, err := g.rateLimiter(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if g.proxy, err = proxy.New(proxy.Config{
-		Store: g.hot, Backend: checks, KeySet: g.keys, URLs: g.urls, Keys: keys, Logger: log, Audit: g.audit,
+		Limiter: limiter,
+		Store:   g.hot, Backend: checks, KeySet: g.keys, URLs: g.urls, Keys: keys, Logger: log, Audit: g.audit,
 		Upstream:     upstream,
 		SessionKey:   keys.Derive("mcp session binding"), // the same on every replica
 		Telemetry:    g.telemetry,
@@ -422,8 +430,34 @@ const telemetryFlushTimeout = 5 * time.Second
 // shutdown, after the in-flight requests (whose bound is the shutdown timeout).
 const drainTimeout = 15 * time.Second
 
+// rateLimiter is the hosts' rate limits: in Redis with --redis-url (checked at start; an
+// unreachable Redis is logged, and calls under a limit then get what --rate-limit-redis-down
+// says), else in this process.
+func (g *Gateway) rateLimiter(ctx context.Context) (ratelimit.Limiter, error) {
+	log := g.cfg.Logger
+	if g.cfg.redisOptions == nil {
+		log.Info("rate limits are kept in this process: without --redis-url, replicas do not share them")
+		return ratelimit.NewMemory(0), nil
+	}
+	g.redis = redis.NewClient(g.cfg.redisOptions)
+	r, err := ratelimit.NewRedis(g.redis, ratelimit.RedisOptions{Down: g.cfg.RateLimitRedisDown, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	addr := g.cfg.redisOptions.Addr
+	if err := r.Ping(ctx); err != nil {
+		log.Warn("rate limits: Redis does not answer yet", "addr", addr, "when_down", g.cfg.RateLimitRedisDown, "err", err)
+	} else {
+		log.Info("rate limits are shared in Redis", "addr", addr, "when_down", g.cfg.RateLimitRedisDown)
+	}
+	return r, nil
+}
+
 // close releases what New started, in reverse order.
 func (g *Gateway) close() {
+	if g.redis != nil {
+		_ = g.redis.Close()
+	}
 	if g.audit != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		_ = g.audit.Close(ctx) // a no-op after Run closed it

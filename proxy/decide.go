@@ -10,6 +10,7 @@ import (
 
 	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/authzserver"
+	"github.com/trustgate/trustgate/proxy/ratelimit"
 	"github.com/trustgate/trustgate/schema"
 	"github.com/trustgate/trustgate/store"
 )
@@ -22,14 +23,16 @@ import (
 //  1. the body is one JSON-RPC 2.0 message (jsonrpc.go): batches and malformed bodies are refused;
 //  2. the protocol revision's transport rules (protocol.go);
 //  3. the upstream server: the one in the path, or the agent's latest consent on bare /mcp;
+//     then the host's emergency stop (safety.go);
 //  4. the trust level: tools/call is one check of tool#call, every other request and
 //     notification one check of the server's low level; a response passes once authenticated.
 //     A "no" is explained from the store's facts (denial.go);
-//  5. the safety stages of a tools/call (safety.go): its arguments fit the tool's input schema;
+//  5. the safety stages of a tools/call (safety.go): its arguments fit the tool's input schema,
+//     then the host's rate limits;
 //  6. tools/list: the tools the agent may see, for the answer's filter;
 //  7. the server's URL is one the proxy can forward to.
 //
-// Later stages (limits, approvals) belong in 5.
+// Later stages (approvals) belong in 5, after the rate limits.
 
 // request is what decide knows of one authenticated request.
 type request struct {
@@ -65,6 +68,9 @@ type facts interface {
 	// checkArguments checks a tools/call's arguments against the tool's input schema
 	// (argcheck.Cache.Check: nil, a *argcheck.MismatchError or argcheck.ErrSchema).
 	checkArguments(inputSchema string, arguments json.RawMessage) error
+	// takeTokens takes one token from each of a call's rate-limit buckets, all or none
+	// (ratelimit.Limiter).
+	takeTokens(ctx context.Context, buckets []ratelimit.Bucket) (ratelimit.Result, error)
 }
 
 // verdict is what happens to a message. The zero value refuses: a decision that was never made
@@ -196,6 +202,15 @@ func decide(ctx context.Context, req request, f facts) decision {
 	}
 	d.server, d.auditServer = srv, srv.Key
 
+	// The host's emergency stop (safety.go) comes before everything the host allows.
+	hs, err := f.hostSettings(ctx, req.host)
+	if err != nil {
+		return d.refuse(storeFailed(err))
+	}
+	if rf := emergencyStop(ctx, f, hs, srv, m); rf != nil {
+		return d.refuse(*rf)
+	}
+
 	// 4. The trust level: one check per message.
 	subject := schema.SubjectRef{Object: schema.Agent(req.host, req.agentID)}
 	var check authzserver.CheckRequest
@@ -227,11 +242,10 @@ func decide(ctx context.Context, req request, f facts) decision {
 
 	// 5. The safety stages of a tools/call (safety.go).
 	if m != nil && m.toolCall {
-		hs, err := f.hostSettings(ctx, req.host)
-		if err != nil {
-			return d.refuse(storeFailed(err))
-		}
 		if rf := checkArguments(ctx, f, hs, srv, m); rf != nil {
+			return d.refuse(*rf)
+		}
+		if rf := rateLimit(ctx, f, hs, req, srv, m); rf != nil {
 			return d.refuse(*rf)
 		}
 	}

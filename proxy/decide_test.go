@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/authzserver"
 	"github.com/trustgate/trustgate/proxy/argcheck"
+	"github.com/trustgate/trustgate/proxy/ratelimit"
 	"github.com/trustgate/trustgate/schema"
 	"github.com/trustgate/trustgate/store"
 )
@@ -29,6 +31,9 @@ type world struct {
 	latest                      string                  // the agent's latest consent ("" none)
 	settings                    store.HostSettings      // the host's
 	schemas                     *argcheck.Cache
+	limiter                     *ratelimit.Memory
+	limiterErr                  error
+	took                        [][]ratelimit.Bucket
 
 	behind                                    bool
 	storeErr, checkErr, visibleErr, denialErr error
@@ -50,7 +55,16 @@ func newWorld() *world {
 		},
 		latest:  "tracker",
 		schemas: argcheck.New(0),
+		limiter: ratelimit.NewMemory(0),
 	}
+}
+
+func (w *world) takeTokens(ctx context.Context, buckets []ratelimit.Bucket) (ratelimit.Result, error) {
+	w.took = append(w.took, buckets)
+	if w.limiterErr != nil {
+		return ratelimit.Result{}, w.limiterErr
+	}
+	return w.limiter.Take(ctx, buckets)
 }
 
 func (w *world) hostSettings(context.Context, string) (store.HostSettings, error) {
@@ -210,6 +224,9 @@ func TestDecide(t *testing.T) {
 			status: status, code: ErrCodeDenied, reason: reason, audited: audit.Denied, message: "trustgate denied"}
 	}
 	with := func(w want, change func(*want)) want { change(&w); return w }
+	stopped := func(w *world) {
+		w.settings.EmergencyStop = &store.EmergencyStop{Since: time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC), Reason: "injection seen"}
+	}
 	tool := func(name string, change func(*store.Tool)) func(*world) {
 		return func(w *world) {
 			t := w.tools["tracker/"+name]
@@ -253,6 +270,18 @@ func TestDecide(t *testing.T) {
 			want{verdict: verdictRefuse, auditServer: "nope", described: true, form: formReject, status: 404, code: ErrCodeDenied, reason: ReasonUnknownServer, audited: audit.Denied}},
 		{"store down", func(w *world) { w.storeErr = errStore }, post("tracker", call(5, "read")),
 			want{verdict: verdictRefuse, described: true, form: formReject, status: 503, code: ErrCodeUnavailable, audited: audit.Error, message: "could not read its configuration"}},
+
+		// 3b. The host's emergency stop.
+		{"stopped: tools/call refused", stopped, post("tracker", call(40, "read")),
+			with(denied(ReasonEmergencyStop, 403), func(w *want) { w.message = "(emergency stop since 2026-12-06T10:00:00Z): injection seen" })},
+		{"stopped: before the trust level", stopped, post("tracker", call(41, "delete")),
+			with(denied(ReasonEmergencyStop, 403), func(w *want) { w.message = "emergency stop" })},
+		{"stopped: resources/read refused", stopped, post("tracker", `{"jsonrpc":"2.0","id":42,"method":"resources/read","params":{"uri":"file:///x"}}`),
+			with(denied(ReasonEmergencyStop, 403), func(w *want) { w.message = "trustgate refused resources/read on tracker" })},
+		{"stopped: initialize passes", stopped, post("tracker", initialize), allowed(verdictForward)},
+		{"stopped: tools/list passes", stopped, post("tracker", toolsList), allowed(verdictFilter)},
+		{"stopped: notification passes", stopped, post("tracker", initialized), allowed(verdictForward)},
+		{"stopped: response passes", stopped, post("tracker", pingResponse), allowed(verdictForward)},
 
 		// 4. The trust level.
 		{"call within the level (low)", nil, post("tracker", call(6, "read")), allowed(verdictForward)},
@@ -310,6 +339,19 @@ func TestDecide(t *testing.T) {
 		{"the trust level comes first", tool("delete", func(t *store.Tool) { t.InputSchema = editSchema }),
 			post("tracker", callWith(35, "delete", `{}`)), denied(ReasonLevelTooLow, 403)},
 		{"other methods are not checked", nil, post("tracker", `{"jsonrpc":"2.0","id":36,"method":"prompts/get","params":{"name":"p","arguments":5}}`), allowed(verdictForward)},
+
+		// 5. The safety stages: rate limits.
+		{"rate limiter down fails closed", func(w *world) {
+			w.settings.RateLimits = []store.RateLimit{{Scope: store.RateScopeAgent, PerMinute: 10}}
+			w.limiterErr = errBackend
+		}, post("tracker", call(50, "read")),
+			with(denied("", 503), func(w *want) { w.code, w.audited, w.message = ErrCodeUnavailable, audit.Error, "rate limiter" })},
+		{"invalid arguments take no token", func(w *world) {
+			tool("edit", func(t *store.Tool) { t.InputSchema = editSchema })(w)
+			w.settings.RateLimits = []store.RateLimit{{Scope: store.RateScopeAgent, PerMinute: 10}}
+			w.limiterErr = errBackend
+		}, post("tracker", callWith(51, "edit", `{}`)),
+			with(denied(ReasonInvalidArguments, 403), func(w *want) { w.code, w.message = ErrCodeInvalidParams, "title" })},
 
 		// 6. tools/list.
 		{"tools/list is filtered", nil, post("tracker", toolsList), allowed(verdictFilter)},
@@ -412,5 +454,95 @@ func TestDecideDenialData(t *testing.T) {
 	}
 	if l := d.refusal.levels; l == nil || *l != (deniedLevels{agent: "medium", ceiling: "high", required: "high"}) {
 		t.Fatalf("levels %+v", l)
+	}
+}
+
+// TestDecideRateLimits: a call takes a token from the bucket of each scope the host limits,
+// with the most specific rule of each scope; over a limit it is refused naming the limit and
+// retry_after, and other agents, tools and servers are not affected.
+func TestDecideRateLimits(t *testing.T) {
+	w := newWorld()
+	w.tools["tracker/edit"] = store.Tool{Name: "edit", Level: schema.Low, Enabled: true}
+	w.settings.RateLimits = []store.RateLimit{
+		{Scope: store.RateScopeAgent, PerMinute: 100},
+		{Scope: store.RateScopeAgentTool, Server: "tracker", Tool: "edit", PerMinute: 2},
+		{Scope: store.RateScopeHost, PerMinute: 6, Burst: 5},
+	}
+	as := func(agent string, r request) request { r.agentID = agent; return r }
+	for i := range 2 {
+		if d := decide(context.Background(), post("tracker", call(i, "edit")), w); d.verdict != verdictForward {
+			t.Fatalf("edit %d: %s %+v", i, d.verdict, d.refusal)
+		}
+	}
+	d := decide(context.Background(), post("tracker", call(3, "edit")), w)
+	rf := d.refusal
+	if d.verdict != verdictRefuse || rf.denial != ReasonRateLimited || rf.code != ErrCodeDenied {
+		t.Fatalf("third edit: %s %+v", d.verdict, rf)
+	}
+	data := rf.data.(map[string]any)
+	if data["limit"] != "agent_tool" || data["limit_tool"] != "edit" || data["per_minute"] != 2 || data["retry_after"].(int) < 1 || data["retry_after"].(int) > 30 {
+		t.Errorf("data %v", data)
+	}
+	if !strings.Contains(rf.message, "this agent's per-tool limit on tracker/edit of 2 calls a minute (burst 2) is spent") ||
+		!strings.Contains(rf.message, "Try again in") || rf.call == nil || rf.call.fields["retry_after"] == nil {
+		t.Errorf("message %q, result %+v", rf.message, rf.call)
+	}
+	if !strings.HasPrefix(rf.reason, "rate_limited: ") || rf.audited != audit.Denied {
+		t.Errorf("audit %q %q", rf.audited, rf.reason)
+	}
+	// The same agent may still call another tool; another agent may call edit.
+	if d := decide(context.Background(), post("tracker", call(4, "read")), w); d.verdict != verdictForward {
+		t.Fatalf("read after edit's limit: %+v", d.refusal)
+	}
+	if d := decide(context.Background(), as("a2", post("tracker", call(5, "edit"))), w); d.verdict != verdictForward {
+		t.Fatalf("another agent's edit: %+v", d.refusal)
+	}
+	// Five calls went through (two edits, the read, a2's edit; the refused one took nothing):
+	// the host's burst of 5 has one token left.
+	if d := decide(context.Background(), as("a3", post("tracker", call(6, "read"))), w); d.verdict != verdictForward {
+		t.Fatalf("fifth call on the host: %+v", d.refusal)
+	}
+	d = decide(context.Background(), as("a4", post("tracker", call(7, "read"))), w)
+	if d.verdict != verdictRefuse || d.refusal.data.(map[string]any)["limit"] != "host" {
+		t.Fatalf("sixth call on the host: %s %+v", d.verdict, d.refusal)
+	}
+	// Other messages take no token.
+	n := len(w.took)
+	decide(context.Background(), post("tracker", toolsList), w)
+	decide(context.Background(), post("tracker", initialize), w)
+	if len(w.took) != n {
+		t.Fatal("a message other than tools/call took tokens")
+	}
+}
+
+func TestRulesFor(t *testing.T) {
+	limits := []store.RateLimit{
+		{Scope: "agent", PerMinute: 1},
+		{Scope: "agent", Server: "tracker", PerMinute: 2},
+		{Scope: "agent", Server: "tracker", Tool: "edit", PerMinute: 3},
+		{Scope: "human", Server: "wiki", PerMinute: 4},
+	}
+	for _, c := range []struct {
+		server, tool string
+		want         []int
+	}{
+		{"tracker", "edit", []int{3}},
+		{"tracker", "read", []int{2}},
+		{"wiki", "edit", []int{1, 4}},
+		{"other", "x", []int{1}},
+	} {
+		var got []int
+		for _, r := range rulesFor(limits, c.server, c.tool) {
+			got = append(got, r.PerMinute)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("%s/%s: rules %v, want %v", c.server, c.tool, got, c.want)
+		}
+	}
+	// Keys never collide across hosts, scopes or names that contain separators.
+	a := bucketKey(request{host: "h", agentID: "a|b"}, "s", "t", store.RateLimit{Scope: "agent"})
+	b := bucketKey(request{host: "h", agentID: "a"}, "s", "t", store.RateLimit{Scope: "agent", Tool: "b"})
+	if a == b || !strings.HasPrefix(a, "{h}") {
+		t.Errorf("keys %q %q", a, b)
 	}
 }

@@ -54,6 +54,12 @@ const (
 	// ReasonInputSchemaUnusable: the tool's approved input schema cannot be used to check
 	// arguments (invalid, or it refers to another document); an administrator must act.
 	ReasonInputSchemaUnusable Reason = "input_schema_unusable"
+	// ReasonEmergencyStop: an administrator stopped every call on the host until further
+	// notice.
+	ReasonEmergencyStop Reason = "emergency_stop"
+	// ReasonRateLimited: a rate limit of the host is spent; retry_after says when a call is
+	// allowed again.
+	ReasonRateLimited Reason = "rate_limited"
 )
 
 // denialFacts is what the store says about a denied message.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/trustgate/trustgate/authzserver"
 	"github.com/trustgate/trustgate/proxy/argcheck"
+	"github.com/trustgate/trustgate/proxy/ratelimit"
 	"github.com/trustgate/trustgate/store"
 )
 
@@ -18,6 +19,11 @@ type storeFacts struct {
 	backend authzserver.Backend
 	defs    *defMemo
 	schemas *argcheck.Cache
+	limiter ratelimit.Limiter
+}
+
+func (f storeFacts) takeTokens(ctx context.Context, buckets []ratelimit.Bucket) (ratelimit.Result, error) {
+	return f.limiter.Take(ctx, buckets)
 }
 
 func (f storeFacts) hostSettings(ctx context.Context, host string) (store.HostSettings, error) {

@@ -78,6 +78,7 @@ import (
 	"github.com/trustgate/trustgate/internal/ssrf"
 	"github.com/trustgate/trustgate/proxy/argcheck"
 	"github.com/trustgate/trustgate/proxy/listchanged"
+	"github.com/trustgate/trustgate/proxy/ratelimit"
 	"github.com/trustgate/trustgate/store"
 	"github.com/trustgate/trustgate/telemetry"
 	"github.com/trustgate/trustgate/tenant"
@@ -124,6 +125,9 @@ type Config struct {
 	// Syncer applies a flag to the authorization backend at once (nil: the writer's periodic
 	// run applies it).
 	Syncer Syncer
+	// Limiter holds the hosts' rate-limit buckets (safety.go): shared by the replicas (Redis)
+	// or nil for this process's own.
+	Limiter ratelimit.Limiter
 }
 
 // Proxy is the MCP proxy. It is safe for concurrent use.
@@ -165,7 +169,11 @@ func New(cfg Config) (*Proxy, error) {
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
-	sf := storeFacts{st: cfg.Store, backend: cfg.Backend, defs: p.defs, schemas: argcheck.New(0)}
+	if cfg.Limiter == nil {
+		cfg.Limiter = ratelimit.NewMemory(0)
+		p.cfg.Limiter = cfg.Limiter
+	}
+	sf := storeFacts{st: cfg.Store, backend: cfg.Backend, defs: p.defs, schemas: argcheck.New(0), limiter: cfg.Limiter}
 	p.facts, p.notifier = sf, p.newNotifier(sf)
 	p.streams, p.closeStreams = context.WithCancelCause(context.Background())
 	p.rp = &httputil.ReverseProxy{

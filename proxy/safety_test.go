@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/proxy"
@@ -37,23 +38,22 @@ func (e *env) setInputSchema(tool, schema string) {
 	}
 }
 
-// lastAudit is the host's newest audit entry of a tools/call of tool.
-func (e *env) lastAudit(tool string) audit.Entry {
+// deniedAudit is the host's audit entry of a denied tools/call of tool (the audit log writes
+// in batches: waited for, up to 5 s).
+func (e *env) deniedAudit(tool string) audit.Entry {
 	e.t.Helper()
-	es, err := e.st.ListAudit(context.Background(), audit.Filter{Host: host, Tool: tool}, 0, 1000)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if len(es) == 0 {
-		e.t.Fatalf("no audit entry of %s", tool)
-	}
-	last := es[0]
-	for _, x := range es {
-		if x.Seq > last.Seq {
-			last = x
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		es, err := e.st.ListAudit(context.Background(), audit.Filter{Host: host, Tool: tool, Decision: audit.Denied}, 0, 1000)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if len(es) > 0 {
+			return es[0]
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("no audit entry of a denied call of %s", tool)
 		}
 	}
-	return last
 }
 
 // Arguments that do not fit the tool's approved input schema never reach the upstream: the
@@ -80,7 +80,7 @@ func TestArgumentValidation(t *testing.T) {
 	if e.upCalls.Load() != before {
 		t.Fatal("a call with invalid arguments reached the upstream")
 	}
-	entry := e.lastAudit("create_issue")
+	entry := e.deniedAudit("create_issue")
 	if entry.Decision != audit.Denied || !strings.HasPrefix(entry.Reason, "invalid_arguments: ") || !strings.Contains(entry.Reason, "at /title: minLength") {
 		t.Errorf("audit entry %q %q", entry.Decision, entry.Reason)
 	}

@@ -165,6 +165,21 @@ func (c *Client) UpdateHost(ctx context.Context, host string, req HostUpdate) (H
 	return out, err
 }
 
+// StopHost is the host's emergency stop: every call on the host is refused (reason
+// emergency_stop) until LiftHostStop, on every replica at once. reason is shown to agents.
+func (c *Client) StopHost(ctx context.Context, host, reason string) (Host, error) {
+	var out Host
+	err := c.do(ctx, http.MethodPost, nil, EmergencyStopRequest{Reason: reason}, &out, "hosts", host, "emergency-stop")
+	return out, err
+}
+
+// LiftHostStop lifts the host's emergency stop.
+func (c *Client) LiftHostStop(ctx context.Context, host string) (Host, error) {
+	var out Host
+	err := c.do(ctx, http.MethodDelete, nil, nil, &out, "hosts", host, "emergency-stop")
+	return out, err
+}
+
 // DeleteHost deletes a host and everything in it.
 func (c *Client) DeleteHost(ctx context.Context, host string) error {
 	return c.do(ctx, http.MethodDelete, nil, nil, nil, "hosts", host)

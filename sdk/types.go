@@ -42,6 +42,9 @@ type HostSettings struct {
 	// personal data.
 	DLP                DLPSettings `json:"dlp"`
 	ArgumentValidation string      `json:"argument_validation" jsonschema:"on (the default): a tools/call whose arguments do not fit the tool's approved inputSchema is refused (reason invalid_arguments); off: arguments are not checked"`
+	RateLimits         []RateLimit `json:"rate_limits" jsonschema:"token buckets on tools/call; a call over a limit is refused (reason rate_limited) with retry_after"`
+	// EmergencyStop is set while the host is stopped (StopHost; LiftHostStop lifts it).
+	EmergencyStop *EmergencyStop `json:"emergency_stop,omitempty" jsonschema:"set while every call on the host is refused (reason emergency_stop)"`
 }
 
 // DLPSettings are a host's result filter (DLP) settings.
@@ -61,6 +64,31 @@ type DLPPattern struct {
 	Regexp string `json:"regexp" jsonschema:"an RE2 regular expression (Go syntax), at most 1024 bytes, that does not match the empty string"`
 }
 
+// RateLimit is one token bucket rule of a host: PerMinute tokens a minute, at most Burst held
+// (0: as many as PerMinute); each tools/call takes one token from the bucket of its scope.
+// Server, and Tool with it, narrow the rule; for each scope the most specific matching rule
+// applies (tool, then server, then the host's).
+type RateLimit struct {
+	Scope     string `json:"scope" jsonschema:"agent (each agent), agent_tool (each agent and tool), human (all the agents of each human) or host (every call on the host)"`
+	Server    string `json:"server,omitempty" jsonschema:"only calls to this server"`
+	Tool      string `json:"tool,omitempty" jsonschema:"only calls of this tool of server"`
+	PerMinute int    `json:"per_minute" jsonschema:"tokens added per minute (1 to 1000000)"`
+	Burst     int    `json:"burst,omitempty" jsonschema:"most tokens held at once; 0: per_minute"`
+}
+
+// EmergencyStop is a host's emergency stop.
+type EmergencyStop struct {
+	Since  time.Time `json:"since"`
+	Reason string    `json:"reason,omitempty"`
+	// By names who stopped the host (their API token).
+	By string `json:"by,omitempty"`
+}
+
+// EmergencyStopRequest stops every call on a host.
+type EmergencyStopRequest struct {
+	Reason string `json:"reason,omitempty" jsonschema:"shown to agents and in the audit log (at most 1024 bytes)"`
+}
+
 // HostSettingsPatch changes only the settings that are set.
 type HostSettingsPatch struct {
 	AllowedEmailDomains   *[]string `json:"allowed_email_domains,omitempty"`
@@ -76,6 +104,7 @@ type HostSettingsPatch struct {
 	// DLP replaces the result filter's settings whole.
 	DLP                *DLPSettings `json:"dlp,omitempty" jsonschema:"the result filter's settings, replaced whole"`
 	ArgumentValidation *string      `json:"argument_validation,omitempty" jsonschema:"on or off"`
+	RateLimits         *[]RateLimit `json:"rate_limits,omitempty" jsonschema:"replaces every rate limit of the host ([] removes them)"`
 }
 
 // Host is a tenant.

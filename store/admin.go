@@ -39,6 +39,37 @@ type HostSettings struct {
 	// approved input schema before it is forwarded: ArgumentValidationOn (the default, "") or
 	// ArgumentValidationOff.
 	ArgumentValidation string `json:"argument_validation,omitempty"`
+	// RateLimits are the host's token buckets on tools/call (none: no limit).
+	RateLimits []RateLimit `json:"rate_limits,omitempty"`
+	// EmergencyStop, when set, denies every call on the host until it is lifted.
+	EmergencyStop *EmergencyStop `json:"emergency_stop,omitempty"`
+}
+
+// The scopes of a RateLimit: whose calls share one bucket.
+const (
+	RateScopeAgent     = "agent"      // each agent's calls
+	RateScopeAgentTool = "agent_tool" // each agent's calls of each tool
+	RateScopeHuman     = "human"      // the calls of all the agents of each human
+	RateScopeHost      = "host"       // every call on the host
+)
+
+// RateLimit is one token bucket rule: PerMinute tokens a minute, at most Burst held (0: as many
+// as PerMinute); each tools/call takes one token from the bucket of its scope. Server and Tool
+// narrow the rule to one server or one of its tools; for each scope the most specific rule that
+// matches a call applies (tool, then server, then the host's).
+type RateLimit struct {
+	Scope     string `json:"scope"`
+	Server    string `json:"server,omitempty"`
+	Tool      string `json:"tool,omitempty"`
+	PerMinute int    `json:"per_minute"`
+	Burst     int    `json:"burst,omitempty"`
+}
+
+// EmergencyStop is a host's emergency stop: since when, why, and who set it.
+type EmergencyStop struct {
+	Since  time.Time `json:"since"`
+	Reason string    `json:"reason,omitempty"`
+	By     string    `json:"by,omitempty"`
 }
 
 // The values of HostSettings.ArgumentValidation ("" is ArgumentValidationOn).

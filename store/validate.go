@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/trustgate/trustgate/schema"
@@ -280,6 +281,23 @@ func normalizeHostSettings(hs HostSettings) (HostSettings, error) {
 	default:
 		return HostSettings{}, invalid("argument validation %q: want %q or %q", hs.ArgumentValidation, ArgumentValidationOn, ArgumentValidationOff)
 	}
+	if err := validRateLimits(hs.RateLimits); err != nil {
+		return HostSettings{}, err
+	}
+	if len(hs.RateLimits) == 0 {
+		hs.RateLimits = nil
+	}
+	if s := hs.EmergencyStop; s != nil {
+		if err := firstErr(validText("emergency stop reason", s.Reason), validText("emergency stop by", s.By)); err != nil {
+			return HostSettings{}, err
+		}
+		if len(s.Reason) > maxStopReason {
+			return HostSettings{}, invalid("emergency stop reason of %d bytes: want at most %d", len(s.Reason), maxStopReason)
+		}
+		stop := *s
+		stop.Since = stop.Since.UTC().Truncate(time.Millisecond)
+		hs.EmergencyStop = &stop
+	}
 	return hs, nil
 }
 
@@ -346,4 +364,48 @@ func validTokenPrefix(p string) error {
 		return invalid("API token prefix of %d bytes: want at most %d", len(p), maxTokenPrefixLen)
 	}
 	return validText("API token prefix", p)
+}
+
+// Bounds of the safety settings.
+const (
+	maxRateLimits    = 200
+	maxRatePerMinute = 1_000_000
+	maxStopReason    = 1024
+)
+
+// validRateLimits: known scopes, a tool only with its server, positive bounded rates, and one
+// rule per scope, server and tool.
+func validRateLimits(limits []RateLimit) error {
+	if len(limits) > maxRateLimits {
+		return invalid("%d rate limits: want at most %d", len(limits), maxRateLimits)
+	}
+	seen := map[RateLimit]bool{}
+	for _, l := range limits {
+		switch l.Scope {
+		case RateScopeAgent, RateScopeAgentTool, RateScopeHuman, RateScopeHost:
+		default:
+			return invalid("rate limit scope %q: want %q, %q, %q or %q", l.Scope, RateScopeAgent, RateScopeAgentTool, RateScopeHuman, RateScopeHost)
+		}
+		if l.Tool != "" && l.Server == "" {
+			return invalid("rate limit on tool %q: name its server too", l.Tool)
+		}
+		if err := firstErr(validText("rate limit server", l.Server), validText("rate limit tool", l.Tool)); err != nil {
+			return err
+		}
+		if len(l.Server) > 64 || len(l.Tool) > 128 {
+			return invalid("rate limit on %s/%s: server or tool name too long", l.Server, l.Tool)
+		}
+		if l.PerMinute < 1 || l.PerMinute > maxRatePerMinute {
+			return invalid("rate limit %s per minute %d: want 1 to %d", l.Scope, l.PerMinute, maxRatePerMinute)
+		}
+		if l.Burst < 0 || l.Burst > maxRatePerMinute {
+			return invalid("rate limit %s burst %d: want 0 (as many as per minute) to %d", l.Scope, l.Burst, maxRatePerMinute)
+		}
+		k := RateLimit{Scope: l.Scope, Server: l.Server, Tool: l.Tool}
+		if seen[k] {
+			return invalid("two rate limits of scope %s on %q/%q", l.Scope, l.Server, l.Tool)
+		}
+		seen[k] = true
+	}
+	return nil
 }

@@ -31,7 +31,8 @@ type replicaPair struct {
 	admin    string        // a global admin token
 }
 
-func startReplicaPair(t *testing.T) replicaPair {
+// extra are more flags of both processes.
+func startReplicaPair(t *testing.T, extra ...string) replicaPair {
 	t.Helper()
 	db := services.Postgres(t)
 	var (
@@ -46,7 +47,7 @@ func startReplicaPair(t *testing.T) replicaPair {
 		}}).ServeHTTP(w, r)
 	}))
 	t.Cleanup(lb.Close)
-	args := []string{"--database", db, "--master-key", strings.Repeat("5a", 32), "--public-url", lb.URL}
+	args := append([]string{"--database", db, "--master-key", strings.Repeat("5a", 32), "--public-url", lb.URL}, extra...)
 	p1 := start(t, args...)
 	p2 := start(t, args...)
 	for _, p := range []*process{p1, p2} {

@@ -16,7 +16,8 @@ import (
 func newAdminHostCommand(o *adminOptions) *cobra.Command {
 	return groupCommand("host", "Manage hosts (tenants)",
 		newHostCreateCommand(o), newHostListCommand(o), newHostShowCommand(o),
-		newHostUpdateCommand(o), newHostDLPCommand(o), newHostDeleteCommand(o), newHostAuthCommand(o))
+		newHostUpdateCommand(o), newHostDLPCommand(o), newHostDeleteCommand(o), newHostAuthCommand(o),
+		newHostStopCommand(o), newHostResumeCommand(o), newHostLimitCommand(o))
 }
 
 func newHostCreateCommand(o *adminOptions) *cobra.Command {
@@ -267,6 +268,8 @@ func writeHost(w io.Writer, h sdk.Host) error {
 		{"Denial format", s.DenialFormat},
 		{"Result filter (DLP)", dlpText(s.DLP)},
 		{"Argument validation", s.ArgumentValidation},
+		{"Rate limits", rateLimitsLine(s.RateLimits)},
+		{"Emergency stop", emergencyStopLine(s.EmergencyStop)},
 	})
 	if err != nil {
 		return err
@@ -325,4 +328,36 @@ func (a *adminCall) done(format string, args ...any) error {
 		return nil
 	}
 	return printf(a.out, format, args...)
+}
+
+func rateLimitsLine(limits []sdk.RateLimit) string {
+	if len(limits) == 0 {
+		return "none"
+	}
+	parts := make([]string, len(limits))
+	for i, l := range limits {
+		where := ""
+		if l.Server != "" {
+			where = " on " + l.Server
+			if l.Tool != "" {
+				where += "/" + l.Tool
+			}
+		}
+		parts[i] = fmt.Sprintf("%s %d/min%s", l.Scope, l.PerMinute, where)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func emergencyStopLine(s *sdk.EmergencyStop) string {
+	if s == nil {
+		return "off"
+	}
+	line := "STOPPED since " + formatTime(s.Since)
+	if s.By != "" {
+		line += " by " + s.By
+	}
+	if s.Reason != "" {
+		line += ": " + s.Reason
+	}
+	return line
 }

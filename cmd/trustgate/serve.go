@@ -108,6 +108,8 @@ decides with a Permit.io environment and its PDP instead of SpiceDB.`,
 	f.StringVar(&bodyTime, "request-body-timeout", httplimit.DefaultBodyTimeout.String(), "how long a request body may take to arrive; a slower client is disconnected")
 	f.IntVar(&cfg.MaxConnections, "max-connections", 0, "most client connections open at once (0: half the open-file limit, at most 16384); at the limit, unauthenticated connections are closed first")
 	f.StringVar(&cfg.SMTPURL, "smtp-url", "", "SMTP server for the gateway's email: smtp://user:pass@host:port (STARTTLS when offered; the password only over TLS or to loopback) or smtps://user:pass@host:port (TLS); empty: email is off")
+	f.StringVar(&cfg.RedisURL, "redis-url", "", "Redis server the replicas share the hosts' rate limits in: redis://[user:password@]host:port[/db] or rediss://… (empty: each process keeps its own)")
+	f.StringVar(&cfg.RateLimitRedisDown, "rate-limit-redis-down", "deny", "while Redis cannot be reached, a tools/call under a rate limit is refused (deny) or counted in this process only (local)")
 	f.StringVar(&cfg.SMTPFrom, "smtp-from", "", "RFC 5322 address the gateway's email is sent from, e.g. \"trustgate <gateway@example.com>\"")
 	logs.register(f)
 	bindEnv(f, "request-body-timeout", "TRUSTGATE_REQUEST_BODY_TIMEOUT")
@@ -146,5 +148,7 @@ decides with a Permit.io environment and its PDP instead of SpiceDB.`,
 	bindEnv(f, "otlp-endpoint", "TRUSTGATE_OTLP_ENDPOINT")
 	bindEnv(f, "smtp-url", "TRUSTGATE_SMTP_URL")
 	bindEnv(f, "smtp-from", "TRUSTGATE_SMTP_FROM")
+	bindEnv(f, "redis-url", "TRUSTGATE_REDIS_URL")
+	bindEnv(f, "rate-limit-redis-down", "TRUSTGATE_RATE_LIMIT_REDIS_DOWN")
 	return cmd
 }

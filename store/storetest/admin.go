@@ -43,6 +43,12 @@ func testHostSettingsRoundTrip(t *testing.T, open Opener) {
 			AuditArguments:        true,
 			DenialFormat:          store.DenialJSONRPCError,
 			ArgumentValidation:    store.ArgumentValidationOff,
+			RateLimits: []store.RateLimit{
+				{Scope: store.RateScopeAgent, PerMinute: 60},
+				{Scope: store.RateScopeAgentTool, Server: "tracker", Tool: "delete_issue", PerMinute: 2, Burst: 1},
+				{Scope: store.RateScopeHost, PerMinute: 6000, Burst: 100},
+			},
+			EmergencyStop: &store.EmergencyStop{Since: ms(1700000000, 123), Reason: "prompt injection in tracker", By: "token:t1 (ops)"},
 		}
 		h := must[store.Host](t, "create host")(s.CreateHost(ctx, store.Host{Key: "acme", Name: "Acme", Settings: settings}))
 		wantEqual(t, "created settings", h.Settings, settings)
@@ -105,6 +111,12 @@ func testUpdateHost(t *testing.T, open Opener) {
 			"unknown visibility":    {ToolVisibility: "none"},
 			"unknown denial format": {DenialFormat: "exception"},
 			"unknown validation":    {ArgumentValidation: "maybe"},
+			"unknown rate scope":    {RateLimits: []store.RateLimit{{Scope: "world", PerMinute: 1}}},
+			"zero rate":             {RateLimits: []store.RateLimit{{Scope: "agent"}}},
+			"negative burst":        {RateLimits: []store.RateLimit{{Scope: "agent", PerMinute: 1, Burst: -1}}},
+			"tool without server":   {RateLimits: []store.RateLimit{{Scope: "agent", Tool: "x", PerMinute: 1}}},
+			"duplicate rate rule":   {RateLimits: []store.RateLimit{{Scope: "agent", PerMinute: 1}, {Scope: "agent", PerMinute: 2}}},
+			"long stop reason":      {EmergencyStop: &store.EmergencyStop{Reason: strings.Repeat("x", 1025)}},
 		}
 		for what, hs := range invalid {
 			_, err := s.UpdateHost(ctx, store.Host{Key: "acme", Settings: hs})
