@@ -37,9 +37,13 @@ func (s *Server) RunPruner(ctx context.Context, interval time.Duration) {
 		case <-t.C:
 			s.addrLimiter.Sweep(s.now())
 			s.regLimiter.Sweep(s.now())
+			s.codeLimiter.Sweep(s.now())
 			s.acctBackoff.Sweep(s.now())
 			if _, err := s.cfg.Store.PruneBrowserSessions(ctx, s.now()); err != nil && ctx.Err() == nil {
 				s.log.Warn("oauthserver: prune expired browser sessions", "err", err)
+			}
+			if _, err := s.cfg.Store.PruneEmailCodes(ctx, s.now()); err != nil && ctx.Err() == nil {
+				s.log.Warn("oauthserver: prune email codes", "err", err)
 			}
 			n, err := s.PruneUnusedClients(ctx)
 			if err != nil {

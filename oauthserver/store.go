@@ -19,6 +19,7 @@ type Store interface {
 	store.UsedOnce // SAML assertions and requests, used once
 	store.SSOStates
 	store.BrowserSessions
+	store.EmailCodes // one-time codes sent by email (emailcode.go)
 	store.Transactor
 
 	GetHost(ctx context.Context, key string) (store.Host, error)

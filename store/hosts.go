@@ -251,6 +251,9 @@ func (s *sqlStore) DeleteHost(ctx context.Context, key string) error {
 		if _, err := q.exec(ctx, "DELETE FROM sso_states WHERE host_key = ?", key); err != nil {
 			return fmt.Errorf("delete sign-ins in progress: %w", err)
 		}
+		if _, err := q.exec(ctx, "DELETE FROM email_codes WHERE host_key = ?", key); err != nil {
+			return fmt.Errorf("delete email codes: %w", err)
+		}
 		if _, err := q.exec(ctx, "DELETE FROM hosts WHERE host_key = ?", key); err != nil {
 			return err
 		}

@@ -185,6 +185,8 @@ type Store interface {
 	AuthMethods
 	// BrowserSessions are the signed-in browsers of humans (see browsersessions.go).
 	BrowserSessions
+	// EmailCodes are the one-time codes sent by email (see emailcodes.go).
+	EmailCodes
 	// Transactor composes writes of servers, tools and grants into one transaction (see tx.go).
 	Transactor
 

@@ -67,6 +67,7 @@ func Run(t *testing.T, open Opener) {
 		{"Dashboard", testDashboard},
 		{"AuthMethods", testAuthMethods},
 		{"BrowserSessions", testBrowserSessions},
+		{"EmailCodes", testEmailCodes},
 		{"SigningKeysCreateAndList", testSigningKeysCreateAndList},
 		{"SigningKeysValidation", testSigningKeysValidation},
 		{"SigningKeysRetireAndPrune", testSigningKeysRetireAndPrune},
