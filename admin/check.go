@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 
 	"github.com/trustgate/trustgate/proxy"
@@ -11,12 +12,13 @@ import (
 
 // Decisions for other services: POST /api/v1/hosts/{host}/check asks whether an agent may call
 // a tool, POST …/callable-tools which tools of a server it may call. The proxy answers both
-// (Config.Decider), so a service learns exactly what the agent's next tools/call or tools/list
-// would get. An API token with scope "check" reaches these routes and no other one.
+// (Config.Decider) through the stages of its own decision (the emergency stop, the trust level,
+// argument validation when the question gives arguments, the rate limits, read but not taken),
+// so a service learns exactly what the agent's next tools/call or tools/list would get. An API token with scope "check" reaches these routes and no other one.
 
 // Decider decides for the check routes: the MCP proxy (proxy.Proxy).
 type Decider interface {
-	CheckToolCall(ctx context.Context, host, agentID, server, tool string) (proxy.ToolDecision, error)
+	CheckToolCall(ctx context.Context, host, agentID, server, tool string, arguments json.RawMessage) (proxy.ToolDecision, error)
 	CallableTools(ctx context.Context, host, agentID, server string) ([]string, error)
 }
 
@@ -38,7 +40,7 @@ func (a *API) checkToolCall(r *http.Request, _ *caller) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	d, err := a.cfg.Decider.CheckToolCall(r.Context(), host, req.Agent, req.Server, req.Tool)
+	d, err := a.cfg.Decider.CheckToolCall(r.Context(), host, req.Agent, req.Server, req.Tool, req.Arguments)
 	if err != nil {
 		return 0, nil, a.undecided(r, err)
 	}

@@ -27,18 +27,23 @@ func newDecidingEnv(t *testing.T) *env {
 	var e *env
 	e = newEnvWith(t, func(c *admin.Config) {
 		c.HostNetworks = ssrf.PublicAnd(netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"))
-		c.Decider = lazyDecider{&e, c}
+		c.Decider = &lazyDecider{e: &e, cfg: c}
 	})
 	return e
 }
 
-// lazyDecider makes a proxy when asked: newEnvWith opens the store after configure runs.
+// lazyDecider makes a proxy when first asked (newEnvWith opens the store after configure
+// runs) and keeps it, as the gateway does (its rate limiter lives in it).
 type lazyDecider struct {
 	e   **env
 	cfg *admin.Config
+	p   *proxy.Proxy
 }
 
-func (d lazyDecider) proxy() *proxy.Proxy {
+func (d *lazyDecider) proxy() *proxy.Proxy {
+	if d.p != nil {
+		return d.p
+	}
 	e := *d.e
 	keys, err := secrets.NewKeyring(bytes.Repeat([]byte{7}, 32))
 	if err != nil {
@@ -53,14 +58,15 @@ func (d lazyDecider) proxy() *proxy.Proxy {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	d.p = p
 	return p
 }
 
-func (d lazyDecider) CheckToolCall(ctx context.Context, host, agentID, server, tool string) (proxy.ToolDecision, error) {
-	return d.proxy().CheckToolCall(ctx, host, agentID, server, tool)
+func (d *lazyDecider) CheckToolCall(ctx context.Context, host, agentID, server, tool string, arguments json.RawMessage) (proxy.ToolDecision, error) {
+	return d.proxy().CheckToolCall(ctx, host, agentID, server, tool, arguments)
 }
 
-func (d lazyDecider) CallableTools(ctx context.Context, host, agentID, server string) ([]string, error) {
+func (d *lazyDecider) CallableTools(ctx context.Context, host, agentID, server string) ([]string, error) {
 	return d.proxy().CallableTools(ctx, host, agentID, server)
 }
 
@@ -142,6 +148,51 @@ func TestCheckAnswersAsTheProxyDecides(t *testing.T) {
 	global := e.checkToken("", e.global)
 	e.must(200, "POST", "/api/v1/hosts/acme/check", global, admin.CheckRequest{Agent: agentID, Server: "tracker", Tool: "list_issues"}, nil)
 	e.problem(404, "POST", "/api/v1/hosts/nope/check", global, admin.CheckRequest{Agent: agentID, Server: "tracker", Tool: "list_issues"}, "host not found")
+}
+
+// The check runs the proxy's safety stages too: the emergency stop, the arguments when the
+// question gives some, and the rate limits, which it reads without taking a token.
+func TestCheckAnswersTheSafetyStages(t *testing.T) {
+	e := newDecidingEnv(t)
+	up := mcpserver.Start(t, "")
+	_, agentID := e.imported(up)
+	tok := e.checkToken("acme", e.acme)
+	check := func(req admin.CheckRequest) admin.Decision {
+		t.Helper()
+		var d admin.Decision
+		e.must(200, "POST", "/api/v1/hosts/acme/check", tok, req, &d)
+		return d
+	}
+	call := admin.CheckRequest{Agent: agentID, Server: "tracker", Tool: "create_issue"}
+
+	bad := call
+	bad.Arguments = json.RawMessage(`{"title":5}`)
+	if d := check(bad); d.Allowed || d.Reason != "invalid_arguments" || !strings.Contains(d.Message, "input schema") {
+		t.Fatalf("arguments that do not fit: %+v", d)
+	}
+	good := call
+	good.Arguments = json.RawMessage(`{"title":"Printer on fire"}`)
+	if d := check(good); !d.Allowed {
+		t.Fatalf("arguments that fit: %+v", d)
+	}
+
+	// One call a minute: the check reads the bucket and takes nothing, however often it asks.
+	limits := []admin.RateLimit{{Scope: "agent", PerMinute: 1, Burst: 1}}
+	e.must(200, "PATCH", "/api/v1/hosts/acme", e.acme, admin.HostUpdate{Settings: &admin.HostSettingsPatch{RateLimits: &limits}}, nil)
+	for i := range 3 {
+		if d := check(call); !d.Allowed {
+			t.Fatalf("check %d under a limit of one a minute: %+v (a check took the token)", i, d)
+		}
+	}
+
+	e.must(200, "POST", "/api/v1/hosts/acme/emergency-stop", e.acme, admin.EmergencyStopRequest{Reason: "incident 7"}, nil)
+	if d := check(call); d.Allowed || d.Reason != "emergency_stop" || !strings.Contains(d.Message, "incident 7") {
+		t.Fatalf("stopped host: %+v", d)
+	}
+	e.must(200, "DELETE", "/api/v1/hosts/acme/emergency-stop", e.acme, nil, nil)
+	if d := check(call); !d.Allowed {
+		t.Fatalf("after the stop was lifted: %+v", d)
+	}
 }
 
 // A token with scope check reaches the two check routes and nothing else: every other

@@ -2,19 +2,20 @@ package proxy
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 
-	"github.com/trustgate/trustgate/authzserver"
-	"github.com/trustgate/trustgate/schema"
+	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/store"
 )
 
 // Decisions for other services. A service that asks "may this agent call this tool?" (through
 // the admin API's check routes) gets the answer a tools/call would get from the proxy now: the
-// same facts, the same authorization backend (one check, through the decision cache and the
-// metrics), and on a denial the same explanation.
+// same stages of decide, the same facts, the same authorization backend (one check, through
+// the decision cache and the metrics), and on a denial the same explanation.
 
 // ToolDecision is the proxy's decision on a tools/call, asked outside an MCP request.
 type ToolDecision struct {
@@ -28,42 +29,45 @@ type ToolDecision struct {
 	AgentLevel, Ceiling, RequiredLevel string
 }
 
-// CheckToolCall decides whether the agent may call tool on server of host now. An error is a
-// failure to decide (store or authorization backend): callers deny.
-func (p *Proxy) CheckToolCall(ctx context.Context, host, agentID, server, tool string) (ToolDecision, error) {
-	f := storeFacts{st: p.cfg.Store, backend: p.cfg.Backend, defs: p.defs}
+// CheckToolCall decides whether the agent may call tool on server of host now, with arguments
+// (nil: the question gives none, and they are not checked). It runs the stages a tools/call
+// goes through in the proxy (decideMessage: the emergency stop, the trust level, argument
+// validation, the rate limits, read but not taken) and explains a denial as the proxy would.
+// An error is a failure to decide (store, authorization backend or rate limiter): callers deny.
+func (p *Proxy) CheckToolCall(ctx context.Context, host, agentID, server, tool string, arguments json.RawMessage) (ToolDecision, error) {
 	userID := ""
-	a, err := f.st.GetAgent(ctx, host, agentID)
+	a, err := p.cfg.Store.GetAgent(ctx, host, agentID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		// Explained below (agent_removed).
+		// Explained by the denial (agent_removed).
 	case err != nil:
 		return ToolDecision{}, fmt.Errorf("read agent %s: %w", agentID, err)
 	default:
 		userID = a.UserID
-		srv, found, err := f.server(ctx, host, server)
-		if err != nil {
-			return ToolDecision{}, fmt.Errorf("read server %s: %w", server, err)
-		}
-		if found && !a.Disabled {
-			allowed, err := f.check(ctx, authzserver.CheckRequest{Resource: schema.Tool(host, srv.Key, tool),
-				Permission: schema.PermToolCall, Subject: schema.SubjectRef{Object: schema.Agent(host, agentID)}})
-			if err != nil {
-				return ToolDecision{}, fmt.Errorf("check tools/call %s on %s: %w", tool, server, err)
-			}
-			if allowed {
-				return ToolDecision{Allowed: true}, nil
-			}
-		}
 	}
-	df, err := f.denialFacts(ctx, denialQuery{host: host, userID: userID, agentID: agentID, method: "tools/call", server: server, tool: tool})
-	if err != nil {
-		return ToolDecision{}, err
+	m := &message{kind: kindRequest, id: json.RawMessage("0"), method: "tools/call", name: tool, arguments: arguments, toolCall: true, tool: tool}
+	req := request{host: host, userID: userID, agentID: agentID, pathServer: server, httpMethod: http.MethodPost, msg: m, dryRun: true}
+	d := decideMessage(ctx, req, decision{described: true}, p.facts)
+	return toolDecisionOf(d)
+}
+
+// toolDecisionOf is the check's answer of a decision on a tools/call.
+func toolDecisionOf(d decision) (ToolDecision, error) {
+	if d.verdict != verdictRefuse {
+		return ToolDecision{Allowed: true}, nil
 	}
-	d := explainDenial(df)
-	data := denialData(df, d)
-	return ToolDecision{Reason: d.Reason, Message: d.Message(df),
-		AgentLevel: data["agent_level"], Ceiling: data["ceiling"], RequiredLevel: data["required_level"]}, nil
+	rf := d.refusal
+	if rf.audited == audit.Error || rf.denial == "" {
+		if rf.cause != nil {
+			return ToolDecision{}, rf.cause
+		}
+		return ToolDecision{}, errors.New(rf.reason)
+	}
+	out := ToolDecision{Reason: rf.denial, Message: rf.message}
+	if rf.levels != nil {
+		out.AgentLevel, out.Ceiling, out.RequiredLevel = rf.levels.agent, rf.levels.ceiling, rf.levels.required
+	}
+	return out, nil
 }
 
 // CallableTools names the tools of server that the agent may call now, sorted, from one

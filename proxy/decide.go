@@ -10,6 +10,7 @@ import (
 
 	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/authzserver"
+	"github.com/trustgate/trustgate/dlp"
 	"github.com/trustgate/trustgate/proxy/ratelimit"
 	"github.com/trustgate/trustgate/schema"
 	"github.com/trustgate/trustgate/store"
@@ -17,8 +18,9 @@ import (
 
 // The decision of one message. decide maps what is known of a request to a decision value and
 // does nothing else: it writes no answer, no audit entry and no telemetry, and reads nothing but
-// its facts (the control-plane cache and the authorization backend, behind an interface). The
-// handler applies the decision in one place (serveMCP: refuse, or forward). The stages, in order:
+// its facts (the control-plane cache, the authorization backend and the rate limiter, behind an
+// interface). The handler applies the decision in one place (serveMCP: refuse, hold, or
+// forward). The stages, in order:
 //
 //  1. the body is one JSON-RPC 2.0 message (jsonrpc.go): batches and malformed bodies are refused;
 //  2. the protocol revision's transport rules (protocol.go);
@@ -28,12 +30,15 @@ import (
 //     notification one check of the server's low level; a response passes once authenticated.
 //     A "no" is explained from the store's facts (denial.go);
 //  5. the safety stages of a tools/call (safety.go): its arguments fit the tool's input schema,
-//     then the host's rate limits;
-//  6. tools/list: the tools the agent may see, for the answer's filter;
+//     then the host's rate limits, then the host's approval policy (a call a person must
+//     approve is held: verdictHold);
+//  6. what the answer goes through: tools/list keeps the tools the agent may see
+//     (verdictFilter); a tools/call's result goes through the result filter when the server's
+//     or the host's DLP mode is redact or block (verdictFilterResult);
 //  7. the server's URL is one the proxy can forward to.
 //
-// Later stages (approvals) belong in 5, after the rate limits.
-
+// Stages 3 to 7 (decideMessage) also answer the admin API's check (check.go), which asks about
+// a tools/call outside any request: the same stages, with rate limits read but not taken.
 // request is what decide knows of one authenticated request.
 type request struct {
 	host, userID, agentID string
@@ -46,6 +51,9 @@ type request struct {
 	msg *message
 	// parseErr: the POST body is not one message the proxy reads (see parseMessage).
 	parseErr error
+	// dryRun: asked by the admin API's check, not by a client: rate limits are read, not
+	// taken, and arguments are checked only when the question gives some.
+	dryRun bool
 }
 
 // facts is what decide reads: stored facts (from the control-plane cache) and the
@@ -69,8 +77,12 @@ type facts interface {
 	// (argcheck.Cache.Check: nil, a *argcheck.MismatchError or argcheck.ErrSchema).
 	checkArguments(inputSchema string, arguments json.RawMessage) error
 	// takeTokens takes one token from each of a call's rate-limit buckets, all or none
-	// (ratelimit.Limiter).
+	// (ratelimit.Limiter); peekTokens answers the same and takes nothing.
 	takeTokens(ctx context.Context, buckets []ratelimit.Bucket) (ratelimit.Result, error)
+	peekTokens(ctx context.Context, buckets []ratelimit.Bucket) (ratelimit.Result, error)
+	// resultScanner is the host's compiled result-filter detectors for settings (compiled
+	// once per change of the settings).
+	resultScanner(host string, settings dlp.Settings) (*dlp.Scanner, error)
 }
 
 // verdict is what happens to a message. The zero value refuses: a decision that was never made
@@ -85,6 +97,9 @@ const (
 	// verdictFilter: the message (tools/list) is forwarded and its answer keeps only the tools
 	// the decision's keep check allows.
 	verdictFilter
+	// verdictFilterResult: the tools/call is forwarded and its answers go through the
+	// decision's result filter (resultfilter.go).
+	verdictFilterResult
 )
 
 func (v verdict) String() string {
@@ -93,6 +108,8 @@ func (v verdict) String() string {
 		return "forward"
 	case verdictFilter:
 		return "filter"
+	case verdictFilterResult:
+		return "filter result"
 	}
 	return "refuse"
 }
@@ -112,6 +129,8 @@ type decision struct {
 	auditServer string
 	target      *url.URL  // the server's URL (forwarded messages)
 	keep        *pinCheck // verdictFilter: the tools the answer keeps
+	// result is the result filter of a tools/call's answers (verdictFilterResult).
+	result *resultFilter
 }
 
 // answerForm is how a refusal is written.
@@ -178,7 +197,12 @@ func decide(ctx context.Context, req request, f facts) decision {
 	if rf != nil {
 		return decision{refusal: *rf}
 	}
-	d := decision{proto: proto, described: true}
+	return decideMessage(ctx, req, decision{proto: proto, described: true}, f)
+}
+
+// decideMessage is stages 3 to 7 of decide for a message that passed the transport rules (d).
+func decideMessage(ctx context.Context, req request, d decision, f facts) decision {
+	m := req.msg
 
 	// 3. The upstream server.
 	key := req.pathServer
@@ -242,7 +266,7 @@ func decide(ctx context.Context, req request, f facts) decision {
 
 	// 5. The safety stages of a tools/call (safety.go).
 	if m != nil && m.toolCall {
-		if rf := checkArguments(ctx, f, hs, srv, m); rf != nil {
+		if rf := checkArguments(ctx, f, hs, req, srv, m); rf != nil {
 			return d.refuse(*rf)
 		}
 		if rf := rateLimit(ctx, f, hs, req, srv, m); rf != nil {
@@ -250,14 +274,24 @@ func decide(ctx context.Context, req request, f facts) decision {
 		}
 	}
 
-	// 6. tools/list: the tools the answer keeps (fail closed).
+	// 6. What the answer goes through: tools/list keeps the tools the agent may see; a
+	// tools/call's result goes through the result filter (fail closed).
 	d.verdict = verdictForward
-	if m != nil && m.kind == kindRequest && m.method == "tools/list" {
+	switch {
+	case m != nil && m.kind == kindRequest && m.method == "tools/list":
 		keep, err := f.visibleTools(ctx, req.host, srv.Key, req.agentID)
 		if err != nil {
 			return d.refuse(backendFailed(err))
 		}
 		d.verdict, d.keep = verdictFilter, keep
+	case m != nil && m.toolCall:
+		rf, refused := resultFilterOf(f, req.host, hs, srv, m.tool)
+		if refused != nil {
+			return d.refuse(*refused)
+		}
+		if rf != nil {
+			d.verdict, d.result = verdictFilterResult, rf
+		}
 	}
 
 	// 7. Where it goes.
@@ -274,7 +308,7 @@ func decide(ctx context.Context, req request, f facts) decision {
 
 // refuse turns d into a refusal.
 func (d decision) refuse(rf refusal) decision {
-	d.verdict, d.refusal, d.target, d.keep = verdictRefuse, rf, nil, nil
+	d.verdict, d.refusal, d.target, d.keep, d.result = verdictRefuse, rf, nil, nil, nil
 	return d
 }
 

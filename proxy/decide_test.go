@@ -12,6 +12,7 @@ import (
 
 	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/authzserver"
+	"github.com/trustgate/trustgate/dlp"
 	"github.com/trustgate/trustgate/proxy/argcheck"
 	"github.com/trustgate/trustgate/proxy/ratelimit"
 	"github.com/trustgate/trustgate/schema"
@@ -33,7 +34,8 @@ type world struct {
 	schemas                     *argcheck.Cache
 	limiter                     *ratelimit.Memory
 	limiterErr                  error
-	took                        [][]ratelimit.Bucket
+	took, peeked                [][]ratelimit.Bucket
+	scanners                    *scannerMemo
 
 	behind                                    bool
 	storeErr, checkErr, visibleErr, denialErr error
@@ -53,9 +55,10 @@ func newWorld() *world {
 			"tracker/edit":   {Name: "edit", Level: schema.Medium, Enabled: true},
 			"tracker/delete": {Name: "delete", Level: schema.High, Enabled: true},
 		},
-		latest:  "tracker",
-		schemas: argcheck.New(0),
-		limiter: ratelimit.NewMemory(0),
+		latest:   "tracker",
+		schemas:  argcheck.New(0),
+		limiter:  ratelimit.NewMemory(0),
+		scanners: &scannerMemo{},
 	}
 }
 
@@ -65,6 +68,18 @@ func (w *world) takeTokens(ctx context.Context, buckets []ratelimit.Bucket) (rat
 		return ratelimit.Result{}, w.limiterErr
 	}
 	return w.limiter.Take(ctx, buckets)
+}
+
+func (w *world) peekTokens(ctx context.Context, buckets []ratelimit.Bucket) (ratelimit.Result, error) {
+	w.peeked = append(w.peeked, buckets)
+	if w.limiterErr != nil {
+		return ratelimit.Result{}, w.limiterErr
+	}
+	return w.limiter.Peek(ctx, buckets)
+}
+
+func (w *world) resultScanner(host string, settings dlp.Settings) (*dlp.Scanner, error) {
+	return w.scanners.scannerOf(host, settings)
 }
 
 func (w *world) hostSettings(context.Context, string) (store.HostSettings, error) {
@@ -358,6 +373,27 @@ func TestDecide(t *testing.T) {
 		{"tools/list without visibility fails closed", func(w *world) { w.visibleErr = errBackend }, post("tracker", toolsList),
 			with(denied("", 503), func(w *want) { w.code, w.audited, w.message = ErrCodeUnavailable, audit.Error, "authorization backend" })},
 
+		// 6. A tools/call's result filter: the server's mode, else the host's.
+		{"host redacts results", func(w *world) { w.settings.DLP.Mode = dlp.ModeRedact }, post("tracker", call(60, "read")), allowed(verdictFilterResult)},
+		{"host blocks results", func(w *world) { w.settings.DLP.Mode = dlp.ModeBlock }, post("tracker", call(61, "read")), allowed(verdictFilterResult)},
+		{"server's mode off wins over the host's", func(w *world) {
+			w.settings.DLP.Mode = dlp.ModeRedact
+			srv := w.servers["tracker"]
+			srv.DLPMode = dlp.ModeOff
+			w.servers["tracker"] = srv
+		}, post("tracker", call(62, "read")), allowed(verdictForward)},
+		{"server's mode on under a host's off", func(w *world) {
+			srv := w.servers["tracker"]
+			srv.DLPMode = dlp.ModeRedact
+			w.servers["tracker"] = srv
+		}, post("tracker", call(63, "read")), allowed(verdictFilterResult)},
+		{"only tools/call results are filtered", func(w *world) { w.settings.DLP.Mode = dlp.ModeRedact }, post("tracker", initialize), allowed(verdictForward)},
+		{"a denied call is not filtered", func(w *world) { w.settings.DLP.Mode = dlp.ModeRedact }, post("tracker", call(64, "delete")), denied(ReasonLevelTooLow, 403)},
+		{"unusable filter settings fail closed", func(w *world) {
+			w.settings.DLP = dlp.Settings{Mode: dlp.ModeRedact, Patterns: []dlp.Pattern{{Name: "bad", Regexp: "("}}}
+		}, post("tracker", call(65, "read")),
+			with(denied("", 503), func(w *want) { w.code, w.audited, w.message = ErrCodeUnavailable, audit.Error, "result filter" })},
+
 		// 7. The server's URL.
 		{"invalid server URL", func(w *world) { w.servers["tracker"] = store.Server{Host: "h", Key: "tracker", URL: "ftp://tracker"} },
 			post("tracker", call(22, "read")),
@@ -380,6 +416,9 @@ func TestDecide(t *testing.T) {
 				}
 				if (d.verdict == verdictFilter) != (d.keep != nil) {
 					t.Errorf("verdict %s with keep %v", d.verdict, d.keep != nil)
+				}
+				if (d.verdict == verdictFilterResult) != (d.result != nil) {
+					t.Errorf("verdict %s with result filter %v", d.verdict, d.result != nil)
 				}
 				return
 			}
@@ -512,6 +551,40 @@ func TestDecideRateLimits(t *testing.T) {
 	decide(context.Background(), post("tracker", initialize), w)
 	if len(w.took) != n {
 		t.Fatal("a message other than tools/call took tokens")
+	}
+}
+
+// TestDecideDryRun: the admin API's check runs the same stages, reads the rate limits without
+// taking a token, and checks arguments only when the question gives some.
+func TestDecideDryRun(t *testing.T) {
+	w := newWorld()
+	w.tools["tracker/edit"] = store.Tool{Name: "edit", Level: schema.Medium, Enabled: true, InputSchema: editSchema}
+	w.settings.RateLimits = []store.RateLimit{{Scope: store.RateScopeAgent, PerMinute: 1, Burst: 1}}
+	dry := func(arguments string) decision {
+		m := &message{kind: kindRequest, id: json.RawMessage("0"), method: "tools/call", toolCall: true, tool: "edit"}
+		if arguments != "" {
+			m.arguments = json.RawMessage(arguments)
+		}
+		req := request{host: "h", userID: "u1", agentID: "a1", pathServer: "tracker", httpMethod: http.MethodPost, msg: m, dryRun: true}
+		return decideMessage(context.Background(), req, decision{described: true}, w)
+	}
+	for i := range 3 {
+		if d := dry(""); d.verdict != verdictForward {
+			t.Fatalf("dry run %d without arguments: %s %+v", i, d.verdict, d.refusal)
+		}
+	}
+	if len(w.took) != 0 || len(w.peeked) != 3 {
+		t.Fatalf("dry runs took %d and peeked %d times, want 0 and 3", len(w.took), len(w.peeked))
+	}
+	if d := dry(`{"title":5}`); d.refusal.denial != ReasonInvalidArguments {
+		t.Fatalf("dry run with arguments that do not fit: %s %+v", d.verdict, d.refusal)
+	}
+	// The one token goes to a real call; the check then answers what the next call would get.
+	if d := decide(context.Background(), post("tracker", callWith(1, "edit", `{"title":"x"}`)), w); d.verdict != verdictForward {
+		t.Fatalf("the call: %s %+v", d.verdict, d.refusal)
+	}
+	if d := dry(""); d.refusal.denial != ReasonRateLimited {
+		t.Fatalf("dry run after the limit is spent: %s %+v", d.verdict, d.refusal)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/trustgate/trustgate/authzserver"
+	"github.com/trustgate/trustgate/dlp"
 	"github.com/trustgate/trustgate/proxy/argcheck"
 	"github.com/trustgate/trustgate/proxy/ratelimit"
 	"github.com/trustgate/trustgate/store"
@@ -15,15 +16,24 @@ import (
 // storeFacts are decide's facts read from the store (the control-plane cache in the gateway)
 // and the authorization backend.
 type storeFacts struct {
-	st      store.HotReads
-	backend authzserver.Backend
-	defs    *defMemo
-	schemas *argcheck.Cache
-	limiter ratelimit.Limiter
+	st       store.HotReads
+	backend  authzserver.Backend
+	defs     *defMemo
+	schemas  *argcheck.Cache
+	limiter  ratelimit.Limiter
+	scanners *scannerMemo
 }
 
 func (f storeFacts) takeTokens(ctx context.Context, buckets []ratelimit.Bucket) (ratelimit.Result, error) {
 	return f.limiter.Take(ctx, buckets)
+}
+
+func (f storeFacts) peekTokens(ctx context.Context, buckets []ratelimit.Bucket) (ratelimit.Result, error) {
+	return f.limiter.Peek(ctx, buckets)
+}
+
+func (f storeFacts) resultScanner(host string, settings dlp.Settings) (*dlp.Scanner, error) {
+	return f.scanners.scannerOf(host, settings)
 }
 
 func (f storeFacts) hostSettings(ctx context.Context, host string) (store.HostSettings, error) {

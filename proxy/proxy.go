@@ -19,9 +19,10 @@
 //  7. Every decision is an audit entry (audit.go); an allowed message is forwarded only after
 //     its entry is durable, and its outcome follows as a second entry.
 //
-// Steps 3, 4 and 6 are one pure function, decide (decide.go): the parsed message and the
-// stored facts in, a decision value out (forward, filter the tools/list answer, or refuse with
-// the answer, the audit entry's decision and reason). serveMCP applies it in one place.
+// Steps 3, 4 and 6, the safety stages and the choice of the result filter are one pure
+// function, decide (decide.go): the parsed message and the stored facts in, a decision value
+// out (forward, filter the tools/list answer, filter the tools/call's result, or refuse with the
+// answer, the audit entry's decision and reason). serveMCP applies it in one place.
 //
 // Denials of requests are HTTP 200 with a JSON-RPC error (ErrCodeDenied), never 401/403, so
 // that clients show the message instead of re-authenticating. The message and data.reason name
@@ -152,9 +153,6 @@ type Proxy struct {
 	facts facts
 	// notifier tells the agents' GET streams when their tool lists change (notify.go).
 	notifier *listchanged.Notifier
-	// scanners: each host's compiled result-filter detectors (host → *scannerEntry,
-	// resultfilter.go).
-	scanners sync.Map
 }
 
 // New checks the configuration and builds the proxy.
@@ -173,7 +171,7 @@ func New(cfg Config) (*Proxy, error) {
 		cfg.Limiter = ratelimit.NewMemory(0)
 		p.cfg.Limiter = cfg.Limiter
 	}
-	sf := storeFacts{st: cfg.Store, backend: cfg.Backend, defs: p.defs, schemas: argcheck.New(0), limiter: cfg.Limiter}
+	sf := storeFacts{st: cfg.Store, backend: cfg.Backend, defs: p.defs, schemas: argcheck.New(0), limiter: cfg.Limiter, scanners: &scannerMemo{}}
 	p.facts, p.notifier = sf, p.newNotifier(sf)
 	p.streams, p.closeStreams = context.WithCancelCause(context.Background())
 	p.rp = &httputil.ReverseProxy{
@@ -343,12 +341,8 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 	if d.verdict == verdictFilter {
 		fw.keep, fw.pins = d.keep.keep, d.keep
 	}
-	if m != nil && m.toolCall {
-		var rf *refusal
-		if fw.dlp, rf = p.resultFilterOf(ctx, host, srv, m.tool); rf != nil { // resultfilter.go
-			p.refuse(ctx, w, r, m, &fw.entry, *rf)
-			return
-		}
+	if d.verdict == verdictFilterResult {
+		fw.dlp = d.result // resultfilter.go
 	}
 	if rf := p.prepareForward(ctx, r, fw, srv, userID); rf != nil {
 		p.refuse(ctx, w, r, m, &fw.entry, *rf)

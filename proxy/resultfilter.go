@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -172,16 +171,11 @@ type scannerEntry struct {
 	scanner *dlp.Scanner
 }
 
-// resultFilterOf is the result filter of a tools/call to srv on host: nil when the server's
-// mode, or the host's, is off. The host's detectors are compiled once per change of its
-// settings. A host that cannot be read, or settings that do not compile (they were checked
-// when stored), fail the call closed.
-func (p *Proxy) resultFilterOf(ctx context.Context, host string, srv store.Server, tool string) (*resultFilter, *refusal) {
-	h, err := p.cfg.Store.GetHost(ctx, host)
-	if err != nil {
-		return nil, filterRefusal(err)
-	}
-	settings := h.Settings.DLP
+// resultFilterOf is the result filter of a tools/call of tool on srv (decide's stage 6): nil
+// when the server's mode, or the host's (hs), is off. Settings that do not compile (they were
+// checked when stored) fail the call closed.
+func resultFilterOf(f facts, host string, hs store.HostSettings, srv store.Server, tool string) (*resultFilter, *refusal) {
+	settings := hs.DLP
 	mode := srv.DLPMode
 	if mode == "" {
 		mode = settings.Mode
@@ -189,11 +183,11 @@ func (p *Proxy) resultFilterOf(ctx context.Context, host string, srv store.Serve
 	if mode == "" || mode == dlp.ModeOff {
 		return nil, nil
 	}
-	scanner, err := p.scannerOf(host, settings)
+	scanner, err := f.resultScanner(host, settings)
 	if err != nil {
 		return nil, filterRefusal(err)
 	}
-	asResult := h.Settings.DenialFormat != store.DenialJSONRPCError
+	asResult := hs.DenialFormat != store.DenialJSONRPCError
 	name := displayName(srv)
 	return &resultFilter{scanner: scanner, mode: mode, deny: func(id json.RawMessage, found dlp.Findings) []byte {
 		return blockedAnswer(id, tool, name, found, asResult)
@@ -207,22 +201,26 @@ func filterRefusal(err error) *refusal {
 		logMsg: "proxy: result filter settings unavailable; not forwarding", logLevel: slog.LevelError, cause: err}
 }
 
-// scannerOf is host's compiled scanner for settings (one per host, recompiled when they change).
-func (p *Proxy) scannerOf(host string, settings dlp.Settings) (*dlp.Scanner, error) {
+// scannerMemo holds each host's compiled result-filter detectors (host → *scannerEntry),
+// recompiled when the host's settings change.
+type scannerMemo struct{ hosts sync.Map }
+
+// scannerOf is host's compiled scanner for settings.
+func (sm *scannerMemo) scannerOf(host string, settings dlp.Settings) (*dlp.Scanner, error) {
 	settings.Mode = "" // a change of mode alone keeps the detectors
 	keyJSON, err := json.Marshal(settings)
 	if err != nil {
 		return nil, err
 	}
 	key := string(keyJSON)
-	if e, ok := p.scanners.Load(host); ok && e.(*scannerEntry).key == key {
+	if e, ok := sm.hosts.Load(host); ok && e.(*scannerEntry).key == key {
 		return e.(*scannerEntry).scanner, nil
 	}
 	sc, err := dlp.Compile(settings)
 	if err != nil {
 		return nil, err
 	}
-	p.scanners.Store(host, &scannerEntry{key: key, scanner: sc})
+	sm.hosts.Store(host, &scannerEntry{key: key, scanner: sc})
 	return sc, nil
 }
 

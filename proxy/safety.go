@@ -34,8 +34,8 @@ import (
 
 // checkArguments is the argument validation stage of the tools/call m on srv: nil when the
 // arguments fit (or the host does not check them).
-func checkArguments(ctx context.Context, f facts, hs store.HostSettings, srv store.Server, m *message) *refusal {
-	if hs.ArgumentValidation == store.ArgumentValidationOff {
+func checkArguments(ctx context.Context, f facts, hs store.HostSettings, req request, srv store.Server, m *message) *refusal {
+	if hs.ArgumentValidation == store.ArgumentValidationOff || (req.dryRun && m.arguments == nil) {
 		return nil
 	}
 	t, found, err := f.tool(ctx, srv.Host, srv.Key, m.tool)
@@ -137,7 +137,11 @@ func rateLimit(ctx context.Context, f facts, hs store.HostSettings, req request,
 		}
 		buckets[i] = ratelimit.Bucket{Key: bucketKey(req, srv.Key, m.tool, r), PerMinute: r.PerMinute, Burst: burst}
 	}
-	res, err := f.takeTokens(ctx, buckets)
+	take := f.takeTokens
+	if req.dryRun {
+		take = f.peekTokens
+	}
+	res, err := take(ctx, buckets)
 	if err != nil {
 		return &refusal{form: formReject, status: http.StatusServiceUnavailable, code: ErrCodeUnavailable,
 			message: "trustgate could not reach its rate limiter; the call was not forwarded",

@@ -482,6 +482,9 @@ type CheckRequest struct {
 	Agent  string `json:"agent"`
 	Server string `json:"server"`
 	Tool   string `json:"tool"`
+	// Arguments, when given, are checked against the tool's input schema as the proxy checks
+	// a tools/call's (absent: not checked).
+	Arguments json.RawMessage `json:"arguments,omitempty"`
 }
 
 // Decision is the answer to a CheckRequest, as the proxy would decide a tools/call now.
@@ -493,7 +496,8 @@ type Decision struct {
 	// Reason is "allowed", or the stable code of a denial's cause, the data.reason of the
 	// proxy's -31001 error: agent_disabled, agent_removed, unknown_server, no_access,
 	// not_consented, ceiling_too_low, level_too_low, unknown_tool, tool_disabled,
-	// tool_pending_review, pending_change.
+	// tool_pending_review, pending_change, emergency_stop, invalid_arguments,
+	// input_schema_unusable, rate_limited.
 	Reason string `json:"reason"`
 	// Message explains a denial and names the action that fixes it ("" when allowed).
 	Message string `json:"message,omitempty"`

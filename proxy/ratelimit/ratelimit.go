@@ -35,6 +35,8 @@ type Result struct {
 // empty) from none.
 type Limiter interface {
 	Take(ctx context.Context, buckets []Bucket) (Result, error)
+	// Peek answers what Take would answer now and takes nothing (the admin API's check).
+	Peek(ctx context.Context, buckets []Bucket) (Result, error)
 }
 
 // DefaultMaxBuckets bounds Memory when NewMemory is given 0.
@@ -73,6 +75,16 @@ func (b Bucket) capacity() float64 { return math.Max(1, float64(b.Burst)) }
 
 // Take implements Limiter.
 func (m *Memory) Take(_ context.Context, buckets []Bucket) (Result, error) {
+	return m.take(buckets, true)
+}
+
+// Peek implements Limiter.
+func (m *Memory) Peek(_ context.Context, buckets []Bucket) (Result, error) {
+	return m.take(buckets, false)
+}
+
+// take answers whether every bucket has a token, and takes them when commit is set.
+func (m *Memory) take(buckets []Bucket, commit bool) (Result, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
@@ -94,7 +106,7 @@ func (m *Memory) Take(_ context.Context, buckets []Bucket) (Result, error) {
 			}
 		}
 	}
-	if !res.Allowed {
+	if !res.Allowed || !commit {
 		return res, nil
 	}
 	if len(m.buckets)+missing > m.max {

@@ -34,6 +34,24 @@ func suite(t *testing.T, newLimiter func(t *testing.T) ratelimit.Limiter) {
 			t.Fatalf("retry after %v, want about a second (60 a minute)", r.RetryAfter)
 		}
 	})
+	t.Run("peek takes nothing", func(t *testing.T) {
+		l := newLimiter(t)
+		b := []ratelimit.Bucket{{Key: "{h}peek", PerMinute: 1, Burst: 2}}
+		for i := range 5 {
+			if r, err := l.Peek(ctx, b); err != nil || !r.Allowed {
+				t.Fatalf("peek %d of a full bucket: %+v %v", i, r, err)
+			}
+		}
+		for i := range 2 {
+			if r, err := l.Take(ctx, b); err != nil || !r.Allowed {
+				t.Fatalf("take %d after peeks: %+v %v (a peek took a token)", i, r, err)
+			}
+		}
+		r, err := l.Peek(ctx, b)
+		if err != nil || r.Allowed || r.RetryAfter < 50*time.Second {
+			t.Fatalf("peek of an empty bucket: %+v %v, want refused with about a minute to wait", r, err)
+		}
+	})
 	t.Run("all or none", func(t *testing.T) {
 		l := newLimiter(t)
 		roomy := ratelimit.Bucket{Key: "{h}roomy", PerMinute: 600, Burst: 10}

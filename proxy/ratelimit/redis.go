@@ -28,7 +28,7 @@ const DefaultTimeout = 500 * time.Millisecond
 // (shared by every replica). ARGV holds, per bucket, its rate in tokens per millisecond and its
 // burst. A bucket is a hash {t: tokens, ts: milliseconds}; absent is full; it expires once it
 // would be full again. The answer is {1, 0, 0}, or {0, i, wait_ms} for the (1-based) bucket i
-// to wait longest for.
+// to wait longest for. With an extra last ARGV "peek", it answers the same and writes nothing.
 var takeScript = redis.NewScript(`
 local now = redis.call('TIME')
 now = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
@@ -50,6 +50,7 @@ for i = 1, #KEYS do
   end
 end
 if worst > 0 then return {0, worst, worstWait} end
+if ARGV[2*#KEYS+1] == 'peek' then return {1, 0, 0} end
 for i = 1, #KEYS do
   local rate, burst = tonumber(ARGV[2*i-1]), tonumber(ARGV[2*i])
   local left = tokens[i] - 1
@@ -128,10 +129,19 @@ func (r *Redis) Ping(ctx context.Context) error {
 
 // Take implements Limiter.
 func (r *Redis) Take(ctx context.Context, buckets []Bucket) (Result, error) {
+	return r.takeOrPeek(ctx, buckets, true)
+}
+
+// Peek implements Limiter.
+func (r *Redis) Peek(ctx context.Context, buckets []Bucket) (Result, error) {
+	return r.takeOrPeek(ctx, buckets, false)
+}
+
+func (r *Redis) takeOrPeek(ctx context.Context, buckets []Bucket, commit bool) (Result, error) {
 	if len(buckets) == 0 {
 		return Result{Allowed: true}, nil
 	}
-	res, err := r.take(ctx, buckets)
+	res, err := r.take(ctx, buckets, commit)
 	if err == nil {
 		if r.failing.Swap(false) {
 			r.log.Info("rate limits: Redis answers again")
@@ -145,12 +155,12 @@ func (r *Redis) Take(ctx context.Context, buckets []Bucket) (Result, error) {
 		r.log.Error("rate limits: Redis cannot be reached", "when_down", r.down, "err", err)
 	}
 	if r.local != nil {
-		return r.local.Take(ctx, buckets)
+		return r.local.take(buckets, commit)
 	}
 	return Result{}, err
 }
 
-func (r *Redis) take(ctx context.Context, buckets []Bucket) (Result, error) {
+func (r *Redis) take(ctx context.Context, buckets []Bucket, commit bool) (Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	keys := make([]string, len(buckets))
@@ -158,6 +168,9 @@ func (r *Redis) take(ctx context.Context, buckets []Bucket) (Result, error) {
 	for i, b := range buckets {
 		keys[i] = r.prefix + b.Key
 		args = append(args, strconv.FormatFloat(b.perSecond()/1000, 'g', -1, 64), strconv.FormatFloat(b.capacity(), 'g', -1, 64))
+	}
+	if !commit {
+		args = append(args, "peek")
 	}
 	v, err := takeScript.Run(ctx, r.client, keys, args...).Int64Slice()
 	if err != nil {
