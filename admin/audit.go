@@ -42,6 +42,8 @@ var auditedActions = map[string]string{
 	"stopHost":          "host.emergency_stop",
 	"liftHostStop":      "host.emergency_stop_lift",
 	"deleteHost":        "host.delete",
+	"setWebhook":        "webhook.set",
+	"deleteWebhook":     "webhook.delete",
 	"createHostToken":   "token.create",
 	"deleteHostToken":   "token.delete",
 	"setAuthMethod":     "auth_method.set",

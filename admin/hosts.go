@@ -59,6 +59,7 @@ func (a *API) hostDoc(h store.Host, withClients bool) Host {
 	if st := s.EmergencyStop; st != nil {
 		doc.Settings.EmergencyStop = &EmergencyStop{Since: st.Since, Reason: st.Reason, By: st.By}
 	}
+	doc.Settings.Webhook = webhookStatus(s.Webhook)
 	if withClients {
 		doc.Clients = clientConfigs("trustgate-"+h.Key, doc.MCPURL)
 	}

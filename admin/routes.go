@@ -48,6 +48,10 @@ func (a *API) routes() []Route {
 		{"PATCH", pHost, "updateHost", "Change a host's name and settings", HostUpdate{}, Host{}, ok, false, nil, (*API).updateHost},
 		{"POST", pHost + "/emergency-stop", "stopHost", "Emergency stop: refuse every call on the host (reason emergency_stop) until lifted, on every replica at once", EmergencyStopRequest{}, Host{}, ok, false, nil, (*API).stopHost},
 		{"DELETE", pHost + "/emergency-stop", "liftHostStop", "Lift the host's emergency stop", nil, Host{}, ok, false, nil, (*API).liftHostStop},
+		{"GET", pHost + "/webhook", "getWebhook", "Show whether the host's incoming webhook is set (its URL is never returned)", nil, WebhookStatus{}, ok, false, nil, (*API).getWebhook},
+		{"PUT", pHost + "/webhook", "setWebhook", "Set the host's Slack-compatible incoming webhook URL (stored sealed, write-only)", WebhookSet{}, WebhookStatus{}, ok, false, nil, (*API).setWebhook},
+		{"DELETE", pHost + "/webhook", "deleteWebhook", "Remove the host's incoming webhook", nil, nil, none, false, nil, (*API).deleteWebhook},
+		{"POST", pHost + "/webhook/test", "testWebhook", "Post a test message to the host's incoming webhook now, once, and report the outcome", nil, WebhookTestResult{}, ok, false, nil, (*API).testWebhook},
 		{"DELETE", pHost, "deleteHost", "Delete a host and everything in it", nil, nil, none, true, nil, (*API).deleteHost},
 
 		{"GET", pHost + "/auth", "getAuthSettings", "Show the host's sign-in methods and allowed sign-in domains (secrets only as set / not set)", nil, AuthSettings{}, ok, false, nil, (*API).getAuthSettings},

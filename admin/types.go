@@ -15,6 +15,9 @@ type (
 	RateLimit            = sdk.RateLimit
 	EmergencyStop        = sdk.EmergencyStop
 	EmergencyStopRequest = sdk.EmergencyStopRequest
+	WebhookStatus        = sdk.WebhookStatus
+	WebhookSet           = sdk.WebhookSet
+	WebhookTestResult    = sdk.WebhookTestResult
 	Host                 = sdk.Host
 	ClientConfig         = sdk.ClientConfig
 	HostCreate           = sdk.HostCreate

@@ -34,6 +34,7 @@ import (
 	"github.com/trustgate/trustgate/telemetry"
 	"github.com/trustgate/trustgate/tenant"
 	"github.com/trustgate/trustgate/upstreamauth"
+	"github.com/trustgate/trustgate/webhook"
 )
 
 // Gateway is one running trustgate process.
@@ -56,6 +57,8 @@ type Gateway struct {
 	proxy     *proxy.Proxy
 	server    *http.Server
 	redis     *redis.Client // nil: rate limits in this process
+	// webhooks posts to hosts' incoming webhooks in the background.
+	webhooks *webhook.Sender
 
 	telemetry       *telemetry.Telemetry
 	metricsListener net.Listener // nil: /metrics not served
@@ -197,6 +200,12 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 		}
 	}
 	checks = authzserver.NewMetrics(checks, g.telemetry.Authz())
+	g.webhooks = webhook.New(webhook.Options{
+		URLs:    webhook.StoreURLs{Hosts: g.hot, Keys: keys},
+		Policy:  cfg.hostNetworks,
+		Observe: g.telemetry.Webhooks().Delivery,
+		Logger:  log,
+	})
 	limiter, err := g.rateLimiter(ctx)
 	if err != nil {
 		return nil, err
@@ -211,13 +220,14 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 		// Every tools/list answer is compared with the approved definitions (proxy/pinning.go).
 		Reviewer: cat,
 		Syncer:   g.writer,
+		Webhooks: g.webhooks,
 	}); err != nil {
 		return nil, fmt.Errorf("MCP proxy: %w", err)
 	}
 
 	// The admin API's check routes ask the proxy, so that other services get the decision an
 	// agent's tools/call would get.
-	if g.admin, err = admin.New(admin.Config{Store: g.store, Syncer: g.writer, Keys: keys, URLs: g.urls, Logger: log, Audit: g.audit, Catalog: cat, Decider: g.proxy, CheckAuthConfig: oauthserver.CheckAuthMethodConfig}); err != nil {
+	if g.admin, err = admin.New(admin.Config{Store: g.store, Syncer: g.writer, Keys: keys, URLs: g.urls, Logger: log, Audit: g.audit, Catalog: cat, Decider: g.proxy, HostNetworks: cfg.hostNetworks, CheckAuthConfig: oauthserver.CheckAuthMethodConfig}); err != nil {
 		return nil, err
 	}
 	// The dashboard makes every change through the admin API's routes, as the signed-in person.
@@ -412,6 +422,10 @@ func (g *Gateway) Run(ctx context.Context) error {
 		log.Warn("pending relationship changes stay in the store and are applied at next start", "err", syncErr)
 	}
 	cancelSync()
+	// Webhook messages still queued get a few seconds; a slow receiver must not hold the exit.
+	hookCtx, cancelHooks := context.WithTimeout(context.WithoutCancel(ctx), webhookDrainTimeout)
+	g.webhooks.Close(hookCtx)
+	cancelHooks()
 	// Pending spans: a few seconds at most, an unreachable collector must not hold the exit.
 	flushCtx, cancelFlush := context.WithTimeout(context.WithoutCancel(ctx), telemetryFlushTimeout)
 	if telErr := g.telemetry.Shutdown(flushCtx); telErr != nil {
@@ -425,6 +439,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 
 // telemetryFlushTimeout bounds the export of pending spans at shutdown.
 const telemetryFlushTimeout = 5 * time.Second
+
+// webhookDrainTimeout bounds the delivery of queued webhook messages at shutdown.
+const webhookDrainTimeout = 5 * time.Second
 
 // drainTimeout bounds, each on its own, the audit flush and the relationship sync at
 // shutdown, after the in-flight requests (whose bound is the shutdown timeout).
@@ -455,6 +472,11 @@ func (g *Gateway) rateLimiter(ctx context.Context) (ratelimit.Limiter, error) {
 
 // close releases what New started, in reverse order.
 func (g *Gateway) close() {
+	if g.webhooks != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		g.webhooks.Close(ctx) // a no-op after Run closed it
+		cancel()
+	}
 	if g.redis != nil {
 		_ = g.redis.Close()
 	}

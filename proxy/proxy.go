@@ -83,6 +83,7 @@ import (
 	"github.com/trustgate/trustgate/store"
 	"github.com/trustgate/trustgate/telemetry"
 	"github.com/trustgate/trustgate/tenant"
+	"github.com/trustgate/trustgate/webhook"
 )
 
 // DefaultMaxBodyBytes bounds a POST body when Config.MaxBodyBytes is zero.
@@ -129,6 +130,9 @@ type Config struct {
 	// Limiter holds the hosts' rate-limit buckets (safety.go): shared by the replicas (Redis)
 	// or nil for this process's own.
 	Limiter ratelimit.Limiter
+	// Webhooks posts notifications to hosts' incoming webhooks in the background (package
+	// webhook); nil: none are posted.
+	Webhooks *webhook.Sender
 }
 
 // Proxy is the MCP proxy. It is safe for concurrent use.

@@ -834,3 +834,29 @@ func (c *Client) ExportAudit(ctx context.Context, host string, q AuditQuery, cur
 		}
 	}
 }
+
+// GetWebhook says whether the host's incoming webhook is set (its URL is never returned).
+func (c *Client) GetWebhook(ctx context.Context, host string) (WebhookStatus, error) {
+	var out WebhookStatus
+	err := c.do(ctx, http.MethodGet, nil, nil, &out, "hosts", host, "webhook")
+	return out, err
+}
+
+// SetWebhook sets the host's Slack-compatible incoming webhook URL (stored sealed, write-only).
+func (c *Client) SetWebhook(ctx context.Context, host, url string) (WebhookStatus, error) {
+	var out WebhookStatus
+	err := c.do(ctx, http.MethodPut, nil, WebhookSet{URL: url}, &out, "hosts", host, "webhook")
+	return out, err
+}
+
+// DeleteWebhook removes the host's incoming webhook.
+func (c *Client) DeleteWebhook(ctx context.Context, host string) error {
+	return c.do(ctx, http.MethodDelete, nil, nil, nil, "hosts", host, "webhook")
+}
+
+// TestWebhook posts a test message to the host's webhook now, once, and reports the outcome.
+func (c *Client) TestWebhook(ctx context.Context, host string) (WebhookTestResult, error) {
+	var out WebhookTestResult
+	err := c.do(ctx, http.MethodPost, nil, nil, &out, "hosts", host, "webhook", "test")
+	return out, err
+}

@@ -45,6 +45,25 @@ type HostSettings struct {
 	RateLimits         []RateLimit `json:"rate_limits" jsonschema:"token buckets on tools/call; a call over a limit is refused (reason rate_limited) with retry_after"`
 	// EmergencyStop is set while the host is stopped (StopHost; LiftHostStop lifts it).
 	EmergencyStop *EmergencyStop `json:"emergency_stop,omitempty" jsonschema:"set while every call on the host is refused (reason emergency_stop)"`
+	// Webhook says whether the host has an incoming webhook; its URL is never shown.
+	Webhook WebhookStatus `json:"webhook" jsonschema:"the host's Slack-compatible incoming webhook: set or not (its URL is a secret and is never returned)"`
+}
+
+// WebhookStatus says whether a host's incoming webhook is set, and since when.
+type WebhookStatus struct {
+	Set       bool       `json:"set"`
+	UpdatedAt *time.Time `json:"updated_at,omitempty"`
+}
+
+// WebhookSet sets a host's incoming webhook.
+type WebhookSet struct {
+	URL string `json:"url" jsonschema:"a Slack-compatible incoming webhook URL (https; plain http only to the networks the operator allowed with --upstream-allow-cidr), at most 2048 bytes; stored sealed, never returned"`
+}
+
+// WebhookTestResult is the outcome of one test message.
+type WebhookTestResult struct {
+	Delivered bool   `json:"delivered"`
+	Error     string `json:"error,omitempty" jsonschema:"why the message was not delivered (never the URL)"`
 }
 
 // DLPSettings are a host's result filter (DLP) settings.

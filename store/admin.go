@@ -43,7 +43,19 @@ type HostSettings struct {
 	RateLimits []RateLimit `json:"rate_limits,omitempty"`
 	// EmergencyStop, when set, denies every call on the host until it is lifted.
 	EmergencyStop *EmergencyStop `json:"emergency_stop,omitempty"`
+	// Webhook is the host's Slack-compatible incoming webhook (package webhook); nil: none.
+	Webhook *HostWebhook `json:"webhook,omitempty"`
 }
+
+// HostWebhook is a host's incoming webhook: its URL sealed with the master key by the caller
+// (webhook.SealURL), never shown again.
+type HostWebhook struct {
+	SealedURL []byte    `json:"sealed_url"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// maxSealedWebhookURL bounds a sealed webhook URL (a 2 KiB URL and the seal's overhead).
+const maxSealedWebhookURL = 4096
 
 // The scopes of a RateLimit: whose calls share one bucket.
 const (

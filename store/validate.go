@@ -298,6 +298,14 @@ func normalizeHostSettings(hs HostSettings) (HostSettings, error) {
 		stop.Since = stop.Since.UTC().Truncate(time.Millisecond)
 		hs.EmergencyStop = &stop
 	}
+	if w := hs.Webhook; w != nil {
+		if len(w.SealedURL) == 0 || len(w.SealedURL) > maxSealedWebhookURL {
+			return HostSettings{}, invalid("sealed webhook URL of %d bytes: want 1-%d", len(w.SealedURL), maxSealedWebhookURL)
+		}
+		hook := *w
+		hook.UpdatedAt = hook.UpdatedAt.UTC().Truncate(time.Millisecond)
+		hs.Webhook = &hook
+	}
 	return hs, nil
 }
 

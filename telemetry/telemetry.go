@@ -81,6 +81,7 @@ type Telemetry struct {
 	proxy      *Proxy
 	authz      *Authz
 	tools      *Tools
+	webhooks   *Webhooks
 }
 
 // New builds the providers and instruments. Nothing is sent anywhere before the first span
@@ -146,6 +147,9 @@ func New(ctx context.Context, cfg Config) (*Telemetry, error) {
 		return nil, err
 	}
 	if t.tools, err = newTools(meter); err != nil {
+		return nil, err
+	}
+	if t.webhooks, err = newWebhooks(meter); err != nil {
 		return nil, err
 	}
 	return t, nil
