@@ -147,6 +147,17 @@ func (d *Dashboard) pages() []page {
 
 		{"GET", h + "/servers", hostAdmin, (*Dashboard).serversPage},
 		{"POST", h + "/servers", hostAdmin, (*Dashboard).importServer},
+		{"POST", h + "/servers/review", hostAdmin, (*Dashboard).reviewServer},
+		{"GET", h + "/servers/{server}", hostAdmin, (*Dashboard).serverPage},
+		{"POST", h + "/servers/{server}/settings", hostAdmin, (*Dashboard).updateServer},
+		{"POST", h + "/servers/{server}/credentials", hostAdmin, (*Dashboard).setCredentials},
+		{"POST", h + "/servers/{server}/tools", hostAdmin, (*Dashboard).updateTools},
+		{"POST", h + "/servers/{server}/tools/new", hostAdmin, (*Dashboard).addTool},
+		{"POST", h + "/servers/{server}/tools/{tool}/approve", hostAdmin, (*Dashboard).approveTool},
+		{"POST", h + "/servers/{server}/tools/{tool}/delete", hostAdmin, (*Dashboard).deleteTool},
+		{"POST", h + "/servers/{server}/sync", hostAdmin, (*Dashboard).syncServer},
+		{"GET", h + "/servers/{server}/delete", hostAdmin, (*Dashboard).deleteServerPage},
+		{"POST", h + "/servers/{server}/delete", hostAdmin, (*Dashboard).deleteServer},
 
 		{"GET", h + "/humans", hostAdmin, (*Dashboard).humansPage},
 		{"POST", h + "/humans", hostAdmin, (*Dashboard).addHuman},

@@ -39,7 +39,8 @@ var funcs = template.FuncMap{
 
 // templates holds one template per page: the layout with the page's "content".
 var templates = func() map[string]*template.Template {
-	layout := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html"))
+	// The layout and the partials (templates/_*.html) every page may use.
+	layout := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/_*.html"))
 	entries, err := templateFS.ReadDir("templates")
 	if err != nil {
 		panic(err)
@@ -47,7 +48,7 @@ var templates = func() map[string]*template.Template {
 	out := map[string]*template.Template{}
 	for _, e := range entries {
 		name := strings.TrimSuffix(e.Name(), ".html")
-		if name == "layout" {
+		if name == "layout" || strings.HasPrefix(name, "_") {
 			continue
 		}
 		out[name] = template.Must(template.Must(layout.Clone()).ParseFS(templateFS, "templates/"+e.Name()))
@@ -94,16 +95,23 @@ func (e errNoTemplate) Error() string { return "no template " + string(e) }
 // notices are the sentences a page shows after a change (?done=…): fixed texts, so a link cannot
 // make the dashboard say anything else.
 var notices = map[string]string{
-	"setup":         "Welcome: you are the gateway's first operator.",
-	"host-created":  "Host created.",
-	"settings":      "Settings saved.",
-	"token-revoked": "Token revoked.",
-	"host-deleted":  "Host deleted.",
-	"server":        "Server imported.",
-	"granted":       "Access granted.",
-	"revoked":       "Access revoked.",
-	"level":         "Level changed.",
-	"killed":        "The agent was disabled and holds nothing any more.",
+	"setup":          "Welcome: you are the gateway's first operator.",
+	"host-created":   "Host created.",
+	"settings":       "Settings saved.",
+	"token-revoked":  "Token revoked.",
+	"host-deleted":   "Host deleted.",
+	"server":         "Server imported.",
+	"server-saved":   "Server saved.",
+	"credentials":    "Credentials saved.",
+	"tools":          "Tools saved.",
+	"approved":       "Tool approved and enabled.",
+	"tool-removed":   "Tool removed.",
+	"tool-added":     "Tool added.",
+	"server-deleted": "Server deleted.",
+	"granted":        "Access granted.",
+	"revoked":        "Access revoked.",
+	"level":          "Level changed.",
+	"killed":         "The agent was disabled and holds nothing any more.",
 }
 
 type errorData struct {

@@ -79,11 +79,26 @@ func TestDashboardBrowser(t *testing.T) {
 	}
 	page("host")
 
-	// The test MCP server, imported by URL.
+	// The test MCP server: Connect, review the proposed levels (delete_issue overridden to
+	// medium, list_issues left disabled), Import.
 	b.Navigate(p.url + "/dashboard/hosts/acme/servers")
 	b.Fill(map[string]string{"url": up.URL, "key": "tracker"})
-	if status := b.ClickAndWait(`form[action="/dashboard/hosts/acme/servers"] button`); status != 201 || !strings.Contains(b.Text("main"), "delete_issue") {
-		t.Fatalf("import = %d: %s", status, b.Text("main"))
+	if status := b.ClickAndWait(`form[action="/dashboard/hosts/acme/servers/review"] button`); status != 200 || !strings.Contains(b.Text("#review"), "delete_issue") {
+		t.Fatalf("connect = %d: %s", status, b.Text("main"))
+	}
+	page("server-review")
+	b.SelectIn("#row-delete_issue select", "medium")
+	b.Click("#row-list_issues input[type=checkbox]")
+	if status := b.ClickAndWait(`form[action="/dashboard/hosts/acme/servers"] button[type=submit]`); status != 200 || !strings.Contains(b.Text("main"), "Server imported.") {
+		t.Fatalf("import = %d at %s: %s", status, b.Location(), b.Text("main"))
+	}
+	if got := b.Text("#row-delete_issue"); !strings.Contains(got, "level set by an admin") {
+		t.Fatalf("delete_issue after import: %q", got)
+	}
+	page("server")
+	b.Navigate(p.url + "/dashboard/hosts/acme/servers")
+	if got := b.Text("table"); !strings.Contains(got, "tracker") || !strings.Contains(got, "3 (2)") {
+		t.Fatalf("servers table = %q", got)
 	}
 	page("servers")
 

@@ -208,6 +208,12 @@ func (b *Browser) Select(name, value string) {
 	run(b, "select "+value+" in "+name, chromedp.SetValue(chromedp.CSS(fmt.Sprintf(`select[name=%q]`, name)), value))
 }
 
+// SelectIn chooses value in the <select> the CSS selector finds (a select in a table's row).
+func (b *Browser) SelectIn(selector, value string) {
+	b.t.Helper()
+	run(b, "select "+value+" in "+selector, chromedp.SetValue(chromedp.CSS(selector), value))
+}
+
 // Screenshot returns a PNG of the whole page the tab shows, width pixels wide.
 func (b *Browser) Screenshot(width int64) []byte {
 	b.t.Helper()
