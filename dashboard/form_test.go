@@ -68,6 +68,17 @@ func formValues(t *testing.T, page, action string) url.Values {
 				default:
 					out.Add(name, val)
 				}
+			case "textarea":
+				var text strings.Builder
+				for c := n.FirstChild; c != nil; c = c.NextSibling {
+					if c.Type == html.TextNode {
+						text.WriteString(c.Data)
+					}
+				}
+				if named {
+					out.Add(name, strings.TrimPrefix(text.String(), "\n"))
+				}
+				return
 			case "select":
 				var first, selected *html.Node
 				for o := n.FirstChild; o != nil; o = o.NextSibling {

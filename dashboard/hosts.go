@@ -3,7 +3,6 @@ package dashboard
 import (
 	"net/http"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/trustgate/trustgate/sdk"
@@ -46,6 +45,8 @@ type hostData struct {
 	Tokens  []sdk.Token
 	// NewToken is a token just created: its secret is shown this once.
 	NewToken *sdk.TokenCreated
+	// Settings is the settings form's view of the host's settings.
+	Settings settingsForm
 }
 
 func (d *Dashboard) hostData(r *http.Request, v *viewer) (hostData, error) {
@@ -59,7 +60,7 @@ func (d *Dashboard) hostData(r *http.Request, v *viewer) (hostData, error) {
 	if err != nil {
 		return hostData{}, err
 	}
-	data := hostData{Host: h, Tokens: tokens}
+	data := hostData{Host: h, Tokens: tokens, Settings: newSettingsForm(h.Settings)}
 	for id, c := range h.Clients {
 		data.Clients = append(data.Clients, client{ID: id, Name: clientNames[id], Where: c.Where, Snippet: c.Snippet})
 	}
@@ -74,39 +75,6 @@ func (d *Dashboard) hostPage(w http.ResponseWriter, r *http.Request, v *viewer) 
 		return
 	}
 	d.render(w, r, v, http.StatusOK, "host", data.Host.Name, data.Host.Key, data)
-}
-
-// updateHost saves the settings form (every field is sent: a checkbox left unchecked is off).
-func (d *Dashboard) updateHost(w http.ResponseWriter, r *http.Request, v *viewer) {
-	name := strings.TrimSpace(r.PostFormValue("name"))
-	domains := strings.FieldsFunc(r.PostFormValue("allowed_email_domains"), func(c rune) bool { return c == ',' || c == ' ' || c == '\n' || c == '\r' })
-	if domains == nil {
-		domains = []string{}
-	}
-	on := func(k string) *bool { b := r.PostFormValue(k) == "on"; return &b }
-	str := func(k string) *string { s := r.PostFormValue(k); return &s }
-	p := &sdk.HostSettingsPatch{
-		AllowedEmailDomains: &domains,
-		DynamicMCPs:         on("dynamic_mcps"),
-		AutoEnableNewTools:  on("auto_enable_new_tools"),
-		AuditArguments:      on("audit_arguments"),
-		ToolVisibility:      str("tool_visibility"),
-		DenialFormat:        str("denial_format"),
-	}
-	for k, dst := range map[string]**int{"access_token_ttl_seconds": &p.AccessTokenTTLSeconds,
-		"session_idle_ttl_seconds": &p.SessionIdleTTLSeconds, "session_max_ttl_seconds": &p.SessionMaxTTLSeconds} {
-		n, err := strconv.Atoi(strings.TrimSpace(r.PostFormValue(k)))
-		if err != nil {
-			d.errorPage(w, r, v, http.StatusBadRequest, "Lifetimes are whole numbers of seconds.")
-			return
-		}
-		*dst = &n
-	}
-	if _, err := d.api.UpdateHost(as(r, v), r.PathValue("host"), sdk.HostUpdate{Name: &name, Settings: p}); err != nil {
-		d.apiError(w, r, v, err)
-		return
-	}
-	http.Redirect(w, r, Prefix+"/hosts/"+r.PathValue("host")+"?done=settings", http.StatusSeeOther)
 }
 
 // createToken creates a host API token and shows its secret once, on the host page.

@@ -33,8 +33,9 @@ var funcs = template.FuncMap{
 		}
 		return ""
 	},
-	"join":   strings.Join,
-	"levels": func() []string { return []string{"low", "medium", "high"} },
+	"join":       strings.Join,
+	"rateScopes": func() []string { return rateScopes },
+	"levels":     func() []string { return []string{"low", "medium", "high"} },
 }
 
 // templates holds one template per page: the layout with the page's "content".
@@ -101,6 +102,10 @@ var notices = map[string]string{
 	"token-revoked":  "Token revoked.",
 	"host-deleted":   "Host deleted.",
 	"server":         "Server imported.",
+	"stopped":        "Emergency stop: every call on the host is refused until you lift it.",
+	"resumed":        "The emergency stop is lifted: calls are decided as before.",
+	"auth":           "Sign-in method saved.",
+	"auth-reset":     "Sign-in method back to its default.",
 	"server-saved":   "Server saved.",
 	"credentials":    "Credentials saved.",
 	"tools":          "Tools saved.",
