@@ -135,6 +135,10 @@ func (d *Dashboard) pages() []page {
 		{"GET", Prefix + "/setup", public, (*Dashboard).setupPage},
 		{"POST", Prefix + "/setup", public, (*Dashboard).setup},
 		{"POST", Prefix + "/sign-out", signedIn, (*Dashboard).signOut},
+		{"GET", Prefix + "/me", signedIn, (*Dashboard).mePage},
+		{"POST", Prefix + "/me/agents/{agent}/servers/{server}/level", signedIn, (*Dashboard).lowerLevel},
+		{"POST", Prefix + "/me/agents/{agent}/servers/{server}/revoke", signedIn, (*Dashboard).disconnectServer},
+		{"POST", Prefix + "/me/agents/{agent}/disconnect", signedIn, (*Dashboard).disconnect},
 
 		{"GET", Prefix + "/hosts", hostAdmin, (*Dashboard).hostsPage},
 		{"POST", Prefix + "/hosts", operator, (*Dashboard).createHost},

@@ -188,6 +188,14 @@ var public = map[string]bool{
 	"GET /dashboard/sign-in": true, "POST /dashboard/sign-in": true, "GET /dashboard/setup": true, "POST /dashboard/setup": true,
 }
 
+// humanRoutes are the routes any signed-in human may use (their own pages); the others need the
+// admin role.
+var humanRoutes = map[string]bool{
+	"POST /dashboard/sign-out": true, "GET /dashboard/me": true,
+	"POST /dashboard/me/agents/{agent}/servers/{server}/level": true, "POST /dashboard/me/agents/{agent}/servers/{server}/revoke": true,
+	"POST /dashboard/me/agents/{agent}/disconnect": true,
+}
+
 // operatorOnly are the routes without a host in their path that host admins may not use.
 var operatorOnly = map[string]bool{"POST /dashboard/hosts": true}
 
@@ -245,9 +253,14 @@ func TestAuthorization(t *testing.T) {
 			case method != http.MethodGet && status != http.StatusUnauthorized:
 				t.Errorf("%s signed out = %d; want 401\n%s", name, status, body)
 			}
-			if name != "POST /dashboard/sign-out" {
-				if status, _, _ := do(plain, method, path, plainCSRF); status != http.StatusForbidden {
+			if name != "POST /dashboard/sign-out" { // the human's session serves the routes after it
+				switch status, _, _ := do(plain, method, path, plainCSRF); {
+				case !humanRoutes[name] && status != http.StatusForbidden:
 					t.Errorf("%s as a human without the admin role = %d; want 403", name, status)
+				case humanRoutes[name] && strings.Contains(tpl, "{agent}") && status != http.StatusNotFound:
+					t.Errorf("%s on an agent that is not the human's = %d; want 404", name, status)
+				case humanRoutes[name] && status == http.StatusForbidden:
+					t.Errorf("%s as a human = 403; it is theirs", name)
 				}
 			}
 			if strings.Contains(tpl, "{host}") || operatorOnly[name] {

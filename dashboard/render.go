@@ -106,6 +106,7 @@ var notices = map[string]string{
 	"resumed":        "The emergency stop is lifted: calls are decided as before.",
 	"auth":           "Sign-in method saved.",
 	"auth-reset":     "Sign-in method back to its default.",
+	"disconnected":   "Disconnected: the agent holds nothing any more and its tokens no longer work.",
 	"server-saved":   "Server saved.",
 	"credentials":    "Credentials saved.",
 	"tools":          "Tools saved.",

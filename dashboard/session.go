@@ -91,6 +91,10 @@ func (d *Dashboard) front(w http.ResponseWriter, r *http.Request, v *viewer) {
 		http.Redirect(w, r, Prefix+"/hosts", http.StatusSeeOther)
 		return
 	}
+	if v != nil {
+		http.Redirect(w, r, Prefix+"/me", http.StatusSeeOther)
+		return
+	}
 	d.render(w, r, v, http.StatusOK, "front", "trustgate", "", nil)
 }
 
