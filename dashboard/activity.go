@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 
 	"github.com/trustgate/trustgate/admin"
 	"github.com/trustgate/trustgate/audit"
@@ -17,8 +18,9 @@ var activityFilters = []string{"human", "agent", "server", "tool", "decision", "
 type activityData struct {
 	Filters map[string]string
 	Entries []sdk.AuditEntry
-	// Next lists the older entries; Export downloads every matching entry as JSON Lines.
-	Next, Export string
+	// Next lists the older entries; Export downloads every matching entry as JSON Lines; Live
+	// is the live tail's stream of the entries after the newest shown (first page only).
+	Next, Export, Live string
 }
 
 func (d *Dashboard) activityPage(w http.ResponseWriter, r *http.Request, v *viewer) {
@@ -42,6 +44,18 @@ func (d *Dashboard) activityPage(w http.ResponseWriter, r *http.Request, v *view
 	data.Export = base + "/export"
 	if len(keep) > 0 {
 		data.Export += "?" + keep.Encode()
+	}
+	if q.Get("cursor") == "" {
+		live := url.Values{}
+		for k, vs := range keep {
+			live[k] = vs
+		}
+		var newest int64
+		if len(page.Items) > 0 {
+			newest = page.Items[0].Seq
+		}
+		live.Set("after", strconv.FormatInt(newest, 10))
+		data.Live = base + "/live?" + live.Encode()
 	}
 	if page.NextCursor != "" {
 		keep.Set("cursor", page.NextCursor)

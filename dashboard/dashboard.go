@@ -130,6 +130,7 @@ func (d *Dashboard) pages() []page {
 		{"GET", "/", public, (*Dashboard).front},
 		{"GET", Prefix + "/assets/dashboard.css", public, asset("dashboard.css", "text/css; charset=utf-8")},
 		{"GET", Prefix + "/assets/copy.js", public, asset("copy.js", "text/javascript; charset=utf-8")},
+		{"GET", Prefix + "/assets/live.js", public, asset("live.js", "text/javascript; charset=utf-8")},
 		{"GET", Prefix + "/sign-in", public, (*Dashboard).signInPage},
 		{"POST", Prefix + "/sign-in", public, (*Dashboard).signIn},
 		{"GET", Prefix + "/setup", public, (*Dashboard).setupPage},
@@ -184,6 +185,7 @@ func (d *Dashboard) pages() []page {
 
 		{"GET", h + "/activity", hostAdmin, (*Dashboard).activityPage},
 		{"GET", h + "/activity/export", hostAdmin, (*Dashboard).exportActivity},
+		{"GET", h + "/activity/live", hostAdmin, (*Dashboard).liveActivity},
 		{"GET", h + "/activity/verify", hostAdmin, (*Dashboard).verifyPage},
 	}
 }

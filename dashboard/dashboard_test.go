@@ -184,7 +184,7 @@ func dashboardRoutes(t *testing.T, d *dashboard.Dashboard) [][2]string {
 
 // public are the routes anyone may use.
 var public = map[string]bool{
-	"GET /": true, "GET /dashboard/assets/dashboard.css": true, "GET /dashboard/assets/copy.js": true,
+	"GET /": true, "GET /dashboard/assets/dashboard.css": true, "GET /dashboard/assets/copy.js": true, "GET /dashboard/assets/live.js": true,
 	"GET /dashboard/sign-in": true, "POST /dashboard/sign-in": true, "GET /dashboard/setup": true, "POST /dashboard/setup": true,
 }
 

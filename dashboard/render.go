@@ -14,7 +14,7 @@ import (
 //go:embed templates/*.html
 var templateFS embed.FS
 
-//go:embed assets/dashboard.css assets/copy.js
+//go:embed assets/dashboard.css assets/copy.js assets/live.js
 var assetFS embed.FS
 
 var funcs = template.FuncMap{
