@@ -90,6 +90,7 @@ func (a *API) routes() []Route {
 		{"GET", pHost + "/audit", "listAudit", "List the host's audit log (format=jsonl or Accept: application/x-ndjson streams every entry as JSON Lines)", nil, Page[AuditEntry]{}, ok, false, []string{"human", "agent", "server", "tool", "decision", "since", "until", "order", "format"}, (*API).listAudit},
 
 		{"POST", pHost + "/check", "checkToolCall", "Decide whether an agent may call a tool now, as the proxy would decide its tools/call (a token with scope check suffices)", CheckRequest{}, Decision{}, ok, false, nil, (*API).checkToolCall},
+		{"GET", pHost + "/explain", "explainToolCall", "Why? Whether an agent may call a tool now, the path that decided it (agent, host membership, server, tool, ceiling, grant) in words, the relationships it rests on and the authorization engine's trace of the check", nil, Explanation{}, ok, false, []string{"agent", "server", "tool"}, (*API).explain},
 		{"POST", pHost + "/callable-tools", "callableTools", "List the tools of a server an agent may call now, from one question to the authorization backend (a token with scope check suffices)", CallableToolsRequest{}, CallableTools{}, ok, false, nil, (*API).callableTools},
 
 		{"GET", pHTokens, "listHostTokens", "List a host's API tokens", nil, Page[Token]{}, ok, false, nil, (*API).listHostTokens},

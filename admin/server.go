@@ -44,6 +44,10 @@ type Config struct {
 	Audit audit.Appender
 	// Decider answers the check routes (check.go): the MCP proxy. Nil: they answer 501.
 	Decider Decider
+	// Backend is the authorization backend, uncached: the explain route (explain.go) asks it
+	// for the engine's trace of a check when it implements authzserver.Explainer. Nil, or a
+	// backend that cannot trace: explanations come from the store alone and say so.
+	Backend authzserver.Backend
 	// Catalog discovers, imports and syncs servers and changes tools (flagging changed tools
 	// and recording new ones on sync, as the proxy does when a tools/list answer shows them).
 	// Nil: one on Store, Audit, Keys, Discovery and HostNetworks, without metrics.

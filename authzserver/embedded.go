@@ -195,6 +195,7 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (_ *SpiceDB, err err
 	backend := NewSpiceDB(conn)
 	backend.onClose = stop
 	backend.ds = ds
+	backend.memory = cfg.Datastore == DatastoreMemory
 	backend.logger = logger
 	logger.Info("embedded SpiceDB started", "datastore", cfg.Datastore, "grpc_listen", cfg.GRPCListen, "grpc_writes", cfg.GRPCAllowWrites)
 	return backend, nil

@@ -35,6 +35,8 @@ type SpiceDB struct {
 	// ds is the embedded server's datastore (nil for a remote SpiceDB): the decision cache
 	// reads its head revision.
 	ds dsapi.Datastore
+	// memory says ds is the memory datastore, whose revisions are moments (explain.go).
+	memory bool
 	// onClose releases what the backend owns beside the connection (an embedded server).
 	onClose func() error
 	// logger is the embedded server's logger (nil for a remote SpiceDB).

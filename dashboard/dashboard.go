@@ -187,6 +187,8 @@ func (d *Dashboard) pages() []page {
 		{"GET", h + "/activity/export", hostAdmin, (*Dashboard).exportActivity},
 		{"GET", h + "/activity/live", hostAdmin, (*Dashboard).liveActivity},
 		{"GET", h + "/activity/verify", hostAdmin, (*Dashboard).verifyPage},
+
+		{"GET", h + "/why", hostAdmin, (*Dashboard).whyPage},
 	}
 }
 

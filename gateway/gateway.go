@@ -227,7 +227,7 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 
 	// The admin API's check routes ask the proxy, so that other services get the decision an
 	// agent's tools/call would get.
-	if g.admin, err = admin.New(admin.Config{Store: g.store, Syncer: g.writer, Keys: keys, URLs: g.urls, Logger: log, Audit: g.audit, Catalog: cat, Decider: g.proxy, HostNetworks: cfg.hostNetworks, CheckAuthConfig: oauthserver.CheckAuthMethodConfig}); err != nil {
+	if g.admin, err = admin.New(admin.Config{Store: g.store, Syncer: g.writer, Keys: keys, URLs: g.urls, Logger: log, Audit: g.audit, Catalog: cat, Decider: g.proxy, Backend: g.backend, HostNetworks: cfg.hostNetworks, CheckAuthConfig: oauthserver.CheckAuthMethodConfig}); err != nil {
 		return nil, err
 	}
 	// The dashboard makes every change through the admin API's routes, as the signed-in person.

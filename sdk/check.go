@@ -3,6 +3,7 @@ package sdk
 import (
 	"context"
 	"net/http"
+	"net/url"
 )
 
 // Check asks whether agent may call tool on server of host now: the decision the proxy would
@@ -37,4 +38,16 @@ func (c *Client) CallableTools(ctx context.Context, host, agent, server string) 
 		out.Tools = []string{}
 	}
 	return out.Tools, nil
+}
+
+// Explain says why agent may or may not call tool of server now: the decision, the path that
+// decided it in words, the relationships it rests on and the authorization engine's trace.
+// An admin token is needed.
+func (c *Client) Explain(ctx context.Context, host, agent, server, tool string) (Explanation, error) {
+	var out Explanation
+	q := url.Values{"agent": {agent}, "server": {server}, "tool": {tool}}
+	if err := c.do(ctx, http.MethodGet, q, nil, &out, "hosts", host, "explain"); err != nil {
+		return Explanation{}, err
+	}
+	return out, nil
 }

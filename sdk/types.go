@@ -591,3 +591,65 @@ const (
 	SecretSet    = "set"
 	SecretNotSet = "not set"
 )
+
+// Explanation says why an agent may or may not call a tool now: the decision the proxy would
+// make, the path that decided it in words, the relationships it rests on, and the
+// authorization engine's own trace of the check (GET /api/v1/hosts/{host}/explain).
+type Explanation struct {
+	Agent   string `json:"agent"`
+	Server  string `json:"server"`
+	Tool    string `json:"tool"`
+	Allowed bool   `json:"allowed"`
+	// Reason is the Decision's reason ("allowed" or a denial's code); Summary says it in one
+	// sentence (a denial's with the action that fixes it).
+	Reason  string `json:"reason"`
+	Summary string `json:"summary"`
+	// Steps are the conditions of a tool call in order (agent, host membership, server, tool,
+	// ceiling, grant), each held or not; Decisive marks the one that denied.
+	Steps []ExplanationStep `json:"steps"`
+	// Relationships are the relationships the check can rest on, as the authorization engine
+	// holds them at the check's revision, each with what it means.
+	Relationships []ExplainedRelationship `json:"relationships"`
+	// TraceAvailable says whether the engine traced the check (SpiceDB does; Permit cannot);
+	// Trace is that trace, TraceNote says why there is none or that it was cut short.
+	TraceAvailable bool       `json:"trace_available"`
+	Trace          *TraceStep `json:"trace,omitempty"`
+	TraceNote      string     `json:"trace_note,omitempty"`
+	// Revision is the engine's revision the check and the relationships were read at.
+	Revision string `json:"revision,omitempty"`
+	// AgentName and HumanEmail name the agent and its human when the agent exists.
+	AgentName  string `json:"agent_name,omitempty"`
+	HumanEmail string `json:"human_email,omitempty"`
+	// Notes are remarks beside the path, such as the store and the engine disagreeing while
+	// a change is being applied.
+	Notes []string `json:"notes,omitempty"`
+}
+
+// ExplanationStep is one condition of a tool call.
+type ExplanationStep struct {
+	// Kind is agent, host_membership, server, tool, ceiling or grant.
+	Kind     string `json:"kind"`
+	Held     bool   `json:"held"`
+	Decisive bool   `json:"decisive,omitempty"`
+	Text     string `json:"text"`
+	// Relationships are those (in zed notation) the condition rests on, present or missing.
+	Relationships []string `json:"relationships,omitempty"`
+}
+
+// ExplainedRelationship is one relationship in zed notation with its meaning.
+type ExplainedRelationship struct {
+	Relationship string `json:"relationship"`
+	Meaning      string `json:"meaning"`
+}
+
+// TraceStep is one permission or relation the authorization engine evaluated.
+type TraceStep struct {
+	// Object is type:id; Name the permission or relation; Kind "permission" or "relation".
+	Object string `json:"object"`
+	Name   string `json:"name"`
+	Kind   string `json:"kind"`
+	// Result is has_permission, no_permission, conditional or unspecified.
+	Result string      `json:"result"`
+	Cached bool        `json:"cached,omitempty"`
+	Steps  []TraceStep `json:"steps,omitempty"`
+}

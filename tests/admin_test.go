@@ -111,6 +111,15 @@ func TestAdminCLIImportsServerAndWritesTuples(t *testing.T) {
 	if canCall(t, c, schema.Tool("acme", "tracker", "delete_issue"), agent) {
 		t.Fatal("ceiling medium: delete_issue allowed")
 	}
+	// Why? The CLI explains a denial from SpiceDB's own check.
+	why := cli(t, p, token, "explain", ag.ID, "tracker", "delete_issue", "--host", "acme")
+	for _, want := range []string{`trustgate denied tools/call "delete_issue" on tracker: `, "NO ▶ ceiling", "The ceiling of alice@acme.test on tracker is medium, below the tool's level high.",
+		"mcp_server:acme/tracker#granted_medium@agent:acme/" + ag.ID, "tool:acme/tracker/delete_issue#server_high@mcp_server:acme/tracker",
+		"SpiceDB's trace of the check:", "tool:acme/tracker/delete_issue#call (permission) → no_permission"} {
+		if !strings.Contains(why, want) {
+			t.Errorf("explain lacks %q:\n%s", want, why)
+		}
+	}
 	agents := cli(t, p, token, "agent", "list", "--host", "acme")
 	if !strings.Contains(agents, "alice@acme.test") || !strings.Contains(agents, "cursor-1") {
 		t.Errorf("agent list:\n%s", agents)
@@ -141,6 +150,11 @@ func TestAdminCLIImportsServerAndWritesTuples(t *testing.T) {
 	cli(t, p, token, "agent", "kill", ag.ID, "--yes", "--host", "acme")
 	if canCall(t, c, schema.Tool("acme", "tracker", "list_issues"), agent) {
 		t.Fatal("killed agent can still call list_issues")
+	}
+	var x admin.Explanation
+	cliJSON(t, p, token, &x, "explain", ag.ID, "tracker", "list_issues", "--host", "acme")
+	if x.Allowed || x.Reason != "agent_disabled" || len(x.Steps) == 0 || !strings.Contains(x.Steps[0].Text, "kill switch") {
+		t.Errorf("explain after the kill switch = %+v", x)
 	}
 }
 

@@ -108,6 +108,20 @@ func TestPermitBackendConsentAndCalls(t *testing.T) {
 		t.Fatalf("a low call after the ceiling was lowered: %+v %v", res, err)
 	}
 
+	// Why? Permit cannot trace its checks: the explanation says so and comes from the store.
+	var agents []struct {
+		ID string `json:"id"`
+	}
+	cliJSON(t, p, admin, &agents, "agent", "list", "--host", "acme")
+	if len(agents) != 1 {
+		t.Fatalf("agents = %+v", agents)
+	}
+	why := cli(t, p, admin, "explain", agents[0].ID, "tracker", "create_issue", "--host", "acme")
+	if !strings.Contains(why, "trustgate denied ") || !strings.Contains(why, "does not trace its checks") || strings.Contains(why, "trace of the check:") ||
+		!strings.Contains(why, "The ceiling of alice@acme.test on tracker is low, below the tool's level medium.") {
+		t.Errorf("explain on Permit:\n%s", why)
+	}
+
 	// The PDP goes away: calls are denied, readiness says so.
 	pdp.Close()
 	if _, err := session.CallTool(ctx, &mcp.CallToolParams{Name: "list_issues"}); err == nil {

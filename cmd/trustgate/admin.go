@@ -72,6 +72,7 @@ The first token is created directly in the store, on the gateway's machine:
 		newAdminTokenCommand(o),
 		newAdminKeysCommand(o),
 		newAdminAuditCommand(o),
+		newAdminExplainCommand(o),
 		newAdminSetupLinkCommand(),
 	)
 	return cmd
