@@ -34,6 +34,7 @@ type env struct {
 	store   store.Store
 	backend authzserver.Backend
 	api     *httptest.Server
+	audit   *audit.Log
 	global  string // a global token
 	acme    string // a token of host acme
 	beta    string // a token of host beta
@@ -68,7 +69,7 @@ func newEnvWith(t *testing.T, configure func(*admin.Config)) *env {
 	}
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
-	e := &env{t: t, store: st, backend: b, api: srv}
+	e := &env{t: t, store: st, backend: b, api: srv, audit: auditLog}
 	for _, h := range []string{tenant.DefaultHost, "acme", "beta"} {
 		if _, err := st.EnsureHost(ctx, store.Host{Key: h}); err != nil {
 			t.Fatal(err)

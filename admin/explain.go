@@ -65,7 +65,7 @@ func (a *API) explain(r *http.Request, _ *caller) (int, any, error) {
 		return 0, nil, err
 	}
 	ctx := r.Context()
-	d, err := a.cfg.Decider.CheckToolCall(ctx, host, agentID, server, tool)
+	d, err := a.cfg.Decider.CheckToolCall(ctx, host, agentID, server, tool, nil)
 	if err != nil {
 		return 0, nil, a.undecided(r, err)
 	}

@@ -228,7 +228,7 @@ type untraced struct{ authzserver.Backend }
 func TestExplainWithoutATracingBackendSaysSo(t *testing.T) {
 	var e *env
 	e = newEnvWith(t, func(c *admin.Config) {
-		c.Decider = lazyDecider{&e, c}
+		c.Decider = &lazyDecider{e: &e, cfg: c}
 		c.Backend = untraced{c.Backend}
 	})
 	up := mcpserver.Start(t, "")

@@ -20,7 +20,7 @@ func queryParamValues(name string) (values []string, known bool) {
 		return []string{string(audit.Allowed), string(audit.Denied), string(audit.Error), string(audit.Admin), string(audit.Result), string(audit.Identity)}, true
 	case "format":
 		return []string{"json", "jsonl"}, true
-	case "human", "agent", "server", "tool", "since", "until":
+	case "human", "agent", "server", "tool", "since", "until", "limit", "cursor":
 		return nil, true
 	}
 	return nil, false

@@ -91,6 +91,7 @@ func (a *API) routes() []Route {
 
 		{"POST", pHost + "/check", "checkToolCall", "Decide whether an agent may call a tool now, as the proxy would decide its tools/call (a token with scope check suffices)", CheckRequest{}, Decision{}, ok, false, nil, (*API).checkToolCall},
 		{"GET", pHost + "/explain", "explainToolCall", "Why? Whether an agent may call a tool now, the path that decided it (agent, host membership, server, tool, ceiling, grant) in words, the relationships it rests on and the authorization engine's trace of the check", nil, Explanation{}, ok, false, []string{"agent", "server", "tool"}, (*API).explain},
+		{"GET", pHost + "/insights", "hostInsights", "Who may do what (human → agent → server → the tools at the agent's level) and over-permission: levels unused for 30 days, ceilings no agent uses, enabled tools no agent can call (humans paged with limit and cursor; usage from at most 200000 audit entries; at most 500 findings)", nil, Insights{}, ok, false, []string{"limit", "cursor"}, (*API).insights},
 		{"POST", pHost + "/callable-tools", "callableTools", "List the tools of a server an agent may call now, from one question to the authorization backend (a token with scope check suffices)", CallableToolsRequest{}, CallableTools{}, ok, false, nil, (*API).callableTools},
 
 		{"GET", pHTokens, "listHostTokens", "List a host's API tokens", nil, Page[Token]{}, ok, false, nil, (*API).listHostTokens},

@@ -59,4 +59,12 @@ type (
 	ExplanationStep       = sdk.ExplanationStep
 	ExplainedRelationship = sdk.ExplainedRelationship
 	TraceStep             = sdk.TraceStep
+	Insights              = sdk.Insights
+	InsightCounts         = sdk.InsightCounts
+	InsightHuman          = sdk.InsightHuman
+	InsightAgent          = sdk.InsightAgent
+	InsightAgentServer    = sdk.InsightAgentServer
+	InsightServer         = sdk.InsightServer
+	InsightTool           = sdk.InsightTool
+	InsightFinding        = sdk.InsightFinding
 )

@@ -51,3 +51,13 @@ func (c *Client) Explain(ctx context.Context, host, agent, server, tool string) 
 	}
 	return out, nil
 }
+
+// Insights analyses who may do what on host and where that is more than is used (one page of
+// its humans: cursor "" for the first, limit 0 for the default). An admin token is needed.
+func (c *Client) Insights(ctx context.Context, host string, p PageRequest) (Insights, error) {
+	var out Insights
+	if err := c.do(ctx, http.MethodGet, p.query(nil), nil, &out, "hosts", host, "insights"); err != nil {
+		return Insights{}, err
+	}
+	return out, nil
+}

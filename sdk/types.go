@@ -653,3 +653,115 @@ type TraceStep struct {
 	Cached bool        `json:"cached,omitempty"`
 	Steps  []TraceStep `json:"steps,omitempty"`
 }
+
+// Insights is a host's analysis of who may do what (GET /api/v1/hosts/{host}/insights): each
+// human's agents, the servers they hold a level on and the tools that level reaches, and
+// over-permission: agents holding a level whose tools they have not used in the usage window,
+// ceilings none of the human's agents uses, enabled tools no agent can call.
+type Insights struct {
+	Host        string    `json:"host"`
+	GeneratedAt time.Time `json:"generated_at"`
+	// UsageSince starts the usage window (30 days back); usage is read from the audit log's
+	// allowed tool calls, newest first, at most AuditLimit of them: AuditTruncated says the
+	// limit was reached, and older calls in the window were not counted.
+	UsageSince     time.Time `json:"usage_since"`
+	AuditRead      int       `json:"audit_read"`
+	AuditLimit     int       `json:"audit_limit"`
+	AuditTruncated bool      `json:"audit_truncated"`
+	// Counts are over the whole host, whatever the page.
+	Counts InsightCounts `json:"counts"`
+	// Humans is one page of the host's humans, by email; NextCursor asks for the next
+	// (?cursor=), "" after the last.
+	Humans     []InsightHuman `json:"humans"`
+	NextCursor string         `json:"next_cursor,omitempty"`
+	// Servers are the host's servers with their tools and how many agents can call each.
+	Servers []InsightServer `json:"servers"`
+	// Findings are the over-permission found on the whole host, at most FindingsLimit;
+	// FindingsTruncated says some were left out (Counts has them all).
+	Findings          []InsightFinding `json:"findings"`
+	FindingsLimit     int              `json:"findings_limit"`
+	FindingsTruncated bool             `json:"findings_truncated"`
+}
+
+// InsightCounts counts a host's objects and findings.
+type InsightCounts struct {
+	Humans          int `json:"humans"`
+	Agents          int `json:"agents"`
+	Servers         int `json:"servers"`
+	Tools           int `json:"tools"`
+	UnusedLevels    int `json:"unused_levels"`
+	UnusedCeilings  int `json:"unused_ceilings"`
+	UncallableTools int `json:"uncallable_tools"`
+}
+
+// InsightHuman is a human with their ceilings and agents.
+type InsightHuman struct {
+	ID       string         `json:"id"`
+	Email    string         `json:"email"`
+	Admin    bool           `json:"admin"`
+	Ceilings []Grant        `json:"ceilings"`
+	Agents   []InsightAgent `json:"agents"`
+}
+
+// InsightAgent is an agent with what it may do on each server it holds a level on.
+type InsightAgent struct {
+	ID           string               `json:"id"`
+	Name         string               `json:"name"`
+	Disabled     bool                 `json:"disabled"`
+	LastActiveAt *time.Time           `json:"last_active_at,omitempty"`
+	Servers      []InsightAgentServer `json:"servers"`
+}
+
+// InsightAgentServer is what an agent may do on one server: its level, the human's ceiling,
+// the effective level (the lower; "none" when revoked or disabled), the enabled tools that
+// level reaches, and the tools it called in the usage window with the highest level among
+// them ("none").
+type InsightAgentServer struct {
+	Server      string   `json:"server"`
+	Level       string   `json:"level"`
+	Ceiling     string   `json:"ceiling"`
+	Effective   string   `json:"effective"`
+	Tools       []string `json:"tools"`
+	Used        []string `json:"used"`
+	HighestUsed string   `json:"highest_used"`
+}
+
+// InsightServer is a server with its tools.
+type InsightServer struct {
+	Key   string        `json:"key"`
+	Name  string        `json:"name"`
+	Tools []InsightTool `json:"tools"`
+}
+
+// InsightTool is a tool, its level ("" when disabled) and how many agents can call it now.
+type InsightTool struct {
+	Name       string `json:"name"`
+	Level      string `json:"level"`
+	Enabled    bool   `json:"enabled"`
+	Callers    int    `json:"callers"`
+	Uncallable bool   `json:"uncallable,omitempty"`
+}
+
+// Kinds of InsightFinding.
+const (
+	FindingUnusedLevel    = "unused_level"
+	FindingUnusedCeiling  = "unused_ceiling"
+	FindingUncallableTool = "uncallable_tool"
+)
+
+// InsightFinding is one over-permission: an agent's level whose tools it has not used
+// (unused_level, Suggested: the highest level it used, or "none": revoke), a ceiling above
+// every level the human's agents hold (unused_ceiling, Suggested: the highest they hold), or
+// an enabled tool no agent can call (uncallable_tool).
+type InsightFinding struct {
+	Kind       string `json:"kind"`
+	HumanID    string `json:"human_id,omitempty"`
+	HumanEmail string `json:"human_email,omitempty"`
+	Agent      string `json:"agent,omitempty"`
+	AgentName  string `json:"agent_name,omitempty"`
+	Server     string `json:"server"`
+	Tool       string `json:"tool,omitempty"`
+	Level      string `json:"level"`
+	Suggested  string `json:"suggested,omitempty"`
+	Text       string `json:"text"`
+}
