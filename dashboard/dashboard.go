@@ -189,6 +189,7 @@ func (d *Dashboard) pages() []page {
 		{"GET", h + "/activity/verify", hostAdmin, (*Dashboard).verifyPage},
 
 		{"GET", h + "/why", hostAdmin, (*Dashboard).whyPage},
+		{"GET", h + "/trust-map", hostAdmin, (*Dashboard).trustMapPage},
 	}
 }
 
