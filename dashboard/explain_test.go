@@ -83,7 +83,12 @@ func (e *decidingEnv) seed() (*browser, store.Agent) {
 	alice := e.human("acme", "alice@acme.test", false)
 	b := e.signIn("boss@acme.test", "acme")
 	csrf := b.csrf()
-	if status, body, _ := b.post("/dashboard/hosts/acme/servers", url.Values{"csrf_token": {csrf}, "url": {up.URL}, "key": {"tracker"}}); status >= 300 && status != http.StatusSeeOther {
+	if status, body, _ := b.post("/dashboard/hosts/acme/servers", url.Values{"csrf_token": {csrf}, "url": {up.URL}, "key": {"tracker"},
+		// The review table: each tool enabled at its proposed level.
+		"tool-0": {"create_issue"}, "level-0": {"medium"}, "enabled-0": {"on"},
+		"tool-1": {"delete_issue"}, "level-1": {"high"}, "enabled-1": {"on"},
+		"tool-2": {"list_issues"}, "level-2": {"low"}, "enabled-2": {"on"},
+	}); status >= 300 && status != http.StatusSeeOther {
 		e.t.Fatalf("import = %d\n%s", status, body)
 	}
 	if status, body, _ := b.post("/dashboard/hosts/acme/humans/alice@acme.test/grants", url.Values{"csrf_token": {csrf}, "server": {"tracker"}, "ceiling": {"high"}}); status != http.StatusSeeOther {
