@@ -22,6 +22,8 @@ const (
 	liveMaxAge    = 10 * time.Minute
 	liveBatch     = 100
 	liveWrite     = 10 * time.Second
+	// MaxLiveStreams bounds the live tails open at once on a replica; more are refused 503.
+	MaxLiveStreams = 64
 )
 
 // liveEntry is one row of the activity table, as the live tail's script shows it.
@@ -77,6 +79,13 @@ func (d *Dashboard) liveActivity(w http.ResponseWriter, r *http.Request, v *view
 			after = n
 			break
 		}
+	}
+	select {
+	case d.liveSlots <- struct{}{}:
+		defer func() { <-d.liveSlots }()
+	default:
+		d.errorPage(w, r, v, http.StatusServiceUnavailable, "Too many live tails are open on this gateway; try again shortly.")
+		return
 	}
 	ctx := r.Context()
 	if after < 0 {

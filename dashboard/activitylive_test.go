@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trustgate/trustgate/dashboard"
 	"github.com/trustgate/trustgate/tenant"
 )
 
@@ -124,6 +125,29 @@ func TestActivityLiveTail(t *testing.T) {
 		t.Fatalf("after Last-Event-ID %s the first entry is %s", ev.id, got.data)
 	}
 	next(t, events, "entry", "third@acme.test")
+
+	// At most MaxLiveStreams tails at once; one more is refused until one ends.
+	ctx3, cancel3 := context.WithCancel(context.Background())
+	for range dashboard.MaxLiveStreams - 1 { // the one of events is open
+		op.stream(ctx3, "/dashboard/hosts/acme/activity/live", "")
+	}
+	if _, resp := op.stream(ctx2, "/dashboard/hosts/acme/activity/live", ""); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("one live tail too many = %d; want 503", resp.StatusCode)
+	}
+	cancel3()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx4, cancel4 := context.WithCancel(ctx2)
+		_, resp := op.stream(ctx4, "/dashboard/hosts/acme/activity/live", "")
+		cancel4()
+		if resp.StatusCode == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("closed tails were not given back: %d", resp.StatusCode)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 
 	// A filter applies to the tail too.
 	filtered, _ := op.stream(ctx2, "/dashboard/hosts/acme/activity/live?after=0&decision=denied", "")

@@ -67,6 +67,8 @@ type Dashboard struct {
 	addrLimit *consentui.Limiter
 	acctLimit *consentui.Backoff
 	now       func() time.Time
+	// liveSlots holds a token per open live tail (at most MaxLiveStreams).
+	liveSlots chan struct{}
 }
 
 // New makes the dashboard.
@@ -93,6 +95,7 @@ func New(cfg Config) (*Dashboard, error) {
 		addrLimit: consentui.NewLimiter(20, 15*time.Minute, 0),
 		acctLimit: consentui.NewBackoff(consentui.BackoffFree, consentui.BackoffFirst, consentui.BackoffMax, 0),
 		now:       time.Now,
+		liveSlots: make(chan struct{}, MaxLiveStreams),
 	}
 	// The typed SDK client, talking to the admin API's routes in process (no network, no
 	// token: the principal in each request's context is the caller).
@@ -252,8 +255,9 @@ func (d *Dashboard) guard(p page) http.Handler {
 	})
 }
 
-// contentSecurityPolicy: the dashboard's own stylesheet and script, nothing inline, no framing.
-const contentSecurityPolicy = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+// contentSecurityPolicy: the dashboard's own stylesheet and scripts, nothing inline, no framing;
+// the live tail's stream from the same origin.
+const contentSecurityPolicy = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 func securityHeaders(w http.ResponseWriter) {
 	h := w.Header()

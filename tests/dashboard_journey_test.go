@@ -88,7 +88,8 @@ func (a *journeyAgent) call(tool string) journeyCall {
 // first-run setup → a host → the test MCP server imported with one tool's level overridden in
 // the review table → a human added (invitation accepted in the browser) and granted a ceiling →
 // that human connects the official TypeScript SDK client (sign-in and consent) and calls a tool
-// allowed only by the override → the admin sees the agent and the call in Activity and lowers
+// allowed only by the override → the admin sees the agent and the call in Activity (and the
+// next call arrive in its live tail) and lowers
 // the agent's level → the next call is denied → the human signs in to the dashboard and
 // disconnects the agent in My connections → the next call fails with 401. axe-core checks
 // every dashboard page; TRUSTGATE_SCREENSHOTS takes PNGs of the new ones.
@@ -185,6 +186,20 @@ func TestDashboardJourney(t *testing.T) {
 	}
 	if got := b.Text("table"); !strings.Contains(got, "tools/call tracker/delete_issue") || !strings.Contains(got, "for alice@acme.test") {
 		t.Fatalf("activity lacks the agent's call:\n%s", got)
+	}
+	// The live tail (the dashboard's script, under its CSP): the next call appears without a
+	// reload.
+	b.Click("#live-toggle")
+	if res := agent.call("create_issue"); !res.OK {
+		t.Fatalf("create_issue at medium: %+v", res)
+	}
+	for deadline := time.Now().Add(15 * time.Second); !strings.Contains(b.Text("table"), "tracker/create_issue") && time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
+	}
+	if got := b.Text("table"); !strings.Contains(got, "tools/call tracker/create_issue") {
+		t.Fatalf("the live tail did not show the call: %s\n%s", b.Text("#live-status"), got)
+	}
+	if got := b.Text("#live-status"); !strings.Contains(got, "new entr") {
+		t.Fatalf("live status = %q", got)
 	}
 	page("activity-live")
 	b.Navigate(p.url + "/dashboard/hosts/acme/agents")
