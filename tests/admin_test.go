@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -119,6 +120,18 @@ func TestAdminCLIImportsServerAndWritesTuples(t *testing.T) {
 		if !strings.Contains(why, want) {
 			t.Errorf("explain lacks %q:\n%s", want, why)
 		}
+	}
+	// Insights: Cursor holds medium and called nothing; nobody can call delete_issue (high).
+	insights := cli(t, p, token, "insights", "--all", "--host", "acme")
+	for _, want := range []string{"Over-permission: 1 unused levels, 0 unused ceilings, 1 tools no agent can call.",
+		`Agent "Cursor" of alice@acme.test holds medium on tracker but called no tool there in 30 days: revoke it.`,
+		"Tool delete_issue of tracker is enabled at high, but no agent can call it.", "Who may do what:"} {
+		if !strings.Contains(insights, want) {
+			t.Errorf("insights lack %q:\n%s", want, insights)
+		}
+	}
+	if !regexp.MustCompile(`alice@acme\.test +Cursor +tracker +medium +create_issue, list_issues +nothing`).MatchString(insights) {
+		t.Errorf("insights --all lack Cursor's row:\n%s", insights)
 	}
 	agents := cli(t, p, token, "agent", "list", "--host", "acme")
 	if !strings.Contains(agents, "alice@acme.test") || !strings.Contains(agents, "cursor-1") {

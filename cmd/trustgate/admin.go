@@ -73,6 +73,7 @@ The first token is created directly in the store, on the gateway's machine:
 		newAdminKeysCommand(o),
 		newAdminAuditCommand(o),
 		newAdminExplainCommand(o),
+		newAdminInsightsCommand(o),
 		newAdminSetupLinkCommand(),
 	)
 	return cmd

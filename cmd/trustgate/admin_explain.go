@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -100,4 +101,88 @@ func writeTrace(a *adminCall, t sdk.TraceStep, depth int) error {
 		}
 	}
 	return nil
+}
+
+func newAdminInsightsCommand(o *adminOptions) *cobra.Command {
+	var host string
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "insights",
+		Short: "Who may do what on a host, and over-permission: unused levels and ceilings, tools no agent can call",
+		Long: `insights prints the host's over-permission — agents holding a level whose tools they have
+not used in 30 days, ceilings above every level the human's agents hold, enabled tools no
+agent can call — with the counts. --all also prints who may do what: each human's agents,
+the servers they hold a level on and the tools that level reaches. -o json prints the API's
+document (one page of humans; the findings cover the whole host).`,
+		Args: argsNamed(),
+		RunE: o.api(func(a *adminCall, _ []string) error {
+			x, err := a.client.Insights(a.ctx, host, sdk.PageRequest{})
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return writeJSON(a.out, x)
+			}
+			return writeInsights(a, x, all, host)
+		}),
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "also print who may do what, for every human")
+	addHostFlag(cmd, &host)
+	return cmd
+}
+
+func writeInsights(a *adminCall, x sdk.Insights, all bool, host string) error {
+	c := x.Counts
+	err := printf(a.out, "%d humans, %d agents, %d servers, %d tools; usage from %d audit entries since %s%s.\n",
+		c.Humans, c.Agents, c.Servers, c.Tools, x.AuditRead, formatTime(x.UsageSince), truncatedNote(x.AuditTruncated, x.AuditLimit))
+	if err != nil {
+		return err
+	}
+	if err := printf(a.out, "Over-permission: %d unused levels, %d unused ceilings, %d tools no agent can call.\n\n", c.UnusedLevels, c.UnusedCeilings, c.UncallableTools); err != nil {
+		return err
+	}
+	rows := make([][]string, 0, len(x.Findings))
+	for _, f := range x.Findings {
+		rows = append(rows, []string{f.Kind, f.Text})
+	}
+	if err := writeTable(a.out, []string{"finding", "what"}, rows); err != nil {
+		return err
+	}
+	if x.FindingsTruncated {
+		if err := printf(a.out, "(the first %d findings)\n", x.FindingsLimit); err != nil {
+			return err
+		}
+	}
+	if !all {
+		return nil
+	}
+	if err := printf(a.out, "\nWho may do what:\n"); err != nil {
+		return err
+	}
+	var who [][]string
+	for {
+		for _, h := range x.Humans {
+			for _, ag := range h.Agents {
+				for _, s := range ag.Servers {
+					who = append(who, []string{h.Email, ag.Name, s.Server, s.Effective, listOr(s.Tools, "-"), listOr(s.Used, "nothing")})
+				}
+			}
+		}
+		if x.NextCursor == "" {
+			break
+		}
+		next, err := a.client.Insights(a.ctx, host, sdk.PageRequest{Cursor: x.NextCursor})
+		if err != nil {
+			return err
+		}
+		x = next
+	}
+	return writeTable(a.out, []string{"human", "agent", "server", "effective", "tools", "used in 30 days"}, who)
+}
+
+func truncatedNote(truncated bool, limit int) string {
+	if !truncated {
+		return ""
+	}
+	return fmt.Sprintf(" (the newest %d only)", limit)
 }
