@@ -67,6 +67,8 @@ func TestServerImportReview(t *testing.T) {
 			t.Errorf("review row of %s: level %q enabled %q; want %s, enabled", tool, review.Get("level-"+i), review.Get("enabled-"+i), level)
 		}
 	}
+	// The upstream adds a tool after the review: nobody reviewed it, so it is imported disabled.
+	up.SetTool("close_issue", "Close an issue.")
 	// Override delete_issue's level, leave create_issue disabled.
 	review.Set("level-"+rowIndex(t, review, "delete_issue"), "medium")
 	review.Del("enabled-" + rowIndex(t, review, "create_issue"))
@@ -75,11 +77,14 @@ func TestServerImportReview(t *testing.T) {
 		t.Fatalf("import = %d %q\n%s", status, h.Get("Location"), page)
 	}
 	got := e.tools("acme", "tracker")
+	if len(got) != 4 {
+		t.Fatalf("imported tools: %v", got)
+	}
 	want := map[string]struct {
 		level      string
 		enabled    bool
 		overridden bool
-	}{"list_issues": {"low", true, false}, "create_issue": {"medium", false, false}, "delete_issue": {"medium", true, true}}
+	}{"list_issues": {"low", true, false}, "create_issue": {"medium", false, false}, "delete_issue": {"medium", true, true}, "close_issue": {"low", false, false}}
 	for name, w := range want {
 		g := got[name]
 		if g.Level.String() != w.level || g.Enabled != w.enabled || g.LevelOverridden != w.overridden {
