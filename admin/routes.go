@@ -70,6 +70,8 @@ func (a *API) routes() []Route {
 		{"GET", pTool, "getTool", "Show a tool", nil, Tool{}, ok, false, nil, (*API).getTool},
 		{"PATCH", pTool, "updateTool", "Change a tool's level, enable or disable it, approve a changed definition", ToolUpdate{}, Tool{}, ok, false, nil, (*API).updateTool},
 		{"DELETE", pTool, "deleteTool", "Remove a tool", nil, nil, none, false, nil, (*API).deleteTool},
+		{"PUT", pTool + "/conditions", "setToolConditions", "Replace the conditions on a tool's arguments (a caveat on its relationship in SpiceDB; not with the Permit backend)", ToolConditions{}, Tool{}, ok, false, nil, (*API).setToolConditions},
+		{"DELETE", pTool + "/conditions", "clearToolConditions", "Remove the conditions on a tool's arguments", nil, Tool{}, ok, false, nil, (*API).clearToolConditions},
 
 		{"GET", pHumans, "listHumans", "List humans with their ceilings, agents and last activity", nil, Page[Human]{}, ok, false, nil, (*API).listHumans},
 		{"POST", pHumans, "createHuman", "Add (pre-authorize) a human by email", HumanCreate{}, Human{}, created, false, nil, (*API).createHuman},

@@ -56,6 +56,9 @@ type Config struct {
 	// (the single sign-on packages know their configs: an issuer URL, a client id...); an
 	// error is answered 400 with its text. secretSet says whether a secret will be stored.
 	CheckAuthConfig func(method string, config json.RawMessage, secretSet bool) error
+	// ConditionsUnsupported, when set, says why tools' argument conditions cannot be set
+	// (the Permit backend has no caveats); setting them is refused with it.
+	ConditionsUnsupported string
 }
 
 // API serves /api/v1.

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/trustgate/trustgate/audit"
+	"github.com/trustgate/trustgate/schema"
 	"github.com/trustgate/trustgate/store"
 )
 
@@ -31,6 +32,7 @@ type Store interface {
 	DeleteServer(ctx context.Context, host, key string) error
 
 	GetTool(ctx context.Context, host, server, name string) (store.Tool, error)
+	SetToolConditions(ctx context.Context, host, server, name string, c schema.ArgumentConditions) (store.Tool, error)
 	ListTools(ctx context.Context, host, server string) ([]store.Tool, error)
 	DeleteTool(ctx context.Context, host, server, name string) error
 

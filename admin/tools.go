@@ -26,7 +26,66 @@ func toolDoc(t store.Tool) Tool {
 	if t.Annotations != "" {
 		d.Annotations = json.RawMessage(t.Annotations)
 	}
+	if c, err := schema.DecodeArgumentConditions(t.Conditions); err == nil && !c.Empty() {
+		d.Conditions = &ToolConditions{Prefix: c.Prefix, Max: c.Max, Min: c.Min, OneOf: c.OneOf}
+	} else if err != nil {
+		d.Conditions = &ToolConditions{} // unreadable: shown as set, and every call is denied
+	}
 	return d
+}
+
+// setToolConditions replaces the conditions on a tool's arguments: stored, and written as the
+// caveat of the tool's relationship before the answer (a.sync).
+func (a *API) setToolConditions(r *http.Request, c *caller) (int, any, error) {
+	if a.cfg.ConditionsUnsupported != "" {
+		return 0, nil, problemf(http.StatusConflict, "argument conditions are not available: %s", a.cfg.ConditionsUnsupported)
+	}
+	var req ToolConditions
+	if err := decodeBody(nil, r, &req); err != nil {
+		return 0, nil, err
+	}
+	conds := schema.ArgumentConditions{Prefix: req.Prefix, Max: req.Max, Min: req.Min, OneOf: req.OneOf}
+	if conds.Empty() {
+		return 0, nil, problemf(http.StatusBadRequest, "no condition given: set at least one of prefix, max, min, one_of (DELETE removes them)")
+	}
+	if err := conds.Validate(); err != nil {
+		return 0, nil, problemf(http.StatusBadRequest, "%v", err)
+	}
+	return a.putToolConditions(r, c, conds)
+}
+
+func (a *API) clearToolConditions(r *http.Request, c *caller) (int, any, error) {
+	return a.putToolConditions(r, c, schema.ArgumentConditions{})
+}
+
+func (a *API) putToolConditions(r *http.Request, c *caller, conds schema.ArgumentConditions) (int, any, error) {
+	ctx := r.Context()
+	host, server, name := r.PathValue("host"), r.PathValue("server"), r.PathValue("tool")
+	before, err := a.cfg.Store.GetTool(ctx, host, server, name)
+	if err != nil {
+		return 0, nil, err
+	}
+	t, err := a.cfg.Store.SetToolConditions(ctx, host, server, name, conds)
+	if err != nil {
+		return 0, nil, err
+	}
+	c.change.old, c.change.new = conditionsState(before.Conditions), conditionsState(t.Conditions)
+	if c.change.old == c.change.new {
+		c.change.none = true
+	}
+	return http.StatusOK, toolDoc(t), a.sync(ctx)
+}
+
+// conditionsState is a tool's conditions for audit entries.
+func conditionsState(encoded string) string {
+	c, err := schema.DecodeArgumentConditions(encoded)
+	switch {
+	case err != nil:
+		return "conditions unreadable"
+	case c.Empty():
+		return "no conditions"
+	}
+	return "conditions: " + c.Describe()
 }
 
 func parseLevel(s string) (schema.Level, error) {

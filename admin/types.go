@@ -33,6 +33,7 @@ type (
 	Tool                  = sdk.Tool
 	ToolCreate            = sdk.ToolCreate
 	ToolUpdate            = sdk.ToolUpdate
+	ToolConditions        = sdk.ToolConditions
 	Human                 = sdk.Human
 	Invitation            = sdk.Invitation
 	HumanCreate           = sdk.HumanCreate

@@ -52,6 +52,10 @@ type CheckRequest struct {
 	// AtLeastAsFresh, when set, makes the check see every write up to that revision. When
 	// empty the backend uses the newest revision it wrote itself (or full consistency).
 	AtLeastAsFresh Revision
+	// Context is the caveat context of the check (a tool with argument conditions: the call's
+	// arguments, schema.ArgumentConditions.CheckContext); nil for none. A check whose answer
+	// depends on context it was not given is a "no".
+	Context map[string]any
 }
 
 // Backend is an authorization engine. It knows relationships and answers checks; it knows

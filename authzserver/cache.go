@@ -176,6 +176,10 @@ func atExact(token *v1.ZedToken) *v1.Consistency {
 
 // Check answers from the cache when the answer is still the one at the current head revision.
 func (c *DecisionCache) Check(ctx context.Context, req CheckRequest) (bool, error) {
+	if req.Context != nil {
+		// The answer depends on the call's arguments: asked every time, never cached.
+		return c.inner.Check(ctx, req)
+	}
 	rev, token, err := c.head(ctx)
 	if err != nil {
 		return false, err

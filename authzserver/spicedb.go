@@ -2,6 +2,7 @@ package authzserver
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/trustgate/trustgate/schema"
 )
@@ -96,7 +98,11 @@ func (s *SpiceDB) WriteRelationships(ctx context.Context, updates []Update) (Rev
 			} else if u.Op != OpTouch {
 				return "", fmt.Errorf("write relationships: unknown operation %d for %s", u.Op, u.Relationship)
 			}
-			req.Updates = append(req.Updates, &v1.RelationshipUpdate{Operation: op, Relationship: toRelationship(u.Relationship)})
+			rel, err := toRelationship(u.Relationship)
+			if err != nil {
+				return "", fmt.Errorf("write relationships: %w", err)
+			}
+			req.Updates = append(req.Updates, &v1.RelationshipUpdate{Operation: op, Relationship: rel})
 		}
 		resp, err := s.permissions.WriteRelationships(ctx, req)
 		if err != nil {
@@ -155,15 +161,24 @@ func (s *SpiceDB) Check(ctx context.Context, req CheckRequest) (bool, error) {
 
 // checkAt is Check with the given consistency.
 func (s *SpiceDB) checkAt(ctx context.Context, req CheckRequest, consistency *v1.Consistency) (bool, error) {
+	var caveatCtx *structpb.Struct
+	if req.Context != nil {
+		var err error
+		if caveatCtx, err = structpb.NewStruct(req.Context); err != nil {
+			return false, fmt.Errorf("check permission: caveat context: %w", err)
+		}
+	}
 	resp, err := s.permissions.CheckPermission(ctx, &v1.CheckPermissionRequest{
 		Consistency: consistency,
 		Resource:    toObject(req.Resource),
 		Permission:  req.Permission,
 		Subject:     toSubject(req.Subject),
+		Context:     caveatCtx,
 	})
 	if err != nil {
 		return false, wrapRPC("check permission", err)
 	}
+	// CONDITIONAL (context missing) is a "no": only HAS_PERMISSION allows.
 	return resp.GetPermissionship() == v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION, nil
 }
 
@@ -192,7 +207,11 @@ func (s *SpiceDB) callableToolsAt(ctx context.Context, hostKey, serverKey, agent
 		if err != nil {
 			return nil, wrapRPC("lookup tools", err)
 		}
-		if resp.GetPermissionship() != v1.LookupPermissionship_LOOKUP_PERMISSIONSHIP_HAS_PERMISSION {
+		// A tool with argument conditions is conditional here (no call's arguments are known):
+		// it is callable with arguments that meet them, and each call is checked with its own.
+		switch resp.GetPermissionship() {
+		case v1.LookupPermissionship_LOOKUP_PERMISSIONSHIP_HAS_PERMISSION, v1.LookupPermissionship_LOOKUP_PERMISSIONSHIP_CONDITIONAL_PERMISSION:
+		default:
 			continue
 		}
 		encoded, ok := strings.CutPrefix(resp.GetResourceObjectId(), prefix)
@@ -287,12 +306,24 @@ func toSubject(s schema.SubjectRef) *v1.SubjectReference {
 	return &v1.SubjectReference{Object: toObject(s.Object), OptionalRelation: s.Relation}
 }
 
-func toRelationship(r schema.Relationship) *v1.Relationship {
-	return &v1.Relationship{Resource: toObject(r.Resource), Relation: r.Relation, Subject: toSubject(r.Subject)}
+func toRelationship(r schema.Relationship) (*v1.Relationship, error) {
+	out := &v1.Relationship{Resource: toObject(r.Resource), Relation: r.Relation, Subject: toSubject(r.Subject)}
+	if r.Caveat != "" {
+		var ctx map[string]any
+		if err := json.Unmarshal([]byte(r.CaveatContext), &ctx); err != nil {
+			return nil, fmt.Errorf("relationship %s: caveat context: %w", r.Key(), err)
+		}
+		st, err := structpb.NewStruct(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("relationship %s: caveat context: %w", r.Key(), err)
+		}
+		out.OptionalCaveat = &v1.ContextualizedCaveat{CaveatName: r.Caveat, Context: st}
+	}
+	return out, nil
 }
 
 func fromRelationship(r *v1.Relationship) schema.Relationship {
-	return schema.Relationship{
+	out := schema.Relationship{
 		Resource: schema.ObjectRef{Type: r.GetResource().GetObjectType(), ID: r.GetResource().GetObjectId()},
 		Relation: r.GetRelation(),
 		Subject: schema.SubjectRef{
@@ -300,6 +331,13 @@ func fromRelationship(r *v1.Relationship) schema.Relationship {
 			Relation: r.GetSubject().GetOptionalRelation(),
 		},
 	}
+	if c := r.GetOptionalCaveat(); c != nil && c.GetCaveatName() != "" {
+		out.Caveat = c.GetCaveatName()
+		// Canonical as the store writes it: encoding/json sorts map keys.
+		b, _ := json.Marshal(c.GetContext().AsMap())
+		out.CaveatContext = string(b)
+	}
+	return out
 }
 
 // wrapRPC turns a gRPC failure into an error with context; transport failures wrap

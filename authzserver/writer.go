@@ -54,7 +54,7 @@ func (w *Writer) Reconcile(ctx context.Context) (ReconcileStats, error) {
 		stats = ReconcileStats{}
 		desired := map[string]schema.Relationship{}
 		if err := w.store.Relationships(ctx, func(r schema.Relationship) error {
-			desired[r.String()] = r
+			desired[r.Key()] = r
 			return nil
 		}); err != nil {
 			return fmt.Errorf("derive relationships from the store: %w", err)
@@ -63,9 +63,11 @@ func (w *Writer) Reconcile(ctx context.Context) (ReconcileStats, error) {
 		var updates []Update
 		for _, typ := range schema.ObjectTypes {
 			if err := w.backend.ReadRelationships(ctx, typ, func(r schema.Relationship) error {
-				key := r.String()
-				if _, ok := desired[key]; ok {
-					delete(desired, key) // present on both sides: nothing to do
+				key := r.Key()
+				if d, ok := desired[key]; ok {
+					if d.String() == r.String() {
+						delete(desired, key) // present on both sides: nothing to do
+					} // else: another caveat, which the touch below replaces
 					return nil
 				}
 				updates = append(updates, Update{Op: OpDelete, Relationship: r})
@@ -153,15 +155,16 @@ func (w *Writer) Run(ctx context.Context, interval time.Duration) {
 }
 
 // collapse turns an ordered run of outbox entries into one write: SpiceDB refuses a request
-// that names a relationship twice, and only the last change to each relationship matters.
+// that names a relationship twice (caveat aside: a tuple is one relationship whatever its
+// caveat), and only the last change to each relationship matters.
 func collapse(changes []store.RelationshipChange) []Update {
 	last := make(map[string]int, len(changes))
 	for i, c := range changes {
-		last[c.Relationship.String()] = i
+		last[c.Relationship.Key()] = i
 	}
 	updates := make([]Update, 0, len(last))
 	for i, c := range changes {
-		if last[c.Relationship.String()] != i {
+		if last[c.Relationship.Key()] != i {
 			continue
 		}
 		op := OpTouch

@@ -227,7 +227,8 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 
 	// The admin API's check routes ask the proxy, so that other services get the decision an
 	// agent's tools/call would get.
-	if g.admin, err = admin.New(admin.Config{Store: g.store, Syncer: g.writer, Keys: keys, URLs: g.urls, Logger: log, Audit: g.audit, Catalog: cat, Decider: g.proxy, Backend: g.backend, HostNetworks: cfg.hostNetworks, CheckAuthConfig: oauthserver.CheckAuthMethodConfig}); err != nil {
+	if g.admin, err = admin.New(admin.Config{Store: g.store, Syncer: g.writer, Keys: keys, URLs: g.urls, Logger: log, Audit: g.audit, Catalog: cat, Decider: g.proxy, Backend: g.backend, HostNetworks: cfg.hostNetworks, CheckAuthConfig: oauthserver.CheckAuthMethodConfig,
+		ConditionsUnsupported: conditionsUnsupported(cfg)}); err != nil {
 		return nil, err
 	}
 	// The dashboard makes every change through the admin API's routes, as the signed-in person.
@@ -260,6 +261,15 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 		return nil, err
 	}
 	return g, nil
+}
+
+// conditionsUnsupported says why tools' argument conditions cannot be set ("" when they can):
+// they are SpiceDB caveats, which Permit does not have.
+func conditionsUnsupported(cfg Config) string {
+	if cfg.AuthzBackend == AuthzPermit {
+		return "the Permit backend does not evaluate conditions on arguments (they are SpiceDB caveats); use SpiceDB"
+	}
+	return ""
 }
 
 // openBackend connects to a remote SpiceDB, or starts the embedded one on the datastore that

@@ -238,6 +238,8 @@ func decideMessage(ctx context.Context, req request, d decision, f facts) decisi
 	// 4. The trust level: one check per message.
 	subject := schema.SubjectRef{Object: schema.Agent(req.host, req.agentID)}
 	var check authzserver.CheckRequest
+	var conds schema.ArgumentConditions // the tool's argument conditions (conditions.go)
+	var condTool store.Tool
 	switch {
 	case m != nil && m.kind == kindResponse:
 		// The client answering the server: authenticated is enough.
@@ -247,6 +249,10 @@ func decideMessage(ctx context.Context, req request, d decision, f facts) decisi
 				message: "invalid params: tools/call needs params.name"})
 		}
 		check = authzserver.CheckRequest{Resource: schema.Tool(req.host, srv.Key, m.tool), Permission: schema.PermToolCall, Subject: subject}
+		var rf *refusal
+		if conds, condTool, rf = withConditions(ctx, f, req.host, srv, m, &check); rf != nil {
+			return d.refuse(*rf)
+		}
 	default:
 		check = authzserver.CheckRequest{Resource: schema.Server(req.host, srv.Key), Permission: permUseLow, Subject: subject}
 	}
@@ -260,7 +266,7 @@ func decideMessage(ctx context.Context, req request, d decision, f facts) decisi
 			if m != nil {
 				tool = m.tool
 			}
-			return d.refuse(deny(ctx, f, req, srv.Key, tool))
+			return d.refuse(conditionDenied(deny(ctx, f, req, srv.Key, tool), conds, condTool, srv, m))
 		}
 	}
 

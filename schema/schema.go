@@ -7,6 +7,7 @@ package schema
 
 import (
 	_ "embed"
+	"encoding/json"
 	"fmt"
 	"strings"
 )
@@ -59,20 +60,53 @@ func (s SubjectRef) String() string {
 	return s.Object.String() + "#" + s.Relation
 }
 
-// Relationship is one tuple: resource#relation@subject.
+// Relationship is one tuple: resource#relation@subject, with an optional caveat.
 type Relationship struct {
 	Resource ObjectRef
 	Relation string
 	Subject  SubjectRef
+	// Caveat names the relationship's caveat ("" for none); CaveatContext is its context as a
+	// JSON object (ArgumentConditions.Encode for CaveatArguments).
+	Caveat        string
+	CaveatContext string
 }
 
-// String renders the tuple in zed's notation, which also serves as its identity.
+// String renders the tuple in zed's notation, caveat included
+// (resource#relation@subject[caveat:{context}]).
 func (r Relationship) String() string {
+	if r.Caveat == "" {
+		return r.Key()
+	}
+	return r.Key() + "[" + r.Caveat + ":" + r.CaveatContext + "]"
+}
+
+// Key is the relationship's identity, as SpiceDB's: the tuple without its caveat (writing the
+// same tuple with another caveat replaces it).
+func (r Relationship) Key() string {
 	return r.Resource.String() + "#" + r.Relation + "@" + r.Subject.String()
 }
 
-// ParseRelationship reads a tuple in zed's notation (resource:id#relation@subject:id[#relation]).
+// ParseRelationship reads a tuple in zed's notation
+// (resource:id#relation@subject:id[#relation][[caveat:{context}]]).
 func ParseRelationship(s string) (Relationship, error) {
+	var caveat, caveatCtx string
+	if i := strings.IndexByte(s, '['); i >= 0 {
+		inner, ok := strings.CutSuffix(s[i+1:], "]")
+		name, ctx, hasCtx := strings.Cut(inner, ":")
+		if !ok || !hasCtx || name == "" || !json.Valid([]byte(ctx)) {
+			return Relationship{}, fmt.Errorf("relationship %q: caveat is not [name:{context}]", s)
+		}
+		s, caveat, caveatCtx = s[:i], name, ctx
+	}
+	r, err := parseTuple(s)
+	if err != nil {
+		return Relationship{}, err
+	}
+	r.Caveat, r.CaveatContext = caveat, caveatCtx
+	return r, nil
+}
+
+func parseTuple(s string) (Relationship, error) {
 	res, subj, ok := strings.Cut(s, "@")
 	if !ok {
 		return Relationship{}, fmt.Errorf("relationship %q: missing '@'", s)
@@ -154,6 +188,16 @@ func ServerHost(hostKey, serverKey string) Relationship {
 // ToolLevel: the tool requires level on its server. Disabled tools have no tuple at all.
 func ToolLevel(hostKey, serverKey, toolName string, level Level) Relationship {
 	return rel(Tool(hostKey, serverKey, toolName), "server_"+level.String(), Server(hostKey, serverKey), "")
+}
+
+// ToolLevelWithConditions is ToolLevel caveated with the host's conditions on the tool's
+// arguments (ToolLevel itself when there are none).
+func ToolLevelWithConditions(hostKey, serverKey, toolName string, level Level, c ArgumentConditions) Relationship {
+	r := ToolLevel(hostKey, serverKey, toolName, level)
+	if !c.Empty() {
+		r.Caveat, r.CaveatContext = CaveatArguments, c.Encode()
+	}
+	return r
 }
 
 // Ceiling: an admin allows the human's agents up to level on the server.

@@ -860,3 +860,18 @@ func (c *Client) TestWebhook(ctx context.Context, host string) (WebhookTestResul
 	err := c.do(ctx, http.MethodPost, nil, nil, &out, "hosts", host, "webhook", "test")
 	return out, err
 }
+
+// SetToolConditions replaces the conditions on a tool's arguments (checked by SpiceDB as a
+// caveat on the tool's relationship).
+func (c *Client) SetToolConditions(ctx context.Context, host, server, tool string, conds ToolConditions) (Tool, error) {
+	var out Tool
+	err := c.do(ctx, http.MethodPut, nil, conds, &out, "hosts", host, "servers", server, "tools", tool, "conditions")
+	return out, err
+}
+
+// ClearToolConditions removes the conditions on a tool's arguments.
+func (c *Client) ClearToolConditions(ctx context.Context, host, server, tool string) (Tool, error) {
+	var out Tool
+	err := c.do(ctx, http.MethodDelete, nil, nil, &out, "hosts", host, "servers", server, "tools", tool, "conditions")
+	return out, err
+}

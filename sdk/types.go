@@ -291,6 +291,17 @@ type Tool struct {
 	Flagged         bool            `json:"flagged"`
 	FlagReason      string          `json:"flag_reason,omitempty"`
 	UpdatedAt       time.Time       `json:"updated_at"`
+	// Conditions are the host's conditions on the tool's arguments (absent when none).
+	Conditions *ToolConditions `json:"conditions,omitempty" jsonschema:"conditions on the tool's arguments, checked by SpiceDB as a caveat on the tool's relationship; a call whose arguments do not meet them is refused (reason argument_condition)"`
+}
+
+// ToolConditions are conditions on a tool's top-level arguments, by argument name; every named
+// argument must be present and of the right type. At most 16 in all.
+type ToolConditions struct {
+	Prefix map[string]string   `json:"prefix,omitempty" jsonschema:"a string argument must start with this (e.g. repository: acme/)"`
+	Max    map[string]float64  `json:"max,omitempty" jsonschema:"a number argument must be at most this"`
+	Min    map[string]float64  `json:"min,omitempty" jsonschema:"a number argument must be at least this"`
+	OneOf  map[string][]string `json:"one_of,omitempty" jsonschema:"a string argument must be one of these (at most 64)"`
 }
 
 // ToolCreate adds a tool by hand. Level defaults to the name rule.

@@ -110,6 +110,10 @@ type Tool struct {
 	Flagged        bool
 	FlagReason     string
 	UpdatedAt      time.Time
+	// Conditions are the host's conditions on the tool's arguments as canonical JSON
+	// (schema.ArgumentConditions.Encode; "" for none). PutTool keeps the stored ones;
+	// SetToolConditions changes them.
+	Conditions string
 }
 
 // Grant is an admin's ceiling for one human on one server.
@@ -222,8 +226,12 @@ type Store interface {
 	// DeleteServer removes the server, its tools, grants and consents.
 	DeleteServer(ctx context.Context, host, key string) error
 
-	// PutTool creates or replaces a tool of an existing server.
+	// PutTool creates or replaces a tool of an existing server (its argument conditions are
+	// kept).
 	PutTool(ctx context.Context, t Tool) (Tool, error)
+	// SetToolConditions replaces the tool's argument conditions (empty: none), with its
+	// relationship's caveat.
+	SetToolConditions(ctx context.Context, host, server, name string, c schema.ArgumentConditions) (Tool, error)
 	// AddTool creates t unless the server already has a tool of that name; added reports
 	// whether this call created it (of concurrent callers, exactly one does).
 	AddTool(ctx context.Context, t Tool) (added bool, err error)

@@ -8,15 +8,20 @@ import (
 	"github.com/trustgate/trustgate/schema"
 )
 
-const toolColumns = "host_key, server_key, name, description, input_schema, title, annotations, level, level_overridden, enabled, " +
-	"definition_hash, approved_hash, flagged, flag_reason, updated_at, output_schema"
+// toolWriteColumns are what inserts write; toolColumns what is read (a tool's argument
+// conditions are written only by SetToolConditions).
+const (
+	toolWriteColumns = "host_key, server_key, name, description, input_schema, title, annotations, level, level_overridden, enabled, " +
+		"definition_hash, approved_hash, flagged, flag_reason, updated_at, output_schema"
+	toolColumns = toolWriteColumns + ", arg_conditions"
+)
 
 func scanTool(r row) (Tool, error) {
 	var t Tool
 	var level string
 	var updated int64
 	if err := r.Scan(&t.Host, &t.Server, &t.Name, &t.Description, &t.InputSchema, &t.Title, &t.Annotations, &level, &t.LevelOverridden,
-		&t.Enabled, &t.DefinitionHash, &t.ApprovedHash, &t.Flagged, &t.FlagReason, &updated, &t.OutputSchema); err != nil {
+		&t.Enabled, &t.DefinitionHash, &t.ApprovedHash, &t.Flagged, &t.FlagReason, &updated, &t.OutputSchema, &t.Conditions); err != nil {
 		return Tool{}, err
 	}
 	l, err := schema.ParseLevel(level)
@@ -28,12 +33,20 @@ func scanTool(r row) (Tool, error) {
 	return t, nil
 }
 
-// toolTuple is the tool's relationship; a disabled tool has none.
+// toolTuple is the tool's relationship, caveated with its argument conditions; a disabled tool
+// has none. Conditions that do not decode (written around the store) give the caveat an empty
+// context, so that every check of the tool stays conditional and is denied.
 func toolTuple(t Tool) (schema.Relationship, bool) {
 	if !t.Enabled {
 		return schema.Relationship{}, false
 	}
-	return schema.ToolLevel(t.Host, t.Server, t.Name, t.Level), true
+	c, err := schema.DecodeArgumentConditions(t.Conditions)
+	if err != nil {
+		r := schema.ToolLevel(t.Host, t.Server, t.Name, t.Level)
+		r.Caveat, r.CaveatContext = schema.CaveatArguments, "{}"
+		return r, true
+	}
+	return schema.ToolLevelWithConditions(t.Host, t.Server, t.Name, t.Level, c), true
 }
 
 func (s *sqlStore) PutTool(ctx context.Context, t Tool) (Tool, error) {
@@ -71,6 +84,7 @@ func putTool(ctx context.Context, q querier, t Tool) error {
 	if err != nil && !errors.Is(err, errNoRows) {
 		return err
 	}
+	t.Conditions = old.Conditions // kept: only SetToolConditions changes them
 	if found {
 		_, err = q.exec(ctx, "UPDATE tools SET description = ?, input_schema = ?, title = ?, annotations = ?, level = ?, level_overridden = ?, "+
 			"enabled = ?, definition_hash = ?, approved_hash = ?, flagged = ?, flag_reason = ?, updated_at = ?, output_schema = ? "+
@@ -79,7 +93,7 @@ func putTool(ctx context.Context, q querier, t Tool) error {
 			t.Enabled, t.DefinitionHash, t.ApprovedHash, t.Flagged, t.FlagReason, toMillis(t.UpdatedAt), t.OutputSchema,
 			t.Host, t.Server, t.Name)
 	} else {
-		_, err = q.exec(ctx, "INSERT INTO tools ("+toolColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		_, err = q.exec(ctx, "INSERT INTO tools ("+toolWriteColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 			t.Host, t.Server, t.Name, t.Description, t.InputSchema, t.Title, t.Annotations, t.Level.String(), t.LevelOverridden,
 			t.Enabled, t.DefinitionHash, t.ApprovedHash, t.Flagged, t.FlagReason, toMillis(t.UpdatedAt), t.OutputSchema)
 	}
@@ -149,7 +163,7 @@ func addTool(ctx context.Context, q querier, t Tool) error {
 	if err := requireServer(ctx, q, t.Host, t.Server); err != nil {
 		return err
 	}
-	n, err := q.exec(ctx, "INSERT INTO tools ("+toolColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "+
+	n, err := q.exec(ctx, "INSERT INTO tools ("+toolWriteColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "+
 		"ON CONFLICT (host_key, server_key, name) DO NOTHING",
 		t.Host, t.Server, t.Name, t.Description, t.InputSchema, t.Title, t.Annotations, t.Level.String(), t.LevelOverridden,
 		t.Enabled, t.DefinitionHash, t.ApprovedHash, t.Flagged, t.FlagReason, toMillis(t.UpdatedAt), t.OutputSchema)
@@ -318,4 +332,37 @@ func deleteTools(ctx context.Context, q querier, cs *changeSet, where string, ar
 		return fmt.Errorf("delete tools: %w", err)
 	}
 	return nil
+}
+
+// SetToolConditions replaces a tool's argument conditions (none: removes them) and, when the
+// tool is enabled, rewrites its relationship with the new caveat.
+func (s *sqlStore) SetToolConditions(ctx context.Context, host, server, name string, c schema.ArgumentConditions) (Tool, error) {
+	if err := c.Validate(); err != nil {
+		return Tool{}, fmt.Errorf("set conditions of tool %s/%s/%s: %w: %w", host, server, name, ErrInvalid, err)
+	}
+	var out Tool
+	err := s.controlTx(ctx, func(q querier) error {
+		t, err := scanTool(q.queryRow(ctx, "SELECT "+toolColumns+" FROM tools WHERE host_key = ? AND server_key = ? AND name = ?", host, server, name))
+		if errors.Is(err, errNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		t.Conditions, t.UpdatedAt = c.Encode(), now()
+		if _, err := q.exec(ctx, "UPDATE tools SET arg_conditions = ?, updated_at = ? WHERE host_key = ? AND server_key = ? AND name = ?",
+			t.Conditions, toMillis(t.UpdatedAt), host, server, name); err != nil {
+			return err
+		}
+		out = t
+		var cs changeSet
+		if rel, ok := toolTuple(t); ok {
+			cs.touch(rel) // the same tuple with another caveat replaces it
+		}
+		return cs.write(ctx, q, t.UpdatedAt)
+	})
+	if err != nil {
+		return Tool{}, fmt.Errorf("set conditions of tool %s/%s/%s: %w", host, server, name, err)
+	}
+	return out, nil
 }

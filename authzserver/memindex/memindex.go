@@ -6,8 +6,9 @@
 // (inside the same critical section, so no reader sees a revision the index has not caught up
 // with), keeps each relationship's history (created and deleted revisions) so that snapshot reads
 // at older revisions stay exact, and serves only the queries it can answer exactly; every other
-// query, and every query after a relationship with a caveat or an expiration was written (trustgate
-// writes none), goes to the memory datastore unchanged.
+// query, and every query after a relationship with an expiration was written (trustgate writes
+// none), goes to the memory datastore unchanged. Relationships with a caveat (a tool's argument
+// conditions) are indexed with their caveat and context, as the memory datastore returns them.
 package memindex
 
 import (
@@ -154,7 +155,7 @@ func (d *Datastore) apply(rev datastore.Revision, rec *recorder) {
 	}
 	now := time.Now()
 	for _, c := range rec.changes {
-		if c.rel.OptionalCaveat != nil || c.rel.OptionalExpiration != nil {
+		if c.rel.OptionalExpiration != nil {
 			d.turnOff()
 			return
 		}
@@ -459,9 +460,18 @@ func matches(f datastore.RelationshipsFilter, rel tuple.Relationship) bool {
 	case f.OptionalResourceType != "" && f.OptionalResourceType != rel.Resource.ObjectType,
 		len(f.OptionalResourceIds) > 0 && !slices.Contains(f.OptionalResourceIds, rel.Resource.ObjectID),
 		f.OptionalResourceRelation != "" && f.OptionalResourceRelation != rel.Resource.Relation,
-		f.OptionalCaveatNameFilter.Option == datastore.CaveatFilterOptionHasMatchingCaveat, // the index holds no caveat
-		f.OptionalExpirationOption == datastore.ExpirationFilterOptionHasExpiration:        // nor an expiration
+		f.OptionalExpirationOption == datastore.ExpirationFilterOptionHasExpiration: // the index holds no expiration
 		return false
+	}
+	switch f.OptionalCaveatNameFilter.Option {
+	case datastore.CaveatFilterOptionHasMatchingCaveat:
+		if rel.OptionalCaveat == nil || rel.OptionalCaveat.CaveatName != f.OptionalCaveatNameFilter.CaveatName {
+			return false
+		}
+	case datastore.CaveatFilterOptionNoCaveat:
+		if rel.OptionalCaveat != nil && rel.OptionalCaveat.CaveatName != "" {
+			return false
+		}
 	}
 	if len(f.OptionalSubjectsSelectors) == 0 {
 		return true

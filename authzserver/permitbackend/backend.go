@@ -320,6 +320,10 @@ func sameSet(a, b []string) bool {
 // WriteRelationships writes the updates as Permit tuples in their hosts' environments, then
 // re-derives the effective roles of every host they touch. Permit has no revisions: the returned
 // revision is empty, and a check after a successful write sees it (the PDP acknowledged it).
+// ErrConditionsUnsupported: a tool has argument conditions, which Permit cannot evaluate (they
+// are SpiceDB caveats). Remove them (trustgate admin tool condition clear) or use SpiceDB.
+var ErrConditionsUnsupported = errors.New("the Permit backend does not support argument conditions on tools; remove them with 'trustgate admin tool condition clear' or use SpiceDB")
+
 func (b *Backend) WriteRelationships(ctx context.Context, updates []authzserver.Update) (authzserver.Revision, error) {
 	type envWrites struct {
 		creates []models.RelationshipTupleCreate
@@ -328,6 +332,11 @@ func (b *Backend) WriteRelationships(ctx context.Context, updates []authzserver.
 	}
 	writes := map[*environment]*envWrites{}
 	for _, u := range updates {
+		if u.Relationship.Caveat != "" && u.Op == authzserver.OpTouch {
+			// Permit has no caveats: writing the tuple without its conditions would allow
+			// every call of the tool. Fail instead, naming what to remove.
+			return "", fmt.Errorf("relationship %s: %w", u.Relationship.Key(), ErrConditionsUnsupported)
+		}
 		t, err := toTuple(u.Relationship)
 		if err != nil {
 			return "", err

@@ -241,7 +241,7 @@ func newServerDeleteCommand(o *adminOptions, host *string) *cobra.Command {
 func newAdminToolCommand(o *adminOptions) *cobra.Command {
 	var host string
 	cmd := groupCommand("tool", "Review the tools of MCP servers: levels, enablement, approval",
-		newToolListCommand(o, &host), newToolShowCommand(o, &host), newToolUpdateCommand(o, &host))
+		newToolListCommand(o, &host), newToolShowCommand(o, &host), newToolUpdateCommand(o, &host), newToolConditionCommand(o, &host))
 	addHostFlag(cmd, &host)
 	return cmd
 }
@@ -485,6 +485,7 @@ func (a *adminCall) printTool(t sdk.Tool) error {
 		{"Input schema", compactJSON(t.InputSchema)},
 		{"Output schema", compactJSON(t.OutputSchema)},
 		{"Annotations", compactJSON(t.Annotations)},
+		{"Conditions", describeConditions(t.Conditions)},
 	})
 }
 

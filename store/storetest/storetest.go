@@ -32,6 +32,7 @@ func Run(t *testing.T, open Opener) {
 		{"HostAdminTuple", testHostAdminTuple},
 		{"ServerCredentials", testServerCredentials},
 		{"ToolAdminFields", testToolAdminFields},
+		{"ToolConditions", testToolConditions},
 		{"AgentAdminFields", testAgentAdminFields},
 		{"KillAgent", testKillAgent},
 		{"APITokens", testAPITokens},
