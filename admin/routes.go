@@ -55,7 +55,7 @@ func (a *API) routes() []Route {
 		{"DELETE", pHost, "deleteHost", "Delete a host and everything in it", nil, nil, none, true, nil, (*API).deleteHost},
 
 		{"GET", pHost + "/auth", "getAuthSettings", "Show the host's sign-in methods and allowed sign-in domains (secrets only as set / not set)", nil, AuthSettings{}, ok, false, nil, (*API).getAuthSettings},
-		{"PUT", pAuthMth, "setAuthMethod", "Replace a sign-in method's settings (a secret is write-only; absent keeps the stored one)", AuthMethodSet{}, AuthMethod{}, ok, false, nil, (*API).setAuthMethod},
+		{"PUT", pAuthMth, "setAuthMethod", "Replace a sign-in method's settings (a secret is write-only; absent keeps the stored one; enabling email_otp needs the gateway to send email, else 400)", AuthMethodSet{}, AuthMethod{}, ok, false, nil, (*API).setAuthMethod},
 		{"DELETE", pAuthMth, "deleteAuthMethod", "Remove a sign-in method's settings: back to its default (password on, others off)", nil, nil, none, false, nil, (*API).deleteAuthMethod},
 
 		{"GET", pServers, "listServers", "List MCP servers", nil, Page[Server]{}, ok, false, nil, (*API).listServers},

@@ -171,6 +171,10 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("upstream OAuth client: %w", err)
 	}
+	var mailer oauthserver.Mailer // a nil *mail.Sender would not be a nil Mailer
+	if cfg.mailer != nil {
+		mailer = cfg.mailer
+	}
 	if g.oauth, err = oauthserver.NewServer(oauthserver.ServerConfig{
 		Upstream: upstream,
 		Catalog:  cat,
@@ -185,6 +189,7 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 		HostNetworks:   cfg.hostNetworks,
 		Audit:          g.audit,
 		Keys:           keys,
+		Mail:           mailer,
 		Logger:         log,
 	}); err != nil {
 		return nil, fmt.Errorf("OAuth server: %w", err)
@@ -227,7 +232,7 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 
 	// The admin API's check routes ask the proxy, so that other services get the decision an
 	// agent's tools/call would get.
-	if g.admin, err = admin.New(admin.Config{Store: g.store, Syncer: g.writer, Keys: keys, URLs: g.urls, Logger: log, Audit: g.audit, Catalog: cat, Decider: g.proxy, Backend: g.backend, HostNetworks: cfg.hostNetworks, CheckAuthConfig: oauthserver.CheckAuthMethodConfig,
+	if g.admin, err = admin.New(admin.Config{Store: g.store, Syncer: g.writer, Keys: keys, URLs: g.urls, Logger: log, Audit: g.audit, Catalog: cat, Decider: g.proxy, Backend: g.backend, HostNetworks: cfg.hostNetworks, CheckAuthConfig: g.oauth.CheckAuthMethod,
 		ConditionsUnsupported: conditionsUnsupported(cfg)}); err != nil {
 		return nil, err
 	}
@@ -387,7 +392,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	log.Info("trustgate is serving", "url", g.cfg.PublicURL, "listen", g.Addr(),
 		"max_connections", g.cfg.MaxConnections, "request_body_timeout", g.cfg.RequestBodyTimeout)
 	if g.cfg.mailer == nil {
-		log.Info("email is off: no --smtp-url, so nothing that needs email is offered")
+		log.Info("email is off: no --smtp-url, so sign-in codes, account claims and password resets by email are not offered")
 	} else {
 		log.Info("email is on", "smtp", g.cfg.mailer.String())
 	}

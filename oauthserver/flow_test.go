@@ -72,7 +72,7 @@ func TestSignUpRefused(t *testing.T) {
 		setDomains(t, e.st, "acme", domains...)
 		want := oauthserver.MsgSignUpClosed
 		if domains != nil {
-			want = oauthserver.MsgSignUpNeedsVerification
+			want = oauthserver.MsgSignUpNeedsEmail
 		}
 		b := e.browser()
 		in, _ := e.open(b, conf, e.urls.MCP("acme"))

@@ -81,7 +81,10 @@ type ServerConfig struct {
 	Keys *secrets.Keyring
 	// Audit receives the entries of sign-ins and account changes (decision "identity"); nil
 	// records none.
-	Audit  audit.Appender
+	Audit audit.Appender
+	// Mail sends the codes of the email methods (sign-in codes, claims, sign-ups and password
+	// resets, emailcode.go); nil turns them off, and the pages say so.
+	Mail   Mailer
 	Logger *slog.Logger
 	// Now is the clock (tests); nil is time.Now.
 	Now func() time.Time
@@ -122,6 +125,8 @@ type Server struct {
 	addrLimiter  *consentui.Limiter // failed sign-ins per client address
 	acctBackoff  *consentui.Backoff // failed sign-ins per account
 	regLimiter   *consentui.Limiter // client registrations per client address
+	codeLimiter  *consentui.Limiter // email codes asked for per client address
+	codeKey      []byte             // HMAC key of stored email codes
 	cimdMu       sync.Mutex
 	cimdExpiries map[string]time.Time // host + " " + client id → when to fetch the document again
 	extMu        sync.Mutex
@@ -158,6 +163,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		addrLimiter:  consentui.NewLimiter(20, 15*time.Minute, 0),
 		acctBackoff:  consentui.NewBackoff(consentui.BackoffFree, consentui.BackoffFirst, consentui.BackoffMax, 0),
 		regLimiter:   consentui.NewLimiter(RegistrationsPerHour, time.Hour, 0),
+		codeLimiter:  consentui.NewLimiter(EmailCodesPerClientAddress, 15*time.Minute, 0),
 		cimdExpiries: map[string]time.Time{},
 	}
 	if s.fetch == nil {
@@ -172,6 +178,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		s.serverFetch = map[string]*http.Client{store.NetworkHost: s.fetch, store.NetworkAny: s.fetch}
 	}
 	s.session = derive(cfg.CookieSecret, "trustgate/oauthserver/session/v1")
+	s.codeKey = derive(cfg.CookieSecret, "trustgate/oauthserver/email-code/v1")
 	csrf, err := consentui.NewCSRF(derive(cfg.CookieSecret, "trustgate/oauthserver/csrf/v1"), "tg_csrf", s.secure)
 	if err != nil {
 		return nil, err
@@ -239,6 +246,10 @@ func (s *Server) Routes(r *mux.Router) {
 	handle("POST", loginPath, s.withHost(s.login))
 	handle("GET", invitePath, s.withHost(s.invitationPage))
 	handle("POST", invitePath, s.withHost(s.acceptInvitation))
+	handle("GET", emailCodePath, s.withHost(s.emailCodeForm))
+	handle("POST", emailCodePath, s.withHost(s.emailCodeStart))
+	handle("POST", emailCodeVerifyPath, s.withHost(s.emailCodeVerify))
+	handle("POST", emailPasswordPath, s.withHost(s.emailPassword))
 	handle("GET", signupPath, s.withHost(s.signup))
 	handle("POST", signupPath, s.withHost(s.signup))
 	handle("GET", chooseServerPath, s.withHost(s.chooseServerPage))

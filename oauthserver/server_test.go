@@ -20,10 +20,12 @@ import (
 	"github.com/trustgate/trustgate/accesstoken"
 	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/authzserver"
+	"github.com/trustgate/trustgate/internal/mail"
 	"github.com/trustgate/trustgate/internal/route"
 	"github.com/trustgate/trustgate/internal/secrets"
 	"github.com/trustgate/trustgate/internal/testkit/controlplane"
 	"github.com/trustgate/trustgate/internal/testkit/services"
+	"github.com/trustgate/trustgate/internal/testkit/smtpserver"
 	"github.com/trustgate/trustgate/internal/testkit/webclient"
 	"github.com/trustgate/trustgate/oauthserver"
 	"github.com/trustgate/trustgate/schema"
@@ -99,6 +101,8 @@ type envOptions struct {
 	setup func(*oauthserver.Server)
 	// keys gives the servers the master keyring: the single sign-on methods (ssomethods.go).
 	keys bool
+	// mail, when set, is the SMTP server the servers send email codes through.
+	mail *smtpserver.Server
 }
 
 func newEnv(t *testing.T) *env { return newEnvWith(t, envOptions{}) }
@@ -154,6 +158,14 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 	}))
 	t.Cleanup(e.srv.Close)
 	e.urls, _ = tenant.NewURLs(e.srv.URL, false)
+	var mailer oauthserver.Mailer
+	if o.mail != nil {
+		sender, err := mail.New(mail.Settings{URL: o.mail.URL(), From: "trustgate <gw@example.com>"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mailer = sender
+	}
 	for i := range handlers {
 		ks, err := accesstoken.Open(ctx, st, ring, accesstoken.Options{Now: e.clock.Now})
 		if err != nil {
@@ -166,6 +178,7 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 			Store: st, URLs: e.urls, KeySet: ks, Syncer: w,
 			CookieSecret: bytes.Repeat([]byte{1}, 32), GlobalSecret: bytes.Repeat([]byte{2}, 32),
 			HTTPClient: o.httpClient, Now: e.clock.Now, TrustedProxies: o.trustedProxies, Audit: e.audit, Keys: keys,
+			Mail: mailer,
 		})
 		if err != nil {
 			t.Fatal(err)

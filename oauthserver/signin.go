@@ -31,6 +31,11 @@ func (s *Server) renderSignIn(w http.ResponseWriter, r *http.Request, h store.Ho
 		Error: msg,
 	}
 	_, password := p.Method(store.AuthPassword)
+	_, otpOn := p.Method(store.AuthEmailOTP)
+	otp := otpOn && s.emailOn()
+	if otpOn && !otp && page.Notice == "" {
+		page.Notice = emailMethodNote(p)
+	}
 	forced := false
 	for _, name := range p.Enabled() {
 		m, _ := p.Method(name)
@@ -43,17 +48,30 @@ func (s *Server) renderSignIn(w http.ResponseWriter, r *http.Request, h store.Ho
 		})
 	}
 	page.EmailOnly = !password || (forced && email == "")
-	page.NoEmail = !password && !forced
+	page.NoEmail = !password && !otp && !forced
+	if password && otp && !page.EmailOnly {
+		page.CodeAction = s.issuer(h.Key) + emailCodePath
+	}
+	if password && s.emailOn() {
+		page.SetPasswordURL = s.emailCodeURL(h.Key, consentui.CodePurposePassword, ref)
+	}
+	if signUpOpen(h) && s.emailOn() && (password || otp) {
+		page.SignUpURL = s.flowURL(h.Key, signupPath, ref)
+	}
 	if page.NoEmail && len(page.OtherMethods) == 1 && msg == "" && r.Method == http.MethodGet {
 		http.Redirect(w, r, page.OtherMethods[0].URL, http.StatusFound)
 		return
 	}
 	if page.NoEmail && len(page.OtherMethods) == 0 {
+		msg := "This gateway has no way to sign in turned on."
+		if otpOn {
+			msg = "Signing in here needs a code sent by email, and this gateway cannot send email."
+		}
 		s.errorPage(w, http.StatusServiceUnavailable, consentui.ErrorPage{
 			Frame:    frame(h),
 			Title:    "Sign-in is not available",
-			Message:  "This gateway has no way to sign in turned on.",
-			WhatToDo: "Tell your administrator: they choose the sign-in methods with trustgate admin host auth.",
+			Message:  msg,
+			WhatToDo: "Tell your administrator: they choose the sign-in methods with trustgate admin host auth, and email needs --smtp-url and --smtp-from.",
 		})
 		return
 	}
@@ -106,6 +124,11 @@ func (s *Server) emailStep(w http.ResponseWriter, r *http.Request, h store.Host,
 		return false
 	}
 	if err := p.Allow(store.AuthPassword, email); err != nil {
+		// No password for this address: a code by email when the host offers one to it.
+		if p.Allow(store.AuthEmailOTP, email) == nil {
+			s.sendEmailCode(w, r, h, ref, email, consentui.CodePurposeSignIn)
+			return true
+		}
 		s.signInRefused(w, r, h, ref, email, err)
 		return true
 	}
@@ -114,8 +137,8 @@ func (s *Server) emailStep(w http.ResponseWriter, r *http.Request, h store.Host,
 }
 
 // login signs a human in with email and password. It never claims an account: a human an
-// admin added chooses their password through an invitation link (invitations.go), and until
-// then their account grants nothing. An unknown email, an account without a password and a
+// admin added chooses their password through an invitation link (invitations.go) or a code
+// sent to their address (emailcode.go), and until then their account grants nothing. An unknown email, an account without a password and a
 // wrong password get the same page after the same password-hash work, so the page does not
 // tell which emails have an account or which accounts are unclaimed.
 func (s *Server) login(w http.ResponseWriter, r *http.Request, h store.Host) {

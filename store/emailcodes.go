@@ -66,7 +66,8 @@ type EmailCodes interface {
 	// matches, uses it up and returns it (of concurrent uses one succeeds). ErrNotFound when
 	// there is no such code, or it was used, replaced or expired; ErrLimited when the code or
 	// its address had too many wrong tries (the right code is refused then too); ErrWrongCode
-	// when it does not match (counted against the code and its address).
+	// when it does not match (counted against the code and its address). With ErrWrongCode
+	// and ErrLimited it returns the code too (its address and purpose, never its hash).
 	UseEmailCode(ctx context.Context, host, id, codeHash string, now time.Time) (EmailCode, error)
 	// DeleteEmailCode forgets a code that could not be sent (it counts against nothing).
 	DeleteEmailCode(ctx context.Context, host, id string) error
@@ -188,10 +189,13 @@ func (s *sqlStore) UseEmailCode(ctx context.Context, host, id, codeHash string, 
 	if err == nil {
 		err = outcome
 	}
+	c.CodeHash = ""
+	if errors.Is(err, ErrWrongCode) || errors.Is(err, ErrLimited) {
+		return c, fmt.Errorf("use email code in %s: %w", host, err)
+	}
 	if err != nil {
 		return EmailCode{}, fmt.Errorf("use email code in %s: %w", host, err)
 	}
-	c.CodeHash = ""
 	return c, nil
 }
 

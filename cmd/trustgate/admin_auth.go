@@ -73,7 +73,8 @@ func newHostAuthSetCommand(o *adminOptions) *cobra.Command {
 			"The provider secret is read from a file (--secret-file, - for stdin) or an environment\n" +
 			"variable (--secret-env), never from the command line; it is sealed with the master key\n" +
 			"and never shown again (list says set / not set).",
-		Example: "  trustgate admin host auth set acme saml --enable --config @saml.json   # {\"idp_metadata_url\":\"https://idp.example.com/metadata\"}\n" +
+		Example: "  trustgate admin host auth set acme email_otp --enable                  # sign in with a code sent by email (needs --smtp-url)\n" +
+			"  trustgate admin host auth set acme saml --enable --config @saml.json   # {\"idp_metadata_url\":\"https://idp.example.com/metadata\"}\n" +
 			"  trustgate admin host auth set acme oidc --enable --config '{\"issuer\":\"https://idp.example.com\",\"client_id\":\"trustgate\"}' --secret-env OIDC_SECRET\n" +
 			"  trustgate admin host auth set acme oidc --force-redirect-domains acme.com\n" +
 			"  trustgate admin host auth set acme password --disable",

@@ -136,6 +136,12 @@ type SignInPage struct {
 	NoEmail   bool
 	// Notice is shown above the form without marking it invalid (e.g. why a method is off).
 	Notice string
+	// CodeAction, when set, adds a button that posts the email box there to have a sign-in
+	// code sent (the email_otp method) instead of checking a password.
+	CodeAction string
+	// SetPasswordURL, when set, links to the page that sets or resets a password by a code
+	// sent by email (first time here, or password forgotten).
+	SetPasswordURL string
 }
 
 // ContinuePage sends the browser on to URL at once (a refresh with no delay, which the
@@ -431,6 +437,9 @@ var pageTemplates = map[string]*template.Template{
 	"invitation":   parsePage("invitation.html"),
 	"continue":     parsePage("continue.html"),
 	"account":      parsePage("account.html"),
+	"emailrequest": parsePage("emailcoderequest.html"),
+	"emailentry":   parsePage("emailcodeentry.html"),
+	"newpassword":  parsePage("newpassword.html"),
 }
 
 func parsePage(file string) *template.Template {
@@ -475,6 +484,18 @@ func Render(w http.ResponseWriter, status int, page any) error {
 		name = "account"
 	case *AccountPage:
 		name, page = "account", *p
+	case EmailCodeRequestPage:
+		name = "emailrequest"
+	case *EmailCodeRequestPage:
+		name, page = "emailrequest", *p
+	case EmailCodeEntryPage:
+		name = "emailentry"
+	case *EmailCodeEntryPage:
+		name, page = "emailentry", *p
+	case NewPasswordPage:
+		name = "newpassword"
+	case *NewPasswordPage:
+		name, page = "newpassword", *p
 	case ContinuePage:
 		name = "continue"
 	case *ContinuePage:

@@ -41,8 +41,11 @@ func testEmailCodes(t *testing.T, open Opener) {
 		wantErr(t, "duplicate id", err, store.ErrConflict)
 		_, err = s.UseEmailCode(ctx, "beta", "c1", hash("a"), now)
 		wantErr(t, "code of another host", err, store.ErrNotFound)
-		_, err = s.UseEmailCode(ctx, "acme", "c1", hash("b"), now)
+		wrong, err := s.UseEmailCode(ctx, "acme", "c1", hash("b"), now)
 		wantErr(t, "wrong code", err, store.ErrWrongCode)
+		if wrong.Email != "ada@example.com" || wrong.Purpose != "signin" || wrong.CodeHash != "" {
+			t.Errorf("code of a wrong try = %+v, want its address and purpose without its hash", wrong)
+		}
 		got := must[store.EmailCode](t, "right code")(s.UseEmailCode(ctx, "acme", "c1", hash("a"), now))
 		if got.Email != "ada@example.com" || got.Purpose != "signin" || got.PendingRef != "ref" || got.Failures != 1 || got.CodeHash != "" {
 			t.Errorf("used code = %+v", got)
