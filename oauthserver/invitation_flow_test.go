@@ -96,6 +96,13 @@ func TestAttackerCannotClaimPreAuthorizedAccount(t *testing.T) {
 	if p2 := b.Submit(p, map[string]string{"email": "alice@acme.com", "password": "alice's own password"}); !strings.Contains(p2.Body, `name="trust_level"`) {
 		t.Fatalf("alice's sign-in: %d %s", p2.Status, p2.Body)
 	}
+	claimed := false
+	for _, en := range e.identityEntries(0) {
+		claimed = claimed || en.Action == "account.claim" && en.Method == "invitation" && en.UserEmail == "alice@acme.com"
+	}
+	if !claimed {
+		t.Error("no audit entry of alice's claim by invitation")
+	}
 }
 
 var csrfValueRE = regexp.MustCompile(`name="(csrf_token|state_ref)" value="[^"]*"`)

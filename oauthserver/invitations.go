@@ -115,6 +115,7 @@ func (s *Server) acceptInvitation(w http.ResponseWriter, r *http.Request, h stor
 		return
 	}
 	s.log.Info("oauthserver: invitation accepted", "host", h.Key, "user", u.ID)
+	s.auditAccount(r.Context(), h.Key, "invitation", u, "account.claim")
 	if err := s.cfg.Store.TouchUser(r.Context(), h.Key, u.ID, s.now()); err != nil {
 		s.log.Warn("oauthserver: touch user", "host", h.Key, "err", err)
 	}
