@@ -311,3 +311,26 @@ func TestEmailCodeSendFailure(t *testing.T) {
 	}
 	wantPage(t, "password unchanged", e.signIn(b, func() webclient.Page { p, _ := e.open(b, conf, e.resource()); return p }(), email, password), http.StatusOK, `name="trust_level"`)
 }
+
+// Codes work across replicas over one PostgreSQL: a code asked for at one replica is
+// checked at another, and wrong tries at every replica add up to one limit.
+func TestEmailCodesAcrossReplicas(t *testing.T) {
+	e, m := mailEnv(t, envOptions{postgres: true, replicas: 2})
+	e.putMethod(store.AuthMethod{Method: store.AuthEmailOTP, Enabled: true})
+	conf := e.register("acme")
+
+	b, entry := e.askCode(conf, "signin", email)
+	code := codeOf(t, m, email, 1)
+	for i := 0; i < store.EmailCodeMaxFailures; i++ {
+		wantPage(t, "wrong code", b.Submit(entry, map[string]string{"code": fmt.Sprintf("%06d", (atoi(code)+1+i)%1_000_000)}), http.StatusUnauthorized, oauthserver.MsgCodeIncorrect)
+	}
+	wantPage(t, "right code after wrong ones at both replicas", b.Submit(entry, map[string]string{"code": code}), http.StatusTooManyRequests, oauthserver.MsgCodeTooManyTries)
+
+	b, entry = e.askCode(conf, "password", email)
+	wantPage(t, "right code", b.Submit(entry, map[string]string{"code": codeOf(t, m, email, 2)}), http.StatusOK, `name="password_confirm"`)
+	for i := range e.served {
+		if e.served[i].Load() < 4 {
+			t.Fatalf("replica %d served %d requests: the codes did not move between replicas", i, e.served[i].Load())
+		}
+	}
+}
