@@ -160,12 +160,15 @@ func (a *API) importServer(r *http.Request, c *caller) (int, any, error) {
 	if err := validateCredentials(req.Header, req.OAuthClient); err != nil {
 		return 0, nil, err
 	}
+	if req.UpstreamSignIn && req.Header != nil {
+		return 0, nil, problemf(http.StatusBadRequest, "upstream_sign_in and a header credential exclude each other: the header is how the gateway reaches the server for everyone")
+	}
 	network, err := importNetwork(c, req.Network)
 	if err != nil {
 		return 0, nil, err
 	}
 	ireq := catalog.ImportRequest{Host: host, URL: req.URL, Network: network, Key: req.Key, Name: req.Name, Description: req.Description,
-		OAuthClient: req.OAuthClient != nil, EnableTools: req.EnableTools == nil || *req.EnableTools}
+		OAuthClient: req.OAuthClient != nil || req.UpstreamSignIn, EnableTools: req.EnableTools == nil || *req.EnableTools}
 	if req.Header != nil {
 		ireq.Header = http.Header{}
 		ireq.Header.Set(req.Header.Name, req.Header.Value)

@@ -34,6 +34,7 @@ func (d *Dashboard) renderServers(w http.ResponseWriter, r *http.Request, v *vie
 	if data.Form.Credential == "" {
 		data.Form.Credential = "none"
 	}
+	data.Form.importing = true
 	d.render(w, r, v, status, "servers", "MCP servers", r.PathValue("host"), data)
 }
 
@@ -42,19 +43,20 @@ func (d *Dashboard) renderServers(w http.ResponseWriter, r *http.Request, v *vie
 // own sign-in at the upstream).
 type serverForm struct {
 	URL, Key, Name, Description string
-	// Credential is "none", "header" or "oauth".
+	// Credential is "none", "header", "oauth" or "signin" (each human signs in at the server,
+	// the gateway registering itself there).
 	Credential              string
 	HeaderName, HeaderValue string
 	ClientID, ClientSecret  string
-	ConnectMS, FirstByteMS  string
-	IdleMS                  string
+	// importing: the form of a new server (which offers the "signin" choice).
+	importing bool
 }
 
 func readServerForm(r *http.Request) serverForm {
 	f := func(k string) string { return strings.TrimSpace(r.PostFormValue(k)) }
 	sf := serverForm{URL: f("url"), Key: f("key"), Name: f("name"), Description: f("description"), Credential: f("credential"),
 		HeaderName: f("header_name"), HeaderValue: r.PostFormValue("header_value"),
-		ClientID: f("client_id"), ClientSecret: r.PostFormValue("client_secret")}
+		ClientID: f("client_id"), ClientSecret: r.PostFormValue("client_secret"), importing: true}
 	if sf.Credential == "" {
 		sf.Credential = "none"
 	}
@@ -62,6 +64,10 @@ func readServerForm(r *http.Request) serverForm {
 }
 
 // request is the admin API's import request of the form.
+// SignInChoice: the "each human signs in" choice is the import's only (a stored server
+// without credentials that answers 401 gets it anyway).
+func (sf serverForm) SignInChoice() bool { return sf.importing }
+
 func (sf serverForm) request() (sdk.ServerImport, error) {
 	req := sdk.ServerImport{URL: sf.URL, Key: sf.Key, Name: sf.Name, Description: sf.Description}
 	switch sf.Credential {
@@ -70,8 +76,10 @@ func (sf serverForm) request() (sdk.ServerImport, error) {
 		req.Header = &sdk.CredentialHeader{Name: sf.HeaderName, Value: sf.HeaderValue}
 	case "oauth":
 		req.OAuthClient = &sdk.OAuthClient{ClientID: sf.ClientID, ClientSecret: sf.ClientSecret}
+	case "signin":
+		req.UpstreamSignIn = true
 	default:
-		return req, errors.New("credentials are none, a header or an OAuth client")
+		return req, errors.New("credentials are none, a header, an OAuth client, or each human's sign-in")
 	}
 	return req, nil
 }

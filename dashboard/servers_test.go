@@ -251,3 +251,41 @@ func TestServerDetail(t *testing.T) {
 		t.Fatal("the server is still there")
 	}
 }
+
+// TestServerImportUpstreamSignIn: a server that answers 401 can be imported for each human's
+// own sign-in without an OAuth client (the gateway registers itself at consent): the review
+// says its tools come with the first sign-in, and it is saved without tools or credentials.
+func TestServerImportUpstreamSignIn(t *testing.T) {
+	e := newEnv(t)
+	e.human(tenant.DefaultHost, "op@example.com", true)
+	op := e.signIn("op@example.com", "")
+	up := mcpserver.Start(t, "humans-own-token")
+	const servers = "/dashboard/hosts/acme/servers"
+
+	_, page, _ := op.get(servers)
+	form := formValues(t, page, servers+"/review")
+	form.Set("url", up.URL)
+	form.Set("key", "tracker")
+	_, page, _ = op.post(servers+"/review", form)
+	if !strings.Contains(page, `id="cred-signin"`) {
+		t.Fatalf("the form does not offer each human's sign-in:\n%s", page)
+	}
+	form = formValues(t, page, servers+"/review")
+	form.Set("credential", "signin")
+	status, page, _ := op.post(servers+"/review", form)
+	if status != http.StatusOK || !strings.Contains(page, "discovered when the first human has signed in") {
+		t.Fatalf("connect with each human's sign-in = %d\n%s", status, page)
+	}
+	if status, body, _ := op.post(servers, formValues(t, page, servers)); status != http.StatusSeeOther {
+		t.Fatalf("import = %d\n%s", status, body)
+	}
+	s, err := e.store.GetServer(context.Background(), "acme", "tracker")
+	if err != nil || s.CredentialKind != "" || len(e.tools("acme", "tracker")) != 0 {
+		t.Fatalf("imported: %+v, %v, tools %v", s, err, e.tools("acme", "tracker"))
+	}
+	// The server's own credentials form does not offer it (a stored server answering 401
+	// without credentials gets each human's sign-in anyway).
+	if _, page, _ = op.get(servers + "/tracker"); strings.Contains(page, `id="cred-signin"`) {
+		t.Fatal("the server page offers the import-only choice")
+	}
+}

@@ -206,6 +206,11 @@ type ServerImport struct {
 	// that want each human's own sign-in (made at consent). A server that answers 401 is then
 	// imported without tools; they are discovered when the first human has signed in to it.
 	OAuthClient *OAuthClient `json:"oauth_client,omitempty"`
+	// UpstreamSignIn says the server wants each human's own sign-in and has no client stored
+	// for it: at consent the gateway registers itself at the server's authorization server
+	// (RFC 7591) and sends the human there. A server that answers 401 is then imported
+	// without tools, as with OAuthClient.
+	UpstreamSignIn bool `json:"upstream_sign_in,omitempty" jsonschema:"each human signs in at the server at consent, the gateway registering itself at its authorization server; a server that answers 401 is imported without tools (not with header)"`
 	// EnableTools enables every imported tool at once (default true).
 	EnableTools *bool `json:"enable_tools,omitempty"`
 	// Network is what addresses the server may be reached on: "host" (public addresses and
