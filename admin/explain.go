@@ -50,8 +50,10 @@ type explainFacts struct {
 	toolFound   bool
 	toolFlagged bool
 	toolLevel   schema.Level // 0: disabled (no server_* relationship)
-	ceiling     schema.Level
-	granted     schema.Level
+	// toolCaveat names the caveat of the tool's relationship (conditions on its arguments).
+	toolCaveat string
+	ceiling    schema.Level
+	granted    schema.Level
 }
 
 func (a *API) explain(r *http.Request, _ *caller) (int, any, error) {
@@ -102,7 +104,10 @@ func (a *API) explain(r *http.Request, _ *caller) (int, any, error) {
 			out.Notes = append(out.Notes, note)
 		}
 		f = engine
-		if tr.Allowed != d.Allowed {
+		switch {
+		case tr.Trace.Result == authzserver.TraceConditional:
+			out.Notes = append(out.Notes, "The tool has conditions on its arguments (a caveat on its relationship): SpiceDB's answer depends on a call's arguments, which this question does not give, so the trace ends conditional; the decision above does not check arguments.")
+		case tr.Allowed != d.Allowed:
 			out.Notes = append(out.Notes, "The engine's check and the proxy's decision differ: a change is still being applied. Ask again in a few seconds.")
 		}
 		for _, rel := range tr.Relationships {
@@ -190,6 +195,7 @@ func (f explainFacts) fromRelationships(rels []schema.Relationship) explainFacts
 			e.member = true
 		case r.Resource == tool && r.Subject.Object == server:
 			e.toolLevel = max(e.toolLevel, levelOfRelation(r.Relation, "server_"))
+			e.toolCaveat = r.Caveat
 		case r.Resource == server && r.Subject.Object == agent:
 			e.granted = max(e.granted, levelOfRelation(r.Relation, "granted_"))
 		case r.Resource == server && r.Subject.Object.Type == schema.TypeUser && r.Subject.Relation == schema.RelUserAgent && f.linked(rels, r.Subject.Object):
@@ -294,7 +300,10 @@ func (f explainFacts) steps() []ExplanationStep {
 	case f.toolLevel.Valid():
 		s.Held = true
 		s.Text = fmt.Sprintf("Tool %s is enabled and needs level %s.", f.tool, f.toolLevel)
-		s.Relationships = []string{schema.ToolLevel(f.host, f.server, f.tool, f.toolLevel).String()}
+		if f.toolCaveat != "" {
+			s.Text = fmt.Sprintf("Tool %s is enabled and needs level %s, and its arguments must meet its conditions (%s).", f.tool, f.toolLevel, f.toolCaveat)
+		}
+		s.Relationships = []string{schema.ToolLevel(f.host, f.server, f.tool, f.toolLevel).Key()}
 	case !f.toolFound:
 		s.Text = fmt.Sprintf("%s has no tool %s.", f.server, f.tool)
 	case f.toolFlagged:
@@ -341,6 +350,8 @@ func (f explainFacts) steps() []ExplanationStep {
 // meaning says what one relationship of an explanation means.
 func (f explainFacts) meaning(r schema.Relationship) string {
 	switch {
+	case r.Resource.Type == schema.TypeTool && r.Caveat != "":
+		return fmt.Sprintf("tool %s needs level %s on its server, and arguments that meet its conditions (caveat %s)", f.tool, levelName(levelOfRelation(r.Relation, "server_")), r.Caveat)
 	case r.Resource.Type == schema.TypeTool:
 		return fmt.Sprintf("tool %s needs level %s on its server", f.tool, levelName(levelOfRelation(r.Relation, "server_")))
 	case r.Resource.Type == schema.TypeServer && r.Relation == schema.RelServerHost:

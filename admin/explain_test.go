@@ -249,3 +249,28 @@ func TestExplainWithoutATracingBackendSaysSo(t *testing.T) {
 		t.Fatalf("untraced steps: %+v", x)
 	}
 }
+
+func TestExplainAToolWithConditionsOnItsArguments(t *testing.T) {
+	e := newDecidingEnv(t)
+	up := mcpserver.Start(t, "")
+	_, agentID := e.imported(up)
+	e.must(200, "PUT", "/api/v1/hosts/acme/servers/tracker/tools/create_issue/conditions", e.acme,
+		admin.ToolConditions{Prefix: map[string]string{"title": "[bot] "}}, nil)
+	x := e.explain(e.acme, "acme", agentID, "tracker", "create_issue")
+	if s := step(t, x, "tool"); !s.Held || !strings.Contains(s.Text, "its arguments must meet its conditions (arguments_match)") {
+		t.Errorf("tool step = %+v", s)
+	}
+	var caveated bool
+	for _, r := range x.Relationships {
+		if strings.HasPrefix(r.Relationship, "tool:acme/tracker/create_issue#server_medium@mcp_server:acme/tracker[arguments_match:") &&
+			strings.Contains(r.Meaning, "arguments that meet its conditions") {
+			caveated = true
+		}
+	}
+	if !caveated {
+		t.Errorf("no caveated tool relationship in %+v", x.Relationships)
+	}
+	if x.Trace == nil || x.Trace.Result != "conditional" || len(x.Notes) != 1 || !strings.Contains(x.Notes[0], "depends on a call's arguments") {
+		t.Errorf("conditional: trace %+v, notes %q", x.Trace, x.Notes)
+	}
+}
