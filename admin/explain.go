@@ -197,23 +197,16 @@ func (f explainFacts) fromRelationships(rels []schema.Relationship) explainFacts
 			e.toolLevel = max(e.toolLevel, levelOfRelation(r.Relation, "server_"))
 			e.toolCaveat = r.Caveat
 		case r.Resource == server && r.Subject.Object == agent:
+			// The consent, and the agent's copy of its human's ceiling.
 			e.granted = max(e.granted, levelOfRelation(r.Relation, "granted_"))
-		case r.Resource == server && r.Subject.Object.Type == schema.TypeUser && r.Subject.Relation == schema.RelUserAgent && f.linked(rels, r.Subject.Object):
 			e.ceiling = max(e.ceiling, levelOfRelation(r.Relation, "ceiling_"))
 		}
 	}
-	return e
-}
-
-// linked says whether the engine ties user to the agent (user#agent), which a ceiling needs.
-func (f explainFacts) linked(rels []schema.Relationship, user schema.ObjectRef) bool {
-	want := schema.Relationship{Resource: user, Relation: schema.RelUserAgent, Subject: schema.SubjectRef{Object: schema.Agent(f.host, f.agentID)}}
-	for _, r := range rels {
-		if r == want {
-			return true
-		}
+	if e.granted == 0 && f.granted == 0 {
+		// Without a consent the engine holds no copy of the ceiling: nothing to compare.
+		e.ceiling = f.ceiling
 	}
-	return false
+	return e
 }
 
 // disagreement says how the store and the engine differ, "" when they agree.
@@ -314,11 +307,9 @@ func (f explainFacts) steps() []ExplanationStep {
 	steps = append(steps, s)
 
 	s = ExplanationStep{Kind: stepCeiling}
-	if f.ceiling.Valid() {
-		s.Relationships = []string{schema.Ceiling(f.host, f.server, f.agent.UserID, f.ceiling).String()}
-	}
-	if f.agentFound {
-		s.Relationships = append(s.Relationships, schema.AgentTuples(f.host, f.agentID, f.agent.UserID)[1].String())
+	if f.ceiling.Valid() && f.granted.Valid() {
+		// The engine holds the ceiling as the consenting agent's copy of it.
+		s.Relationships = []string{schema.Ceiling(f.host, f.server, f.agentID, f.ceiling).String()}
 	}
 	switch {
 	case !f.ceiling.Valid():
@@ -356,16 +347,16 @@ func (f explainFacts) meaning(r schema.Relationship) string {
 		return fmt.Sprintf("tool %s needs level %s on its server", f.tool, levelName(levelOfRelation(r.Relation, "server_")))
 	case r.Resource.Type == schema.TypeServer && r.Relation == schema.RelServerHost:
 		return fmt.Sprintf("server %s belongs to host %s", f.server, f.host)
+	case r.Resource.Type == schema.TypeServer && r.Subject.Object.Type == schema.TypeAgent && levelOfRelation(r.Relation, "ceiling_").Valid():
+		return fmt.Sprintf("the agent's human may give it up to %s on %s (the agent's copy of the human's ceiling)", levelName(levelOfRelation(r.Relation, "ceiling_")), f.server)
 	case r.Resource.Type == schema.TypeServer && r.Subject.Object.Type == schema.TypeAgent:
 		return fmt.Sprintf("the agent holds level %s on %s (grant)", levelName(levelOfRelation(r.Relation, "granted_")), f.server)
-	case r.Resource.Type == schema.TypeServer && r.Subject.Object.Type == schema.TypeUser:
-		return fmt.Sprintf("the human's agents may hold up to %s on %s (ceiling)", levelName(levelOfRelation(r.Relation, "ceiling_")), f.server)
 	case r.Resource.Type == schema.TypeHost:
 		return fmt.Sprintf("the agent is a member of host %s", f.host)
 	case r.Resource.Type == schema.TypeAgent:
 		return "the agent acts for this human"
 	case r.Resource.Type == schema.TypeUser:
-		return "this human's agents include the agent (ceilings reach the agent through it)"
+		return "this human's agents include the agent"
 	}
 	return ""
 }

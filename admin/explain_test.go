@@ -79,7 +79,7 @@ func TestExplainAllowedShowsThePathAndTheRelationships(t *testing.T) {
 		t.Errorf("grant step = %+v", s)
 	}
 	if s := step(t, x, "ceiling"); s.Text != "An administrator allows alice@acme.test up to high on tracker (ceiling)." ||
-		!slices.Contains(s.Relationships, "mcp_server:acme/tracker#ceiling_high@user:acme/"+userID+"#agent") {
+		!slices.Contains(s.Relationships, "mcp_server:acme/tracker#ceiling_high@agent:acme/"+agentID) {
 		t.Errorf("ceiling step = %+v", s)
 	}
 	if s := step(t, x, "tool"); s.Text != "Tool create_issue is enabled and needs level medium." {
@@ -93,7 +93,7 @@ func TestExplainAllowedShowsThePathAndTheRelationships(t *testing.T) {
 		"host:acme#agent@agent:acme/" + agentID,
 		"agent:acme/" + agentID + "#owner@user:acme/" + userID,
 		"user:acme/" + userID + "#agent@agent:acme/" + agentID,
-		"mcp_server:acme/tracker#ceiling_high@user:acme/" + userID + "#agent",
+		"mcp_server:acme/tracker#ceiling_high@agent:acme/" + agentID,
 	} {
 		if !slices.Contains(rels, want) {
 			t.Errorf("relationship %s missing from %v", want, rels)
@@ -119,7 +119,7 @@ func TestExplainAllowedShowsThePathAndTheRelationships(t *testing.T) {
 func TestExplainDenials(t *testing.T) {
 	e := newDecidingEnv(t)
 	up := mcpserver.Start(t, "")
-	userID, agentID := e.imported(up)
+	_, agentID := e.imported(up)
 
 	// Denied by the agent's level: the grant step decides.
 	x := e.explain(e.acme, "acme", agentID, "tracker", "delete_issue")
@@ -144,11 +144,11 @@ func TestExplainDenials(t *testing.T) {
 		t.Fatalf("ceiling: %+v", x)
 	}
 	if s := step(t, x, "ceiling"); s.Held || s.Text != "The ceiling of alice@acme.test on tracker is low, below the tool's level medium." ||
-		!slices.Contains(s.Relationships, "mcp_server:acme/tracker#ceiling_low@user:acme/"+userID+"#agent") {
+		!slices.Contains(s.Relationships, "mcp_server:acme/tracker#ceiling_low@agent:acme/"+agentID) {
 		t.Errorf("ceiling: step = %+v", s)
 	}
-	if rels := relationships(x); !slices.Contains(rels, "mcp_server:acme/tracker#ceiling_low@user:acme/"+userID+"#agent") ||
-		slices.Contains(rels, "mcp_server:acme/tracker#ceiling_high@user:acme/"+userID+"#agent") {
+	if rels := relationships(x); !slices.Contains(rels, "mcp_server:acme/tracker#ceiling_low@agent:acme/"+agentID) ||
+		slices.Contains(rels, "mcp_server:acme/tracker#ceiling_high@agent:acme/"+agentID) {
 		t.Errorf("ceiling: relationships = %v", rels)
 	}
 	e.must(200, "PUT", "/api/v1/hosts/acme/humans/alice@acme.test/grants/tracker", e.acme, admin.GrantSet{Ceiling: "high"}, nil)

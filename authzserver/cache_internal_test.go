@@ -22,7 +22,7 @@ func TestCacheAnswersWithoutSpiceDBAtTheSameRevision(t *testing.T) {
 	var updates []Update
 	for _, r := range append([]schema.Relationship{
 		schema.HostMember("acme", "u_1"), schema.ServerHost("acme", "srv"),
-		schema.ToolLevel("acme", "srv", "tool", schema.Low), schema.Ceiling("acme", "srv", "u_1", schema.High),
+		schema.ToolLevel("acme", "srv", "tool", schema.Low), schema.Ceiling("acme", "srv", "a_1", schema.High),
 		schema.Grant("acme", "srv", "a_1", schema.Low),
 	}, schema.AgentTuples("acme", "a_1", "u_1")...) {
 		updates = append(updates, Update{Op: OpTouch, Relationship: r})

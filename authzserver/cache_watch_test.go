@@ -35,7 +35,7 @@ func (p *countingPermissions) LookupResources(ctx context.Context, in *v1.Lookup
 func hostGrants(host string) []Update {
 	rels := append([]schema.Relationship{
 		schema.HostMember(host, "u_1"), schema.ServerHost(host, "srv"),
-		schema.ToolLevel(host, "srv", "tool", schema.Low), schema.Ceiling(host, "srv", "u_1", schema.High),
+		schema.ToolLevel(host, "srv", "tool", schema.Low), schema.Ceiling(host, "srv", "a_1", schema.High),
 		schema.Grant(host, "srv", "a_1", schema.Low),
 	}, schema.AgentTuples(host, "a_1", "u_1")...)
 	updates := make([]Update, len(rels))
@@ -202,8 +202,8 @@ func TestCacheWithoutWatchFallsBackToTheExactRevision(t *testing.T) {
 // whether the relationship existed before the watch started or is written later, and then
 // reuses that host's answers only at their exact revision.
 func TestCacheFallsBackForHostsWithRelationshipsIntoOtherHosts(t *testing.T) {
-	// acme's tool x belongs to beta's server; acme's agent is an agent of beta too, and its
-	// human has a ceiling there. Removing beta's server from beta (a change of beta's
+	// acme's tool x belongs to beta's server; acme's agent is an agent of beta too, and carries
+	// a ceiling there. Removing beta's server from beta (a change of beta's
 	// relationships only) revokes acme's call.
 	cross := []Update{
 		{Op: OpTouch, Relationship: schema.Relationship{Resource: schema.Tool("acme", "srv", "x"), Relation: "server_low",
@@ -213,7 +213,7 @@ func TestCacheFallsBackForHostsWithRelationshipsIntoOtherHosts(t *testing.T) {
 		{Op: OpTouch, Relationship: schema.Relationship{Resource: schema.Server("beta", "srv"), Relation: "granted_low",
 			Subject: schema.SubjectRef{Object: schema.Agent("acme", "a_1")}}},
 		{Op: OpTouch, Relationship: schema.Relationship{Resource: schema.Server("beta", "srv"), Relation: "ceiling_low",
-			Subject: schema.SubjectRef{Object: schema.User("acme", "u_1"), Relation: schema.RelUserAgent}}},
+			Subject: schema.SubjectRef{Object: schema.Agent("acme", "a_1")}}},
 	}
 	callX := CheckRequest{Resource: schema.Tool("acme", "srv", "x"), Permission: schema.PermToolCall,
 		Subject: schema.SubjectRef{Object: schema.Agent("acme", "a_1")}}

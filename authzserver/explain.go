@@ -36,7 +36,8 @@ type ToolCallTrace struct {
 	TraceTruncated bool
 	// Relationships are those the check can rest on, as they are at Revision: the tool's level
 	// on its server, the server's host, the agent's owner and host membership, the owner's
-	// side of the user#agent link, the agent's grants and the owner's ceilings on the server.
+	// side of the user#agent link, the agent's grants and its copies of the owner's ceiling on
+	// the server.
 	Relationships []schema.Relationship
 }
 
@@ -115,20 +116,16 @@ func (s *SpiceDB) ExplainToolCall(ctx context.Context, hostKey, serverKey, tool,
 			return ToolCallTrace{}, err
 		}
 	}
-	// The owner's side: user#agent for this agent, and the owner's ceilings on the server.
+	// The owner's side: user#agent for this agent (the agent's own relationships on the server,
+	// read above, carry its copy of the owner's ceiling).
 	for _, r := range out.Relationships {
 		if r.Resource != agent || r.Relation != schema.RelAgentOwner {
 			continue
 		}
 		owner := r.Subject.Object
-		more := []*v1.RelationshipFilter{
-			{ResourceType: owner.Type, OptionalResourceId: owner.ID, OptionalRelation: schema.RelUserAgent, OptionalSubjectFilter: &v1.SubjectFilter{SubjectType: schema.TypeAgent, OptionalSubjectId: agent.ID}},
-			{ResourceType: schema.TypeServer, OptionalResourceId: server.ID, OptionalSubjectFilter: &v1.SubjectFilter{SubjectType: owner.Type, OptionalSubjectId: owner.ID, OptionalRelation: &v1.SubjectFilter_RelationFilter{Relation: schema.RelUserAgent}}},
-		}
-		for _, f := range more {
-			if out.Relationships, err = s.readFiltered(ctx, at, f, out.Relationships); err != nil {
-				return ToolCallTrace{}, err
-			}
+		f := &v1.RelationshipFilter{ResourceType: owner.Type, OptionalResourceId: owner.ID, OptionalRelation: schema.RelUserAgent, OptionalSubjectFilter: &v1.SubjectFilter{SubjectType: schema.TypeAgent, OptionalSubjectId: agent.ID}}
+		if out.Relationships, err = s.readFiltered(ctx, at, f, out.Relationships); err != nil {
+			return ToolCallTrace{}, err
 		}
 		break
 	}

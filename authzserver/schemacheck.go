@@ -84,5 +84,36 @@ func checkDefinitions(compiled *compiler.CompiledSchema) error {
 	if len(missing) > 0 {
 		return fmt.Errorf("%w: missing %s", ErrInvalidSchema, strings.Join(missing, ", "))
 	}
+	// trustgate writes each consenting agent's copy of its human's ceiling (schema.Ceiling).
+	for _, l := range schema.Levels {
+		if relation := "ceiling_" + l.String(); !allowsSubject(compiled, schema.TypeServer, relation, schema.TypeAgent, "") {
+			return fmt.Errorf("%w: %s#%s must allow subjects of type %s (each agent carries its human's ceiling; a schema of an earlier version allowed user#agent)",
+				ErrInvalidSchema, schema.TypeServer, relation, schema.TypeAgent)
+		}
+	}
 	return nil
+}
+
+// allowsSubject reports whether the compiled schema's relation of resourceType allows subjects
+// of subjectType (with subjectRelation, or directly when it is empty).
+func allowsSubject(compiled *compiler.CompiledSchema, resourceType, relation, subjectType, subjectRelation string) bool {
+	if subjectRelation == "" {
+		subjectRelation = "..."
+	}
+	for _, def := range compiled.ObjectDefinitions {
+		if def.GetName() != resourceType {
+			continue
+		}
+		for _, r := range def.GetRelation() {
+			if r.GetName() != relation {
+				continue
+			}
+			for _, allowed := range r.GetTypeInformation().GetAllowedDirectRelations() {
+				if allowed.GetNamespace() == subjectType && allowed.GetRelation() == subjectRelation {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }

@@ -42,7 +42,7 @@ func grantAll(level schema.Level) []authzserver.Update {
 		schema.HostMember("acme", "u_1"),
 		schema.ServerHost("acme", "srv"),
 		schema.ToolLevel("acme", "srv", "tool", schema.Low),
-		schema.Ceiling("acme", "srv", "u_1", schema.High),
+		schema.Ceiling("acme", "srv", "a_1", schema.High),
 		schema.Grant("acme", "srv", "a_1", level),
 	}
 	rels = append(rels, schema.AgentTuples("acme", "a_1", "u_1")...)

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -30,7 +31,7 @@ const (
 	serversPerHost = 5
 	toolsPerServer = 20
 	tuplesPerHost  = humansPerHost + humansPerHost*agentsPerHuman*3 + serversPerHost + serversPerHost*toolsPerServer +
-		humansPerHost*serversPerHost + humansPerHost*agentsPerHuman*serversPerHost
+		2*humansPerHost*agentsPerHuman*serversPerHost
 )
 
 // DefaultSweepSizes are the relationship counts of a sweep. 10^6 is opt-in (Sizes): on the
@@ -76,9 +77,10 @@ func Generate(i int, fn func([]authzserver.Update) error) error {
 			rels = append(rels, schema.ToolLevel(host, srv, toolName(t), schema.Level(1+t%3)))
 		}
 		for h := range humansPerHost {
-			rels = append(rels, schema.Ceiling(host, srv, "u"+strconv.Itoa(h), schema.Level(1+(h+s)%3)))
+			// A consent, and the agent's copy of its human's ceiling, as the store writes them.
 			for a := range agentsPerHuman {
-				rels = append(rels, schema.Grant(host, srv, agentID(h, a), schema.Level(1+(h+a+s)%3)))
+				rels = append(rels, schema.Grant(host, srv, agentID(h, a), schema.Level(1+(h+a+s)%3)),
+					schema.Ceiling(host, srv, agentID(h, a), schema.Level(1+(h+s)%3)))
 			}
 		}
 	}
@@ -132,6 +134,9 @@ type SweepOptions struct {
 	DatastoreURI string
 	// Shape is ShapeHosts (default: many small hosts) or ShapeLargeHost (one host).
 	Shape string
+	// LargeHumans is the large host's number of humans (default DefaultLargeHumans); a smaller
+	// host of the same shape loads faster (tests).
+	LargeHumans int
 	// Profile, when set, receives the CPU profile of the uncached checks of the last size.
 	Profile io.Writer
 	// Progress, when set, gets a line per size as it completes.
@@ -150,22 +155,30 @@ const (
 
 // The large host's shape.
 const (
-	largeHumans  = 10_000
-	largeServers = 50
-	largeTools   = 40
-	largeBase    = largeHumans + largeHumans*agentsPerHuman*3 + largeServers + largeServers*largeTools
-	// largePerServer is what one more server per human adds: a ceiling per human and a
-	// consent per agent.
-	largePerServer = largeHumans + largeHumans*agentsPerHuman
+	// DefaultLargeHumans is the large host's humans unless SweepOptions.LargeHumans says.
+	DefaultLargeHumans = 10_000
+	largeServers       = 50
+	largeTools         = 40
 )
 
-// largeServersPerHuman is how many servers each human of the large host has a ceiling on.
-func largeServersPerHuman(tuples int) int {
-	return min(largeServers, max(1, (tuples-largeBase+largePerServer/2)/largePerServer))
+// largeBase is the large host's relationships without ceilings and consents.
+func largeBase(humans int) int {
+	return humans + humans*agentsPerHuman*3 + largeServers + largeServers*largeTools
 }
 
-// LoadLargeHost writes the large host's relationships, k servers per human; it returns how many.
-func LoadLargeHost(ctx context.Context, b authzserver.Backend, k int) (int, error) {
+// largePerServer is what one more server per human adds: per agent a consent and its copy of its
+// human's ceiling.
+func largePerServer(humans int) int { return 2 * humans * agentsPerHuman }
+
+// largeServersPerHuman is how many servers each human of the large host has a ceiling on.
+func largeServersPerHuman(tuples, humans int) int {
+	per := largePerServer(humans)
+	return min(largeServers, max(1, (tuples-largeBase(humans)+per/2)/per))
+}
+
+// LoadLargeHost writes the large host's relationships, humans humans with k servers each; it
+// returns how many.
+func LoadLargeHost(ctx context.Context, b authzserver.Backend, humans, k int) (int, error) {
 	const host = "big"
 	var batch []authzserver.Update
 	n := 0
@@ -199,7 +212,7 @@ func LoadLargeHost(ctx context.Context, b authzserver.Backend, k int) (int, erro
 			}
 		}
 	}
-	for h := range largeHumans {
+	for h := range humans {
 		user := "u" + strconv.Itoa(h)
 		if err := add(schema.HostMember(host, user)); err != nil {
 			return n, err
@@ -212,11 +225,9 @@ func LoadLargeHost(ctx context.Context, b authzserver.Backend, k int) (int, erro
 		for j := range k {
 			s := (h + j) % largeServers
 			srv := "s" + strconv.Itoa(s)
-			if err := add(schema.Ceiling(host, srv, user, schema.Level(1+(h+s)%3))); err != nil {
-				return n, err
-			}
 			for a := range agentsPerHuman {
-				if err := add(schema.Grant(host, srv, agentID(h, a), schema.Level(1+(h+a+s)%3))); err != nil {
+				if err := add(schema.Grant(host, srv, agentID(h, a), schema.Level(1+(h+a+s)%3)),
+					schema.Ceiling(host, srv, agentID(h, a), schema.Level(1+(h+s)%3))); err != nil {
 					return n, err
 				}
 			}
@@ -227,8 +238,8 @@ func LoadLargeHost(ctx context.Context, b authzserver.Backend, k int) (int, erro
 
 // randomLargeCheck is a tool call of a random agent of the large host: three times in four on
 // a server its human has a ceiling on, else on any server.
-func randomLargeCheck(r *rand.Rand, k int) authzserver.CheckRequest {
-	h := r.IntN(largeHumans)
+func randomLargeCheck(r *rand.Rand, humans, k int) authzserver.CheckRequest {
+	h := r.IntN(humans)
 	s := r.IntN(largeServers)
 	if r.IntN(4) > 0 {
 		s = (h + r.IntN(k)) % largeServers
@@ -298,9 +309,10 @@ func sweepOne(ctx context.Context, size int, opts SweepOptions) (_ SweepPoint, e
 	var n int
 	var next func(*rand.Rand) authzserver.CheckRequest
 	if opts.Shape == ShapeLargeHost {
-		k := largeServersPerHuman(size)
-		n, err = LoadLargeHost(ctx, b, k)
-		next = func(r *rand.Rand) authzserver.CheckRequest { return randomLargeCheck(r, k) }
+		humans := cmp.Or(opts.LargeHumans, DefaultLargeHumans)
+		k := largeServersPerHuman(size, humans)
+		n, err = LoadLargeHost(ctx, b, humans, k)
+		next = func(r *rand.Rand) authzserver.CheckRequest { return randomLargeCheck(r, humans, k) }
 	} else {
 		n, err = Load(ctx, b, size)
 		hosts := n / tuplesPerHost

@@ -140,6 +140,13 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 			return nil, err
 		}
 		g.backend = g.spicedb
+		// A datastore written by an earlier version holds ceilings per human: remove them so
+		// that the schema can change; the reconciliation below writes the per-agent copies.
+		if n, err := g.spicedb.RemoveLegacyCeilings(ctx); err != nil {
+			return nil, err
+		} else if n > 0 {
+			log.Info("removed ceilings of the earlier schema; each consenting agent gets its copy", "removed", n)
+		}
 		if err := g.spicedb.WriteSchema(ctx, schemaText); err != nil {
 			return nil, fmt.Errorf("write SpiceDB schema: %w", err)
 		}

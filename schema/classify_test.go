@@ -116,7 +116,7 @@ func TestEncodeIDRoundTripsAndIsValid(t *testing.T) {
 
 func TestRelationshipStringParses(t *testing.T) {
 	rels := []Relationship{
-		Ceiling("acme", "linear", "u_1", Medium),
+		Ceiling("acme", "linear", "a_1", Medium),
 		Grant("acme", "linear", "a_1", High),
 		ToolLevel("acme", "linear", "create.issue", Medium),
 		HostMember("acme", "u_1"),
@@ -128,7 +128,7 @@ func TestRelationshipStringParses(t *testing.T) {
 			t.Errorf("ParseRelationship(%q) = %+v, %v", r.String(), got, err)
 		}
 	}
-	if want := "mcp_server:acme/linear#ceiling_medium@user:acme/u_1#agent"; rels[0].String() != want {
+	if want := "mcp_server:acme/linear#ceiling_medium@agent:acme/a_1"; rels[0].String() != want {
 		t.Errorf("ceiling tuple = %q, want %q", rels[0].String(), want)
 	}
 	for _, bad := range []string{"", "tool:x", "tool:x#rel", "x#rel@y:z", "tool:#r@a:b"} {

@@ -200,9 +200,11 @@ func ToolLevelWithConditions(hostKey, serverKey, toolName string, level Level, c
 	return r
 }
 
-// Ceiling: an admin allows the human's agents up to level on the server.
-func Ceiling(hostKey, serverKey, userID string, level Level) Relationship {
-	return rel(Server(hostKey, serverKey), "ceiling_"+level.String(), User(hostKey, userID), RelUserAgent)
+// Ceiling: an admin allows the agent's human up to level on the server. The store writes one
+// per agent with a consent on the server, carrying its human's ceiling, so that a check reads the
+// agent's relationships instead of enumerating every human with a ceiling on the server.
+func Ceiling(hostKey, serverKey, agentID string, level Level) Relationship {
+	return rel(Server(hostKey, serverKey), "ceiling_"+level.String(), Agent(hostKey, agentID), "")
 }
 
 // Grant: the human consented to give the agent level on the server.

@@ -58,12 +58,13 @@ func tenant(t *testing.T, b authzserver.Backend, host string) {
 	// tool_disabled exists in the store but has no relationship: that is what disabled means.
 }
 
-// human writes a human with one agent, an optional ceiling and an optional grant (0 = none).
+// human writes a human with one agent, an optional ceiling (the agent's copy of it, as the store
+// writes for a consenting agent) and an optional grant (0 = none).
 func human(t *testing.T, b authzserver.Backend, host, user, agent string, ceiling, granted schema.Level) {
 	t.Helper()
 	rels := append([]schema.Relationship{schema.HostMember(host, user)}, schema.AgentTuples(host, agent, user)...)
 	if ceiling != 0 {
-		rels = append(rels, schema.Ceiling(host, "srv", user, ceiling))
+		rels = append(rels, schema.Ceiling(host, "srv", agent, ceiling))
 	}
 	if granted != 0 {
 		rels = append(rels, schema.Grant(host, "srv", agent, granted))
@@ -110,7 +111,7 @@ func TestRemovingCeilingDeniesEveryAgentOfTheHuman(t *testing.T) {
 	tenant(t, b, "acme")
 	human(t, b, "acme", "u_alice", "a_cursor", schema.High, schema.High)
 	touch(t, b, schema.AgentTuples("acme", "a_claude", "u_alice")...)
-	touch(t, b, schema.Grant("acme", "srv", "a_claude", schema.Medium))
+	touch(t, b, schema.Grant("acme", "srv", "a_claude", schema.Medium), schema.Ceiling("acme", "srv", "a_claude", schema.High))
 	human(t, b, "acme", "u_bob", "a_bob", schema.High, schema.High)
 
 	for _, agent := range []string{"a_cursor", "a_claude", "a_bob"} {
@@ -118,8 +119,11 @@ func TestRemovingCeilingDeniesEveryAgentOfTheHuman(t *testing.T) {
 			t.Fatalf("%s cannot call tool_low before the ceiling is removed", agent)
 		}
 	}
-	// One delete, nothing else: the ceiling is the human's, not the agents'.
-	if _, err := b.DeleteRelationships(ctx, []schema.Relationship{schema.Ceiling("acme", "srv", "u_alice", schema.High)}); err != nil {
+	// The store removes the copy of alice's ceiling every consenting agent of hers carries
+	// (one delete request); bob's agent carries bob's.
+	if _, err := b.DeleteRelationships(ctx, []schema.Relationship{
+		schema.Ceiling("acme", "srv", "a_cursor", schema.High), schema.Ceiling("acme", "srv", "a_claude", schema.High),
+	}); err != nil {
 		t.Fatal(err)
 	}
 	for _, agent := range []string{"a_cursor", "a_claude"} {
@@ -143,8 +147,8 @@ func TestLoweringCeilingCapsExistingGrants(t *testing.T) {
 		t.Fatal("high grant under a high ceiling cannot call tool_high")
 	}
 	if _, err := b.WriteRelationships(ctx, []authzserver.Update{
-		{Op: authzserver.OpDelete, Relationship: schema.Ceiling("acme", "srv", "u_alice", schema.High)},
-		{Op: authzserver.OpTouch, Relationship: schema.Ceiling("acme", "srv", "u_alice", schema.Low)},
+		{Op: authzserver.OpDelete, Relationship: schema.Ceiling("acme", "srv", "a_cursor", schema.High)},
+		{Op: authzserver.OpTouch, Relationship: schema.Ceiling("acme", "srv", "a_cursor", schema.Low)},
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +177,7 @@ func TestTenantsNeverSeeEachOthersObjects(t *testing.T) {
 	// schema requires the agent to belong to the server's host.
 	touch(t, b,
 		schema.Relationship{Resource: schema.Server("acme", "srv"), Relation: "granted_high", Subject: schema.SubjectRef{Object: schema.Agent("beta", "a_mallory")}},
-		schema.Relationship{Resource: schema.Server("acme", "srv"), Relation: "ceiling_high", Subject: schema.SubjectRef{Object: schema.User("beta", "u_mallory"), Relation: schema.RelUserAgent}},
+		schema.Ceiling("acme", "srv", "a_mallory", schema.High),
 	)
 	for _, l := range schema.Levels {
 		ok, err := b.Check(ctx, authzserver.CheckRequest{

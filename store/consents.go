@@ -30,6 +30,13 @@ func consentTuple(c Consent) schema.Relationship {
 	return schema.Grant(c.Host, c.Server, c.AgentID, c.Level)
 }
 
+// consentCeilingTuple is the agent's copy of its human's ceiling on the consent's server: one per
+// consent of an enabled agent whose human has a grant there, so that a check reads the agent's
+// relationships instead of every human with a ceiling on the server.
+func consentCeilingTuple(c Consent, ceiling schema.Level) schema.Relationship {
+	return schema.Ceiling(c.Host, c.Server, c.AgentID, ceiling)
+}
+
 // ErrNotGranted: a consent's level is not allowed by the human's grant on the server (no grant,
 // or a level above the ceiling). It is an ErrConflict, with the same text.
 var ErrNotGranted = fmt.Errorf("%w", ErrConflict)
@@ -85,7 +92,7 @@ func (s *sqlStore) SetConsent(ctx context.Context, c Consent) (Consent, error) {
 		if found && old.Level != c.Level {
 			cs.delete(consentTuple(old))
 		}
-		cs.touch(consentTuple(c))
+		cs.touch(consentTuple(c), consentCeilingTuple(c, grant.Ceiling))
 		return cs.write(ctx, q, c.UpdatedAt)
 	})
 	if err != nil {
@@ -169,17 +176,51 @@ func (s *sqlStore) DeleteConsent(ctx context.Context, host, agentID, server stri
 	return nil
 }
 
-// deleteConsents removes the consents matching where, recording their tuples' deletion.
+// deleteConsents removes the consents matching where, recording their tuples' deletion: the
+// grant's and the agent's copy of its human's ceiling. It must run before the grants and agents
+// the copies derive from are deleted.
 func deleteConsents(ctx context.Context, q querier, cs *changeSet, where string, args ...any) error {
 	consents, err := selectConsents(ctx, q, where, args...)
 	if err != nil {
 		return fmt.Errorf("read consents: %w", err)
 	}
+	ceilings, err := consentCeilings(ctx, q, where, args...)
+	if err != nil {
+		return fmt.Errorf("read consents' ceilings: %w", err)
+	}
 	for _, c := range consents {
 		cs.delete(consentTuple(c))
 	}
+	cs.delete(ceilings...)
 	if _, err := q.exec(ctx, "DELETE FROM consents WHERE "+where, args...); err != nil {
 		return fmt.Errorf("delete consents: %w", err)
 	}
 	return nil
+}
+
+// consentCeilings are the ceiling copies of the consents matching where (a condition on the
+// consents table): one per consent of an enabled agent whose human has a grant on its server.
+func consentCeilings(ctx context.Context, q querier, where string, args ...any) ([]schema.Relationship, error) {
+	rs, err := q.query(ctx, "SELECT c.host_key, c.agent_id, c.server_key, g.ceiling FROM (SELECT host_key, agent_id, server_key FROM consents WHERE "+where+") c"+
+		" JOIN agents a ON a.host_key = c.host_key AND a.id = c.agent_id"+
+		" JOIN grants g ON g.host_key = c.host_key AND g.server_key = c.server_key AND g.user_id = a.user_id"+
+		" WHERE a.disabled = ?", append(args, false)...)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	var out []schema.Relationship
+	for rs.Next() {
+		var c Consent
+		var level string
+		if err := rs.Scan(&c.Host, &c.AgentID, &c.Server, &level); err != nil {
+			return nil, err
+		}
+		ceiling, err := schema.ParseLevel(level)
+		if err != nil {
+			return nil, fmt.Errorf("grant of agent %s/%s's human on %s: %w", c.Host, c.AgentID, c.Server, err)
+		}
+		out = append(out, consentCeilingTuple(c, ceiling))
+	}
+	return out, rs.Err()
 }

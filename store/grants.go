@@ -26,10 +26,6 @@ func scanGrant(r row) (Grant, error) {
 	return g, nil
 }
 
-func grantTuple(g Grant) schema.Relationship {
-	return schema.Ceiling(g.Host, g.Server, g.UserID, g.Ceiling)
-}
-
 func (s *sqlStore) SetGrant(ctx context.Context, g Grant) (Grant, error) {
 	if err := prepareGrant(&g); err != nil {
 		return Grant{}, err
@@ -74,11 +70,21 @@ func setGrant(ctx context.Context, q querier, g Grant) error {
 	if err != nil {
 		return writeErr(err)
 	}
+	// The ceiling is enforced through each consenting agent's copy of it: change every copy.
 	var cs changeSet
 	if found && old.Ceiling != g.Ceiling {
-		cs.delete(grantTuple(old))
+		copies, err := consentCeilings(ctx, q, "host_key = ? AND server_key = ? AND agent_id IN (SELECT id FROM agents WHERE host_key = ? AND user_id = ?)",
+			g.Host, g.Server, g.Host, g.UserID)
+		if err != nil {
+			return fmt.Errorf("read consents' ceilings: %w", err)
+		}
+		for _, r := range copies {
+			r.Relation = "ceiling_" + old.Ceiling.String()
+			cs.delete(r)
+			r.Relation = "ceiling_" + g.Ceiling.String()
+			cs.touch(r)
+		}
 	}
-	cs.touch(grantTuple(g))
 	return cs.write(ctx, q, g.UpdatedAt)
 }
 
@@ -153,11 +159,11 @@ func (s *sqlStore) DeleteGrant(ctx context.Context, host, server, userID string)
 			return ErrNotFound
 		}
 		var cs changeSet
-		if err := deleteGrants(ctx, q, &cs, where, host, server, userID); err != nil {
-			return err
-		}
 		if err := deleteConsents(ctx, q, &cs, "host_key = ? AND server_key = ? AND agent_id IN (SELECT id FROM agents WHERE host_key = ? AND user_id = ?)",
 			host, server, host, userID); err != nil {
+			return err
+		}
+		if err := deleteGrants(ctx, q, where, host, server, userID); err != nil {
 			return err
 		}
 		return cs.write(ctx, q, at)
@@ -168,15 +174,9 @@ func (s *sqlStore) DeleteGrant(ctx context.Context, host, server, userID string)
 	return nil
 }
 
-// deleteGrants removes the grants matching where, recording their tuples' deletion.
-func deleteGrants(ctx context.Context, q querier, cs *changeSet, where string, args ...any) error {
-	grants, err := selectGrants(ctx, q, where, args...)
-	if err != nil {
-		return fmt.Errorf("read grants: %w", err)
-	}
-	for _, g := range grants {
-		cs.delete(grantTuple(g))
-	}
+// deleteGrants removes the grants matching where. A grant has no relationship of its own (its
+// ceiling is copied to the consents of the human's agents): their consents must be gone already.
+func deleteGrants(ctx context.Context, q querier, where string, args ...any) error {
 	if _, err := q.exec(ctx, "DELETE FROM grants WHERE "+where, args...); err != nil {
 		return fmt.Errorf("delete grants: %w", err)
 	}

@@ -206,7 +206,7 @@ func (s *sqlStore) DeleteHost(ctx context.Context, key string) error {
 		if err := deleteAgents(ctx, q, &cs, "host_key = ?", key); err != nil {
 			return err
 		}
-		if err := deleteGrants(ctx, q, &cs, "host_key = ?", key); err != nil {
+		if err := deleteGrants(ctx, q, "host_key = ?", key); err != nil {
 			return err
 		}
 		if err := deleteTools(ctx, q, &cs, "host_key = ?", key); err != nil {

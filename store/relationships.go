@@ -27,7 +27,9 @@ func (s *sqlStore) Relationships(ctx context.Context, fn func(schema.Relationshi
 			return fmt.Errorf("read agents: %w", err)
 		}
 		disabled := map[[2]string]bool{}
+		owners := make(map[[2]string]string, len(agents))
 		for _, a := range agents {
+			owners[[2]string{a.Host, a.ID}] = a.UserID
 			if a.Disabled {
 				disabled[[2]string{a.Host, a.ID}] = true
 			}
@@ -53,8 +55,9 @@ func (s *sqlStore) Relationships(ctx context.Context, fn func(schema.Relationshi
 		if err != nil {
 			return fmt.Errorf("read grants: %w", err)
 		}
+		ceilings := make(map[[3]string]schema.Level, len(grants)) // (host, server, user) → ceiling
 		for _, g := range grants {
-			rels = append(rels, grantTuple(g))
+			ceilings[[3]string{g.Host, g.Server, g.UserID}] = g.Ceiling
 		}
 		consents, err := selectConsents(ctx, q, "1 = 1 ORDER BY host_key, agent_id, server_key")
 		if err != nil {
@@ -63,8 +66,14 @@ func (s *sqlStore) Relationships(ctx context.Context, fn func(schema.Relationshi
 		for _, c := range consents {
 			// A disabled agent has no consent (KillAgent deleted them, SetConsent refuses
 			// new ones); were one left, it would still grant nothing.
-			if !disabled[[2]string{c.Host, c.AgentID}] {
-				rels = append(rels, consentTuple(c))
+			if disabled[[2]string{c.Host, c.AgentID}] {
+				continue
+			}
+			rels = append(rels, consentTuple(c))
+			// The agent's copy of its human's ceiling (none without a grant, which
+			// DeleteGrant and SetConsent never leave).
+			if ceiling, ok := ceilings[[3]string{c.Host, c.Server, owners[[2]string{c.Host, c.AgentID}]}]; ok {
+				rels = append(rels, consentCeilingTuple(c, ceiling))
 			}
 		}
 		return nil

@@ -206,7 +206,7 @@ func (s *sqlStore) DeleteServer(ctx context.Context, host, key string) error {
 		if err := deleteConsents(ctx, q, &cs, where, host, key); err != nil {
 			return err
 		}
-		if err := deleteGrants(ctx, q, &cs, where, host, key); err != nil {
+		if err := deleteGrants(ctx, q, where, host, key); err != nil {
 			return err
 		}
 		if err := deleteTools(ctx, q, &cs, where, host, key); err != nil {

@@ -151,7 +151,7 @@ func (s *sqlStore) DeleteUser(ctx context.Context, host, id string) error {
 		if err := deleteAgents(ctx, q, &cs, "host_key = ? AND user_id = ?", host, id); err != nil {
 			return err
 		}
-		if err := deleteGrants(ctx, q, &cs, "host_key = ? AND user_id = ?", host, id); err != nil {
+		if err := deleteGrants(ctx, q, "host_key = ? AND user_id = ?", host, id); err != nil {
 			return err
 		}
 		if err := deleteUsers(ctx, q, &cs, "host_key = ? AND id = ?", host, id); err != nil {

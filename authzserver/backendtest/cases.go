@@ -77,33 +77,47 @@ func testConsentAtEachLevel(e *env) {
 
 // CeilingsLoweredAndRaised: the agent calls what both its consent and its human's ceiling
 // allow (the lower of the two), whichever of them moves.
+//
+// A ceiling is the human's: each change reaches every agent of theirs (a_2 consented high
+// throughout) and no agent of another human (a_3 of u_2, ceiling and consent high).
 func testCeilingsLoweredAndRaised(e *env) {
 	h := e.host("a")
 	e.standardHost(h)
+	e.createAgent(h, "a_2", user1)
+	e.createUser(h, "u_2")
+	e.setCeiling(h, srv, "u_2", schema.High)
+	e.createAgent(h, "a_3", "u_2")
 	e.consent(h, agent, srv, schema.High)
+	e.consent(h, "a_2", srv, schema.High)
+	e.consent(h, "a_3", srv, schema.High)
 	e.sync()
 	e.want("consent high, ceiling high", h, srv, agent, upTo(schema.High)...)
 	steps := []struct {
 		name    string
 		change  func()
 		allowed schema.Level
+		// second is what a_2, the human's other agent, may use.
+		second schema.Level
 	}{
-		{"ceiling lowered to low", func() { e.setCeiling(h, srv, user1, schema.Low) }, schema.Low},
-		{"ceiling raised to medium", func() { e.setCeiling(h, srv, user1, schema.Medium) }, schema.Medium},
-		{"ceiling raised to high", func() { e.setCeiling(h, srv, user1, schema.High) }, schema.High},
-		{"consent lowered to medium", func() { e.consent(h, agent, srv, schema.Medium) }, schema.Medium},
-		{"ceiling lowered to low again", func() { e.setCeiling(h, srv, user1, schema.Low) }, schema.Low},
-		{"ceiling raised above the consent", func() { e.setCeiling(h, srv, user1, schema.High) }, schema.Medium},
+		{"ceiling lowered to low", func() { e.setCeiling(h, srv, user1, schema.Low) }, schema.Low, schema.Low},
+		{"ceiling raised to medium", func() { e.setCeiling(h, srv, user1, schema.Medium) }, schema.Medium, schema.Medium},
+		{"ceiling raised to high", func() { e.setCeiling(h, srv, user1, schema.High) }, schema.High, schema.High},
+		{"consent lowered to medium", func() { e.consent(h, agent, srv, schema.Medium) }, schema.Medium, schema.High},
+		{"ceiling lowered to low again", func() { e.setCeiling(h, srv, user1, schema.Low) }, schema.Low, schema.Low},
+		{"ceiling raised above the consent", func() { e.setCeiling(h, srv, user1, schema.High) }, schema.Medium, schema.High},
 		// Removing the ceiling ends the consents it allowed: a new ceiling restores nothing.
-		{"ceiling removed", func() { e.must("remove the ceiling", e.st.DeleteGrant(e.ctx, h, srv, user1)) }, 0},
-		{"ceiling set again", func() { e.setCeiling(h, srv, user1, schema.High) }, 0},
-		{"consent given again", func() { e.consent(h, agent, srv, schema.Low) }, schema.Low},
+		{"ceiling removed", func() { e.must("remove the ceiling", e.st.DeleteGrant(e.ctx, h, srv, user1)) }, 0, 0},
+		{"ceiling set again", func() { e.setCeiling(h, srv, user1, schema.High) }, 0, 0},
+		{"consent given again", func() { e.consent(h, agent, srv, schema.Low) }, schema.Low, 0},
 	}
 	for _, s := range steps {
 		s.change()
 		e.sync()
 		e.want(s.name, h, srv, agent, upTo(s.allowed)...)
+		e.want(s.name+" (the human's other agent)", h, srv, "a_2", upTo(s.second)...)
+		e.want(s.name+" (another human's agent)", h, srv, "a_3", upTo(schema.High)...)
 	}
+	e.wantStoreSet("after the ceiling changes", h)
 }
 
 // AgentKill: a killed or deleted agent calls nothing at once, and the other agents of its human
@@ -390,6 +404,8 @@ func testDirectWritesAndDeletes(e *env) {
 
 	grantHigh := schema.Grant(h, srv, agent, schema.High)
 	grantLow := schema.Grant(h, srv, agent, schema.Low)
+	// The agent's copy of its human's ceiling, which the store writes with a consent.
+	ceilingCopy := schema.Ceiling(h, srv, agent, schema.High)
 	touch := func(rels ...schema.Relationship) []authzserver.Update {
 		var u []authzserver.Update
 		for _, r := range rels {
@@ -398,7 +414,7 @@ func testDirectWritesAndDeletes(e *env) {
 		return u
 	}
 	for i := range 2 { // the second touch is idempotent
-		rev, err := e.b.WriteRelationships(e.ctx, touch(grantHigh))
+		rev, err := e.b.WriteRelationships(e.ctx, touch(grantHigh, ceilingCopy))
 		e.must(fmt.Sprintf("touch %s (%d)", grantHigh, i+1), err)
 		e.rev = rev
 		e.want(fmt.Sprintf("written directly (%d)", i+1), h, srv, agent, upTo(schema.High)...)
@@ -415,7 +431,7 @@ func testDirectWritesAndDeletes(e *env) {
 	e.rev = rev
 	e.want("after one batch swapped high for low", h, srv, agent, upTo(schema.Low)...)
 
-	rev, err = e.b.DeleteRelationships(e.ctx, []schema.Relationship{grantLow, grantHigh})
+	rev, err = e.b.DeleteRelationships(e.ctx, []schema.Relationship{grantLow, grantHigh, ceilingCopy})
 	e.must("delete the grant (one of the two absent)", err)
 	e.rev = rev
 	e.want("deleted directly", h, srv, agent)

@@ -98,7 +98,7 @@ func TestPermitConsentCallAndRevocation(t *testing.T) {
 		schema.ToolLevel("acme", "linear", "get.issue", schema.Low),
 		schema.ToolLevel("acme", "linear", "create_issue", schema.Medium),
 		schema.ToolLevel("acme", "linear", "delete_issue", schema.High),
-		schema.Ceiling("acme", "linear", "u_1", schema.Medium),
+		schema.Ceiling("acme", "linear", "a_1", schema.Medium),
 	}
 	base = append(base, schema.AgentTuples("acme", "a_1", "u_1")...)
 	if _, err := b.WriteRelationships(ctx, touch(base...)); err != nil {
@@ -124,7 +124,7 @@ func TestPermitConsentCallAndRevocation(t *testing.T) {
 		t.Errorf("CallableTools = %v, %v; want create_issue, get.issue", tools, err)
 	}
 	// Lowering the ceiling is visible to the very next check.
-	if _, err := b.WriteRelationships(ctx, append(del(schema.Ceiling("acme", "linear", "u_1", schema.Medium)), touch(schema.Ceiling("acme", "linear", "u_1", schema.Low))...)); err != nil {
+	if _, err := b.WriteRelationships(ctx, append(del(schema.Ceiling("acme", "linear", "a_1", schema.Medium)), touch(schema.Ceiling("acme", "linear", "a_1", schema.Low))...)); err != nil {
 		t.Fatal(err)
 	}
 	if check(t, b, "acme", "linear", "create_issue", "a_1") {
@@ -174,7 +174,6 @@ func TestPermitDecidesAsSpiceDB(t *testing.T) {
 	hosts := []string{"acme", "beta"}
 	servers := []string{"linear", "github"}
 	tools := []string{"read", "write.it", "wipe"}
-	humans := []string{"u_1", "u_2"}
 	agents := []string{"a_1", "a_2", "a_3"}
 	owner := map[string]string{"a_1": "u_1", "a_2": "u_1", "a_3": "u_2"}
 	rng := rand.New(rand.NewPCG(15, 2026))
@@ -186,7 +185,7 @@ func TestPermitDecidesAsSpiceDB(t *testing.T) {
 		case 0:
 			return schema.Grant(h, s, pick(agents), level())
 		case 1:
-			return schema.Ceiling(h, s, pick(humans), level())
+			return schema.Ceiling(h, s, pick(agents), level())
 		case 2:
 			return schema.ToolLevel(h, s, pick(tools), level())
 		case 3:

@@ -57,7 +57,7 @@ func consentFacts(host string) []schema.Relationship {
 		schema.ServerHost(host, "linear"),
 		schema.ToolLevel(host, "linear", "get.issue", schema.Low),
 		schema.ToolLevel(host, "linear", "delete_issue", schema.High),
-		schema.Ceiling(host, "linear", "u_1", schema.High),
+		schema.Ceiling(host, "linear", "a_1", schema.High),
 		schema.Grant(host, "linear", "a_1", schema.Low),
 	}
 	return append(rels, schema.AgentTuples(host, "a_1", "u_1")...)

@@ -83,10 +83,10 @@ type tuple struct {
 	Subject, Relation, Object, Tenant string
 }
 
-// toTuple maps a trustgate relationship to its Permit tuple. The only subject relation the
-// schema has, a ceiling's user#agent, is implied by the relation's name and so dropped.
+// toTuple maps a trustgate relationship to its Permit tuple. The schema's relationships have no
+// subject relation.
 func toTuple(r schema.Relationship) (tuple, error) {
-	if r.Subject.Relation != "" && !(isCeiling(r.Relation) && r.Subject.Relation == schema.RelUserAgent) {
+	if r.Subject.Relation != "" {
 		return tuple{}, fmt.Errorf("relationship %s: subject relation %q has no Permit form", r, r.Subject.Relation)
 	}
 	subj, err := instance(r.Subject.Object)
@@ -110,14 +110,8 @@ func fromTuple(t tuple) (schema.Relationship, bool) {
 	if !ok {
 		return schema.Relationship{}, false
 	}
-	r := schema.Relationship{Resource: obj, Relation: t.Relation, Subject: schema.SubjectRef{Object: subj}}
-	if isCeiling(t.Relation) {
-		r.Subject.Relation = schema.RelUserAgent
-	}
-	return r, true
+	return schema.Relationship{Resource: obj, Relation: t.Relation, Subject: schema.SubjectRef{Object: subj}}, true
 }
-
-func isCeiling(relation string) bool { return strings.HasPrefix(relation, "ceiling_") }
 
 // levelOf reads the level from a relation named prefix+level (granted_medium, server_high).
 func levelOf(relation, prefix string) (schema.Level, bool) {

@@ -86,7 +86,7 @@ func policyModel() []resourceModel {
 		relations: []relationModel{{key: schema.RelServerHost, subject: permitHost}},
 		roles:     serverRoles(),
 	}
-	server.relations = append(server.relations, levelRelations("ceiling_", permitHuman)...)
+	server.relations = append(server.relations, levelRelations("ceiling_", permitAgent)...)
 	server.relations = append(server.relations, levelRelations("granted_", permitAgent)...)
 	return []resourceModel{
 		{key: permitHuman, relations: []relationModel{{key: schema.RelUserAgent, subject: permitAgent}}},
@@ -113,13 +113,12 @@ type assignment struct {
 
 // effectiveRoles derives the role assignments the relationships of one host imply, exactly as
 // schema.zed decides use_<level>: an agent holds level L on a server when it was granted at
-// least L there, a human whose agent it is (user#agent) has a ceiling of at least L there, and
+// least L there, its copy of its human's ceiling there is at least L, and
 // the agent is an agent of a host the server belongs to. The role is the highest such L.
 func effectiveRoles(rels []schema.Relationship) map[assignment]bool {
 	type pair struct{ server, other string }
 	granted := map[pair]schema.Level{}  // (server, agent) → highest grant
-	ceilings := map[pair]schema.Level{} // (server, user) → highest ceiling
-	humansOf := map[string][]string{}   // agent → users with user#agent@agent
+	ceilings := map[pair]schema.Level{} // (server, agent) → highest copy of its human's ceiling
 	serverHosts := map[string][]string{}
 	hostAgents := map[pair]bool{} // (host, agent)
 	for _, r := range rels {
@@ -129,16 +128,12 @@ func effectiveRoles(rels []schema.Relationship) map[assignment]bool {
 				k := pair{r.Resource.ID, r.Subject.Object.ID}
 				granted[k] = max(granted[k], l)
 			}
-			if l, ok := levelOf(r.Relation, "ceiling_"); ok && r.Subject.Object.Type == schema.TypeUser && r.Subject.Relation == schema.RelUserAgent {
+			if l, ok := levelOf(r.Relation, "ceiling_"); ok && r.Subject.Object.Type == schema.TypeAgent {
 				k := pair{r.Resource.ID, r.Subject.Object.ID}
 				ceilings[k] = max(ceilings[k], l)
 			}
 			if r.Relation == schema.RelServerHost && r.Subject.Object.Type == schema.TypeHost {
 				serverHosts[r.Resource.ID] = append(serverHosts[r.Resource.ID], r.Subject.Object.ID)
-			}
-		case schema.TypeUser:
-			if r.Relation == schema.RelUserAgent && r.Subject.Object.Type == schema.TypeAgent {
-				humansOf[r.Subject.Object.ID] = append(humansOf[r.Subject.Object.ID], r.Resource.ID)
 			}
 		case schema.TypeHost:
 			if r.Relation == schema.RelHostAgent && r.Subject.Object.Type == schema.TypeAgent {
@@ -149,10 +144,7 @@ func effectiveRoles(rels []schema.Relationship) map[assignment]bool {
 	out := map[assignment]bool{}
 	for k, grant := range granted {
 		server, agent := k.server, k.other
-		var ceiling schema.Level
-		for _, human := range humansOf[agent] {
-			ceiling = max(ceiling, ceilings[pair{server, human}])
-		}
+		ceiling := ceilings[pair{server, agent}]
 		inHost := false
 		for _, h := range serverHosts[server] {
 			inHost = inHost || hostAgents[pair{h, agent}]

@@ -456,7 +456,8 @@ func testKillAgent(t *testing.T, open Opener) {
 		wantEqual(t, "KillAgent", killed, want)
 		wantEqual(t, "GetAgent after kill", must[store.Agent](t, "get agent")(s.GetAgent(ctx, "acme", f.aliceA.ID)), want)
 
-		// The outbox deletes exactly the agent's tuples and its consents' tuples.
+		// The outbox deletes exactly the agent's tuples and its consents' tuples (with their
+		// copies of the human's ceiling).
 		changes := drainAll(t, s)
 		var got []string
 		for _, c := range changes {
@@ -470,7 +471,8 @@ func testKillAgent(t *testing.T, open Opener) {
 			wantRels = append(wantRels, r.String())
 		}
 		for _, sv := range f.servers {
-			wantRels = append(wantRels, schema.Grant("acme", sv, f.aliceA.ID, schema.Medium).String())
+			wantRels = append(wantRels, schema.Grant("acme", sv, f.aliceA.ID, schema.Medium).String(),
+				schema.Ceiling("acme", sv, f.aliceA.ID, schema.High).String())
 		}
 		slices.Sort(got)
 		slices.Sort(wantRels)

@@ -329,29 +329,35 @@ func testOutboxEntries(t *testing.T, open Opener) {
 		put(schema.Low, true)
 		expect("PutTool enable", schema.ToolLevel("acme", "gh", "merge pr", schema.Low))(T)
 
+		// A grant has no relationship of its own: each consenting agent carries its ceiling.
 		must[store.Grant](t, "set grant")(s.SetGrant(ctx, store.Grant{Host: "acme", Server: "gh", UserID: "alice", Ceiling: schema.High}))
-		expect("SetGrant new", schema.Ceiling("acme", "gh", "alice", schema.High))(T)
+		expect("SetGrant new")()
 		must[store.Grant](t, "set grant")(s.SetGrant(ctx, store.Grant{Host: "acme", Server: "gh", UserID: "alice", Ceiling: schema.Medium}))
-		expect("SetGrant change", schema.Ceiling("acme", "gh", "alice", schema.High), schema.Ceiling("acme", "gh", "alice", schema.Medium))(D, T)
+		expect("SetGrant change without consents")()
 
 		must[store.Agent](t, "create agent")(s.CreateAgent(ctx, store.Agent{Host: "acme", ID: "claude", UserID: "alice"}))
 		at := schema.AgentTuples("acme", "claude", "alice")
 		expect("CreateAgent", at...)(T, T, T)
 
+		ceiling := func(l schema.Level) schema.Relationship { return schema.Ceiling("acme", "gh", "claude", l) }
 		must[store.Consent](t, "set consent")(s.SetConsent(ctx, store.Consent{Host: "acme", AgentID: "claude", Server: "gh", Level: schema.Low}))
-		expect("SetConsent new", schema.Grant("acme", "gh", "claude", schema.Low))(T)
+		expect("SetConsent new", schema.Grant("acme", "gh", "claude", schema.Low), ceiling(schema.Medium))(T, T)
 		must[store.Consent](t, "set consent")(s.SetConsent(ctx, store.Consent{Host: "acme", AgentID: "claude", Server: "gh", Level: schema.Medium}))
-		expect("SetConsent change", schema.Grant("acme", "gh", "claude", schema.Low), schema.Grant("acme", "gh", "claude", schema.Medium))(D, T)
+		expect("SetConsent change", schema.Grant("acme", "gh", "claude", schema.Low), schema.Grant("acme", "gh", "claude", schema.Medium), ceiling(schema.Medium))(D, T, T)
 		_, err := s.SetConsent(ctx, store.Consent{Host: "acme", AgentID: "claude", Server: "gh", Level: schema.High})
 		wantErr(t, "consent above ceiling", err, store.ErrConflict)
 		expect("refused SetConsent")()
 
 		noErr(t, "delete consent", s.DeleteConsent(ctx, "acme", "claude", "gh"))
-		expect("DeleteConsent", schema.Grant("acme", "gh", "claude", schema.Medium))(D)
+		expect("DeleteConsent", schema.Grant("acme", "gh", "claude", schema.Medium), ceiling(schema.Medium))(D, D)
 		must[store.Consent](t, "set consent")(s.SetConsent(ctx, store.Consent{Host: "acme", AgentID: "claude", Server: "gh", Level: schema.Low}))
-		expect("SetConsent again", schema.Grant("acme", "gh", "claude", schema.Low))(T)
+		expect("SetConsent again", schema.Grant("acme", "gh", "claude", schema.Low), ceiling(schema.Medium))(T, T)
+		must[store.Grant](t, "set grant")(s.SetGrant(ctx, store.Grant{Host: "acme", Server: "gh", UserID: "alice", Ceiling: schema.High}))
+		expect("SetGrant change with a consent", ceiling(schema.Medium), ceiling(schema.High))(D, T)
+		must[store.Grant](t, "set grant")(s.SetGrant(ctx, store.Grant{Host: "acme", Server: "gh", UserID: "alice", Ceiling: schema.High}))
+		expect("SetGrant unchanged")()
 		noErr(t, "delete grant", s.DeleteGrant(ctx, "acme", "gh", "alice"))
-		expect("DeleteGrant", schema.Ceiling("acme", "gh", "alice", schema.Medium), schema.Grant("acme", "gh", "claude", schema.Low))(D, D)
+		expect("DeleteGrant", ceiling(schema.High), schema.Grant("acme", "gh", "claude", schema.Low))(D, D)
 		noErr(t, "delete tool", s.DeleteTool(ctx, "acme", "gh", "merge pr"))
 		expect("DeleteTool", schema.ToolLevel("acme", "gh", "merge pr", schema.Low))(D)
 		must[store.Tool](t, "put tool")(s.PutTool(ctx, store.Tool{Host: "acme", Server: "gh", Name: "off", Level: schema.Low}))
@@ -369,7 +375,7 @@ func testOutboxEntries(t *testing.T, open Opener) {
 		must[store.Consent](t, "set consent")(s.SetConsent(ctx, store.Consent{Host: "acme", AgentID: "claude", Server: "gh", Level: schema.High}))
 		drainAll(t, s)
 		noErr(t, "delete agent", s.DeleteAgent(ctx, "acme", "claude"))
-		expect("DeleteAgent", append(at, schema.Grant("acme", "gh", "claude", schema.High))...)(D, D, D, D)
+		expect("DeleteAgent", append(at, schema.Grant("acme", "gh", "claude", schema.High), ceiling(schema.High))...)(D, D, D, D, D)
 
 		must[store.Agent](t, "create agent")(s.CreateAgent(ctx, store.Agent{Host: "acme", ID: "claude", UserID: "alice"}))
 		must[store.Consent](t, "set consent")(s.SetConsent(ctx, store.Consent{Host: "acme", AgentID: "claude", Server: "gh", Level: schema.Medium}))
@@ -378,7 +384,7 @@ func testOutboxEntries(t *testing.T, open Opener) {
 		expect("DeleteServer",
 			schema.ServerHost("acme", "gh"),
 			schema.ToolLevel("acme", "gh", "read", schema.Low),
-			schema.Ceiling("acme", "gh", "alice", schema.High),
+			ceiling(schema.High),
 			schema.Grant("acme", "gh", "claude", schema.Medium))(D, D, D, D)
 
 		must[store.Server](t, "create server")(s.CreateServer(ctx, store.Server{Host: "acme", Key: "gh"}))
@@ -388,7 +394,7 @@ func testOutboxEntries(t *testing.T, open Opener) {
 		noErr(t, "delete user", s.DeleteUser(ctx, "acme", "alice"))
 		expect("DeleteUser", append(at,
 			schema.HostMember("acme", "alice"),
-			schema.Ceiling("acme", "gh", "alice", schema.Low),
+			ceiling(schema.Low),
 			schema.Grant("acme", "gh", "claude", schema.Low))...)(D, D, D, D, D, D)
 
 		noErr(t, "delete host", s.DeleteHost(ctx, "acme"))
