@@ -78,11 +78,14 @@ $(STATICCHECK):
 clean:
 	rm -rf bin
 
-## bench: the Go benchmarks of the hot path (BENCHTIME each; `trustgate bench` for the
-## whole-gateway measurement, see README).
+## bench: the Go benchmarks of the hot path (BENCHTIME each), then the authorization check's
+## scale sweep to 10^5 relationships with its plot in bin/sweep.png (minutes; not in CI, which
+## runs bench-smoke). `trustgate bench` for the whole-gateway measurement, see README.
 BENCHTIME ?= 1s
-bench:
+SWEEP_SIZES ?= 1000,10000,100000
+bench: build
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./bench/
+	./$(BIN) bench --mode sweep --sizes $(SWEEP_SIZES) --plot bin/sweep.png
 
 ## bench-smoke: checks that `trustgate bench` and the Go benchmarks run (not their speed).
 bench-smoke: build

@@ -16,7 +16,7 @@ import (
 func newBenchCommand() *cobra.Command {
 	var (
 		mode, database, sizes string
-		profile, shape        string
+		profile, shape, plot  string
 		clients, checks       int
 		duration              time.Duration
 		asJSON, upstreamSSE   bool
@@ -49,7 +49,7 @@ that runs can be compared side by side.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
 			if target != "" {
-				for _, name := range []string{"mode", "database", "upstream-sse", "cpu-profile", "sizes", "checks", "shape"} {
+				for _, name := range []string{"mode", "database", "upstream-sse", "cpu-profile", "sizes", "checks", "shape", "plot"} {
 					if cmd.Flags().Changed(name) {
 						return fmt.Errorf("--%s does not apply to --target", name)
 					}
@@ -75,6 +75,9 @@ that runs can be compared side by side.`,
 					return fmt.Errorf("--%s applies only to --target", name)
 				}
 			}
+			if plot != "" && mode != "sweep" {
+				return fmt.Errorf("--plot applies only to --mode sweep")
+			}
 			if mode == "sweep" {
 				var sz []int
 				for f := range strings.SplitSeq(sizes, ",") {
@@ -99,6 +102,11 @@ that runs can be compared side by side.`,
 				points, err := bench.Sweep(cmd.Context(), opts)
 				if err != nil {
 					return err
+				}
+				if plot != "" {
+					if err := writePlot(plot, shape, database != "", points); err != nil {
+						return err
+					}
 				}
 				if asJSON {
 					return json.NewEncoder(out).Encode(points)
@@ -143,6 +151,7 @@ that runs can be compared side by side.`,
 	f.IntVar(&checks, "checks", 2000, "sweep: checks measured per size and kind")
 	f.StringVar(&shape, "shape", bench.ShapeHosts, "sweep: hosts (many small hosts) or large-host (one host: 10^4 humans, 2×10^4 agents, 50 servers × 40 tools)")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
+	f.StringVar(&plot, "plot", "", "sweep: also draw the check's latency against the relationships as a PNG in this file")
 	f.StringVar(&profile, "cpu-profile", "", "write the CPU profile of the gateway phase (sweep: of the largest size's uncached checks) to this file (go tool pprof)")
 	f.BoolVar(&upstreamSSE, "upstream-sse", false, "the bundled upstream answers each POST with an SSE stream (as the official SDKs do by default) instead of JSON")
 	f.StringVar(&target, "target", "", "drive this MCP endpoint (Streamable HTTP) instead of setting up an upstream and a gateway")
@@ -150,4 +159,22 @@ that runs can be compared side by side.`,
 	f.StringVar(&tool, "tool", "", "target: the tool to call (default: the first one tools/list returns)")
 	f.StringVar(&arguments, "arguments", "{}", "target: the tool's arguments, a JSON object")
 	return cmd
+}
+
+// writePlot draws the sweep's points as a PNG in file, titled with the shape and datastore.
+func writePlot(file, shape string, postgres bool, points []bench.SweepPoint) (err error) {
+	datastore := "memory datastore"
+	if postgres {
+		datastore = "PostgreSQL datastore"
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return fmt.Errorf("--plot: %w", err)
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("--plot: %w", cerr)
+		}
+	}()
+	return bench.WriteSweepPlot(f, fmt.Sprintf("authorization check, %s shape, %s", shape, datastore), points)
 }
