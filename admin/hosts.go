@@ -60,6 +60,7 @@ func (a *API) hostDoc(h store.Host, withClients bool) Host {
 		doc.Settings.EmergencyStop = &EmergencyStop{Since: st.Since, Reason: st.Reason, By: st.By}
 	}
 	doc.Settings.Webhook = webhookStatus(s.Webhook)
+	doc.Settings.Anomaly = anomalyDoc(s.Anomaly)
 	if withClients {
 		doc.Clients = clientConfigs("trustgate-"+h.Key, doc.MCPURL)
 	}
@@ -125,6 +126,14 @@ func applySettings(s *store.HostSettings, p *HostSettingsPatch) {
 	}
 	if p.ArgumentValidation != nil {
 		s.ArgumentValidation = *p.ArgumentValidation
+	}
+	if p.Anomaly != nil {
+		a := *p.Anomaly
+		s.Anomaly = store.AnomalySettings{Flags: a.Flags, Notify: a.Notify, Suspend: a.Suspend,
+			RateFactor: a.RateFactor, RateMinPerMinute: a.RateMinPerMinute, DenialStreak: a.DenialStreak}
+		if w := a.UsualHours; w != nil {
+			s.Anomaly.UsualHours = &store.UsualHours{Start: w.Start, End: w.End, Timezone: w.Timezone}
+		}
 	}
 	if p.RateLimits != nil {
 		s.RateLimits = make([]store.RateLimit, len(*p.RateLimits))
@@ -297,13 +306,16 @@ func (a *API) updateHost(r *http.Request, c *caller) (int, any, error) {
 	if req.Name != nil {
 		h.Name = *req.Name
 	}
-	before := dlpSummary(h.Settings.DLP)
+	before, beforeAnomaly := dlpSummary(h.Settings.DLP), anomalySummary(h.Settings.Anomaly)
 	applySettings(&h.Settings, req.Settings)
 	if h, err = a.cfg.Store.UpdateHost(r.Context(), h); err != nil {
 		return 0, nil, err
 	}
 	if after := dlpSummary(h.Settings.DLP); after != before {
 		c.change.old, c.change.new = before, after // in the audit entry
+	}
+	if after := anomalySummary(h.Settings.Anomaly); after != beforeAnomaly {
+		c.change.old, c.change.new = joinChange(c.change.old, beforeAnomaly), joinChange(c.change.new, after)
 	}
 	return http.StatusOK, a.hostDoc(h, true), nil
 }
@@ -346,4 +358,30 @@ func orDefaultString(v, def string) string {
 		return def
 	}
 	return v
+}
+
+// anomalyDoc is the document of a host's anomaly flags policy (lists never null).
+func anomalyDoc(a store.AnomalySettings) AnomalySettings {
+	doc := AnomalySettings{Flags: orEmpty(a.Flags), Notify: orEmpty(a.Notify), Suspend: orEmpty(a.Suspend),
+		RateFactor: a.RateFactor, RateMinPerMinute: a.RateMinPerMinute, DenialStreak: a.DenialStreak}
+	if w := a.UsualHours; w != nil {
+		doc.UsualHours = &UsualHours{Start: w.Start, End: w.End, Timezone: w.Timezone}
+	}
+	return doc
+}
+
+// anomalySummary is a host's anomaly policy for audit entries.
+func anomalySummary(a store.AnomalySettings) string {
+	s := "anomaly flags=" + strings.Join(a.Flags, ",") + " notify=" + strings.Join(a.Notify, ",") + " suspend=" + strings.Join(a.Suspend, ",")
+	if w := a.UsualHours; w != nil {
+		s += fmt.Sprintf(" hours=%d-%d %s", w.Start, w.End, w.Timezone)
+	}
+	return s
+}
+
+func joinChange(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
 }

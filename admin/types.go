@@ -16,6 +16,8 @@ type (
 	EmergencyStop         = sdk.EmergencyStop
 	EmergencyStopRequest  = sdk.EmergencyStopRequest
 	WebhookStatus         = sdk.WebhookStatus
+	AnomalySettings       = sdk.AnomalySettings
+	UsualHours            = sdk.UsualHours
 	WebhookSet            = sdk.WebhookSet
 	WebhookTestResult     = sdk.WebhookTestResult
 	Host                  = sdk.Host

@@ -17,6 +17,7 @@ import (
 
 	"github.com/trustgate/trustgate/accesstoken"
 	"github.com/trustgate/trustgate/admin"
+	"github.com/trustgate/trustgate/anomaly"
 	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/authzserver"
 	"github.com/trustgate/trustgate/authzserver/permitbackend"
@@ -233,6 +234,9 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 		Reviewer: cat,
 		Syncer:   g.writer,
 		Webhooks: g.webhooks,
+		// Anomaly flags read the audit log every replica shares; a policy may suspend agents.
+		Anomalies: anomaly.New(g.store),
+		Suspender: agentSuspender{store: g.store, writer: g.writer, audit: g.audit},
 	}); err != nil {
 		return nil, fmt.Errorf("MCP proxy: %w", err)
 	}

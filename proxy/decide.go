@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/trustgate/trustgate/anomaly"
 	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/authzserver"
 	"github.com/trustgate/trustgate/dlp"
@@ -384,9 +385,18 @@ func (p *Proxy) refuse(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	if rf.levels != nil {
 		e.AgentLevel, e.Ceiling, e.RequiredLevel = rf.levels.agent, rf.levels.ceiling, rf.levels.required
 	}
+	var flags []anomaly.Flag
+	if rf.audited == audit.Denied {
+		probe := *e
+		probe.Reason = rf.reason
+		if flags = p.flagCall(ctx, &probe, m, true); flags != nil { // anomalies.go
+			rf.reason = probe.Reason
+		}
+	}
 	if rf.audited != "" {
 		p.auditReject(ctx, e, rf.audited, rf.reason)
 	}
+	p.actOnFlags(ctx, *e, flags)
 	if rf.call != nil && m != nil && m.toolCall && p.answersDenialsAsResults(ctx, e.Host) {
 		writeDeniedCall(w, r, m, rf.call, rf.message)
 		return

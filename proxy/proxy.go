@@ -70,6 +70,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/trustgate/trustgate/accesstoken"
+	"github.com/trustgate/trustgate/anomaly"
 	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/authzserver"
 	"github.com/trustgate/trustgate/catalog"
@@ -133,6 +134,10 @@ type Config struct {
 	// Webhooks posts notifications to hosts' incoming webhooks in the background (package
 	// webhook); nil: none are posted.
 	Webhooks *webhook.Sender
+	// Anomalies flags tool calls that are new for their agent (anomalies.go); nil: none.
+	Anomalies *anomaly.Detector
+	// Suspender suspends an agent when the host's anomaly policy says so; nil: never.
+	Suspender Suspender
 }
 
 // Proxy is the MCP proxy. It is safe for concurrent use.
@@ -353,11 +358,13 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fw.body = body
+	flags := p.flagCall(ctx, &fw.entry, m, false) // anomalies.go
 	// No audit, no action: the entry is durable before anything is forwarded.
 	if rf := p.auditAllowed(ctx, fw); rf != nil {
 		p.refuse(ctx, w, r, m, &fw.entry, *rf)
 		return
 	}
+	p.actOnFlags(ctx, fw.entry, flags)
 	if p.legacyRoute(fw) && p.serveLegacy(w, r, fw) {
 		return // legacysse.go
 	}

@@ -46,7 +46,29 @@ type HostSettings struct {
 	// EmergencyStop is set while the host is stopped (StopHost; LiftHostStop lifts it).
 	EmergencyStop *EmergencyStop `json:"emergency_stop,omitempty" jsonschema:"set while every call on the host is refused (reason emergency_stop)"`
 	// Webhook says whether the host has an incoming webhook; its URL is never shown.
-	Webhook WebhookStatus `json:"webhook" jsonschema:"the host's Slack-compatible incoming webhook: set or not (its URL is a secret and is never returned)"`
+	// Anomaly is the host's anomaly flags policy.
+	Anomaly AnomalySettings `json:"anomaly" jsonschema:"which anomaly flags are raised on tool calls, posted to the webhook, and suspend the agent"`
+	Webhook WebhookStatus   `json:"webhook" jsonschema:"the host's Slack-compatible incoming webhook: set or not (its URL is a secret and is never returned)"`
+}
+
+// AnomalySettings are a host's anomaly flags policy: the flags raised on tool calls (audit entry,
+// metric), those posted to the host's webhook, and those that suspend the agent.
+type AnomalySettings struct {
+	Flags   []string `json:"flags" jsonschema:"flags raised (none: off): new_tool, new_server, off_hours, rate_spike, denial_streak"`
+	Notify  []string `json:"notify" jsonschema:"flags posted to the host's webhook (each in flags)"`
+	Suspend []string `json:"suspend" jsonschema:"flags that suspend the agent as its kill switch does (each in flags)"`
+	// UsualHours is the host's window; nil: learned from each human's last two weeks.
+	UsualHours       *UsualHours `json:"usual_hours,omitempty" jsonschema:"the usual hours of the host's humans; absent: learned from each human's calls of the last two weeks"`
+	RateFactor       float64     `json:"rate_factor,omitempty" jsonschema:"rate_spike: calls in the last minute at least this many times the agent's average a minute over the hour before (default 10)"`
+	RateMinPerMinute int         `json:"rate_min_per_minute,omitempty" jsonschema:"rate_spike: and at least this many calls in the last minute (default 20)"`
+	DenialStreak     int         `json:"denial_streak,omitempty" jsonschema:"denial_streak: this many denied tool calls in a row (default 5)"`
+}
+
+// UsualHours is a daily window [start, end) in a time zone (start > end wraps past midnight).
+type UsualHours struct {
+	Start    int    `json:"start" jsonschema:"first hour (0-23)"`
+	End      int    `json:"end" jsonschema:"hour the window ends (1-24)"`
+	Timezone string `json:"timezone,omitempty" jsonschema:"IANA time zone (default UTC)"`
 }
 
 // WebhookStatus says whether a host's incoming webhook is set, and since when.
@@ -121,9 +143,10 @@ type HostSettingsPatch struct {
 	AuditArguments        *bool     `json:"audit_arguments,omitempty"`
 	DenialFormat          *string   `json:"denial_format,omitempty" jsonschema:"tool_result or jsonrpc_error"`
 	// DLP replaces the result filter's settings whole.
-	DLP                *DLPSettings `json:"dlp,omitempty" jsonschema:"the result filter's settings, replaced whole"`
-	ArgumentValidation *string      `json:"argument_validation,omitempty" jsonschema:"on or off"`
-	RateLimits         *[]RateLimit `json:"rate_limits,omitempty" jsonschema:"replaces every rate limit of the host ([] removes them)"`
+	DLP                *DLPSettings     `json:"dlp,omitempty" jsonschema:"the result filter's settings, replaced whole"`
+	ArgumentValidation *string          `json:"argument_validation,omitempty" jsonschema:"on or off"`
+	RateLimits         *[]RateLimit     `json:"rate_limits,omitempty" jsonschema:"replaces every rate limit of the host ([] removes them)"`
+	Anomaly            *AnomalySettings `json:"anomaly,omitempty" jsonschema:"replaces the host's anomaly flags policy ({} turns it off)"`
 }
 
 // Host is a tenant.

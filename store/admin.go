@@ -45,7 +45,47 @@ type HostSettings struct {
 	EmergencyStop *EmergencyStop `json:"emergency_stop,omitempty"`
 	// Webhook is the host's Slack-compatible incoming webhook (package webhook); nil: none.
 	Webhook *HostWebhook `json:"webhook,omitempty"`
+	// Anomaly is the host's anomaly flags policy (package anomaly); off until flags are set.
+	Anomaly AnomalySettings `json:"anomaly"`
 }
+
+// AnomalySettings say which anomaly flags are raised on the host's tool calls, which of them
+// are posted to the host's webhook, and which suspend the agent (its kill switch).
+type AnomalySettings struct {
+	// Flags raised (anomaly.Flags names them); none: anomaly detection is off.
+	Flags []string `json:"flags,omitempty"`
+	// Notify: the flags posted to the host's webhook; Suspend: the flags that suspend the agent.
+	// Each must be in Flags.
+	Notify  []string `json:"notify,omitempty"`
+	Suspend []string `json:"suspend,omitempty"`
+	// UsualHours is the host's window of usual hours; nil: learned from each human's history.
+	UsualHours *UsualHours `json:"usual_hours,omitempty"`
+	// RateFactor (default 10) and RateMinPerMinute (default 20): a rate spike is at least that
+	// many calls in a minute and that many times the agent's average a minute over the hour
+	// before. DenialStreak (default 5): denials in a row.
+	RateFactor       float64 `json:"rate_factor,omitempty"`
+	RateMinPerMinute int     `json:"rate_min_per_minute,omitempty"`
+	DenialStreak     int     `json:"denial_streak,omitempty"`
+}
+
+// UsualHours is a daily window [Start, End) of hours in a time zone; Start > End wraps past
+// midnight (22 to 6).
+type UsualHours struct {
+	Start    int    `json:"start"`
+	End      int    `json:"end"`
+	Timezone string `json:"timezone,omitempty"` // IANA name; "" is UTC
+}
+
+// Contains reports whether the hour (0-23, in the window's time zone) is in the window.
+func (w UsualHours) Contains(hour int) bool {
+	if w.Start <= w.End {
+		return hour >= w.Start && hour < w.End
+	}
+	return hour >= w.Start || hour < w.End
+}
+
+// AnomalyFlagNames are the flags AnomalySettings may name (package anomaly's).
+var AnomalyFlagNames = []string{"new_tool", "new_server", "off_hours", "rate_spike", "denial_streak"}
 
 // HostWebhook is a host's incoming webhook: its URL sealed with the master key by the caller
 // (webhook.SealURL), never shown again.

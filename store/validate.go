@@ -298,6 +298,9 @@ func normalizeHostSettings(hs HostSettings) (HostSettings, error) {
 		stop.Since = stop.Since.UTC().Truncate(time.Millisecond)
 		hs.EmergencyStop = &stop
 	}
+	if err := validAnomaly(hs.Anomaly); err != nil {
+		return HostSettings{}, err
+	}
 	if w := hs.Webhook; w != nil {
 		if len(w.SealedURL) == 0 || len(w.SealedURL) > maxSealedWebhookURL {
 			return HostSettings{}, invalid("sealed webhook URL of %d bytes: want 1-%d", len(w.SealedURL), maxSealedWebhookURL)
@@ -414,6 +417,40 @@ func validRateLimits(limits []RateLimit) error {
 			return invalid("two rate limits of scope %s on %q/%q", l.Scope, l.Server, l.Tool)
 		}
 		seen[k] = true
+	}
+	return nil
+}
+
+// validAnomaly checks a host's anomaly flags policy.
+func validAnomaly(a AnomalySettings) error {
+	for _, list := range []struct {
+		name  string
+		flags []string
+	}{{"flags", a.Flags}, {"notify", a.Notify}, {"suspend", a.Suspend}} {
+		for _, f := range list.flags {
+			if !slices.Contains(AnomalyFlagNames, f) {
+				return invalid("anomaly %s: unknown flag %q (want %s)", list.name, f, strings.Join(AnomalyFlagNames, ", "))
+			}
+			if list.name != "flags" && !slices.Contains(a.Flags, f) {
+				return invalid("anomaly %s: flag %q is not raised (add it to flags)", list.name, f)
+			}
+		}
+	}
+	if w := a.UsualHours; w != nil {
+		if w.Start < 0 || w.Start > 23 || w.End < 0 || w.End > 24 || w.Start == w.End {
+			return invalid("anomaly usual hours %d-%d: want start 0-23 and end 0-24, not equal", w.Start, w.End)
+		}
+		if _, err := time.LoadLocation(w.Timezone); err != nil || len(w.Timezone) > 64 {
+			return invalid("anomaly usual hours: unknown time zone %q", w.Timezone)
+		}
+	}
+	switch {
+	case a.RateFactor < 0 || a.RateFactor > 1000:
+		return invalid("anomaly rate factor %v: want 0 (default) to 1000", a.RateFactor)
+	case a.RateMinPerMinute < 0 || a.RateMinPerMinute > 1_000_000:
+		return invalid("anomaly rate minimum %d: want 0 (default) to 1000000", a.RateMinPerMinute)
+	case a.DenialStreak < 0 || a.DenialStreak > 1000:
+		return invalid("anomaly denial streak %d: want 0 (default) to 1000", a.DenialStreak)
 	}
 	return nil
 }

@@ -43,3 +43,37 @@ func (t *Telemetry) Webhooks() *Webhooks {
 	}
 	return t.webhooks
 }
+
+// MetricAnomalyFlags counts anomaly flags raised on tool calls, as Prometheus shows it.
+const MetricAnomalyFlags = "trustgate_anomaly_flags_total"
+
+// Anomalies is the counter of anomaly flags. A nil *Anomalies records nothing. Labels are
+// bounded: host exists in the store, flag is one of package anomaly's five.
+type Anomalies struct {
+	flags metric.Int64Counter
+}
+
+func newAnomalies(meter metric.Meter) (*Anomalies, error) {
+	c, err := meter.Int64Counter("trustgate.anomaly_flags", metric.WithUnit("{flag}"),
+		metric.WithDescription("Anomaly flags raised on tool calls, by host and flag (new_tool, new_server, off_hours, rate_spike, denial_streak)"))
+	if err != nil {
+		return nil, err
+	}
+	return &Anomalies{flags: c}, nil
+}
+
+// Flag counts one raised flag.
+func (a *Anomalies) Flag(host, flag string) {
+	if a == nil {
+		return
+	}
+	a.flags.Add(context.Background(), 1, metric.WithAttributeSet(attribute.NewSet(labelHost.String(host), attribute.String("flag", flag))))
+}
+
+// Anomalies is the counter of anomaly flags (nil for a nil Telemetry).
+func (t *Telemetry) Anomalies() *Anomalies {
+	if t == nil {
+		return nil
+	}
+	return t.anomalies
+}

@@ -82,6 +82,7 @@ type Telemetry struct {
 	authz      *Authz
 	tools      *Tools
 	webhooks   *Webhooks
+	anomalies  *Anomalies
 }
 
 // New builds the providers and instruments. Nothing is sent anywhere before the first span
@@ -150,6 +151,9 @@ func New(ctx context.Context, cfg Config) (*Telemetry, error) {
 		return nil, err
 	}
 	if t.webhooks, err = newWebhooks(meter); err != nil {
+		return nil, err
+	}
+	if t.anomalies, err = newAnomalies(meter); err != nil {
 		return nil, err
 	}
 	return t, nil
