@@ -35,6 +35,7 @@ var decisiveStep = map[string]string{
 	"no_access":      stepCeiling, "ceiling_too_low": stepCeiling,
 	"not_consented": stepGrant, "level_too_low": stepGrant,
 	"unknown_tool": stepTool, "tool_disabled": stepTool, "tool_pending_review": stepTool,
+	"argument_condition": stepTool,
 }
 
 // explainFacts are what a tool call's check depends on. Levels are 0 when absent.
@@ -106,8 +107,8 @@ func (a *API) explain(r *http.Request, _ *caller) (int, any, error) {
 		f = engine
 		switch {
 		case tr.Trace.Result == authzserver.TraceConditional:
-			out.Notes = append(out.Notes, "The tool has conditions on its arguments (a caveat on its relationship): SpiceDB's answer depends on a call's arguments, which this question does not give, so the trace ends conditional; the decision above does not check arguments.")
-		case tr.Allowed != d.Allowed:
+			out.Notes = append(out.Notes, "The tool has conditions on its arguments (a caveat on its relationship): SpiceDB's answer depends on a call's arguments, which this question does not give, so the trace ends conditional; a call is allowed only with arguments that meet the conditions (POST …/check takes them).")
+		case tr.Allowed != d.Allowed && (d.Allowed || decisiveStep[out.Reason] != ""):
 			out.Notes = append(out.Notes, "The engine's check and the proxy's decision differ: a change is still being applied. Ask again in a few seconds.")
 		}
 		for _, rel := range tr.Relationships {
@@ -115,6 +116,9 @@ func (a *API) explain(r *http.Request, _ *caller) (int, any, error) {
 		}
 	}
 	out.Steps = f.steps()
+	if !d.Allowed && decisiveStep[out.Reason] == "" && out.Reason != "pending_change" {
+		out.Notes = append(out.Notes, fmt.Sprintf("This denial (%s) comes from a safety policy of the host, checked beside who may do what: see the summary.", out.Reason))
+	}
 	if want := decisiveStep[out.Reason]; want != "" {
 		for i := range out.Steps {
 			if out.Steps[i].Kind == want {

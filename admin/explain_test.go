@@ -274,3 +274,26 @@ func TestExplainAToolWithConditionsOnItsArguments(t *testing.T) {
 		t.Errorf("conditional: trace %+v, notes %q", x.Trace, x.Notes)
 	}
 }
+
+func TestExplainADenialBySafetyPolicy(t *testing.T) {
+	e := newDecidingEnv(t)
+	up := mcpserver.Start(t, "")
+	_, agentID := e.imported(up)
+	e.must(200, "POST", "/api/v1/hosts/acme/emergency-stop", e.acme, admin.EmergencyStopRequest{Reason: "incident 42"}, nil)
+	x := e.explain(e.acme, "acme", agentID, "tracker", "create_issue")
+	if x.Allowed || x.Reason != "emergency_stop" || decisive(t, x) != "" {
+		t.Fatalf("stopped host: %+v", x)
+	}
+	if len(x.Notes) != 1 || !strings.Contains(x.Notes[0], "This denial (emergency_stop) comes from a safety policy") {
+		t.Errorf("notes = %q", x.Notes)
+	}
+	// Who may do what still holds: every step does, and SpiceDB allows.
+	for _, s := range x.Steps {
+		if !s.Held {
+			t.Errorf("step %s does not hold under an emergency stop: %+v", s.Kind, s)
+		}
+	}
+	if x.Trace == nil || x.Trace.Result != "has_permission" {
+		t.Errorf("trace = %+v", x.Trace)
+	}
+}
