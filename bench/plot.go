@@ -71,8 +71,9 @@ func WriteSweepPlot(w io.Writer, title string, points []SweepPoint) error {
 			}
 		}
 	}
-	// Whole decades on both axes, at least one wide.
-	x0, x1 := math.Floor(math.Log10(minX)), math.Ceil(math.Log10(maxX))
+	// Whole decades on both axes, at least one wide. The sweep's sizes land a little above their
+	// decade (100 125 for 10^5): that much may pass the axis's last decade.
+	x0, x1 := math.Floor(math.Log10(minX)+0.05), math.Ceil(math.Log10(maxX)-0.05)
 	if x1 == x0 {
 		x1++
 	}
