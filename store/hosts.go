@@ -224,6 +224,9 @@ func (s *sqlStore) DeleteHost(ctx context.Context, key string) error {
 		if _, err := q.exec(ctx, "DELETE FROM browser_sessions WHERE host_key = ?", key); err != nil {
 			return fmt.Errorf("delete browser sessions: %w", err)
 		}
+		if _, err := q.exec(ctx, "DELETE FROM passkeys WHERE host_key = ?", key); err != nil {
+			return fmt.Errorf("delete passkeys: %w", err)
+		}
 		if _, err := q.exec(ctx, "DELETE FROM auth_methods WHERE host_key = ?", key); err != nil {
 			return fmt.Errorf("delete sign-in methods: %w", err)
 		}

@@ -191,6 +191,8 @@ type Store interface {
 	BrowserSessions
 	// EmailCodes are the one-time codes sent by email (see emailcodes.go).
 	EmailCodes
+	// Passkeys are the humans' WebAuthn credentials (see passkeys.go).
+	Passkeys
 	// Transactor composes writes of servers, tools and grants into one transaction (see tx.go).
 	Transactor
 

@@ -167,6 +167,9 @@ func (s *sqlStore) DeleteUser(ctx context.Context, host, id string) error {
 		if _, err := q.exec(ctx, "DELETE FROM browser_sessions WHERE host_key = ? AND user_id = ?", host, id); err != nil {
 			return fmt.Errorf("delete browser sessions: %w", err)
 		}
+		if _, err := q.exec(ctx, "DELETE FROM passkeys WHERE host_key = ? AND user_id = ?", host, id); err != nil {
+			return fmt.Errorf("delete passkeys: %w", err)
+		}
 		if err := deleteInvitations(ctx, q, "host_key = ? AND user_id = ?", host, id); err != nil {
 			return err
 		}

@@ -69,6 +69,7 @@ func Run(t *testing.T, open Opener) {
 		{"AuthMethods", testAuthMethods},
 		{"BrowserSessions", testBrowserSessions},
 		{"EmailCodes", testEmailCodes},
+		{"Passkeys", testPasskeys},
 		{"SigningKeysCreateAndList", testSigningKeysCreateAndList},
 		{"SigningKeysValidation", testSigningKeysValidation},
 		{"SigningKeysRetireAndPrune", testSigningKeysRetireAndPrune},
