@@ -271,3 +271,10 @@ require (
 // The Go SDK is a module of its own (so that a service importing it does not pull SpiceDB),
 // developed in this repository.
 replace github.com/trustgate/trustgate/sdk => ./sdk
+
+require (
+	github.com/fxamacker/cbor/v2 v2.9.0 // indirect
+	github.com/go-webauthn/x v0.1.26 // indirect
+	github.com/google/go-tpm v0.9.6 // indirect
+	github.com/x448/float16 v0.8.4 // indirect
+)

@@ -11,8 +11,9 @@ import (
 	"github.com/trustgate/trustgate/store"
 )
 
-// GET /account shows the signed-in human's account: sign out (POST /logout) and, for a human
-// with a password, the password change (POST /account/password). Signing out ends the
+// GET /account shows the signed-in human's account: sign out (POST /logout), their passkeys
+// (add and remove, passkey.go) and, for a human with a password, the password change (POST
+// /account/password). Signing out ends the
 // browser's session on the server (the cookie alone no longer signs in); the tokens the human's
 // agents hold are untouched (they are revoked from the admin API or the dashboard). A password
 // change needs the current password and ends the human's other browser sessions.
@@ -71,7 +72,11 @@ func (s *Server) accountOf(ctx context.Context, h store.Host, uid string) (conse
 	if err != nil {
 		return consentui.AccountPage{}, err
 	}
-	return consentui.AccountPage{Email: u.Email, CanChangePassword: phc != ""}, nil
+	page := consentui.AccountPage{Email: u.Email, CanChangePassword: phc != ""}
+	if err := s.accountPasskeys(ctx, h, uid, &page); err != nil {
+		return consentui.AccountPage{}, err
+	}
+	return page, nil
 }
 
 // accountForm bounds and parses an account form and checks its CSRF token; it answers the

@@ -260,12 +260,18 @@ func (s *Server) Routes(r *mux.Router) {
 	handle("GET", accountPath, s.withHost(s.account))
 	handle("POST", passwordPath, s.withHost(s.changePassword))
 	handle("POST", logoutPath, s.withHost(s.logout))
+	handle("POST", accountPasskeyOptionsPath, s.withHost(s.accountPasskeyOptions))
+	handle("POST", accountPasskeysPath, s.withHost(s.accountAddPasskey))
+	handle("POST", accountPasskeyRemovePath, s.withHost(s.accountRemovePasskey))
+	handle("POST", passkeySignInOptionsPath, s.withHost(s.passkeySignInOptions))
+	handle("POST", passkeySignInPath, s.withHost(s.passkeySignIn))
 	s.mountExternal(r)
 	token, revoke := s.withHost(s.token), s.withHost(s.revoke)
 	handle("POST", TokenEndpointPath, cors(limitTokenForm(s.atOrigin(s.tokenOriginHost, serveAs(token), s.tokenUnavailable, token))))
 	handle("POST", RevocationEndpointPath, cors(limitTokenForm(s.atOrigin(s.revokeOriginHost, serveAs(revoke), s.tokenUnavailable, revoke))))
 	handle("POST", IntrospectionEndpointPath, s.withHost(s.introspect))
 	r.Methods(route.Methods("GET")...).Path(consentui.DefaultStylesheetURL).Handler(consentui.StylesheetHandler())
+	r.Methods(route.Methods("GET")...).Path(consentui.PasskeyScriptURL).Handler(consentui.PasskeyScriptHandler())
 }
 
 // cors lets any origin read the answers of next, without credentials: these endpoints take no

@@ -50,6 +50,7 @@ type env struct {
 	ks      *accesstoken.KeySet
 	srv     *httptest.Server
 	urls    tenant.URLs
+	origin  string // the public URL browsers use
 	clock   *clock
 	server  *oauthserver.Server // the first replica
 	audit   *audit.Log
@@ -103,6 +104,8 @@ type envOptions struct {
 	keys bool
 	// mail, when set, is the SMTP server the servers send email codes through.
 	mail *smtpserver.Server
+	// localhost makes the public URL http://localhost:port (WebAuthn refuses IP addresses).
+	localhost bool
 }
 
 func newEnv(t *testing.T) *env { return newEnvWith(t, envOptions{}) }
@@ -157,7 +160,11 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 		handlers[i].ServeHTTP(w, r)
 	}))
 	t.Cleanup(e.srv.Close)
-	e.urls, _ = tenant.NewURLs(e.srv.URL, false)
+	e.origin = e.srv.URL
+	if o.localhost {
+		e.origin = strings.Replace(e.srv.URL, "127.0.0.1", "localhost", 1)
+	}
+	e.urls, _ = tenant.NewURLs(e.origin, false)
 	var mailer oauthserver.Mailer
 	if o.mail != nil {
 		sender, err := mail.New(mail.Settings{URL: o.mail.URL(), From: "trustgate <gw@example.com>"})
@@ -265,7 +272,7 @@ func (e *env) register(host string, redirects ...string) *oauth2.Config {
 // browser plays the browser, staying on the gateway.
 type browser = webclient.Browser
 
-func (e *env) browser() *browser { return webclient.New(e.t, e.srv.URL) }
+func (e *env) browser() *browser { return webclient.New(e.t, e.origin) }
 
 // flow runs the authorization request through sign-in and consent at level; it returns the
 // final redirect to the client.

@@ -16,7 +16,8 @@ import (
 
 // renderSignIn shows the sign-in page for the pending request ref: the email box (with the
 // password field when the host signs people in with passwords and the address does not decide
-// otherwise), and a button per enabled external method. A host whose only method is one
+// otherwise), a passkey button when the host enables passkeys, and a button per enabled
+// external method. A host whose only method is one
 // external provider sends the browser straight there.
 func (s *Server) renderSignIn(w http.ResponseWriter, r *http.Request, h store.Host, ref, email, msg string, status int) {
 	p, err := s.signInPolicy(r.Context(), h)
@@ -47,6 +48,7 @@ func (s *Server) renderSignIn(w http.ResponseWriter, r *http.Request, h store.Ho
 			Label: "Sign in with " + signinpolicy.DisplayName(name), URL: s.externalStartURL(h.Key, name, ref, ""),
 		})
 	}
+	page.Passkey = s.signInPasskeyForm(h, p)
 	page.EmailOnly = !password || (forced && email == "")
 	page.NoEmail = !password && !otp && !forced
 	if password && otp && !page.EmailOnly {
@@ -58,11 +60,11 @@ func (s *Server) renderSignIn(w http.ResponseWriter, r *http.Request, h store.Ho
 	if signUpOpen(h) && s.emailOn() && (password || otp) {
 		page.SignUpURL = s.flowURL(h.Key, signupPath, ref)
 	}
-	if page.NoEmail && len(page.OtherMethods) == 1 && msg == "" && r.Method == http.MethodGet {
+	if page.NoEmail && len(page.OtherMethods) == 1 && page.Passkey == nil && msg == "" && r.Method == http.MethodGet {
 		http.Redirect(w, r, page.OtherMethods[0].URL, http.StatusFound)
 		return
 	}
-	if page.NoEmail && len(page.OtherMethods) == 0 {
+	if page.NoEmail && len(page.OtherMethods) == 0 && page.Passkey == nil {
 		msg := "This gateway has no way to sign in turned on."
 		if otpOn {
 			msg = "Signing in here needs a code sent by email, and this gateway cannot send email."

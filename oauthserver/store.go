@@ -20,6 +20,7 @@ type Store interface {
 	store.SSOStates
 	store.BrowserSessions
 	store.EmailCodes // one-time codes sent by email (emailcode.go)
+	store.Passkeys
 	store.Transactor
 
 	GetHost(ctx context.Context, key string) (store.Host, error)

@@ -51,11 +51,19 @@ func TooManyAttemptsMessage(retryAfter time.Duration) string {
 // browsers apply form-action to every redirect that follows a form submission.
 const ContentSecurityPolicy = "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
+// scriptSources are what a page with a PasskeyForm adds to ContentSecurityPolicy: the
+// pages' own script file, and requests to the page's own origin (the ceremony's options).
+const scriptSources = "script-src 'self'; connect-src 'self'"
+
+// PasskeyScriptURL is where the pages with a PasskeyForm load their script; mount
+// PasskeyScriptHandler there.
+const PasskeyScriptURL = "/oauth/assets/passkey.js"
+
 // DefaultStylesheetURL is where the pages link their stylesheet when Frame.StylesheetURL is
 // empty; mount StylesheetHandler there.
 const DefaultStylesheetURL = "/oauth/assets/consentui.css"
 
-//go:embed templates/*.html templates/*.css
+//go:embed templates/*.html templates/*.css templates/*.js
 var templateFS embed.FS
 
 // Frame is what every page shares.
@@ -142,7 +150,30 @@ type SignInPage struct {
 	// SetPasswordURL, when set, links to the page that sets or resets a password by a code
 	// sent by email (first time here, or password forgotten).
 	SetPasswordURL string
+	// Passkey, when set, offers signing in with a passkey alone.
+	Passkey *PasskeyForm
 }
+
+// PasskeyForm is a button that runs a WebAuthn ceremony with the pages' script (PasskeyScriptURL):
+// it posts the form's fields to OptionsURL, passes the options it gets back to the browser's
+// passkey prompt, and submits the form to Action with the answer in the credential field. The
+// button stays hidden, and Unsupported shown, in a browser without WebAuthn (or scripts).
+type PasskeyForm struct {
+	// Action is where the answer is posted; OptionsURL where the ceremony's options come from.
+	Action, OptionsURL string
+	// Label is the button's text.
+	Label string
+	// Register makes the ceremony a registration (navigator.credentials.create) with a name
+	// field; otherwise it is a sign-in (navigator.credentials.get).
+	Register bool
+}
+
+// UnsupportedMessage is PasskeyUnsupportedMessage (for the templates).
+func (PasskeyForm) UnsupportedMessage() string { return PasskeyUnsupportedMessage }
+
+// PasskeyUnsupportedMessage is what a page with a PasskeyForm says in a browser that cannot
+// use passkeys.
+const PasskeyUnsupportedMessage = "This browser cannot use passkeys (it has no WebAuthn, or scripts are off). Use another browser or another way to sign in."
 
 // ContinuePage sends the browser on to URL at once (a refresh with no delay, which the
 // sign-in form's form-action does not restrict) with a link to follow by hand: the way from a
@@ -201,10 +232,20 @@ type AccountPage struct {
 	Email             string
 	SignOutAction     string
 	CanChangePassword bool
-	Notice            string
-	CurrentError      string
-	PasswordError     string
-	ConfirmError      string
+	// Passkeys are the human's passkeys, each with a remove button posting credential_id to
+	// RemovePasskeyAction.
+	Passkeys            []PasskeyRow
+	RemovePasskeyAction string
+	// AddPasskey, when set, offers registering a passkey; PasskeysOff says why it is not
+	// offered when it is not ("" hides the passkeys section when there are none).
+	AddPasskey  *PasskeyForm
+	PasskeysOff string
+	// PasskeyError is shown in the passkeys section.
+	PasskeyError  string
+	Notice        string
+	CurrentError  string
+	PasswordError string
+	ConfirmError  string
 }
 
 // FieldErrors lists the page's field errors, in the order of the fields.
@@ -220,6 +261,31 @@ func (p AccountPage) FieldErrors() []FieldError {
 
 // HasErrors reports whether the page shows an error.
 func (p AccountPage) HasErrors() bool { return len(p.FieldErrors()) > 0 }
+
+// PasskeyRow is one passkey on the account page.
+type PasskeyRow struct {
+	// ID is the credential id, base64url: the value of the remove form's credential_id.
+	ID       string
+	Name     string
+	Created  time.Time
+	LastUsed time.Time // zero: never
+}
+
+// Label is the passkey's name, or a description when it has none.
+func (p PasskeyRow) Label() string {
+	if p.Name != "" {
+		return p.Name
+	}
+	return "Passkey added " + p.Created.UTC().Format("2 January 2006")
+}
+
+// LastUsedText says when the passkey last signed the human in.
+func (p PasskeyRow) LastUsedText() string {
+	if p.LastUsed.IsZero() {
+		return "Not used yet"
+	}
+	return "Last used " + p.LastUsed.UTC().Format("2 January 2006 15:04 MST")
+}
 
 // FieldError is one entry of a page's error summary.
 type FieldError struct {
@@ -443,7 +509,8 @@ var pageTemplates = map[string]*template.Template{
 }
 
 func parsePage(file string) *template.Template {
-	return template.Must(template.New(file).ParseFS(templateFS, "templates/layout.html", "templates/"+file))
+	return template.Must(template.New(file).Funcs(template.FuncMap{"passkeyScriptURL": func() string { return PasskeyScriptURL }}).
+		ParseFS(templateFS, "templates/layout.html", "templates/"+file))
 }
 
 // Render writes page (a SignInPage, SignUpPage, ChooseServerPage, TrustLevelPage or ErrorPage,
@@ -458,12 +525,13 @@ func Render(w http.ResponseWriter, status int, page any) error {
 	var (
 		name    string
 		targets []string
+		script  bool // the page runs PasskeyScriptURL
 	)
 	switch p := page.(type) {
 	case SignInPage:
-		name, targets = "signin", p.RedirectTargets
+		name, targets, script = "signin", p.RedirectTargets, p.Passkey != nil
 	case *SignInPage:
-		name, targets, page = "signin", p.RedirectTargets, *p
+		name, targets, script, page = "signin", p.RedirectTargets, p.Passkey != nil, *p
 	case SignUpPage:
 		name, targets = "signup", p.RedirectTargets
 	case *SignUpPage:
@@ -481,9 +549,9 @@ func Render(w http.ResponseWriter, status int, page any) error {
 	case *InvitationPage:
 		name, page = "invitation", *p
 	case AccountPage:
-		name = "account"
+		name, script = "account", p.AddPasskey != nil
 	case *AccountPage:
-		name, page = "account", *p
+		name, script, page = "account", p.AddPasskey != nil, *p
 	case EmailCodeRequestPage:
 		name = "emailrequest"
 	case *EmailCodeRequestPage:
@@ -521,7 +589,11 @@ func Render(w http.ResponseWriter, status int, page any) error {
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Content-Security-Policy", csp(targets))
+	policy := csp(targets)
+	if script {
+		policy = strings.Replace(policy, "default-src 'none';", "default-src 'none'; "+scriptSources+";", 1)
+	}
+	h.Set("Content-Security-Policy", policy)
 	w.WriteHeader(status)
 	_, err := w.Write(buf.Bytes())
 	return err
@@ -606,5 +678,21 @@ func StylesheetHandler() http.Handler {
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("ETag", StylesheetETag)
 		http.ServeContent(w, r, "consentui.css", time.Time{}, bytes.NewReader(stylesheet))
+	})
+}
+
+var passkeyScript, _ = templateFS.ReadFile("templates/passkey.js")
+
+// PasskeyScriptHandler serves the pages' passkey script (the only script they run).
+func PasskeyScriptHandler() http.Handler {
+	sum := sha256.Sum256(passkeyScript)
+	etag := `"` + hex.EncodeToString(sum[:8]) + `"`
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Type", "text/javascript; charset=utf-8")
+		h.Set("Cache-Control", "public, max-age=3600")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("ETag", etag)
+		http.ServeContent(w, r, "passkey.js", time.Time{}, bytes.NewReader(passkeyScript))
 	})
 }
