@@ -19,6 +19,7 @@ import (
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 )
 
@@ -224,4 +225,37 @@ func (b *Browser) Screenshot(width int64) []byte {
 		return err
 	}))
 	return png
+}
+
+// VirtualAuthenticator is a passkey authenticator the tab's pages see (DevTools' WebAuthn
+// domain): a platform authenticator (CTAP 2, internal transport) that keeps discoverable
+// credentials, verifies its user and confirms presence at once.
+type VirtualAuthenticator struct {
+	b  *Browser
+	id webauthn.AuthenticatorID
+}
+
+// AddVirtualAuthenticator enables WebAuthn emulation in the tab and adds an authenticator.
+func (b *Browser) AddVirtualAuthenticator() *VirtualAuthenticator {
+	b.t.Helper()
+	id := run(b, "add a virtual authenticator", func(ctx context.Context, t *chromedp.Target) (webauthn.AuthenticatorID, error) {
+		if _, err := cdp.Call(ctx, t, webauthn.Enable, webauthn.EnableParams{}); err != nil {
+			return "", err
+		}
+		res, err := cdp.Call(ctx, t, webauthn.AddVirtualAuthenticator, webauthn.AddVirtualAuthenticatorParams{Options: &webauthn.VirtualAuthenticatorOptions{
+			Protocol: webauthn.AuthenticatorProtocolCtap2, Ctap2version: webauthn.Ctap2versionCtap21, Transport: webauthn.AuthenticatorTransportInternal,
+			HasResidentKey: true, HasUserVerification: true, IsUserVerified: true, AutomaticPresenceSimulation: true,
+		}})
+		return res.AuthenticatorID, err
+	})
+	return &VirtualAuthenticator{b: b, id: id}
+}
+
+// Credentials are the credentials the authenticator holds.
+func (a *VirtualAuthenticator) Credentials() []*webauthn.Credential {
+	a.b.t.Helper()
+	return run(a.b, "read the virtual authenticator's credentials", func(ctx context.Context, t *chromedp.Target) ([]*webauthn.Credential, error) {
+		res, err := cdp.Call(ctx, t, webauthn.GetCredentials, webauthn.GetCredentialsParams{AuthenticatorID: a.id})
+		return res.Credentials, err
+	})
 }
