@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/trustgate/trustgate/internal/testkit/webclient"
 	"github.com/trustgate/trustgate/oauthserver"
 	"github.com/trustgate/trustgate/oauthserver/consentui"
+	"github.com/trustgate/trustgate/oauthserver/passkeys"
 	"github.com/trustgate/trustgate/store"
 )
 
@@ -211,5 +213,31 @@ func TestPasskeysUnavailableAtAnIPAddress(t *testing.T) {
 	account := b.Get(e.path("acme", "/account"))
 	if strings.Contains(account.Body, "Add a passkey") || !strings.Contains(account.Body, "is an IP address") {
 		t.Fatalf("account page at an IP address: %s", account.Body)
+	}
+}
+
+// A ceremony's options are good for passkeys.CeremonyTTL: an answer after that is refused,
+// and a new ceremony works.
+func TestPasskeyCeremonyExpires(t *testing.T) {
+	e, conf := newPasskeyEnv(t)
+	b := e.browser()
+	e.flow(b, conf, "state-0123456789", oauth2.GenerateVerifier(), "low")
+	key := webauthnkey.New(e.origin)
+	e.addPasskey(b, key, "")
+
+	late := e.browser()
+	page, _ := e.open(late, conf, e.resource())
+	csrf, ref := hiddenValue(t, csrfRE, page.Body), hiddenValue(t, stateRefRE, page.Body)
+	opts := postForm(late, e.path("acme", "/auth/passkey/options"), url.Values{"csrf_token": {csrf}, "state_ref": {ref}})
+	answer, err := key.Get([]byte(opts.Body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clock.advance(passkeys.CeremonyTTL + time.Second)
+	if p := postForm(late, e.path("acme", "/auth/passkey"), url.Values{"csrf_token": {csrf}, "state_ref": {ref}, "credential": {string(answer)}}); p.Status != http.StatusUnauthorized {
+		t.Fatalf("answer after the ceremony expired: %d %s", p.Status, p.Body)
+	}
+	if p := e.passkeySignIn(e.browser(), conf, key); p.Status != http.StatusOK || !strings.Contains(p.Body, `name="trust_level"`) {
+		t.Fatalf("a new ceremony: %d %s", p.Status, p.Body)
 	}
 }
