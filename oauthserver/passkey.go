@@ -1,6 +1,7 @@
 package oauthserver
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -83,6 +84,21 @@ func (s *Server) signInPasskeyForm(h store.Host, p signinpolicy.Policy) *consent
 		Action: s.issuer(h.Key) + passkeySignInPath, OptionsURL: s.issuer(h.Key) + passkeySignInOptionsPath,
 		Label: "Sign in with a passkey",
 	}
+}
+
+// checkPasskeyConfig checks the passkey method's settings: it has none beyond its domains, so a
+// config or a secret is refused rather than kept unread.
+func checkPasskeyConfig(config json.RawMessage, secretSet bool) error {
+	if c := bytes.TrimSpace(config); len(c) > 0 {
+		var settings map[string]json.RawMessage
+		if err := json.Unmarshal(c, &settings); err != nil || len(settings) > 0 {
+			return errors.New("passkey: the method has no settings: its config must be {} (domains are set with allowed_domains)")
+		}
+	}
+	if secretSet {
+		return errors.New("passkey: the method has no secret")
+	}
+	return nil
 }
 
 // ceremonyRecord is what the store keeps of a ceremony, sealed.

@@ -241,3 +241,20 @@ func TestPasskeyCeremonyExpires(t *testing.T) {
 		t.Fatalf("a new ceremony: %d %s", p.Status, p.Body)
 	}
 }
+
+// The passkey method has no settings of its own: a config or a secret is refused when stored.
+func TestPasskeyMethodConfig(t *testing.T) {
+	for _, ok := range []string{"", "{}", " { } ", "null"} {
+		if err := oauthserver.CheckAuthMethodConfig(store.AuthPasskey, json.RawMessage(ok), false); err != nil {
+			t.Errorf("config %q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{`{"rp_id":"example.com"}`, "[]", "not json"} {
+		if err := oauthserver.CheckAuthMethodConfig(store.AuthPasskey, json.RawMessage(bad), false); err == nil {
+			t.Errorf("config %q accepted", bad)
+		}
+	}
+	if err := oauthserver.CheckAuthMethodConfig(store.AuthPasskey, json.RawMessage("{}"), true); err == nil {
+		t.Error("a secret accepted")
+	}
+}

@@ -62,6 +62,9 @@ func CheckAuthMethodConfig(method string, config json.RawMessage, secretSet bool
 		_, err := samlsso.ParseConfig(config)
 		return err
 	}
+	if method == store.AuthPasskey {
+		return checkPasskeyConfig(config, secretSet)
+	}
 	return checkSSOMethodConfig(method, config, secretSet)
 }
 
