@@ -1,6 +1,7 @@
 package oauthserver_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"html"
 	"net/http"
@@ -256,5 +257,45 @@ func TestPasskeyMethodConfig(t *testing.T) {
 	}
 	if err := oauthserver.CheckAuthMethodConfig(store.AuthPasskey, json.RawMessage("{}"), true); err == nil {
 		t.Error("a secret accepted")
+	}
+}
+
+// Another human's passkey never signs in as ada: not with her user handle in its answer, not
+// as a credential the gateway does not know, and it cannot be added to her account from his
+// session.
+func TestPasskeyOfAnotherHumanNeverSignsInAsHer(t *testing.T) {
+	e, conf := newPasskeyEnv(t)
+	bob := e.addUnclaimed("bob@example.com")
+	bobBrowser := e.claimInvitation(e.invite(bob), "bob's own long password")
+	page, _ := e.open(bobBrowser, conf, e.resource())
+	e.signIn(bobBrowser, page, "bob@example.com", "bob's own long password")
+	key := webauthnkey.New(e.origin)
+	if p := e.addPasskey(bobBrowser, key, "bob's"); p.Status != http.StatusOK {
+		t.Fatalf("bob adds a passkey: %d %s", p.Status, p.Body)
+	}
+
+	key.UserHandle = []byte(e.user().ID) // ada's
+	if p := e.passkeySignIn(e.browser(), conf, key); p.Status != http.StatusUnauthorized {
+		t.Fatalf("bob's passkey with ada's user handle: %d %s", p.Status, p.Body)
+	}
+	stranger := webauthnkey.New(e.origin)
+	if _, err := stranger.Create([]byte(`{"publicKey":{"challenge":"AAAA","rp":{"id":"localhost"},"user":{"id":"` +
+		base64.RawURLEncoding.EncodeToString([]byte(e.user().ID)) + `"}}}`)); err != nil {
+		t.Fatal(err)
+	}
+	if p := e.passkeySignIn(e.browser(), conf, stranger); p.Status != http.StatusUnauthorized {
+		t.Fatalf("a passkey the gateway never registered: %d %s", p.Status, p.Body)
+	}
+	key.UserHandle = nil
+	if p := e.passkeySignIn(e.browser(), conf, key); p.Status != http.StatusOK || !strings.Contains(p.Body, `name="trust_level"`) {
+		t.Fatalf("bob with his own passkey: %d %s", p.Status, p.Body)
+	}
+	if list, err := e.st.ListPasskeys(t.Context(), "acme", e.user().ID); err != nil || len(list) != 0 {
+		t.Fatalf("ada's passkeys: %+v %v", list, err)
+	}
+	for _, en := range e.identityEntries(5) {
+		if en.UserID == e.user().ID && en.Action == "signin.success" && en.Method == store.AuthPasskey {
+			t.Fatalf("a passkey signed ada in: %+v", en)
+		}
 	}
 }

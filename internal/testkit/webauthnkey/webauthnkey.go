@@ -31,6 +31,9 @@ type Authenticator struct {
 	Counter uint32
 	// SkipUserVerification clears the UV flag.
 	SkipUserVerification bool
+	// UserHandle, when set, replaces the user handle Get answers with (the one Create was
+	// given otherwise).
+	UserHandle []byte
 
 	key          *ecdsa.PrivateKey
 	credentialID []byte
@@ -120,6 +123,10 @@ func (a *Authenticator) Get(options []byte) ([]byte, error) {
 		return nil, fmt.Errorf("webauthnkey: request options without a challenge (%v)", err)
 	}
 	a.Counter++
+	handle := a.userHandle
+	if a.UserHandle != nil {
+		handle = a.UserHandle
+	}
 	clientData := a.clientData("webauthn.get", o.PublicKey.Challenge)
 	auth := a.authData(o.PublicKey.RPID, 0)
 	sum := sha256.Sum256(clientData)
@@ -133,7 +140,7 @@ func (a *Authenticator) Get(options []byte) ([]byte, error) {
 		"authenticatorAttachment": "platform",
 		"response": map[string]any{
 			"clientDataJSON": b64.EncodeToString(clientData), "authenticatorData": b64.EncodeToString(auth),
-			"signature": b64.EncodeToString(sig), "userHandle": b64.EncodeToString(a.userHandle),
+			"signature": b64.EncodeToString(sig), "userHandle": b64.EncodeToString(handle),
 		},
 		"clientExtensionResults": map[string]any{},
 	})
