@@ -52,6 +52,7 @@ func (a *API) hostDoc(h store.Host, withClients bool) Host {
 			DLP:                   dlpDoc(s.DLP),
 			ArgumentValidation:    orDefaultString(s.ArgumentValidation, store.ArgumentValidationOn),
 			RateLimits:            rateLimitDocs(s.RateLimits),
+			ApprovalRules:         approvalRuleDocs(s.ApprovalRules),
 		},
 		MCPURL:    a.cfg.URLs.MCP(h.Key),
 		CreatedAt: h.CreatedAt,
@@ -87,9 +88,9 @@ func clientConfigs(name, mcpURL string) map[string]ClientConfig {
 	}
 }
 
-func applySettings(s *store.HostSettings, p *HostSettingsPatch) {
+func applySettings(s *store.HostSettings, p *HostSettingsPatch) error {
 	if p == nil {
-		return
+		return nil
 	}
 	if p.AllowedEmailDomains != nil {
 		s.AllowedEmailDomains = *p.AllowedEmailDomains
@@ -141,6 +142,14 @@ func applySettings(s *store.HostSettings, p *HostSettingsPatch) {
 			s.RateLimits[i] = store.RateLimit{Scope: l.Scope, Server: l.Server, Tool: l.Tool, PerMinute: l.PerMinute, Burst: l.Burst}
 		}
 	}
+	if p.ApprovalRules != nil {
+		rules, err := approvalRulesOf(*p.ApprovalRules)
+		if err != nil {
+			return err
+		}
+		s.ApprovalRules = rules
+	}
+	return nil
 }
 
 func rateLimitDocs(limits []store.RateLimit) []RateLimit {
@@ -277,7 +286,9 @@ func (a *API) createHost(r *http.Request, c *caller) (int, any, error) {
 	if h.Name == "" {
 		h.Name = key
 	}
-	applySettings(&h.Settings, req.Settings)
+	if err := applySettings(&h.Settings, req.Settings); err != nil {
+		return 0, nil, err
+	}
 	h, err := a.cfg.Store.CreateHost(r.Context(), h)
 	if err != nil {
 		return 0, nil, err
@@ -307,7 +318,9 @@ func (a *API) updateHost(r *http.Request, c *caller) (int, any, error) {
 		h.Name = *req.Name
 	}
 	before, beforeAnomaly := dlpSummary(h.Settings.DLP), anomalySummary(h.Settings.Anomaly)
-	applySettings(&h.Settings, req.Settings)
+	if err := applySettings(&h.Settings, req.Settings); err != nil {
+		return 0, nil, err
+	}
 	if h, err = a.cfg.Store.UpdateHost(r.Context(), h); err != nil {
 		return 0, nil, err
 	}

@@ -17,7 +17,7 @@ func queryParamValues(name string) (values []string, known bool) {
 	case "order":
 		return []string{"asc", "desc"}, true
 	case "decision":
-		return []string{string(audit.Allowed), string(audit.Denied), string(audit.Error), string(audit.Admin), string(audit.Result), string(audit.Identity)}, true
+		return []string{string(audit.Allowed), string(audit.Denied), string(audit.Error), string(audit.Admin), string(audit.Result), string(audit.Identity), string(audit.Approval)}, true
 	case "format":
 		return []string{"json", "jsonl"}, true
 	case "human", "agent", "server", "tool", "since", "until", "limit", "cursor":

@@ -52,6 +52,11 @@ func (a *API) routes() []Route {
 		{"PUT", pHost + "/webhook", "setWebhook", "Set the host's Slack-compatible incoming webhook URL (stored sealed, write-only)", WebhookSet{}, WebhookStatus{}, ok, false, nil, (*API).setWebhook},
 		{"DELETE", pHost + "/webhook", "deleteWebhook", "Remove the host's incoming webhook", nil, nil, none, false, nil, (*API).deleteWebhook},
 		{"POST", pHost + "/webhook/test", "testWebhook", "Post a test message to the host's incoming webhook now, once, and report the outcome", nil, WebhookTestResult{}, ok, false, nil, (*API).testWebhook},
+		{"GET", pHost + "/approvals", "listHeldCalls", "List the calls waiting for a person's approval (the host's approval policy)", nil, Page[HeldCall]{}, ok, false, nil, (*API).listHeldCalls},
+		{"POST", pHost + "/approvals/{id}/approve", "approveHeldCall", "Approve a held call: it is forwarded now (with standing_hours, the agent's calls of that tool go through for that long)", nil, HeldCall{}, ok, false, nil, (*API).approveHeldCall},
+		{"POST", pHost + "/approvals/{id}/deny", "denyHeldCall", "Deny a held call: the agent gets the error (reason approval_denied)", nil, HeldCall{}, ok, false, nil, (*API).denyHeldCall},
+		{"GET", pHost + "/standing-approvals", "listStandingApprovals", "List the approvals that let an agent's calls of a tool through for some hours", nil, Page[StandingApproval]{}, ok, false, nil, (*API).listStandingApprovals},
+		{"DELETE", pHost + "/standing-approvals/{agent}/{server}/{tool}", "revokeStandingApproval", "Revoke a standing approval: the agent's next call of the tool waits for approval again", nil, nil, none, false, nil, (*API).revokeStandingApproval},
 		{"DELETE", pHost, "deleteHost", "Delete a host and everything in it", nil, nil, none, true, nil, (*API).deleteHost},
 
 		{"GET", pHost + "/auth", "getAuthSettings", "Show the host's sign-in methods and allowed sign-in domains (secrets only as set / not set)", nil, AuthSettings{}, ok, false, nil, (*API).getAuthSettings},

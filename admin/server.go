@@ -48,6 +48,8 @@ type Config struct {
 	// for the engine's trace of a check when it implements authzserver.Explainer. Nil, or a
 	// backend that cannot trace: explanations come from the store alone and say so.
 	Backend authzserver.Backend
+	// Approvals decides held calls (approvals.go). Nil: deciding answers 501.
+	Approvals Approvals
 	// Catalog discovers, imports and syncs servers and changes tools (flagging changed tools
 	// and recording new ones on sync, as the proxy does when a tools/list answer shows them).
 	// Nil: one on Store, Audit, Keys, Discovery and HostNetworks, without metrics.

@@ -15,6 +15,7 @@ type Store interface {
 	store.Admin
 	store.Transactor
 	store.AuthMethods
+	store.Approvals
 
 	CreateHost(ctx context.Context, h store.Host) (store.Host, error)
 	GetHost(ctx context.Context, key string) (store.Host, error)

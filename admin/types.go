@@ -70,4 +70,7 @@ type (
 	InsightServer         = sdk.InsightServer
 	InsightTool           = sdk.InsightTool
 	InsightFinding        = sdk.InsightFinding
+	ApprovalRule          = sdk.ApprovalRule
+	HeldCall              = sdk.HeldCall
+	StandingApproval      = sdk.StandingApproval
 )

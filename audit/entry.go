@@ -38,12 +38,16 @@ const (
 	// Identity: a person proved (or failed to prove) who they are: a sign-in, with its
 	// method in Method and its outcome in Action (never the secret they used).
 	Identity Decision = "identity"
+	// Approval: a call a host's approval policy holds for a person, and what became of it,
+	// in Action: "held", "approved", "denied" or "expired"; Actor names who decided and
+	// Reason how (email, dashboard, api, elicitation).
+	Approval Decision = "approval"
 )
 
 // Valid reports whether d is one of the decisions above.
 func (d Decision) Valid() bool {
 	switch d {
-	case Allowed, Denied, Error, Admin, Result, Identity:
+	case Allowed, Denied, Error, Admin, Result, Identity, Approval:
 		return true
 	}
 	return false

@@ -129,6 +129,9 @@ type Config struct {
 
 	// RequestBodyTimeout bounds the time a request body may take to arrive (default 10s).
 	RequestBodyTimeout time.Duration
+	// ApprovalKeepAlive is how often a request held for approval gets a progress notification
+	// or SSE comment (0: proxy.DefaultApprovalKeepAlive).
+	ApprovalKeepAlive time.Duration
 	// MaxConnections caps the open client connections (0: automatic, from the open-file limit;
 	// see defaultMaxConnections). At the cap, unauthenticated connections are closed first.
 	MaxConnections int

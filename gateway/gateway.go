@@ -18,6 +18,7 @@ import (
 	"github.com/trustgate/trustgate/accesstoken"
 	"github.com/trustgate/trustgate/admin"
 	"github.com/trustgate/trustgate/anomaly"
+	"github.com/trustgate/trustgate/approval"
 	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/authzserver"
 	"github.com/trustgate/trustgate/authzserver/permitbackend"
@@ -60,6 +61,8 @@ type Gateway struct {
 	redis     *redis.Client // nil: rate limits in this process
 	// webhooks posts to hosts' incoming webhooks in the background.
 	webhooks *webhook.Sender
+	// approvals tells approvers of held calls and decides them (email links, API).
+	approvals *approval.Service
 
 	telemetry       *telemetry.Telemetry
 	metricsListener net.Listener // nil: /metrics not served
@@ -223,6 +226,14 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 	if err != nil {
 		return nil, err
 	}
+	approvalCfg := approval.Config{Store: g.store, URLs: g.urls, LinkKey: keys.Derive("approval links"),
+		Webhooks: g.webhooks, Audit: g.audit, Logger: log}
+	if cfg.mailer != nil {
+		approvalCfg.Mailer = cfg.mailer
+	}
+	if g.approvals, err = approval.New(approvalCfg); err != nil {
+		return nil, err
+	}
 	if g.proxy, err = proxy.New(proxy.Config{
 		Limiter: limiter,
 		Store:   g.hot, Backend: checks, KeySet: g.keys, URLs: g.urls, Keys: keys, Logger: log, Audit: g.audit,
@@ -237,13 +248,15 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 		// Anomaly flags read the audit log every replica shares; a policy may suspend agents.
 		Anomalies: anomaly.New(g.store),
 		Suspender: agentSuspender{store: g.store, writer: g.writer, audit: g.audit},
+		// Calls a host's approval policy holds wait in the store, on every replica's view.
+		Approvals: g.store, ApprovalNotifier: g.approvals, ApprovalKeepAlive: cfg.ApprovalKeepAlive,
 	}); err != nil {
 		return nil, fmt.Errorf("MCP proxy: %w", err)
 	}
 
 	// The admin API's check routes ask the proxy, so that other services get the decision an
 	// agent's tools/call would get.
-	if g.admin, err = admin.New(admin.Config{Store: g.store, Syncer: g.writer, Keys: keys, URLs: g.urls, Logger: log, Audit: g.audit, Catalog: cat, Decider: g.proxy, Backend: g.backend, HostNetworks: cfg.hostNetworks, CheckAuthConfig: g.oauth.CheckAuthMethod,
+	if g.admin, err = admin.New(admin.Config{Store: g.store, Syncer: g.writer, Keys: keys, URLs: g.urls, Logger: log, Audit: g.audit, Catalog: cat, Decider: g.proxy, Backend: g.backend, Approvals: g.approvals, HostNetworks: cfg.hostNetworks, CheckAuthConfig: g.oauth.CheckAuthMethod,
 		ConditionsUnsupported: conditionsUnsupported(cfg)}); err != nil {
 		return nil, err
 	}
@@ -386,8 +399,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	wg.Go(func() { g.writer.Run(syncCtx, g.cfg.SyncInterval) })
 	wg.Go(func() { g.keys.Run(syncCtx, 0) }) // follow key rotations made elsewhere
 	wg.Go(func() { g.pruneOAuth(syncCtx, oauthPruneInterval) })
-	wg.Go(func() { g.oauth.RunPruner(syncCtx, 0) }) // clients registered but never used
-	wg.Go(func() { g.proxy.Run(syncCtx) })          // tool-list notifications to agents' streams
+	wg.Go(func() { g.expireHeldCalls(syncCtx, heldSweepInterval) }) // held calls whose replica went away
+	wg.Go(func() { g.oauth.RunPruner(syncCtx, 0) })                 // clients registered but never used
+	wg.Go(func() { g.proxy.Run(syncCtx) })                          // tool-list notifications to agents' streams
 
 	// Shutdown waits for in-flight requests; a client's GET stream is not one (it stays open,
 	// idle, as long as the client wants): those are ended when shutdown begins.

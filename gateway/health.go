@@ -56,7 +56,7 @@ func (g *Gateway) atDashboard(r *http.Request, _ *mux.RouteMatch) bool {
 
 // hostRoutes are the routes every host's URL serves.
 func (g *Gateway) hostRoutes() []func(r *mux.Router) {
-	return []func(r *mux.Router){g.proxy.Routes, g.oauth.Routes}
+	return []func(r *mux.Router){g.proxy.Routes, g.oauth.Routes, g.approvals.Routes}
 }
 
 // healthRoutes registers the probes.

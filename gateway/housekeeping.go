@@ -29,3 +29,24 @@ func (g *Gateway) pruneOAuth(ctx context.Context, every time.Duration) {
 		}
 	}
 }
+
+// heldSweepInterval is how often calls held for approval that no longer wait are expired.
+const heldSweepInterval = 10 * time.Second
+
+// expireHeldCalls expires, at start and then every interval, the held calls whose wait ended
+// or whose replica went away (a restart while a call was held): they are never forwarded, and
+// each expiry is an audit entry (approval.Service.Sweep).
+func (g *Gateway) expireHeldCalls(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if _, err := g.approvals.Sweep(ctx); err != nil && ctx.Err() == nil {
+			g.cfg.Logger.Warn("could not expire abandoned held calls; trying again later", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -53,6 +53,10 @@ func (p *Proxy) CheckToolCall(ctx context.Context, host, agentID, server, tool s
 
 // toolDecisionOf is the check's answer of a decision on a tools/call.
 func toolDecisionOf(d decision) (ToolDecision, error) {
+	if d.hold != nil {
+		return ToolDecision{Reason: ReasonApprovalRequired, Message: fmt.Sprintf(
+			"trustgate would hold tools/call %q on %s for a person's approval (up to %s) before forwarding it", d.hold.tool.Name, d.server.Key, d.hold.rule.Timeout())}, nil
+	}
 	if d.verdict != verdictRefuse {
 		return ToolDecision{Allowed: true}, nil
 	}

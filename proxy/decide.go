@@ -31,8 +31,8 @@ import (
 //     notification one check of the server's low level; a response passes once authenticated.
 //     A "no" is explained from the store's facts (denial.go);
 //  5. the safety stages of a tools/call (safety.go): its arguments fit the tool's input schema,
-//     then the host's rate limits, then the host's approval policy (a call a person must
-//     approve is held: verdictHold);
+//     then the host's rate limits, then the host's approval policy (approval.go: a call a
+//     person must approve carries a hold, which the handler applies before it forwards);
 //  6. what the answer goes through: tools/list keeps the tools the agent may see
 //     (verdictFilter); a tools/call's result goes through the result filter when the server's
 //     or the host's DLP mode is redact or block (verdictFilterResult);
@@ -84,6 +84,11 @@ type facts interface {
 	// resultScanner is the host's compiled result-filter detectors for settings (compiled
 	// once per change of the settings).
 	resultScanner(host string, settings dlp.Settings) (*dlp.Scanner, error)
+	// agent is the stored agent (found false: none).
+	agent(ctx context.Context, host, id string) (a store.Agent, found bool, err error)
+	// standingApproval reports whether an approval of the agent's calls of tool on server
+	// stands now (approval.go).
+	standingApproval(ctx context.Context, host, agentID, server, tool string) (bool, error)
 }
 
 // verdict is what happens to a message. The zero value refuses: a decision that was never made
@@ -132,6 +137,9 @@ type decision struct {
 	keep        *pinCheck // verdictFilter: the tools the answer keeps
 	// result is the result filter of a tools/call's answers (verdictFilterResult).
 	result *resultFilter
+	// hold, when set, holds the tools/call for a person's approval before it is forwarded
+	// (approval.go); the verdict is what happens once it is approved.
+	hold *hold
 }
 
 // answerForm is how a refusal is written.
@@ -279,6 +287,11 @@ func decideMessage(ctx context.Context, req request, d decision, f facts) decisi
 		if rf := rateLimit(ctx, f, hs, req, srv, m); rf != nil {
 			return d.refuse(*rf)
 		}
+		h, rf := approvalStage(ctx, f, hs, req, srv, m)
+		if rf != nil {
+			return d.refuse(*rf)
+		}
+		d.hold = h
 	}
 
 	// 6. What the answer goes through: tools/list keeps the tools the agent may see; a
@@ -315,7 +328,7 @@ func decideMessage(ctx context.Context, req request, d decision, f facts) decisi
 
 // refuse turns d into a refusal.
 func (d decision) refuse(rf refusal) decision {
-	d.verdict, d.refusal, d.target, d.keep, d.result = verdictRefuse, rf, nil, nil, nil
+	d.verdict, d.refusal, d.target, d.keep, d.result, d.hold = verdictRefuse, rf, nil, nil, nil, nil
 	return d
 }
 

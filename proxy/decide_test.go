@@ -36,6 +36,9 @@ type world struct {
 	limiterErr                  error
 	took, peeked                [][]ratelimit.Bucket
 	scanners                    *scannerMemo
+	agentType                   string
+	standing                    map[string]bool // "agent/server/tool"
+	standingErr                 error
 
 	behind                                    bool
 	storeErr, checkErr, visibleErr, denialErr error
@@ -80,6 +83,23 @@ func (w *world) peekTokens(ctx context.Context, buckets []ratelimit.Bucket) (rat
 
 func (w *world) resultScanner(host string, settings dlp.Settings) (*dlp.Scanner, error) {
 	return w.scanners.scannerOf(host, settings)
+}
+
+func (w *world) agent(_ context.Context, _, id string) (store.Agent, bool, error) {
+	if w.storeErr != nil {
+		return store.Agent{}, false, w.storeErr
+	}
+	if w.agentMissing {
+		return store.Agent{}, false, nil
+	}
+	return store.Agent{Host: "h", ID: id, UserID: "u1", Name: "Cursor", Type: w.agentType}, true, nil
+}
+
+func (w *world) standingApproval(_ context.Context, _, agentID, server, tool string) (bool, error) {
+	if w.standingErr != nil {
+		return false, w.standingErr
+	}
+	return w.standing[agentID+"/"+server+"/"+tool], nil
 }
 
 func (w *world) hostSettings(context.Context, string) (store.HostSettings, error) {
@@ -219,6 +239,7 @@ type want struct {
 	server      string // the decision's server key ("" none)
 	auditServer string
 	described   bool
+	held        bool // the call is held for approval first
 
 	// Refusals:
 	form    answerForm
@@ -394,6 +415,69 @@ func TestDecide(t *testing.T) {
 		}, post("tracker", call(65, "read")),
 			with(denied("", 503), func(w *want) { w.code, w.audited, w.message = ErrCodeUnavailable, audit.Error, "result filter" })},
 
+		// 5. The safety stages: approval.
+		{"high calls held", func(w *world) {
+			w.level["tracker"] = schema.High
+			w.settings.ApprovalRules = []store.ApprovalRule{{Level: schema.High}}
+		}, post("tracker", call(70, "delete")), with(allowed(verdictForward), func(w *want) { w.held = true })},
+		{"a level rule holds the levels above it", func(w *world) {
+			w.level["tracker"] = schema.High
+			w.settings.ApprovalRules = []store.ApprovalRule{{Level: schema.Medium}}
+		}, post("tracker", call(71, "delete")), with(allowed(verdictForward), func(w *want) { w.held = true })},
+		{"calls below the rule's level are not held", func(w *world) {
+			w.settings.ApprovalRules = []store.ApprovalRule{{Level: schema.High}}
+		}, post("tracker", call(72, "edit")), allowed(verdictForward)},
+		{"a tool rule", func(w *world) {
+			w.settings.ApprovalRules = []store.ApprovalRule{{Server: "tracker", Tool: "read"}}
+		}, post("tracker", call(73, "read")), with(allowed(verdictForward), func(w *want) { w.held = true })},
+		{"another server's rule", func(w *world) {
+			w.settings.ApprovalRules = []store.ApprovalRule{{Server: "github"}}
+		}, post("tracker", call(74, "read")), allowed(verdictForward)},
+		{"an agent type rule", func(w *world) {
+			w.agentType = "ambient"
+			w.settings.ApprovalRules = []store.ApprovalRule{{AgentType: "ambient", Level: schema.Medium}}
+		}, post("tracker", call(75, "edit")), with(allowed(verdictForward), func(w *want) { w.held = true })},
+		{"another agent type", func(w *world) {
+			w.agentType = "chat"
+			w.settings.ApprovalRules = []store.ApprovalRule{{AgentType: "ambient"}}
+		}, post("tracker", call(76, "edit")), allowed(verdictForward)},
+		{"a standing approval lets it through", func(w *world) {
+			w.settings.ApprovalRules = []store.ApprovalRule{{Server: "tracker"}}
+			w.standing = map[string]bool{"a1/tracker/edit": true}
+		}, post("tracker", call(77, "edit")), allowed(verdictForward)},
+		{"a standing approval is per tool", func(w *world) {
+			w.settings.ApprovalRules = []store.ApprovalRule{{Server: "tracker"}}
+			w.standing = map[string]bool{"a1/tracker/edit": true}
+		}, post("tracker", call(78, "read")), with(allowed(verdictForward), func(w *want) { w.held = true })},
+		{"standing approvals unreadable fail closed", func(w *world) {
+			w.settings.ApprovalRules = []store.ApprovalRule{{Server: "tracker"}}
+			w.standingErr = errStore
+		}, post("tracker", call(79, "read")),
+			with(denied("", 503), func(w *want) {
+				w.code, w.audited, w.message = ErrCodeUnavailable, audit.Error, "could not read its configuration"
+			})},
+		{"held and filtered", func(w *world) {
+			w.settings.ApprovalRules = []store.ApprovalRule{{Server: "tracker"}}
+			w.settings.DLP.Mode = dlp.ModeRedact
+		}, post("tracker", call(80, "read")), with(allowed(verdictFilterResult), func(w *want) { w.held = true })},
+		{"denied calls are not held", func(w *world) {
+			w.settings.ApprovalRules = []store.ApprovalRule{{Level: schema.High}}
+		}, post("tracker", call(81, "delete")), denied(ReasonLevelTooLow, 403)},
+		{"invalid arguments are not held", func(w *world) {
+			tool("edit", func(t *store.Tool) { t.InputSchema = editSchema })(w)
+			w.settings.ApprovalRules = []store.ApprovalRule{{Server: "tracker"}}
+		}, post("tracker", callWith(82, "edit", `{}`)),
+			with(denied(ReasonInvalidArguments, 403), func(w *want) { w.code, w.message = ErrCodeInvalidParams, "title" })},
+		{"rate-limited calls are not held", func(w *world) {
+			w.settings.ApprovalRules = []store.ApprovalRule{{Server: "tracker"}}
+			w.settings.RateLimits = []store.RateLimit{{Scope: store.RateScopeAgent, PerMinute: 10}}
+			w.limiterErr = errBackend
+		}, post("tracker", call(83, "read")),
+			with(denied("", 503), func(w *want) { w.code, w.audited, w.message = ErrCodeUnavailable, audit.Error, "rate limiter" })},
+		{"other methods are not held", func(w *world) {
+			w.settings.ApprovalRules = []store.ApprovalRule{{Server: "tracker"}}
+		}, post("tracker", toolsList), allowed(verdictFilter)},
+
 		// 7. The server's URL.
 		{"invalid server URL", func(w *world) { w.servers["tracker"] = store.Server{Host: "h", Key: "tracker", URL: "ftp://tracker"} },
 			post("tracker", call(22, "read")),
@@ -409,6 +493,9 @@ func TestDecide(t *testing.T) {
 			if d.verdict != c.want.verdict || d.server.Key != c.want.server || d.auditServer != c.want.auditServer || d.described != c.want.described {
 				t.Fatalf("decision %s, server %q, audit server %q, described %v; want %s, %q, %q, %v (refusal %+v)",
 					d.verdict, d.server.Key, d.auditServer, d.described, c.want.verdict, c.want.server, c.want.auditServer, c.want.described, d.refusal)
+			}
+			if (d.hold != nil) != c.want.held {
+				t.Fatalf("held %v, want %v", d.hold != nil, c.want.held)
 			}
 			if d.verdict != verdictRefuse {
 				if d.target == nil || d.target.String() != d.server.URL {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/trustgate/trustgate/authzserver"
 	"github.com/trustgate/trustgate/dlp"
@@ -22,6 +23,33 @@ type storeFacts struct {
 	schemas  *argcheck.Cache
 	limiter  ratelimit.Limiter
 	scanners *scannerMemo
+	// approvals holds the standing approvals (nil: none stand).
+	approvals store.Approvals
+}
+
+func (f storeFacts) agent(ctx context.Context, host, id string) (store.Agent, bool, error) {
+	a, err := f.st.GetAgent(ctx, host, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return store.Agent{}, false, nil
+	case err != nil:
+		return store.Agent{}, false, fmt.Errorf("read agent: %w", err)
+	}
+	return a, true, nil
+}
+
+func (f storeFacts) standingApproval(ctx context.Context, host, agentID, server, tool string) (bool, error) {
+	if f.approvals == nil {
+		return false, nil
+	}
+	_, err := f.approvals.StandingApprovalFor(ctx, host, agentID, server, tool, time.Now())
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("read standing approval: %w", err)
+	}
+	return true, nil
 }
 
 func (f storeFacts) takeTokens(ctx context.Context, buckets []ratelimit.Bucket) (ratelimit.Result, error) {

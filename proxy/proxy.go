@@ -46,7 +46,8 @@
 // The answers to a tools/call pass through the result filter (resultfilter.go, package dlp)
 // when the server's or the host's mode is redact or block.
 //
-// Out of scope for now: approvals.
+// A tools/call the host's approval policy holds waits for a person's decision before it is
+// forwarded (approval.go); a call that is not approved is refused and never forwarded.
 package proxy
 
 import (
@@ -138,6 +139,15 @@ type Config struct {
 	Anomalies *anomaly.Detector
 	// Suspender suspends an agent when the host's anomaly policy says so; nil: never.
 	Suspender Suspender
+	// Approvals keeps the calls held for a person's approval and the standing approvals
+	// (approval.go). Nil: a call the host's policy would hold is refused (fail closed).
+	Approvals store.Approvals
+	// ApprovalNotifier tells a held call's approvers (nil: nobody is told; the API and the
+	// dashboard still list it).
+	ApprovalNotifier ApprovalNotifier
+	// ApprovalKeepAlive is how often a held request's event stream gets a sign of life
+	// (default DefaultApprovalKeepAlive).
+	ApprovalKeepAlive time.Duration
 }
 
 // Proxy is the MCP proxy. It is safe for concurrent use.
@@ -180,7 +190,7 @@ func New(cfg Config) (*Proxy, error) {
 		cfg.Limiter = ratelimit.NewMemory(0)
 		p.cfg.Limiter = cfg.Limiter
 	}
-	sf := storeFacts{st: cfg.Store, backend: cfg.Backend, defs: p.defs, schemas: argcheck.New(0), limiter: cfg.Limiter, scanners: &scannerMemo{}}
+	sf := storeFacts{st: cfg.Store, backend: cfg.Backend, defs: p.defs, schemas: argcheck.New(0), limiter: cfg.Limiter, scanners: &scannerMemo{}, approvals: cfg.Approvals}
 	p.facts, p.notifier = sf, p.newNotifier(sf)
 	p.streams, p.closeStreams = context.WithCancelCause(context.Background())
 	p.rp = &httputil.ReverseProxy{
@@ -340,6 +350,20 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 	if d.verdict == verdictRefuse {
 		p.refuse(ctx, w, r, m, &entry, d.refusal)
 		return
+	}
+	if d.hold != nil {
+		// Held for a person's approval (approval.go): the wait is bounded by the policy's
+		// timeout, not by the decision's; the rest of the request gets a fresh bound.
+		held, finish, rf := p.holdForApproval(w, r, req, d, &entry)
+		defer finish()
+		w = held
+		var cancelAfter context.CancelFunc
+		ctx, cancelAfter = context.WithTimeout(r.Context(), backendTimeout)
+		defer cancelAfter()
+		if rf != nil {
+			p.refuse(ctx, w, r, m, &entry, *rf)
+			return
+		}
 	}
 	srv := d.server
 	fw := &forward{host: host, server: srv.Key, serverName: displayName(srv), agentID: agentID, msg: m, entry: entry,

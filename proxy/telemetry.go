@@ -90,8 +90,15 @@ var statusReasons = map[int]string{
 }
 
 func callOf(w http.ResponseWriter) *telemetry.Call {
-	if o, ok := w.(*observed); ok {
-		return o.call
+	for w != nil {
+		if o, ok := w.(*observed); ok {
+			return o.call
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return nil
+		}
+		w = u.Unwrap()
 	}
 	return nil
 }

@@ -875,3 +875,36 @@ func (c *Client) ClearToolConditions(ctx context.Context, host, server, tool str
 	err := c.do(ctx, http.MethodDelete, nil, nil, &out, "hosts", host, "servers", server, "tools", tool, "conditions")
 	return out, err
 }
+
+// ListHeldCalls lists a page of the calls waiting for a person's approval on a host.
+func (c *Client) ListHeldCalls(ctx context.Context, host string, p PageRequest) (Page[HeldCall], error) {
+	var out Page[HeldCall]
+	err := c.do(ctx, http.MethodGet, p.query(nil), nil, &out, "hosts", host, "approvals")
+	return out, err
+}
+
+// ApproveHeldCall approves a held call: it is forwarded now.
+func (c *Client) ApproveHeldCall(ctx context.Context, host, id string) (HeldCall, error) {
+	var out HeldCall
+	err := c.do(ctx, http.MethodPost, nil, nil, &out, "hosts", host, "approvals", id, "approve")
+	return out, err
+}
+
+// DenyHeldCall denies a held call: the agent gets the error (reason approval_denied).
+func (c *Client) DenyHeldCall(ctx context.Context, host, id string) (HeldCall, error) {
+	var out HeldCall
+	err := c.do(ctx, http.MethodPost, nil, nil, &out, "hosts", host, "approvals", id, "deny")
+	return out, err
+}
+
+// ListStandingApprovals lists a page of the approvals standing on a host.
+func (c *Client) ListStandingApprovals(ctx context.Context, host string, p PageRequest) (Page[StandingApproval], error) {
+	var out Page[StandingApproval]
+	err := c.do(ctx, http.MethodGet, p.query(nil), nil, &out, "hosts", host, "standing-approvals")
+	return out, err
+}
+
+// RevokeStandingApproval revokes the approval standing for an agent's calls of a tool.
+func (c *Client) RevokeStandingApproval(ctx context.Context, host, agent, server, tool string) error {
+	return c.do(ctx, http.MethodDelete, nil, nil, nil, "hosts", host, "standing-approvals", agent, server, tool)
+}

@@ -45,10 +45,51 @@ type HostSettings struct {
 	RateLimits         []RateLimit `json:"rate_limits" jsonschema:"token buckets on tools/call; a call over a limit is refused (reason rate_limited) with retry_after"`
 	// EmergencyStop is set while the host is stopped (StopHost; LiftHostStop lifts it).
 	EmergencyStop *EmergencyStop `json:"emergency_stop,omitempty" jsonschema:"set while every call on the host is refused (reason emergency_stop)"`
-	// Webhook says whether the host has an incoming webhook; its URL is never shown.
 	// Anomaly is the host's anomaly flags policy.
 	Anomaly AnomalySettings `json:"anomaly" jsonschema:"which anomaly flags are raised on tool calls, posted to the webhook, and suspend the agent"`
-	Webhook WebhookStatus   `json:"webhook" jsonschema:"the host's Slack-compatible incoming webhook: set or not (its URL is a secret and is never returned)"`
+	// Webhook says whether the host has an incoming webhook; its URL is never shown.
+	Webhook WebhookStatus `json:"webhook" jsonschema:"the host's Slack-compatible incoming webhook: set or not (its URL is a secret and is never returned)"`
+	// ApprovalRules are the host's approval policy: the tools/calls a person must approve.
+	ApprovalRules []ApprovalRule `json:"approval_rules" jsonschema:"the calls a person must approve before they are forwarded; the first rule that matches a call applies"`
+}
+
+// ApprovalRule is one rule of a host's approval policy: it holds a tools/call that matches every
+// field it sets, until a person approves it.
+type ApprovalRule struct {
+	Level          string   `json:"level,omitempty" jsonschema:"calls of tools at this level or above: low, medium or high"`
+	Server         string   `json:"server,omitempty" jsonschema:"calls to this server"`
+	Tool           string   `json:"tool,omitempty" jsonschema:"calls of this tool (of server)"`
+	AgentType      string   `json:"agent_type,omitempty" jsonschema:"calls by agents of this type: chat, proactive or ambient"`
+	Approvers      []string `json:"approvers,omitempty" jsonschema:"emails of who may approve (at most 20); empty: the human who owns the agent"`
+	StandingHours  int      `json:"standing_hours,omitempty" jsonschema:"0: approve the one call; N (up to 168): an approval also lets the agent's calls of that tool through for N hours"`
+	TimeoutSeconds int      `json:"timeout_seconds,omitempty" jsonschema:"how long a call waits for a decision before it is denied (approval_timed_out): 5 to 900, default 120"`
+}
+
+// HeldCall is a tools/call waiting for a person's approval.
+type HeldCall struct {
+	ID        string          `json:"id"`
+	Agent     string          `json:"agent"`
+	AgentName string          `json:"agent_name,omitempty"`
+	Human     string          `json:"human" jsonschema:"the id of the human who owns the agent"`
+	Server    string          `json:"server"`
+	Tool      string          `json:"tool"`
+	Arguments json.RawMessage `json:"arguments,omitempty" jsonschema:"the call's arguments while it waits"`
+	Approvers []string        `json:"approvers" jsonschema:"who may decide it"`
+	Status    string          `json:"status" jsonschema:"pending, approved, denied or expired"`
+	DecidedBy string          `json:"decided_by,omitempty"`
+	Channel   string          `json:"channel,omitempty" jsonschema:"how it was decided: email, dashboard, api or elicitation"`
+	CreatedAt time.Time       `json:"created_at"`
+	ExpiresAt time.Time       `json:"expires_at"`
+}
+
+// StandingApproval lets an agent's calls of one tool through without approval until it ends.
+type StandingApproval struct {
+	Agent      string    `json:"agent"`
+	Server     string    `json:"server"`
+	Tool       string    `json:"tool"`
+	ApprovedBy string    `json:"approved_by"`
+	CreatedAt  time.Time `json:"created_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
 }
 
 // AnomalySettings are a host's anomaly flags policy: the flags raised on tool calls (audit entry,
@@ -147,6 +188,7 @@ type HostSettingsPatch struct {
 	ArgumentValidation *string          `json:"argument_validation,omitempty" jsonschema:"on or off"`
 	RateLimits         *[]RateLimit     `json:"rate_limits,omitempty" jsonschema:"replaces every rate limit of the host ([] removes them)"`
 	Anomaly            *AnomalySettings `json:"anomaly,omitempty" jsonschema:"replaces the host's anomaly flags policy ({} turns it off)"`
+	ApprovalRules      *[]ApprovalRule  `json:"approval_rules,omitempty" jsonschema:"replaces the host's approval policy ([] removes it)"`
 }
 
 // Host is a tenant.

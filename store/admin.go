@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/trustgate/trustgate/dlp"
+	"github.com/trustgate/trustgate/schema"
 )
 
 // HostSettings are a tenant's options. The zero value of each field means its default.
@@ -47,6 +48,53 @@ type HostSettings struct {
 	Webhook *HostWebhook `json:"webhook,omitempty"`
 	// Anomaly is the host's anomaly flags policy (package anomaly); off until flags are set.
 	Anomaly AnomalySettings `json:"anomaly"`
+	// ApprovalRules say which tools/calls a person must approve before they are forwarded
+	// (none: no call waits); the first rule that matches a call applies.
+	ApprovalRules []ApprovalRule `json:"approval_rules,omitempty"`
+}
+
+// Bounds of an ApprovalRule's wait and standing approval.
+const (
+	DefaultApprovalTimeout = 2 * time.Minute
+	MinApprovalTimeout     = 5 * time.Second
+	MaxApprovalTimeout     = 15 * time.Minute
+	MaxStandingHours       = 7 * 24
+)
+
+// ApprovalRule is one rule of a host's approval policy. It matches a tools/call when every
+// field it sets matches: the tool's level at or above Level, the server, the tool (of that
+// server) and the agent's type; at least one is set.
+type ApprovalRule struct {
+	Level     schema.Level `json:"level,omitempty"`
+	Server    string       `json:"server,omitempty"`
+	Tool      string       `json:"tool,omitempty"`
+	AgentType string       `json:"agent_type,omitempty"`
+	// Approvers are the emails of the host's humans who may approve (empty: the human who owns
+	// the agent).
+	Approvers []string `json:"approvers,omitempty"`
+	// StandingHours > 0: an approval also stands for the same agent, server and tool for that
+	// many hours (at most MaxStandingHours); 0 approves the one call.
+	StandingHours int `json:"standing_hours,omitempty"`
+	// TimeoutSeconds is how long a call waits for a decision before it is denied (0: the
+	// default, DefaultApprovalTimeout; from MinApprovalTimeout to MaxApprovalTimeout).
+	TimeoutSeconds int `json:"timeout_seconds,omitempty"`
+}
+
+// Timeout is how long a call under r waits for a decision.
+func (r ApprovalRule) Timeout() time.Duration {
+	if r.TimeoutSeconds == 0 {
+		return DefaultApprovalTimeout
+	}
+	return time.Duration(r.TimeoutSeconds) * time.Second
+}
+
+// Matches reports whether r applies to a call of tool (at level) on server by an agent of
+// agentType.
+func (r ApprovalRule) Matches(level schema.Level, server, tool, agentType string) bool {
+	return (r.Level == 0 || level >= r.Level) &&
+		(r.Server == "" || r.Server == server) &&
+		(r.Tool == "" || r.Tool == tool) &&
+		(r.AgentType == "" || r.AgentType == agentType)
 }
 
 // AnomalySettings say which anomaly flags are raised on the host's tool calls, which of them

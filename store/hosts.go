@@ -257,6 +257,12 @@ func (s *sqlStore) DeleteHost(ctx context.Context, key string) error {
 		if _, err := q.exec(ctx, "DELETE FROM email_codes WHERE host_key = ?", key); err != nil {
 			return fmt.Errorf("delete email codes: %w", err)
 		}
+		if _, err := q.exec(ctx, "DELETE FROM held_calls WHERE host_key = ?", key); err != nil {
+			return fmt.Errorf("delete held calls: %w", err)
+		}
+		if _, err := q.exec(ctx, "DELETE FROM standing_approvals WHERE host_key = ?", key); err != nil {
+			return fmt.Errorf("delete standing approvals: %w", err)
+		}
 		if _, err := q.exec(ctx, "DELETE FROM hosts WHERE host_key = ?", key); err != nil {
 			return err
 		}

@@ -193,6 +193,8 @@ type Store interface {
 	EmailCodes
 	// Passkeys are the humans' WebAuthn credentials (see passkeys.go).
 	Passkeys
+	// Approvals are the calls held for a person's approval (see approvals.go).
+	Approvals
 	// Transactor composes writes of servers, tools and grants into one transaction (see tx.go).
 	Transactor
 

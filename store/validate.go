@@ -287,6 +287,11 @@ func normalizeHostSettings(hs HostSettings) (HostSettings, error) {
 	if len(hs.RateLimits) == 0 {
 		hs.RateLimits = nil
 	}
+	rules, err := validApprovalRules(hs.ApprovalRules)
+	if err != nil {
+		return HostSettings{}, err
+	}
+	hs.ApprovalRules = rules
 	if s := hs.EmergencyStop; s != nil {
 		if err := firstErr(validText("emergency stop reason", s.Reason), validText("emergency stop by", s.By)); err != nil {
 			return HostSettings{}, err
@@ -383,6 +388,71 @@ const (
 	maxRatePerMinute = 1_000_000
 	maxStopReason    = 1024
 )
+
+// Bounds of the approval policy.
+const (
+	maxApprovalRules = 100
+	maxApprovers     = 20
+)
+
+// validApprovalRules checks a host's approval rules and returns them in their stored form
+// (approvers' emails in lower case; nil when there are none).
+func validApprovalRules(rules []ApprovalRule) ([]ApprovalRule, error) {
+	if len(rules) == 0 {
+		return nil, nil
+	}
+	if len(rules) > maxApprovalRules {
+		return nil, invalid("%d approval rules: want at most %d", len(rules), maxApprovalRules)
+	}
+	out := make([]ApprovalRule, len(rules))
+	for i, r := range rules {
+		if r.Level == 0 && r.Server == "" && r.Tool == "" && r.AgentType == "" {
+			return nil, invalid("approval rule %d matches every call: set a level, a server, a tool or an agent type", i+1)
+		}
+		if r.Level != 0 && !r.Level.Valid() {
+			return nil, invalid("approval rule %d: level %q: want low, medium or high", i+1, r.Level)
+		}
+		if r.Tool != "" && r.Server == "" {
+			return nil, invalid("approval rule %d on tool %q: name its server too", i+1, r.Tool)
+		}
+		switch r.AgentType {
+		case "", "chat", "proactive", "ambient":
+		default:
+			return nil, invalid("approval rule %d: agent type %q: want chat, proactive or ambient", i+1, r.AgentType)
+		}
+		if err := firstErr(validText("approval rule server", r.Server), validText("approval rule tool", r.Tool)); err != nil {
+			return nil, err
+		}
+		if len(r.Server) > 64 || len(r.Tool) > 128 {
+			return nil, invalid("approval rule %d on %s/%s: server or tool name too long", i+1, r.Server, r.Tool)
+		}
+		if len(r.Approvers) > maxApprovers {
+			return nil, invalid("approval rule %d names %d approvers: want at most %d", i+1, len(r.Approvers), maxApprovers)
+		}
+		approvers := make([]string, 0, len(r.Approvers))
+		for _, a := range r.Approvers {
+			e, err := normalizeEmail(a)
+			if err != nil {
+				return nil, invalid("approval rule %d: approver %q is not an email address", i+1, a)
+			}
+			if !slices.Contains(approvers, e) {
+				approvers = append(approvers, e)
+			}
+		}
+		r.Approvers = approvers
+		if len(r.Approvers) == 0 {
+			r.Approvers = nil
+		}
+		if r.StandingHours < 0 || r.StandingHours > MaxStandingHours {
+			return nil, invalid("approval rule %d: standing approval of %d hours: want 0 (approve once) to %d", i+1, r.StandingHours, MaxStandingHours)
+		}
+		if t := r.TimeoutSeconds; t != 0 && (time.Duration(t)*time.Second < MinApprovalTimeout || time.Duration(t)*time.Second > MaxApprovalTimeout) {
+			return nil, invalid("approval rule %d: timeout of %d seconds: want %d to %d", i+1, t, int(MinApprovalTimeout.Seconds()), int(MaxApprovalTimeout.Seconds()))
+		}
+		out[i] = r
+	}
+	return out, nil
+}
 
 // validRateLimits: known scopes, a tool only with its server, positive bounded rates, and one
 // rule per scope, server and tool.

@@ -51,7 +51,7 @@ Output: a table, -o json (a JSON array; with --follow one JSON object per line),
 				return fmt.Errorf("--limit %d: want 1 to %d", limit, sdk.MaxPageLimit)
 			}
 			if q.Decision != "" {
-				d, err := oneOf("--decision", q.Decision, "allowed", "denied", "error", "admin", "result", "identity")
+				d, err := oneOf("--decision", q.Decision, "allowed", "denied", "error", "admin", "result", "identity", "approval")
 				if err != nil {
 					return err
 				}
@@ -189,7 +189,7 @@ func (p *auditPrinter) print(e sdk.AuditEntry) error {
 	switch {
 	case e.Decision == "admin":
 		detail = strings.TrimSpace(fmt.Sprintf("%s %s %s", e.Action, e.Object, arrow(e.OldValue, e.NewValue)))
-	case e.Decision == "identity":
+	case e.Decision == "identity", e.Decision == "approval":
 		detail = strings.TrimSpace(e.Action + " " + e.Reason)
 	case e.Decision == "result":
 		detail = strings.TrimSpace(fmt.Sprintf("HTTP %d in %dms %s", e.UpstreamStatus, e.LatencyMS, e.Reason))

@@ -17,7 +17,7 @@ func newAdminHostCommand(o *adminOptions) *cobra.Command {
 	return groupCommand("host", "Manage hosts (tenants)",
 		newHostCreateCommand(o), newHostListCommand(o), newHostShowCommand(o),
 		newHostUpdateCommand(o), newHostDLPCommand(o), newHostDeleteCommand(o), newHostAuthCommand(o),
-		newHostStopCommand(o), newHostResumeCommand(o), newHostLimitCommand(o), newHostWebhookCommand(o), newHostAnomalyCommand(o))
+		newHostStopCommand(o), newHostResumeCommand(o), newHostLimitCommand(o), newHostWebhookCommand(o), newHostAnomalyCommand(o), newHostApprovalsCommand(o))
 }
 
 func newHostCreateCommand(o *adminOptions) *cobra.Command {

@@ -7,6 +7,7 @@ import (
 	"github.com/trustgate/trustgate/authzserver/permitbackend"
 	"github.com/trustgate/trustgate/gateway"
 	"github.com/trustgate/trustgate/internal/httplimit"
+	"github.com/trustgate/trustgate/proxy"
 )
 
 // storeFlags select the store; serve, migrate and the admin bootstrap share them.
@@ -109,6 +110,7 @@ decides with a Permit.io environment and its PDP instead of SpiceDB.`,
 	f.IntVar(&cfg.MaxConnections, "max-connections", 0, "most client connections open at once (0: half the open-file limit, at most 16384); at the limit, unauthenticated connections are closed first")
 	f.StringVar(&cfg.SMTPURL, "smtp-url", "", "SMTP server for the gateway's email: smtp://user:pass@host:port (STARTTLS when offered; the password only over TLS or to loopback) or smtps://user:pass@host:port (TLS); empty: email is off")
 	f.StringVar(&cfg.RedisURL, "redis-url", "", "Redis server the replicas share the hosts' rate limits in: redis://[user:password@]host:port[/db] or rediss://… (empty: each process keeps its own)")
+	f.DurationVar(&cfg.ApprovalKeepAlive, "approval-keepalive", proxy.DefaultApprovalKeepAlive, "how often a tools/call held for a person's approval gets a progress notification (or an SSE comment) while it waits, so that clients do not time out")
 	f.StringVar(&cfg.RateLimitRedisDown, "rate-limit-redis-down", "deny", "while Redis cannot be reached, a tools/call under a rate limit is refused (deny) or counted in this process only (local)")
 	f.StringVar(&cfg.SMTPFrom, "smtp-from", "", "RFC 5322 address the gateway's email is sent from, e.g. \"trustgate <gateway@example.com>\"")
 	logs.register(f)
@@ -150,5 +152,6 @@ decides with a Permit.io environment and its PDP instead of SpiceDB.`,
 	bindEnv(f, "smtp-from", "TRUSTGATE_SMTP_FROM")
 	bindEnv(f, "redis-url", "TRUSTGATE_REDIS_URL")
 	bindEnv(f, "rate-limit-redis-down", "TRUSTGATE_RATE_LIMIT_REDIS_DOWN")
+	bindEnv(f, "approval-keepalive", "TRUSTGATE_APPROVAL_KEEPALIVE")
 	return cmd
 }

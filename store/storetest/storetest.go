@@ -70,6 +70,7 @@ func Run(t *testing.T, open Opener) {
 		{"BrowserSessions", testBrowserSessions},
 		{"EmailCodes", testEmailCodes},
 		{"Passkeys", testPasskeys},
+		{"Approvals", testApprovals},
 		{"SigningKeysCreateAndList", testSigningKeysCreateAndList},
 		{"SigningKeysValidation", testSigningKeysValidation},
 		{"SigningKeysRetireAndPrune", testSigningKeysRetireAndPrune},

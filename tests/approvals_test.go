@@ -1,0 +1,180 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/trustgate/trustgate/internal/testkit/mcpserver"
+	"github.com/trustgate/trustgate/internal/testkit/smtpserver"
+)
+
+// linkAfter is the URL on the line of body that starts with label.
+func linkAfter(t *testing.T, body, label string) string {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(label) + `\s*(\S+)`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no %q link in the email:\n%s", label, body)
+	}
+	return m[1]
+}
+
+// page fetches a link page (GET, or POST of its form) and returns the status and the body.
+func page(t *testing.T, method, link string) (int, string) {
+	t.Helper()
+	var body io.Reader
+	if method == http.MethodPost {
+		body = strings.NewReader(url.Values{"decision": {"x"}}.Encode())
+	}
+	req, _ := http.NewRequest(method, link, body)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestTypeScriptSDKApprovals: the done-when of human approval, through the binary with the
+// official TypeScript SDK client. The host holds every high call (admin host approvals add);
+// each held call emails the agent's human signed approve and deny links. The first call is
+// approved through its link (a GET only shows it, the POST decides, a second POST changes
+// nothing) and forwarded, with progress notifications while it waits; the second is denied
+// through its link and the client gets the error; the third times out and is denied. Nothing
+// denied reaches the upstream, and every step is in the audit log.
+func TestTypeScriptSDKApprovals(t *testing.T) {
+	mail := smtpserver.Start(t, smtpserver.Options{})
+	dir := t.TempDir()
+	p := start(t, "--data-dir", dir, "--smtp-url", mail.URL(), "--smtp-from", "trustgate <gateway@example.com>", "--approval-keepalive", "300ms")
+	up := mcpserver.Start(t, "")
+	admin := bootstrapToken(t, "e2e", "--data-dir", dir)
+	seedTracker(t, p, admin, up.URL)
+	rules := cli(t, p, admin, "host", "approvals", "add", "acme", "--level", "high", "--timeout", "6s")
+	if !strings.Contains(rules, "high") || !strings.Contains(rules, "the agent's human") || !strings.Contains(rules, "6s") {
+		t.Fatalf("approval rules:\n%s", rules)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := nodeCommand(ctx, t, "approvals.mjs", "MCP_URL="+p.url+"/h/acme/mcp/tracker", "EMAIL=alice@acme.test",
+		"PASSWORD=correct horse battery staple", "TRUST_LEVEL=high")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+
+	// 1: approved through the link.
+	m := mail.WaitFor(t, "alice@acme.test", 1)
+	if subj := m.Header.Get("Subject"); !strings.Contains(subj, "delete_issue") || !strings.Contains(m.Body, "approve-me") {
+		t.Fatalf("approval email %q:\n%s", subj, m.Body)
+	}
+	approve, deny := linkAfter(t, m.Body, "Approve:"), linkAfter(t, m.Body, "Deny:")
+	time.Sleep(time.Second) // a few keep-alives reach the waiting client
+	if status, body := page(t, http.MethodGet, approve); status != 200 || !strings.Contains(body, "Approve this call?") || !strings.Contains(body, "approve-me") {
+		t.Fatalf("GET of the approve link: %d\n%s", status, body)
+	}
+	var held []struct {
+		ID     string `json:"id"`
+		Status string `json:"status"`
+	}
+	cliJSON(t, p, admin, &held, "host", "approvals", "list", "acme")
+	if len(held) != 1 || held[0].Status != "pending" {
+		t.Fatalf("after the GET (a mail scanner's prefetch decides nothing): %+v", held)
+	}
+	if status, body := page(t, http.MethodPost, approve); status != 200 || !strings.Contains(body, "Approved") {
+		t.Fatalf("POST of the approve link: %d\n%s", status, body)
+	}
+	if status, body := page(t, http.MethodPost, deny); status != http.StatusConflict || !strings.Contains(body, "Already decided") {
+		t.Fatalf("the deny link after the approval: %d\n%s", status, body)
+	}
+	tampered := approve[:len(approve)-3] + "AAA"
+	if status, _ := page(t, http.MethodGet, tampered); status != http.StatusNotFound {
+		t.Fatalf("a tampered link: %d", status)
+	}
+
+	// 2: denied through the link.
+	m = mail.WaitFor(t, "alice@acme.test", 2)
+	if !strings.Contains(m.Body, "deny-me") {
+		t.Fatalf("second email:\n%s", m.Body)
+	}
+	if status, body := page(t, http.MethodPost, linkAfter(t, m.Body, "Deny:")); status != 200 || !strings.Contains(body, "Denied") {
+		t.Fatalf("POST of the deny link: %d\n%s", status, body)
+	}
+
+	// 3: nobody decides.
+	m = mail.WaitFor(t, "alice@acme.test", 3)
+	if !strings.Contains(m.Body, "forget-me") {
+		t.Fatalf("third email:\n%s", m.Body)
+	}
+
+	if err := <-exited; err != nil {
+		t.Fatalf("node approvals.mjs: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	out := lines(stdout.String())
+	if len(out) == 0 {
+		t.Fatalf("approvals.mjs printed nothing\nstderr:\n%s", stderr.String())
+	}
+	var res struct {
+		OK         bool   `json:"ok"`
+		Approved   string `json:"approved"`
+		ApprovedOK bool   `json:"approved_ok"`
+		Progress   int    `json:"progress"`
+		Denied     string `json:"denied"`
+		TimedOut   string `json:"timed_out"`
+		Unheld     string `json:"unheld"`
+	}
+	if err := json.Unmarshal([]byte(out[len(out)-1]), &res); err != nil {
+		t.Fatalf("approvals.mjs output: %v\n%s", err, stdout.String())
+	}
+	t.Logf("approvals.mjs: %+v", res)
+	if !res.OK || !res.ApprovedOK || !strings.Contains(res.Approved, "delete_issue called") {
+		t.Fatalf("the approved call: %+v", res)
+	}
+	if res.Progress < 1 {
+		t.Errorf("no progress notification reached the client while its call was held")
+	}
+	if !strings.Contains(res.Denied, "alice@acme.test denied it") {
+		t.Errorf("the denied call: %q", res.Denied)
+	}
+	if !strings.Contains(res.TimedOut, "nobody approved it within 6s") {
+		t.Errorf("the call that timed out: %q", res.TimedOut)
+	}
+	if !strings.Contains(res.Unheld, "list_issues") {
+		t.Errorf("an unheld call: %q", res.Unheld)
+	}
+	if calls := strings.Join(up.Calls(), ","); strings.Count(calls, "delete_issue") != 1 {
+		t.Errorf("the upstream saw %s: want delete_issue once (the approved call only)", calls)
+	}
+
+	var entries []struct {
+		Decision string `json:"decision"`
+		Action   string `json:"action"`
+		Actor    string `json:"actor"`
+		Reason   string `json:"reason"`
+	}
+	cliJSON(t, p, admin, &entries, "audit", "list", "--host", "acme", "--decision", "approval", "--all")
+	got := map[string]int{}
+	for _, e := range entries {
+		got[e.Action]++
+		if e.Action == "approved" && (e.Actor != "alice@acme.test" || !strings.Contains(e.Reason, "email")) {
+			t.Errorf("approved entry %+v", e)
+		}
+	}
+	if got["held"] != 3 || got["approved"] != 1 || got["denied"] != 1 || got["expired"] != 1 {
+		t.Errorf("approval entries by action %v, want 3 held, 1 approved, 1 denied, 1 expired", got)
+	}
+}
