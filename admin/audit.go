@@ -120,7 +120,7 @@ func auditDoc(e audit.Entry) AuditEntry {
 		Server: e.Server, Tool: e.Tool, Method: e.Method, Decision: string(e.Decision), Reason: e.Reason,
 		RequiredLevel: e.RequiredLevel, AgentLevel: e.AgentLevel, Ceiling: e.Ceiling,
 		UpstreamStatus: e.UpstreamStatus, LatencyMS: e.LatencyMS, RequestID: e.RequestID, TraceID: e.TraceID,
-		Arguments: e.Arguments, Actor: e.Actor, Action: e.Action, Object: e.Object, OldValue: e.OldValue, NewValue: e.NewValue,
+		Arguments: e.Arguments, ClientAddr: e.ClientAddr, Actor: e.Actor, Action: e.Action, Object: e.Object, OldValue: e.OldValue, NewValue: e.NewValue,
 		Version: e.Version, PrevHash: e.PrevHash, Hash: e.Hash,
 	}
 }

@@ -114,6 +114,7 @@ func TestCanonicalCoversEveryField(t *testing.T) {
 		func(e *audit.Entry) { e.Action = "x" }, func(e *audit.Entry) { e.Object = "x" }, func(e *audit.Entry) { e.OldValue = "x" },
 		func(e *audit.Entry) { e.NewValue = "x" }, func(e *audit.Entry) { e.Seq = 2 }, func(e *audit.Entry) { e.Host = "other" },
 		func(e *audit.Entry) { e.Decision = audit.Denied },
+		func(e *audit.Entry) { e.ClientAddr, e.Version = "198.51.100.9", 2 },
 	}
 	for i, f := range fields {
 		e := base
@@ -157,5 +158,38 @@ func TestRedactArguments(t *testing.T) {
 	}
 	if got := audit.RedactArguments([]byte(`{"password":`), 0); strings.Contains(got, "password") {
 		t.Errorf("malformed arguments stored as given: %s", got)
+	}
+}
+
+// TestClientAddrFormatVersions: an entry with a client address is hashed with version 2, which
+// covers the address (an edited address breaks the chain); one without keeps version 1, which
+// the previous release verifies; a chain mixing both verifies; version 1 cannot carry an
+// address (it would not be covered by the hash).
+func TestClientAddrFormatVersions(t *testing.T) {
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	first, err := audit.Chain(audit.Entry{Host: "acme", Decision: audit.Admin, Time: at}, 1, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := audit.Chain(audit.Entry{Host: "acme", Decision: audit.Denied, Time: at, ClientAddr: "198.51.100.9"}, 2, first.Hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Version != 1 || second.Version != audit.FormatVersion || audit.FormatVersion != 2 {
+		t.Fatalf("versions %d and %d; want 1 without a client address, 2 with one", first.Version, second.Version)
+	}
+	chain := memChain{first, second}
+	if _, err := audit.Verify(context.Background(), chain, "acme", head(chain)); err != nil {
+		t.Fatalf("a chain of version 1 and 2 entries: %v", err)
+	}
+	edited := second
+	edited.ClientAddr = "203.0.113.1"
+	if _, err := audit.Verify(context.Background(), memChain{first, edited}, "acme", head(chain)); !errors.Is(err, audit.ErrBroken) {
+		t.Fatalf("an edited client address verified: %v", err)
+	}
+	downgraded := second
+	downgraded.Version = 1
+	if _, err := audit.Canonical(downgraded); err == nil {
+		t.Fatal("a version 1 entry with a client address was encoded without it")
 	}
 }

@@ -53,8 +53,11 @@ func (d Decision) Valid() bool {
 	return false
 }
 
-// FormatVersion is the version of the canonical encoding new entries are hashed with.
-const FormatVersion = 1
+// FormatVersion is the version of the canonical encoding new entries with a client address are
+// hashed with; an entry without one is hashed with version 1, which has no such field, so that
+// a replica of the previous release (which knows version 1 only) can still verify it during a
+// rolling upgrade. Both versions verify.
+const FormatVersion = 2
 
 // Size bounds of the fields (in bytes). Normalize truncates longer values.
 const (
@@ -101,6 +104,11 @@ type Entry struct {
 	// Arguments are the tool call's arguments as redacted JSON text (see RedactArguments),
 	// stored only when the host's audit_arguments setting is on.
 	Arguments string `json:"arguments,omitempty"`
+	// ClientAddr is the IP address the request came from: the connection's peer, or the
+	// client a trusted reverse proxy names (--trusted-proxies; see internal/forwarded). Empty
+	// for entries made outside a request (the CLI, start-up) and for entries written before
+	// trustgate recorded it.
+	ClientAddr string `json:"client_addr,omitempty"`
 
 	// Admin changes: who (an API token's id and name, or "cli"), what, on which object, and
 	// the value before and after ("" when there is none).
@@ -125,7 +133,7 @@ func Normalize(e Entry) Entry {
 	e.Time = time.UnixMilli(e.Time.UnixMilli()).UTC()
 	for _, f := range []*string{&e.Host, &e.UserID, &e.UserEmail, &e.AgentID, &e.ClientID, &e.ClientName,
 		&e.Server, &e.Tool, &e.Method, &e.RequiredLevel, &e.AgentLevel, &e.Ceiling,
-		&e.RequestID, &e.TraceID, &e.Actor, &e.Action} {
+		&e.RequestID, &e.TraceID, &e.Actor, &e.Action, &e.ClientAddr} {
 		*f = clip(*f, maxShort)
 	}
 	for _, f := range []*string{&e.Reason, &e.Object, &e.OldValue, &e.NewValue} {
@@ -137,7 +145,10 @@ func Normalize(e Entry) Entry {
 		e.Arguments = truncatedArguments(len(e.Arguments))
 	}
 	if e.Version == 0 {
-		e.Version = FormatVersion
+		e.Version = 1
+		if e.ClientAddr != "" {
+			e.Version = FormatVersion
+		}
 	}
 	return e
 }
@@ -188,19 +199,35 @@ type canonicalV1 struct {
 	NewValue       string `json:"new_value"`
 }
 
+// canonicalV2 is version 2: version 1 and the client address.
+type canonicalV2 struct {
+	canonicalV1
+	ClientAddr string `json:"client_addr"`
+}
+
 // Canonical is the byte encoding of e that its hash covers.
 func Canonical(e Entry) ([]byte, error) {
-	if e.Version != 1 {
-		return nil, fmt.Errorf("audit entry %s/%d: unknown format version %d", e.Host, e.Seq, e.Version)
+	switch e.Version {
+	case 1:
+		if e.ClientAddr != "" {
+			return nil, fmt.Errorf("audit entry %s/%d: format version 1 has no client address", e.Host, e.Seq)
+		}
+		return json.Marshal(v1(e))
+	case 2:
+		return json.Marshal(canonicalV2{canonicalV1: v1(e), ClientAddr: e.ClientAddr})
 	}
-	return json.Marshal(canonicalV1{
+	return nil, fmt.Errorf("audit entry %s/%d: unknown format version %d", e.Host, e.Seq, e.Version)
+}
+
+func v1(e Entry) canonicalV1 {
+	return canonicalV1{
 		V: e.Version, Host: e.Host, Seq: e.Seq, TimeMS: e.Time.UnixMilli(),
 		UserID: e.UserID, UserEmail: e.UserEmail, AgentID: e.AgentID, ClientID: e.ClientID, ClientName: e.ClientName,
 		Server: e.Server, Tool: e.Tool, Method: e.Method, Decision: string(e.Decision), Reason: e.Reason,
 		RequiredLevel: e.RequiredLevel, AgentLevel: e.AgentLevel, Ceiling: e.Ceiling,
 		UpstreamStatus: e.UpstreamStatus, LatencyMS: e.LatencyMS, RequestID: e.RequestID, TraceID: e.TraceID,
 		Arguments: e.Arguments, Actor: e.Actor, Action: e.Action, Object: e.Object, OldValue: e.OldValue, NewValue: e.NewValue,
-	})
+	}
 }
 
 // ComputeHash is hex(SHA-256(prev || canonical(e))), where prev is the previous entry's hash

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/trustgate/trustgate/internal/forwarded"
 )
 
 // Appender is what the proxy and the admin API write entries through.
@@ -81,7 +83,13 @@ var _ Appender = (*Log)(nil)
 
 // Append queues e and waits until its transaction committed. When ctx ends first, Append
 // returns ctx's error; the entry may still be written.
+//
+// An entry without a client address gets the one the request's context carries (see
+// internal/forwarded), so that every change made over HTTP names where it came from.
 func (l *Log) Append(ctx context.Context, e Entry) error {
+	if e.ClientAddr == "" {
+		e.ClientAddr = forwarded.ClientAddrFrom(ctx)
+	}
 	if err := e.check(); err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/trustgate/trustgate/internal/forwarded"
 	"github.com/trustgate/trustgate/oauthserver/consentui"
 	"github.com/trustgate/trustgate/sdk"
 	"github.com/trustgate/trustgate/signinpolicy"
@@ -132,7 +133,7 @@ func (d *Dashboard) signIn(w http.ResponseWriter, r *http.Request, _ *viewer) {
 		d.render(w, r, nil, status, "signin", "Sign in", "", data)
 	}
 	now := d.now()
-	addrKey := consentui.AddressKey(consentui.ClientAddr(r, d.cfg.TrustedProxies))
+	addrKey := consentui.AddressKey(forwarded.New(d.cfg.TrustedProxies).ClientAddr(r))
 	if ok, retry := d.addrLimit.Allow(addrKey, now); !ok {
 		fail(http.StatusTooManyRequests, consentui.TooManyAttemptsMessage(retry))
 		return

@@ -52,6 +52,9 @@ type Config struct {
 	SpiceDBEndpoint string
 	SpiceDBToken    string
 	SpiceDBInsecure bool
+	// SpiceDBCAFile is a PEM file of the CA certificates the remote SpiceDB's TLS certificate is
+	// verified against (default: the system's).
+	SpiceDBCAFile string
 	// SpiceDBDatastoreURI overrides where the embedded SpiceDB keeps its tables when the store
 	// is a database (default: the store's database, schema trustgate_spicedb).
 	SpiceDBDatastoreURI string
@@ -74,9 +77,9 @@ type Config struct {
 	SubdomainRouting bool
 
 	// TrustedProxies are the CIDR prefixes (or addresses) of reverse proxies in front of the
-	// gateway. Only a request from one of them has its X-Forwarded-For read, from the right,
-	// for the client address that sign-in and registration limits count; empty (the default)
-	// ignores the header.
+	// gateway. Only a request from one of them has its X-Forwarded-For (the client address of
+	// rate limits and audit entries), X-Forwarded-Proto and X-Forwarded-Host believed (see
+	// internal/forwarded); empty (the default) ignores the headers.
 	TrustedProxies []string
 	trustedProxies []netip.Prefix
 
@@ -218,6 +221,9 @@ func (c *Config) complete() error {
 	if err := c.completeAuthzBackend(); err != nil {
 		return err
 	}
+	if c.SpiceDBCAFile != "" && (c.SpiceDBEndpoint == "" || c.SpiceDBInsecure) {
+		return errors.New("--spicedb-ca-file verifies a remote SpiceDB's TLS certificate: it needs --spicedb-endpoint and no --spicedb-insecure")
+	}
 	if c.SpiceDBEndpoint != "" && c.SpiceDBGRPCListen != "" {
 		return errors.New("--spicedb-grpc-listen exposes the embedded SpiceDB; it cannot be combined with a remote --spicedb-endpoint")
 	}
@@ -347,6 +353,7 @@ func (c *Config) completeAuthzBackend() error {
 	}
 	for flag, set := range map[string]bool{
 		"--spicedb-endpoint":          c.SpiceDBEndpoint != "",
+		"--spicedb-ca-file":           c.SpiceDBCAFile != "",
 		"--spicedb-grpc-listen":       c.SpiceDBGRPCListen != "",
 		"--spicedb-datastore-uri":     c.SpiceDBDatastoreURI != "",
 		"--schema-file":               c.SchemaFile != "",

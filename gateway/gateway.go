@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -24,6 +25,7 @@ import (
 	"github.com/trustgate/trustgate/authzserver/permitbackend"
 	"github.com/trustgate/trustgate/catalog"
 	"github.com/trustgate/trustgate/dashboard"
+	"github.com/trustgate/trustgate/internal/forwarded"
 	"github.com/trustgate/trustgate/internal/httplimit"
 	"github.com/trustgate/trustgate/internal/route"
 	"github.com/trustgate/trustgate/internal/secrets"
@@ -277,9 +279,13 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 	}
 
 	g.limited = httplimit.NewListener(g.listener, cfg.MaxConnections)
+	trust := forwarded.New(cfg.trustedProxies)
 	g.server = &http.Server{
 		// A body has RequestBodyTimeout to arrive (the headers have ReadHeaderTimeout).
-		Handler:           hsts(httplimit.BodyTimeout(g.routes(), cfg.RequestBodyTimeout), cfg.servesTLS() || strings.HasPrefix(cfg.PublicURL, "https://")),
+		// --trusted-proxies decide, in one place, whether X-Forwarded-* are believed: the
+		// client's address (rate limits, audit), the scheme (HSTS) and the Host routed on.
+		Handler: trust.Middleware(hsts(httplimit.BodyTimeout(g.routes(), cfg.RequestBodyTimeout),
+			trust, cfg.servesTLS() || strings.HasPrefix(cfg.PublicURL, "https://"))),
 		ConnContext:       g.limited.ConnContext,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -307,7 +313,21 @@ func conditionsUnsupported(cfg Config) string {
 func openBackend(ctx context.Context, cfg Config, storeEngine string) (*authzserver.SpiceDB, error) {
 	log := cfg.Logger
 	if cfg.SpiceDBEndpoint != "" {
-		backend, err := authzserver.DialRemote(cfg.SpiceDBEndpoint, cfg.SpiceDBToken, cfg.SpiceDBInsecure)
+		var backend *authzserver.SpiceDB
+		var err error
+		if cfg.SpiceDBCAFile != "" {
+			pem, readErr := os.ReadFile(cfg.SpiceDBCAFile)
+			if readErr != nil {
+				return nil, fmt.Errorf("--spicedb-ca-file: %w", readErr)
+			}
+			roots := x509.NewCertPool()
+			if !roots.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("--spicedb-ca-file %s: no PEM certificate in it", cfg.SpiceDBCAFile)
+			}
+			backend, err = authzserver.DialRemoteTLS(cfg.SpiceDBEndpoint, cfg.SpiceDBToken, roots)
+		} else {
+			backend, err = authzserver.DialRemote(cfg.SpiceDBEndpoint, cfg.SpiceDBToken, cfg.SpiceDBInsecure)
+		}
 		if err != nil {
 			return nil, err
 		}

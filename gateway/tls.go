@@ -10,6 +10,7 @@ import (
 	"golang.org/x/crypto/acme/autocert"
 
 	"github.com/trustgate/trustgate/internal/certfile"
+	"github.com/trustgate/trustgate/internal/forwarded"
 )
 
 // hstsValue asks browsers to reach the gateway over HTTPS only, for two years.
@@ -44,14 +45,14 @@ func tlsConfig(cfg Config) (*tls.Config, error) {
 	return nil, nil
 }
 
-// hsts adds Strict-Transport-Security to every answer when on (the gateway is reached over
-// HTTPS: it terminates TLS, or its public URL is https behind a proxy that does).
-func hsts(next http.Handler, on bool) http.Handler {
-	if !on {
-		return next
-	}
+// hsts adds Strict-Transport-Security to every answer when always is on (the gateway
+// terminates TLS, or its public URL is https behind a proxy that does), and otherwise to the
+// answers of requests a trusted proxy says arrived over https.
+func hsts(next http.Handler, trust forwarded.Trust, always bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Strict-Transport-Security", hstsValue)
+		if always || trust.Scheme(r) == "https" {
+			w.Header().Set("Strict-Transport-Security", hstsValue)
+		}
 		next.ServeHTTP(w, r)
 	})
 }

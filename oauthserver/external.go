@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/trustgate/trustgate/audit"
+	"github.com/trustgate/trustgate/internal/forwarded"
 	"github.com/trustgate/trustgate/oauthserver/consentui"
 	"github.com/trustgate/trustgate/oauthserver/fositestore"
 	"github.com/trustgate/trustgate/signinpolicy"
@@ -351,7 +352,8 @@ func (s *Server) auditSignIn(ctx context.Context, host, method, userID, email st
 		action = "signin.success"
 	}
 	e := audit.Entry{Host: host, Time: s.now(), Decision: audit.Identity, Method: method, Action: action,
-		UserID: userID, UserEmail: email, Reason: strings.TrimSpace(reason), Actor: "human"}
+		UserID: userID, UserEmail: email, Reason: strings.TrimSpace(reason), Actor: "human",
+		ClientAddr: forwarded.ClientAddrFrom(ctx)}
 	if !ok {
 		s.cfg.Audit.Record(e)
 		return true

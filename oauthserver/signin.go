@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/trustgate/trustgate/internal/forwarded"
 	"github.com/trustgate/trustgate/oauthserver/consentui"
 	"github.com/trustgate/trustgate/signinpolicy"
 	"github.com/trustgate/trustgate/store"
@@ -217,7 +218,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, h store.Host) {
 
 // addressKey is the rate-limit key of the request's client address.
 func (s *Server) addressKey(r *http.Request) string {
-	return consentui.AddressKey(consentui.ClientAddr(r, s.cfg.TrustedProxies))
+	return consentui.AddressKey(forwarded.New(s.cfg.TrustedProxies).ClientAddr(r))
 }
 
 func (s *Server) storePassword(ctx context.Context, host, userID, password string) error {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/trustgate/trustgate/accesstoken"
 	"github.com/trustgate/trustgate/audit"
+	"github.com/trustgate/trustgate/internal/forwarded"
 	"github.com/trustgate/trustgate/telemetry"
 )
 
@@ -29,7 +30,8 @@ const errAuditMessage = "trustgate could not write its audit log; the call was n
 // auditEntry starts the entry of one message: who sent it, what it is, which request.
 func auditEntry(r *http.Request, host string, claims accesstoken.AccessClaims, m *message) audit.Entry {
 	e := audit.Entry{Host: host, Time: time.Now(), UserID: claims.Subject, ClientID: claims.ClientID,
-		RequestID: auditRequestID(r), TraceID: traceID(r), AgentID: claims.AgentID}
+		RequestID: auditRequestID(r), TraceID: traceID(r), AgentID: claims.AgentID,
+		ClientAddr: forwarded.ClientAddrFrom(r.Context())}
 	switch {
 	case m == nil:
 		e.Method = r.Method // GET (the server's stream) or DELETE (end of session)

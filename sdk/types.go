@@ -561,6 +561,10 @@ type AuditEntry struct {
 	// Arguments are the tool call's arguments as redacted JSON text, stored only when the
 	// host's audit_arguments setting is on.
 	Arguments string `json:"arguments,omitempty"`
+	// ClientAddr is the IP address the request came from: the connection's peer, or the
+	// client a trusted reverse proxy names (--trusted-proxies). Empty for entries made outside
+	// a request and for entries written before trustgate recorded it.
+	ClientAddr string `json:"client_addr,omitempty"`
 
 	// Admin changes: who (an API token's id and name, or "cli"), what, on which object, and
 	// the value before and after ("" when there is none).

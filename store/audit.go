@@ -30,9 +30,9 @@ type AuditLog interface {
 
 const auditColumns = "host_key, seq, at, user_id, user_email, agent_id, client_id, client_name, server_key, tool, method, " +
 	"decision, reason, required_level, agent_level, ceiling, upstream_status, latency_ms, request_id, trace_id, arguments, " +
-	"actor, action, object, old_value, new_value, format_version, prev_hash, hash"
+	"actor, action, object, old_value, new_value, format_version, prev_hash, hash, client_addr"
 
-const auditColumnCount = 29
+const auditColumnCount = 30
 
 // auditChunk bounds the rows of one multi-row INSERT.
 const auditChunk = 100
@@ -46,7 +46,7 @@ const auditScanPage = 500
 func auditArgs(e audit.Entry) []any {
 	return []any{e.Host, e.Seq, toMillis(e.Time), e.UserID, e.UserEmail, e.AgentID, e.ClientID, e.ClientName, e.Server, e.Tool, e.Method,
 		string(e.Decision), e.Reason, e.RequiredLevel, e.AgentLevel, e.Ceiling, e.UpstreamStatus, e.LatencyMS, e.RequestID, e.TraceID, e.Arguments,
-		e.Actor, e.Action, e.Object, e.OldValue, e.NewValue, e.Version, e.PrevHash, e.Hash}
+		e.Actor, e.Action, e.Object, e.OldValue, e.NewValue, e.Version, e.PrevHash, e.Hash, e.ClientAddr}
 }
 
 func scanAudit(r row) (audit.Entry, error) {
@@ -55,7 +55,7 @@ func scanAudit(r row) (audit.Entry, error) {
 	var decision string
 	if err := r.Scan(&e.Host, &e.Seq, &at, &e.UserID, &e.UserEmail, &e.AgentID, &e.ClientID, &e.ClientName, &e.Server, &e.Tool, &e.Method,
 		&decision, &e.Reason, &e.RequiredLevel, &e.AgentLevel, &e.Ceiling, &status, &e.LatencyMS, &e.RequestID, &e.TraceID, &e.Arguments,
-		&e.Actor, &e.Action, &e.Object, &e.OldValue, &e.NewValue, &version, &e.PrevHash, &e.Hash); err != nil {
+		&e.Actor, &e.Action, &e.Object, &e.OldValue, &e.NewValue, &version, &e.PrevHash, &e.Hash, &e.ClientAddr); err != nil {
 		return audit.Entry{}, err
 	}
 	e.Time = fromMillis(at)

@@ -1,10 +1,7 @@
 package consentui
 
 import (
-	"net"
-	"net/http"
 	"net/netip"
-	"strings"
 	"sync"
 	"time"
 )
@@ -115,70 +112,7 @@ func (l *Limiter) Len() int {
 	return l.keys.len()
 }
 
-// ClientAddr returns the address of the client that sent r. Without trusted proxies it is the
-// host of r.RemoteAddr: X-Forwarded-For is written by whoever sends the request and is ignored.
-// When r.RemoteAddr is in one of the trusted prefixes (reverse proxies that append the address
-// they saw to X-Forwarded-For), the header is read from its right end, skipping the addresses
-// of further trusted proxies: the first address that is not a trusted proxy is the client.
-// Entries left of it were written by the client and are never used; an entry that is not an IP
-// address ends the walk at the last trusted hop. Addresses are returned in canonical form
-// (IPv4-mapped IPv6 unmapped, zones dropped).
-func ClientAddr(r *http.Request, trusted []netip.Prefix) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	remote, ok := parseAddr(host)
-	if !ok {
-		return host
-	}
-	if !inPrefixes(remote, trusted) {
-		return remote.String()
-	}
-	var hops []string
-	for _, v := range r.Header.Values("X-Forwarded-For") {
-		hops = append(hops, strings.Split(v, ",")...)
-	}
-	client := remote
-	for i := len(hops) - 1; i >= 0 && len(hops)-i <= maxForwardedHops; i-- {
-		a, ok := parseAddr(strings.TrimSpace(hops[i]))
-		if !ok {
-			break
-		}
-		client = a
-		if !inPrefixes(a, trusted) {
-			break
-		}
-	}
-	return client.String()
-}
-
-// maxForwardedHops bounds how many X-Forwarded-For entries ClientAddr reads.
-const maxForwardedHops = 32
-
-func inPrefixes(a netip.Addr, prefixes []netip.Prefix) bool {
-	for _, p := range prefixes {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
-// parseAddr reads an IP address, optionally with a port ("1.2.3.4:5", "[::1]:5").
-func parseAddr(s string) (netip.Addr, bool) {
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		ap, err2 := netip.ParseAddrPort(s)
-		if err2 != nil {
-			return netip.Addr{}, false
-		}
-		a = ap.Addr()
-	}
-	return a.Unmap().WithZone(""), true
-}
-
-// AddressKey turns a client address (from ClientAddr) into a Limiter key. IPv6 addresses are
+// AddressKey turns a client address (from forwarded.Trust.ClientAddr) into a Limiter key. IPv6 addresses are
 // folded into their /64, since one subscriber usually holds a whole /64 and could otherwise
 // take a fresh budget with every address in it.
 func AddressKey(addr string) string {

@@ -2,15 +2,11 @@ package consentui
 
 import (
 	"fmt"
-	"net/http/httptest"
-	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/trustgate/trustgate/internal/netprefix"
 )
 
 var t0 = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
@@ -188,54 +184,6 @@ func TestNewLimiterPanics(t *testing.T) {
 			}()
 			NewLimiter(tc.limit, tc.window, 0)
 		}()
-	}
-}
-
-func TestClientAddr(t *testing.T) {
-	proxies, err := netprefix.Parse([]string{"10.0.0.0/8, 192.168.1.7", "2001:db8:ffff::/48"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		name    string
-		remote  string
-		xff     []string
-		trusted []netip.Prefix
-		want    string
-	}{
-		{"remote v4", "203.0.113.7:51234", nil, nil, "203.0.113.7"},
-		{"remote v6", "[2001:db8::1]:443", nil, nil, "2001:db8::1"},
-		{"remote v4-mapped", "[::ffff:203.0.113.7]:443", nil, nil, "203.0.113.7"},
-		{"remote zone", "[fe80::1%eth0]:443", nil, nil, "fe80::1"},
-		{"no trusted proxies: XFF ignored", "10.0.0.1:1", []string{"198.51.100.9"}, nil, "10.0.0.1"},
-		{"XFF from an untrusted peer ignored", "203.0.113.7:1", []string{"198.51.100.9"}, proxies, "203.0.113.7"},
-		{"trusted XFF", "10.0.0.1:1", []string{"198.51.100.9"}, proxies, "198.51.100.9"},
-		{"trusted single address", "192.168.1.7:1", []string{"198.51.100.9"}, proxies, "198.51.100.9"},
-		{"trusted v4-mapped peer", "[::ffff:10.1.2.3]:1", []string{"198.51.100.9"}, proxies, "198.51.100.9"},
-		{"client-written entries ignored", "10.0.0.1:1", []string{"1.2.3.4, 5.6.7.8,198.51.100.9"}, proxies, "198.51.100.9"},
-		{"several header lines", "10.0.0.1:1", []string{"1.2.3.4", "198.51.100.9"}, proxies, "198.51.100.9"},
-		{"chain of trusted proxies: rightmost untrusted", "10.0.0.1:1", []string{"1.2.3.4, 198.51.100.9, 10.9.9.9, 192.168.1.7"}, proxies, "198.51.100.9"},
-		{"forged trusted-looking entry left of the client", "10.0.0.1:1", []string{"10.5.5.5, 198.51.100.9"}, proxies, "198.51.100.9"},
-		{"XFF with port", "10.0.0.1:1", []string{"198.51.100.9:4711"}, proxies, "198.51.100.9"},
-		{"XFF v6", "10.0.0.1:1", []string{"2001:db8::2"}, proxies, "2001:db8::2"},
-		{"v6 proxy", "[2001:db8:ffff::9]:1", []string{"2001:db8::2"}, proxies, "2001:db8::2"},
-		{"garbage ends the walk at the last trusted hop", "10.0.0.1:1", []string{"1.2.3.4, unknown"}, proxies, "10.0.0.1"},
-		{"garbage behind a trusted hop", "10.0.0.1:1", []string{"1.2.3.4, unknown, 10.2.2.2"}, proxies, "10.2.2.2"},
-		{"empty XFF", "10.0.0.1:1", []string{""}, proxies, "10.0.0.1"},
-		{"no XFF", "10.0.0.1:1", nil, proxies, "10.0.0.1"},
-		{"no port", "10.0.0.1", nil, nil, "10.0.0.1"},
-		{"not an address", "pipe", nil, proxies, "pipe"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			r := httptest.NewRequest("POST", "/oauth/login", nil)
-			r.RemoteAddr = tc.remote
-			for _, v := range tc.xff {
-				r.Header.Add("X-Forwarded-For", v)
-			}
-			if got := ClientAddr(r, tc.trusted); got != tc.want {
-				t.Errorf("ClientAddr = %q, want %q", got, tc.want)
-			}
-		})
 	}
 }
 

@@ -20,8 +20,13 @@ func testAuditAppendListScan(t *testing.T, open Opener) {
 			if i%3 == 0 {
 				d = audit.Denied
 			}
+			// Every other entry has a client address (format version 2), the others none (1).
+			addr := ""
+			if i%2 == 0 {
+				addr = fmt.Sprintf("198.51.100.%d", i)
+			}
 			batch = append(batch, audit.Entry{Host: "acme", Time: t0.Add(time.Duration(i) * time.Minute), AgentID: fmt.Sprintf("ag%d", i%2),
-				Server: "git", Tool: "push", Method: "tools/call", Decision: d, Reason: "r"})
+				Server: "git", Tool: "push", Method: "tools/call", Decision: d, Reason: "r", ClientAddr: addr})
 			batch = append(batch, audit.Entry{Host: "other", Time: t0, Decision: audit.Admin, Actor: "cli", Action: "grant.set"})
 		}
 		noErr(t, "append", s.AppendAudit(ctx, batch[:7]))
@@ -36,8 +41,12 @@ func testAuditAppendListScan(t *testing.T, open Opener) {
 				t.Fatalf("entry %d: seq %d prev %q hash %q: not chained", i, e.Seq, e.PrevHash, e.Hash)
 			}
 		}
-		if got := all[4]; got.AgentID != "ag0" || !got.Time.Equal(t0.Add(4*time.Minute)) || got.Tool != "push" {
+		if got := all[4]; got.AgentID != "ag0" || !got.Time.Equal(t0.Add(4*time.Minute)) || got.Tool != "push" ||
+			got.ClientAddr != "198.51.100.4" || got.Version != 2 {
 			t.Fatalf("entry 5 reads back as %+v", got)
+		}
+		if got := all[5]; got.ClientAddr != "" || got.Version != 1 {
+			t.Fatalf("entry 6 (no client address) reads back as %+v", got)
 		}
 		// Filters, cursor, order.
 		denied := must[[]audit.Entry](t, "list denied")(s.ListAudit(ctx, audit.Filter{Host: "acme", Decision: audit.Denied}, 0, 0))
