@@ -11,7 +11,7 @@ VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null || ech
 RACE_PKGS     := ./schema/... ./store/... ./authzserver/... ./gateway/...
 RACE_PATTERN  := /(schema|store|authzserver|gateway)(/|$$)
 
-.PHONY: build run test test-race test-rest lint fmt tools clean fuzz bench bench-smoke screenshots
+.PHONY: build run test test-race test-rest lint fmt tools clean fuzz bench bench-smoke screenshots cluster cluster-down cluster-test
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/trustgate
@@ -91,3 +91,21 @@ bench: build
 bench-smoke: build
 	./$(BIN) bench --duration 2s --clients 4
 	$(GO) test -run='^$$' -bench=. -benchtime=100x ./bench/
+
+## cluster: the production topology on this machine (deploy/local-cluster/cluster.sh): HAProxy
+## with /readyz checks, three trustgate replicas on one PostgreSQL store, three SpiceDB nodes
+## (built at go.mod's version) with dispatch and TLS; state under CLUSTER_DIR. Not part of
+## `make test` (the first SpiceDB build alone takes minutes). cluster-down stops it.
+CLUSTER_DIR ?= $(CURDIR)/.cluster
+cluster:
+	deploy/local-cluster/cluster.sh up $(CLUSTER_DIR)
+
+cluster-down:
+	deploy/local-cluster/cluster.sh down $(CLUSTER_DIR)
+
+## cluster-test: the fault run against `make cluster` (load through HAProxy, kill -9 of a replica
+## and a SpiceDB node, kill switch across replicas, audit verify); CLUSTER_DURATION long.
+CLUSTER_DURATION ?= 60s
+cluster-test:
+	TRUSTGATE_CLUSTER_ENV=$(CLUSTER_DIR)/cluster.env TRUSTGATE_CLUSTER_DURATION=$(CLUSTER_DURATION) \
+		$(GO) test -count=1 -v -run '^TestClusterFaultRun$$' -timeout 30m ./tests/
