@@ -155,6 +155,8 @@ start_spicedb() { # N
 		--grpc-addr "$ip:$SPICEDB_GRPC" \
 		--grpc-tls-cert-path "$DIR/tls/spicedb.pem" --grpc-tls-key-path "$DIR/tls/spicedb.key" \
 		--datastore-engine postgres --datastore-conn-uri "$(pg_url "$SPICEDB_DB")" \
+		--datastore-conn-pool-read-max-open 6 --datastore-conn-pool-read-min-open 1 \
+		--datastore-conn-pool-write-max-open 3 --datastore-conn-pool-write-min-open 1 \
 		--dispatch-cluster-enabled \
 		--dispatch-cluster-addr "$ip:$SPICEDB_DISPATCH" \
 		--dispatch-cluster-tls-cert-path "$DIR/tls/spicedb.pem" --dispatch-cluster-tls-key-path "$DIR/tls/spicedb.key" \
