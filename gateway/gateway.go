@@ -247,6 +247,8 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 		Reviewer: cat,
 		Syncer:   g.writer,
 		Webhooks: g.webhooks,
+		// Agents' last use, written at most once a minute per agent and replica.
+		Activity: g.store,
 		// Anomaly flags read the audit log every replica shares; a policy may suspend agents.
 		Anomalies: anomaly.New(g.store),
 		Suspender: agentSuspender{store: g.store, writer: g.writer, audit: g.audit},

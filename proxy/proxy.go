@@ -148,6 +148,8 @@ type Config struct {
 	// ApprovalKeepAlive is how often a held request's event stream gets a sign of life
 	// (default DefaultApprovalKeepAlive).
 	ApprovalKeepAlive time.Duration
+	// Activity records agents' last use (activity.go); nil: it is not recorded.
+	Activity ActivityRecorder
 }
 
 // Proxy is the MCP proxy. It is safe for concurrent use.
@@ -172,6 +174,8 @@ type Proxy struct {
 	facts facts
 	// notifier tells the agents' GET streams when their tool lists change (notify.go).
 	notifier *listchanged.Notifier
+	// activity writes agents' last use in the background (activity.go); nil: not recorded.
+	activity *activity
 }
 
 // New checks the configuration and builds the proxy.
@@ -186,6 +190,7 @@ func New(cfg Config) (*Proxy, error) {
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
+	p.activity = newActivity(cfg.Activity, p.log)
 	if cfg.Limiter == nil {
 		cfg.Limiter = ratelimit.NewMemory(0)
 		p.cfg.Limiter = cfg.Limiter
@@ -309,6 +314,7 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	agentID, userID := claims.AgentID, claims.Subject
+	p.activity.seen(host, agentID, time.Now())
 	if endStream != nil {
 		expiry := time.AfterFunc(time.Until(claims.Expiry), func() { endStream(errStreamTokenExpired) })
 		defer expiry.Stop()

@@ -119,7 +119,7 @@ func newEnv(t *testing.T, opts ...func(*proxy.Config)) *env {
 	// --upstream-allow-cidr 127.0.0.0/8); an option may change that.
 	cfg := proxy.Config{Store: e.st, Backend: e.backend, KeySet: e.ks, URLs: e.urls, Keys: keys, Audit: auditLog,
 		HostNetworks: ssrf.PublicAnd(netip.MustParsePrefix("127.0.0.0/8")),
-		Approvals:    e.st, ApprovalKeepAlive: 100 * time.Millisecond}
+		Approvals:    e.st, ApprovalKeepAlive: 100 * time.Millisecond, Activity: e.st}
 	for _, opt := range opts {
 		opt(&cfg)
 	}
