@@ -123,8 +123,9 @@ func (s *Service) MayDecide(ctx context.Context, c store.HeldCall, email string)
 	return slices.Contains(approvers, strings.ToLower(email)), nil
 }
 
-// Decide approves or denies the held call id of host as by, through channel. ErrDecided: it
-// was decided already or no longer waits (then nothing is forwarded).
+// Decide approves or denies the held call id of host as by, through channel. ErrDecided (which
+// is also store.ErrConflict, as the admin API reads it): it was decided already or no longer
+// waits (then nothing is forwarded).
 func (s *Service) Decide(ctx context.Context, host, id string, approve bool, by, channel string) (store.HeldCall, error) {
 	status := store.HeldDenied
 	if approve {
@@ -132,7 +133,7 @@ func (s *Service) Decide(ctx context.Context, host, id string, approve bool, by,
 	}
 	c, err := s.cfg.Store.DecideHeldCall(ctx, host, id, status, by, channel, s.now())
 	if errors.Is(err, store.ErrConflict) {
-		return c, fmt.Errorf("%w (it is %s)", ErrDecided, c.Status)
+		return c, fmt.Errorf("%w (it is %s): %w", ErrDecided, c.Status, err)
 	}
 	return c, err
 }

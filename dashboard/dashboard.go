@@ -186,6 +186,11 @@ func (d *Dashboard) pages() []page {
 		{"GET", h + "/agents/{agent}/kill", hostAdmin, (*Dashboard).killPage},
 		{"POST", h + "/agents/{agent}/kill", hostAdmin, (*Dashboard).kill},
 
+		{"GET", h + "/approvals", hostAdmin, (*Dashboard).approvalsPage},
+		{"POST", h + "/approvals/{id}/approve", hostAdmin, (*Dashboard).approveHeldCall},
+		{"POST", h + "/approvals/{id}/deny", hostAdmin, (*Dashboard).denyHeldCall},
+		{"POST", h + "/standing-approvals/{agent}/{server}/{tool}/revoke", hostAdmin, (*Dashboard).revokeStandingApproval},
+
 		{"GET", h + "/activity", hostAdmin, (*Dashboard).activityPage},
 		{"GET", h + "/activity/export", hostAdmin, (*Dashboard).exportActivity},
 		{"GET", h + "/activity/live", hostAdmin, (*Dashboard).liveActivity},

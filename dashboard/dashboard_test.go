@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/trustgate/trustgate/admin"
+	"github.com/trustgate/trustgate/approval"
 	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/dashboard"
 	"github.com/trustgate/trustgate/internal/route"
@@ -50,7 +51,11 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api, err := admin.New(admin.Config{Store: cp.Store, Syncer: cp.Writer, Keys: keys, URLs: urls, Audit: log})
+	approvals, err := approval.New(approval.Config{Store: cp.Store, URLs: urls, LinkKey: keys.Derive("approval links"), Audit: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := admin.New(admin.Config{Store: cp.Store, Syncer: cp.Writer, Keys: keys, URLs: urls, Audit: log, Approvals: approvals})
 	if err != nil {
 		t.Fatal(err)
 	}

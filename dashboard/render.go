@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -33,9 +34,10 @@ var funcs = template.FuncMap{
 		}
 		return ""
 	},
-	"join":       strings.Join,
-	"rateScopes": func() []string { return rateScopes },
-	"levels":     func() []string { return []string{"low", "medium", "high"} },
+	"join":        strings.Join,
+	"pathSegment": url.PathEscape,
+	"rateScopes":  func() []string { return rateScopes },
+	"levels":      func() []string { return []string{"low", "medium", "high"} },
 }
 
 // templates holds one template per page: the layout with the page's "content".
@@ -96,28 +98,31 @@ func (e errNoTemplate) Error() string { return "no template " + string(e) }
 // notices are the sentences a page shows after a change (?done=…): fixed texts, so a link cannot
 // make the dashboard say anything else.
 var notices = map[string]string{
-	"setup":          "Welcome: you are the gateway's first operator.",
-	"host-created":   "Host created.",
-	"settings":       "Settings saved.",
-	"token-revoked":  "Token revoked.",
-	"host-deleted":   "Host deleted.",
-	"server":         "Server imported.",
-	"stopped":        "Emergency stop: every call on the host is refused until you lift it.",
-	"resumed":        "The emergency stop is lifted: calls are decided as before.",
-	"auth":           "Sign-in method saved.",
-	"auth-reset":     "Sign-in method back to its default.",
-	"disconnected":   "Disconnected: the agent holds nothing any more and its tokens no longer work.",
-	"server-saved":   "Server saved.",
-	"credentials":    "Credentials saved.",
-	"tools":          "Tools saved.",
-	"approved":       "Tool approved and enabled.",
-	"tool-removed":   "Tool removed.",
-	"tool-added":     "Tool added.",
-	"server-deleted": "Server deleted.",
-	"granted":        "Access granted.",
-	"revoked":        "Access revoked.",
-	"level":          "Level changed.",
-	"killed":         "The agent was disabled and holds nothing any more.",
+	"setup":            "Welcome: you are the gateway's first operator.",
+	"host-created":     "Host created.",
+	"settings":         "Settings saved.",
+	"token-revoked":    "Token revoked.",
+	"host-deleted":     "Host deleted.",
+	"server":           "Server imported.",
+	"stopped":          "Emergency stop: every call on the host is refused until you lift it.",
+	"resumed":          "The emergency stop is lifted: calls are decided as before.",
+	"auth":             "Sign-in method saved.",
+	"auth-reset":       "Sign-in method back to its default.",
+	"disconnected":     "Disconnected: the agent holds nothing any more and its tokens no longer work.",
+	"server-saved":     "Server saved.",
+	"credentials":      "Credentials saved.",
+	"tools":            "Tools saved.",
+	"approved":         "Tool approved and enabled.",
+	"tool-removed":     "Tool removed.",
+	"tool-added":       "Tool added.",
+	"server-deleted":   "Server deleted.",
+	"granted":          "Access granted.",
+	"revoked":          "Access revoked.",
+	"level":            "Level changed.",
+	"killed":           "The agent was disabled and holds nothing any more.",
+	"call-approved":    "Approved: the call is forwarded now.",
+	"call-denied":      "Denied: the agent is told the call was refused.",
+	"standing-revoked": "Standing approval revoked: the agent's next call of that tool waits for approval again.",
 }
 
 type errorData struct {

@@ -229,7 +229,8 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 		return nil, err
 	}
 	approvalCfg := approval.Config{Store: g.store, URLs: g.urls, LinkKey: keys.Derive("approval links"),
-		Webhooks: g.webhooks, Audit: g.audit, Logger: log}
+		Webhooks: g.webhooks, Audit: g.audit, Logger: log,
+		DashboardURL: func(host string) string { return dashboard.ApprovalsURL(g.urls, host) }}
 	if cfg.mailer != nil {
 		approvalCfg.Mailer = cfg.mailer
 	}
