@@ -39,7 +39,7 @@ const (
 )
 
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	st      store.Store
 	backend *authzserver.SpiceDB
 	writer  *authzserver.Writer
@@ -73,7 +73,7 @@ func (a auditStore) AppendAudit(ctx context.Context, es []audit.Entry) error {
 }
 
 // newEnv builds the environment; opts adjust the proxy's configuration.
-func newEnv(t *testing.T, opts ...func(*proxy.Config)) *env {
+func newEnv(t testing.TB, opts ...func(*proxy.Config)) *env {
 	t.Helper()
 	ctx := context.Background()
 	e := &env{t: t}
