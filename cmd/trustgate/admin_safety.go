@@ -135,18 +135,11 @@ func newHostLimitSetCommand(o *adminOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			h, err := a.client.GetHost(a.ctx, args[0])
+			limits, _, err := limitsWithout(a, args[0], rule)
 			if err != nil {
 				return err
 			}
-			limits := []sdk.RateLimit{}
-			for _, x := range h.Settings.RateLimits {
-				if !sameRule(x, rule) {
-					limits = append(limits, x)
-				}
-			}
-			limits = append(limits, rule)
-			return updateLimits(a, args[0], limits)
+			return updateLimits(a, args[0], append(limits, rule))
 		}),
 	}
 	l.register(cmd, true)
@@ -164,17 +157,9 @@ func newHostLimitRemoveCommand(o *adminOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			h, err := a.client.GetHost(a.ctx, args[0])
+			limits, found, err := limitsWithout(a, args[0], rule)
 			if err != nil {
 				return err
-			}
-			limits, found := []sdk.RateLimit{}, false
-			for _, x := range h.Settings.RateLimits {
-				if sameRule(x, rule) {
-					found = true
-					continue
-				}
-				limits = append(limits, x)
 			}
 			if !found {
 				return fmt.Errorf("host %s has no rate limit of scope %s on %s/%s", args[0], rule.Scope, orDash(rule.Server), orDash(rule.Tool))
@@ -184,6 +169,24 @@ func newHostLimitRemoveCommand(o *adminOptions) *cobra.Command {
 	}
 	l.register(cmd, false)
 	return cmd
+}
+
+// limitsWithout reads the host's rate limits and returns those other than rule (same scope,
+// server and tool), and whether rule was among them.
+func limitsWithout(a *adminCall, host string, rule sdk.RateLimit) ([]sdk.RateLimit, bool, error) {
+	h, err := a.client.GetHost(a.ctx, host)
+	if err != nil {
+		return nil, false, err
+	}
+	limits, found := []sdk.RateLimit{}, false
+	for _, x := range h.Settings.RateLimits {
+		if sameRule(x, rule) {
+			found = true
+			continue
+		}
+		limits = append(limits, x)
+	}
+	return limits, found, nil
 }
 
 func updateLimits(a *adminCall, host string, limits []sdk.RateLimit) error {
