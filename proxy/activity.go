@@ -47,20 +47,16 @@ func newActivity(rec ActivityRecorder, log *slog.Logger) *activity {
 }
 
 // seen notes that the agent made a request at at; it writes when this replica has not written
-// for the agent within activityInterval. The returned channel is closed when the write (if any)
-// is done; callers other than tests ignore it.
-func (a *activity) seen(host, agent string, at time.Time) <-chan struct{} {
-	done := make(chan struct{})
+// for the agent within activityInterval.
+func (a *activity) seen(host, agent string, at time.Time) {
 	if a == nil || agent == "" {
-		close(done)
-		return done
+		return
 	}
 	k := activityKey{host, agent}
 	a.mu.Lock()
 	if prev, ok := a.last[k]; ok && at.Sub(prev) < activityInterval {
 		a.mu.Unlock()
-		close(done)
-		return done
+		return
 	}
 	if len(a.last) >= activityMemoLimit {
 		clear(a.last)
@@ -68,7 +64,6 @@ func (a *activity) seen(host, agent string, at time.Time) <-chan struct{} {
 	a.last[k] = at
 	a.mu.Unlock()
 	go func() {
-		defer close(done)
 		ctx, cancel := context.WithTimeout(context.Background(), activityWriteTimeout)
 		defer cancel()
 		if err := a.rec.TouchAgent(ctx, host, agent, at); err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -78,5 +73,4 @@ func (a *activity) seen(host, agent string, at time.Time) <-chan struct{} {
 			a.mu.Unlock()
 		}
 	}()
-	return done
 }
