@@ -202,3 +202,37 @@ func TestIsRetryablePg(t *testing.T) {
 		}
 	}
 }
+
+// TestGenerationClock: the generation is read from the database at most once per maxAge while
+// nothing changes in this process, and again at once after a change this process made.
+func TestGenerationClock(t *testing.T) {
+	c := newGenerationClock(time.Hour)
+	loads := 0
+	load := func(context.Context) (int64, error) { loads++; return int64(loads), nil }
+	for range 3 {
+		if n, err := c.read(context.Background(), load); err != nil || n != 1 {
+			t.Fatalf("read = %d, %v; want 1 (remembered)", n, err)
+		}
+	}
+	c.changed()
+	if n, _ := c.read(context.Background(), load); n != 2 || loads != 2 {
+		t.Fatalf("after a change: read = %d after %d loads, want 2 after 2", n, loads)
+	}
+	// A read that began before a change is not remembered.
+	c.changed()
+	racing := func(context.Context) (int64, error) { c.changed(); loads++; return 99, nil }
+	if n, _ := c.read(context.Background(), racing); n != 99 {
+		t.Fatalf("racing read = %d, want 99", n)
+	}
+	if n, _ := c.read(context.Background(), load); n != int64(loads) {
+		t.Fatalf("the read that raced a change was remembered: got %d, want a new load (%d)", n, loads)
+	}
+	// Expired: read again.
+	c = newGenerationClock(time.Millisecond)
+	loads = 0
+	_, _ = c.read(context.Background(), load)
+	time.Sleep(2 * time.Millisecond)
+	if n, _ := c.read(context.Background(), load); n != 2 {
+		t.Fatalf("after maxAge: read = %d, want a new load", n)
+	}
+}

@@ -772,10 +772,7 @@ func recordOAuthRevocations(ctx context.Context, q querier, grants bool, where s
 	if n == 0 {
 		return nil
 	}
-	if _, err := q.exec(ctx, "UPDATE control_generation SET n = n + 1 WHERE id = 1"); err != nil {
-		return fmt.Errorf("advance the control-plane generation: %w", err)
-	}
-	return nil
+	return advanceGeneration(ctx, q)
 }
 
 func (s *sqlStore) OAuthTokenRevoked(ctx context.Context, tokenID, grantID string) (bool, error) {

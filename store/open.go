@@ -71,13 +71,13 @@ func open(ctx context.Context, cfg Config) (Store, error) {
 			_ = b.close()
 			return nil, fmt.Errorf("open store (%s): %w", b.engine(), err)
 		}
-		return &sqlStore{db: b}, nil
+		return newSQLStore(b), nil
 	}
 	if err := migrate(ctx, b, log); err != nil {
 		_ = b.close()
 		return nil, fmt.Errorf("open store (%s): %w", b.engine(), err)
 	}
-	return &sqlStore{db: b}, nil
+	return newSQLStore(b), nil
 }
 
 // sqlitePathOf is the SQLite file cfg names (conn is ParseURL's connURL).

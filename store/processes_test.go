@@ -97,3 +97,35 @@ func TestAuditConcurrentProcesses(t *testing.T) {
 		})
 	}
 }
+
+// TestControlGenerationSeenByOtherProcesses: a process remembers the control-plane generation
+// for a few milliseconds instead of reading it per request; a change committed through another
+// process on the same database is still seen by the first read after the change returned (so a
+// revocation through one replica holds at the next call through another), every time.
+func TestControlGenerationSeenByOtherProcesses(t *testing.T) {
+	for _, e := range engines() {
+		t.Run(e.name, func(t *testing.T) {
+			cfg := e.config(t)
+			a, b := openStore(t, cfg), openStore(t, cfg)
+			for i := range 20 {
+				before := must[int64](t, "generation")(a.ControlGeneration(ctx))
+				// a's generation was just read: without the writer's wait it would be answered
+				// from a's memory below.
+				if _, err := b.CreateHost(ctx, store.Host{Key: fmt.Sprintf("gen%d", i), Name: "Generation"}); err != nil {
+					t.Fatalf("create host through the other process: %v", err)
+				}
+				if after := must[int64](t, "generation")(a.ControlGeneration(ctx)); after <= before {
+					t.Fatalf("change %d through the other process: generation %d before, %d after it returned", i, before, after)
+				}
+				// Its own change is seen at once, too.
+				before = must[int64](t, "generation")(a.ControlGeneration(ctx))
+				if _, err := a.CreateHost(ctx, store.Host{Key: fmt.Sprintf("own%d", i), Name: "Generation"}); err != nil {
+					t.Fatalf("create host: %v", err)
+				}
+				if after := must[int64](t, "generation")(b.ControlGeneration(ctx)); after <= before {
+					t.Fatalf("change %d: the other process read generation %d before, %d after it returned", i, before, after)
+				}
+			}
+		})
+	}
+}

@@ -9,7 +9,14 @@ import (
 
 // sqlStore implements Store once, over any backend.
 type sqlStore struct {
-	db backend
+	db  backend
+	gen *generationClock
+}
+
+// newSQLStore is the store over b, its control-plane generation remembered for GenerationMaxAge.
+func newSQLStore(b backend) *sqlStore {
+	clock := newGenerationClock(GenerationMaxAge)
+	return &sqlStore{db: generationBackend{backend: b, clock: clock}, gen: clock}
 }
 
 var _ Store = (*sqlStore)(nil)
