@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"html"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"github.com/trustgate/trustgate/internal/testkit/oidcprovider"
 	"github.com/trustgate/trustgate/internal/testkit/samlidp"
 	"github.com/trustgate/trustgate/internal/testkit/smtpserver"
+	"github.com/trustgate/trustgate/internal/testkit/webauthnkey"
 	"github.com/trustgate/trustgate/internal/testkit/webclient"
 	"github.com/trustgate/trustgate/oauthserver"
 )
@@ -53,6 +55,9 @@ type takeoverEnv struct {
 	gh       *githubstandin.Server
 	idp      *samlidp.IdP
 	acs      string
+	// public is the gateway's public URL: http://localhost:<port>, a name WebAuthn accepts as
+	// relying party ID (the listener is on 127.0.0.1).
+	public string
 }
 
 // takeoverMethod is one sign-in method of the test.
@@ -77,6 +82,7 @@ var takeoverMethods = []takeoverMethod{
 		e.gh.SetAccount(githubstandin.Account{ID: 1001, Login: "alice-gh", Emails: []githubstandin.Email{{Email: victim, Primary: true, Verified: true}}})
 		runSSOScript(t, e, "github")
 	}},
+	{name: "passkey", attacks: passkeyAttacks, alice: alicePasskey},
 	{name: "saml", attacks: samlAttacks, alice: func(t *testing.T, e *takeoverEnv) {
 		out := runNode(t, "saml.mjs", "MCP_URL="+e.resource, "EMAIL="+victim, "PASSWORD=not used", "IDP_USER=alice", "IDP_PASSWORD=alice at the idp")
 		var res struct {
@@ -132,12 +138,15 @@ func startTakeoverEnv(t *testing.T) *takeoverEnv {
 	t.Helper()
 	e := &takeoverEnv{smtp: smtpserver.Start(t, smtpserver.Options{})}
 	dir := t.TempDir()
-	e.p = start(t, "--data-dir", dir, "--upstream-allow-cidr", "127.0.0.0/8",
-		"--smtp-url", e.smtp.URL(), "--smtp-from", "trustgate <gateway@example.com>")
+	addr := freeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	e.public = "http://localhost:" + port
+	e.p = waitReady(t, launchEnv(t, addr, nil, "serve", "--listen", addr, "--data-dir", dir, "--public-url", e.public,
+		"--upstream-allow-cidr", "127.0.0.0/8", "--smtp-url", e.smtp.URL(), "--smtp-from", "trustgate <gateway@example.com>"))
 	e.mb = startMailbox(t, e.smtp)
 	up := mcpserver.Start(t, "")
 	e.token = bootstrapToken(t, "e2e", "--data-dir", dir)
-	e.issuer, e.resource = e.p.url+"/h/acme", e.p.url+"/h/acme/mcp/tracker"
+	e.issuer, e.resource = e.public+"/h/acme", e.public+"/h/acme/mcp/tracker"
 	cli(t, e.p, e.token, "host", "create", "acme", "--exact")
 	cli(t, e.p, e.token, "server", "import", up.URL, "--host", "acme", "--key", "tracker")
 	for _, who := range []string{victim, attacker} {
@@ -146,6 +155,7 @@ func startTakeoverEnv(t *testing.T) *takeoverEnv {
 	}
 
 	cli(t, e.p, e.token, "host", "auth", "set", "acme", "email_otp", "--enable")
+	cli(t, e.p, e.token, "host", "auth", "set", "acme", "passkey", "--enable")
 	e.op = oidcprovider.Start(t, oidcprovider.Options{
 		Users: []oidcprovider.User{
 			{ID: "op-alice", Username: "alice", Password: "alice at the provider", Email: victim, EmailVerified: true},
@@ -184,7 +194,7 @@ func (e *takeoverEnv) audit(t *testing.T) []admin.AuditEntry {
 func (e *takeoverEnv) signInPage(t *testing.T) (*webclient.Browser, webclient.Page) {
 	t.Helper()
 	conf := registerClient(t, e.issuer, "attacker's agent")
-	b := webclient.New(t, e.p.url)
+	b := webclient.New(t, e.public)
 	p := b.Get(conf.AuthCodeURL("attack-state-1", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("resource", e.resource)))
 	if p.Status != http.StatusOK || !strings.Contains(p.Body, `name="state_ref"`) {
 		t.Fatalf("sign-in page: %d %s", p.Status, p.Body)
@@ -347,5 +357,210 @@ func runSSOScript(t *testing.T, e *takeoverEnv, method string) {
 	}
 	if err := json.Unmarshal([]byte(out), &res); err != nil || !res.OK || !res.SignedIn || !res.Consented || !strings.Contains(res.Allowed, "create_issue called") {
 		t.Fatalf("sso.mjs %s: %v %s", method, err, out)
+	}
+}
+
+var csrfTokenRE = regexp.MustCompile(`name="csrf_token" value="([^"]*)"`)
+
+// hiddenField is the unescaped value a page's hidden field matched by re holds.
+func hiddenField(t *testing.T, re *regexp.Regexp, body string) string {
+	t.Helper()
+	m := re.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no %s on the page: %s", re, body)
+	}
+	return html.UnescapeString(m[1])
+}
+
+// postFields posts form to u in b, as the passkey script of the pages does.
+func postFields(b *webclient.Browser, u string, form url.Values) webclient.Page {
+	req, _ := http.NewRequest("POST", u, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return b.Do(req)
+}
+
+// humanID is the id of the host's human who.
+func (e *takeoverEnv) humanID(t *testing.T, who string) string {
+	t.Helper()
+	var humans []admin.Human
+	cliJSON(t, e.p, e.token, &humans, "human", "list", "--host", "acme")
+	for _, h := range humans {
+		if h.Email == who {
+			return h.ID
+		}
+	}
+	t.Fatalf("no human %s in %+v", who, humans)
+	return ""
+}
+
+// addPasskey registers key on the account of the human signed in to b, as the account page's
+// script does; edit, when set, changes the relying party's options before the authenticator
+// sees them. It returns the page the gateway answers the new passkey with.
+func (e *takeoverEnv) addPasskey(t *testing.T, b *webclient.Browser, key *webauthnkey.Authenticator, edit func(map[string]any)) webclient.Page {
+	t.Helper()
+	account := b.Get(e.issuer + "/account")
+	if account.Status != http.StatusOK || !strings.Contains(account.Body, "Add a passkey") {
+		t.Fatalf("account page without a way to add a passkey: %d %s", account.Status, account.Body)
+	}
+	csrf := hiddenField(t, csrfTokenRE, account.Body)
+	opts := postFields(b, e.issuer+"/account/passkeys/options", url.Values{"csrf_token": {csrf}})
+	if opts.Status != http.StatusOK {
+		t.Fatalf("registration options: %d %s", opts.Status, opts.Body)
+	}
+	options := []byte(opts.Body)
+	if edit != nil {
+		var o map[string]any
+		if err := json.Unmarshal(options, &o); err != nil {
+			t.Fatal(err)
+		}
+		edit(o)
+		options, _ = json.Marshal(o)
+	}
+	answer, err := key.Create(options)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return postFields(b, e.issuer+"/account/passkeys", url.Values{"csrf_token": {csrf}, "credential": {string(answer)}, "name": {"a passkey"}})
+}
+
+// passkeySignIn opens a new authorization request of conf (with verifier) in b and answers
+// the sign-in page's passkey prompt with key alone.
+func (e *takeoverEnv) passkeySignIn(t *testing.T, b *webclient.Browser, conf *oauth2.Config, verifier string, key *webauthnkey.Authenticator) webclient.Page {
+	t.Helper()
+	p := b.Get(conf.AuthCodeURL("passkey-state", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("resource", e.resource)))
+	if p.Status != http.StatusOK || !strings.Contains(p.Body, "Sign in with a passkey") {
+		t.Fatalf("sign-in page without a passkey button: %d %s", p.Status, p.Body)
+	}
+	csrf, ref := hiddenField(t, csrfTokenRE, p.Body), hiddenField(t, stateRefRE, p.Body)
+	opts := postFields(b, e.issuer+"/auth/passkey/options", url.Values{"csrf_token": {csrf}, "state_ref": {ref}})
+	if opts.Status != http.StatusOK {
+		t.Fatalf("passkey sign-in options: %d %s", opts.Status, opts.Body)
+	}
+	answer, err := key.Get([]byte(opts.Body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return postFields(b, e.issuer+"/auth/passkey", url.Values{"csrf_token": {csrf}, "state_ref": {ref}, "credential": {string(answer)}})
+}
+
+// userHandleOptions are creation options naming the human id as the user, as an attacker
+// would forge them for an authenticator of his own.
+func userHandleOptions(id string) []byte {
+	return []byte(`{"publicKey":{"challenge":"AAAA","rp":{"id":"localhost"},"user":{"id":"` + base64.RawURLEncoding.EncodeToString([]byte(id)) + `"}}}`)
+}
+
+// Passkeys: without a session nothing can be added to alice's account; a passkey the attacker
+// adds to his own account (even one made for alice's user handle) stays his; an answer naming
+// alice's user handle, from his passkey or from a passkey the gateway never registered, is
+// refused, and his own passkey signs in as him, never as alice.
+func passkeyAttacks(t *testing.T, e *takeoverEnv) {
+	aliceID := e.humanID(t, victim)
+	forged := webauthnkey.New(e.public)
+	if _, err := forged.Create(userHandleOptions(aliceID)); err != nil {
+		t.Fatal(err)
+	}
+
+	// No session: the account page, the registration prompt and the registration refuse.
+	b, p := e.signInPage(t)
+	csrf := hiddenField(t, csrfTokenRE, p.Body)
+	if p := b.Get(e.issuer + "/account"); p.Status != http.StatusUnauthorized || strings.Contains(p.Body, "Add a passkey") {
+		t.Fatalf("the account page without a session: %d %s", p.Status, p.Body)
+	}
+	if p := postFields(b, e.issuer+"/account/passkeys/options", url.Values{"csrf_token": {csrf}}); p.Status != http.StatusUnauthorized || strings.Contains(p.Body, "challenge") {
+		t.Fatalf("registration options without a session: %d %s", p.Status, p.Body)
+	}
+	answer, err := forged.Create(userHandleOptions(aliceID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := postFields(b, e.issuer+"/account/passkeys", url.Values{"csrf_token": {csrf}, "credential": {string(answer)}}); p.Status != http.StatusUnauthorized {
+		t.Fatalf("a registration without a session: %d %s", p.Status, p.Body)
+	}
+
+	// The attacker signs in to his own account (his code, from his mailbox).
+	mb, entry := e.askCode(t, "signin", attacker)
+	own, err := e.mb.next(attacker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := mb.Submit(entry, map[string]string{"code": own}); p.Status != http.StatusOK || !strings.Contains(p.Body, `name="trust_level"`) {
+		t.Fatalf("the attacker's own sign-in: %d %s", p.Status, p.Body)
+	}
+	// A registration he began, answered by an authenticator told it is alice's: the passkey
+	// is his (the ceremony belongs to his session), and its answers naming alice are refused.
+	aliasKey := webauthnkey.New(e.public)
+	if p := e.addPasskey(t, mb, aliasKey, func(o map[string]any) {
+		o["publicKey"].(map[string]any)["user"].(map[string]any)["id"] = base64.RawURLEncoding.EncodeToString([]byte(aliceID))
+	}); p.Status != http.StatusOK || !strings.Contains(p.Body, oauthserver.MsgPasskeyAdded) {
+		t.Fatalf("the attacker's passkey made for alice's handle: %d %s", p.Status, p.Body)
+	}
+	conf := registerClient(t, e.issuer, "attacker's passkey agent")
+	verifier := oauth2.GenerateVerifier()
+	refused := func(what string, key *webauthnkey.Authenticator) {
+		t.Helper()
+		noSession(t, what, e.passkeySignIn(t, webclient.New(t, e.public), conf, verifier, key), http.StatusUnauthorized, oauthserver.MsgPasskeyRefused)
+	}
+	refused("the attacker's passkey made for alice's handle", aliasKey)
+	// His regular passkey, its answer carrying alice's user handle.
+	key := webauthnkey.New(e.public)
+	if p := e.addPasskey(t, mb, key, nil); p.Status != http.StatusOK || !strings.Contains(p.Body, oauthserver.MsgPasskeyAdded) {
+		t.Fatalf("the attacker adds a passkey to his account: %d %s", p.Status, p.Body)
+	}
+	key.UserHandle = []byte(aliceID)
+	refused("the attacker's passkey answering with alice's user handle", key)
+	refused("a passkey the gateway never registered, for alice's user handle", forged)
+	// His passkey as it is signs him in, as himself.
+	key.UserHandle = nil
+	pb := webclient.New(t, e.public)
+	if p := e.passkeySignIn(t, pb, conf, verifier, key); p.Status != http.StatusOK || !strings.Contains(p.Body, `name="trust_level"`) {
+		t.Fatalf("the attacker's own passkey: %d %s", p.Status, p.Body)
+	}
+	if p := pb.Get(e.issuer + "/account"); p.Status != http.StatusOK || !strings.Contains(p.Body, attacker) || strings.Contains(p.Body, victim) {
+		t.Fatalf("the attacker's passkey signed in as someone else: %d %s", p.Status, p.Body)
+	}
+	for _, en := range e.audit(t) {
+		if en.UserEmail == victim && strings.HasPrefix(en.Action, "passkey.") {
+			t.Fatalf("a passkey action on alice's account: %+v", en)
+		}
+	}
+}
+
+// alicePasskey: alice signs in with her password, adds a passkey, then in another browser
+// signs in with the passkey alone, consents, and calls a tool with the token.
+func alicePasskey(t *testing.T, e *takeoverEnv) {
+	conf := registerClient(t, e.issuer, "alice's passkey agent")
+	b := webclient.New(t, e.public)
+	p := b.Get(conf.AuthCodeURL("first-sign-in", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("resource", e.resource)))
+	if p = b.Submit(p, map[string]string{"email": victim, "password": "alice's own password 1"}); !strings.Contains(p.Body, `name="trust_level"`) {
+		t.Fatalf("alice's password sign-in: %d %s", p.Status, p.Body)
+	}
+	key := webauthnkey.New(e.public)
+	if p := e.addPasskey(t, b, key, nil); p.Status != http.StatusOK || !strings.Contains(p.Body, oauthserver.MsgPasskeyAdded) {
+		t.Fatalf("alice adds a passkey: %d %s", p.Status, p.Body)
+	}
+
+	verifier := oauth2.GenerateVerifier()
+	pb := webclient.New(t, e.public)
+	p = e.passkeySignIn(t, pb, conf, verifier, key)
+	if p.Status != http.StatusOK || !strings.Contains(p.Body, `name="trust_level"`) {
+		t.Fatalf("alice's passkey sign-in: %d %s", p.Status, p.Body)
+	}
+	p = pb.Submit(p, map[string]string{"trust_level": "high", "decision": "allow"})
+	if p.Loc == nil || p.Loc.Query().Get("code") == "" || p.Loc.Query().Get("state") != "passkey-state" {
+		t.Fatalf("consent after the passkey sign-in = %v (%d %s)", p.Loc, p.Status, p.Body)
+	}
+	tok, err := conf.Exchange(t.Context(), p.Loc.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatalf("token exchange: %v", err)
+	}
+	if text, ok := callText(t, mcpSession(t, e.resource, tok.AccessToken), "create_issue", map[string]any{"title": "passkey"}); !ok || !strings.Contains(text, "create_issue called: passkey") {
+		t.Fatalf("a tool call with the passkey sign-in's token: %q", text)
+	}
+	found := false
+	for _, en := range e.audit(t) {
+		found = found || en.UserEmail == victim && en.Action == "signin.success" && en.Method == "passkey"
+	}
+	if !found {
+		t.Error("no audit entry of alice's passkey sign-in")
 	}
 }

@@ -194,7 +194,9 @@ func nodeCommand(ctx context.Context, t *testing.T, script string, env ...string
 	}
 	cmd := exec.CommandContext(ctx, node, script)
 	cmd.Dir = "ts"
-	cmd.Env = append(cleanEnv(), env...)
+	// localhost is 127.0.0.1 first, where the gateway listens (a public URL of
+	// http://localhost:<port> is what passkey tests use).
+	cmd.Env = append(append(cleanEnv(), "NODE_OPTIONS=--dns-result-order=ipv4first"), env...)
 	return cmd
 }
 
