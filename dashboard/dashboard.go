@@ -16,6 +16,7 @@ import (
 	"github.com/trustgate/trustgate/admin"
 	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/internal/route"
+	"github.com/trustgate/trustgate/oauthserver"
 	"github.com/trustgate/trustgate/oauthserver/consentui"
 	"github.com/trustgate/trustgate/sdk"
 	"github.com/trustgate/trustgate/store"
@@ -47,9 +48,19 @@ type Config struct {
 	URLs tenant.URLs
 	// CookieSecret keys the CSRF tokens (at least 32 bytes, the same on every replica).
 	CookieSecret []byte
-	// TrustedProxies are the reverse proxies whose X-Forwarded-For is read for sign-in limits.
+	// SignIn runs sign-ins on the hosts' own sign-in pages (the OAuth server's), with their
+	// methods and domain rules.
+	SignIn SignInFlow
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For is read for client addresses.
 	TrustedProxies []netip.Prefix
 	Logger         *slog.Logger
+}
+
+// SignInFlow is the OAuth server's sign-in for another part of the gateway (see
+// oauthserver.Server.BeginSignIn): the dashboard never checks a credential itself.
+type SignInFlow interface {
+	BeginSignIn(ctx context.Context, host, returnURL string) (signInURL, binder string, err error)
+	FinishSignIn(ctx context.Context, ticket, binder string) (oauthserver.SignedIn, error)
 }
 
 // SessionTTL is how long a dashboard session lasts; signing out ends it sooner.
@@ -64,8 +75,6 @@ type Dashboard struct {
 	cookie    string
 	api       *sdk.Client
 	apiRoutes http.Handler
-	addrLimit *consentui.Limiter
-	acctLimit *consentui.Backoff
 	now       func() time.Time
 	// liveSlots holds a token per open live tail (at most MaxLiveStreams).
 	liveSlots chan struct{}
@@ -73,8 +82,8 @@ type Dashboard struct {
 
 // New makes the dashboard.
 func New(cfg Config) (*Dashboard, error) {
-	if cfg.Store == nil || cfg.API == nil || cfg.URLs.Public == nil {
-		return nil, errors.New("dashboard needs a store, the admin API and the public URL")
+	if cfg.Store == nil || cfg.API == nil || cfg.URLs.Public == nil || cfg.SignIn == nil {
+		return nil, errors.New("dashboard needs a store, the admin API, the sign-in flow and the public URL")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -92,8 +101,6 @@ func New(cfg Config) (*Dashboard, error) {
 	d := &Dashboard{
 		cfg: cfg, log: cfg.Logger, csrf: csrf, secure: secure, cookie: cookie,
 		apiRoutes: cfg.API.PrincipalHandler(),
-		addrLimit: consentui.NewLimiter(20, 15*time.Minute, 0),
-		acctLimit: consentui.NewBackoff(consentui.BackoffFree, consentui.BackoffFirst, consentui.BackoffMax, 0),
 		now:       time.Now,
 		liveSlots: make(chan struct{}, MaxLiveStreams),
 	}
@@ -136,6 +143,7 @@ func (d *Dashboard) pages() []page {
 		{"GET", Prefix + "/assets/live.js", public, asset("live.js", "text/javascript; charset=utf-8")},
 		{"GET", Prefix + "/sign-in", public, (*Dashboard).signInPage},
 		{"POST", Prefix + "/sign-in", public, (*Dashboard).signIn},
+		{"GET", Prefix + "/sign-in/done", public, (*Dashboard).signInDone},
 		{"GET", Prefix + "/setup", public, (*Dashboard).setupPage},
 		{"POST", Prefix + "/setup", public, (*Dashboard).setup},
 		{"POST", Prefix + "/sign-out", signedIn, (*Dashboard).signOut},

@@ -3,6 +3,7 @@ package dashboard_test
 import (
 	"bytes"
 	"context"
+	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/trustgate/trustgate/accesstoken"
 	"github.com/trustgate/trustgate/admin"
 	"github.com/trustgate/trustgate/approval"
 	"github.com/trustgate/trustgate/audit"
@@ -21,6 +23,7 @@ import (
 	"github.com/trustgate/trustgate/internal/route"
 	"github.com/trustgate/trustgate/internal/secrets"
 	"github.com/trustgate/trustgate/internal/testkit/controlplane"
+	"github.com/trustgate/trustgate/oauthserver"
 	"github.com/trustgate/trustgate/oauthserver/consentui"
 	"github.com/trustgate/trustgate/store"
 	"github.com/trustgate/trustgate/tenant"
@@ -59,19 +62,42 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := dashboard.New(dashboard.Config{Store: cp.Store, API: api, URLs: urls, CookieSecret: keys.Derive("dashboard test")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Config.Handler = d.Handler()
-	srv.Start()
-	t.Cleanup(srv.Close)
+	d := serveDashboard(t, cp, keys, log, api, srv, urls, nil)
 	for _, h := range []string{tenant.DefaultHost, "acme", "beta"} {
 		if _, err := cp.Store.EnsureHost(context.Background(), store.Host{Key: h}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return &env{t: t, store: cp.Store, dash: d, srv: srv, urls: urls}
+}
+
+// serveDashboard makes the dashboard, with the OAuth server whose sign-in pages it signs
+// people in on, and serves both on srv as the gateway does; mailer, when set, sends the
+// OAuth server's email codes.
+func serveDashboard(t *testing.T, cp *controlplane.ControlPlane, keys *secrets.Keyring, log *audit.Log, api *admin.API, srv *httptest.Server, urls tenant.URLs, mailer oauthserver.Mailer) *dashboard.Dashboard {
+	t.Helper()
+	ks, err := accesstoken.Open(context.Background(), cp.Store, keys, accesstoken.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oauth, err := oauthserver.NewServer(oauthserver.ServerConfig{
+		Store: cp.Store, URLs: urls, KeySet: ks, Syncer: cp.Writer, Keys: keys, Audit: log, Mail: mailer,
+		CookieSecret: keys.Derive("oauth test cookie"), GlobalSecret: keys.Derive("oauth test global"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := dashboard.New(dashboard.Config{Store: cp.Store, API: api, URLs: urls, SignIn: oauth, CookieSecret: keys.Derive("dashboard test")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	router := route.NewRouter()
+	d.Routes(router)
+	urls.Mount(router, nil, oauth.Routes)
+	srv.Config.Handler = route.CleanPaths(router)
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return d
 }
 
 // human adds a human with a password.
@@ -139,19 +165,71 @@ func (b *browser) post(path string, form url.Values) (int, string, http.Header) 
 	return resp.StatusCode, string(body), resp.Header
 }
 
-// signIn signs in with the form and returns the browser.
-func (e *env) signIn(email, host string) *browser {
-	e.t.Helper()
-	b := e.browser()
-	status, body, h := b.post("/dashboard/sign-in", url.Values{"csrf_token": {b.csrf()}, "email": {email}, "password": {password}, "host": {host}})
+// fetch sends a request to an absolute URL of the test server.
+func (b *browser) fetch(method, u string, form url.Values) (int, string, http.Header) {
+	b.t.Helper()
+	if !strings.HasPrefix(u, b.e.srv.URL+"/") {
+		b.t.Fatalf("%s is not on the test server %s", u, b.e.srv.URL)
+	}
+	var resp *http.Response
+	var err error
+	if method == http.MethodPost {
+		resp, err = b.c.PostForm(u, form)
+	} else {
+		resp, err = b.c.Get(u)
+	}
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), resp.Header
+}
+
+var stateRefField = regexp.MustCompile(`name="state_ref" value="([^"]+)"`)
+
+// hostSignInPage starts a dashboard sign-in on host (the form's field) and follows it to the
+// host's sign-in page: its body, and its form's CSRF token and request.
+func (b *browser) hostSignInPage(host string) (body, csrf, ref string) {
+	b.t.Helper()
+	status, body, h := b.post("/dashboard/sign-in", url.Values{"csrf_token": {b.csrf()}, "host": {host}})
 	if status != http.StatusSeeOther {
-		e.t.Fatalf("sign-in of %s = %d:\n%s", email, status, body)
+		b.t.Fatalf("dashboard sign-in on host %q = %d:\n%s", host, status, body)
+	}
+	status, body, _ = b.fetch(http.MethodGet, h.Get("Location"), nil)
+	c, r := csrfField.FindStringSubmatch(body), stateRefField.FindStringSubmatch(body)
+	if status != http.StatusOK || c == nil || r == nil || !strings.Contains(body, "Sign in to the dashboard") {
+		b.t.Fatalf("the host's sign-in page = %d:\n%s", status, body)
+	}
+	return body, html.UnescapeString(c[1]), html.UnescapeString(r[1])
+}
+
+// signInBack follows the host sign-in's redirect back to the dashboard; it returns where the
+// dashboard sends the browser after that.
+func (b *browser) signInBack(status int, body string, h http.Header) string {
+	b.t.Helper()
+	back := h.Get("Location")
+	if status != http.StatusSeeOther || !strings.HasPrefix(back, b.e.srv.URL+"/dashboard/sign-in/done?") {
+		b.t.Fatalf("the host's sign-in did not return to the dashboard: %d %s\n%s", status, back, body)
+	}
+	status, body, h = b.fetch(http.MethodGet, back, nil)
+	if status != http.StatusSeeOther {
+		b.t.Fatalf("the dashboard's end of the sign-in = %d:\n%s", status, body)
 	}
 	for _, c := range (&http.Response{Header: h}).Cookies() {
 		if c.Name == "tg_dash" && (!c.HttpOnly || c.SameSite != http.SameSiteLaxMode) {
-			e.t.Errorf("session cookie %+v: want HttpOnly and SameSite=Lax", c)
+			b.t.Errorf("session cookie %+v: want HttpOnly and SameSite=Lax", c)
 		}
 	}
+	return h.Get("Location")
+}
+
+// signIn signs in with email and password on host's sign-in page and returns the browser.
+func (e *env) signIn(email, host string) *browser {
+	e.t.Helper()
+	b := e.browser()
+	_, csrf, ref := b.hostSignInPage(host)
+	b.signInBack(b.fetch(http.MethodPost, e.urls.Base(host)+"/login", url.Values{"csrf_token": {csrf}, "state_ref": {ref}, "email": {email}, "password": {password}}))
 	return b
 }
 
@@ -190,7 +268,8 @@ func dashboardRoutes(t *testing.T, d *dashboard.Dashboard) [][2]string {
 // public are the routes anyone may use.
 var public = map[string]bool{
 	"GET /": true, "GET /dashboard/assets/dashboard.css": true, "GET /dashboard/assets/copy.js": true, "GET /dashboard/assets/live.js": true,
-	"GET /dashboard/sign-in": true, "POST /dashboard/sign-in": true, "GET /dashboard/setup": true, "POST /dashboard/setup": true,
+	"GET /dashboard/sign-in": true, "POST /dashboard/sign-in": true, "GET /dashboard/sign-in/done": true,
+	"GET /dashboard/setup": true, "POST /dashboard/setup": true,
 }
 
 // humanRoutes are the routes any signed-in human may use (their own pages); the others need the

@@ -13,7 +13,6 @@ import (
 	"github.com/trustgate/trustgate/accesstoken"
 	"github.com/trustgate/trustgate/admin"
 	"github.com/trustgate/trustgate/audit"
-	"github.com/trustgate/trustgate/dashboard"
 	"github.com/trustgate/trustgate/internal/secrets"
 	"github.com/trustgate/trustgate/internal/ssrf"
 	"github.com/trustgate/trustgate/internal/testkit/controlplane"
@@ -59,13 +58,7 @@ func newDecidingEnv(t *testing.T) *decidingEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := dashboard.New(dashboard.Config{Store: cp.Store, API: api, URLs: urls, CookieSecret: keys.Derive("dashboard test")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Config.Handler = d.Handler()
-	srv.Start()
-	t.Cleanup(srv.Close)
+	d := serveDashboard(t, cp, keys, log, api, srv, urls, nil)
 	for _, h := range []string{tenant.DefaultHost, "acme", "beta"} {
 		if _, err := cp.Store.EnsureHost(ctx, store.Host{Key: h}); err != nil {
 			t.Fatal(err)

@@ -6,12 +6,13 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
+	"time"
 
-	"github.com/trustgate/trustgate/internal/forwarded"
+	"github.com/trustgate/trustgate/oauthserver"
 	"github.com/trustgate/trustgate/oauthserver/consentui"
 	"github.com/trustgate/trustgate/sdk"
-	"github.com/trustgate/trustgate/signinpolicy"
 	"github.com/trustgate/trustgate/store"
 	"github.com/trustgate/trustgate/tenant"
 )
@@ -100,7 +101,7 @@ func (d *Dashboard) front(w http.ResponseWriter, r *http.Request, v *viewer) {
 }
 
 type signInData struct {
-	Email, Host, Next, Error string
+	Host, Next, Error string
 }
 
 func (d *Dashboard) signInPage(w http.ResponseWriter, r *http.Request, v *viewer) {
@@ -116,102 +117,88 @@ func safeNext(next string) string {
 	return ""
 }
 
-// signIn checks email and password as the host's sign-in does (the same argon2id hashes, the
-// same limits per client address and per account, the same answer for an unknown email, an
-// unclaimed account and a wrong password) and starts a session. Operators sign in on the
-// default host (the host field empty); a host's admins name their host.
+// signInCookie is the cookie that binds a sign-in in progress to the browser that began it.
+func (d *Dashboard) signInCookie() string {
+	if d.secure {
+		return "__Host-tg_dash_signin"
+	}
+	return "tg_dash_signin"
+}
+
+// signIn sends the browser to the host's own sign-in page (the OAuth server's), which offers
+// the host's sign-in methods under its domain rules; it comes back to signInDone with a
+// ticket. Operators sign in on the default host (the host field empty); a host's admins and
+// humans name their host.
 func (d *Dashboard) signIn(w http.ResponseWriter, r *http.Request, _ *viewer) {
-	host := strings.ToLower(strings.TrimSpace(r.PostFormValue("host")))
+	data := signInData{Host: strings.TrimSpace(r.PostFormValue("host")), Next: safeNext(r.PostFormValue("next"))}
+	host := strings.ToLower(data.Host)
 	if host == "" {
 		host = tenant.DefaultHost
 	}
-	email := strings.TrimSpace(r.PostFormValue("email"))
-	password := r.PostFormValue("password")
-	data := signInData{Email: email, Host: r.PostFormValue("host"), Next: safeNext(r.PostFormValue("next"))}
 	fail := func(status int, msg string) {
 		data.Error = msg
 		d.render(w, r, nil, status, "signin", "Sign in", "", data)
 	}
-	now := d.now()
-	addrKey := consentui.AddressKey(forwarded.New(d.cfg.TrustedProxies).ClientAddr(r))
-	if ok, retry := d.addrLimit.Allow(addrKey, now); !ok {
-		fail(http.StatusTooManyRequests, consentui.TooManyAttemptsMessage(retry))
+	if !tenant.ValidKey(host) {
+		fail(http.StatusBadRequest, "There is no host named "+data.Host+". Leave the host empty if you are an operator.")
 		return
 	}
-	acctKey := "dashboard:" + host + "/" + strings.ToLower(email)
-	if ok, retry := d.acctLimit.Allow(acctKey, now); !ok {
-		d.addrLimit.Refund(addrKey, now)
-		fail(http.StatusTooManyRequests, consentui.TooManyAttemptsMessage(retry))
+	back := d.cfg.URLs.Public.String() + Prefix + "/sign-in/done"
+	if data.Next != "" {
+		back += "?" + url.Values{"next": {data.Next}}.Encode()
+	}
+	signInURL, binder, err := d.cfg.SignIn.BeginSignIn(r.Context(), host, back)
+	if errors.Is(err, store.ErrNotFound) {
+		fail(http.StatusNotFound, "There is no host named "+data.Host+". Leave the host empty if you are an operator.")
 		return
 	}
+	if err != nil {
+		d.internalError(w, r, "begin a sign-in", err)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: d.signInCookie(), Value: binder, Path: "/", MaxAge: int(signInTTL.Seconds()),
+		HttpOnly: true, Secure: d.secure, SameSite: http.SameSiteLaxMode,
+	})
+	http.Redirect(w, r, signInURL, http.StatusSeeOther)
+}
+
+// signInTTL bounds a sign-in in progress (the host's pending request lasts as long).
+const signInTTL = 10 * time.Minute
+
+// signInDone is where the host's sign-in sends the browser back: the ticket, with the binder
+// this browser holds, names who signed in; their dashboard session starts.
+func (d *Dashboard) signInDone(w http.ResponseWriter, r *http.Request, _ *viewer) {
+	binder := ""
+	if c, err := r.Cookie(d.signInCookie()); err == nil {
+		binder = c.Value
+	}
+	http.SetCookie(w, &http.Cookie{Name: d.signInCookie(), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: d.secure, SameSite: http.SameSiteLaxMode})
 	ctx := r.Context()
-	// The host's sign-in rules, as its OAuth pages apply them: email and password must be
-	// enabled for the host and allowed for the address's domain.
-	if tenant.ValidKey(host) {
-		if msg, err := d.passwordRefusal(ctx, host, email); err != nil {
-			d.internalError(w, r, "load the host's sign-in methods", err)
-			return
-		} else if msg != "" {
-			d.addrLimit.Refund(addrKey, now) // no password was tried
-			fail(http.StatusForbidden, msg)
-			return
-		}
-	}
-	var u store.User
-	phc, err := "", error(nil)
-	if !tenant.ValidKey(host) || email == "" || len(email) > 320 {
-		err = store.ErrNotFound
-	} else if u, err = d.cfg.Store.GetUserByEmail(ctx, host, email); err == nil {
-		phc, err = d.cfg.Store.GetUserPasswordHash(ctx, host, u.ID)
-	}
-	if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrInvalid) {
-		d.internalError(w, r, "look up the human signing in", err)
+	who, err := d.cfg.SignIn.FinishSignIn(ctx, r.URL.Query().Get("ticket"), binder)
+	if errors.Is(err, oauthserver.ErrSignInTicket) {
+		d.render(w, r, nil, http.StatusBadRequest, "signin", "Sign in", "", signInData{
+			Next:  safeNext(r.URL.Query().Get("next")),
+			Error: "This sign-in did not finish in this browser, or it took too long. Sign in again."})
 		return
 	}
-	match := false
-	if phc == "" {
-		consentui.DummyVerify(password) // the same work as a wrong password
-	} else if match, _, err = consentui.VerifyPassword(phc, password); err != nil {
-		d.log.Error("dashboard: stored password hash unusable", "host", host, "user", u.ID, "err", err)
-		consentui.DummyVerify(password)
-	}
-	if !match {
-		fail(http.StatusUnauthorized, consentui.MsgBadCredentials)
+	if err != nil {
+		d.internalError(w, r, "finish a sign-in", err)
 		return
 	}
-	d.acctLimit.Success(acctKey)
-	d.addrLimit.Refund(addrKey, now)
-	if err := d.startSession(ctx, w, u); err != nil {
+	u, err := d.cfg.Store.GetUser(ctx, who.Host, who.UserID)
+	if err == nil {
+		err = d.startSession(ctx, w, u)
+	}
+	if err != nil {
 		d.internalError(w, r, "start a dashboard session", err)
 		return
 	}
-	next := data.Next
+	next := safeNext(r.URL.Query().Get("next"))
 	if next == "" {
 		next = "/"
 	}
 	http.Redirect(w, r, next, http.StatusSeeOther)
-}
-
-// passwordRefusal is why the host's sign-in policy refuses email a password sign-in ("" when
-// it allows it, or the host does not exist: that gets the answer of a wrong password).
-func (d *Dashboard) passwordRefusal(ctx context.Context, host, email string) (string, error) {
-	h, err := d.cfg.Store.GetHost(ctx, host)
-	if errors.Is(err, store.ErrNotFound) {
-		return "", nil
-	}
-	if err != nil {
-		return "", err
-	}
-	methods, err := d.cfg.Store.ListAuthMethods(ctx, host)
-	if err != nil {
-		return "", err
-	}
-	err = signinpolicy.New(h, methods).Allow(store.AuthPassword, email)
-	var rf *signinpolicy.Refusal
-	if errors.As(err, &rf) {
-		return rf.Message + " " + rf.WhatToDo, nil
-	}
-	return "", err
 }
 
 // startSession stores a new session of u and sets its cookie.

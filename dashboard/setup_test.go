@@ -117,27 +117,33 @@ func TestFirstRunAndSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	y := e.browser()
-	f := url.Values{"email": {"boss@acme.test"}, "password": {password}, "host": {"acme"}, "csrf_token": {y.csrf()}}
-	if status, body, _ := y.post("/dashboard/sign-in", f); status != http.StatusForbidden || !strings.Contains(body, "not available") {
-		t.Errorf("password sign-in with passwords off = %d\n%s", status, body)
+	st, page, h := y.post("/dashboard/sign-in", url.Values{"host": {"acme"}, "csrf_token": {y.csrf()}})
+	if st != http.StatusSeeOther {
+		t.Fatalf("dashboard sign-in on acme = %d\n%s", st, page)
+	}
+	if status, body, _ := y.fetch(http.MethodGet, h.Get("Location"), nil); status != http.StatusServiceUnavailable || !strings.Contains(body, "no way to sign in") || strings.Contains(body, `name="password"`) {
+		t.Errorf("the host's sign-in page with passwords off = %d\n%s", status, body)
 	}
 	if err := e.store.DeleteAuthMethod(ctx, "acme", store.AuthPassword); err != nil {
 		t.Fatal(err)
 	}
-	if status, _, _ := y.post("/dashboard/sign-in", f); status != http.StatusSeeOther {
-		t.Errorf("password sign-in with passwords on again = %d", status)
-	}
+	e.signIn("boss@acme.test", "acme") // passwords on again
 
-	// Wrong passwords and unknown accounts get the same answer.
-	x := e.browser()
-	for _, f := range []url.Values{
-		{"email": {"boss@acme.test"}, "password": {"wrong password!!"}, "host": {"acme"}},
-		{"email": {"nobody@acme.test"}, "password": {password}, "host": {"acme"}},
-		{"email": {"boss@acme.test"}, "password": {password}, "host": {""}},
+	// Wrong passwords and unknown accounts get the same answer, on the host's page, and no
+	// way back to the dashboard.
+	for _, c := range []struct{ email, password, host string }{
+		{"boss@acme.test", "wrong password!!", "acme"},
+		{"nobody@acme.test", password, "acme"},
+		{"boss@acme.test", password, ""},
 	} {
-		f.Set("csrf_token", x.csrf())
-		if status, body, _ := x.post("/dashboard/sign-in", f); status != http.StatusUnauthorized || !strings.Contains(body, "incorrect") {
-			t.Errorf("sign-in %v = %d", f, status)
+		x := e.browser()
+		_, csrf, ref := x.hostSignInPage(c.host)
+		status, body, h := x.fetch(http.MethodPost, e.urls.Base(c.host)+"/login", url.Values{"csrf_token": {csrf}, "state_ref": {ref}, "email": {c.email}, "password": {c.password}})
+		if status != http.StatusUnauthorized || !strings.Contains(body, "incorrect") || h.Get("Location") != "" {
+			t.Errorf("sign-in %+v = %d", c, status)
+		}
+		if status, _, _ := x.get("/dashboard/me"); status != http.StatusSeeOther {
+			t.Errorf("after a failed sign-in %+v /dashboard/me = %d", c, status)
 		}
 	}
 }

@@ -268,6 +268,8 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 	// The dashboard makes every change through the admin API's routes, as the signed-in person.
 	if g.dashboard, err = dashboard.New(dashboard.Config{
 		Store: g.store, API: g.admin, URLs: g.urls, Logger: log,
+		// Sign-in runs on the hosts' own sign-in pages, with their methods and rules.
+		SignIn:         g.oauth,
 		CookieSecret:   keys.Derive("dashboard cookie"),
 		TrustedProxies: cfg.trustedProxies,
 	}); err != nil {

@@ -44,6 +44,10 @@ func (s *Server) chooseServerPage(w http.ResponseWriter, r *http.Request, h stor
 	if !ok {
 		return
 	}
+	if p.portal != nil { // a sign-in only: its page
+		s.renderSignIn(w, r, h, ref, "", "", http.StatusOK)
+		return
+	}
 	uid, ok := s.signedInOr(w, r, h, ref)
 	if !ok {
 		return
@@ -106,6 +110,10 @@ func (s *Server) renderChooseServerURLError(w http.ResponseWriter, r *http.Reque
 func (s *Server) chooseServer(w http.ResponseWriter, r *http.Request, h store.Host) {
 	ref, p, ok := s.postForm(w, r, h)
 	if !ok {
+		return
+	}
+	if p.portal != nil { // a sign-in only: nothing to choose or consent to
+		s.expiredPage(w, h)
 		return
 	}
 	uid, ok := s.signedInOr(w, r, h, ref)

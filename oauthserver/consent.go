@@ -21,6 +21,10 @@ func (s *Server) consentPage(w http.ResponseWriter, r *http.Request, h store.Hos
 	if !ok {
 		return
 	}
+	if p.portal != nil { // a sign-in only: its page
+		s.renderSignIn(w, r, h, ref, "", "", http.StatusOK)
+		return
+	}
 	uid, ok := s.signedInOr(w, r, h, ref)
 	if !ok {
 		return
@@ -127,6 +131,10 @@ func serverLabel(sv store.Server) string {
 func (s *Server) consent(w http.ResponseWriter, r *http.Request, h store.Host) {
 	ref, p, ok := s.postForm(w, r, h)
 	if !ok {
+		return
+	}
+	if p.portal != nil { // a sign-in only: nothing to choose or consent to
+		s.expiredPage(w, h)
 		return
 	}
 	uid, ok := s.signedInOr(w, r, h, ref)

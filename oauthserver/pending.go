@@ -47,6 +47,9 @@ type pending struct {
 	upstreamMCP string
 	clientName  string
 	agentType   string
+	// portal, when set, makes this a sign-in for another part of the gateway (portal.go): no
+	// authorization request (ar is nil), it ends at the sign-in.
+	portal *portalRequest
 }
 
 // storedPending is a pending request as stored (JSON).
@@ -69,6 +72,8 @@ type storedPending struct {
 	RequestedScope      []string   `json:"requested_scope,omitempty"`
 	RequestedAudience   []string   `json:"requested_audience,omitempty"`
 	Form                url.Values `json:"form,omitempty"`
+	// Portal is a sign-in for another part of the gateway (no authorization request).
+	Portal *portalRequest `json:"portal,omitempty"`
 }
 
 // refHash is the stored form of a reference.
@@ -78,6 +83,10 @@ func refHash(ref string) string {
 }
 
 func encodePending(p *pending) (string, error) {
+	if p.portal != nil {
+		b, err := json.Marshal(storedPending{Portal: p.portal})
+		return string(b), err
+	}
 	ar, ok := p.ar.(*fosite.AuthorizeRequest)
 	if !ok {
 		return "", fmt.Errorf("authorization request is a %T", p.ar)
@@ -112,6 +121,9 @@ func (s *Server) decodePending(ctx context.Context, host, data string) (*pending
 	var sp storedPending
 	if err := json.Unmarshal([]byte(data), &sp); err != nil {
 		return nil, fmt.Errorf("decode: %w", err)
+	}
+	if sp.Portal != nil {
+		return &pending{host: host, portal: sp.Portal}, nil
 	}
 	redirect, err := url.Parse(sp.RedirectURI)
 	if err != nil {

@@ -243,6 +243,7 @@ func (s *Server) Routes(r *mux.Router) {
 	// At the bare public URL, /authorize, /token and /revoke serve the host the request names
 	// (its client, resource or token), see origin.go; /register stays the default host's.
 	handle("GET", AuthorizeEndpointPath, s.atOrigin(s.authorizeOriginHost, s.redirectToHost, s.authorizeUnavailable, s.withHost(s.authorize)))
+	handle("GET", loginPath, s.withHost(s.loginPage))
 	handle("POST", loginPath, s.withHost(s.login))
 	handle("GET", invitePath, s.withHost(s.invitationPage))
 	handle("POST", invitePath, s.withHost(s.acceptInvitation))

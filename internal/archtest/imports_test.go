@@ -68,9 +68,9 @@ func TestProxyDoesNotImportTheOAuthServer(t *testing.T) {
 }
 
 // The packages under oauthserver/ are its own: outside it, only the package oauthserver (its
-// constructor) is imported, with one exception: the dashboard signs admins in with consentui's
-// password hashing, CSRF tokens and sign-in limits, so that there is one of each. Tests may
-// still use its helpers.
+// constructor) is imported, with one exception: the dashboard uses consentui's password
+// hashing (the first operator's, at setup) and CSRF tokens, so that there is one of each (it
+// signs people in on the hosts' own sign-in pages). Tests may still use its helpers.
 func TestOAuthServerInternalsStayInside(t *testing.T) {
 	const root = module + "/oauthserver"
 	shared := map[[2]string]bool{{module + "/dashboard", root + "/consentui"}: true}

@@ -152,6 +152,8 @@ type SignInPage struct {
 	SetPasswordURL string
 	// Passkey, when set, offers signing in with a passkey alone.
 	Passkey *PasskeyForm
+	// Dashboard: the sign-in is for the gateway's dashboard, not for an agent.
+	Dashboard bool
 }
 
 // PasskeyForm is a button that runs a WebAuthn ceremony with the pages' script (PasskeyScriptURL):

@@ -1,0 +1,89 @@
+package oauthserver_test
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/trustgate/trustgate/oauthserver"
+	"github.com/trustgate/trustgate/store"
+)
+
+// A sign-in for the dashboard runs on the host's sign-in page and ends there: the person is
+// sent back with a ticket that names them, works once and only with the binder of the browser
+// that began; no browser session of the host starts, nothing can be consented with its
+// request, and sign-up is not offered.
+func TestSignInForTheDashboard(t *testing.T) {
+	e := newEnvWith(t, envOptions{keys: true})
+	e.putMethod(store.AuthMethod{Method: store.AuthPassword, Enabled: true})
+	ctx := t.Context()
+	// On another origin, so that the test's browser stops there.
+	back := "http://dashboard.test/dashboard/sign-in/done?next=%2Fdashboard%2Fme"
+	begin := func() (string, string) {
+		t.Helper()
+		signInURL, binder, err := e.server.BeginSignIn(ctx, "acme", back)
+		if err != nil || binder == "" || !strings.HasPrefix(signInURL, e.path("acme", "/login?state_ref=")) {
+			t.Fatalf("BeginSignIn = %q %q %v", signInURL, binder, err)
+		}
+		return signInURL, binder
+	}
+	if _, _, err := e.server.BeginSignIn(ctx, "nohost", back); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("BeginSignIn on an unknown host: %v", err)
+	}
+
+	signInURL, binder := begin()
+	b := e.browser()
+	page := b.Get(signInURL)
+	if page.Status != http.StatusOK || !strings.Contains(page.Body, "Sign in to the dashboard") || strings.Contains(page.Body, "/signup?") {
+		t.Fatalf("the sign-in page of a dashboard sign-in: %d %s", page.Status, page.Body)
+	}
+	ref := hiddenValue(t, stateRefRE, page.Body)
+	// Nothing to consent to with this request.
+	if p := postForm(b, e.path("acme", "/consent"), url.Values{"csrf_token": {hiddenValue(t, csrfRE, page.Body)}, "state_ref": {ref}, "trust_level": {"high"}, "decision": {"allow"}}); p.Status != http.StatusBadRequest {
+		t.Fatalf("a consent with a dashboard sign-in's request: %d %s", p.Status, p.Body)
+	}
+	// A wrong password stays on the page.
+	if p := b.Submit(page, map[string]string{"email": email, "password": "not the password"}); p.Status != http.StatusUnauthorized || p.Loc != nil {
+		t.Fatalf("a wrong password: %d %v", p.Status, p.Loc)
+	}
+	page = b.Submit(page, map[string]string{"email": email, "password": password})
+	if page.Loc == nil || page.Loc.Path != "/dashboard/sign-in/done" || page.Loc.Query().Get("next") != "/dashboard/me" {
+		t.Fatalf("after the password: %d %v %s", page.Status, page.Loc, page.Body)
+	}
+	ticket := page.Loc.Query().Get("ticket")
+	if p := b.Get(e.path("acme", "/account")); p.Status != http.StatusUnauthorized {
+		t.Fatalf("a dashboard sign-in started a session of the host's pages: %d", p.Status)
+	}
+	if _, err := e.server.FinishSignIn(ctx, ticket, "another browser's binder"); !errors.Is(err, oauthserver.ErrSignInTicket) {
+		t.Fatalf("a ticket with another binder: %v", err)
+	}
+	if _, err := e.server.FinishSignIn(ctx, ticket, binder); !errors.Is(err, oauthserver.ErrSignInTicket) {
+		t.Fatalf("a ticket refused once works after: %v", err)
+	}
+
+	// The right browser, once.
+	signInURL, binder = begin()
+	b = e.browser()
+	page = b.Submit(b.Get(signInURL), map[string]string{"email": email, "password": password})
+	ticket = page.Loc.Query().Get("ticket")
+	who, err := e.server.FinishSignIn(ctx, ticket, binder)
+	if err != nil || who.Host != "acme" || who.UserID != e.user().ID || who.Method != store.AuthPassword {
+		t.Fatalf("FinishSignIn = %+v %v", who, err)
+	}
+	if _, err := e.server.FinishSignIn(ctx, ticket, binder); !errors.Is(err, oauthserver.ErrSignInTicket) {
+		t.Fatalf("a used ticket: %v", err)
+	}
+	// The request is used: its page is gone.
+	if p := b.Get(signInURL); p.Status != http.StatusBadRequest {
+		t.Fatalf("the sign-in page of a used request: %d", p.Status)
+	}
+	found := false
+	for _, en := range e.identityEntries(0) {
+		found = found || en.Action == "dashboard.signin" && en.Method == store.AuthPassword && en.UserID == e.user().ID
+	}
+	if !found {
+		t.Error("no dashboard.signin entry in the audit log")
+	}
+}
