@@ -79,6 +79,10 @@ type Detector struct {
 	rates   map[string]rateEntry // host/agent
 	hours   map[string]hoursEntry
 	flagged map[string]time.Time // host/agent/flag: when this replica last raised it
+	// denials are the latest denied tool calls of each agent (host/agent) this replica
+	// decided since its last allowed one, newest last: their audit entries may not be written
+	// yet when the next call is decided (denialStreak).
+	denials map[string][]time.Time
 }
 
 type rateEntry struct {
@@ -96,7 +100,7 @@ type hoursEntry struct {
 // New makes a detector over the audit log.
 func New(r AuditReader) *Detector {
 	return &Detector{audit: r, now: time.Now, used: map[string]struct{}{}, rates: map[string]rateEntry{},
-		hours: map[string]hoursEntry{}, flagged: map[string]time.Time{}}
+		hours: map[string]hoursEntry{}, flagged: map[string]time.Time{}, denials: map[string][]time.Time{}}
 }
 
 // SetClock replaces the clock (tests).
@@ -113,6 +117,9 @@ func (d *Detector) Detect(ctx context.Context, s store.AnomalySettings, c Call) 
 	}
 	on := func(f Flag) bool { return slices.Contains(s.Flags, string(f)) }
 	var out []Flag
+	if on(DenialStreak) {
+		d.noteDecision(c)
+	}
 	if c.Denied {
 		if on(DenialStreak) && d.denialStreak(ctx, s, c) {
 			out = append(out, DenialStreak)
@@ -290,17 +297,54 @@ func (d *Detector) denialStreak(ctx context.Context, s store.AnomalySettings, c 
 	if err != nil {
 		return false
 	}
-	streak := 1 // this denial, whose entry may not be written yet
+	streak := 1 // this denial, whose entry is not written yet
+	var lastAllowed time.Time
 	for _, e := range es {
 		if e.Tool == "" || (e.Decision != audit.Denied && e.Decision != audit.Allowed) {
 			continue
 		}
 		if e.Decision == audit.Allowed {
+			lastAllowed = e.Time
 			break
 		}
 		streak++
 	}
-	return streak >= n && d.raise(c, DenialStreak)
+	// The denials this replica decided after the last allowed call the log shows (this one
+	// among them) count too: the log may not have the latest yet, since audit entries of
+	// denials are written in the background. Whichever count is larger is the streak, so a
+	// denial is never counted twice.
+	d.mu.Lock()
+	mine := 0
+	for _, t := range d.denials[c.Host+"/"+c.AgentID] {
+		if t.After(lastAllowed) {
+			mine++
+		}
+	}
+	d.mu.Unlock()
+	return max(streak, mine) >= n && d.raise(c, DenialStreak)
+}
+
+// maxNotedDenials bounds the denials noted per agent.
+const maxNotedDenials = 64
+
+// noteDecision notes a tool call this replica decided for the denial streak: a denial is added
+// to its agent's, an allowed call ends it.
+func (d *Detector) noteDecision(c Call) {
+	key := c.Host + "/" + c.AgentID
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !c.Denied {
+		delete(d.denials, key)
+		return
+	}
+	if _, ok := d.denials[key]; !ok && len(d.denials) >= maxEntries {
+		clear(d.denials)
+	}
+	ts := append(d.denials[key], c.Time)
+	if len(ts) > maxNotedDenials {
+		ts = ts[len(ts)-maxNotedDenials:]
+	}
+	d.denials[key] = ts
 }
 
 // Describe is the flags as the audit entry's reason says them.

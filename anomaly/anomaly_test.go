@@ -189,6 +189,39 @@ func TestDenialStreak(t *testing.T) {
 	}
 }
 
+// The denial that makes the streak is flagged although the entries of the denials before it
+// are not written yet (they are written in the background): this replica's own denials count.
+func TestDenialStreakBeforeItsEntriesAreWritten(t *testing.T) {
+	st, d := newLog(t)
+	s := all(anomaly.DenialStreak)
+	s.DenialStreak = 3
+	write(t, st, call(t0, "a1", "gh", "ok", audit.Allowed))
+	for i := 1; i <= 2; i++ {
+		if got := detect(d, s, t0.Add(time.Duration(i)*time.Second), "a1", "gh", "x", true); got != nil {
+			t.Fatalf("denial %d flagged %v", i, got)
+		}
+	}
+	if got := detect(d, s, t0.Add(3*time.Second), "a1", "gh", "x", true); !slices.Equal(got, []anomaly.Flag{anomaly.DenialStreak}) {
+		t.Fatalf("third denial in a row, none of them written yet: %v", got)
+	}
+	// An allowed call this replica decided ends the streak, written or not.
+	if got := detect(d, s, t0.Add(4*time.Second), "a2", "gh", "x", true); got != nil {
+		t.Fatalf("a2's first denial: %v", got)
+	}
+	detect(d, s, t0.Add(5*time.Second), "a2", "gh", "x", true)
+	detect(d, s, t0.Add(6*time.Second), "a2", "gh", "ok", false)
+	if got := detect(d, s, t0.Add(7*time.Second), "a2", "gh", "x", true); got != nil {
+		t.Fatalf("a denial after an allowed call flagged %v", got)
+	}
+	// An allowed call another replica wrote to the log ends this replica's streak too.
+	detect(d, s, t0.Add(8*time.Second), "a3", "gh", "x", true)
+	detect(d, s, t0.Add(9*time.Second), "a3", "gh", "x", true)
+	write(t, st, call(t0.Add(10*time.Second), "a3", "gh", "ok", audit.Allowed))
+	if got := detect(d, s, t0.Add(11*time.Second), "a3", "gh", "x", true); got != nil {
+		t.Fatalf("a denial after another replica's allowed call flagged %v", got)
+	}
+}
+
 func TestDescribe(t *testing.T) {
 	if got := anomaly.Describe([]anomaly.Flag{anomaly.NewTool, anomaly.OffHours}); got != "anomaly: new_tool, off_hours" {
 		t.Errorf("Describe = %q", got)
