@@ -120,7 +120,7 @@ func auditDoc(e audit.Entry) AuditEntry {
 		Server: e.Server, Tool: e.Tool, Method: e.Method, Decision: string(e.Decision), Reason: e.Reason,
 		RequiredLevel: e.RequiredLevel, AgentLevel: e.AgentLevel, Ceiling: e.Ceiling,
 		UpstreamStatus: e.UpstreamStatus, LatencyMS: e.LatencyMS, RequestID: e.RequestID, TraceID: e.TraceID,
-		Arguments: e.Arguments, ClientAddr: e.ClientAddr, Actor: e.Actor, Action: e.Action, Object: e.Object, OldValue: e.OldValue, NewValue: e.NewValue,
+		Arguments: e.Arguments, ClientAddr: e.ClientAddr, Flags: e.Flags, Actor: e.Actor, Action: e.Action, Object: e.Object, OldValue: e.OldValue, NewValue: e.NewValue,
 		Version: e.Version, PrevHash: e.PrevHash, Hash: e.Hash,
 	}
 }
@@ -133,7 +133,7 @@ const auditJSONL = "application/x-ndjson"
 func (a *API) listAudit(r *http.Request, _ *caller) (int, any, error) {
 	ctx := r.Context()
 	q := r.URL.Query()
-	f := audit.Filter{Host: r.PathValue("host"), AgentID: q.Get("agent"), Server: q.Get("server"), Tool: q.Get("tool"), Decision: audit.Decision(q.Get("decision"))}
+	f := audit.Filter{Host: r.PathValue("host"), AgentID: q.Get("agent"), Server: q.Get("server"), Tool: q.Get("tool"), Decision: audit.Decision(q.Get("decision")), Flag: q.Get("flag")}
 	if ref := q.Get("human"); ref != "" {
 		if u, err := a.findUser(ctx, f.Host, ref); err == nil {
 			f.UserID = u.ID

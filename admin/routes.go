@@ -94,7 +94,7 @@ func (a *API) routes() []Route {
 		{"DELETE", pAgentSv, "revokeAgentServer", "Revoke an agent's access to a server", nil, nil, none, false, nil, (*API).revokeAgentServer},
 		{"POST", pAgent + "/kill", "killAgent", "Kill switch: revoke everything the agent holds and disable it", nil, Agent{}, ok, false, nil, (*API).killAgent},
 
-		{"GET", pHost + "/audit", "listAudit", "List the host's audit log (format=jsonl or Accept: application/x-ndjson streams every entry as JSON Lines)", nil, Page[AuditEntry]{}, ok, false, []string{"human", "agent", "server", "tool", "decision", "since", "until", "order", "format"}, (*API).listAudit},
+		{"GET", pHost + "/audit", "listAudit", "List the host's audit log (format=jsonl or Accept: application/x-ndjson streams every entry as JSON Lines)", nil, Page[AuditEntry]{}, ok, false, []string{"human", "agent", "server", "tool", "decision", "flag", "since", "until", "order", "format"}, (*API).listAudit},
 
 		{"POST", pHost + "/check", "checkToolCall", "Decide whether an agent may call a tool now, as the proxy would decide its tools/call (a token with scope check suffices)", CheckRequest{}, Decision{}, ok, false, nil, (*API).checkToolCall},
 		{"GET", pHost + "/explain", "explainToolCall", "Why? Whether an agent may call a tool now, the path that decided it (agent, host membership, server, tool, ceiling, grant) in words, the relationships it rests on and the authorization engine's trace of the check", nil, Explanation{}, ok, false, []string{"agent", "server", "tool"}, (*API).explain},

@@ -3,6 +3,7 @@ package audit_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -115,6 +116,7 @@ func TestCanonicalCoversEveryField(t *testing.T) {
 		func(e *audit.Entry) { e.NewValue = "x" }, func(e *audit.Entry) { e.Seq = 2 }, func(e *audit.Entry) { e.Host = "other" },
 		func(e *audit.Entry) { e.Decision = audit.Denied },
 		func(e *audit.Entry) { e.ClientAddr, e.Version = "198.51.100.9", 2 },
+		func(e *audit.Entry) { e.Flags, e.Version = []string{"new_tool"}, 3 },
 	}
 	for i, f := range fields {
 		e := base
@@ -175,7 +177,7 @@ func TestClientAddrFormatVersions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if first.Version != 1 || second.Version != audit.FormatVersion || audit.FormatVersion != 2 {
+	if first.Version != 1 || second.Version != 2 {
 		t.Fatalf("versions %d and %d; want 1 without a client address, 2 with one", first.Version, second.Version)
 	}
 	chain := memChain{first, second}
@@ -191,5 +193,61 @@ func TestClientAddrFormatVersions(t *testing.T) {
 	downgraded.Version = 1
 	if _, err := audit.Canonical(downgraded); err == nil {
 		t.Fatal("a version 1 entry with a client address was encoded without it")
+	}
+}
+
+// TestFlagsFormatVersion: an entry with anomaly flags is hashed with version 3, which covers
+// them (edited, dropped or reordered flags break the chain) with the client address; an entry
+// without flags keeps version 2 or 1; a chain of all three verifies; versions 1 and 2 cannot
+// carry flags.
+func TestFlagsFormatVersion(t *testing.T) {
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	first, err := audit.Chain(audit.Entry{Host: "acme", Decision: audit.Admin, Time: at}, 1, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := audit.Chain(audit.Entry{Host: "acme", Decision: audit.Allowed, Time: at, ClientAddr: "198.51.100.9"}, 2, first.Hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	third, err := audit.Chain(audit.Entry{Host: "acme", Decision: audit.Denied, Time: at, ClientAddr: "198.51.100.9",
+		Flags: []string{"new_tool", "", "denial_streak"}}, 3, second.Hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Version != 1 || second.Version != 2 || third.Version != audit.FormatVersion || audit.FormatVersion != 3 {
+		t.Fatalf("versions %d, %d, %d; want 1, 2 and 3 (flags)", first.Version, second.Version, third.Version)
+	}
+	if fmt.Sprint(third.Flags) != "[new_tool denial_streak]" {
+		t.Fatalf("flags normalized to %q", third.Flags)
+	}
+	chain := memChain{first, second, third}
+	if _, err := audit.Verify(context.Background(), chain, "acme", head(chain)); err != nil {
+		t.Fatalf("a chain of version 1, 2 and 3 entries: %v", err)
+	}
+	for name, flags := range map[string][]string{"edited": {"new_tool", "rate_spike"}, "dropped": {"new_tool"},
+		"reordered": {"denial_streak", "new_tool"}} {
+		edited := third
+		edited.Flags = flags
+		if _, err := audit.Verify(context.Background(), memChain{first, second, edited}, "acme", head(chain)); !errors.Is(err, audit.ErrBroken) {
+			t.Fatalf("%s flags verified: %v", name, err)
+		}
+	}
+	for _, v := range []int{1, 2} {
+		downgraded := third
+		downgraded.Version, downgraded.ClientAddr = v, ""
+		if _, err := audit.Canonical(downgraded); err == nil {
+			t.Fatalf("a version %d entry with flags was encoded without them", v)
+		}
+	}
+	many := make([]string, 40)
+	for i := range many {
+		many[i] = "f"
+	}
+	if got := audit.Normalize(audit.Entry{Host: "acme", Decision: audit.Denied, Flags: append(many, "a,b")}); len(got.Flags) != audit.MaxFlags {
+		t.Fatalf("%d flags kept, want %d", len(got.Flags), audit.MaxFlags)
+	}
+	if got := audit.Normalize(audit.Entry{Host: "acme", Decision: audit.Denied, Flags: []string{"a,b"}}); fmt.Sprint(got.Flags) != "[a_b]" {
+		t.Fatalf("a comma in a flag kept: %q", got.Flags)
 	}
 }

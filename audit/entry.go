@@ -53,11 +53,16 @@ func (d Decision) Valid() bool {
 	return false
 }
 
-// FormatVersion is the version of the canonical encoding new entries with a client address are
-// hashed with; an entry without one is hashed with version 1, which has no such field, so that
-// a replica of the previous release (which knows version 1 only) can still verify it during a
-// rolling upgrade. Both versions verify.
-const FormatVersion = 2
+// FormatVersion is the version of the canonical encoding new entries with anomaly flags are
+// hashed with. Each version adds a field: version 2 the client address, version 3 the flags.
+// An entry is hashed with the oldest version that holds all it carries (no flags: 2 with a
+// client address, 1 without one), so that a replica of an earlier release, which knows only
+// the older versions, can still verify the entries it knows during a rolling upgrade. Every
+// version verifies.
+const FormatVersion = 3
+
+// MaxFlags bounds an entry's flags.
+const MaxFlags = 16
 
 // Size bounds of the fields (in bytes). Normalize truncates longer values.
 const (
@@ -109,6 +114,9 @@ type Entry struct {
 	// for entries made outside a request (the CLI, start-up) and for entries written before
 	// trustgate recorded it.
 	ClientAddr string `json:"client_addr,omitempty"`
+	// Flags are the anomaly flags of a tool call (package anomaly: new_tool, new_server,
+	// off_hours, rate_spike, denial_streak), in that order; none for most entries.
+	Flags []string `json:"flags,omitempty"`
 
 	// Admin changes: who (an API token's id and name, or "cli"), what, on which object, and
 	// the value before and after ("" when there is none).
@@ -144,13 +152,31 @@ func Normalize(e Entry) Entry {
 	if len(e.Arguments) > MaxArguments || !utf8.ValidString(e.Arguments) {
 		e.Arguments = truncatedArguments(len(e.Arguments))
 	}
+	e.Flags = normalizeFlags(e.Flags)
 	if e.Version == 0 {
-		e.Version = 1
-		if e.ClientAddr != "" {
-			e.Version = FormatVersion
+		switch {
+		case len(e.Flags) > 0:
+			e.Version = 3
+		case e.ClientAddr != "":
+			e.Version = 2
+		default:
+			e.Version = 1
 		}
 	}
 	return e
+}
+
+// normalizeFlags bounds flags (MaxFlags, each a short name without commas, none empty); nil
+// when there are none.
+func normalizeFlags(flags []string) []string {
+	var out []string
+	for _, f := range flags {
+		f = strings.ReplaceAll(clip(f, maxShort), ",", "_")
+		if f != "" && len(out) < MaxFlags {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // clip makes s valid UTF-8 of at most n bytes, cut at a rune boundary.
@@ -205,8 +231,17 @@ type canonicalV2 struct {
 	ClientAddr string `json:"client_addr"`
 }
 
+// canonicalV3 is version 3: version 2 and the anomaly flags, comma-separated.
+type canonicalV3 struct {
+	canonicalV2
+	Flags string `json:"flags"`
+}
+
 // Canonical is the byte encoding of e that its hash covers.
 func Canonical(e Entry) ([]byte, error) {
+	if e.Version < 3 && len(e.Flags) > 0 {
+		return nil, fmt.Errorf("audit entry %s/%d: format version %d has no flags", e.Host, e.Seq, e.Version)
+	}
 	switch e.Version {
 	case 1:
 		if e.ClientAddr != "" {
@@ -215,6 +250,8 @@ func Canonical(e Entry) ([]byte, error) {
 		return json.Marshal(v1(e))
 	case 2:
 		return json.Marshal(canonicalV2{canonicalV1: v1(e), ClientAddr: e.ClientAddr})
+	case 3:
+		return json.Marshal(canonicalV3{canonicalV2: canonicalV2{canonicalV1: v1(e), ClientAddr: e.ClientAddr}, Flags: strings.Join(e.Flags, ",")})
 	}
 	return nil, fmt.Errorf("audit entry %s/%d: unknown format version %d", e.Host, e.Seq, e.Version)
 }

@@ -10,6 +10,8 @@ type Filter struct {
 	Server   string
 	Tool     string
 	Decision Decision
+	// Flag: only entries carrying this anomaly flag.
+	Flag string
 	// Since and Until bound the entries' time: Since <= Time < Until.
 	Since, Until time.Time
 	// Descending lists newest first; the cursor is then the sequence number to list below.

@@ -13,10 +13,14 @@ import (
 
 // activityFilters are the audit log's filters the page passes on to the API, as the API names
 // them.
-var activityFilters = []string{"human", "agent", "server", "tool", "decision", "since", "until"}
+var activityFilters = []string{"human", "agent", "server", "tool", "decision", "flag", "since", "until"}
+
+// activityFlags are the anomaly flags the page's filter offers (package anomaly's names).
+var activityFlags = []string{"new_tool", "new_server", "off_hours", "rate_spike", "denial_streak"}
 
 type activityData struct {
 	Filters map[string]string
+	Flags   []string // the flag filter's choices
 	Entries []sdk.AuditEntry
 	// Next lists the older entries; Export downloads every matching entry as JSON Lines; Live
 	// is the live tail's stream of the entries after the newest shown (first page only).
@@ -26,13 +30,13 @@ type activityData struct {
 func (d *Dashboard) activityPage(w http.ResponseWriter, r *http.Request, v *viewer) {
 	q := r.URL.Query()
 	f := sdk.AuditQuery{Human: q.Get("human"), Agent: q.Get("agent"), Server: q.Get("server"), Tool: q.Get("tool"),
-		Decision: q.Get("decision"), Since: q.Get("since"), Until: q.Get("until"), Descending: true}
+		Decision: q.Get("decision"), Flag: q.Get("flag"), Since: q.Get("since"), Until: q.Get("until"), Descending: true}
 	page, err := d.api.ListAudit(as(r, v), r.PathValue("host"), f, sdk.PageRequest{Limit: 50, Cursor: q.Get("cursor")})
 	if err != nil {
 		d.apiError(w, r, v, err)
 		return
 	}
-	data := activityData{Filters: map[string]string{}, Entries: page.Items}
+	data := activityData{Filters: map[string]string{}, Flags: activityFlags, Entries: page.Items}
 	keep := url.Values{}
 	for _, k := range activityFilters {
 		if s := q.Get(k); s != "" {

@@ -62,6 +62,9 @@ func row(e sdk.AuditEntry) liveEntry {
 	if e.NewValue != "" {
 		detail += " → " + e.NewValue
 	}
+	if len(e.Flags) > 0 {
+		detail += " flags: " + strings.Join(e.Flags, ", ")
+	}
 	return liveEntry{Seq: e.Seq, Time: e.Time.UTC().Format("2006-01-02 15:04 UTC"), Decision: string(e.Decision),
 		Who: who, What: strings.TrimSpace(what), Detail: strings.TrimSpace(detail)}
 }
@@ -70,7 +73,7 @@ func (d *Dashboard) liveActivity(w http.ResponseWriter, r *http.Request, v *view
 	host := r.PathValue("host")
 	q := r.URL.Query()
 	f := sdk.AuditQuery{Human: q.Get("human"), Agent: q.Get("agent"), Server: q.Get("server"), Tool: q.Get("tool"),
-		Decision: q.Get("decision"), Since: q.Get("since"), Until: q.Get("until")}
+		Decision: q.Get("decision"), Flag: q.Get("flag"), Since: q.Get("since"), Until: q.Get("until")}
 	// Where to start: after the last entry the browser has (Last-Event-ID on a reconnect, the
 	// page's newest entry at first), else after the newest entry now.
 	after := int64(-1)

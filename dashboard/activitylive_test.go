@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/dashboard"
 	"github.com/trustgate/trustgate/tenant"
 )
@@ -160,5 +161,29 @@ func TestActivityLiveTail(t *testing.T) {
 		if ev.name == "entry" {
 			t.Errorf("the tail filtered on denied sent %s", ev.data)
 		}
+	}
+}
+
+// The Activity page shows an entry's anomaly flags and filters by one.
+func TestActivityShowsAndFiltersAnomalyFlags(t *testing.T) {
+	e := newEnv(t)
+	e.human(tenant.DefaultHost, "op@example.com", true)
+	op := e.signIn("op@example.com", "")
+	if err := e.store.AppendAudit(context.Background(), []audit.Entry{
+		{Host: "acme", ClientName: "Cursor", Server: "tracker", Tool: "delete_issue", Method: "tools/call", Decision: audit.Denied,
+			Reason: "level_too_low", Flags: []string{"new_tool", "denial_streak"}},
+		{Host: "acme", ClientName: "Cursor", Server: "tracker", Tool: "list_issues", Method: "tools/call", Decision: audit.Allowed},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, page, _ := op.get("/dashboard/hosts/acme/activity")
+	if !strings.Contains(page, `<span class="flags">flags: new_tool, denial_streak</span>`) || !strings.Contains(page, "list_issues") ||
+		!strings.Contains(page, `<option value="denial_streak">denial_streak</option>`) {
+		t.Fatalf("activity page:\n%s", page)
+	}
+	_, page, _ = op.get("/dashboard/hosts/acme/activity?flag=denial_streak")
+	if !strings.Contains(page, "delete_issue") || strings.Contains(page, "list_issues") ||
+		!strings.Contains(page, `<option value="denial_streak" selected>denial_streak</option>`) {
+		t.Fatalf("activity page filtered by denial_streak:\n%s", page)
 	}
 }

@@ -12,7 +12,7 @@ import (
 
 // Anomaly flags (package anomaly): after the decision of a tools/call, the handler asks the
 // detector whether the call is new for the agent. The flags are in the call's audit entry (its
-// reason), counted in the telemetry, posted to the host's webhook and, per the host's policy,
+// flags field), counted in the telemetry, posted to the host's webhook and, per the host's policy,
 // suspend the agent (its kill switch) — they never decide the call itself.
 
 // Suspender suspends an agent as its kill switch does (the gateway: store, relationships and an
@@ -25,7 +25,7 @@ type Suspender interface {
 const suspendTimeout = 5 * time.Second
 
 // flagCall returns the anomaly flags of the tools/call of e (denied: refused by policy) and
-// writes them into e's reason.
+// sets them as e's flags.
 func (p *Proxy) flagCall(ctx context.Context, e *audit.Entry, m *message, denied bool) []anomaly.Flag {
 	if p.cfg.Anomalies == nil || m == nil || !m.toolCall || e.AgentID == "" {
 		return nil
@@ -39,10 +39,9 @@ func (p *Proxy) flagCall(ctx context.Context, e *audit.Entry, m *message, denied
 	if len(flags) == 0 {
 		return nil
 	}
-	if e.Reason == "" {
-		e.Reason = anomaly.Describe(flags)
-	} else {
-		e.Reason += " (" + anomaly.Describe(flags) + ")"
+	e.Flags = make([]string, len(flags))
+	for i, f := range flags {
+		e.Flags[i] = string(f)
 	}
 	return flags
 }

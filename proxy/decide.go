@@ -400,11 +400,7 @@ func (p *Proxy) refuse(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	}
 	var flags []anomaly.Flag
 	if rf.audited == audit.Denied {
-		probe := *e
-		probe.Reason = rf.reason
-		if flags = p.flagCall(ctx, &probe, m, true); flags != nil { // anomalies.go
-			rf.reason = probe.Reason
-		}
+		flags = p.flagCall(ctx, e, m, true) // anomalies.go
 	}
 	if rf.audited != "" {
 		p.auditReject(ctx, e, rf.audited, rf.reason)

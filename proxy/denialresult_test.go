@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -135,7 +136,7 @@ func TestDeniedCallIsAToolResult(t *testing.T) {
 		return x
 	}
 	for _, d := range denied[1:] {
-		if comparable(d) != comparable(denied[0]) {
+		if !reflect.DeepEqual(comparable(d), comparable(denied[0])) {
 			t.Errorf("audit entries differ between the formats:\n%+v\n%+v", denied[0], d)
 		}
 	}

@@ -752,6 +752,7 @@ type AuditQuery struct {
 	Server   string
 	Tool     string
 	Decision string // allowed, denied, error, admin or result
+	Flag     string // only entries with this anomaly flag (new_tool, denial_streak, …)
 	// Since and Until: RFC 3339 times, or durations back from now ("24h").
 	Since, Until string
 	// Descending lists newest first.
@@ -761,7 +762,7 @@ type AuditQuery struct {
 func (q AuditQuery) values() url.Values {
 	v := url.Values{}
 	for k, s := range map[string]string{"human": q.Human, "agent": q.Agent, "server": q.Server, "tool": q.Tool,
-		"decision": q.Decision, "since": q.Since, "until": q.Until} {
+		"decision": q.Decision, "flag": q.Flag, "since": q.Since, "until": q.Until} {
 		if s != "" {
 			v.Set(k, s)
 		}

@@ -565,6 +565,9 @@ type AuditEntry struct {
 	// client a trusted reverse proxy names (--trusted-proxies). Empty for entries made outside
 	// a request and for entries written before trustgate recorded it.
 	ClientAddr string `json:"client_addr,omitempty"`
+	// Flags are the anomaly flags of a tool call (new_tool, new_server, off_hours, rate_spike,
+	// denial_streak); none for most entries.
+	Flags []string `json:"flags,omitempty"`
 
 	// Admin changes: who (an API token's id and name, or "cli"), what, on which object, and
 	// the value before and after ("" when there is none).

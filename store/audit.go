@@ -30,9 +30,9 @@ type AuditLog interface {
 
 const auditColumns = "host_key, seq, at, user_id, user_email, agent_id, client_id, client_name, server_key, tool, method, " +
 	"decision, reason, required_level, agent_level, ceiling, upstream_status, latency_ms, request_id, trace_id, arguments, " +
-	"actor, action, object, old_value, new_value, format_version, prev_hash, hash, client_addr"
+	"actor, action, object, old_value, new_value, format_version, prev_hash, hash, client_addr, flags"
 
-const auditColumnCount = 30
+const auditColumnCount = 31
 
 // auditChunk bounds the rows of one multi-row INSERT.
 const auditChunk = 100
@@ -46,17 +46,20 @@ const auditScanPage = 500
 func auditArgs(e audit.Entry) []any {
 	return []any{e.Host, e.Seq, toMillis(e.Time), e.UserID, e.UserEmail, e.AgentID, e.ClientID, e.ClientName, e.Server, e.Tool, e.Method,
 		string(e.Decision), e.Reason, e.RequiredLevel, e.AgentLevel, e.Ceiling, e.UpstreamStatus, e.LatencyMS, e.RequestID, e.TraceID, e.Arguments,
-		e.Actor, e.Action, e.Object, e.OldValue, e.NewValue, e.Version, e.PrevHash, e.Hash, e.ClientAddr}
+		e.Actor, e.Action, e.Object, e.OldValue, e.NewValue, e.Version, e.PrevHash, e.Hash, e.ClientAddr, strings.Join(e.Flags, ",")}
 }
 
 func scanAudit(r row) (audit.Entry, error) {
 	var e audit.Entry
 	var at, status, version int64
-	var decision string
+	var decision, flags string
 	if err := r.Scan(&e.Host, &e.Seq, &at, &e.UserID, &e.UserEmail, &e.AgentID, &e.ClientID, &e.ClientName, &e.Server, &e.Tool, &e.Method,
 		&decision, &e.Reason, &e.RequiredLevel, &e.AgentLevel, &e.Ceiling, &status, &e.LatencyMS, &e.RequestID, &e.TraceID, &e.Arguments,
-		&e.Actor, &e.Action, &e.Object, &e.OldValue, &e.NewValue, &version, &e.PrevHash, &e.Hash, &e.ClientAddr); err != nil {
+		&e.Actor, &e.Action, &e.Object, &e.OldValue, &e.NewValue, &version, &e.PrevHash, &e.Hash, &e.ClientAddr, &flags); err != nil {
 		return audit.Entry{}, err
+	}
+	if flags != "" {
+		e.Flags = strings.Split(flags, ",")
 	}
 	e.Time = fromMillis(at)
 	e.Decision = audit.Decision(decision)
@@ -167,6 +170,14 @@ func (s *sqlStore) ListAudit(ctx context.Context, f audit.Filter, cursor int64, 
 			args = append(args, c.val)
 		}
 	}
+	if f.Flag != "" {
+		if !validFlagFilter(f.Flag) {
+			return nil, invalid("list audit entries: flag %q: want a flag's name (lower case letters and _)", f.Flag)
+		}
+		// The flags are stored comma-separated; _ is escaped, as LIKE reads it as any character.
+		where = append(where, "(',' || flags || ',') LIKE ? ESCAPE '\\'")
+		args = append(args, "%,"+strings.ReplaceAll(f.Flag, "_", `\_`)+",%")
+	}
 	if !f.Since.IsZero() {
 		where = append(where, "at >= ?")
 		args = append(args, toMillis(f.Since))
@@ -251,4 +262,17 @@ func (s *sqlStore) AuditHeads(ctx context.Context) ([]audit.Head, error) {
 		return nil, fmt.Errorf("read audit heads: %w", err)
 	}
 	return out, nil
+}
+
+// validFlagFilter: a flag's name, as a filter: 1 to 64 of a-z and _.
+func validFlagFilter(f string) bool {
+	if len(f) > 64 {
+		return false
+	}
+	for _, r := range f {
+		if (r < 'a' || r > 'z') && r != '_' {
+			return false
+		}
+	}
+	return f != ""
 }

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -78,10 +79,11 @@ func TestAnomalyFlagsSuspendTheAgent(t *testing.T) {
 		if text, ok := callText(t, session, "delete_issue", map[string]any{"id": "1"}); ok || !strings.Contains(text, "trust level high") {
 			t.Fatalf("denied call %d: %v %q", i, ok, text)
 		}
-		// A denial's audit entry is written in the background: the streak counts the written.
-		eventually(t, "the denial's audit entry", func() bool { return deniedEntries(t, p, adminToken) == i+1 })
+		// No wait for the denial's audit entry (written in the background): the third denial
+		// in a row is the one flagged, whether the two before are written yet or not.
 	}
 	wantMessage("denial streak", "anomaly: denial_streak", "suspended")
+	eventually(t, "the three denials' audit entries", func() bool { return deniedEntries(t, p, adminToken) == 3 })
 	// The kill switch: the agent's access token no longer stands (401), as after `agent kill`.
 	text, ok := callText(t, session, "create_issue", map[string]any{"title": "after"})
 	if ok || !(strings.Contains(text, "disabled") || strings.Contains(text, "Unauthorized")) {
@@ -92,11 +94,14 @@ func TestAnomalyFlagsSuspendTheAgent(t *testing.T) {
 	cliJSON(t, p, adminToken, &entries, "audit", "list", "--host", "acme", "--all")
 	var flagged, killed int
 	for _, e := range entries {
-		if strings.Contains(e.Reason, "anomaly: new_tool") && e.Tool == "create_issue" && e.Decision == "allowed" {
+		if slices.Equal(e.Flags, []string{"new_tool"}) && e.Tool == "create_issue" && e.Decision == "allowed" {
 			flagged++
 		}
-		if strings.Contains(e.Reason, "anomaly: denial_streak") && e.Decision == "denied" {
+		if slices.Equal(e.Flags, []string{"denial_streak"}) && e.Decision == "denied" {
 			flagged++
+		}
+		if strings.Contains(e.Reason, "anomaly") {
+			t.Errorf("flags in the reason of entry %d: %q", e.Seq, e.Reason)
 		}
 		if e.Action == "agent.kill" && e.Actor == "anomaly policy" && strings.Contains(e.NewValue, "denial_streak") {
 			killed++
@@ -104,6 +109,15 @@ func TestAnomalyFlagsSuspendTheAgent(t *testing.T) {
 	}
 	if flagged != 2 || killed != 1 {
 		t.Errorf("audit log: %d flagged entries (want 2), %d suspensions by the policy (want 1)", flagged, killed)
+	}
+	// The flag filter: the API, and the CLI.
+	var streak []admin.AuditEntry
+	cliJSON(t, p, adminToken, &streak, "audit", "list", "--host", "acme", "--flag", "denial_streak", "--all")
+	if len(streak) != 1 || streak[0].Decision != "denied" || streak[0].Tool != "delete_issue" {
+		t.Errorf("entries flagged denial_streak: %+v", streak)
+	}
+	if table := cli(t, p, adminToken, "audit", "list", "--host", "acme", "--flag", "new_tool"); !strings.Contains(table, "[flags: new_tool]") {
+		t.Errorf("the CLI's table of entries flagged new_tool:\n%s", table)
 	}
 	_, body := getJSON(t, "http://"+metrics+"/metrics")
 	for _, want := range []string{`trustgate_anomaly_flags_total{flag="denial_streak",host="acme"`, `trustgate_anomaly_flags_total{flag="new_tool",host="acme"`,

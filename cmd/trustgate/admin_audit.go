@@ -131,6 +131,7 @@ Output: a table, -o json (a JSON array; with --follow one JSON object per line),
 	f.StringVar(&q.Server, "server", "", "only entries of this server")
 	f.StringVar(&q.Tool, "tool", "", "only entries of this tool")
 	f.StringVar(&q.Decision, "decision", "", "only entries with this decision: allowed, denied, error, admin or result")
+	f.StringVar(&q.Flag, "flag", "", "only entries with this anomaly flag: new_tool, new_server, off_hours, rate_spike or denial_streak")
 	f.StringVar(&q.Since, "since", "", "only entries at or after this time: RFC 3339, or a duration back from now (24h)")
 	f.StringVar(&q.Until, "until", "", "only entries before this time: RFC 3339, or a duration back from now")
 	f.IntVar(&limit, "limit", 50, "how many of the latest entries to list (without --all)")
@@ -195,6 +196,9 @@ func (p *auditPrinter) print(e sdk.AuditEntry) error {
 		detail = strings.TrimSpace(fmt.Sprintf("HTTP %d in %dms %s", e.UpstreamStatus, e.LatencyMS, e.Reason))
 	case e.Decision == "denied" && e.RequiredLevel != "":
 		detail = fmt.Sprintf("needs %s; agent has %s (ceiling %s)", e.RequiredLevel, e.AgentLevel, e.Ceiling)
+	}
+	if len(e.Flags) > 0 {
+		detail = strings.TrimSpace(detail + " [flags: " + strings.Join(e.Flags, ", ") + "]")
 	}
 	return printf(p.out, auditRowFormat, fmt.Sprint(e.Seq), e.Time.Local().Format("2006-01-02 15:04:05"), e.Decision,
 		firstLine(cell(who), 24), firstLine(cell(e.Server), 14), firstLine(cell(what), 24), firstLine(cell(detail), 100))

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -25,8 +26,16 @@ func testAuditAppendListScan(t *testing.T, open Opener) {
 			if i%2 == 0 {
 				addr = fmt.Sprintf("198.51.100.%d", i)
 			}
+			// Entries 3 and 6 carry anomaly flags (format version 3).
+			var flags []string
+			switch i {
+			case 2:
+				flags = []string{"new_tool"}
+			case 5:
+				flags = []string{"new_tool", "denial_streak"}
+			}
 			batch = append(batch, audit.Entry{Host: "acme", Time: t0.Add(time.Duration(i) * time.Minute), AgentID: fmt.Sprintf("ag%d", i%2),
-				Server: "git", Tool: "push", Method: "tools/call", Decision: d, Reason: "r", ClientAddr: addr})
+				Server: "git", Tool: "push", Method: "tools/call", Decision: d, Reason: "r", ClientAddr: addr, Flags: flags})
 			batch = append(batch, audit.Entry{Host: "other", Time: t0, Decision: audit.Admin, Actor: "cli", Action: "grant.set"})
 		}
 		noErr(t, "append", s.AppendAudit(ctx, batch[:7]))
@@ -45,8 +54,27 @@ func testAuditAppendListScan(t *testing.T, open Opener) {
 			got.ClientAddr != "198.51.100.4" || got.Version != 2 {
 			t.Fatalf("entry 5 reads back as %+v", got)
 		}
-		if got := all[5]; got.ClientAddr != "" || got.Version != 1 {
-			t.Fatalf("entry 6 (no client address) reads back as %+v", got)
+		if got := all[6]; got.ClientAddr != "198.51.100.6" || got.Version != 2 {
+			t.Fatalf("entry 7 reads back as %+v", got)
+		}
+		if got := all[7]; got.ClientAddr != "" || got.Version != 1 {
+			t.Fatalf("entry 8 (no client address) reads back as %+v", got)
+		}
+		if got := all[5]; fmt.Sprint(got.Flags) != "[new_tool denial_streak]" || got.Version != 3 {
+			t.Fatalf("entry 6 (flags) reads back as %+v", got)
+		}
+		for flag, want := range map[string]string{"new_tool": "[3 6]", "denial_streak": "[6]", "rate_spike": "[]"} {
+			got := must[[]audit.Entry](t, "list flag")(s.ListAudit(ctx, audit.Filter{Host: "acme", Flag: flag}, 0, 0))
+			if fmt.Sprint(seqs(got)) != want {
+				t.Fatalf("entries with flag %s: %v, want %s", flag, seqs(got), want)
+			}
+		}
+		// _ is not a wildcard; a malformed flag is refused.
+		if got := must[[]audit.Entry](t, "list flag")(s.ListAudit(ctx, audit.Filter{Host: "acme", Flag: "new_too_"}, 0, 0)); len(got) != 0 {
+			t.Fatalf("flag new_too_ matched %v", seqs(got))
+		}
+		if _, err := s.ListAudit(ctx, audit.Filter{Host: "acme", Flag: "new%"}, 0, 0); !errors.Is(err, store.ErrInvalid) {
+			t.Fatalf("flag new%%: %v, want ErrInvalid", err)
 		}
 		// Filters, cursor, order.
 		denied := must[[]audit.Entry](t, "list denied")(s.ListAudit(ctx, audit.Filter{Host: "acme", Decision: audit.Denied}, 0, 0))
