@@ -152,9 +152,14 @@ func (p *Proxy) holdForApproval(w http.ResponseWriter, r *http.Request, req requ
 		rf := storeFailed(err)
 		return w, noop, &rf
 	}
-	p.auditApproval(r.Context(), entry, call, "held", "", fmt.Sprintf("held for approval until %s by %s",
-		call.ExpiresAt.UTC().Format(time.RFC3339), approversText(call.Approvers)))
-	if n := p.cfg.ApprovalNotifier; n != nil {
+	inClient := p.asksInClient(r, req, d) // elicitation.go
+	how := ""
+	if inClient {
+		how = ", asked in their client (elicitation)"
+	}
+	p.auditApproval(r.Context(), entry, call, "held", "", fmt.Sprintf("held for approval until %s by %s%s",
+		call.ExpiresAt.UTC().Format(time.RFC3339), approversText(call.Approvers), how))
+	if n := p.cfg.ApprovalNotifier; n != nil && !inClient {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
@@ -167,6 +172,13 @@ func (p *Proxy) holdForApproval(w http.ResponseWriter, r *http.Request, req requ
 	if acceptsEventStream(r.Header) {
 		stream = startHeldStream(w, m, h.agent.Name)
 		out, finish = stream, stream.finish
+	}
+	if inClient {
+		if ev, err := p.elicitationRequest(r, req, call, displayName(d.server)); err != nil {
+			p.log.Error("proxy: could not ask the agent's human in their client", "host", req.host, "id", call.ID, "err", err)
+		} else {
+			stream.send(ev)
+		}
 	}
 	final := p.waitForDecision(r.Context(), call, stream)
 	switch final.Status {
@@ -316,6 +328,12 @@ func (s *heldStream) keepAlive() {
 		out = []byte(": waiting for a person to approve the call\n\n")
 	}
 	_, _ = s.w.Write(out)
+	_ = s.rc.Flush()
+}
+
+// send writes one event of the gateway's own (a question to the client) at once.
+func (s *heldStream) send(event []byte) {
+	_, _ = s.w.Write(event)
 	_ = s.rc.Flush()
 }
 

@@ -408,7 +408,7 @@ func (p *Proxy) relayLegacy(w http.ResponseWriter, r *http.Request, fw *forward,
 		return
 	}
 	if m.method == "initialize" {
-		w.Header().Set("Mcp-Session-Id", p.sessions.wrap(fw.host, fw.server, fw.agentID, c.key.id))
+		w.Header().Set("Mcp-Session-Id", p.sessions.wrap(fw.host, fw.server, fw.agentID, c.key.id, fw.caps))
 	}
 	if m.kind != kindRequest {
 		w.WriteHeader(http.StatusAccepted)

@@ -346,6 +346,13 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 	}
 	m := req.msg
 
+	// An answer to a question the gateway asked (elicitation.go) is the gateway's, never the
+	// upstream's.
+	if isElicitationAnswer(m) {
+		p.answerElicitation(ctx, w, r, req, m, body, auditEntry(r, host, claims, m))
+		return
+	}
+
 	// The decision (decide.go), applied here: refused, or forwarded.
 	d := decide(ctx, req, p.facts)
 	entry := auditEntry(r, host, claims, m)
@@ -382,6 +389,9 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 	}
 	if d.verdict == verdictFilterResult {
 		fw.dlp = d.result // resultfilter.go
+	}
+	if m != nil && m.kind == kindRequest && m.method == "initialize" {
+		fw.caps = capsOf(m.params) // elicitation.go
 	}
 	if rf := p.prepareForward(ctx, r, fw, srv, userID); rf != nil {
 		p.refuse(ctx, w, r, m, &fw.entry, *rf)
@@ -428,7 +438,7 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 // agent that opened it may use it) and the upstream credential. A refusal answers the message.
 func (p *Proxy) prepareForward(ctx context.Context, r *http.Request, fw *forward, srv store.Server, userID string) *refusal {
 	if id := r.Header.Get("Mcp-Session-Id"); id != "" && !fw.stateless {
-		upstreamID, ok := p.sessions.unwrap(fw.host, srv.Key, fw.agentID, id)
+		upstreamID, caps, ok := p.sessions.unwrap(fw.host, srv.Key, fw.agentID, id)
 		if !ok {
 			rf := &refusal{form: formRPC, status: http.StatusNotFound, code: ErrCodeInvalidRequest,
 				message: "session not found: start a new session with initialize",
@@ -440,6 +450,9 @@ func (p *Proxy) prepareForward(ctx context.Context, r *http.Request, fw *forward
 			return rf
 		}
 		fw.upstreamSession = upstreamID
+		if fw.msg == nil || fw.msg.method != "initialize" {
+			fw.caps = caps // a new initialize declares its own (elicitation.go)
+		}
 	}
 	var err error
 	if fw.credName, fw.credValue, fw.humanCred, err = p.credential(ctx, srv, userID); err != nil {
@@ -700,9 +713,10 @@ type forward struct {
 	body                              []byte   // the message as it came
 	target                            *url.URL
 	credName, credValue               string
-	humanCred                         bool   // the credential is the human's own upstream token
-	upstreamSession                   string // the upstream's Mcp-Session-Id, unwrapped
-	stateless                         bool   // 2026-07-28 or later: no sessions
+	humanCred                         bool       // the credential is the human's own upstream token
+	upstreamSession                   string     // the upstream's Mcp-Session-Id, unwrapped
+	stateless                         bool       // 2026-07-28 or later: no sessions
+	caps                              clientCaps // the client's capabilities the session id carries (session.go)
 	timeouts                          timeouts
 	network                           string        // the server's network (store.NetworkHost or NetworkAny)
 	keep                              keepTool      // set: filter the tools/list answer (filter.go)
@@ -799,7 +813,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		resp.Header.Del("Mcp-Session-Id") // 2026-07-28: no sessions
 	}
 	if id := resp.Header.Get("Mcp-Session-Id"); id != "" && fw != nil {
-		resp.Header.Set("Mcp-Session-Id", p.sessions.wrap(fw.host, fw.server, fw.agentID, id))
+		resp.Header.Set("Mcp-Session-Id", p.sessions.wrap(fw.host, fw.server, fw.agentID, id, fw.caps))
 	}
 	if err := checkResponse(resp, fw); err != nil {
 		return err

@@ -178,3 +178,118 @@ func TestTypeScriptSDKApprovals(t *testing.T) {
 		t.Errorf("approval entries by action %v, want 3 held, 1 approved, 1 denied, 1 expired", got)
 	}
 }
+
+// TestTypeScriptSDKElicitation: a client that declared elicitation gets the question in-band
+// and the answer decides, through the binary with the official TypeScript SDK client. The host
+// holds every high call for the agent's human. The eliciting client's "yes" forwards the first
+// call, its "no" denies the second (an answer to the same question posted from the agent's
+// other session meanwhile is refused and changes nothing); an answer to a question nobody
+// asked is refused; the agent's client without the capability is not asked: its call is held,
+// its human emailed, and it is approved through the admin CLI. The audit log names the human
+// and the channel.
+func TestTypeScriptSDKElicitation(t *testing.T) {
+	mail := smtpserver.Start(t, smtpserver.Options{})
+	dir := t.TempDir()
+	p := start(t, "--data-dir", dir, "--smtp-url", mail.URL(), "--smtp-from", "trustgate <gateway@example.com>", "--approval-keepalive", "300ms")
+	up := mcpserver.Start(t, "")
+	admin := bootstrapToken(t, "e2e", "--data-dir", dir)
+	seedTracker(t, p, admin, up.URL)
+	cli(t, p, admin, "host", "approvals", "add", "acme", "--level", "high", "--timeout", "30s")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	cmd := nodeCommand(ctx, t, "elicitation.mjs", "MCP_URL="+p.url+"/h/acme/mcp/tracker", "EMAIL=alice@acme.test",
+		"PASSWORD=correct horse battery staple", "TRUST_LEVEL=high")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+
+	// The call of the client without the capability is held: approve it through the CLI. It
+	// is the only call whose approvers are emailed.
+	var m smtpserver.Message
+	for deadline := time.Now().Add(90 * time.Second); len(mail.Messages()) == 0; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no approval email\nstderr of the client:\n%s", stderr.String())
+		}
+	}
+	if m = mail.Messages()[0]; !strings.Contains(m.Body, "held-for-plain") {
+		t.Fatalf("the email is about another call:\n%s", m.Body)
+	}
+	var held []struct {
+		ID   string `json:"id"`
+		Tool string `json:"tool"`
+	}
+	cliJSON(t, p, admin, &held, "host", "approvals", "list", "acme")
+	if len(held) != 1 {
+		t.Fatalf("held calls %+v, want the plain client's one", held)
+	}
+	cli(t, p, admin, "host", "approvals", "approve", "acme", held[0].ID)
+
+	if err := <-exited; err != nil {
+		t.Fatalf("node elicitation.mjs: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	out := lines(stdout.String())
+	if len(out) == 0 {
+		t.Fatalf("elicitation.mjs printed nothing\nstderr:\n%s", stderr.String())
+	}
+	var res struct {
+		OK            bool     `json:"ok"`
+		Questions     []string `json:"questions"`
+		Approved      string   `json:"approved"`
+		ApprovedOK    bool     `json:"approved_ok"`
+		Declined      string   `json:"declined"`
+		ForgedStatus  int      `json:"forged_status"`
+		UnknownStatus int      `json:"unknown_status"`
+		Plain         string   `json:"plain"`
+		PlainOK       bool     `json:"plain_ok"`
+	}
+	if err := json.Unmarshal([]byte(out[len(out)-1]), &res); err != nil {
+		t.Fatalf("elicitation.mjs output: %v\n%s", err, stdout.String())
+	}
+	t.Logf("elicitation.mjs: %+v", res)
+	if !res.OK || !res.ApprovedOK || !strings.Contains(res.Approved, "delete_issue called") {
+		t.Fatalf("the call approved in the client: %+v", res)
+	}
+	if len(res.Questions) != 2 || !strings.Contains(res.Questions[0], "wants to call delete_issue") || !strings.Contains(res.Questions[0], "approve-in-client") {
+		t.Errorf("questions asked in the client: %q (want two, naming the tool and its arguments)", res.Questions)
+	}
+	if !strings.Contains(res.Declined, "alice@acme.test denied it") {
+		t.Errorf("the call declined in the client: %q", res.Declined)
+	}
+	if res.ForgedStatus != http.StatusBadRequest || res.UnknownStatus != http.StatusBadRequest {
+		t.Errorf("an answer from another session: %d, to a question never asked: %d; want 400 each", res.ForgedStatus, res.UnknownStatus)
+	}
+	if !res.PlainOK || !strings.Contains(res.Plain, "delete_issue called") {
+		t.Errorf("the held call of the client without elicitation: %q", res.Plain)
+	}
+	if calls := strings.Join(up.Calls(), ","); strings.Count(calls, "delete_issue") != 2 {
+		t.Errorf("the upstream saw %s: want delete_issue twice (the two approved calls)", calls)
+	}
+	if n := len(mail.Messages()); n != 1 {
+		t.Errorf("%d approval emails, want 1 (the call of the client without elicitation)", n)
+	}
+
+	var entries []struct {
+		Decision string `json:"decision"`
+		Action   string `json:"action"`
+		Actor    string `json:"actor"`
+		Reason   string `json:"reason"`
+	}
+	cliJSON(t, p, admin, &entries, "audit", "list", "--host", "acme", "--decision", "approval", "--all")
+	got := map[string]int{}
+	for _, e := range entries {
+		got[e.Action+" "+e.Reason]++
+	}
+	if got["approved via elicitation"] != 1 || got["denied via elicitation"] != 1 || got["approved via api"] != 1 {
+		t.Errorf("approval entries %v: want one approved and one denied via elicitation, one approved via api", got)
+	}
+	for _, e := range entries {
+		if (e.Action == "approved" || e.Action == "denied") && e.Actor != "alice@acme.test" && !strings.Contains(e.Reason, "api") {
+			t.Errorf("decision entry %+v does not name the human", e)
+		}
+	}
+}
