@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -101,7 +103,11 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (_ *SpiceDB, err err
 				return nil, err
 			}
 		}
-		dsOpts = append(dsOpts, datastore.WithURI(cfg.DatastoreURI))
+		uri := cfg.DatastoreURI
+		if cfg.Datastore == DatastorePostgres {
+			uri = withStatementCache(uri)
+		}
+		dsOpts = append(dsOpts, datastore.WithURI(uri))
 	default:
 		return nil, fmt.Errorf("unknown SpiceDB datastore engine %q (want memory, postgres or cockroachdb)", cfg.Datastore)
 	}
@@ -202,6 +208,30 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (_ *SpiceDB, err err
 	backend.logger = logger
 	logger.Info("embedded SpiceDB started", "datastore", cfg.Datastore, "grpc_listen", cfg.GRPCListen, "grpc_writes", cfg.GRPCAllowWrites)
 	return backend, nil
+}
+
+// withStatementCache makes the PostgreSQL datastore prepare each statement once per connection
+// (pgx's cache_statement) instead of SpiceDB's default, which parses and plans every query
+// again: a check's dozen small index lookups cost PostgreSQL about three times less that way
+// (README, Performance). A URI that names default_query_exec_mode keeps its own (exec, for a
+// PgBouncer in transaction mode).
+func withStatementCache(uri string) string {
+	const param = "default_query_exec_mode"
+	if strings.Contains(uri, param) {
+		return uri
+	}
+	if !strings.Contains(uri, "://") {
+		// key=value connection string
+		return strings.TrimSpace(uri) + " " + param + "=cache_statement"
+	}
+	u, err := url.Parse(uri)
+	if err != nil {
+		return uri // SpiceDB reports it
+	}
+	q := u.Query()
+	q.Set(param, "cache_statement")
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 // DialRemote connects to a SpiceDB server elsewhere. TLS with the system's CAs is used unless
