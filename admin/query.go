@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/trustgate/trustgate/anomaly"
 	"github.com/trustgate/trustgate/audit"
 )
 
@@ -20,6 +21,12 @@ func queryParamValues(name string) (values []string, known bool) {
 		return []string{string(audit.Allowed), string(audit.Denied), string(audit.Error), string(audit.Admin), string(audit.Result), string(audit.Identity), string(audit.Approval)}, true
 	case "format":
 		return []string{"json", "jsonl"}, true
+	case "flag":
+		flags := make([]string, len(anomaly.Flags))
+		for i, f := range anomaly.Flags {
+			flags[i] = string(f)
+		}
+		return flags, true
 	case "human", "agent", "server", "tool", "since", "until", "limit", "cursor":
 		return nil, true
 	}
