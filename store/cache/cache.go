@@ -3,10 +3,11 @@
 // answer is stamped with the store's control-plane generation, which every change to those
 // objects advances in its own transaction, and is used only while the generation is the same.
 //
-// One request reads the generation once (Snapshot) and every cached read in it is checked
-// against that number, so a request costs one small read instead of one per object, and sees
-// the control plane as of its start — a change committed before the request began is always
-// seen, by any replica sharing the database.
+// One request asks for the generation once (Snapshot) and every cached read in it is checked
+// against that number, so a request costs at most one small read instead of one per object (the
+// store itself remembers the generation for store.GenerationMaxAge), and sees the control plane
+// as of its start — a change that returned before the request began is always seen, by any
+// replica sharing the database.
 //
 // The cache is a decorator: a Store wraps a Source and is one, so its users (the proxy, which
 // takes store.HotReads, and the upstream token client) do not know whether they are cached.
