@@ -47,7 +47,15 @@ const (
 	emailCodePath       = "/email-code"
 	emailCodeVerifyPath = "/email-code/verify"
 	emailPasswordPath   = "/email-code/password"
+	emailCodeLinkPath   = "/email-code/link"
 )
+
+// codeLinkCookiePrefix + host is the cookie that lets the browser which asked for a code open
+// the code's one-time link (the email's alternative to typing the code).
+const codeLinkCookiePrefix = "tg_code_"
+
+// MsgCodeLinkElsewhere: a code's link was opened in a browser that did not ask for the code.
+const MsgCodeLinkElsewhere = "This link works only in the browser where you asked for the code. Open it there, or type the code from the email on that page."
 
 // Lifetimes of email codes.
 const (
@@ -212,8 +220,13 @@ func (s *Server) sendEmailCode(w http.ResponseWriter, r *http.Request, h store.H
 		s.internalError(w, h, "store an email code", err)
 		return
 	}
+	http.SetCookie(w, &http.Cookie{
+		Name: codeLinkCookiePrefix + h.Key, Value: s.codeLinkBinding(id), Path: s.cookiePath(h.Key),
+		MaxAge: int(EmailCodeTTL / time.Second), HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode,
+	})
 	if deliver {
-		if err := s.cfg.Mail.Send(ctx, codeMessage(h, c.Email, code, purpose)); err != nil {
+		link := s.issuer(h.Key) + emailCodeLinkPath + "?" + url.Values{"state_ref": {ref}, "code_id": {id}, "code": {code}, "purpose": {purpose}}.Encode()
+		if err := s.cfg.Mail.Send(ctx, codeMessage(h, c.Email, code, link, purpose)); err != nil {
 			s.log.Error("oauthserver: send an email code", "host", h.Key, "err", err)
 			if derr := s.cfg.Store.DeleteEmailCode(context.WithoutCancel(ctx), h.Key, id); derr != nil {
 				s.log.Error("oauthserver: forget an email code that was not sent", "host", h.Key, "err", derr)
@@ -241,8 +254,46 @@ func (s *Server) mayReceiveCode(ctx context.Context, h store.Host, email string)
 	return false, err
 }
 
-// codeMessage is the email that carries a code.
-func codeMessage(h store.Host, to, code, purpose string) mail.Message {
+// codeLinkBinding is the value of the cookie that lets the browser which asked for code id
+// open its link.
+func (s *Server) codeLinkBinding(id string) string {
+	return hex.EncodeToString(derive(s.codeKey, "link|"+id))
+}
+
+// emailCodeLink (GET /email-code/link) is the code's one-time link: in the browser that asked
+// for the code, it shows the code entry page with the code filled in, to continue with one
+// click (a GET uses nothing, so that mail scanners that open links spend no code); in any
+// other browser it refuses, so that a link never continues a sign-in someone else began.
+func (s *Server) emailCodeLink(w http.ResponseWriter, r *http.Request, h store.Host) {
+	if !s.emailOn() {
+		s.emailOff(w, h)
+		return
+	}
+	q := r.URL.Query()
+	ref, _, ok := s.pendingOf(w, r, h, q.Get("state_ref"))
+	if !ok {
+		return
+	}
+	id, code := q.Get("code_id"), q.Get("code")
+	c, err := r.Cookie(codeLinkCookiePrefix + h.Key)
+	if err != nil || id == "" || len(id) > maxRefLen || !hmac.Equal([]byte(c.Value), []byte(s.codeLinkBinding(id))) {
+		s.errorPage(w, http.StatusForbidden, consentui.ErrorPage{Frame: frame(h), Title: "Open this link where you asked for the code",
+			Message: MsgCodeLinkElsewhere})
+		return
+	}
+	if len(code) != 6 || strings.Trim(code, "0123456789") != "" {
+		code = ""
+	}
+	purpose := q.Get("purpose")
+	if purpose != consentui.CodePurposePassword {
+		purpose = consentui.CodePurposeSignIn
+	}
+	s.renderCodeEntry(w, r, h, ref, consentui.EmailCodeEntryPage{CodeID: id, Code: code, Purpose: purpose,
+		Notice: "Your code is filled in. Continue to use it."}, http.StatusOK)
+}
+
+// codeMessage is the email that carries a code and its one-time link.
+func codeMessage(h store.Host, to, code, link, purpose string) mail.Message {
 	site := frame(h).Site()
 	what := "sign in to " + site
 	if purpose == consentui.CodePurposePassword {
@@ -253,6 +304,7 @@ func codeMessage(h store.Host, to, code, purpose string) mail.Message {
 		Subject: "Your code for " + site,
 		Body: "Your code to " + what + " is:\n\n    " + code + "\n\n" +
 			"It works once, for 5 minutes. Nobody from " + site + " will ask you for it.\n\n" +
+			"Or open this one-time link in the browser where you asked for the code:\n\n    " + link + "\n\n" +
 			"If you did not ask for this code, ignore this email: without the code nobody can use your address.\n",
 	}
 }

@@ -334,3 +334,37 @@ func TestEmailCodesAcrossReplicas(t *testing.T) {
 		}
 	}
 }
+
+var codeLinkRE = regexp.MustCompile(`(http://\S+/email-code/link\?\S+)`)
+
+// The email's one-time link: in the browser that asked for the code it fills the code in and
+// one click signs in (opening it spends nothing, so a mail scanner's visit is harmless); in
+// another browser it refuses and shows no form, so a link never continues a sign-in someone
+// else began; used, it is spent like the code.
+func TestEmailCodeLink(t *testing.T) {
+	e, m := mailEnv(t, envOptions{})
+	e.putMethod(store.AuthMethod{Method: store.AuthEmailOTP, Enabled: true})
+	conf := e.register("acme")
+	b, _ := e.askCode(conf, "signin", email)
+	msg := m.WaitFor(t, email, 1)
+	l := codeLinkRE.FindStringSubmatch(msg.Body)
+	if l == nil || !strings.Contains(msg.Body, codeOf(t, m, email, 1)) {
+		t.Fatalf("no link in the message: %s", msg.Body)
+	}
+	link := l[1]
+	wantPage(t, "the link in another browser", e.browser().Get(link), http.StatusForbidden, oauthserver.MsgCodeLinkElsewhere)
+	if p := e.browser().Get(link); strings.Contains(p.Body, `name="code"`) {
+		t.Fatalf("the link in another browser shows a form: %s", p.Body)
+	}
+	code := codeOf(t, m, email, 1)
+	page := b.Get(link)
+	wantPage(t, "the link", page, http.StatusOK, `value="`+code+`"`)
+	page = b.Get(link) // opening it twice spends nothing
+	// The browser posts the filled-in field (webclient sends only hidden ones by itself).
+	filled := map[string]string{"code": regexp.MustCompile(`name="code"[^>]*value="(\d{6})"`).FindStringSubmatch(page.Body)[1]}
+	wantPage(t, "the link again", b.Submit(page, filled), http.StatusOK, `name="trust_level"`)
+	wantPage(t, "the used link", b.Submit(b.Get(link), filled), http.StatusUnauthorized, oauthserver.MsgCodeIncorrect)
+	if acts := e.auditActions(); acts["signin.success/email_otp"] != 1 {
+		t.Fatalf("audit: %v", acts)
+	}
+}

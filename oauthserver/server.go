@@ -250,6 +250,7 @@ func (s *Server) Routes(r *mux.Router) {
 	handle("GET", emailCodePath, s.withHost(s.emailCodeForm))
 	handle("POST", emailCodePath, s.withHost(s.emailCodeStart))
 	handle("POST", emailCodeVerifyPath, s.withHost(s.emailCodeVerify))
+	handle("GET", emailCodeLinkPath, s.withHost(s.emailCodeLink))
 	handle("POST", emailPasswordPath, s.withHost(s.emailPassword))
 	handle("GET", signupPath, s.withHost(s.signup))
 	handle("POST", signupPath, s.withHost(s.signup))

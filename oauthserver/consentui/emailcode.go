@@ -44,6 +44,8 @@ type EmailCodeEntryPage struct {
 	Email   string
 	CodeID  string
 	Purpose string
+	// Code fills in the code (the email's one-time link was opened).
+	Code string
 	// Notice says where the code went; Error why the last code was refused.
 	Notice string
 	Error  string
