@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/oauth2"
+
+	"github.com/trustgate/trustgate/internal/testkit/webauthnkey"
 	"github.com/trustgate/trustgate/oauthserver"
 	"github.com/trustgate/trustgate/store"
 )
@@ -85,5 +88,40 @@ func TestSignInForTheDashboard(t *testing.T) {
 	}
 	if !found {
 		t.Error("no dashboard.signin entry in the audit log")
+	}
+}
+
+// A passkey signs in to the dashboard too: the dashboard's sign-in page offers it when the
+// host enables passkeys, and the ticket names the passkey's owner with method passkey.
+func TestSignInForTheDashboardWithAPasskey(t *testing.T) {
+	e, conf := newPasskeyEnv(t)
+	b := e.browser()
+	e.flow(b, conf, "state-0123456789", oauth2.GenerateVerifier(), "low")
+	key := webauthnkey.New(e.origin)
+	if p := e.addPasskey(b, key, "laptop"); p.Status != http.StatusOK {
+		t.Fatalf("add passkey: %d %s", p.Status, p.Body)
+	}
+	signInURL, binder, err := e.server.BeginSignIn(t.Context(), "acme", "http://dashboard.test/dashboard/sign-in/done")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := e.browser()
+	page := fresh.Get(signInURL)
+	if page.Status != http.StatusOK || !strings.Contains(page.Body, "Sign in with a passkey") || !strings.Contains(page.Body, "Sign in to the dashboard") {
+		t.Fatalf("the dashboard's sign-in page without a passkey button: %d %s", page.Status, page.Body)
+	}
+	csrf, ref := hiddenValue(t, csrfRE, page.Body), hiddenValue(t, stateRefRE, page.Body)
+	opts := postForm(fresh, e.path("acme", "/auth/passkey/options"), url.Values{"csrf_token": {csrf}, "state_ref": {ref}})
+	answer, err := key.Get([]byte(opts.Body))
+	if err != nil {
+		t.Fatalf("%v (options %d %s)", err, opts.Status, opts.Body)
+	}
+	page = postForm(fresh, e.path("acme", "/auth/passkey"), url.Values{"csrf_token": {csrf}, "state_ref": {ref}, "credential": {string(answer)}})
+	if page.Loc == nil || page.Loc.Host != "dashboard.test" {
+		t.Fatalf("after the passkey: %d %v %s", page.Status, page.Loc, page.Body)
+	}
+	who, err := e.server.FinishSignIn(t.Context(), page.Loc.Query().Get("ticket"), binder)
+	if err != nil || who.UserID != e.user().ID || who.Method != store.AuthPasskey {
+		t.Fatalf("FinishSignIn = %+v %v", who, err)
 	}
 }
