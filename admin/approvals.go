@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -29,7 +30,8 @@ func approvalRulesOf(docs []ApprovalRule) ([]store.ApprovalRule, error) {
 		if d.Level != "" {
 			l, err := schema.ParseLevel(d.Level)
 			if err != nil {
-				return nil, problemf(http.StatusBadRequest, "approval rule %d: %v", i+1, err)
+				return nil, &store.FieldError{Field: fmt.Sprintf("approval_rules[%d].level", i),
+					Err: problemf(http.StatusBadRequest, "approval rule %d: %v", i+1, err)}
 			}
 			r.Level = l
 		}

@@ -58,7 +58,12 @@ func toProblem(err error, requestID string, log *slog.Logger) Problem {
 	if title == "" {
 		title = http.StatusText(status)
 	}
+	field := ""
+	if fe := (*store.FieldError)(nil); errors.As(err, &fe) && status < 500 {
+		field = fe.Field
+	}
 	return Problem{
+		Field:    field,
 		Type:     "about:blank",
 		Title:    title,
 		Status:   status,

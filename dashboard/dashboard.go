@@ -195,6 +195,9 @@ func (d *Dashboard) pages() []page {
 		{"POST", h + "/agents/{agent}/kill", hostAdmin, (*Dashboard).kill},
 
 		{"GET", h + "/approvals", hostAdmin, (*Dashboard).approvalsPage},
+		{"GET", h + "/approval-rules", hostAdmin, (*Dashboard).approvalRulesPage},
+		{"POST", h + "/approval-rules", hostAdmin, (*Dashboard).addApprovalRule},
+		{"POST", h + "/approval-rules/{n}/remove", hostAdmin, (*Dashboard).removeApprovalRule},
 		{"POST", h + "/approvals/{id}/approve", hostAdmin, (*Dashboard).approveHeldCall},
 		{"POST", h + "/approvals/{id}/deny", hostAdmin, (*Dashboard).denyHeldCall},
 		{"POST", h + "/standing-approvals/{agent}/{server}/{tool}/revoke", hostAdmin, (*Dashboard).revokeStandingApproval},

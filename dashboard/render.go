@@ -38,6 +38,8 @@ var funcs = template.FuncMap{
 	"pathSegment": url.PathEscape,
 	"rateScopes":  func() []string { return rateScopes },
 	"levels":      func() []string { return []string{"low", "medium", "high"} },
+	"ruleID":      ruleFingerprint,
+	"inc":         func(i int) int { return i + 1 },
 }
 
 // templates holds one template per page: the layout with the page's "content".
@@ -101,6 +103,8 @@ var notices = map[string]string{
 	"setup":            "Welcome: you are the gateway's first operator.",
 	"host-created":     "Host created.",
 	"settings":         "Settings saved.",
+	"rule-added":       "Approval rule added.",
+	"rule-removed":     "Approval rule removed.",
 	"token-revoked":    "Token revoked.",
 	"host-deleted":     "Host deleted.",
 	"server":           "Server imported.",

@@ -24,6 +24,9 @@ type Problem struct {
 	Detail string `json:"detail"`
 	// Instance identifies this occurrence (the request id, also in the gateway's logs).
 	Instance string `json:"instance,omitempty"`
+	// Field names the value the problem is about, when it is about one: a path in the request's
+	// document such as "approval_rules[2].timeout_seconds" (of a host's settings).
+	Field string `json:"field,omitempty" jsonschema:"the value the problem is about, when it is about one: a path such as approval_rules[2].timeout_seconds (in a host's settings)"`
 }
 
 // HostSettings are a tenant's options.

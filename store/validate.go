@@ -34,6 +34,22 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), ErrInvalid)
 }
 
+// FieldError is a refused value with the field it was given in, a path such as
+// "approval_rules[2].timeout_seconds" (relative to the document the store checks), so that an
+// API answer and a form can point at it. It unwraps to an ErrInvalid error.
+type FieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string { return e.Err.Error() }
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// invalidField is invalid for the value of field.
+func invalidField(field, format string, args ...any) error {
+	return &FieldError{Field: field, Err: invalid(format, args...)}
+}
+
 // validHostKey: a DNS label, 1-63 of [a-z0-9-], not starting or ending with '-'.
 func validHostKey(key string) error {
 	if len(key) < 1 || len(key) > 63 {
@@ -406,34 +422,41 @@ func validApprovalRules(rules []ApprovalRule) ([]ApprovalRule, error) {
 	}
 	out := make([]ApprovalRule, len(rules))
 	for i, r := range rules {
+		f := func(name string) string { return fmt.Sprintf("approval_rules[%d]%s", i, name) }
 		if r.Level == 0 && r.Server == "" && r.Tool == "" && r.AgentType == "" {
-			return nil, invalid("approval rule %d matches every call: set a level, a server, a tool or an agent type", i+1)
+			return nil, invalidField(f(""), "approval rule %d matches every call: set a level, a server, a tool or an agent type", i+1)
 		}
 		if r.Level != 0 && !r.Level.Valid() {
-			return nil, invalid("approval rule %d: level %q: want low, medium or high", i+1, r.Level)
+			return nil, invalidField(f(".level"), "approval rule %d: level %q: want low, medium or high", i+1, r.Level)
 		}
 		if r.Tool != "" && r.Server == "" {
-			return nil, invalid("approval rule %d on tool %q: name its server too", i+1, r.Tool)
+			return nil, invalidField(f(".server"), "approval rule %d on tool %q: name its server too", i+1, r.Tool)
 		}
 		switch r.AgentType {
 		case "", "chat", "proactive", "ambient":
 		default:
-			return nil, invalid("approval rule %d: agent type %q: want chat, proactive or ambient", i+1, r.AgentType)
+			return nil, invalidField(f(".agent_type"), "approval rule %d: agent type %q: want chat, proactive or ambient", i+1, r.AgentType)
 		}
-		if err := firstErr(validText("approval rule server", r.Server), validText("approval rule tool", r.Tool)); err != nil {
-			return nil, err
+		if err := validText("approval rule server", r.Server); err != nil {
+			return nil, &FieldError{Field: f(".server"), Err: err}
 		}
-		if len(r.Server) > 64 || len(r.Tool) > 128 {
-			return nil, invalid("approval rule %d on %s/%s: server or tool name too long", i+1, r.Server, r.Tool)
+		if err := validText("approval rule tool", r.Tool); err != nil {
+			return nil, &FieldError{Field: f(".tool"), Err: err}
+		}
+		if len(r.Server) > 64 {
+			return nil, invalidField(f(".server"), "approval rule %d: server name %q too long (at most 64 bytes)", i+1, r.Server)
+		}
+		if len(r.Tool) > 128 {
+			return nil, invalidField(f(".tool"), "approval rule %d: tool name too long (at most 128 bytes)", i+1)
 		}
 		if len(r.Approvers) > maxApprovers {
-			return nil, invalid("approval rule %d names %d approvers: want at most %d", i+1, len(r.Approvers), maxApprovers)
+			return nil, invalidField(f(".approvers"), "approval rule %d names %d approvers: want at most %d", i+1, len(r.Approvers), maxApprovers)
 		}
 		approvers := make([]string, 0, len(r.Approvers))
 		for _, a := range r.Approvers {
 			e, err := normalizeEmail(a)
 			if err != nil {
-				return nil, invalid("approval rule %d: approver %q is not an email address", i+1, a)
+				return nil, invalidField(f(".approvers"), "approval rule %d: approver %q is not an email address", i+1, a)
 			}
 			if !slices.Contains(approvers, e) {
 				approvers = append(approvers, e)
@@ -444,10 +467,10 @@ func validApprovalRules(rules []ApprovalRule) ([]ApprovalRule, error) {
 			r.Approvers = nil
 		}
 		if r.StandingHours < 0 || r.StandingHours > MaxStandingHours {
-			return nil, invalid("approval rule %d: standing approval of %d hours: want 0 (approve once) to %d", i+1, r.StandingHours, MaxStandingHours)
+			return nil, invalidField(f(".standing_hours"), "approval rule %d: standing approval of %d hours: want 0 (approve once) to %d", i+1, r.StandingHours, MaxStandingHours)
 		}
 		if t := r.TimeoutSeconds; t != 0 && (time.Duration(t)*time.Second < MinApprovalTimeout || time.Duration(t)*time.Second > MaxApprovalTimeout) {
-			return nil, invalid("approval rule %d: timeout of %d seconds: want %d to %d", i+1, t, int(MinApprovalTimeout.Seconds()), int(MaxApprovalTimeout.Seconds()))
+			return nil, invalidField(f(".timeout_seconds"), "approval rule %d: timeout of %d seconds: want %d to %d", i+1, t, int(MinApprovalTimeout.Seconds()), int(MaxApprovalTimeout.Seconds()))
 		}
 		out[i] = r
 	}

@@ -16,7 +16,9 @@ import (
 // approvals page (tool, level, arguments) and presses Approve: the agent's request gets the
 // upstream's answer and the held call is recorded as approved by the operator through the
 // dashboard. axe-core checks the page with a call on it and empty (light and dark); with
-// TRUSTGATE_SCREENSHOTS set it is written as a PNG.
+// TRUSTGATE_SCREENSHOTS set it is written as a PNG. Then the host's Approval rules page lists
+// the CLI's rule, refuses a bad timeout beside its field and adds a rule; and axe-core checks
+// the pages no other browser test opens.
 func TestDashboardBrowserApprovals(t *testing.T) {
 	dir := t.TempDir()
 	p := start(t, "--data-dir", dir)
@@ -100,4 +102,58 @@ func TestDashboardBrowserApprovals(t *testing.T) {
 	if !strings.Contains(audit, "dashboard:op@example.com") {
 		t.Errorf("the audit log does not name the operator as the approver:\n%s", audit)
 	}
+
+	// The approval rules: the one the CLI added, another added on the page, a refused value
+	// shown beside its field.
+	if status := b.Navigate(p.url + "/dashboard/hosts/acme/approval-rules"); status != 200 || !strings.Contains(b.Text("table"), "high") {
+		t.Fatalf("approval rules = %d: %s", status, b.Text("main"))
+	}
+	b.RequireAccessible("approval-rules")
+	b.Fill(map[string]string{"server": "tracker", "tool": "create_issue", "timeout_seconds": "3"})
+	if status := b.ClickAndWait(`form[action$="/approval-rules#add-rule"] button`); status != 400 || !strings.Contains(b.Text("#rule-timeout-error"), "timeout of 3 seconds") {
+		t.Fatalf("a refused timeout = %d: %s", status, b.Text("main"))
+	}
+	b.RequireAccessible("approval-rules-invalid")
+	b.Fill(map[string]string{"timeout_seconds": "30"})
+	b.SelectIn("#rule-approvers", "sec@acme.test") // sets the text area's value
+	if status := b.ClickAndWait(`form[action$="/approval-rules#add-rule"] button`); status != 200 || !strings.Contains(b.Text("table"), "sec@acme.test") {
+		t.Fatalf("add a rule = %d: %s", status, b.Text("main"))
+	}
+	var rules []struct {
+		Server, Tool   string
+		TimeoutSeconds int `json:"timeout_seconds"`
+	}
+	cliJSON(t, p, token, &rules, "host", "approvals", "rules", "acme")
+	if len(rules) != 2 || rules[1].Tool != "create_issue" || rules[1].TimeoutSeconds != 30 {
+		t.Errorf("rules after the page added one = %+v", rules)
+	}
+	if shots := os.Getenv(screenshotsEnv); shots != "" {
+		if err := os.WriteFile(filepath.Join(shots, "dashboard-approval-rules.png"), b.Screenshot(1100), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The pages no other browser test opens, checked by axe-core too: an agent's page and its
+	// kill switch, the emergency stop, the sign-in methods, the delete confirmations, an error.
+	var agents []struct {
+		ID string `json:"id"`
+	}
+	cliJSON(t, p, token, &agents, "agent", "list", "--host", "acme")
+	if len(agents) == 0 {
+		t.Fatal("no agent listed")
+	}
+	for name, path := range map[string]string{
+		"agent": "/agents/" + agents[0].ID, "kill": "/agents/" + agents[0].ID + "/kill", "emergency-stop": "/emergency-stop",
+		"sign-in-methods": "/auth", "delete-host": "/delete", "delete-server": "/servers/tracker/delete",
+	} {
+		if status := b.Navigate(p.url + "/dashboard/hosts/acme" + path); status != 200 {
+			t.Errorf("%s page = %d", name, status)
+			continue
+		}
+		b.RequireAccessible(name)
+	}
+	if status := b.Navigate(p.url + "/dashboard/hosts/acme/no-such-page"); status != 404 {
+		t.Errorf("a page that does not exist = %d", status)
+	}
+	b.RequireAccessible("not-found")
 }
