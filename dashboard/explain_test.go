@@ -107,11 +107,14 @@ func TestWhyPageExplainsADenialFromActivity(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, activity, _ := b.get("/dashboard/hosts/acme/activity")
-	link := "/dashboard/hosts/acme/why?agent=" + ag.ID + "&amp;server=tracker&amp;tool=delete_issue"
-	if !strings.Contains(activity, `href="`+link+`"`) {
-		t.Fatalf("activity has no Why? link %s:\n%s", link, activity)
+	prefix := "/dashboard/hosts/acme/why?agent=" + ag.ID + "&amp;server=tracker&amp;tool=delete_issue&amp;entry="
+	i := strings.Index(activity, `href="`+prefix)
+	if i < 0 {
+		t.Fatalf("activity has no Why? link %s…:\n%s", prefix, activity)
 	}
-	status, body, _ := b.get(strings.ReplaceAll(link, "&amp;", "&"))
+	link := activity[i+len(`href="`):]
+	link = strings.ReplaceAll(link[:strings.IndexByte(link, '"')], "&amp;", "&")
+	status, body, _ := b.get(link)
 	if status != http.StatusOK {
 		t.Fatalf("why = %d\n%s", status, body)
 	}
@@ -123,10 +126,24 @@ func TestWhyPageExplainsADenialFromActivity(t *testing.T) {
 		"<code>mcp_server:acme/tracker#granted_medium@agent:acme/" + ag.ID + "</code>",
 		"SpiceDB's trace of the check",
 		"<code>tool:acme/tracker/delete_issue#call</code>",
+		// The entry it came from, and that its denial still holds.
+		"The denied call: activity entry",
+		"was denied (<code>level_too_low</code>).", "Then: the agent held medium; the tool needed high;",
+		"The same denial holds now",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("why page lacks %q", want)
 		}
+	}
+	// The same link once the agent holds high: the page says the entry's denial no longer holds.
+	if status, body, _ := b.post("/dashboard/hosts/acme/agents/"+ag.ID+"/servers/tracker/level", url.Values{"csrf_token": {b.csrf()}, "level": {"high"}}); status != http.StatusSeeOther {
+		t.Fatalf("set level = %d\n%s", status, body)
+	}
+	if _, body, _ := b.get(link); !strings.Contains(body, "would be allowed now") || !strings.Contains(body, `<span class="ok">Allowed</span>`) {
+		t.Errorf("why page of an entry whose denial no longer holds:\n%s", body)
+	}
+	if status, _, _ := b.post("/dashboard/hosts/acme/agents/"+ag.ID+"/servers/tracker/level", url.Values{"csrf_token": {b.csrf()}, "level": {"medium"}}); status != http.StatusSeeOther {
+		t.Fatalf("set level back = %d", status)
 	}
 
 	// An allowed call, asked from the agent's page form.

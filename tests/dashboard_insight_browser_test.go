@@ -68,7 +68,8 @@ func TestDashboardBrowserTrustMap(t *testing.T) {
 	}
 	got := b.Text("main")
 	for _, want := range []string{"Denied", "Decided here: agent e2e agent", "holds level medium on tracker, below the tool's level high",
-		"tool:acme/tracker/delete_issue#server_high@mcp_server:acme/tracker", "SpiceDB's trace of the check"} {
+		"tool:acme/tracker/delete_issue#server_high@mcp_server:acme/tracker", "SpiceDB's trace of the check",
+		"The denied call: activity entry", "The same denial holds now"} {
 		if !strings.Contains(strings.ReplaceAll(got, `"`, ""), want) {
 			t.Errorf("Why? page lacks %q:\n%s", want, got)
 		}
