@@ -38,10 +38,11 @@ tests/ts/node_modules/.installed: tests/ts/package.json tests/ts/package-lock.js
 
 ## screenshots: PNGs of the dashboard's main pages in docs/screenshots, taken by its browser
 ## tests (headless Chromium, axe-core) on the way through the first session, the seed journey,
-## the trust map and Why? pages, and Pending approvals.
+## the trust map and Why? pages, Pending approvals and approval rules, and Create server's
+## review after a sign-in at the server.
 screenshots: tests/ts/node_modules
 	mkdir -p docs/screenshots
-	TRUSTGATE_SCREENSHOTS=$(CURDIR)/docs/screenshots CI=true $(GO) test -count=1 ./tests/ -run '^TestDashboard(Browser|BrowserTrustMap|BrowserApprovals|Journey)$$'
+	TRUSTGATE_SCREENSHOTS=$(CURDIR)/docs/screenshots CI=true $(GO) test -count=1 ./tests/ -run '^TestDashboard(Browser|BrowserTrustMap|BrowserApprovals|BrowserUpstreamSignIn|Journey)$$'
 
 test-race:
 	$(GO) test -count=1 -race $(RACE_PKGS)

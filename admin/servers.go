@@ -163,6 +163,9 @@ func (a *API) importServer(r *http.Request, c *caller) (int, any, error) {
 	if req.UpstreamSignIn && req.Header != nil {
 		return 0, nil, problemf(http.StatusBadRequest, "upstream_sign_in and a header credential exclude each other: the header is how the gateway reaches the server for everyone")
 	}
+	if err := validDiscoveryToken(req); err != nil {
+		return 0, nil, err
+	}
 	network, err := importNetwork(c, req.Network)
 	if err != nil {
 		return 0, nil, err
@@ -172,6 +175,12 @@ func (a *API) importServer(r *http.Request, c *caller) (int, any, error) {
 	if req.Header != nil {
 		ireq.Header = http.Header{}
 		ireq.Header.Set(req.Header.Name, req.Header.Value)
+	}
+	if req.DiscoveryToken != "" {
+		// Discovery only (the credentials saved are the OAuth client's, below): a server that
+		// refuses the token fails the import instead of being saved without tools.
+		ireq.Header = http.Header{"Authorization": {"Bearer " + req.DiscoveryToken}}
+		ireq.OAuthClient = false
 	}
 	plan, err := a.cfg.Catalog.PlanImport(ctx, ireq)
 	if errors.Is(err, catalog.ErrNoKey) {
@@ -211,6 +220,24 @@ func (a *API) importServer(r *http.Request, c *caller) (int, any, error) {
 		return 0, nil, err
 	}
 	return http.StatusCreated, result, a.sync(ctx)
+}
+
+// maxDiscoveryToken bounds an import's discovery token.
+const maxDiscoveryToken = 8 << 10
+
+// validDiscoveryToken: a discovery token only for a server of humans' own sign-ins, bounded,
+// and fit for a header.
+func validDiscoveryToken(req ServerImport) error {
+	t := req.DiscoveryToken
+	switch {
+	case t == "":
+		return nil
+	case req.OAuthClient == nil && !req.UpstreamSignIn:
+		return problemf(http.StatusBadRequest, "discovery_token is for a server of each human's own sign-in: give oauth_client or upstream_sign_in too")
+	case len(t) > maxDiscoveryToken || strings.ContainsAny(t, "\r\n\x00 "):
+		return problemf(http.StatusBadRequest, "discovery_token: want an access token of at most %d bytes, without spaces or line breaks", maxDiscoveryToken)
+	}
+	return nil
 }
 
 // clientDependence reports the tools the server lists only to clients declaring roots,

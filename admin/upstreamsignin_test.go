@@ -28,3 +28,26 @@ func TestImportUpstreamSignIn(t *testing.T) {
 		t.Fatalf("imported = %+v", res.Server)
 	}
 }
+
+// TestImportDiscoveryToken: an admin's own token at a server of humans' own sign-ins discovers
+// its tools at import (the dashboard's sign-in at the server gives it); the token is not
+// stored as a credential, a token the server refuses fails the import instead of saving it
+// without tools, and the token is refused without upstream_sign_in or an OAuth client.
+func TestImportDiscoveryToken(t *testing.T) {
+	e := newEnv(t)
+	up := mcpserver.Start(t, "the-admins-token")
+	e.problem(400, "POST", "/api/v1/hosts/acme/servers", e.acme, admin.ServerImport{URL: up.URL, Key: "tracker", DiscoveryToken: "the-admins-token"}, "discovery_token is for a server")
+	e.problem(400, "POST", "/api/v1/hosts/acme/servers", e.acme, admin.ServerImport{URL: up.URL, Key: "tracker", UpstreamSignIn: true, DiscoveryToken: "two words"}, "without spaces")
+	e.problem(502, "POST", "/api/v1/hosts/acme/servers", e.acme, admin.ServerImport{URL: up.URL, Key: "tracker", UpstreamSignIn: true, DiscoveryToken: "not-the-token"}, "credentials were refused")
+	var dry admin.ImportResult
+	e.must(200, "POST", "/api/v1/hosts/acme/servers", e.acme, admin.ServerImport{URL: up.URL, Key: "tracker", UpstreamSignIn: true, DiscoveryToken: "the-admins-token", DryRun: true}, &dry)
+	if len(dry.Tools) != len(mcpserver.Tools) {
+		t.Fatalf("dry run with the admin's token = %+v; want the %d tools", dry, len(mcpserver.Tools))
+	}
+	var res admin.ImportResult
+	e.must(201, "POST", "/api/v1/hosts/acme/servers", e.acme, admin.ServerImport{URL: up.URL, Key: "tracker",
+		OAuthClient: &admin.OAuthClient{ClientID: "tg"}, DiscoveryToken: "the-admins-token"}, &res)
+	if res.Server.Tools != len(mcpserver.Tools) || res.Server.CredentialKind != "oauth_client" {
+		t.Fatalf("imported = %+v", res.Server)
+	}
+}

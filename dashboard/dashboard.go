@@ -21,6 +21,7 @@ import (
 	"github.com/trustgate/trustgate/sdk"
 	"github.com/trustgate/trustgate/store"
 	"github.com/trustgate/trustgate/tenant"
+	"github.com/trustgate/trustgate/upstreamauth"
 )
 
 // Store is what the dashboard reads itself: its setup link and sessions, the humans who sign
@@ -51,6 +52,9 @@ type Config struct {
 	// SignIn runs sign-ins on the hosts' own sign-in pages (the OAuth server's), with their
 	// methods and domain rules.
 	SignIn SignInFlow
+	// Upstream signs the admin in at an MCP server that requires its own sign-in, to discover
+	// its tools in Create server (nil: the form offers the credentials alone).
+	Upstream *upstreamauth.Client
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For is read for client addresses.
 	TrustedProxies []netip.Prefix
 	Logger         *slog.Logger
@@ -170,6 +174,8 @@ func (d *Dashboard) pages() []page {
 		{"GET", h + "/servers", hostAdmin, (*Dashboard).serversPage},
 		{"POST", h + "/servers", hostAdmin, (*Dashboard).importServer},
 		{"POST", h + "/servers/review", hostAdmin, (*Dashboard).reviewServer},
+		{"POST", h + "/servers/upstream-sign-in", hostAdmin, (*Dashboard).upstreamSignIn},
+		{"GET", h + "/upstream-callback", hostAdmin, (*Dashboard).upstreamCallback},
 		{"GET", h + "/servers/{server}", hostAdmin, (*Dashboard).serverPage},
 		{"POST", h + "/servers/{server}/settings", hostAdmin, (*Dashboard).updateServer},
 		{"POST", h + "/servers/{server}/credentials", hostAdmin, (*Dashboard).setCredentials},

@@ -1,7 +1,11 @@
 // Package dashboard is trustgate's web dashboard, served at the origin (/ and /dashboard/…):
 // the first operator's one-time setup, sign-in with email and password, and the pages with
 // which operators (admins of the default host, who administer every host) and host admins
-// (who administer their own host) manage hosts, humans, agents, servers and the audit log.
+// (who administer their own host) manage hosts and their settings, approval rules and sign-in
+// methods, MCP servers (Create server: Connect, a sign-in at a server that requires its own,
+// the review table, Import), humans, agents, the calls held for approval (Pending approvals:
+// approve, deny, revoke standing approvals), the audit log with its live tail, the trust map
+// and Why? (from any denied entry of the audit log); and each human's My connections.
 //
 // Pages are server-rendered (html/template, embedded) with one stylesheet; every action is a
 // plain form that works without JavaScript. Every change goes through the admin API's own

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/trustgate/trustgate/sdk"
+	"github.com/trustgate/trustgate/upstreamauth"
 )
 
 type serversData struct {
@@ -18,6 +19,11 @@ type serversData struct {
 	// Error is why Connect failed; NeedsCredentials when the upstream asked for credentials.
 	Error            string
 	NeedsCredentials bool
+	// Upstream is what the server said of its authorization, when it asked for credentials:
+	// with OAuth, the admin may sign in there to discover its tools now.
+	Upstream upstreamauth.Inspection
+	// CallbackURL is the host's callback, to register at an upstream with a client of its own.
+	CallbackURL string
 }
 
 func (d *Dashboard) serversPage(w http.ResponseWriter, r *http.Request, v *viewer) {
@@ -48,6 +54,9 @@ type serverForm struct {
 	Credential              string
 	HeaderName, HeaderValue string
 	ClientID, ClientSecret  string
+	// DiscoveryToken is the admin's own token at the server, from signing in there (the
+	// import's discovery only; never stored).
+	DiscoveryToken string
 	// importing: the form of a new server (which offers the "signin" choice).
 	importing bool
 }
@@ -56,7 +65,7 @@ func readServerForm(r *http.Request) serverForm {
 	f := func(k string) string { return strings.TrimSpace(r.PostFormValue(k)) }
 	sf := serverForm{URL: f("url"), Key: f("key"), Name: f("name"), Description: f("description"), Credential: f("credential"),
 		HeaderName: f("header_name"), HeaderValue: r.PostFormValue("header_value"),
-		ClientID: f("client_id"), ClientSecret: r.PostFormValue("client_secret"), importing: true}
+		ClientID: f("client_id"), ClientSecret: r.PostFormValue("client_secret"), DiscoveryToken: f("discovery_token"), importing: true}
 	if sf.Credential == "" {
 		sf.Credential = "none"
 	}
@@ -69,7 +78,7 @@ func readServerForm(r *http.Request) serverForm {
 func (sf serverForm) SignInChoice() bool { return sf.importing }
 
 func (sf serverForm) request() (sdk.ServerImport, error) {
-	req := sdk.ServerImport{URL: sf.URL, Key: sf.Key, Name: sf.Name, Description: sf.Description}
+	req := sdk.ServerImport{URL: sf.URL, Key: sf.Key, Name: sf.Name, Description: sf.Description, DiscoveryToken: sf.DiscoveryToken}
 	switch sf.Credential {
 	case "none":
 	case "header":
@@ -108,7 +117,11 @@ func (d *Dashboard) reviewServer(w http.ResponseWriter, r *http.Request, v *view
 			d.apiError(w, r, v, err)
 			return
 		}
-		d.renderServers(w, r, v, status, serversData{Form: sf, Error: msg, NeedsCredentials: needsCredentials(msg)})
+		data := serversData{Form: sf, Error: msg, NeedsCredentials: needsCredentials(msg)}
+		if data.NeedsCredentials && sf.DiscoveryToken == "" {
+			d.inspectUpstream(r, v, &data)
+		}
+		d.renderServers(w, r, v, status, data)
 		return
 	}
 	d.render(w, r, v, http.StatusOK, "serverreview", "Review "+res.Server.Name, r.PathValue("host"), reviewData{Form: sf, Result: res})

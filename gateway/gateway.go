@@ -204,6 +204,10 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 		Keys:           keys,
 		Mail:           mailer,
 		Logger:         log,
+
+		// An admin's own sign-in at an upstream (the dashboard's Create server) comes back
+		// through the host's callback and goes on to the dashboard.
+		AdminUpstreamCallback: func(host string) string { return dashboard.UpstreamCallbackURL(g.urls, host) },
 	}); err != nil {
 		return nil, fmt.Errorf("OAuth server: %w", err)
 	}
@@ -267,7 +271,7 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 	}
 	// The dashboard makes every change through the admin API's routes, as the signed-in person.
 	if g.dashboard, err = dashboard.New(dashboard.Config{
-		Store: g.store, API: g.admin, URLs: g.urls, Logger: log,
+		Store: g.store, API: g.admin, URLs: g.urls, Logger: log, Upstream: upstream,
 		// Sign-in runs on the hosts' own sign-in pages, with their methods and rules.
 		SignIn:         g.oauth,
 		CookieSecret:   keys.Derive("dashboard cookie"),

@@ -69,6 +69,10 @@ type ServerConfig struct {
 	// Upstream, when set, makes the gateway an OAuth client of upstream servers that demand
 	// their own authorization (step 3 of the flow, UpstreamCallbackPath); nil skips that step.
 	Upstream *upstreamauth.Client
+	// AdminUpstreamCallback, when set, is where the callback sends an administrator's own
+	// authorization at an upstream (state upstreamauth.AdminStatePrefix…: the dashboard's
+	// Create server) for host.
+	AdminUpstreamCallback func(host string) string
 	// Catalog saves the servers humans connect by URL (Dynamic MCPs) and the tools discovered
 	// after an upstream sign-in; nil is one on Store.
 	Catalog *catalog.Catalog

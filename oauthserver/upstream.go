@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/trustgate/trustgate/catalog"
 	"github.com/trustgate/trustgate/catalog/discovery"
@@ -113,6 +114,17 @@ func (s *Server) upstreamCallback(w http.ResponseWriter, r *http.Request, h stor
 	}
 	ctx := r.Context()
 	q := r.URL.Query()
+	if st := q.Get("state"); strings.HasPrefix(st, upstreamauth.AdminStatePrefix) && s.cfg.AdminUpstreamCallback != nil {
+		// An administrator's authorization for Create server: the dashboard finishes it.
+		fwd := url.Values{}
+		for _, k := range []string{"state", "code", "error"} {
+			if v := q.Get(k); v != "" && len(v) <= 2048 {
+				fwd.Set(k, v)
+			}
+		}
+		http.Redirect(w, r, s.cfg.AdminUpstreamCallback(h.Key)+"?"+fwd.Encode(), http.StatusSeeOther)
+		return
+	}
 	uid, signedIn := s.sessionUser(r, h.Key)
 	fail := func(status int, title, msg string) {
 		s.errorPage(w, status, consentui.ErrorPage{Frame: frame(h), Title: title, Message: msg, WhatToDo: "Start again from your app."})

@@ -279,6 +279,10 @@ type ServerImport struct {
 	// (RFC 7591) and sends the human there. A server that answers 401 is then imported
 	// without tools, as with OAuthClient.
 	UpstreamSignIn bool `json:"upstream_sign_in,omitempty" jsonschema:"each human signs in at the server at consent, the gateway registering itself at its authorization server; a server that answers 401 is imported without tools (not with header)"`
+	// DiscoveryToken is an access token of the admin's own at the server (with OAuthClient or
+	// UpstreamSignIn), sent to this import's discovery only and never stored: the tools are
+	// discovered (and can be reviewed) now rather than at the first human's sign-in.
+	DiscoveryToken string `json:"discovery_token,omitempty" jsonschema:"an access token of your own at the server (with oauth_client or upstream_sign_in), used for this import's discovery only and never stored: the tools are discovered now"`
 	// EnableTools enables every imported tool at once (default true).
 	EnableTools *bool `json:"enable_tools,omitempty"`
 	// Network is what addresses the server may be reached on: "host" (public addresses and

@@ -216,7 +216,11 @@ func (c *Client) Begin(ctx context.Context, r BeginRequest) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	id, secret, style, err := c.clientFor(ctx, r.Host, r.Server, md, r.RedirectURI)
+	creds, err := OpenCredentials(c.cfg.Keys, r.Server)
+	if err != nil {
+		return "", fmt.Errorf("server %s: stored credentials: %w", r.Server.Key, err)
+	}
+	id, secret, style, err := c.clientFor(ctx, r.Host, creds.OAuthClient, md, r.RedirectURI)
 	if err != nil {
 		return "", err
 	}
@@ -318,14 +322,10 @@ func describe(err error) string {
 	return err.Error()
 }
 
-// clientFor picks the OAuth client at the upstream: stored at import, registered before, or
-// registered now.
-func (c *Client) clientFor(ctx context.Context, host string, sv store.Server, md *Metadata, redirectURI string) (id, secret string, style oauth2.AuthStyle, err error) {
-	creds, err := OpenCredentials(c.cfg.Keys, sv)
-	if err != nil {
-		return "", "", 0, fmt.Errorf("server %s: stored credentials: %w", sv.Key, err)
-	}
-	if oc := creds.OAuthClient; oc != nil {
+// clientFor picks the OAuth client at the upstream: oc (stored at import), registered before,
+// or registered now.
+func (c *Client) clientFor(ctx context.Context, host string, oc *OAuthClient, md *Metadata, redirectURI string) (id, secret string, style oauth2.AuthStyle, err error) {
+	if oc != nil {
 		return oc.ClientID, oc.ClientSecret, authStyle(md.TokenAuthMethods, oc.ClientSecret != ""), nil
 	}
 	if cl, err := c.cfg.Store.GetUpstreamClient(ctx, host, md.Issuer); err == nil && cl.RedirectURI == redirectURI {
@@ -342,7 +342,7 @@ func (c *Client) clientFor(ctx context.Context, host string, sv store.Server, md
 		return "", "", 0, err
 	}
 	if md.RegistrationEndpoint == "" {
-		return "", "", 0, fmt.Errorf("%w: %s offers no dynamic client registration; an administrator must store a client id for server %s", ErrNoClient, md.Issuer, sv.Key)
+		return "", "", 0, fmt.Errorf("%w: %s offers no dynamic client registration; an administrator must store a client id for the server", ErrNoClient, md.Issuer)
 	}
 	id, secret, err = c.register(ctx, md, redirectURI)
 	if err != nil {

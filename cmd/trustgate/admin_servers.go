@@ -74,6 +74,7 @@ unless --disabled. --dry-run shows what would be imported and saves nothing.`,
 	timeouts.register(f)
 	f.BoolVar(&disabled, "disabled", false, "import every tool disabled, to enable them one by one")
 	f.BoolVar(&req.UpstreamSignIn, "upstream-sign-in", false, "each human signs in at the server at consent, the gateway registering itself at its authorization server (no --oauth-client-id needed); a server that answers 401 is imported without tools")
+	f.StringVar(&req.DiscoveryToken, "discovery-token", "", "with --upstream-sign-in or --oauth-client-id: an access token of your own at the server, used to discover its tools now and never stored")
 	f.BoolVar(&req.DryRun, "dry-run", false, "show what would be imported without saving anything")
 	f.StringVar(&req.Network, "network", "", networkHelp+" (default: any with a global token, host with a host's token)")
 	return cmd
