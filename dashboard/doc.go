@@ -1,5 +1,6 @@
 // Package dashboard is trustgate's web dashboard, served at the origin (/ and /dashboard/…):
-// the first operator's one-time setup, sign-in with email and password, and the pages with
+// the first operator's one-time setup, sign-in (on the host's own sign-in page, with its
+// methods), and the pages with
 // which operators (admins of the default host, who administer every host) and host admins
 // (who administer their own host) manage hosts and their settings, approval rules and sign-in
 // methods, MCP servers (Create server: Connect, a sign-in at a server that requires its own,
