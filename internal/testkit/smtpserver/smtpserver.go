@@ -152,10 +152,13 @@ func (s *Server) Messages() []Message {
 	return append([]Message(nil), s.messages...)
 }
 
-// WaitFor polls (up to 10 s) for the n-th message (counting from 1) sent to addr and returns it.
+// WaitFor polls for the n-th message (counting from 1) sent to addr and returns it. It waits up
+// to a minute: the message often follows a client's whole sign-in and call (a node process
+// started by the test), which takes seconds on a loaded machine; it returns as soon as the
+// message is there.
 func (s *Server) WaitFor(t testing.TB, addr string, n int) Message {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		var seen []Message
 		for _, m := range s.Messages() {
