@@ -45,7 +45,7 @@ screenshots: tests/ts/node_modules
 	TRUSTGATE_SCREENSHOTS=$(CURDIR)/docs/screenshots CI=true $(GO) test -count=1 ./tests/ -run '^TestDashboard(Browser|BrowserTrustMap|BrowserApprovals|BrowserUpstreamSignIn|Journey)$$'
 
 test-race:
-	$(GO) test -count=1 -race $(RACE_PKGS)
+	$(GO) test -count=1 -race -timeout 30m $(RACE_PKGS)
 
 # tests/ builds the previous release for the mixed-version test: more than go test's default
 # 10 minutes for the package on a busy machine.
