@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -153,6 +154,7 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 		} else if n > 0 {
 			log.Info("removed ceilings of the earlier schema; each consenting agent gets its copy", "removed", n)
 		}
+		warnSchemaRemovals(ctx, g.spicedb, schemaText, log)
 		if err := g.spicedb.WriteSchema(ctx, schemaText); err != nil {
 			return nil, fmt.Errorf("write SpiceDB schema: %w", err)
 		}
@@ -305,6 +307,27 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 		return nil, err
 	}
 	return g, nil
+}
+
+// warnSchemaRemovals logs what the schema about to be written removes from the one SpiceDB
+// holds: replicas still serving the earlier schema (a rolling upgrade) would have those writes
+// refused — holding up the relationship outbox every replica shares — or those checks fail
+// until they are replaced (README, Upgrades). Nothing held, or a schema that cannot be read,
+// is not a warning; the write that follows reports a real failure.
+func warnSchemaRemovals(ctx context.Context, backend *authzserver.SpiceDB, next string, log *slog.Logger) {
+	held, err := backend.ReadSchema(ctx)
+	if err != nil || strings.TrimSpace(held) == "" {
+		return
+	}
+	removed, err := authzserver.SchemaRemovals(held, next)
+	if err != nil {
+		log.Debug("compare the SpiceDB schema held with the one written", "err", err)
+		return
+	}
+	if len(removed) > 0 {
+		log.Warn("the SpiceDB schema written now removes what the schema SpiceDB held has: replicas of an earlier release still serving have their writes or checks refused; replace them all together",
+			"removed", removed)
+	}
 }
 
 // conditionsUnsupported says why tools' argument conditions cannot be set ("" when they can):
