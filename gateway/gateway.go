@@ -363,6 +363,18 @@ func openBackend(ctx context.Context, cfg Config, storeEngine string) (*authzser
 		if err != nil {
 			return nil, err
 		}
+		if !cfg.SpiceDBInsecure {
+			// A certificate this gateway does not trust stops start-up here, saying which CAs
+			// it was checked against, rather than as a failed request further on.
+			if err := backend.ProbeTLS(ctx); err != nil {
+				_ = backend.Close()
+				trusted := "the system's CA certificates; a SpiceDB with a certificate of a private CA needs --spicedb-ca-file"
+				if cfg.SpiceDBCAFile != "" {
+					trusted = "the CA certificates in --spicedb-ca-file " + cfg.SpiceDBCAFile
+				}
+				return nil, fmt.Errorf("remote SpiceDB at %s: %w (checked against %s)", cfg.SpiceDBEndpoint, err, trusted)
+			}
+		}
 		log.Info("using remote SpiceDB", "endpoint", cfg.SpiceDBEndpoint, "insecure", cfg.SpiceDBInsecure)
 		return backend, nil
 	}
