@@ -113,7 +113,9 @@ cluster-test:
 	TRUSTGATE_CLUSTER_ENV=$(CLUSTER_DIR)/cluster.env TRUSTGATE_CLUSTER_DURATION=$(CLUSTER_DURATION) \
 		$(GO) test -count=1 -v -run '^TestClusterFaultRun$$' -timeout 30m ./tests/
 
-## image: the container image from the Dockerfile with Debian's buildah (no daemon); needs
-## access to the registries of its base images, which CI here does not have (see README).
+## image: the container image with Debian's buildah (no daemon; deploy/image/build.sh): the
+## Dockerfile where its base images can be pulled, otherwise the same image from scratch (the
+## static binary, this machine's CA certificates, user 65532, /data, the health check).
+## IMAGE_FROM=dockerfile|scratch chooses; tests/image_test.go builds, inspects and runs it.
 image:
-	buildah bud --build-arg VERSION=$(VERSION) -t trustgate:$(VERSION) .
+	VERSION=$(VERSION) deploy/image/build.sh trustgate:$(VERSION)

@@ -17,8 +17,9 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// The packaging (Dockerfile, docker-compose.yaml, deploy/) cannot be run here (no container
-// runtime, no Kubernetes, no systemd as PID 1). These tests hold it to the binary instead: every
+// Most of the packaging (docker-compose.yaml, deploy/kubernetes, deploy/systemd) cannot be run
+// here (no Docker, no Kubernetes, no systemd as PID 1; the image itself is built and run by
+// TestContainerImage). These tests hold it to the binary instead: every
 // file parses, every flag and environment variable it gives trustgate exists, the probes and
 // health check ask endpoints the gateway serves, and every metric the dashboard and the alert
 // rules use is one a running gateway exports.
