@@ -17,6 +17,14 @@ import (
 // browser's session on the server (the cookie alone no longer signs in); the tokens the human's
 // agents hold are untouched (they are revoked from the admin API or the dashboard). A password
 // change needs the current password and ends the human's other browser sessions.
+//
+// A browser without a session of the host is sent to the host's sign-in page, with a pending
+// request of the account kind (portalRequest.Account): every method the host enables, under
+// its domain rules, and no sign-up. Once the person proved who they are, that request ends in
+// a new browser session of the host and back on this page, whose address is fixed (nothing in
+// the request names where to go). The dashboard's own sign-in does not start this session: a
+// host session lets its holder consent to agents, so it starts only where the person signed
+// in on the host's pages for it, and signing out of either ends only that one.
 
 // Paths of the account pages, relative to the issuer.
 const (
@@ -48,11 +56,16 @@ func (s *Server) accountPage(w http.ResponseWriter, r *http.Request, h store.Hos
 	s.render(w, status, page)
 }
 
-// account shows the account page.
+// account shows the account page, or the sign-in page that comes back to it.
 func (s *Server) account(w http.ResponseWriter, r *http.Request, h store.Host) {
 	uid, ok := s.sessionUser(r, h.Key)
 	if !ok {
-		s.notSignedIn(w, h)
+		ref, err := s.putPending(r.Context(), &pending{host: h.Key, portal: &portalRequest{Account: true}})
+		if err != nil {
+			s.internalError(w, h, "keep the sign-in request", err)
+			return
+		}
+		http.Redirect(w, r, s.flowURL(h.Key, loginPath, ref), http.StatusSeeOther)
 		return
 	}
 	page, err := s.accountOf(r.Context(), h, uid)
@@ -177,6 +190,19 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, h store.
 	s.auditAccountAction(ctx, h.Key, uid, "password.change", "")
 	page.Notice = MsgPasswordChanged
 	s.accountPage(w, r, h, page, http.StatusOK)
+}
+
+// accountSignedIn ends a sign-in for the account page: the request is used, a browser
+// session of the host starts, and the browser goes to the account page.
+func (s *Server) accountSignedIn(w http.ResponseWriter, r *http.Request, h store.Host, userID, method, ref string) {
+	if !s.usePending(w, r, h, ref) {
+		return
+	}
+	if err := s.setSession(r.Context(), w, h.Key, userID, method); err != nil {
+		s.internalError(w, h, "sign in", err)
+		return
+	}
+	http.Redirect(w, r, s.issuer(h.Key)+accountPath, http.StatusSeeOther)
 }
 
 // auditAccountAction records what a signed-in human did to their account.

@@ -2,13 +2,16 @@ package oauthserver_test
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
 	"golang.org/x/oauth2"
 
+	"github.com/trustgate/trustgate/internal/testkit/webauthnkey"
 	"github.com/trustgate/trustgate/internal/testkit/webclient"
 	"github.com/trustgate/trustgate/oauthserver"
+	"github.com/trustgate/trustgate/store"
 )
 
 // Signing out ends the browser's session on the server: the cookie replayed afterwards signs
@@ -40,9 +43,7 @@ func TestSignOutEndsTheSessionNotTheAgentsTokens(t *testing.T) {
 		t.Fatalf("sign out: %d %s", out.Status, out.Body)
 	}
 	for name, br := range map[string]*browser{"signed-out browser": b, "copied cookie": thief} {
-		if p := br.Get(e.path("acme", "/account")); p.Status != http.StatusUnauthorized {
-			t.Fatalf("%s after sign-out: %d", name, p.Status)
-		}
+		wantAccountSignIn(t, name+" after sign-out", br.Get(e.path("acme", "/account")))
 		if p, _ := e.open(br, conf, e.resource()); !strings.Contains(p.Body, `name="password"`) {
 			t.Fatalf("%s after sign-out is not asked to sign in: %s", name, p.Body)
 		}
@@ -78,9 +79,7 @@ func TestPasswordChange(t *testing.T) {
 	if p := b.Get(e.path("acme", "/account")); p.Status != http.StatusOK {
 		t.Fatalf("the changing browser was signed out: %d", p.Status)
 	}
-	if p := other.Get(e.path("acme", "/account")); p.Status != http.StatusUnauthorized {
-		t.Fatalf("the other browser is still signed in: %d", p.Status)
-	}
+	wantAccountSignIn(t, "the other browser after the change", other.Get(e.path("acme", "/account")))
 	// The old password no longer signs in; the new one does.
 	fresh := e.browser()
 	p, _ := e.open(fresh, conf, e.resource())
@@ -104,4 +103,74 @@ func TestPasswordChange(t *testing.T) {
 func copyCookies(t *testing.T, from, to *browser, rawURL string) {
 	t.Helper()
 	from.CopyCookiesTo(to, rawURL)
+}
+
+// wantAccountSignIn checks that p, the account page asked for by a browser without a session,
+// is the host's sign-in page for the account, with nothing of an account on it.
+func wantAccountSignIn(t *testing.T, what string, p webclient.Page) {
+	t.Helper()
+	if p.Status != http.StatusOK || !strings.Contains(p.Body, "Sign in to your account") || !strings.Contains(p.Body, `name="state_ref"`) ||
+		strings.Contains(p.Body, "/logout") || strings.Contains(p.Body, "current_password") || strings.Contains(p.Body, "Add a passkey") {
+		t.Fatalf("%s: the account page is not the sign-in: %d %s", what, p.Status, p.Body)
+	}
+}
+
+// The account page in a browser without a session is the host's sign-in page, which comes
+// back to the account page signed in, by a password or a passkey; it offers no sign-up, its
+// request cannot be taken to the consent, a return address in the query is ignored, and a
+// request once used does not sign in again.
+func TestAccountPageSignsIn(t *testing.T) {
+	e, _ := mailEnv(t, envOptions{keys: true, localhost: true})
+	e.putMethod(store.AuthMethod{Method: store.AuthPassword, Enabled: true})
+	e.putMethod(store.AuthMethod{Method: store.AuthPasskey, Enabled: true})
+	conf := e.register("acme")
+	setDomains(t, e.st, "acme", "example.com") // sign-up open: an agent's sign-in offers it
+	if p, _ := e.open(e.browser(), conf, e.resource()); !signUpLinkRE.MatchString(p.Body) {
+		t.Fatalf("an agent's sign-in page offers no sign-up: %s", p.Body)
+	}
+	b := e.browser()
+	p := b.Get(e.path("acme", "/account?next="+url.QueryEscape("https://evil.test/")+"&return="+url.QueryEscape("https://evil.test/")))
+	wantAccountSignIn(t, "a new browser", p)
+	if strings.Contains(p.Body, "/signup") || strings.Contains(p.Body, "evil.test") || !strings.Contains(p.Body, "Sign in with a passkey") {
+		t.Fatalf("the account's sign-in page: %s", p.Body)
+	}
+	ref := hiddenValue(t, stateRefRE, p.Body)
+	for _, path := range []string{"/consent/server?state_ref=", "/consent?state_ref="} {
+		if c := b.Get(e.path("acme", path+url.QueryEscape(ref))); strings.Contains(c.Body, `name="trust_level"`) || strings.Contains(c.Body, `name="decision"`) {
+			t.Fatalf("the account's sign-in request reached %s: %s", path, c.Body)
+		}
+	}
+	if bad := b.Submit(p, map[string]string{"email": email, "password": "not the password"}); bad.Status != http.StatusUnauthorized {
+		t.Fatalf("a wrong password: %d %s", bad.Status, bad.Body)
+	}
+	in := b.Submit(p, map[string]string{"email": email, "password": password})
+	if in.Status != http.StatusOK || !strings.Contains(in.Body, email) || !strings.Contains(in.Body, "current_password") || !strings.Contains(in.Body, "Add a passkey") {
+		t.Fatalf("after the password the browser shows %d %s", in.Status, in.Body)
+	}
+	if again := b.Submit(p, map[string]string{"email": email, "password": password}); strings.Contains(again.Body, `name="trust_level"`) || again.Status == http.StatusOK && !strings.Contains(again.Body, "current_password") {
+		t.Fatalf("the used request again: %d %s", again.Status, again.Body)
+	}
+	key := webauthnkey.New(e.origin)
+	if added := e.addPasskey(b, key, "Work laptop"); added.Status != http.StatusOK || !strings.Contains(added.Body, oauthserver.MsgPasskeyAdded) {
+		t.Fatalf("add passkey: %d %s", added.Status, added.Body)
+	}
+
+	// Another browser signs in to the account with the passkey alone.
+	fresh := e.browser()
+	p = fresh.Get(e.path("acme", "/account"))
+	wantAccountSignIn(t, "another browser", p)
+	csrf, ref := hiddenValue(t, csrfRE, p.Body), hiddenValue(t, stateRefRE, p.Body)
+	opts := postForm(fresh, e.path("acme", "/auth/passkey/options"), url.Values{"csrf_token": {csrf}, "state_ref": {ref}})
+	answer, err := key.Get([]byte(opts.Body))
+	if err != nil {
+		t.Fatalf("passkey options %d %s: %v", opts.Status, opts.Body, err)
+	}
+	in = postForm(fresh, e.path("acme", "/auth/passkey"), url.Values{"csrf_token": {csrf}, "state_ref": {ref}, "credential": {string(answer)}})
+	if in.Status != http.StatusOK || !strings.Contains(in.Body, email) || !strings.Contains(in.Body, "<strong>Work laptop</strong>") {
+		t.Fatalf("after the passkey the browser shows %d %s", in.Status, in.Body)
+	}
+	// The session is the host's: the consent of an agent needs no other sign-in.
+	if c, _ := e.open(fresh, conf, e.resource()); !strings.Contains(c.Body, `name="trust_level"`) {
+		t.Fatalf("an agent's authorization after the account's sign-in: %s", c.Body)
+	}
 }

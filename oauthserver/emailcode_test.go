@@ -212,7 +212,7 @@ func TestEmailCodePasswordReset(t *testing.T) {
 	wantPage(t, "right code", p, http.StatusOK, "your other browsers are signed out")
 	p = b.Submit(p, map[string]string{"password": "a brand new password", "password_confirm": "a brand new password"})
 	wantPage(t, "reset", p, http.StatusOK, `name="trust_level"`)
-	wantPage(t, "old browser after the reset", old.Get(e.path("acme", "/account")), http.StatusUnauthorized, "not signed in")
+	wantAccountSignIn(t, "old browser after the reset", old.Get(e.path("acme", "/account")))
 
 	b3 := e.browser()
 	p, _ = e.open(b3, conf, e.resource())

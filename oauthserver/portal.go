@@ -44,6 +44,10 @@ var ErrSignInTicket = errors.New("the sign-in ticket is not valid in this browse
 type portalRequest struct {
 	Return   string `json:"return"`    // the absolute URL the ticket is sent to
 	BindHash string `json:"bind_hash"` // sessionIDHash of the binder
+	// Account: a sign-in for the host's own account page (account.go). It ends in a browser
+	// session of the host and on the account page; Return and BindHash are unused (the
+	// browser that signs in is the one that gets the session, and the way back is fixed).
+	Account bool `json:"account,omitempty"`
 }
 
 type ticketRecord struct {

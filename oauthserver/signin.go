@@ -33,7 +33,7 @@ func (s *Server) renderSignIn(w http.ResponseWriter, r *http.Request, h store.Ho
 		Error: msg,
 	}
 	if pd, err := s.getPending(r.Context(), h.Key, ref); err == nil && pd.portal != nil {
-		page.Dashboard = true
+		page.Dashboard, page.Account = !pd.portal.Account, pd.portal.Account
 	}
 	_, password := p.Method(store.AuthPassword)
 	_, otpOn := p.Method(store.AuthEmailOTP)
@@ -61,7 +61,7 @@ func (s *Server) renderSignIn(w http.ResponseWriter, r *http.Request, h store.Ho
 	if password && s.emailOn() {
 		page.SetPasswordURL = s.emailCodeURL(h.Key, consentui.CodePurposePassword, ref)
 	}
-	if signUpOpen(h) && s.emailOn() && (password || otp) && !page.Dashboard {
+	if signUpOpen(h) && s.emailOn() && (password || otp) && !page.Dashboard && !page.Account {
 		page.SignUpURL = s.flowURL(h.Key, signupPath, ref)
 	}
 	if page.NoEmail && len(page.OtherMethods) == 1 && page.Passkey == nil && msg == "" && r.Method == http.MethodGet {
@@ -234,13 +234,18 @@ func (s *Server) storePassword(ctx context.Context, host, userID, password strin
 
 // signedIn continues the pending request ref of a person who proved who they are by method,
 // allowed by the host's rules: an authorization request goes on to the choice of server and
-// the consent in a new browser session; a sign-in of another part of the gateway ends here
+// the consent in a new browser session; a sign-in for the account page goes back to it in a
+// new browser session (account.go); a sign-in of another part of the gateway ends here
 // (portal.go).
 func (s *Server) signedIn(w http.ResponseWriter, r *http.Request, h store.Host, userID, method, ref string) {
 	if err := s.cfg.Store.TouchUser(r.Context(), h.Key, userID, s.now()); err != nil {
 		s.log.Warn("oauthserver: touch user", "host", h.Key, "err", err)
 	}
 	if p, err := s.getPending(r.Context(), h.Key, ref); err == nil && p.portal != nil {
+		if p.portal.Account {
+			s.accountSignedIn(w, r, h, userID, method, ref)
+			return
+		}
 		s.portalSignedIn(w, r, h, userID, method, ref, p.portal)
 		return
 	}

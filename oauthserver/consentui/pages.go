@@ -154,6 +154,9 @@ type SignInPage struct {
 	Passkey *PasskeyForm
 	// Dashboard: the sign-in is for the gateway's dashboard, not for an agent.
 	Dashboard bool
+	// Account: the sign-in is for the host's account page (passkeys, password), not for an
+	// agent.
+	Account bool
 }
 
 // PasskeyForm is a button that runs a WebAuthn ceremony with the pages' script (PasskeyScriptURL):
