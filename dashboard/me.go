@@ -15,7 +15,8 @@ type meData struct {
 	Agents []sdk.Agent
 	// Activity is the viewer's recent activity, newest first.
 	Activity []sdk.AuditEntry
-	// Account is the host's account page (password, sign-out of the consent pages).
+	// Account is the host's account page (passkeys, password, sign-out of the consent pages);
+	// without a session of the host's pages it asks the person to sign in there first.
 	Account string
 }
 
