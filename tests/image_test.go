@@ -75,7 +75,7 @@ type imageConfig struct {
 func buildah(t *testing.T, args ...string) string {
 	t.Helper()
 	cmd := exec.Command("buildah", args...)
-	cmd.Env = append(cleanEnv(), "STORAGE_DRIVER=vfs")
+	cmd.Env = cleanEnv()
 	out, err := cmd.Output()
 	if err != nil {
 		var stderr []byte
@@ -93,7 +93,7 @@ func buildah(t *testing.T, args ...string) string {
 // /data volume, the ports) and that it holds the CA certificates, then runs it (buildah run,
 // chroot isolation, the host's network) as the image's user: /readyz answers 200, the image's
 // health check command passes, and the server's process runs as the image's user.
-// Run where buildah is installed and the test runs as root (vfs storage); CI installs buildah.
+// Run where buildah is installed and the test runs as root; CI installs buildah.
 func TestContainerImage(t *testing.T) {
 	if _, err := exec.LookPath("buildah"); err != nil {
 		if os.Getenv("CI") == "true" {
@@ -102,17 +102,17 @@ func TestContainerImage(t *testing.T) {
 		t.Skip("buildah is not installed (Debian: apt-get install buildah)")
 	}
 	if os.Getuid() != 0 {
-		t.Skip("building with buildah's vfs storage needs root")
+		t.Skip("building and running the image with buildah needs root here")
 	}
 	name := fmt.Sprintf("localhost/trustgate-test:%d", time.Now().UnixNano())
 	build := exec.Command("../deploy/image/build.sh", name)
-	build.Env = append(cleanEnv(), "VERSION=test", "STORAGE_DRIVER=vfs")
+	build.Env = append(cleanEnv(), "VERSION=test")
 	began := time.Now()
 	out, err := build.CombinedOutput()
 	if err != nil {
 		t.Fatalf("deploy/image/build.sh: %v\n%s", err, out)
 	}
-	t.Cleanup(func() { _ = exec.Command("buildah", "--storage-driver", "vfs", "rmi", "--force", name).Run() })
+	t.Cleanup(func() { _ = exec.Command("buildah", "rmi", "--force", name).Run() })
 	t.Logf("built the image in %s:\n%s", time.Since(began).Round(time.Second), out)
 
 	var inspected imageConfig
@@ -173,7 +173,7 @@ func TestContainerImage(t *testing.T) {
 
 	// Run it: one container, the server in it, the health check command beside it.
 	ctr := buildah(t, "from", "--quiet", name)
-	t.Cleanup(func() { _ = exec.Command("buildah", "--storage-driver", "vfs", "rm", ctr).Run() })
+	t.Cleanup(func() { _ = exec.Command("buildah", "rm", ctr).Run() })
 	root := buildah(t, "mount", ctr)
 	if info, err := os.Stat(filepath.Join(root, "etc/ssl/certs/ca-certificates.crt")); err != nil || info.Size() == 0 {
 		t.Errorf("the image has no CA certificates: %v", err)
@@ -181,7 +181,7 @@ func TestContainerImage(t *testing.T) {
 	addr := freeAddr(t)
 	serve := exec.Command("buildah", "run", "--isolation", "chroot", "--network", "host", ctr, "--",
 		"/usr/local/bin/trustgate", "serve", "--listen", addr, "--metrics-listen", "")
-	serve.Env = append(cleanEnv(), "STORAGE_DRIVER=vfs")
+	serve.Env = cleanEnv()
 	serve.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var logs strings.Builder
 	serve.Stdout, serve.Stderr = &logs, &logs
@@ -222,7 +222,7 @@ func TestContainerImage(t *testing.T) {
 	}
 	check := exec.Command("buildah", "run", "--isolation", "chroot", "--network", "host", ctr, "--",
 		"/usr/local/bin/trustgate", "healthcheck", "--url", "http://"+addr+"/readyz")
-	check.Env = append(cleanEnv(), "STORAGE_DRIVER=vfs")
+	check.Env = cleanEnv()
 	if out, err := check.CombinedOutput(); err != nil {
 		t.Errorf("the image's health check command: %v\n%s", err, out)
 	}

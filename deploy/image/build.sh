@@ -9,8 +9,8 @@
 # Environment: VERSION (default dev); IMAGE_FROM=auto|dockerfile|scratch (default auto: the
 # Dockerfile when its base images can be pulled); TRUSTGATE_IMAGE_BINARY, a static trustgate
 # binary to put in the image instead of building one; CA_BUNDLE (default
-# /etc/ssl/certs/ca-certificates.crt); STORAGE_DRIVER (buildah's, default vfs, which works as
-# root anywhere, also inside a container).
+# /etc/ssl/certs/ca-certificates.crt); STORAGE_DRIVER, given to buildah as --storage-driver
+# (default: its configured storage; vfs works as root anywhere, also inside a container).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -18,7 +18,7 @@ VERSION=${VERSION:-dev}
 NAME=${1:-trustgate:$VERSION}
 FROM=${IMAGE_FROM:-auto}
 CA_BUNDLE=${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
-export STORAGE_DRIVER=${STORAGE_DRIVER:-vfs}
+bh() { buildah ${STORAGE_DRIVER:+--storage-driver "$STORAGE_DRIVER"} "$@"; }
 # Docker's image format: OCI's has no HEALTHCHECK.
 export BUILDAH_FORMAT=docker
 
@@ -29,7 +29,7 @@ command -v buildah >/dev/null || die "buildah is not installed (Debian: apt-get 
 if [ "$FROM" = auto ]; then
 	FROM=dockerfile
 	for base in $(awk '/^FROM /{print $2}' "$REPO/Dockerfile"); do
-		if ! timeout 120 buildah pull -q "$base" >/dev/null 2>&1; then
+		if ! timeout 120 buildah ${STORAGE_DRIVER:+--storage-driver "$STORAGE_DRIVER"} pull -q "$base" >/dev/null 2>&1; then
 			log "cannot pull $base: assembling the image from scratch"
 			FROM=scratch
 			break
@@ -39,14 +39,14 @@ fi
 
 if [ "$FROM" = dockerfile ]; then
 	log "building $NAME from the Dockerfile"
-	exec buildah bud --format docker --build-arg "VERSION=$VERSION" -t "$NAME" -f "$REPO/Dockerfile" "$REPO"
+	exec buildah ${STORAGE_DRIVER:+--storage-driver "$STORAGE_DRIVER"} bud --format docker --build-arg "VERSION=$VERSION" -t "$NAME" -f "$REPO/Dockerfile" "$REPO"
 fi
 [ "$FROM" = scratch ] || die "IMAGE_FROM is auto, dockerfile or scratch, not $FROM"
 
 WORK=$(mktemp -d)
 CTR=
 cleanup() {
-	[ -z "$CTR" ] || buildah rm "$CTR" >/dev/null 2>&1 || true
+	[ -z "$CTR" ] || bh rm "$CTR" >/dev/null 2>&1 || true
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -71,15 +71,15 @@ printf 'root:x:0:\nnonroot:x:65532:\n' >"$ROOT/etc/group"
 chmod 1777 "$ROOT/tmp"
 
 log "assembling $NAME from scratch"
-CTR=$(buildah from scratch)
+CTR=$(bh from scratch)
 # Local tar archives are unpacked with the owners they record: the files root's, the data and
 # home directories the non-root user's (no chown needed, so it works without root too).
 tar -C "$ROOT" --numeric-owner --owner=0 --group=0 --exclude=./data --exclude=./home/nonroot -cf "$WORK/root.tar" .
 tar -C "$ROOT" --numeric-owner --owner=65532 --group=65532 -cf "$WORK/nonroot.tar" ./data ./home/nonroot
-buildah add --quiet "$CTR" "$WORK/root.tar" / >/dev/null
-buildah add --quiet "$CTR" "$WORK/nonroot.tar" / >/dev/null
+bh add --quiet "$CTR" "$WORK/root.tar" / >/dev/null
+bh add --quiet "$CTR" "$WORK/nonroot.tar" / >/dev/null
 # The same configuration as the Dockerfile's final stage (tests/image_test.go compares them).
-buildah config \
+bh config \
 	--user 65532:65532 \
 	--env TRUSTGATE_LISTEN=0.0.0.0:8080 --env TRUSTGATE_DATA_DIR=/data --env TRUSTGATE_METRICS_LISTEN=0.0.0.0:9464 \
 	--volume /data --port 8080/tcp --port 9464/tcp \
@@ -88,6 +88,6 @@ buildah config \
 	--entrypoint '["/usr/local/bin/trustgate"]' --cmd serve \
 	--label "org.opencontainers.image.version=$VERSION" --label "org.opencontainers.image.title=trustgate" \
 	"$CTR"
-buildah commit --quiet --format docker --rm "$CTR" "$NAME" >/dev/null
+bh commit --quiet --format docker --rm "$CTR" "$NAME" >/dev/null
 CTR=
 log "built $NAME"
