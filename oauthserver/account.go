@@ -40,12 +40,14 @@ const (
 	MsgWrongPassword   = "Your current password is incorrect."
 )
 
+// notSignedIn answers a change to the account from a browser without a session (signed out
+// since the page was loaded, or never signed in): nothing is changed.
 func (s *Server) notSignedIn(w http.ResponseWriter, h store.Host) {
 	s.errorPage(w, http.StatusUnauthorized, consentui.ErrorPage{
 		Frame:    frame(h),
 		Title:    "You are not signed in",
-		Message:  "This browser is not signed in to this gateway.",
-		WhatToDo: "Connect from your app: it opens the sign-in page when it needs you.",
+		Message:  "This browser is not signed in to this gateway, so nothing was changed.",
+		WhatToDo: "Open your account page again (" + s.issuer(h.Key) + accountPath + "): it asks you to sign in first.",
 	})
 }
 

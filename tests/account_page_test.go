@@ -96,7 +96,7 @@ func TestAccountPageFromTheDashboard(t *testing.T) {
 	csrf := hiddenField(t, csrfTokenRE, p.Body)
 	change := postFields(stranger, issuer+"/account/password", url.Values{"csrf_token": {csrf},
 		"current_password": {newPassword}, "password": {"the stranger's own password"}, "password_confirm": {"the stranger's own password"}})
-	if change.Status != http.StatusUnauthorized {
+	if change.Status != http.StatusUnauthorized || !strings.Contains(change.Body, "nothing was changed") || !strings.Contains(change.Body, issuer+"/account") {
 		t.Fatalf("a password change without a session: %d %s", change.Status, change.Body)
 	}
 	if in := stranger.Submit(p, map[string]string{"email": s.email, "password": s.password}); in.Status != http.StatusUnauthorized {
