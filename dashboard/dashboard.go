@@ -63,7 +63,7 @@ type Config struct {
 // SignInFlow is the OAuth server's sign-in for another part of the gateway (see
 // oauthserver.Server.BeginSignIn): the dashboard never checks a credential itself.
 type SignInFlow interface {
-	BeginSignIn(ctx context.Context, host, returnURL string) (signInURL, binder string, err error)
+	BeginSignIn(ctx context.Context, host, returnURL, clientAddr string) (signInURL, binder string, err error)
 	FinishSignIn(ctx context.Context, ticket, binder string) (oauthserver.SignedIn, error)
 }
 

@@ -7,9 +7,11 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/trustgate/trustgate/internal/forwarded"
 	"github.com/trustgate/trustgate/oauthserver"
 	"github.com/trustgate/trustgate/oauthserver/consentui"
 	"github.com/trustgate/trustgate/sdk"
@@ -147,9 +149,14 @@ func (d *Dashboard) signIn(w http.ResponseWriter, r *http.Request, _ *viewer) {
 	if data.Next != "" {
 		back += "?" + url.Values{"next": {data.Next}}.Encode()
 	}
-	signInURL, binder, err := d.cfg.SignIn.BeginSignIn(r.Context(), host, back)
+	signInURL, binder, err := d.cfg.SignIn.BeginSignIn(r.Context(), host, back, forwarded.New(d.cfg.TrustedProxies).ClientAddr(r))
 	if errors.Is(err, store.ErrNotFound) {
 		fail(http.StatusNotFound, "There is no host named "+data.Host+". Leave the host empty if you are an operator.")
+		return
+	}
+	if tooMany := (oauthserver.TooManySignInsError{}); errors.As(err, &tooMany) {
+		w.Header().Set("Retry-After", strconv.FormatInt(max(1, int64((tooMany.RetryAfter+time.Second-1)/time.Second)), 10))
+		fail(http.StatusTooManyRequests, "Too many sign-ins were begun from your network. "+consentui.TooManyAttemptsMessage(tooMany.RetryAfter))
 		return
 	}
 	if err != nil {

@@ -62,7 +62,10 @@ func (s *Server) accountPage(w http.ResponseWriter, r *http.Request, h store.Hos
 func (s *Server) account(w http.ResponseWriter, r *http.Request, h store.Host) {
 	uid, ok := s.sessionUser(r, h.Key)
 	if !ok {
-		ref, err := s.putPending(r.Context(), &pending{host: h.Key, portal: &portalRequest{Account: true}})
+		ref, err := s.putPending(r.Context(), s.addressKey(r), &pending{host: h.Key, portal: &portalRequest{Account: true}})
+		if s.tooManySignIns(w, h, err) {
+			return
+		}
 		if err != nil {
 			s.internalError(w, h, "keep the sign-in request", err)
 			return

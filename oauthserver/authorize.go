@@ -91,8 +91,11 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, h store.Host)
 	ar.SetRequestedAudience(fosite.Arguments{resource})
 	p := &pending{host: h.Key, ar: ar, resource: resource, server: server, fromRes: server != "", upstreamMCP: upstream}
 	p.clientName, p.agentType = clientInfo(ar.GetClient())
-	ref, err := s.putPending(ctx, p)
+	ref, err := s.putPending(ctx, s.addressKey(r), p)
 	if err != nil {
+		if s.tooManySignIns(w, h, err) {
+			return
+		}
 		if errors.Is(err, store.ErrInvalid) {
 			s.writeAuthorizeError(ctx, w, h, ar, fosite.ErrInvalidRequest.WithHint("The request is too large."))
 			return

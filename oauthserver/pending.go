@@ -153,8 +153,26 @@ func (s *Server) decodePending(ctx context.Context, host, data string) (*pending
 	}, nil
 }
 
-// putPending stores a new pending request and returns its reference.
-func (s *Server) putPending(ctx context.Context, p *pending) (string, error) {
+// SignInsBegunPerClientAddress is how many pending requests (an authorization request, a
+// sign-in for the dashboard or for the account page) one client address (an IPv4 address or an
+// IPv6 /64) may make the store keep per 15 minutes, in a burst or spread out: each is a row
+// written for a stranger, kept until it expires. One more is refused (TooManySignInsError).
+const SignInsBegunPerClientAddress = 300
+
+// TooManySignInsError: the client address began SignInsBegunPerClientAddress sign-ins within
+// 15 minutes; it may begin another after RetryAfter.
+type TooManySignInsError struct{ RetryAfter time.Duration }
+
+func (e TooManySignInsError) Error() string {
+	return fmt.Sprintf("too many sign-ins begun from this address; retry after %s", e.RetryAfter.Round(time.Second))
+}
+
+// putPending stores a new pending request begun from the client address addrKey (see
+// addressKey) and returns its reference; TooManySignInsError when the address is over its budget.
+func (s *Server) putPending(ctx context.Context, addrKey string, p *pending) (string, error) {
+	if ok, retry := s.beginLimiter.Allow(addrKey, s.now()); !ok {
+		return "", TooManySignInsError{RetryAfter: retry}
+	}
 	ref := randomToken()
 	if err := s.createPending(ctx, ref, p); err != nil {
 		return "", err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/trustgate/trustgate/audit"
 	"github.com/trustgate/trustgate/internal/forwarded"
+	"github.com/trustgate/trustgate/oauthserver/consentui"
 	"github.com/trustgate/trustgate/store"
 )
 
@@ -58,11 +59,12 @@ type ticketRecord struct {
 
 func ticketAAD(hash string) string { return "trustgate/signin-ticket/v1|" + hash }
 
-// BeginSignIn starts a sign-in on host that returns to returnURL (absolute; the ticket is added
+// BeginSignIn starts a sign-in on host, asked for from the client address clientAddr (as
+// forwarded.Trust.ClientAddr gives it), that returns to returnURL (absolute; the ticket is added
 // to its query). It returns the URL of the host's sign-in page and the binder, which the
 // caller keeps in the browser and gives FinishSignIn. store.ErrNotFound when the host does
-// not exist.
-func (s *Server) BeginSignIn(ctx context.Context, host, returnURL string) (signInURL, binder string, err error) {
+// not exist; TooManySignInsError when the address began too many sign-ins.
+func (s *Server) BeginSignIn(ctx context.Context, host, returnURL, clientAddr string) (signInURL, binder string, err error) {
 	if s.cfg.Keys == nil {
 		return "", "", errors.New("sign-in tickets need the master keyring")
 	}
@@ -73,9 +75,9 @@ func (s *Server) BeginSignIn(ctx context.Context, host, returnURL string) (signI
 		return "", "", err
 	}
 	binder = randomToken()
-	ref, err := s.putPending(ctx, &pending{host: host, portal: &portalRequest{Return: returnURL, BindHash: sessionIDHash(binder)}})
+	ref, err := s.putPending(ctx, consentui.AddressKey(clientAddr), &pending{host: host, portal: &portalRequest{Return: returnURL, BindHash: sessionIDHash(binder)}})
 	if err != nil {
-		return "", "", fmt.Errorf("keep the sign-in request: %w", err)
+		return "", "", fmt.Errorf("keep the sign-in request: %w", err) // TooManySignInsError stays visible to errors.As
 	}
 	return s.flowURL(host, loginPath, ref), binder, nil
 }

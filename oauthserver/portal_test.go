@@ -26,13 +26,13 @@ func TestSignInForTheDashboard(t *testing.T) {
 	back := "http://dashboard.test/dashboard/sign-in/done?next=%2Fdashboard%2Fme"
 	begin := func() (string, string) {
 		t.Helper()
-		signInURL, binder, err := e.server.BeginSignIn(ctx, "acme", back)
+		signInURL, binder, err := e.server.BeginSignIn(ctx, "acme", back, "192.0.2.1")
 		if err != nil || binder == "" || !strings.HasPrefix(signInURL, e.path("acme", "/login?state_ref=")) {
 			t.Fatalf("BeginSignIn = %q %q %v", signInURL, binder, err)
 		}
 		return signInURL, binder
 	}
-	if _, _, err := e.server.BeginSignIn(ctx, "nohost", back); !errors.Is(err, store.ErrNotFound) {
+	if _, _, err := e.server.BeginSignIn(ctx, "nohost", back, "192.0.2.1"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("BeginSignIn on an unknown host: %v", err)
 	}
 
@@ -99,7 +99,7 @@ func TestSignInForTheDashboardWithAPasskey(t *testing.T) {
 	if p := e.addPasskey(b, key, "laptop"); p.Status != http.StatusOK {
 		t.Fatalf("add passkey: %d %s", p.Status, p.Body)
 	}
-	signInURL, binder, err := e.server.BeginSignIn(t.Context(), "acme", "http://dashboard.test/dashboard/sign-in/done")
+	signInURL, binder, err := e.server.BeginSignIn(t.Context(), "acme", "http://dashboard.test/dashboard/sign-in/done", "192.0.2.1")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,6 +38,7 @@ func (s *Server) RunPruner(ctx context.Context, interval time.Duration) {
 			s.addrLimiter.Sweep(s.now())
 			s.regLimiter.Sweep(s.now())
 			s.codeLimiter.Sweep(s.now())
+			s.beginLimiter.Sweep(s.now())
 			s.acctBackoff.Sweep(s.now())
 			if _, err := s.cfg.Store.PruneBrowserSessions(ctx, s.now()); err != nil && ctx.Err() == nil {
 				s.log.Warn("oauthserver: prune expired browser sessions", "err", err)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -130,6 +131,7 @@ type Server struct {
 	acctBackoff  *consentui.Backoff // failed sign-ins per account
 	regLimiter   *consentui.Limiter // client registrations per client address
 	codeLimiter  *consentui.Limiter // email codes asked for per client address
+	beginLimiter *consentui.Limiter // sign-ins begun (pending requests stored) per client address
 	codeKey      []byte             // HMAC key of stored email codes
 	cimdMu       sync.Mutex
 	cimdExpiries map[string]time.Time // host + " " + client id → when to fetch the document again
@@ -168,6 +170,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		acctBackoff:  consentui.NewBackoff(consentui.BackoffFree, consentui.BackoffFirst, consentui.BackoffMax, 0),
 		regLimiter:   consentui.NewLimiter(RegistrationsPerHour, time.Hour, 0),
 		codeLimiter:  consentui.NewLimiter(EmailCodesPerClientAddress, 15*time.Minute, 0),
+		beginLimiter: consentui.NewLimiter(SignInsBegunPerClientAddress, 15*time.Minute, 0),
 		cimdExpiries: map[string]time.Time{},
 	}
 	if s.fetch == nil {
@@ -466,6 +469,24 @@ func (s *Server) render(w http.ResponseWriter, status int, page any) {
 }
 
 // internalError shows a generic error page and logs err.
+// tooManySignIns answers 429 with Retry-After when err is a TooManySignInsError, and reports
+// whether it did.
+func (s *Server) tooManySignIns(w http.ResponseWriter, h store.Host, err error) bool {
+	var tooMany TooManySignInsError
+	if !errors.As(err, &tooMany) {
+		return false
+	}
+	s.log.Info("oauthserver: sign-in throttled: too many begun from one address", "host", h.Key)
+	w.Header().Set("Retry-After", strconv.FormatInt(max(1, int64((tooMany.RetryAfter+time.Second-1)/time.Second)), 10))
+	s.errorPage(w, http.StatusTooManyRequests, consentui.ErrorPage{
+		Frame:    frame(h),
+		Title:    "Too many sign-ins",
+		Message:  "Too many sign-ins were begun from your network in the last minutes.",
+		WhatToDo: consentui.TooManyAttemptsMessage(tooMany.RetryAfter),
+	})
+	return true
+}
+
 func (s *Server) internalError(w http.ResponseWriter, h store.Host, what string, err error) {
 	s.log.Error("oauthserver: "+what, "host", h.Key, "err", err)
 	s.errorPage(w, http.StatusInternalServerError, consentui.ErrorPage{

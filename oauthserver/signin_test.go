@@ -116,3 +116,50 @@ func TestRegistrationThrottleIgnoresForwardedForByDefault(t *testing.T) {
 		t.Fatalf("forged X-Forwarded-For escaped the throttle: %d", resp.StatusCode)
 	}
 }
+
+// getFrom GETs path on host acme as a client behind the test's trusted proxy at forwardedFor,
+// without following redirects.
+func getFrom(t *testing.T, e *env, path, forwardedFor string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest("GET", e.path("acme", path), nil)
+	req.Header.Set("X-Forwarded-For", forwardedFor)
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
+// Every sign-in a stranger begins is a row the store keeps until it expires, so one client
+// address may begin SignInsBegunPerClientAddress per 15 minutes — an account page's sign-in
+// and an agent's authorization request alike, from one budget; one more is 429 with
+// Retry-After and writes nothing, other addresses are not affected, and the budget comes back.
+func TestSignInsBegunAreBoundedPerAddress(t *testing.T) {
+	e := newEnvWith(t, envOptions{trustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}})
+	conf := e.register("acme")
+	authorize := conf.AuthCodeURL("state-0123456789", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("resource", e.resource()))
+	authorizePath := strings.TrimPrefix(authorize, e.base("acme"))
+	for i := range oauthserver.SignInsBegunPerClientAddress {
+		if resp := getFrom(t, e, "/account", "198.51.100.7"); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("account sign-in %d: %d", i+1, resp.StatusCode)
+		}
+	}
+	for _, path := range []string{"/account", authorizePath} {
+		resp := getFrom(t, e, path, "198.51.100.7")
+		if resp.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("%s after %d sign-ins: %d (%s), want 429", path, oauthserver.SignInsBegunPerClientAddress, resp.StatusCode, resp.Header.Get("Location"))
+		}
+		if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || ra < 1 || ra > 60 {
+			t.Fatalf("Retry-After %q, want 1..60 seconds", resp.Header.Get("Retry-After"))
+		}
+	}
+	if resp := getFrom(t, e, authorizePath, "198.51.100.8"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("another address's authorization request: %d", resp.StatusCode)
+	}
+	e.clock.advance(16 * time.Minute)
+	if resp := getFrom(t, e, "/account", "198.51.100.7"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("15 minutes later: %d", resp.StatusCode)
+	}
+}
