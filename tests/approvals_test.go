@@ -160,13 +160,7 @@ func TestTypeScriptSDKApprovals(t *testing.T) {
 		t.Errorf("the upstream saw %s: want delete_issue once (the approved call only)", calls)
 	}
 
-	var entries []struct {
-		Decision string `json:"decision"`
-		Action   string `json:"action"`
-		Actor    string `json:"actor"`
-		Reason   string `json:"reason"`
-	}
-	cliJSON(t, p, admin, &entries, "audit", "list", "--host", "acme", "--decision", "approval", "--all")
+	entries := approvalEntries(t, p, admin)
 	got := map[string]int{}
 	for _, e := range entries {
 		got[e.Action]++
@@ -273,13 +267,7 @@ func TestTypeScriptSDKElicitation(t *testing.T) {
 		t.Errorf("%d approval emails, want 1 (the call of the client without elicitation)", n)
 	}
 
-	var entries []struct {
-		Decision string `json:"decision"`
-		Action   string `json:"action"`
-		Actor    string `json:"actor"`
-		Reason   string `json:"reason"`
-	}
-	cliJSON(t, p, admin, &entries, "audit", "list", "--host", "acme", "--decision", "approval", "--all")
+	entries := approvalEntries(t, p, admin)
 	got := map[string]int{}
 	for _, e := range entries {
 		got[e.Action+" "+e.Reason]++
@@ -292,4 +280,20 @@ func TestTypeScriptSDKElicitation(t *testing.T) {
 			t.Errorf("decision entry %+v does not name the human", e)
 		}
 	}
+}
+
+// approvalEntry is an audit entry of decision approval, as `audit list --json` prints it.
+type approvalEntry struct {
+	Decision string `json:"decision"`
+	Action   string `json:"action"`
+	Actor    string `json:"actor"`
+	Reason   string `json:"reason"`
+}
+
+// approvalEntries lists host acme's approval entries through the CLI.
+func approvalEntries(t *testing.T, p *process, admin string) []approvalEntry {
+	t.Helper()
+	var entries []approvalEntry
+	cliJSON(t, p, admin, &entries, "audit", "list", "--host", "acme", "--decision", "approval", "--all")
+	return entries
 }
