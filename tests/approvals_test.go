@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -67,15 +66,8 @@ func TestTypeScriptSDKApprovals(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := nodeCommand(ctx, t, "approvals.mjs", "MCP_URL="+p.url+"/h/acme/mcp/tracker", "EMAIL=alice@acme.test",
+	node := startNode(ctx, t, "approvals.mjs", "MCP_URL="+p.url+"/h/acme/mcp/tracker", "EMAIL=alice@acme.test",
 		"PASSWORD=correct horse battery staple", "TRUST_LEVEL=high")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
 
 	// 1: approved through the link.
 	m := mail.WaitFor(t, "alice@acme.test", 1)
@@ -121,13 +113,7 @@ func TestTypeScriptSDKApprovals(t *testing.T) {
 		t.Fatalf("third email:\n%s", m.Body)
 	}
 
-	if err := <-exited; err != nil {
-		t.Fatalf("node approvals.mjs: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
-	}
-	out := lines(stdout.String())
-	if len(out) == 0 {
-		t.Fatalf("approvals.mjs printed nothing\nstderr:\n%s", stderr.String())
-	}
+	result := node.result(ctx, t)
 	var res struct {
 		OK         bool   `json:"ok"`
 		Approved   string `json:"approved"`
@@ -137,10 +123,9 @@ func TestTypeScriptSDKApprovals(t *testing.T) {
 		TimedOut   string `json:"timed_out"`
 		Unheld     string `json:"unheld"`
 	}
-	if err := json.Unmarshal([]byte(out[len(out)-1]), &res); err != nil {
-		t.Fatalf("approvals.mjs output: %v\n%s", err, stdout.String())
+	if err := json.Unmarshal([]byte(result), &res); err != nil {
+		t.Fatalf("approvals.mjs output: %v\n%s", err, result)
 	}
-	t.Logf("approvals.mjs: %+v", res)
 	if !res.OK || !res.ApprovedOK || !strings.Contains(res.Approved, "delete_issue called") {
 		t.Fatalf("the approved call: %+v", res)
 	}
@@ -192,22 +177,15 @@ func TestTypeScriptSDKElicitation(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	cmd := nodeCommand(ctx, t, "elicitation.mjs", "MCP_URL="+p.url+"/h/acme/mcp/tracker", "EMAIL=alice@acme.test",
+	node := startNode(ctx, t, "elicitation.mjs", "MCP_URL="+p.url+"/h/acme/mcp/tracker", "EMAIL=alice@acme.test",
 		"PASSWORD=correct horse battery staple", "TRUST_LEVEL=high")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
 
 	// The call of the client without the capability is held: approve it through the CLI. It
 	// is the only call whose approvers are emailed.
 	var m smtpserver.Message
 	for deadline := time.Now().Add(90 * time.Second); len(mail.Messages()) == 0; time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("no approval email\nstderr of the client:\n%s", stderr.String())
+			t.Fatalf("no approval email\nstderr of the client:\n%s", node.stderr.String())
 		}
 	}
 	if m = mail.Messages()[0]; !strings.Contains(m.Body, "held-for-plain") {
@@ -223,13 +201,7 @@ func TestTypeScriptSDKElicitation(t *testing.T) {
 	}
 	cli(t, p, admin, "host", "approvals", "approve", "acme", held[0].ID)
 
-	if err := <-exited; err != nil {
-		t.Fatalf("node elicitation.mjs: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
-	}
-	out := lines(stdout.String())
-	if len(out) == 0 {
-		t.Fatalf("elicitation.mjs printed nothing\nstderr:\n%s", stderr.String())
-	}
+	result := node.result(ctx, t)
 	var res struct {
 		OK            bool     `json:"ok"`
 		Questions     []string `json:"questions"`
@@ -241,10 +213,9 @@ func TestTypeScriptSDKElicitation(t *testing.T) {
 		Plain         string   `json:"plain"`
 		PlainOK       bool     `json:"plain_ok"`
 	}
-	if err := json.Unmarshal([]byte(out[len(out)-1]), &res); err != nil {
-		t.Fatalf("elicitation.mjs output: %v\n%s", err, stdout.String())
+	if err := json.Unmarshal([]byte(result), &res); err != nil {
+		t.Fatalf("elicitation.mjs output: %v\n%s", err, result)
 	}
-	t.Logf("elicitation.mjs: %+v", res)
 	if !res.OK || !res.ApprovedOK || !strings.Contains(res.Approved, "delete_issue called") {
 		t.Fatalf("the call approved in the client: %+v", res)
 	}

@@ -108,20 +108,13 @@ func TestPasskeyBrowserAndTypeScriptSDK(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	cmd := nodeCommand(ctx, t, "passkey.mjs", "MCP_URL="+s.resource, "EMAIL="+s.email, "PASSWORD=not used",
+	node := startNode(ctx, t, "passkey.mjs", "MCP_URL="+s.resource, "EMAIL="+s.email, "PASSWORD=not used",
 		"CALLBACK_URL="+cb.url, "BROWSER_URL=http://"+l.Addr().String()+"/", "NODE_OPTIONS=--dns-result-order=ipv4first")
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
 	var sdkAuthURL string
 	select {
 	case sdkAuthURL = <-authorizations:
-	case err := <-exited:
-		t.Fatalf("passkey.mjs ended before the authorization (%v):\n%s\n%s", err, stdout.String(), stderr.String())
+	case err := <-node.exited:
+		t.Fatalf("passkey.mjs ended before the authorization (%v):\n%s\n%s", err, node.stdout.String(), node.stderr.String())
 	case <-ctx.Done():
 		t.Fatal("passkey.mjs did not ask for the authorization")
 	}
@@ -148,14 +141,14 @@ func TestPasskeyBrowserAndTypeScriptSDK(t *testing.T) {
 		codes <- cb.url + "?" + q.Encode()
 	}()
 	select {
-	case err := <-exited:
+	case err := <-node.exited:
 		if err != nil {
-			t.Fatalf("passkey.mjs: %v\n%s\n%s", err, stdout.String(), stderr.String())
+			t.Fatalf("passkey.mjs: %v\n%s\n%s", err, node.stdout.String(), node.stderr.String())
 		}
 	case <-ctx.Done():
-		t.Fatalf("passkey.mjs did not finish:\n%s\n%s", stdout.String(), stderr.String())
+		t.Fatalf("passkey.mjs did not finish:\n%s\n%s", node.stdout.String(), node.stderr.String())
 	}
-	out := lines(stdout.String())
+	out := lines(node.stdout.String())
 	var res struct {
 		OK      bool     `json:"ok"`
 		Iss     string   `json:"iss"`
@@ -163,7 +156,7 @@ func TestPasskeyBrowserAndTypeScriptSDK(t *testing.T) {
 		Allowed string   `json:"allowed"`
 	}
 	if len(out) == 0 || json.Unmarshal([]byte(out[len(out)-1]), &res) != nil || !res.OK || res.Iss != issuer || !strings.Contains(res.Allowed, "create_issue called: passkey") {
-		t.Fatalf("passkey.mjs result: %s\n%s", stdout.String(), stderr.String())
+		t.Fatalf("passkey.mjs result: %s\n%s", node.stdout.String(), node.stderr.String())
 	}
 
 	// Removing the passkey: the next passkey sign-in is refused.

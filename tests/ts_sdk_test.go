@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -159,22 +160,71 @@ func runNode(t *testing.T, script string, env ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
+	return startNode(ctx, t, script, env...).result(ctx, t)
+}
+
+// backgroundNode is one of the SDK scripts in tests/ts running while the test drives the
+// gateway; its output may be read while it runs.
+type backgroundNode struct {
+	script         string
+	stdout, stderr lockedBuffer
+	exited         chan error // receives the script's end once
+}
+
+// startNode starts script with env until ctx ends. It skips (fails under CI=true) when node or
+// the pinned SDK is missing.
+func startNode(ctx context.Context, t *testing.T, script string, env ...string) *backgroundNode {
+	t.Helper()
+	n := &backgroundNode{script: script, exited: make(chan error, 1)}
 	cmd := nodeCommand(ctx, t, script, env...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
+	cmd.Stdout, cmd.Stderr = &n.stdout, &n.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { n.exited <- cmd.Wait() }()
+	return n
+}
+
+// result waits for the script to end (at most until ctx ends) and returns the last line it
+// printed (its JSON result); the test fails when it failed or printed nothing.
+func (n *backgroundNode) result(ctx context.Context, t *testing.T) string {
+	t.Helper()
+	var err error
+	select {
+	case err = <-n.exited:
+	case <-ctx.Done():
+		err = <-n.exited // the context kills the process
+	}
 	if ctx.Err() != nil {
-		t.Fatalf("node %s did not finish within 90s\nstdout:\n%s\nstderr:\n%s", script, stdout.String(), stderr.String())
+		t.Fatalf("node %s did not finish in time\nstdout:\n%s\nstderr:\n%s", n.script, n.stdout.String(), n.stderr.String())
 	}
 	if err != nil {
-		t.Fatalf("node %s: %v\nstdout:\n%s\nstderr:\n%s", script, err, stdout.String(), stderr.String())
+		t.Fatalf("node %s: %v\nstdout:\n%s\nstderr:\n%s", n.script, err, n.stdout.String(), n.stderr.String())
 	}
-	t.Logf("%s: %s", script, strings.TrimSpace(stdout.String()))
-	out := lines(stdout.String())
+	t.Logf("%s: %s", n.script, strings.TrimSpace(n.stdout.String()))
+	out := lines(n.stdout.String())
 	if len(out) == 0 {
-		t.Fatalf("%s printed nothing\nstderr:\n%s", script, stderr.String())
+		t.Fatalf("%s printed nothing\nstderr:\n%s", n.script, n.stderr.String())
 	}
 	return out[len(out)-1]
+}
+
+// lockedBuffer is a bytes.Buffer that a process writes while the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // nodeCommand is the command that runs one of the SDK scripts in tests/ts with env. It skips
