@@ -518,8 +518,38 @@ func parsePage(file string) *template.Template {
 		ParseFS(templateFS, "templates/layout.html", "templates/"+file))
 }
 
-// Render writes page (a SignInPage, SignUpPage, ChooseServerPage, TrustLevelPage or ErrorPage,
-// or a pointer to one) with status (200 when 0) and the headers every page needs:
+// renderable is a page type Render knows: its template and what its Content-Security-Policy
+// must allow. A pointer to a page has its page's methods, so Render takes either.
+type renderable interface{ spec() pageSpec }
+
+// pageSpec is how one page type is rendered.
+type pageSpec struct {
+	name    string   // its template (pageTemplates)
+	targets []string // where its forms may send the browser (the CSP's form-action)
+	script  bool     // the page runs PasskeyScriptURL
+}
+
+func (p SignInPage) spec() pageSpec {
+	return pageSpec{name: "signin", targets: p.RedirectTargets, script: p.Passkey != nil}
+}
+func (p SignUpPage) spec() pageSpec { return pageSpec{name: "signup", targets: p.RedirectTargets} }
+func (p ChooseServerPage) spec() pageSpec {
+	return pageSpec{name: "chooseserver", targets: p.RedirectTargets}
+}
+func (p TrustLevelPage) spec() pageSpec {
+	return pageSpec{name: "trustlevel", targets: append([]string{p.RedirectURI}, p.RedirectTargets...)}
+}
+func (InvitationPage) spec() pageSpec { return pageSpec{name: "invitation"} }
+func (p AccountPage) spec() pageSpec {
+	return pageSpec{name: "account", script: p.AddPasskey != nil}
+}
+func (EmailCodeRequestPage) spec() pageSpec { return pageSpec{name: "emailrequest"} }
+func (EmailCodeEntryPage) spec() pageSpec   { return pageSpec{name: "emailentry"} }
+func (NewPasswordPage) spec() pageSpec      { return pageSpec{name: "newpassword"} }
+func (ContinuePage) spec() pageSpec         { return pageSpec{name: "continue"} }
+func (ErrorPage) spec() pageSpec            { return pageSpec{name: "error"} }
+
+// Render writes page (one of this package's page types, or a pointer to one) with status (200 when 0) and the headers every page needs:
 // Content-Type, Cache-Control: no-store, X-Frame-Options: DENY, Referrer-Policy: no-referrer,
 // X-Content-Type-Options: nosniff and ContentSecurityPolicy. The page is rendered before
 // anything is written: on error nothing has been written and the caller can still answer.
@@ -527,59 +557,15 @@ func Render(w http.ResponseWriter, status int, page any) error {
 	if v := reflect.ValueOf(page); v.Kind() == reflect.Pointer && v.IsNil() {
 		return fmt.Errorf("consentui: Render: nil %T", page)
 	}
-	var (
-		name    string
-		targets []string
-		script  bool // the page runs PasskeyScriptURL
-	)
-	switch p := page.(type) {
-	case SignInPage:
-		name, targets, script = "signin", p.RedirectTargets, p.Passkey != nil
-	case *SignInPage:
-		name, targets, script, page = "signin", p.RedirectTargets, p.Passkey != nil, *p
-	case SignUpPage:
-		name, targets = "signup", p.RedirectTargets
-	case *SignUpPage:
-		name, targets, page = "signup", p.RedirectTargets, *p
-	case ChooseServerPage:
-		name, targets = "chooseserver", p.RedirectTargets
-	case *ChooseServerPage:
-		name, targets, page = "chooseserver", p.RedirectTargets, *p
-	case TrustLevelPage:
-		name, targets = "trustlevel", append([]string{p.RedirectURI}, p.RedirectTargets...)
-	case *TrustLevelPage:
-		name, targets, page = "trustlevel", append([]string{p.RedirectURI}, p.RedirectTargets...), *p
-	case InvitationPage:
-		name = "invitation"
-	case *InvitationPage:
-		name, page = "invitation", *p
-	case AccountPage:
-		name, script = "account", p.AddPasskey != nil
-	case *AccountPage:
-		name, script, page = "account", p.AddPasskey != nil, *p
-	case EmailCodeRequestPage:
-		name = "emailrequest"
-	case *EmailCodeRequestPage:
-		name, page = "emailrequest", *p
-	case EmailCodeEntryPage:
-		name = "emailentry"
-	case *EmailCodeEntryPage:
-		name, page = "emailentry", *p
-	case NewPasswordPage:
-		name = "newpassword"
-	case *NewPasswordPage:
-		name, page = "newpassword", *p
-	case ContinuePage:
-		name = "continue"
-	case *ContinuePage:
-		name, page = "continue", *p
-	case ErrorPage:
-		name = "error"
-	case *ErrorPage:
-		name, page = "error", *p
-	default:
+	r, ok := page.(renderable)
+	if !ok {
 		return fmt.Errorf("consentui: Render: unknown page type %T", page)
 	}
+	spec := r.spec()
+	if v := reflect.ValueOf(page); v.Kind() == reflect.Pointer {
+		page = v.Elem().Interface() // the templates see the page itself
+	}
+	name := spec.name
 	var buf bytes.Buffer
 	if err := pageTemplates[name].ExecuteTemplate(&buf, "layout", page); err != nil {
 		return fmt.Errorf("consentui: rendering %s page: %w", name, err)
@@ -594,8 +580,8 @@ func Render(w http.ResponseWriter, status int, page any) error {
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Content-Type-Options", "nosniff")
-	policy := csp(targets)
-	if script {
+	policy := csp(spec.targets)
+	if spec.script {
 		policy = strings.Replace(policy, "default-src 'none';", "default-src 'none'; "+scriptSources+";", 1)
 	}
 	h.Set("Content-Security-Policy", policy)
