@@ -15,6 +15,8 @@ import (
 	"github.com/trustgate/trustgate/dlp"
 	"github.com/trustgate/trustgate/proxy"
 	"github.com/trustgate/trustgate/store"
+	"github.com/trustgate/trustgate/store/cache"
+	"github.com/trustgate/trustgate/telemetry"
 )
 
 // BenchmarkPipeline is one allowed tools/call through the gateway's real handler over loopback
@@ -24,14 +26,25 @@ import (
 // schema, a token taken from an in-memory rate limit far above what the run spends, an
 // approval rule that does not match the call, and the result filtered by DLP in redact mode.
 // The difference between the two is what the pipeline adds to a call.
+//
+// The proxy is configured as the gateway configures it (gateway.go): the store's hot-path
+// reads through the never-stale control-plane cache (store/cache), the trust level's answers
+// through the decision cache, and telemetry on (metrics; spans without an exporter), so that
+// its allocations and CPU are what a call costs the gateway.
 func BenchmarkPipeline(b *testing.B) {
-	// The trust level's answers cached as the gateway caches them (gateway.go).
+	tel, err := telemetry.New(context.Background(), telemetry.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
 	e := newEnv(b, func(cfg *proxy.Config) {
-		cache, err := authzserver.NewDecisionCache(context.Background(), cfg.Backend, 0)
+		decisions, err := authzserver.NewDecisionCache(context.Background(), cfg.Backend, 0)
 		if err != nil {
 			b.Fatal(err)
 		}
-		cfg.Backend = cache
+		cfg.Backend = authzserver.NewMetrics(decisions, tel.Authz())
+		cfg.Store = cache.New(cfg.Store.(cache.Source), 0)
+		cfg.Telemetry = tel
 	})
 	e.setInputSchema("create_issue", `{"type":"object","properties":{"title":{"type":"string","minLength":3,"maxLength":200},"id":{"type":"string"}},"required":["title"],"additionalProperties":false}`)
 	token := e.token(e.endpoint(""), nil)
