@@ -42,9 +42,11 @@ type Store struct {
 	entries map[key]entry
 }
 
+// key names a cached answer: its kind and up to three strings (no concatenation, so that a
+// lookup allocates nothing).
 type key struct {
-	kind    string
-	host, a string
+	kind       string
+	host, a, b string
 }
 
 type entry struct {
@@ -137,6 +139,12 @@ func (s *Store) GetServer(ctx context.Context, host, server string) (store.Serve
 	return cached(ctx, s, key{kind: "server", host: host, a: server}, func() (store.Server, error) { return s.Source.GetServer(ctx, host, server) })
 }
 
+// GetTool is store.HotReads.GetTool, cached: every tools/call reads its tool (its argument
+// conditions), and tools are control-plane objects like the servers that list them.
+func (s *Store) GetTool(ctx context.Context, host, server, name string) (store.Tool, error) {
+	return cached(ctx, s, key{kind: "tool", host: host, a: server, b: name}, func() (store.Tool, error) { return s.Source.GetTool(ctx, host, server, name) })
+}
+
 // ListTools is store.HotReads.ListTools, cached.
 func (s *Store) ListTools(ctx context.Context, host, server string) ([]store.Tool, error) {
 	return cached(ctx, s, key{kind: "tools", host: host, a: server}, func() ([]store.Tool, error) { return s.Source.ListTools(ctx, host, server) })
@@ -181,7 +189,7 @@ func (s *Store) GetUpstreamToken(ctx context.Context, host, userID, server strin
 	if err != nil {
 		return store.UpstreamToken{}, fmt.Errorf("control-plane cache: %w", err)
 	}
-	k := key{kind: "no-upstream-token", host: host, a: userID + "\x00" + server}
+	k := key{kind: "no-upstream-token", host: host, a: userID, b: server}
 	if e, ok := s.get(k, gen); ok {
 		return store.UpstreamToken{}, e.err
 	}
@@ -196,7 +204,7 @@ func (s *Store) GetUpstreamToken(ctx context.Context, host, userID, server strin
 // generation with every revocation it records, so a revocation committed before the request
 // began is always seen, on every replica, while an agent's repeated calls cost no read.
 func (s *Store) OAuthTokenRevoked(ctx context.Context, tokenID, grantID string) (bool, error) {
-	return cached(ctx, s, key{kind: "oauth-revoked", a: tokenID + "\x00" + grantID}, func() (bool, error) {
+	return cached(ctx, s, key{kind: "oauth-revoked", a: tokenID, b: grantID}, func() (bool, error) {
 		return s.Source.OAuthTokenRevoked(ctx, tokenID, grantID)
 	})
 }
