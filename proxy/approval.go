@@ -344,7 +344,7 @@ func (s *heldStream) WriteHeader(code int) {
 		return
 	}
 	s.wroteHeader, s.status = true, code
-	mt, _, _ := mime.ParseMediaType(s.hdr.Get("Content-Type"))
+	mt := mediaTypeOf(s.hdr.Get("Content-Type"))
 	s.passThrough = mt == "text/event-stream"
 }
 

@@ -157,7 +157,9 @@ func (p *Proxy) recheckStream(fw *forward) func() {
 		return func() {}
 	}
 	return func() {
-		refused, err := p.tokenRefused(context.Background(), fw.host, fw.streamToken)
+		ctx, cancel := context.WithTimeout(context.Background(), backendTimeout)
+		refused, err := p.tokenRefused(ctx, fw.host, fw.streamToken)
+		cancel()
 		switch {
 		case err != nil:
 			p.log.Warn("proxy: could not check a stream's access token again; ending the stream", "host", fw.host, "agent", fw.agentID, "err", err)

@@ -58,7 +58,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"mime"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -176,6 +175,8 @@ type Proxy struct {
 	notifier *listchanged.Notifier
 	// activity writes agents' last use in the background (activity.go); nil: not recorded.
 	activity *activity
+	// headers are the servers' header credentials once unsealed (upstream.go).
+	headers openedHeaders
 }
 
 // New checks the configuration and builds the proxy.
@@ -302,6 +303,11 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	// One bound for the store and authorization reads that decide the request (authentication
+	// and the decision); a call held for approval gets a fresh one once it is approved.
+	ctx, cancel := context.WithTimeout(r.Context(), backendTimeout)
+	defer cancel()
+
 	// 2. Authentication.
 	resource, err := p.resourceOf(r, host, pathServer)
 	if err != nil {
@@ -309,7 +315,7 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 		writeRPCError(w, http.StatusServiceUnavailable, nil, ErrCodeUnavailable, "trustgate could not read its configuration; the call was not forwarded", nil)
 		return
 	}
-	claims, ok := p.authenticate(w, r, host, resource)
+	claims, ok := p.authenticate(ctx, w, r, host, resource)
 	if !ok {
 		return
 	}
@@ -319,8 +325,6 @@ func (p *Proxy) serveMCP(w http.ResponseWriter, r *http.Request) {
 		expiry := time.AfterFunc(time.Until(claims.Expiry), func() { endStream(errStreamTokenExpired) })
 		defer expiry.Stop()
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), backendTimeout)
-	defer cancel()
 
 	// The message (POST): one JSON-RPC 2.0 message, bounded, parsed once.
 	req := request{host: host, userID: userID, agentID: agentID, pathServer: pathServer, httpMethod: r.Method, header: r.Header}
@@ -530,8 +534,8 @@ func (p *Proxy) resourceOf(r *http.Request, host, pathServer string) (string, er
 	return resource, nil
 }
 
-// authenticate verifies the bearer token for resource, or answers 401.
-func (p *Proxy) authenticate(w http.ResponseWriter, r *http.Request, host, resource string) (accesstoken.AccessClaims, bool) {
+// authenticate verifies the bearer token for resource, or answers 401; ctx bounds its reads.
+func (p *Proxy) authenticate(ctx context.Context, w http.ResponseWriter, r *http.Request, host, resource string) (accesstoken.AccessClaims, bool) {
 	challenge := func(errCode, desc string) {
 		metaURL, err := accesstoken.ProtectedResourceMetadataURL(resource)
 		if err != nil {
@@ -566,7 +570,7 @@ func (p *Proxy) authenticate(w http.ResponseWriter, r *http.Request, host, resou
 		challenge("invalid_token", "the access token is for another host")
 		return accesstoken.AccessClaims{}, false
 	}
-	refused, err := p.tokenRefused(r.Context(), host, claims)
+	refused, err := p.tokenRefused(ctx, host, claims)
 	if err != nil {
 		// Fail closed: whether the token still stands is unknown.
 		p.log.Error("proxy: store failed while checking an access token; denying", "host", host, "agent", agentID, "err", err)
@@ -586,10 +590,9 @@ func (p *Proxy) authenticate(w http.ResponseWriter, r *http.Request, host, resou
 // grant, was revoked (at /revoke, by reuse detection, when its session ended, or when its
 // human, agent or client was removed), or its agent or human is gone or its agent disabled.
 // Every answer comes from the control-plane cache, which the store's generation keeps exact
-// on every replica, so an agent's repeated calls cost no read.
+// on every replica, so an agent's repeated calls cost no read. ctx bounds the reads (the
+// caller's backendTimeout).
 func (p *Proxy) tokenRefused(ctx context.Context, host string, c accesstoken.AccessClaims) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, backendTimeout)
-	defer cancel()
 	agentID, grant := c.AgentID, c.Grant
 	a, err := p.cfg.Store.GetAgent(ctx, host, agentID)
 	switch {
@@ -818,7 +821,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	if err := checkResponse(resp, fw); err != nil {
 		return err
 	}
-	mediaType, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	mediaType := mediaTypeOf(resp.Header.Get("Content-Type"))
 	if fw != nil && fw.msg == nil && resp.Request.Method == http.MethodGet {
 		// The agent's GET stream: trustgate's list_changed notifications join it, or make it
 		// when the upstream has none (notify.go).

@@ -5,8 +5,10 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"hash"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Sessions of the older Streamable HTTP revisions (Mcp-Session-Id) are bound to the agent that
@@ -41,23 +43,51 @@ const (
 )
 
 // sessionBinder wraps and checks session ids.
-type sessionBinder struct{ key []byte }
+type sessionBinder struct {
+	key []byte
+	// macs reuses HMAC states keyed with key (*macState): a session id is checked on every
+	// request and wrapped again on every answer.
+	macs *sync.Pool
+}
+
+// macState is one reusable HMAC-SHA-256 under the binder's key and the buffer its input is
+// gathered in.
+type macState struct {
+	h   hash.Hash
+	buf []byte
+	sum [sha256.Size]byte
+}
+
+// maxPooledMACInput bounds the input buffer a pooled macState keeps.
+const maxPooledMACInput = 4 << 10
 
 func newSessionBinder(key []byte) sessionBinder {
 	if len(key) == 0 {
 		key = make([]byte, 32)
 		_, _ = rand.Read(key) // per process: only for tests and single instances
 	}
-	return sessionBinder{key: key}
+	return sessionBinder{key: key, macs: &sync.Pool{New: func() any { return &macState{h: hmac.New(sha256.New, key)} }}}
 }
 
+// mac is the truncated HMAC of parts, each followed by a zero byte.
 func (b sessionBinder) mac(parts ...string) []byte {
-	m := hmac.New(sha256.New, b.key)
+	s := b.macs.Get().(*macState)
+	s.h.Reset()
+	buf := s.buf[:0]
 	for _, part := range parts {
-		m.Write([]byte(part))
-		m.Write([]byte{0})
+		buf = append(buf, part...)
+		buf = append(buf, 0)
 	}
-	return m.Sum(nil)[:sessionMACLen]
+	s.h.Write(buf)
+	out := make([]byte, sessionMACLen)
+	copy(out, s.h.Sum(s.sum[:0]))
+	if cap(buf) <= maxPooledMACInput {
+		s.buf = buf
+	} else {
+		s.buf = nil
+	}
+	b.macs.Put(s)
+	return out
 }
 
 // wrap turns the upstream's session id into the id the agent sees, carrying caps.

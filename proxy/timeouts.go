@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net"
 	"net/http"
 	"sync"
@@ -106,15 +105,20 @@ func (t timeoutTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // idleTail is what an SSE response stream to a request ends with when the upstream falls
-// silent: a JSON-RPC error answering the request. Other bodies just end.
-func idleTail(resp *http.Response, fw *forward) []byte {
-	mediaType, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	if mediaType != "text/event-stream" {
+// silent: a JSON-RPC error answering the request. Other bodies just end (nil). The tail is
+// made only when the stream does fall silent, not for every answer.
+func idleTail(resp *http.Response, fw *forward) func() []byte {
+	if mediaTypeOf(resp.Header.Get("Content-Type")) != "text/event-stream" {
 		return nil
 	}
 	if fw.msg == nil || fw.msg.kind != kindRequest {
-		return []byte{} // a GET stream: end it cleanly, the client opens a new one
+		return func() []byte { return []byte{} } // a GET stream: end it cleanly, the client opens a new one
 	}
+	return func() []byte { return requestIdleTail(fw) }
+}
+
+// requestIdleTail is the idle tail of the stream answering fw's request.
+func requestIdleTail(fw *forward) []byte {
 	data, err := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": fw.msg.id, "error": map[string]any{
 		"code":    ErrCodeUpstream,
 		"message": fmt.Sprintf("the MCP server %s sent nothing for %s; trustgate ended the stream", fw.serverName, fw.timeouts.idle),
@@ -126,22 +130,23 @@ func idleTail(resp *http.Response, fw *forward) []byte {
 	return sse.AppendEvent([]byte("\n\n"), sse.Event{Type: "message", Data: data})
 }
 
-// idleBody ends a response body on which nothing arrived for idle: with tail and EOF when
-// tail is non-nil, else with the error.
+// idleBody ends a response body on which nothing arrived for idle: with makeTail's tail and
+// EOF when makeTail is non-nil, else with the error.
 type idleBody struct {
-	body   io.ReadCloser
-	idle   time.Duration
-	timer  *time.Timer
-	cancel context.CancelCauseFunc
-	ctx    context.Context
-	tail   []byte
+	body     io.ReadCloser
+	idle     time.Duration
+	timer    *time.Timer
+	cancel   context.CancelCauseFunc
+	ctx      context.Context
+	makeTail func() []byte
+	tail     []byte // made once the timeout hit
 
 	mu    sync.Mutex
 	ended bool // the idle timeout hit: hand out the tail, then EOF
 }
 
-func newIdleBody(body io.ReadCloser, idle time.Duration, cancel context.CancelCauseFunc, ctx context.Context, tail []byte) *idleBody {
-	b := &idleBody{body: body, idle: idle, cancel: cancel, ctx: ctx, tail: tail}
+func newIdleBody(body io.ReadCloser, idle time.Duration, cancel context.CancelCauseFunc, ctx context.Context, makeTail func() []byte) *idleBody {
+	b := &idleBody{body: body, idle: idle, cancel: cancel, ctx: ctx, makeTail: makeTail}
 	b.timer = time.AfterFunc(idle, func() { cancel(errIdle) })
 	b.timer.Stop() // runs only while a Read waits
 	return b
@@ -169,11 +174,11 @@ func (b *idleBody) Read(p []byte) (int, error) {
 		return n, io.EOF
 	}
 	if err != nil && errors.Is(context.Cause(b.ctx), errIdle) {
-		if b.tail == nil {
+		if b.makeTail == nil {
 			return n, fmt.Errorf("upstream stream: %w after %s", errIdle, b.idle)
 		}
 		b.mu.Lock()
-		b.ended = true
+		b.ended, b.tail = true, b.makeTail()
 		b.mu.Unlock()
 		if n > 0 {
 			return n, nil

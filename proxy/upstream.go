@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/trustgate/trustgate/audit"
@@ -107,12 +108,49 @@ func (p *Proxy) credential(ctx context.Context, s store.Server, userID string) (
 	default:
 		return "", "", false, fmt.Errorf("credential kind %q is not supported by the proxy", s.CredentialKind)
 	}
+	if name, value, ok := p.headers.get(s); ok {
+		return name, value, false, nil
+	}
 	c, err := upstreamauth.OpenCredentials(p.cfg.Keys, s)
 	if err != nil {
 		return "", "", false, err
 	}
 	name, value, _ = c.HeaderOf()
+	p.headers.put(s, name, value)
 	return name, value, false, nil
+}
+
+// maxOpenedHeaders bounds the opened header credentials a proxy keeps; when full it starts over.
+const maxOpenedHeaders = 1024
+
+// openedHeaders keeps servers' header credentials once unsealed (an AES-GCM open and a JSON
+// decode on every call otherwise), by the sealed bytes the store holds: a credential changed
+// in the store is sealed anew and so is opened again, and an entry counts only for the host
+// and server it was opened for (the seal is bound to them).
+type openedHeaders struct {
+	mu sync.Mutex
+	m  map[string]openedHeader
+}
+
+type openedHeader struct{ host, server, name, value string }
+
+func (o *openedHeaders) get(s store.Server) (name, value string, ok bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	h, found := o.m[string(s.Credentials)]
+	if !found || h.host != s.Host || h.server != s.Key {
+		return "", "", false
+	}
+	return h.name, h.value, true
+}
+
+func (o *openedHeaders) put(s store.Server, name, value string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.m == nil || len(o.m) >= maxOpenedHeaders {
+		o.m = make(map[string]openedHeader)
+	}
+	o.m[string(s.Credentials)] = openedHeader{host: s.Host, server: s.Key, name: name, value: value}
 }
 
 // credentialRefusal answers a request whose upstream credential could not be had.

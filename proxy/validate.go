@@ -36,7 +36,7 @@ func checkResponse(resp *http.Response, fw *forward) error {
 	if resp.StatusCode != http.StatusOK {
 		return nil
 	}
-	mediaType, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	mediaType, err := parseMediaType(resp.Header.Get("Content-Type"))
 	if err != nil {
 		return &invalidResponseError{"no valid Content-Type"}
 	}
@@ -111,4 +111,22 @@ func isRPCError(data []byte) bool {
 func isInvalidResponse(err error) bool {
 	var e *invalidResponseError
 	return errors.As(err, &e)
+}
+
+// parseMediaType is mime.ParseMediaType's media type (its parameters are not needed): the two
+// types MCP answers come in, written exactly so, are recognised without parsing, which
+// allocates a map of the parameters each time.
+func parseMediaType(contentType string) (string, error) {
+	switch contentType {
+	case "application/json", "text/event-stream":
+		return contentType, nil
+	}
+	mediaType, _, err := mime.ParseMediaType(contentType)
+	return mediaType, err
+}
+
+// mediaTypeOf is the media type of a Content-Type value ("" when it names none).
+func mediaTypeOf(contentType string) string {
+	mediaType, _ := parseMediaType(contentType)
+	return mediaType
 }
