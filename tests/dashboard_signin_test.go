@@ -1,14 +1,20 @@
 package tests
 
 import (
+	"encoding/json"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/trustgate/trustgate/admin"
+	"github.com/trustgate/trustgate/internal/testkit/githubstandin"
 	"github.com/trustgate/trustgate/internal/testkit/oidcprovider"
+	"github.com/trustgate/trustgate/internal/testkit/samlidp"
 	"github.com/trustgate/trustgate/internal/testkit/smtpserver"
 	"github.com/trustgate/trustgate/internal/testkit/webclient"
 )
@@ -48,8 +54,8 @@ func signedInToDashboard(t *testing.T, p *process, b *webclient.Browser, who str
 
 // TestDashboardSignInWithTheHostsMethods: the dashboard signs people in on their host's own
 // sign-in page, through the binary: a host admin with a sign-in code sent by email (a real
-// SMTP server) and with an OpenID provider started by the test, each landing on the dashboard
-// signed in; an address the host's domain rules refuse gets the refusal and no session; a
+// SMTP server), with an OpenID provider and a SAML IdP started by the test, and with GitHub's
+// stand-in, each landing on the dashboard signed in; an address the host's domain rules refuse gets the refusal and no session; a
 // ticket taken to another browser does not sign it in; each dashboard sign-in is audited with
 // its method.
 func TestDashboardSignInWithTheHostsMethods(t *testing.T) {
@@ -69,6 +75,19 @@ func TestDashboardSignInWithTheHostsMethods(t *testing.T) {
 	})
 	putAuthMethod(t, p, token, "acme", "oidc", map[string]any{
 		"enabled": true, "config": map[string]string{"issuer": op.Issuer, "client_id": "trustgate"}, "secret": "oidc client secret"})
+	gh := githubstandin.Start(t, "Iv1.trustgate", "github client secret", githubstandin.Account{ID: 4242, Login: "boss-gh",
+		Emails: []githubstandin.Email{{Email: "boss@acme.test", Primary: true, Verified: true}}})
+	putAuthMethod(t, p, token, "acme", "github", map[string]any{
+		"enabled": true, "secret": "github client secret",
+		"config": map[string]string{"client_id": "Iv1.trustgate", "auth_url": gh.URL + "/login/oauth/authorize", "token_url": gh.URL + "/login/oauth/access_token", "api_url": gh.URL}})
+	idp := samlidp.Start(t)
+	idp.AddUser("boss", "boss at the idp", "boss@acme.test")
+	samlConfig, _ := json.Marshal(map[string]any{"idp_metadata_xml": idp.Metadata(), "email_verified": true})
+	samlFile := filepath.Join(t.TempDir(), "saml.json")
+	if err := os.WriteFile(samlFile, samlConfig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cli(t, p, token, "host", "auth", "set", "acme", "saml", "--enable", "--config", "@"+samlFile)
 
 	// Email OTP: a code from the mailbox signs the host admin in to the dashboard.
 	t.Run("email_otp", func(t *testing.T) {
@@ -99,6 +118,42 @@ func TestDashboardSignInWithTheHostsMethods(t *testing.T) {
 		back := op.SignIn(t, &http.Client{}, page.Loc.String(), "boss", "boss at the provider")
 		if page = b.Get(back.String()); page.Status != http.StatusOK || !strings.Contains(page.Body, "Hosts") {
 			t.Fatalf("after the provider the dashboard shows %d %s", page.Status, page.Body)
+		}
+		signedInToDashboard(t, p, b, "boss@acme.test")
+	})
+
+	// GitHub: the account's verified primary address signs the host admin in to the dashboard.
+	t.Run("github", func(t *testing.T) {
+		b, page, _ := dashboardHostSignIn(t, p, "acme")
+		page = b.Get(ssoButtonURL(t, page.Body, "github"))
+		if page.Loc == nil {
+			t.Fatalf("the github button did not go to GitHub: %d %s", page.Status, page.Body)
+		}
+		noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := noFollow.Get(page.Loc.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if page = b.Get(resp.Header.Get("Location")); page.Status != http.StatusOK || !strings.Contains(page.Body, "Hosts") {
+			t.Fatalf("after GitHub the dashboard shows %d %s", page.Status, page.Body)
+		}
+		signedInToDashboard(t, p, b, "boss@acme.test")
+	})
+
+	// SAML: the IdP's signed response, posted by the browser, signs the host admin in to the
+	// dashboard.
+	t.Run("saml", func(t *testing.T) {
+		b, page, _ := dashboardHostSignIn(t, p, "acme")
+		page = b.Get(ssoButtonURL(t, page.Body, "saml"))
+		if page.Loc == nil {
+			t.Fatalf("the saml button did not go to the IdP: %d %s", page.Status, page.Body)
+		}
+		jar, _ := cookiejar.New(nil)
+		posted := idp.SignIn(t, &http.Client{Jar: jar}, page.Loc.String(), "boss", "boss at the idp")
+		page = postFields(b, posted.Action, url.Values{"SAMLResponse": {posted.SAMLResponse}, "RelayState": {posted.RelayState}})
+		if page.Status != http.StatusOK || !strings.Contains(page.Body, "Hosts") {
+			t.Fatalf("after the IdP the dashboard shows %d %s", page.Status, page.Body)
 		}
 		signedInToDashboard(t, p, b, "boss@acme.test")
 	})
@@ -150,7 +205,7 @@ func TestDashboardSignInWithTheHostsMethods(t *testing.T) {
 			methods[e.Method]++
 		}
 	}
-	if methods["email_otp"] < 1 || methods["oidc"] != 1 {
+	if methods["email_otp"] < 1 || methods["oidc"] != 1 || methods["github"] != 1 || methods["saml"] != 1 {
 		t.Errorf("dashboard sign-ins in the audit log by method: %v", methods)
 	}
 }
