@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/trustgate/trustgate/bench"
+	"github.com/trustgate/trustgate/internal/testkit/services"
 )
 
 // TestRunMeasuresBothSides runs the whole benchmark briefly in denied mode: the gateway must
@@ -69,8 +70,47 @@ func TestSweepSmallSizes(t *testing.T) {
 		t.Fatalf("points: %+v", points)
 	}
 	for _, p := range points {
-		if p.Allowed <= 0.1 || p.Allowed >= 0.9 || p.UncachedP50 <= 0 || p.CachedP50 <= 0 {
+		if p.Allowed <= 0.1 || p.Allowed >= 0.9 || p.UncachedP50 <= 0 || p.CachedP50 <= 0 || p.UncachedCPU <= 0 {
 			t.Fatalf("point: %+v", p)
+		}
+	}
+	// At least as fresh as the load's last write, the same random checks get the same answers.
+	token, err := bench.Sweep(context.Background(), bench.SweepOptions{Sizes: []int{500}, Checks: 100, Consistency: bench.ConsistencyToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token[0].Tuples != points[0].Tuples || token[0].Allowed != points[0].Allowed {
+		t.Fatalf("token consistency: %+v, fully consistent: %+v", token[0], points[0])
+	}
+	if _, err := bench.Sweep(context.Background(), bench.SweepOptions{Sizes: []int{500}, Consistency: "eventual"}); err == nil {
+		t.Fatal("an unknown consistency was accepted")
+	}
+}
+
+// TestSweepPostgres loads the sweep's data into SpiceDB's PostgreSQL datastore through the bulk
+// import (COPY): the same random checks get the same answers as on the memory datastore, for
+// both shapes, fully consistent and at least as fresh as the load.
+func TestSweepPostgres(t *testing.T) {
+	uri := services.Postgres(t)
+	ctx := context.Background()
+	for _, opts := range []bench.SweepOptions{
+		{Sizes: []int{2000}, Checks: 60},
+		{Sizes: []int{1}, Checks: 60, Shape: bench.ShapeLargeHost, LargeHumans: 200},
+	} {
+		memory, err := bench.Sweep(ctx, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, consistency := range []string{bench.ConsistencyFull, bench.ConsistencyToken} {
+			o := opts
+			o.DatastoreURI, o.Consistency = uri, consistency
+			pg, err := bench.Sweep(ctx, o)
+			if err != nil {
+				t.Fatalf("%s, %s: %v", opts.Shape, consistency, err)
+			}
+			if pg[0].Tuples != memory[0].Tuples || pg[0].Allowed != memory[0].Allowed || memory[0].Allowed <= 0 || memory[0].Allowed >= 1 {
+				t.Fatalf("%s, %s: PostgreSQL %+v, memory %+v", opts.Shape, consistency, pg[0], memory[0])
+			}
 		}
 	}
 }

@@ -55,6 +55,9 @@ type SweepPoint struct {
 	CachedP50 float64 `json:"cached_p50_us"`
 	CachedP99 float64 `json:"cached_p99_us"`
 	Allowed   float64 `json:"allowed_share"`
+	// UncachedCPU is the process's CPU time (user and system, every goroutine: SpiceDB, the
+	// datastore's driver, GC) per uncached check, in microseconds.
+	UncachedCPU float64 `json:"uncached_cpu_us"`
 	// RSSBytes is the process's resident memory with this data loaded.
 	RSSBytes int64 `json:"rss_bytes"`
 }
@@ -96,16 +99,44 @@ func toolName(n int) string       { return "tool_" + strconv.Itoa(n) }
 
 // Load writes at least tuples relationships into the backend; it returns how many.
 func Load(ctx context.Context, b authzserver.Backend, tuples int) (int, error) {
+	return generateHosts(tuples, writeBatches(ctx, b))
+}
+
+// loadBatch is how many relationships the generators hand on at once: SpiceDB takes up to 1000
+// updates per WriteRelationships request.
+const loadBatch = 900
+
+// writeBatches hands each batch of relationships to WriteRelationships.
+func writeBatches(ctx context.Context, b authzserver.Backend) func([]schema.Relationship) error {
+	return func(rels []schema.Relationship) error {
+		updates := make([]authzserver.Update, len(rels))
+		for i, r := range rels {
+			updates[i] = authzserver.Update{Op: authzserver.OpTouch, Relationship: r}
+		}
+		if _, err := b.WriteRelationships(ctx, updates); err != nil {
+			return fmt.Errorf("load relationships: %w", err)
+		}
+		return nil
+	}
+}
+
+// generateHosts hands at least tuples relationships of disjoint hosts to sink, a few hosts at a
+// time; it returns how many.
+func generateHosts(tuples int, sink func([]schema.Relationship) error) (int, error) {
 	hosts := max(1, (tuples+tuplesPerHost-1)/tuplesPerHost)
-	// Hosts are written a few at a time: SpiceDB takes up to 1000 updates per request.
-	var batch []authzserver.Update
+	var batch []schema.Relationship
 	for i := range hosts {
-		if err := Generate(i, func(u []authzserver.Update) error { batch = append(batch, u...); return nil }); err != nil {
+		if err := Generate(i, func(u []authzserver.Update) error {
+			for _, x := range u {
+				batch = append(batch, x.Relationship)
+			}
+			return nil
+		}); err != nil {
 			return 0, err
 		}
-		if len(batch) >= 900 || i == hosts-1 {
-			if _, err := b.WriteRelationships(ctx, batch); err != nil {
-				return 0, fmt.Errorf("load relationships: %w", err)
+		if len(batch) >= loadBatch || i == hosts-1 {
+			if err := sink(batch); err != nil {
+				return 0, err
 			}
 			batch = batch[:0]
 		}
@@ -137,6 +168,9 @@ type SweepOptions struct {
 	// LargeHumans is the large host's number of humans (default DefaultLargeHumans); a smaller
 	// host of the same shape loads faster (tests).
 	LargeHumans int
+	// Consistency is how the uncached checks ask SpiceDB: ConsistencyFull (default) or
+	// ConsistencyToken.
+	Consistency string
 	// Profile, when set, receives the CPU profile of the uncached checks of the last size.
 	Profile io.Writer
 	// Progress, when set, gets a line per size as it completes.
@@ -151,6 +185,17 @@ const (
 	// each human has a ceiling, and each agent a consent, on as many servers as the size
 	// needs (at least one: the smallest size of this shape is about 10^5 relationships).
 	ShapeLargeHost = "large-host"
+)
+
+// Consistencies of the sweep's uncached checks.
+const (
+	// ConsistencyFull: fully consistent, as trustgate checks (SpiceDB reads the datastore's
+	// head revision for every check).
+	ConsistencyFull = "full"
+	// ConsistencyToken: at least as fresh as the load's last write (its ZedToken), as a
+	// check would be if every relationship write recorded its token for every replica:
+	// SpiceDB may then answer at its quantized revision without a head-revision query.
+	ConsistencyToken = "token"
 )
 
 // The large host's shape.
@@ -179,16 +224,21 @@ func largeServersPerHuman(tuples, humans int) int {
 // LoadLargeHost writes the large host's relationships, humans humans with k servers each; it
 // returns how many.
 func LoadLargeHost(ctx context.Context, b authzserver.Backend, humans, k int) (int, error) {
+	return generateLargeHost(humans, k, writeBatches(ctx, b))
+}
+
+// generateLargeHost hands the large host's relationships to sink in batches; it returns how many.
+func generateLargeHost(humans, k int, sink func([]schema.Relationship) error) (int, error) {
 	const host = "big"
-	var batch []authzserver.Update
+	var batch []schema.Relationship
 	n := 0
 	flush := func(force bool) error {
-		if len(batch) < 900 && !force {
+		if len(batch) < loadBatch && !force {
 			return nil
 		}
 		if len(batch) > 0 {
-			if _, err := b.WriteRelationships(ctx, batch); err != nil {
-				return fmt.Errorf("load relationships: %w", err)
+			if err := sink(batch); err != nil {
+				return err
 			}
 		}
 		n += len(batch)
@@ -196,9 +246,7 @@ func LoadLargeHost(ctx context.Context, b authzserver.Backend, humans, k int) (i
 		return nil
 	}
 	add := func(rels ...schema.Relationship) error {
-		for _, r := range rels {
-			batch = append(batch, authzserver.Update{Op: authzserver.OpTouch, Relationship: r})
-		}
+		batch = append(batch, rels...)
 		return flush(false)
 	}
 	for s := range largeServers {
@@ -267,6 +315,13 @@ func Sweep(ctx context.Context, opts SweepOptions) ([]SweepPoint, error) {
 	default:
 		return nil, fmt.Errorf("unknown sweep shape %q (want %s or %s)", opts.Shape, ShapeHosts, ShapeLargeHost)
 	}
+	switch opts.Consistency {
+	case "":
+		opts.Consistency = ConsistencyFull
+	case ConsistencyFull, ConsistencyToken:
+	default:
+		return nil, fmt.Errorf("unknown sweep consistency %q (want %s or %s)", opts.Consistency, ConsistencyFull, ConsistencyToken)
+	}
 	var out []SweepPoint
 	for i, size := range opts.Sizes {
 		o := opts
@@ -278,8 +333,8 @@ func Sweep(ctx context.Context, opts SweepOptions) ([]SweepPoint, error) {
 			return out, fmt.Errorf("%d tuples: %w", size, err)
 		}
 		if opts.Progress != nil {
-			fmt.Fprintf(opts.Progress, "%d tuples loaded in %.1fs: uncached p50 %.0f µs p99 %.0f µs, cached p50 %.1f µs p99 %.1f µs\n",
-				p.Tuples, p.LoadSecs, p.UncachedP50, p.UncachedP99, p.CachedP50, p.CachedP99)
+			fmt.Fprintf(opts.Progress, "%d tuples loaded in %.1fs: uncached p50 %.0f µs p99 %.0f µs (CPU %.0f µs a check), cached p50 %.1f µs p99 %.1f µs\n",
+				p.Tuples, p.LoadSecs, p.UncachedP50, p.UncachedP99, p.UncachedCPU, p.CachedP50, p.CachedP99)
 		}
 		out = append(out, p)
 	}
@@ -307,14 +362,19 @@ func sweepOne(ctx context.Context, size int, opts SweepOptions) (_ SweepPoint, e
 	}
 	start := time.Now()
 	var n int
+	var rev authzserver.Revision
 	var next func(*rand.Rand) authzserver.CheckRequest
 	if opts.Shape == ShapeLargeHost {
 		humans := cmp.Or(opts.LargeHumans, DefaultLargeHumans)
 		k := largeServersPerHuman(size, humans)
-		n, err = LoadLargeHost(ctx, b, humans, k)
+		n, rev, err = importAll(ctx, b, func(sink func([]schema.Relationship) error) (int, error) {
+			return generateLargeHost(humans, k, sink)
+		})
 		next = func(r *rand.Rand) authzserver.CheckRequest { return randomLargeCheck(r, humans, k) }
 	} else {
-		n, err = Load(ctx, b, size)
+		n, rev, err = importAll(ctx, b, func(sink func([]schema.Relationship) error) (int, error) {
+			return generateHosts(size, sink)
+		})
 		hosts := n / tuplesPerHost
 		next = func(r *rand.Rand) authzserver.CheckRequest { return randomCheck(r, hosts) }
 	}
@@ -337,12 +397,15 @@ func sweepOne(ctx context.Context, size int, opts SweepOptions) (_ SweepPoint, e
 		stopProfile = sync.OnceFunc(pprof.StopCPUProfile)
 		defer stopProfile()
 	}
-	began := time.Now()
+	began, cpuBegan := time.Now(), cpuTime()
 	for i := range checks {
 		if i >= minChecks && time.Since(began) > sweepBudget {
 			break
 		}
 		req := next(r)
+		if opts.Consistency == ConsistencyToken {
+			req.AtLeastAsFresh = rev
+		}
 		t0 := time.Now()
 		ok, err := b.Check(ctx, req)
 		uncached = append(uncached, time.Since(t0))
@@ -353,6 +416,7 @@ func sweepOne(ctx context.Context, size int, opts SweepOptions) (_ SweepPoint, e
 			allowed++
 		}
 	}
+	p.UncachedCPU = float64(cpuTime()-cpuBegan) / float64(time.Microsecond) / float64(len(uncached))
 	stopProfile()
 	// The cache's working set: 100 questions, asked once to fill it (at large sizes each
 	// costs what an uncached check does).
@@ -379,6 +443,54 @@ func sweepOne(ctx context.Context, size int, opts SweepOptions) (_ SweepPoint, e
 	p.RSSBytes, _ = residentMemory()
 	return p, nil
 }
+
+// importAll loads what gen generates through SpiceDB's bulk import (on PostgreSQL a COPY),
+// importPerStream relationships per import, then touches the last relationship again: that
+// write's revision contains the whole load.
+func importAll(ctx context.Context, b *authzserver.SpiceDB, gen func(sink func([]schema.Relationship) error) (int, error)) (int, authzserver.Revision, error) {
+	var imp *authzserver.Import
+	inImport := 0
+	var last schema.Relationship
+	n, err := gen(func(rels []schema.Relationship) error {
+		if len(rels) == 0 {
+			return nil
+		}
+		if imp == nil {
+			var err error
+			if imp, err = b.StartImport(ctx); err != nil {
+				return err
+			}
+		}
+		if err := imp.Send(rels); err != nil {
+			imp = nil
+			return err
+		}
+		last = rels[len(rels)-1]
+		if inImport += len(rels); inImport >= importPerStream {
+			_, err := imp.Close()
+			imp, inImport = nil, 0
+			return err
+		}
+		return nil
+	})
+	if err == nil && imp != nil {
+		_, err = imp.Close()
+	} else if imp != nil {
+		imp.Abort()
+	}
+	if err != nil {
+		return 0, "", fmt.Errorf("load relationships: %w", err)
+	}
+	rev, err := b.WriteRelationships(ctx, []authzserver.Update{{Op: authzserver.OpTouch, Relationship: last}})
+	if err != nil {
+		return 0, "", fmt.Errorf("load relationships: %w", err)
+	}
+	return n, rev, nil
+}
+
+// importPerStream is how many relationships one bulk import of the sweep's loader holds: SpiceDB
+// ends an import stream after 30 s, and 10^5 take a few seconds on a busy two-core machine.
+const importPerStream = 100_000
 
 // scratchSchema creates a schema of its own in the PostgreSQL database and returns the URI that
 // uses it, and a function that drops it.
@@ -419,10 +531,10 @@ func percentile(d []time.Duration, q float64) float64 {
 // WriteSweepTable prints sweep results.
 func WriteSweepTable(w io.Writer, points []SweepPoint) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "tuples\tload\tuncached p50\tuncached p99\tcached p50\tcached p99\tallowed\tRSS\t\n")
+	fmt.Fprintf(tw, "tuples\tload\tuncached p50\tuncached p99\tCPU a check\tcached p50\tcached p99\tallowed\tRSS\t\n")
 	for _, p := range points {
-		fmt.Fprintf(tw, "%d\t%.1fs\t%.0f µs\t%.0f µs\t%.1f µs\t%.1f µs\t%.0f%%\t%.0f MiB\t\n", p.Tuples, p.LoadSecs,
-			p.UncachedP50, p.UncachedP99, p.CachedP50, p.CachedP99, 100*p.Allowed, mib(p.RSSBytes))
+		fmt.Fprintf(tw, "%d\t%.1fs\t%.0f µs\t%.0f µs\t%.0f µs\t%.1f µs\t%.1f µs\t%.0f%%\t%.0f MiB\t\n", p.Tuples, p.LoadSecs,
+			p.UncachedP50, p.UncachedP99, p.UncachedCPU, p.CachedP50, p.CachedP99, 100*p.Allowed, mib(p.RSSBytes))
 	}
 	return tw.Flush()
 }

@@ -17,6 +17,7 @@ func newBenchCommand() *cobra.Command {
 	var (
 		mode, database, sizes string
 		profile, shape, plot  string
+		consistency           string
 		clients, checks       int
 		duration              time.Duration
 		asJSON, upstreamSSE   bool
@@ -87,7 +88,7 @@ that runs can be compared side by side.`,
 					}
 					sz = append(sz, n)
 				}
-				opts := bench.SweepOptions{Sizes: sz, Checks: checks, DatastoreURI: database, Shape: shape}
+				opts := bench.SweepOptions{Sizes: sz, Checks: checks, DatastoreURI: database, Shape: shape, Consistency: consistency}
 				if profile != "" {
 					f, err := os.Create(profile)
 					if err != nil {
@@ -150,6 +151,7 @@ that runs can be compared side by side.`,
 	f.StringVar(&sizes, "sizes", "1000,10000,100000", "sweep: relationship counts (add 1000000 for 10^6: minutes on the memory datastore)")
 	f.IntVar(&checks, "checks", 2000, "sweep: checks measured per size and kind")
 	f.StringVar(&shape, "shape", bench.ShapeHosts, "sweep: hosts (many small hosts) or large-host (one host: 10^4 humans, 2×10^4 agents, 50 servers × 40 tools)")
+	f.StringVar(&consistency, "consistency", bench.ConsistencyFull, "sweep: how the uncached checks ask SpiceDB: full (fully consistent, as the gateway does) or token (at least as fresh as the load's last write)")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	f.StringVar(&plot, "plot", "", "sweep: also draw the check's latency against the relationships as a PNG in this file")
 	f.StringVar(&profile, "cpu-profile", "", "write the CPU profile of the gateway phase (sweep: of the largest size's uncached checks) to this file (go tool pprof)")
