@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -128,16 +127,10 @@ func (x *changeIndex) record(host string, rev dsapi.Revision) {
 	}
 }
 
-// hostOf is the host key an object belongs to: a host's id is its key, every other id starts
-// with the host key and a slash (see schema's object constructors). An id without a slash is
-// taken whole: the same rule is applied to questions and to changes, so it only has to be
-// consistent, not meaningful.
+// hostOf is the host key an object belongs to (schema.HostOf): the same rule is applied to
+// questions and to changes, so it only has to be consistent, not meaningful.
 func hostOf(objectType, id string) string {
-	if objectType == schema.TypeHost {
-		return id
-	}
-	host, _, _ := strings.Cut(id, "/")
-	return host
+	return schema.HostOf(schema.ObjectRef{Type: objectType, ID: id})
 }
 
 // relationshipHosts returns the hosts of a relationship's resource and subject, and whether

@@ -136,6 +136,24 @@ func parseObject(s string) (ObjectRef, error) {
 	return ObjectRef{Type: t, ID: id}, nil
 }
 
+// HostOf is the key of the host an object belongs to: a host's id is its key; every other
+// object type of the schema (user, agent, mcp_server, tool) has an id that starts with its host
+// key and a slash (see the constructors below). An id without a slash is taken whole, so the
+// rule is the same for every caller: it only has to be consistent.
+func HostOf(o ObjectRef) string {
+	if o.Type == TypeHost {
+		return o.ID
+	}
+	host, _, _ := strings.Cut(o.ID, "/")
+	return host
+}
+
+// Hosts are the hosts of the relationship's resource and subject (the same one for every
+// relationship trustgate writes).
+func (r Relationship) Hosts() (resource, subject string) {
+	return HostOf(r.Resource), HostOf(r.Subject.Object)
+}
+
 // Object constructors. Every id but a host's starts with the host key, so that ids never collide
 // across tenants and `zed relationship read` output says whose object it is.
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/trustgate/trustgate/schema"
@@ -31,16 +33,19 @@ import (
 type changeSet struct {
 	order []string
 	ops   map[string]ChangeOp
+	hosts map[string]string // the host of each relationship's resource
 }
 
 func (c *changeSet) add(op ChangeOp, rels ...schema.Relationship) {
 	if c.ops == nil {
 		c.ops = make(map[string]ChangeOp)
+		c.hosts = make(map[string]string)
 	}
 	for _, r := range rels {
 		k := r.String()
 		if _, seen := c.ops[k]; !seen {
 			c.order = append(c.order, k)
+			c.hosts[k] = schema.HostOf(r.Resource)
 		}
 		c.ops[k] = op
 	}
@@ -50,7 +55,7 @@ func (c *changeSet) touch(rels ...schema.Relationship) { c.add(Touch, rels...) }
 
 func (c *changeSet) delete(rels ...schema.Relationship) { c.add(Delete, rels...) }
 
-// outboxChunk bounds the rows of one multi-row INSERT (3 parameters per row).
+// outboxChunk bounds the rows of one multi-row INSERT (4 parameters per row).
 const outboxChunk = 200
 
 // write appends the changes to the outbox.
@@ -58,14 +63,14 @@ func (c *changeSet) write(ctx context.Context, q querier, at time.Time) error {
 	ms := toMillis(at)
 	for start := 0; start < len(c.order); start += outboxChunk {
 		keys := c.order[start:min(start+outboxChunk, len(c.order))]
-		query := "INSERT INTO relationship_outbox (op, relationship, created_at) VALUES "
-		args := make([]any, 0, 3*len(keys))
+		query := "INSERT INTO relationship_outbox (op, relationship, created_at, host_key) VALUES "
+		args := make([]any, 0, 4*len(keys))
 		for i, k := range keys {
 			if i > 0 {
 				query += ", "
 			}
-			query += "(?, ?, ?)"
-			args = append(args, string(c.ops[k]), k, ms)
+			query += "(?, ?, ?, ?)"
+			args = append(args, string(c.ops[k]), k, ms, c.hosts[k])
 		}
 		if _, err := q.exec(ctx, query, args...); err != nil {
 			return fmt.Errorf("append to relationship outbox: %w", err)
@@ -166,4 +171,109 @@ func (s *sqlStore) PendingRelationshipChanges(ctx context.Context) (int, error) 
 		return 0, fmt.Errorf("count pending relationship changes: %w", err)
 	}
 	return int(n), nil
+}
+
+// PendingHost is a host with relationship changes the authorization backend has not applied.
+type PendingHost struct {
+	Host string
+	// Pending counts its changes in the outbox; Oldest is when the oldest of them was made
+	// (zero when none is).
+	Pending int
+	Oldest  time.Time
+	// Quarantined counts its changes the backend refused for good (see
+	// QuarantineRelationshipChanges).
+	Quarantined int
+}
+
+func (s *sqlStore) PendingRelationshipHosts(ctx context.Context) ([]PendingHost, error) {
+	byHost := map[string]*PendingHost{}
+	at := func(host string) *PendingHost {
+		h := byHost[host]
+		if h == nil {
+			h = &PendingHost{Host: host}
+			byHost[host] = h
+		}
+		return h
+	}
+	pending := func(host string, n int64, oldest int64) {
+		h := at(host)
+		h.Pending += int(n)
+		if o := fromMillis(oldest); h.Oldest.IsZero() || o.Before(h.Oldest) {
+			h.Oldest = o
+		}
+	}
+	err := s.db.readTx(ctx, func(q querier) error {
+		clear(byHost) // fn may run more than once
+		rs, err := q.query(ctx, "SELECT host_key, COUNT(*), MIN(created_at) FROM relationship_outbox GROUP BY host_key")
+		if err != nil {
+			return fmt.Errorf("read relationship outbox hosts: %w", err)
+		}
+		unknownHost := false
+		for rs.Next() {
+			var host string
+			var n, oldest int64
+			if err := rs.Scan(&host, &n, &oldest); err != nil {
+				rs.Close()
+				return fmt.Errorf("read relationship outbox hosts: %w", err)
+			}
+			if host == "" {
+				unknownHost = true
+				continue
+			}
+			pending(host, n, oldest)
+		}
+		rs.Close()
+		if err := rs.Err(); err != nil {
+			return fmt.Errorf("read relationship outbox hosts: %w", err)
+		}
+		if unknownHost {
+			// Written by a replica of the previous release, without its host: read it from
+			// the relationship (only during a rolling upgrade).
+			rs, err := q.query(ctx, "SELECT relationship, created_at FROM relationship_outbox WHERE host_key = ''")
+			if err != nil {
+				return fmt.Errorf("read relationship outbox hosts: %w", err)
+			}
+			for rs.Next() {
+				var rel string
+				var created int64
+				if err := rs.Scan(&rel, &created); err != nil {
+					rs.Close()
+					return fmt.Errorf("read relationship outbox hosts: %w", err)
+				}
+				r, err := schema.ParseRelationship(rel)
+				if err != nil {
+					rs.Close()
+					return fmt.Errorf("read relationship outbox hosts: %w", err)
+				}
+				pending(schema.HostOf(r.Resource), 1, created)
+			}
+			rs.Close()
+			if err := rs.Err(); err != nil {
+				return fmt.Errorf("read relationship outbox hosts: %w", err)
+			}
+		}
+		rs, err = q.query(ctx, "SELECT host_key, COUNT(*) FROM relationship_quarantine GROUP BY host_key")
+		if err != nil {
+			return fmt.Errorf("read relationship quarantine hosts: %w", err)
+		}
+		defer rs.Close()
+		for rs.Next() {
+			var host string
+			var n int64
+			if err := rs.Scan(&host, &n); err != nil {
+				return fmt.Errorf("read relationship quarantine hosts: %w", err)
+			}
+			at(host).Quarantined += int(n)
+		}
+		return rs.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]PendingHost, 0, len(byHost))
+	for _, h := range byHost {
+		out = append(out, *h)
+	}
+	slices.SortFunc(out, func(a, b PendingHost) int { return strings.Compare(a.Host, b.Host) })
+	return out, nil
 }

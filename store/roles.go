@@ -35,6 +35,7 @@ type HotReads interface {
 type RelationshipSource interface {
 	Relationships(ctx context.Context, fn func(schema.Relationship) error) error
 	DrainRelationshipChanges(ctx context.Context, limit int, apply func(ctx context.Context, changes []RelationshipChange) error) (int, error)
+	PendingRelationshipHosts(ctx context.Context) ([]PendingHost, error)
 }
 
 // Store satisfies every role.

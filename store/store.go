@@ -282,4 +282,8 @@ type Store interface {
 	DrainRelationshipChanges(ctx context.Context, limit int, apply func(ctx context.Context, changes []RelationshipChange) error) (int, error)
 	// PendingRelationshipChanges counts the outbox entries not yet drained.
 	PendingRelationshipChanges(ctx context.Context) (int, error)
+	// PendingRelationshipHosts lists, sorted by host, the hosts with outbox entries not yet
+	// drained or set aside in the quarantine: the relationship writer's view of which hosts'
+	// decisions the authorization backend does not follow yet.
+	PendingRelationshipHosts(ctx context.Context) ([]PendingHost, error)
 }

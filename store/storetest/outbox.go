@@ -637,3 +637,38 @@ func testConcurrentWriters(t *testing.T, open Opener) {
 		assertOutboxReplayMatches(t, s, map[string]bool{})
 	})
 }
+
+// testPendingHosts: the hosts with changes not yet drained, each with its count and the time of
+// its oldest change, and none once drained.
+func testPendingHosts(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
+		if hosts := must[[]store.PendingHost](t, "pending hosts")(s.PendingRelationshipHosts(ctx)); len(hosts) != 0 {
+			t.Fatalf("pending hosts of an empty outbox: %+v", hosts)
+		}
+		before := time.Now().Add(-time.Second)
+		for _, host := range []string{"globex", "acme"} {
+			must[store.Host](t, "create host")(s.CreateHost(ctx, store.Host{Key: host}))
+		}
+		for i := range 3 {
+			must[store.User](t, "create user")(s.CreateUser(ctx, store.User{Host: "acme", ID: fmt.Sprintf("u%d", i), Email: fmt.Sprintf("u%d@x.io", i)}))
+		}
+		must[store.User](t, "create user")(s.CreateUser(ctx, store.User{Host: "globex", ID: "g0", Email: "g0@x.io"}))
+		hosts := must[[]store.PendingHost](t, "pending hosts")(s.PendingRelationshipHosts(ctx))
+		if len(hosts) != 2 || hosts[0].Host != "acme" || hosts[1].Host != "globex" {
+			t.Fatalf("pending hosts %+v, want acme and globex, sorted", hosts)
+		}
+		total := must[int](t, "pending")(s.PendingRelationshipChanges(ctx))
+		if hosts[0].Pending < 3 || hosts[1].Pending < 1 || hosts[0].Pending+hosts[1].Pending != total {
+			t.Fatalf("pending hosts %+v: want at least acme's 3 and globex's 1 changes, %d in all", hosts, total)
+		}
+		for _, h := range hosts {
+			if h.Oldest.Before(before) || h.Oldest.After(time.Now().Add(time.Second)) || h.Quarantined != 0 {
+				t.Fatalf("pending host %+v: want its oldest change made during the test, nothing set aside", h)
+			}
+		}
+		drainAll(t, s)
+		if hosts := must[[]store.PendingHost](t, "pending hosts")(s.PendingRelationshipHosts(ctx)); len(hosts) != 0 {
+			t.Fatalf("pending hosts after a full drain: %+v", hosts)
+		}
+	})
+}

@@ -61,6 +61,7 @@ func Run(t *testing.T, open Opener) {
 		{"OutboxAgreesWithRelationships", testOutboxAgreesWithRelationships},
 		{"OutboxEntries", testOutboxEntries},
 		{"Drain", testDrain},
+		{"PendingHosts", testPendingHosts},
 		{"DrainAllowsReadsMeanwhile", testDrainAllowsReadsMeanwhile},
 		{"ConcurrentDrains", testConcurrentDrains},
 		{"ConcurrentWriters", testConcurrentWriters},
