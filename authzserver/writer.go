@@ -24,14 +24,35 @@ type Writer struct {
 	backend Backend
 	logger  *slog.Logger
 	mu      sync.Mutex // one drain at a time in this process; the store serializes processes
+	// lag is which hosts have changes the backend has not applied, updated after every drain
+	// attempt and every sync interval (see Lag).
+	lag *Lag
 }
 
-// NewWriter makes a writer from the store to the backend.
+// NewWriter makes a writer from the store to the backend. Its Lag counts a pending change
+// after DefaultBehindAfter (Lag.SetBound changes that).
 func NewWriter(st store.RelationshipSource, backend Backend, logger *slog.Logger) *Writer {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Writer{store: st, backend: backend, logger: logger}
+	return &Writer{store: st, backend: backend, logger: logger, lag: NewLag(0)}
+}
+
+// Lag is which hosts have relationship changes the backend has not applied (NewFailClosed).
+func (w *Writer) Lag() *Lag { return w.lag }
+
+// lagReadTimeout bounds the read of the pending hosts after a drain: the caller's context
+// (an admin request's) may be done, and the view must still be updated.
+const lagReadTimeout = 10 * time.Second
+
+// observe records, after a drain attempt (failed: it returned an error), which hosts still
+// have changes pending. A read that fails leaves every host behind until the next one.
+func (w *Writer) observe(ctx context.Context, failed bool) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lagReadTimeout)
+	defer cancel()
+	if err := w.lag.refresh(ctx, w.store, true, failed); err != nil {
+		w.logger.Error("could not read which hosts have relationship changes pending; every host's calls are refused until it is read", "err", err)
+	}
 }
 
 // ReconcileStats says what a reconciliation changed.
@@ -87,14 +108,17 @@ func (w *Writer) Reconcile(ctx context.Context) (ReconcileStats, error) {
 		return nil
 	}
 	if _, err := w.store.DrainRelationshipChanges(ctx, 0, apply); err != nil {
+		w.observe(ctx, true)
 		return stats, fmt.Errorf("reconcile relationships: %w", err)
 	}
 	// The drain calls apply only when entries are pending: reconcile regardless.
 	if !applied {
 		if err := apply(ctx, nil); err != nil {
+			w.observe(ctx, true)
 			return stats, fmt.Errorf("reconcile relationships: %w", err)
 		}
 	}
+	w.observe(ctx, false)
 	w.logger.Info("relationships reconciled", "desired", stats.Desired, "touched", stats.Touched, "deleted", stats.Deleted)
 	return stats, nil
 }
@@ -102,10 +126,10 @@ func (w *Writer) Reconcile(ctx context.Context) (ReconcileStats, error) {
 // Sync applies every pending outbox entry to the backend, in order, and returns the revision of
 // the last write (empty when nothing was pending). When it returns nil, every change committed
 // to the store before the call is enforced by checks made at least as fresh as that revision.
-func (w *Writer) Sync(ctx context.Context) (Revision, error) {
+func (w *Writer) Sync(ctx context.Context) (rev Revision, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	var rev Revision
+	defer func() { w.observe(ctx, err != nil) }()
 	for {
 		n, err := w.store.DrainRelationshipChanges(ctx, drainBatch, func(ctx context.Context, changes []store.RelationshipChange) error {
 			r, err := w.backend.WriteRelationships(ctx, collapse(changes))
@@ -126,8 +150,12 @@ func (w *Writer) Sync(ctx context.Context) (Revision, error) {
 
 // Run applies the outbox every interval until ctx ends, so changes made by other processes
 // sharing the store (the CLI, other replicas) and changes whose first apply failed are enforced
-// without waiting for a restart.
+// without waiting for a restart. Beside it, every interval, it reads which hosts have changes
+// pending (Lag), so that a drain that hangs does not hide them.
 func (w *Writer) Run(ctx context.Context, interval time.Duration) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { w.followLag(ctx, interval) })
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	failing := false
@@ -149,6 +177,32 @@ func (w *Writer) Run(ctx context.Context, interval time.Duration) {
 		}
 		if failing {
 			w.logger.Info("relationship changes applied again")
+			failing = false
+		}
+	}
+}
+
+// followLag reads the pending hosts into the Lag every interval until ctx ends.
+func (w *Writer) followLag(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		readCtx, cancel := context.WithTimeout(ctx, lagReadTimeout)
+		err := w.lag.refresh(readCtx, w.store, false, false)
+		cancel()
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return
+		case err != nil && !failing:
+			w.logger.Error("could not read which hosts have relationship changes pending; every host's calls are refused until it is read", "err", err)
+			failing = true
+		case err == nil:
 			failing = false
 		}
 	}

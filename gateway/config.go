@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/trustgate/trustgate/authzserver"
 	"github.com/trustgate/trustgate/authzserver/permitbackend"
 	"github.com/trustgate/trustgate/internal/httplimit"
 	"github.com/trustgate/trustgate/internal/mail"
@@ -127,6 +128,11 @@ type Config struct {
 	// SyncInterval is how often pending relationship changes are retried and changes made by
 	// other processes are picked up (default 1s).
 	SyncInterval time.Duration
+	// BehindAfter is how long a relationship change may wait in the outbox before its host's
+	// calls are refused (fail closed) until it is applied; a change a drain failed to apply
+	// counts at once (default authzserver.DefaultBehindAfter, and never less than twice
+	// SyncInterval, so that a change another process made is drained first).
+	BehindAfter time.Duration
 	// ShutdownTimeout bounds how long in-flight requests may take to finish (default 30s).
 	ShutdownTimeout time.Duration
 
@@ -182,6 +188,10 @@ func (c *Config) complete() error {
 	if c.SyncInterval <= 0 {
 		c.SyncInterval = DefaultSyncInterval
 	}
+	if c.BehindAfter <= 0 {
+		c.BehindAfter = authzserver.DefaultBehindAfter
+	}
+	c.BehindAfter = max(c.BehindAfter, 2*c.SyncInterval)
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
 	}

@@ -165,6 +165,7 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 	}
 
 	g.writer = authzserver.NewWriter(g.store, g.backend, log)
+	g.writer.Lag().SetBound(cfg.BehindAfter)
 	if _, err := g.writer.Reconcile(ctx); err != nil {
 		return nil, err
 	}
@@ -216,13 +217,17 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 	// The proxy's checks go through the decision cache when SpiceDB is embedded (it reads the
 	// datastore's head revision per check, so it is never stale); a remote SpiceDB and Permit's
 	// PDP are asked every time. The metrics sit outside the cache: they show what a decision cost the
-	// request, cache hits included.
+	// request, cache hits included. Between them, a host whose relationship changes the
+	// backend has not applied gets no allow, cached or not (fail closed: the change may be a
+	// revocation); every consumer of checks (the proxy, the admin API's check and explain)
+	// goes through it.
 	var checks authzserver.Backend = g.backend
 	if g.spicedb != nil && cfg.SpiceDBEndpoint == "" {
 		if checks, err = authzserver.NewDecisionCache(ctx, g.spicedb, 0); err != nil {
 			return nil, err
 		}
 	}
+	checks = authzserver.NewFailClosed(checks, g.writer.Lag())
 	checks = authzserver.NewMetrics(checks, g.telemetry.Authz())
 	g.webhooks = webhook.New(webhook.Options{
 		URLs:    webhook.StoreURLs{Hosts: g.hot, Keys: keys},
@@ -245,7 +250,7 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 	}
 	if g.proxy, err = proxy.New(proxy.Config{
 		Limiter: limiter,
-		Store:   g.hot, Backend: checks, KeySet: g.keys, URLs: g.urls, Keys: keys, Logger: log, Audit: g.audit,
+		Store:   g.hot, Backend: checks, Behind: g.writer.Lag(), KeySet: g.keys, URLs: g.urls, Keys: keys, Logger: log, Audit: g.audit,
 		Upstream:     upstream,
 		SessionKey:   keys.Derive("mcp session binding"), // the same on every replica
 		Telemetry:    g.telemetry,

@@ -42,8 +42,10 @@ const (
 	// ReasonToolPendingReview: the tool's definition changed upstream and awaits an
 	// administrator's review.
 	ReasonToolPendingReview Reason = "tool_pending_review"
-	// ReasonPendingChange: the store allows the message but the authorization backend has not
-	// applied the latest change yet (a moment after a grant or a consent).
+	// ReasonPendingChange: the authorization backend has not applied the latest change yet:
+	// the store allows the message (a moment after a grant or a consent), or the host has a
+	// change the backend failed to apply or has not applied for longer than the bound, and
+	// every call on it is refused until it is (fail closed: the change may be a revocation).
 	ReasonPendingChange Reason = "pending_change"
 
 	// The safety stages' reasons (safety.go).
@@ -64,6 +66,9 @@ const (
 
 // denialFacts is what the store says about a denied message.
 type denialFacts struct {
+	// Behind: the host has a change the authorization backend has not applied (failed, or
+	// pending too long): its calls are refused whatever the store says, until it is.
+	Behind bool
 	// What was denied: the method ("tools/call", "initialize", …; "" for a GET or DELETE).
 	Method string
 	// Server is the server's key; "" when the agent (on bare /mcp) is connected to none.
@@ -122,10 +127,14 @@ func levelName(l schema.Level) string {
 // explainDenial is the cause of a denial, decided from the store's facts alone. The causes are
 // tried from the agent outwards: the agent, the server, the human's grant, the agent's consent,
 // the tool, and last the levels; a message the store would allow was denied by a backend that
-// has not caught up yet.
+// has not caught up yet. A host that is behind (denialFacts.Behind) is refused before all of
+// them: what the store says is not what the backend enforces.
 func explainDenial(f denialFacts) denial {
 	ask := "Ask an administrator"
 	switch {
+	case f.Behind:
+		return denial{ReasonPendingChange, "a change to who may do what on this host has not been applied by the authorization backend yet, and calls are refused until it is",
+			"Try again later; if this persists, ask an administrator."}
 	case !f.AgentFound:
 		return denial{ReasonAgentRemoved, "this app was removed by an administrator",
 			"Reconnect the client to connect it again."}

@@ -76,6 +76,11 @@ func TestExplainDenial(t *testing.T) {
 			[]string{"still being applied", "Try again"}, []string{"Reconnect"}, nil},
 		{"store allows tools/list: change not applied yet", granted("tools/list", ""), ReasonPendingChange,
 			[]string{"trustgate denied tools/list on tracker: a recent change"}, nil, nil},
+		{"host behind: the store's consent is gone, the backend has not applied it", with(tool(true, false, schema.Low), func(f *denialFacts) { f.Behind, f.HasConsent = true, false }), ReasonPendingChange,
+			[]string{"has not been applied by the authorization backend yet", "calls are refused until it is", "ask an administrator"}, []string{"trust level", "Reconnect"},
+			map[string]string{"reason": "pending_change", "tool": "delete_issue"}},
+		{"host behind: the agent disabled in the store", with(tool(true, false, schema.Low), func(f *denialFacts) { f.Behind, f.AgentDisabled = true, true }), ReasonPendingChange,
+			[]string{"has not been applied by the authorization backend yet"}, nil, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			d := explainDenial(c.facts)

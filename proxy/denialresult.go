@@ -103,6 +103,10 @@ func agentAdvice(f denialFacts, d denial) (cause, action string) {
 		return fmt.Sprintf("it needs trust level %s; this agent has %s", f.ToolLevel, levelName(f.Level)),
 			fmt.Sprintf("Ask the person who connected it to reconnect and grant %s, or ask an administrator.", f.ToolLevel)
 	case ReasonPendingChange:
+		if f.Behind {
+			return "a change to what agents may do on this host has not been applied by the authorization backend yet, and calls are refused until it is",
+				fmt.Sprintf("Try again in %d seconds; if this persists, tell the person using this agent to ask an administrator.", pendingChangeRetryAfter)
+		}
 		return "a recent change to what this agent may do is still being applied",
 			fmt.Sprintf("Try again in %d seconds.", pendingChangeRetryAfter)
 	}

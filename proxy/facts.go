@@ -19,6 +19,7 @@ import (
 type storeFacts struct {
 	st       store.HotReads
 	backend  authzserver.Backend
+	behind   HostBehind // nil: no host is behind
 	defs     *defMemo
 	schemas  *argcheck.Cache
 	limiter  ratelimit.Limiter
@@ -128,6 +129,7 @@ type denialQuery struct {
 // denialFacts reads the facts of a denied message from the store (on the denial path only).
 func (f storeFacts) denialFacts(ctx context.Context, q denialQuery) (denialFacts, error) {
 	df := denialFacts{Method: q.method, Server: q.server, Tool: q.tool}
+	df.Behind = f.behind != nil && f.behind.Behind(q.host)
 	a, err := f.st.GetAgent(ctx, q.host, q.agentID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):

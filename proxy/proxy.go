@@ -96,12 +96,22 @@ const permUseLow = "use_low"
 // backendTimeout bounds each authorization or store call on the hot path.
 const backendTimeout = 10 * time.Second
 
+// HostBehind says whether a host has relationship changes the authorization backend has not
+// applied yet (authzserver.Lag).
+type HostBehind interface {
+	Behind(host string) bool
+}
+
 // Config is what the proxy needs.
 type Config struct {
 	Store   store.HotReads
 	Backend authzserver.Backend
-	KeySet  *accesstoken.KeySet
-	URLs    tenant.URLs
+	// Behind says which hosts have relationship changes the authorization backend has not
+	// applied (authzserver.Lag): Backend denies their calls (authzserver.NewFailClosed), and
+	// such a denial is explained as pending_change whatever the store says. Nil: none is.
+	Behind HostBehind
+	KeySet *accesstoken.KeySet
+	URLs   tenant.URLs
 	// Keys unseal servers' static credentials (required only for servers that have some).
 	Keys *secrets.Keyring
 	// Upstream gives humans' own upstream OAuth tokens (upstream.go); nil: none are used.
@@ -196,7 +206,7 @@ func New(cfg Config) (*Proxy, error) {
 		cfg.Limiter = ratelimit.NewMemory(0)
 		p.cfg.Limiter = cfg.Limiter
 	}
-	sf := storeFacts{st: cfg.Store, backend: cfg.Backend, defs: p.defs, schemas: argcheck.New(0), limiter: cfg.Limiter, scanners: &scannerMemo{}, approvals: cfg.Approvals}
+	sf := storeFacts{st: cfg.Store, backend: cfg.Backend, behind: cfg.Behind, defs: p.defs, schemas: argcheck.New(0), limiter: cfg.Limiter, scanners: &scannerMemo{}, approvals: cfg.Approvals}
 	p.facts, p.notifier = sf, p.newNotifier(sf)
 	p.streams, p.closeStreams = context.WithCancelCause(context.Background())
 	p.rp = &httputil.ReverseProxy{

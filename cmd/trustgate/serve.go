@@ -4,6 +4,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/trustgate/trustgate/authzserver"
 	"github.com/trustgate/trustgate/authzserver/permitbackend"
 	"github.com/trustgate/trustgate/gateway"
 	"github.com/trustgate/trustgate/internal/httplimit"
@@ -33,6 +34,7 @@ func newServeCommand() *cobra.Command {
 		logs     logFlags
 		shutdown string
 		bodyTime string
+		behind   string
 		hostEnvs []string
 	)
 	cmd := &cobra.Command{
@@ -71,6 +73,9 @@ decides with a Permit.io environment and its PDP instead of SpiceDB.`,
 			if cfg.RequestBodyTimeout, err = parseDuration("request-body-timeout", bodyTime); err != nil {
 				return err
 			}
+			if cfg.BehindAfter, err = parseDuration("relationships-behind-after", behind); err != nil {
+				return err
+			}
 			// The default metrics address may be taken by another process on this machine:
 			// then serve without /metrics. An address the operator chose must be free.
 			cfg.MetricsListenOptional = !cmd.Flags().Changed("metrics-listen")
@@ -107,6 +112,7 @@ decides with a Permit.io environment and its PDP instead of SpiceDB.`,
 	f.StringSliceVar(&cfg.TrustedProxies, "trusted-proxies", nil, "CIDR prefixes of reverse proxies whose X-Forwarded-For (client address of rate limits and the audit log), X-Forwarded-Proto (HSTS) and X-Forwarded-Host (subdomain routing) are believed, comma-separated (default: none, the headers are ignored)")
 	f.StringSliceVar(&cfg.UpstreamAllowCIDR, "upstream-allow-cidr", nil, "networks (CIDR prefixes, repeatable or comma-separated) that MCP servers imported with a host's API token or added by humans (Dynamic MCPs) may be on besides public addresses, e.g. 10.20.0.0/16 (default: none, public addresses only); servers the operator imports with a global token reach any address")
 	f.StringVar(&shutdown, "shutdown-timeout", gateway.DefaultShutdownTimeout.String(), "how long in-flight requests may take to finish on SIGINT/SIGTERM")
+	f.StringVar(&behind, "relationships-behind-after", authzserver.DefaultBehindAfter.String(), "how long a change to who may do what may wait for the authorization backend before the calls of its host are refused until it is applied (a change the backend refused is refused at once); at least 2s")
 	f.StringVar(&bodyTime, "request-body-timeout", httplimit.DefaultBodyTimeout.String(), "how long a request body may take to arrive; a slower client is disconnected")
 	f.IntVar(&cfg.MaxConnections, "max-connections", 0, "most client connections open at once (0: half the open-file limit, at most 16384); at the limit, unauthenticated connections are closed first")
 	f.StringVar(&cfg.SMTPURL, "smtp-url", "", "SMTP server for the gateway's email: smtp://user:pass@host:port (STARTTLS when offered; the password only over TLS or to loopback) or smtps://user:pass@host:port (TLS); empty: email is off")
@@ -116,6 +122,7 @@ decides with a Permit.io environment and its PDP instead of SpiceDB.`,
 	f.StringVar(&cfg.SMTPFrom, "smtp-from", "", "RFC 5322 address the gateway's email is sent from, e.g. \"trustgate <gateway@example.com>\"")
 	logs.register(f)
 	bindEnv(f, "request-body-timeout", "TRUSTGATE_REQUEST_BODY_TIMEOUT")
+	bindEnv(f, "relationships-behind-after", "TRUSTGATE_RELATIONSHIPS_BEHIND_AFTER")
 	bindEnv(f, "max-connections", "TRUSTGATE_MAX_CONNECTIONS")
 	bindEnv(f, "listen", "TRUSTGATE_LISTEN")
 	bindEnv(f, "public-url", "TRUSTGATE_PUBLIC_URL")
