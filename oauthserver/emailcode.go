@@ -224,20 +224,25 @@ func (s *Server) sendEmailCode(w http.ResponseWriter, r *http.Request, h store.H
 		Name: codeLinkCookiePrefix + h.Key, Value: s.codeLinkBinding(id), Path: s.cookiePath(h.Key),
 		MaxAge: int(EmailCodeTTL / time.Second), HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode,
 	})
+	// An address that may not sign in gets a notice without a code instead: one message is
+	// sent either way, so the answer takes as long, fails alike and tells the asker nothing
+	// about which addresses have accounts.
+	msg, sent := noAccountMessage(h, c.Email, purpose), "email.code.no_account"
 	if deliver {
 		link := s.issuer(h.Key) + emailCodeLinkPath + "?" + url.Values{"state_ref": {ref}, "code_id": {id}, "code": {code}, "purpose": {purpose}}.Encode()
-		if err := s.cfg.Mail.Send(ctx, codeMessage(h, c.Email, code, link, purpose)); err != nil {
-			s.log.Error("oauthserver: send an email code", "host", h.Key, "err", err)
-			if derr := s.cfg.Store.DeleteEmailCode(context.WithoutCancel(ctx), h.Key, id); derr != nil {
-				s.log.Error("oauthserver: forget an email code that was not sent", "host", h.Key, "err", derr)
-			}
-			s.auditCode(ctx, h.Key, method, c.Email, "email.code.failure", "sending failed")
-			s.errorPage(w, http.StatusBadGateway, consentui.ErrorPage{Frame: frame(h), Title: "The email could not be sent",
-				Message: MsgSendFailed, WhatToDo: "Try again in a few minutes. If it keeps happening, tell your administrator (the gateway's logs have the details)."})
-			return
-		}
-		s.auditCode(ctx, h.Key, method, c.Email, "email.code.sent", "")
+		msg, sent = codeMessage(h, c.Email, code, link, purpose), "email.code.sent"
 	}
+	if err := s.cfg.Mail.Send(ctx, msg); err != nil {
+		s.log.Error("oauthserver: send an email code", "host", h.Key, "err", err)
+		if derr := s.cfg.Store.DeleteEmailCode(context.WithoutCancel(ctx), h.Key, id); derr != nil {
+			s.log.Error("oauthserver: forget an email code that was not sent", "host", h.Key, "err", derr)
+		}
+		s.auditCode(ctx, h.Key, method, c.Email, "email.code.failure", "sending failed")
+		s.errorPage(w, http.StatusBadGateway, consentui.ErrorPage{Frame: frame(h), Title: "The email could not be sent",
+			Message: MsgSendFailed, WhatToDo: "Try again in a few minutes. If it keeps happening, tell your administrator (the gateway's logs have the details)."})
+		return
+	}
+	s.auditCode(ctx, h.Key, method, c.Email, sent, "")
 	s.renderCodeEntry(w, r, h, ref, consentui.EmailCodeEntryPage{Email: c.Email, CodeID: id, Purpose: purpose,
 		Notice: fmt.Sprintf(MsgCodeSent, c.Email)}, http.StatusOK)
 }
@@ -306,6 +311,23 @@ func codeMessage(h store.Host, to, code, link, purpose string) mail.Message {
 			"It works once, for 5 minutes. Nobody from " + site + " will ask you for it.\n\n" +
 			"Or open this one-time link in the browser where you asked for the code:\n\n    " + link + "\n\n" +
 			"If you did not ask for this code, ignore this email: without the code nobody can use your address.\n",
+	}
+}
+
+// noAccountMessage tells an address that asked for a code on a host where it may not sign in
+// that there is nothing to sign in to: no code, no link.
+func noAccountMessage(h store.Host, to, purpose string) mail.Message {
+	site := frame(h).Site()
+	what := "sign in to " + site
+	if purpose == consentui.CodePurposePassword {
+		what = "set a password on " + site
+	}
+	return mail.Message{
+		To:      to,
+		Subject: "Your code for " + site,
+		Body: "Someone asked for a code to " + what + " with this address, but it has no account there, so no code was made.\n\n" +
+			"If it was you, ask the administrator of " + site + " to add you, or use the address they added.\n\n" +
+			"If it was not you, ignore this email: nothing was changed.\n",
 	}
 }
 
