@@ -193,7 +193,7 @@ func (s *Server) sendEmailCode(w http.ResponseWriter, r *http.Request, h store.H
 			Error: consentui.TooManyAttemptsMessage(retry)}, http.StatusTooManyRequests)
 		return
 	}
-	deliver, err := s.mayReceiveCode(ctx, h, email)
+	deliver, err := s.mayReceiveCode(ctx, h, ref, email)
 	if err != nil {
 		s.internalError(w, h, "look up user", err)
 		return
@@ -247,14 +247,15 @@ func (s *Server) sendEmailCode(w http.ResponseWriter, r *http.Request, h store.H
 		Notice: fmt.Sprintf(MsgCodeSent, c.Email)}, http.StatusOK)
 }
 
-// mayReceiveCode reports whether email has an account on the host or may sign up.
-func (s *Server) mayReceiveCode(ctx context.Context, h store.Host, email string) (bool, error) {
+// mayReceiveCode reports whether email has an account on the host or may sign up in the
+// pending request ref.
+func (s *Server) mayReceiveCode(ctx context.Context, h store.Host, ref, email string) (bool, error) {
 	_, err := s.cfg.Store.GetUserByEmail(ctx, h.Key, email)
 	switch {
 	case err == nil:
 		return true, nil
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrInvalid):
-		return s.signUpAllows(h, email), nil
+		return s.signUpAllows(ctx, h, ref, email), nil
 	}
 	return false, err
 }
@@ -389,15 +390,16 @@ func (s *Server) emailCodeVerify(w http.ResponseWriter, r *http.Request, h store
 }
 
 // userForProvenEmail is the human of an address whose owner just proved it (a right code):
-// the existing human, or a new one when the host's sign-up switch admits the address. It
-// answers the request itself and returns false when there is none or it failed.
-func (s *Server) userForProvenEmail(w http.ResponseWriter, r *http.Request, h store.Host, method, email string) (store.User, bool) {
+// the existing human, or a new one when the host's sign-up switch admits the address in the
+// pending request ref. It answers the request itself and returns false when there is none or
+// it failed.
+func (s *Server) userForProvenEmail(w http.ResponseWriter, r *http.Request, h store.Host, ref, method, email string) (store.User, bool) {
 	ctx := r.Context()
 	u, err := s.cfg.Store.GetUserByEmail(ctx, h.Key, email)
 	switch {
 	case err == nil:
 		return u, true
-	case errors.Is(err, store.ErrNotFound) && s.signUpAllows(h, email):
+	case errors.Is(err, store.ErrNotFound) && s.signUpAllows(ctx, h, ref, email):
 		if u, err = s.cfg.Store.CreateUser(ctx, store.User{Host: h.Key, Email: email}); err != nil {
 			s.internalError(w, h, "sign up", err)
 			return store.User{}, false
@@ -443,7 +445,7 @@ func (s *Server) emailSignIn(w http.ResponseWriter, r *http.Request, h store.Hos
 		s.signInRefused(w, r, h, ref, email, err)
 		return
 	}
-	u, ok := s.userForProvenEmail(w, r, h, store.AuthEmailOTP, email)
+	u, ok := s.userForProvenEmail(w, r, h, ref, store.AuthEmailOTP, email)
 	if !ok {
 		return
 	}
@@ -565,7 +567,7 @@ func (s *Server) emailPassword(w http.ResponseWriter, r *http.Request, h store.H
 		s.internalError(w, h, "use the password form", err)
 		return
 	}
-	u, ok := s.userForProvenEmail(w, r, h, store.AuthPassword, email)
+	u, ok := s.userForProvenEmail(w, r, h, ref, store.AuthPassword, email)
 	if !ok {
 		return
 	}

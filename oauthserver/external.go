@@ -302,7 +302,7 @@ func (s *Server) CompleteExternalSignIn(w http.ResponseWriter, r *http.Request, 
 	u, err := s.cfg.Store.GetUserByEmail(ctx, h.Key, email)
 	switch {
 	case err == nil:
-	case errors.Is(err, store.ErrNotFound) && s.signUpAllows(h, email):
+	case errors.Is(err, store.ErrNotFound) && s.signUpAllows(ctx, h, ref, email):
 		if u, err = s.cfg.Store.CreateUser(ctx, store.User{Host: h.Key, Email: email}); err != nil {
 			s.internalError(w, h, "sign up", err)
 			return
@@ -335,9 +335,17 @@ func subjectNote(subject string) string {
 
 // signUpAllows reports whether the host's sign-up switch admits email (its domain is one of
 // HostSettings.AllowedEmailDomains).
-func (s *Server) signUpAllows(h store.Host, email string) bool {
+//
+// Only an app's authorization request signs people up: a sign-in to the dashboard or the account
+// page (a portal request) signs in people who have an account and never makes one, so that
+// "no sign-up" there is a rule, not a hidden link. A request that cannot be read signs nobody up.
+func (s *Server) signUpAllows(ctx context.Context, h store.Host, ref, email string) bool {
 	domain, ok := signinpolicy.Domain(email)
-	return ok && signUpOpen(h) && slices.Contains(h.Settings.AllowedEmailDomains, domain)
+	if !ok || !signUpOpen(h) || !slices.Contains(h.Settings.AllowedEmailDomains, domain) {
+		return false
+	}
+	pd, err := s.getPending(ctx, h.Key, ref)
+	return err == nil && pd.portal == nil
 }
 
 // auditSignIn records a sign-in attempt in the host's audit log: the method, the address, the

@@ -123,3 +123,61 @@ func TestSignInForTheDashboardWithAPasskey(t *testing.T) {
 		t.Fatalf("FinishSignIn = %+v %v", who, err)
 	}
 }
+
+// A sign-in for the dashboard or the account page never makes an account, even on a host whose
+// sign-up switch admits the address: an address without an account that asks for a code gets
+// the notice without a code (the page is the one anybody gets), the sign-up page refuses the
+// request, and no human is created. An app's authorization request on the same host still
+// signs the address up.
+func TestPortalSignInsMakeNoAccounts(t *testing.T) {
+	e, m := mailEnv(t, envOptions{keys: true})
+	e.putMethod(store.AuthMethod{Method: store.AuthEmailOTP, Enabled: true})
+	setDomains(t, e.st, "acme", "example.org")
+	ctx := t.Context()
+	const newcomer = "newcomer@example.org"
+	for _, portal := range []struct{ name, back string }{
+		{"dashboard", "http://dashboard.test/dashboard/sign-in/done?next=%2Fdashboard%2Fme"},
+		{"account", ""},
+	} {
+		t.Run(portal.name, func(t *testing.T) {
+			b := e.browser()
+			// The account page without a session is its sign-in page.
+			signInURL := e.path("acme", "/account")
+			if portal.back != "" {
+				u, _, err := e.server.BeginSignIn(ctx, "acme", portal.back, "192.0.2.1")
+				if err != nil {
+					t.Fatal(err)
+				}
+				signInURL = u
+			}
+			page := b.Get(signInURL)
+			if page.Status != http.StatusOK || !strings.Contains(page.Body, `name="state_ref"`) || strings.Contains(page.Body, "/signup?") {
+				t.Fatalf("the %s sign-in page: %d %s", portal.name, page.Status, page.Body)
+			}
+			ref := hiddenValue(t, stateRefRE, page.Body)
+			if p := b.Get(e.path("acme", "/signup?state_ref="+url.QueryEscape(ref))); p.Status != http.StatusForbidden || !strings.Contains(p.Body, oauthserver.MsgSignUpNotHere) {
+				t.Fatalf("the sign-up page with a %s sign-in's request: %d %s", portal.name, p.Status, p.Body)
+			}
+			before := messagesTo(m, newcomer)
+			p := b.Get(e.path("acme", "/email-code?purpose=signin&state_ref="+url.QueryEscape(ref)))
+			p = b.Submit(p, map[string]string{"email": newcomer})
+			if p.Status != http.StatusOK || !strings.Contains(p.Body, `name="code"`) {
+				t.Fatalf("asking a code for an address without an account: %d %s", p.Status, p.Body)
+			}
+			msg := m.WaitFor(t, newcomer, before+1)
+			if codeRE.MatchString(msg.Body) || !strings.Contains(msg.Body, "no account") {
+				t.Fatalf("a %s sign-in sent %s: %s", portal.name, newcomer, msg.Body)
+			}
+			if _, err := e.st.GetUserByEmail(ctx, "acme", newcomer); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("a %s sign-in made an account: %v", portal.name, err)
+			}
+		})
+	}
+	// An app's request: the same address gets a code.
+	conf := e.register("acme")
+	_, entry := e.askCode(conf, "signin", newcomer)
+	if !strings.Contains(entry.Body, `name="code"`) {
+		t.Fatalf("code page: %s", entry.Body)
+	}
+	codeOf(t, m, newcomer, messagesTo(m, newcomer))
+}

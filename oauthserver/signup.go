@@ -24,6 +24,9 @@ const (
 	// MsgSignUpNeedsEmail: the host allows sign-up for some domains, but creating an account
 	// needs a code sent by email, and the gateway cannot send email.
 	MsgSignUpNeedsEmail = "Creating your own account needs a code sent by email, and this gateway cannot send email."
+	// MsgSignUpNotHere: a sign-in to the dashboard or the account page, which never creates an
+	// account.
+	MsgSignUpNotHere = "Accounts are not created here: this sign-in is for people who already have one."
 )
 
 // signup answers the sign-up page: the page asking for the address to send the code to (the
@@ -44,8 +47,17 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request, h store.Host) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
-	ref, _, ok := s.pendingOf(w, r, h, r.FormValue("state_ref"))
+	ref, pd, ok := s.pendingOf(w, r, h, r.FormValue("state_ref"))
 	if !ok {
+		return
+	}
+	if pd.portal != nil {
+		s.errorPage(w, http.StatusForbidden, consentui.ErrorPage{
+			Frame:    frame(h),
+			Title:    "Sign-up is not available",
+			Message:  MsgSignUpNotHere,
+			WhatToDo: "Sign in with the account your administrator added, or ask them to add you.",
+		})
 		return
 	}
 	p, err := s.signInPolicy(r.Context(), h)
