@@ -121,7 +121,9 @@ func read(data []byte, checkDeep, wantObject bool, known []string) (Object, erro
 	if !utf8.Valid(data) {
 		return nil, refuse("invalid UTF-8")
 	}
-	dec := jsontext.NewDecoder(bytes.NewReader(data), decoderOptions...)
+	// A bytes.Buffer is read in place (jsontext reads it without copying it into a buffer of
+	// its own, which grows as it goes); the decoder never writes to it.
+	dec := jsontext.NewDecoder(bytes.NewBuffer(data), decoderOptions...)
 	var top Object
 	switch kind := dec.PeekKind(); {
 	case kind == 0:
