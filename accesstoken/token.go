@@ -202,7 +202,10 @@ func (k *KeySet) Verify(token string, want Expect) (AccessClaims, error) {
 	}
 	digest := sha256.Sum256([]byte(token))
 	if v, ok := k.verified.get(digest); ok {
-		if pub, ok := k.cur.Load().keys[v.kid]; ok && pub.key.Equal(v.key) && (pub.until.IsZero() || now.Before(pub.until)) {
+		// The remembered key is the published one itself while it is published (the same
+		// pointer: no comparison of the curve points, which allocates); a key published
+		// again under the same id is compared.
+		if pub, ok := k.cur.Load().keys[v.kid]; ok && (pub.key == v.key || pub.key.Equal(v.key)) && (pub.until.IsZero() || now.Before(pub.until)) {
 			if err := checkClaims(v.claims, want, now); err != nil {
 				return AccessClaims{}, err
 			}
