@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -72,6 +73,48 @@ type Proxy struct {
 	decisions        metric.Int64Counter
 	decisionDuration metric.Float64Histogram
 	requestDuration  metric.Float64Histogram
+
+	// labels are the measurement options of each combination of labels seen, made once
+	// (attribute sets are sorted and allocated when made); bounded by maxLabelSets.
+	mu     sync.Mutex
+	labels map[callLabels]*labelOptions
+}
+
+// maxLabelSets bounds Proxy.labels; when full it starts over.
+const maxLabelSets = 4096
+
+// callLabels are the metric labels of a call.
+type callLabels struct {
+	host, server, method string
+	decision             Decision
+}
+
+// labelOptions are the options a call's measurements are recorded with.
+type labelOptions struct {
+	decisions        []metric.AddOption    // host, server, method, decision
+	decisionDuration []metric.RecordOption // method, decision
+	requestDuration  []metric.RecordOption // host, server, method
+}
+
+// optionsOf returns the measurement options of l, made on first use.
+func (p *Proxy) optionsOf(l callLabels) *labelOptions {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if o, ok := p.labels[l]; ok {
+		return o
+	}
+	host, server := labelHost.String(l.host), labelServer.String(l.server)
+	m, d := labelMethod.String(l.method), labelDecision.String(string(l.decision))
+	o := &labelOptions{
+		decisions:        []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(host, server, m, d))},
+		decisionDuration: []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(m, d))},
+		requestDuration:  []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(host, server, m))},
+	}
+	if p.labels == nil || len(p.labels) >= maxLabelSets {
+		p.labels = make(map[callLabels]*labelOptions)
+	}
+	p.labels[l] = o
+	return o
 }
 
 func newProxy(tracer trace.Tracer, meter metric.Meter, prop propagation.TextMapPropagator) (*Proxy, error) {
@@ -192,14 +235,12 @@ func (c *Call) End(status int) {
 		}
 		c.Decide(d, "HTTP "+strconv.Itoa(status))
 	}
-	method := boundedMethod(c.method)
 	ctx := context.Background()
-	host, server := labelHost.String(c.host), labelServer.String(c.server)
-	m, d := labelMethod.String(method), labelDecision.String(string(c.decision))
-	c.p.decisions.Add(ctx, 1, metric.WithAttributeSet(attribute.NewSet(host, server, m, d)))
-	c.p.decisionDuration.Record(ctx, c.decidedAfter.Seconds(), metric.WithAttributeSet(attribute.NewSet(m, d)))
+	opts := c.p.optionsOf(callLabels{host: c.host, server: c.server, method: boundedMethod(c.method), decision: c.decision})
+	c.p.decisions.Add(ctx, 1, opts.decisions...)
+	c.p.decisionDuration.Record(ctx, c.decidedAfter.Seconds(), opts.decisionDuration...)
 	if c.forwarded {
-		c.p.requestDuration.Record(ctx, took.Seconds(), metric.WithAttributeSet(attribute.NewSet(host, server, m)))
+		c.p.requestDuration.Record(ctx, took.Seconds(), opts.requestDuration...)
 	}
 	if c.span.IsRecording() {
 		attrs := []attribute.KeyValue{AttrHost.String(c.host), AttrDecision.String(string(c.decision))}
