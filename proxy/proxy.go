@@ -769,10 +769,13 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	u := *fw.target
 	pr.Out.URL = &u
 	pr.Out.Host = ""
-	h := http.Header{}
+	// The values are the inbound request's own slices, not copies: nothing writes into a
+	// header's value slice (Set replaces it, Del removes it), here, in the ReverseProxy or in
+	// the transport.
+	h := make(http.Header, len(forwardedHeaders)+2)
 	for _, name := range forwardedHeaders {
 		if v := pr.In.Header.Values(name); len(v) > 0 {
-			h[http.CanonicalHeaderKey(name)] = append([]string(nil), v...)
+			h[http.CanonicalHeaderKey(name)] = v
 		}
 	}
 	forwardParamHeaders(pr.In.Header, h, fw.stateless)
