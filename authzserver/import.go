@@ -16,7 +16,7 @@ import (
 // not exist yet much faster than WriteRelationships. Close commits all of them; when a
 // relationship already exists, or Abort is called, none is created. SpiceDB ends a stream
 // after its streaming timeout (30 s by default): import large sets in several imports (the
-// sweep's loader sends 10^5 relationships per import).
+// sweep's loader sends 2×10^4 relationships per import).
 type Import struct {
 	stream v1.PermissionsService_ImportBulkRelationshipsClient
 	cancel context.CancelFunc
