@@ -102,8 +102,14 @@ func (s *sqlStore) DrainRelationshipChanges(ctx context.Context, limit int, appl
 		if len(changes) == 0 {
 			return nil
 		}
-		if err := apply(ctx, changes); err != nil {
+		var aside *SetAside
+		if err := apply(ctx, changes); err != nil && !errors.As(err, &aside) {
 			return fmt.Errorf("apply: %w", err)
+		}
+		if aside != nil {
+			if err := quarantine(ctx, q, changes, aside.Refused); err != nil {
+				return err
+			}
 		}
 		for start := 0; start < len(changes); start += outboxChunk {
 			batch := changes[start:min(start+outboxChunk, len(changes))]
@@ -276,4 +282,160 @@ func (s *sqlStore) PendingRelationshipHosts(ctx context.Context) ([]PendingHost,
 	}
 	slices.SortFunc(out, func(a, b PendingHost) int { return strings.Compare(a.Host, b.Host) })
 	return out, nil
+}
+
+// SetAside is what a drain's apply returns when the authorization backend refused some of the
+// changes handed out for good and applied every other: the drain moves the refused ones into
+// the quarantine and removes the rest from the outbox, so that the changes behind them are
+// applied. Their hosts stay behind (PendingRelationshipHosts counts them) until an operator
+// retries or discards them.
+type SetAside struct {
+	// Refused maps the id of each change refused to the backend's reason.
+	Refused map[int64]string
+}
+
+func (e *SetAside) Error() string {
+	return fmt.Sprintf("%d relationship change(s) refused for good and set aside", len(e.Refused))
+}
+
+// maxQuarantineReason bounds the reason kept with a change set aside.
+const maxQuarantineReason = 1000
+
+// quarantine copies the refused changes into relationship_quarantine (the drain then removes
+// them from the outbox with the rest).
+func quarantine(ctx context.Context, q querier, changes []RelationshipChange, refused map[int64]string) error {
+	at := toMillis(now())
+	for _, c := range changes {
+		reason, ok := refused[c.ID]
+		if !ok {
+			continue
+		}
+		if len(reason) > maxQuarantineReason {
+			reason = strings.ToValidUTF8(reason[:maxQuarantineReason], "") + "…"
+		}
+		n, err := q.exec(ctx, "INSERT INTO relationship_quarantine (id, op, relationship, host_key, created_at, quarantined_at, reason) "+
+			"SELECT id, op, relationship, ?, created_at, ?, ? FROM relationship_outbox WHERE id = ?",
+			schema.HostOf(c.Relationship.Resource), at, reason, c.ID)
+		if err != nil {
+			return fmt.Errorf("set aside relationship change %d: %w", c.ID, err)
+		}
+		if n != 1 {
+			return fmt.Errorf("set aside relationship change %d: the outbox row is gone", c.ID)
+		}
+	}
+	return nil
+}
+
+// QuarantinedChange is an outbox change the authorization backend refused for good.
+type QuarantinedChange struct {
+	// ID is the outbox entry's id.
+	ID           int64
+	Op           ChangeOp
+	Relationship schema.Relationship
+	Host         string
+	// CreatedAt is when the change was made, QuarantinedAt when it was set aside.
+	CreatedAt, QuarantinedAt time.Time
+	// Reason is the backend's.
+	Reason string
+}
+
+const quarantineColumns = "id, op, relationship, host_key, created_at, quarantined_at, reason"
+
+func scanQuarantined(rs interface{ Scan(...any) error }) (QuarantinedChange, error) {
+	var c QuarantinedChange
+	var op, rel string
+	var created, quarantined int64
+	if err := rs.Scan(&c.ID, &op, &rel, &c.Host, &created, &quarantined, &c.Reason); err != nil {
+		return c, err
+	}
+	c.Op, c.CreatedAt, c.QuarantinedAt = ChangeOp(op), fromMillis(created), fromMillis(quarantined)
+	r, err := schema.ParseRelationship(rel)
+	if err != nil {
+		return c, fmt.Errorf("quarantined change %d: %w", c.ID, err)
+	}
+	c.Relationship = r
+	return c, nil
+}
+
+func (s *sqlStore) ListQuarantinedChanges(ctx context.Context, host string) ([]QuarantinedChange, error) {
+	query := "SELECT " + quarantineColumns + " FROM relationship_quarantine"
+	var args []any
+	if host != "" {
+		query += " WHERE host_key = ?"
+		args = append(args, host)
+	}
+	rs, err := s.db.q().query(ctx, query+" ORDER BY id", args...)
+	if err != nil {
+		return nil, fmt.Errorf("list quarantined relationship changes: %w", err)
+	}
+	defer rs.Close()
+	var out []QuarantinedChange
+	for rs.Next() {
+		c, err := scanQuarantined(rs)
+		if err != nil {
+			return nil, fmt.Errorf("list quarantined relationship changes: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("list quarantined relationship changes: %w", err)
+	}
+	return out, nil
+}
+
+// takeQuarantined reads and removes one quarantined change in q.
+func takeQuarantined(ctx context.Context, q querier, id int64) (QuarantinedChange, error) {
+	c, err := scanQuarantined(q.queryRow(ctx, "SELECT "+quarantineColumns+" FROM relationship_quarantine WHERE id = ?", id))
+	if errors.Is(err, errNoRows) {
+		return c, fmt.Errorf("quarantined relationship change %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return c, fmt.Errorf("read quarantined relationship change %d: %w", id, err)
+	}
+	if _, err := q.exec(ctx, "DELETE FROM relationship_quarantine WHERE id = ?", id); err != nil {
+		return c, fmt.Errorf("remove quarantined relationship change %d: %w", id, err)
+	}
+	return c, nil
+}
+
+func (s *sqlStore) DiscardQuarantinedChange(ctx context.Context, id int64) (QuarantinedChange, error) {
+	var c QuarantinedChange
+	err := s.db.writeTx(ctx, func(q querier) error {
+		var err error
+		c, err = takeQuarantined(ctx, q, id)
+		return err
+	})
+	return c, err
+}
+
+func (s *sqlStore) RetryQuarantinedChange(ctx context.Context, id int64) (QuarantinedChange, ChangeOp, error) {
+	var c QuarantinedChange
+	var op ChangeOp
+	err := s.db.writeTx(ctx, func(q querier) error {
+		var err error
+		if c, err = takeQuarantined(ctx, q, id); err != nil {
+			return err
+		}
+		// What the store implies now, not the change as it was: changes to the tuple made
+		// since have been applied, and re-applying the old one would undo them.
+		rels, err := derivedRelationships(ctx, q)
+		if err != nil {
+			return fmt.Errorf("derive relationships: %w", err)
+		}
+		var set changeSet
+		op = Delete
+		target := c.Relationship
+		for _, r := range rels {
+			if r.Key() == c.Relationship.Key() {
+				op, target = Touch, r
+				break
+			}
+		}
+		set.add(op, target)
+		return set.write(ctx, q, now())
+	})
+	if err != nil {
+		return c, "", err
+	}
+	return c, op, nil
 }

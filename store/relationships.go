@@ -14,69 +14,9 @@ import (
 func (s *sqlStore) Relationships(ctx context.Context, fn func(schema.Relationship) error) error {
 	var rels []schema.Relationship
 	err := s.db.readTx(ctx, func(q querier) error {
-		rels = rels[:0]
-		users, err := selectUsers(ctx, q, "1 = 1 ORDER BY host_key, id")
-		if err != nil {
-			return fmt.Errorf("read users: %w", err)
-		}
-		for _, u := range users {
-			rels = append(rels, userTuples(u)...)
-		}
-		agents, err := selectAgents(ctx, q, "1 = 1 ORDER BY host_key, id")
-		if err != nil {
-			return fmt.Errorf("read agents: %w", err)
-		}
-		disabled := map[[2]string]bool{}
-		owners := make(map[[2]string]string, len(agents))
-		for _, a := range agents {
-			owners[[2]string{a.Host, a.ID}] = a.UserID
-			if a.Disabled {
-				disabled[[2]string{a.Host, a.ID}] = true
-			}
-			rels = append(rels, agentTuples(a)...)
-		}
-		servers, err := selectServers(ctx, q, "1 = 1 ORDER BY host_key, server_key")
-		if err != nil {
-			return fmt.Errorf("read servers: %w", err)
-		}
-		for _, sv := range servers {
-			rels = append(rels, schema.ServerHost(sv.Host, sv.Key))
-		}
-		tools, err := selectTools(ctx, q, "enabled = ? ORDER BY host_key, server_key, name", true)
-		if err != nil {
-			return fmt.Errorf("read tools: %w", err)
-		}
-		for _, t := range tools {
-			if rel, ok := toolTuple(t); ok {
-				rels = append(rels, rel)
-			}
-		}
-		grants, err := selectGrants(ctx, q, "1 = 1 ORDER BY host_key, server_key, user_id")
-		if err != nil {
-			return fmt.Errorf("read grants: %w", err)
-		}
-		ceilings := make(map[[3]string]schema.Level, len(grants)) // (host, server, user) → ceiling
-		for _, g := range grants {
-			ceilings[[3]string{g.Host, g.Server, g.UserID}] = g.Ceiling
-		}
-		consents, err := selectConsents(ctx, q, "1 = 1 ORDER BY host_key, agent_id, server_key")
-		if err != nil {
-			return fmt.Errorf("read consents: %w", err)
-		}
-		for _, c := range consents {
-			// A disabled agent has no consent (KillAgent deleted them, SetConsent refuses
-			// new ones); were one left, it would still grant nothing.
-			if disabled[[2]string{c.Host, c.AgentID}] {
-				continue
-			}
-			rels = append(rels, consentTuple(c))
-			// The agent's copy of its human's ceiling (none without a grant, which
-			// DeleteGrant and SetConsent never leave).
-			if ceiling, ok := ceilings[[3]string{c.Host, c.Server, owners[[2]string{c.Host, c.AgentID}]}]; ok {
-				rels = append(rels, consentCeilingTuple(c, ceiling))
-			}
-		}
-		return nil
+		var err error
+		rels, err = derivedRelationships(ctx, q)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("derive relationships: %w", err)
@@ -87,4 +27,71 @@ func (s *sqlStore) Relationships(ctx context.Context, fn func(schema.Relationshi
 		}
 	}
 	return nil
+}
+
+// derivedRelationships reads the rows in q and derives every tuple (see Relationships).
+func derivedRelationships(ctx context.Context, q querier) ([]schema.Relationship, error) {
+	var rels []schema.Relationship
+	users, err := selectUsers(ctx, q, "1 = 1 ORDER BY host_key, id")
+	if err != nil {
+		return nil, fmt.Errorf("read users: %w", err)
+	}
+	for _, u := range users {
+		rels = append(rels, userTuples(u)...)
+	}
+	agents, err := selectAgents(ctx, q, "1 = 1 ORDER BY host_key, id")
+	if err != nil {
+		return nil, fmt.Errorf("read agents: %w", err)
+	}
+	disabled := map[[2]string]bool{}
+	owners := make(map[[2]string]string, len(agents))
+	for _, a := range agents {
+		owners[[2]string{a.Host, a.ID}] = a.UserID
+		if a.Disabled {
+			disabled[[2]string{a.Host, a.ID}] = true
+		}
+		rels = append(rels, agentTuples(a)...)
+	}
+	servers, err := selectServers(ctx, q, "1 = 1 ORDER BY host_key, server_key")
+	if err != nil {
+		return nil, fmt.Errorf("read servers: %w", err)
+	}
+	for _, sv := range servers {
+		rels = append(rels, schema.ServerHost(sv.Host, sv.Key))
+	}
+	tools, err := selectTools(ctx, q, "enabled = ? ORDER BY host_key, server_key, name", true)
+	if err != nil {
+		return nil, fmt.Errorf("read tools: %w", err)
+	}
+	for _, t := range tools {
+		if rel, ok := toolTuple(t); ok {
+			rels = append(rels, rel)
+		}
+	}
+	grants, err := selectGrants(ctx, q, "1 = 1 ORDER BY host_key, server_key, user_id")
+	if err != nil {
+		return nil, fmt.Errorf("read grants: %w", err)
+	}
+	ceilings := make(map[[3]string]schema.Level, len(grants)) // (host, server, user) → ceiling
+	for _, g := range grants {
+		ceilings[[3]string{g.Host, g.Server, g.UserID}] = g.Ceiling
+	}
+	consents, err := selectConsents(ctx, q, "1 = 1 ORDER BY host_key, agent_id, server_key")
+	if err != nil {
+		return nil, fmt.Errorf("read consents: %w", err)
+	}
+	for _, c := range consents {
+		// A disabled agent has no consent (KillAgent deleted them, SetConsent refuses
+		// new ones); were one left, it would still grant nothing.
+		if disabled[[2]string{c.Host, c.AgentID}] {
+			continue
+		}
+		rels = append(rels, consentTuple(c))
+		// The agent's copy of its human's ceiling (none without a grant, which
+		// DeleteGrant and SetConsent never leave).
+		if ceiling, ok := ceilings[[3]string{c.Host, c.Server, owners[[2]string{c.Host, c.AgentID}]}]; ok {
+			rels = append(rels, consentCeilingTuple(c, ceiling))
+		}
+	}
+	return rels, nil
 }

@@ -286,4 +286,13 @@ type Store interface {
 	// drained or set aside in the quarantine: the relationship writer's view of which hosts'
 	// decisions the authorization backend does not follow yet.
 	PendingRelationshipHosts(ctx context.Context) ([]PendingHost, error)
+	// ListQuarantinedChanges lists the changes the authorization backend refused for good
+	// (SetAside), oldest first; host "" lists every host's.
+	ListQuarantinedChanges(ctx context.Context, host string) ([]QuarantinedChange, error)
+	// DiscardQuarantinedChange removes a quarantined change without applying anything
+	// (ErrNotFound when there is none of that id).
+	DiscardQuarantinedChange(ctx context.Context, id int64) (QuarantinedChange, error)
+	// RetryQuarantinedChange removes a quarantined change and queues in the outbox what the
+	// store implies for its relationship now: a touch when the rows derive it, else a delete.
+	RetryQuarantinedChange(ctx context.Context, id int64) (QuarantinedChange, ChangeOp, error)
 }

@@ -672,3 +672,89 @@ func testPendingHosts(t *testing.T, open Opener) {
 		}
 	})
 }
+
+// setAsideAll drains the outbox, setting every change aside with reason, and returns them.
+func setAsideAll(t *testing.T, s store.Store, reason string) []store.RelationshipChange {
+	t.Helper()
+	var all []store.RelationshipChange
+	_, err := s.DrainRelationshipChanges(ctx, 0, func(_ context.Context, cs []store.RelationshipChange) error {
+		all = cs
+		refused := map[int64]string{}
+		for _, c := range cs {
+			refused[c.ID] = reason
+		}
+		return &store.SetAside{Refused: refused}
+	})
+	if err != nil {
+		t.Fatalf("drain setting changes aside: %v", err)
+	}
+	return all
+}
+
+// testQuarantine: changes a drain sets aside leave the outbox for the quarantine, where their
+// host still counts as pending; a retry queues what the store implies now, a discard removes
+// the change, and an unknown id is ErrNotFound.
+func testQuarantine(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
+		must[store.Host](t, "create host")(s.CreateHost(ctx, store.Host{Key: "acme"}))
+		must[store.User](t, "create user")(s.CreateUser(ctx, store.User{Host: "acme", ID: "u0", Email: "u0@x.io"}))
+		drainAll(t, s)
+		must[store.User](t, "create user")(s.CreateUser(ctx, store.User{Host: "acme", ID: "u1", Email: "u1@x.io"}))
+		aside := setAsideAll(t, s, "refused: no such relation")
+		if len(aside) != 1 || aside[0].Relationship != schema.HostMember("acme", "u1") {
+			t.Fatalf("set aside %v, want u1's membership", changeStrings(aside))
+		}
+		if n := must[int](t, "pending")(s.PendingRelationshipChanges(ctx)); n != 0 {
+			t.Fatalf("%d changes in the outbox after setting them aside", n)
+		}
+		hosts := must[[]store.PendingHost](t, "pending hosts")(s.PendingRelationshipHosts(ctx))
+		if len(hosts) != 1 || hosts[0].Host != "acme" || hosts[0].Quarantined != 1 || hosts[0].Pending != 0 {
+			t.Fatalf("pending hosts %+v, want acme with one change set aside", hosts)
+		}
+		list := must[[]store.QuarantinedChange](t, "list quarantine")(s.ListQuarantinedChanges(ctx, ""))
+		if len(list) != 1 || list[0].ID != aside[0].ID || list[0].Op != store.Touch || list[0].Relationship != aside[0].Relationship ||
+			list[0].Host != "acme" || list[0].Reason != "refused: no such relation" || list[0].CreatedAt.IsZero() || list[0].QuarantinedAt.Before(list[0].CreatedAt) {
+			t.Fatalf("quarantine %+v", list)
+		}
+		if other := must[[]store.QuarantinedChange](t, "list quarantine")(s.ListQuarantinedChanges(ctx, "globex")); len(other) != 0 {
+			t.Fatalf("another host's quarantine: %+v", other)
+		}
+
+		// Retried: u1 exists, so the touch is queued again; the quarantine is empty.
+		_, op, err := s.RetryQuarantinedChange(ctx, list[0].ID)
+		if err != nil || op != store.Touch {
+			t.Fatalf("retry: %v %v, want a touch", op, err)
+		}
+		requeued := drainAll(t, s)
+		if len(requeued) != 1 || requeued[0].Op != store.Touch || requeued[0].Relationship != schema.HostMember("acme", "u1") {
+			t.Fatalf("queued by the retry: %v", changeStrings(requeued))
+		}
+		if _, _, err := s.RetryQuarantinedChange(ctx, list[0].ID); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("retry of a change no longer set aside: %v, want ErrNotFound", err)
+		}
+
+		// A change of a row deleted since: the retry queues a delete. A discard queues nothing.
+		must[store.User](t, "create user")(s.CreateUser(ctx, store.User{Host: "acme", ID: "u2", Email: "u2@x.io"}))
+		aside = setAsideAll(t, s, "refused")
+		if err := s.DeleteUser(ctx, "acme", "u2"); err != nil {
+			t.Fatal(err)
+		}
+		drainAll(t, s)
+		if _, op, err := s.RetryQuarantinedChange(ctx, aside[0].ID); err != nil || op != store.Delete {
+			t.Fatalf("retry of a change whose row is gone: %v %v, want a delete", op, err)
+		}
+		aside = setAsideAll(t, s, "refused again")
+		if _, err := s.DiscardQuarantinedChange(ctx, aside[0].ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.DiscardQuarantinedChange(ctx, aside[0].ID); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("discard twice: %v, want ErrNotFound", err)
+		}
+		if n := must[int](t, "pending")(s.PendingRelationshipChanges(ctx)); n != 0 {
+			t.Fatalf("a discard queued %d changes", n)
+		}
+		if hosts := must[[]store.PendingHost](t, "pending hosts")(s.PendingRelationshipHosts(ctx)); len(hosts) != 0 {
+			t.Fatalf("pending hosts after everything was resolved: %+v", hosts)
+		}
+	})
+}

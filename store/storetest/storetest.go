@@ -62,6 +62,7 @@ func Run(t *testing.T, open Opener) {
 		{"OutboxEntries", testOutboxEntries},
 		{"Drain", testDrain},
 		{"PendingHosts", testPendingHosts},
+		{"Quarantine", testQuarantine},
 		{"DrainAllowsReadsMeanwhile", testDrainAllowsReadsMeanwhile},
 		{"ConcurrentDrains", testConcurrentDrains},
 		{"ConcurrentWriters", testConcurrentWriters},
