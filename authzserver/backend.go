@@ -14,6 +14,12 @@ import (
 // ErrUnavailable marks a failure to reach the authorization engine. Callers deny (fail closed).
 var ErrUnavailable = errors.New("authorization backend unavailable")
 
+// ErrRefused marks a write the authorization engine refuses for good: asking again will not
+// help (SpiceDB: a relationship its schema does not accept, a failed precondition; Permit: a
+// request it answers 400 or 422, or a relationship it cannot represent). The relationship
+// writer sets such changes aside (Writer.Sync) so that the changes behind them are applied.
+var ErrRefused = errors.New("authorization backend refused the change")
+
 // Revision identifies a point in the backend's history (SpiceDB: a ZedToken). A check made at
 // least as fresh as the revision of a write sees that write.
 type Revision string

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -119,16 +120,18 @@ func wantCallable(t *testing.T, b authzserver.Backend, host, agentID, want, what
 	}
 }
 
-// A change SpiceDB refuses holds up every change behind it in the outbox, the lowering of a
-// consent included, while SpiceDB keeps answering from the relationships it has: the host of
-// the stuck changes gets no allow (from the decision cache either) until they are applied;
-// another host is not affected.
-func TestStalledOutboxFailsClosedPerHost(t *testing.T) {
+// A change SpiceDB refuses for good is set aside so that the changes behind it (here the
+// lowering of a consent) are applied; its host gets no allow (from the decision cache either)
+// until an operator resolves it, another host is not affected, and a retried change is queued
+// as what the store implies now.
+func TestRefusedChangeIsSetAsideAndItsHostFailsClosed(t *testing.T) {
 	ctx := context.Background()
 	st, db := sqliteStore(t)
 	b := startEmbedded(t, authzserver.EmbeddedConfig{})
 	cache := newCache(t, b)
 	w := authzserver.NewWriter(st, b, nil)
+	var setAside []authzserver.SetAsideChange
+	w.SetOnSetAside(func(_ context.Context, cs []authzserver.SetAsideChange) { setAside = append(setAside, cs...) })
 	acme, globex := seedHost(t, st, "acme"), seedHost(t, st, "globex")
 	guard := authzserver.NewFailClosed(cache, w.Lag())
 	// Until the writer has read the outbox, no host is known to be current.
@@ -140,34 +143,57 @@ func TestStalledOutboxFailsClosedPerHost(t *testing.T) {
 	wantCheck(t, guard, medium, true, "medium consent calls a medium tool")
 	wantCheck(t, guard, medium, true, "the same, from the cache")
 
-	id := putPoison(t, db, "acme")
+	putPoison(t, db, "acme")
 	if _, err := st.SetConsent(ctx, store.Consent{Host: "acme", AgentID: acme, Server: "srv", Level: schema.Low}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.Sync(ctx); err == nil {
-		t.Fatal("a drain with a change SpiceDB refuses succeeded")
+	if _, err := w.Sync(ctx); err != nil {
+		t.Fatalf("a drain with a change SpiceDB refuses for good: %v", err)
 	}
-	// The bug this guards against: SpiceDB (and its cache) still allow what was revoked.
-	wantCheck(t, cache, medium, true, "the cache beneath, after the lowering that did not reach SpiceDB")
-	wantCheck(t, guard, medium, false, "after a lowered consent that SpiceDB did not take")
-	wantCheck(t, guard, callOfTool("acme", acme, "tool_low"), false, "every call of a host that is behind")
-	wantCallable(t, guard, "acme", acme, "[]", "tool list of a host that is behind")
+	// The lowering behind the refused change was applied; the refused one is set aside.
+	wantCheck(t, cache, medium, false, "the cache beneath, after the lowering")
+	wantCheck(t, cache, callOfTool("acme", acme, "tool_low"), true, "the cache beneath, the low tool")
+	quarantined, err := st.ListQuarantinedChanges(ctx, "")
+	if err != nil || len(quarantined) != 1 || quarantined[0].Relationship != poison("acme") || quarantined[0].Host != "acme" ||
+		!strings.Contains(quarantined[0].Reason, "no_such_relation") {
+		t.Fatalf("quarantine %+v (%v): want the poison of acme with SpiceDB's reason", quarantined, err)
+	}
+	if len(setAside) != 1 || setAside[0].ID != quarantined[0].ID {
+		t.Fatalf("reported as set aside: %+v", setAside)
+	}
+	wantCheck(t, guard, callOfTool("acme", acme, "tool_low"), false, "a host with a change set aside")
+	wantCallable(t, guard, "acme", acme, "[]", "tool list of a host with a change set aside")
 	wantCheck(t, guard, callOfTool("globex", globex, "tool_medium"), true, "another host")
 	wantCallable(t, guard, "globex", globex, "[tool_low tool_medium]", "another host's tool list")
-	if s := w.Lag().Status(); !s.Failing || len(s.Behind) != 1 || s.Behind[0] != "acme" {
-		t.Fatalf("lag status %+v: want acme behind, the drain failing", s)
+	if s := w.Lag().Status(); s.Failing || len(s.Behind) != 1 || s.Behind[0] != "acme" {
+		t.Fatalf("lag status %+v: want acme behind", s)
 	}
 
-	// Without the poison the drain applies the lowering, and decisions follow the store.
-	if _, err := db.Exec("DELETE FROM relationship_outbox WHERE id = ?", id); err != nil {
+	// Retried: the store does not imply the poison, so its delete is queued — which SpiceDB
+	// refuses too, and it is set aside again.
+	_, op, err := st.RetryQuarantinedChange(ctx, quarantined[0].ID)
+	if err != nil || op != store.Delete {
+		t.Fatalf("retry: %v %v, want a delete queued", op, err)
+	}
+	if _, err := w.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	again, err := st.ListQuarantinedChanges(ctx, "acme")
+	if err != nil || len(again) != 1 || again[0].Op != store.Delete || again[0].ID == quarantined[0].ID {
+		t.Fatalf("quarantine after the retry %+v (%v): want the queued delete set aside", again, err)
+	}
+	wantCheck(t, guard, callOfTool("acme", acme, "tool_low"), false, "still set aside")
+
+	// Discarded: the host's decisions follow the store again.
+	if _, err := st.DiscardQuarantinedChange(ctx, again[0].ID); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := w.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	wantCheck(t, guard, medium, false, "medium tool after the lowering was applied")
-	wantCheck(t, guard, callOfTool("acme", acme, "tool_low"), true, "low tool after the lowering was applied")
-	wantCallable(t, guard, "acme", acme, "[tool_low]", "tool list after the lowering was applied")
+	wantCheck(t, guard, medium, false, "medium tool after the lowering")
+	wantCheck(t, guard, callOfTool("acme", acme, "tool_low"), true, "low tool once the change set aside was discarded")
+	wantCallable(t, guard, "acme", acme, "[tool_low]", "tool list once the change set aside was discarded")
 	if s := w.Lag().Status(); s.Failing || len(s.Behind) != 0 || len(s.Pending) != 0 {
 		t.Fatalf("lag status %+v after a clean drain: want nothing pending", s)
 	}

@@ -100,7 +100,7 @@ func (s *SpiceDB) WriteRelationships(ctx context.Context, updates []Update) (Rev
 			}
 			rel, err := toRelationship(u.Relationship)
 			if err != nil {
-				return "", fmt.Errorf("write relationships: %w", err)
+				return "", fmt.Errorf("write relationships: %w: %w", ErrRefused, err)
 			}
 			req.Updates = append(req.Updates, &v1.RelationshipUpdate{Operation: op, Relationship: rel})
 		}
@@ -350,6 +350,8 @@ func wrapRPC(op string, err error) error {
 	switch st.Code() {
 	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled, codes.Unauthenticated, codes.PermissionDenied, codes.ResourceExhausted:
 		return fmt.Errorf("spicedb %s: %w: %s: %s", op, ErrUnavailable, st.Code(), st.Message())
+	case codes.InvalidArgument, codes.FailedPrecondition:
+		return fmt.Errorf("spicedb %s: %w: %s: %s", op, ErrRefused, st.Code(), st.Message())
 	}
 	return fmt.Errorf("spicedb %s: %s: %s", op, st.Code(), st.Message())
 }

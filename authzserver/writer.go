@@ -2,6 +2,7 @@ package authzserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -27,6 +28,21 @@ type Writer struct {
 	// lag is which hosts have changes the backend has not applied, updated after every drain
 	// attempt and every sync interval (see Lag).
 	lag *Lag
+	// onSetAside, when set, is told of the changes a drain set aside (SetOnSetAside).
+	onSetAside func(ctx context.Context, changes []SetAsideChange)
+}
+
+// SetAsideChange is a change the backend refused for good, which a drain set aside in the
+// store's quarantine, with the backend's reason.
+type SetAsideChange struct {
+	store.RelationshipChange
+	Reason string
+}
+
+// SetOnSetAside makes fn be called with the changes each drain set aside, once it has
+// committed (the gateway writes an audit entry per change). Call it before the writer is used.
+func (w *Writer) SetOnSetAside(fn func(ctx context.Context, changes []SetAsideChange)) {
+	w.onSetAside = fn
 }
 
 // NewWriter makes a writer from the store to the backend. Its Lag counts a pending change
@@ -131,16 +147,44 @@ func (w *Writer) Sync(ctx context.Context) (rev Revision, err error) {
 	defer w.mu.Unlock()
 	defer func() { w.observe(ctx, err != nil) }()
 	for {
+		// The changes the drain sets aside, reported once it has committed (the transaction
+		// may run apply more than once).
+		var aside []SetAsideChange
 		n, err := w.store.DrainRelationshipChanges(ctx, drainBatch, func(ctx context.Context, changes []store.RelationshipChange) error {
+			aside = nil
 			r, err := w.backend.WriteRelationships(ctx, collapse(changes))
-			if err != nil {
+			if err == nil {
+				rev = r
+				return nil
+			}
+			if !errors.Is(err, ErrRefused) {
 				return err
 			}
-			rev = r
-			return nil
+			// Refused for good: find the changes refused, apply the others in order, and
+			// set the refused ones aside.
+			refused := map[int64]string{}
+			if r, err = w.applyIsolating(ctx, changes, refused); err != nil {
+				return err
+			}
+			if r != "" {
+				rev = r
+			}
+			for _, c := range changes {
+				if reason, ok := refused[c.ID]; ok {
+					aside = append(aside, SetAsideChange{RelationshipChange: c, Reason: reason})
+				}
+			}
+			return &store.SetAside{Refused: refused}
 		})
 		if err != nil {
 			return rev, fmt.Errorf("apply relationship changes: %w", err)
+		}
+		for _, c := range aside {
+			w.logger.Error("the authorization backend refused a relationship change for good; it is set aside, and its host's calls are refused until an operator retries or discards it (trustgate admin outbox)",
+				"id", c.ID, "host", schema.HostOf(c.Relationship.Resource), "op", c.Op, "relationship", c.Relationship.Key(), "reason", c.Reason)
+		}
+		if len(aside) > 0 && w.onSetAside != nil {
+			w.onSetAside(ctx, aside)
 		}
 		if n < drainBatch {
 			return rev, nil
@@ -206,6 +250,38 @@ func (w *Writer) followLag(ctx context.Context, interval time.Duration) {
 			failing = false
 		}
 	}
+}
+
+// applyIsolating applies changes in order when a write of them all was refused for good:
+// halves are written one after the other, a refused half is split again, and a single change
+// refused is recorded in refused (id → reason) instead of written. Any other failure ends it.
+func (w *Writer) applyIsolating(ctx context.Context, changes []store.RelationshipChange, refused map[int64]string) (Revision, error) {
+	if len(changes) == 0 {
+		return "", nil
+	}
+	rev, err := w.backend.WriteRelationships(ctx, collapse(changes))
+	switch {
+	case err == nil:
+		return rev, nil
+	case !errors.Is(err, ErrRefused):
+		return "", err
+	case len(changes) == 1:
+		refused[changes[0].ID] = err.Error()
+		return "", nil
+	}
+	mid := len(changes) / 2
+	first, err := w.applyIsolating(ctx, changes[:mid], refused)
+	if err != nil {
+		return "", err
+	}
+	second, err := w.applyIsolating(ctx, changes[mid:], refused)
+	if err != nil {
+		return "", err
+	}
+	if second != "" {
+		return second, nil
+	}
+	return first, nil
 }
 
 // collapse turns an ordered run of outbox entries into one write: SpiceDB refuses a request

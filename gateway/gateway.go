@@ -166,6 +166,18 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 
 	g.writer = authzserver.NewWriter(g.store, g.backend, log)
 	g.writer.Lag().SetBound(cfg.BehindAfter)
+	g.writer.SetOnSetAside(g.auditSetAside)
+	lag := g.writer.Lag()
+	if err := g.telemetry.ObserveRelationshipLag(func() telemetry.RelationshipLag {
+		s := lag.Status()
+		out := telemetry.RelationshipLag{HostsBehind: len(s.Behind), OldestAge: s.OldestAge}
+		for _, h := range s.Pending {
+			out.SetAside += h.Quarantined
+		}
+		return out
+	}); err != nil {
+		return nil, err
+	}
 	if _, err := g.writer.Reconcile(ctx); err != nil {
 		return nil, err
 	}
@@ -658,4 +670,18 @@ func schemaSource(file string) string {
 		return "(embedded schema.zed)"
 	}
 	return file
+}
+
+// auditSetAside writes an audit entry for each relationship change the writer set aside (the
+// backend refused it for good): its host refuses every call until an operator resolves it
+// (trustgate admin outbox).
+func (g *Gateway) auditSetAside(ctx context.Context, changes []authzserver.SetAsideChange) {
+	for _, c := range changes {
+		e := audit.Entry{Host: schema.HostOf(c.Relationship.Resource), Time: time.Now(), Decision: audit.Admin,
+			Actor: "relationship writer", Action: "relationship.set_aside", Object: c.Relationship.Key(),
+			NewValue: string(c.Op), Reason: c.Reason}
+		if err := g.audit.Append(ctx, e); err != nil {
+			g.cfg.Logger.Error("audit entry of a relationship change set aside lost", "host", e.Host, "err", err)
+		}
+	}
 }

@@ -83,6 +83,7 @@ type Telemetry struct {
 	tools      *Tools
 	webhooks   *Webhooks
 	anomalies  *Anomalies
+	meter      metric.Meter
 }
 
 // New builds the providers and instruments. Nothing is sent anywhere before the first span
@@ -141,6 +142,7 @@ func New(ctx context.Context, cfg Config) (*Telemetry, error) {
 
 	tracer := t.tp.Tracer(instrumentationName)
 	meter := t.mp.Meter(instrumentationName)
+	t.meter = meter
 	if t.proxy, err = newProxy(tracer, meter, t.propagator); err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -33,15 +34,16 @@ func allowedCall(t *testing.T, resource, token, session, tool, what string) {
 	}
 }
 
-// TestStalledOutboxFailsClosed: through the binary, a relationship change SpiceDB refuses
-// holds up the changes of its host behind it, among them the revocation of an agent's consent;
-// SpiceDB still holds the consent, yet the agent's next tools/call is denied with
-// pending_change (audited), and its tools/list too, while an agent of another host keeps
-// working. Once the change is gone from the outbox, the revocation is applied and the host's
-// decisions follow the store again.
-func TestStalledOutboxFailsClosed(t *testing.T) {
+// TestRefusedChangeFailsItsHostClosed: through the binary, a relationship change SpiceDB
+// refuses for good is set aside (logged, audited) so that the changes behind it are applied;
+// until an operator resolves it its host refuses every call — the agent's next tools/call is
+// denied with pending_change (audited) and its tools/list too — while an agent of another host
+// keeps working. `trustgate admin outbox` lists it and, once discarded with --yes, the host's
+// decisions follow the store again (the consent revoked meanwhile: not_consented).
+func TestRefusedChangeFailsItsHostClosed(t *testing.T) {
 	dir := t.TempDir()
-	p := start(t, "--data-dir", dir, "--relationships-behind-after", "3s")
+	metrics := freeAddr(t)
+	p := start(t, "--data-dir", dir, "--relationships-behind-after", "3s", "--metrics-listen", metrics)
 	up := mcpserver.Start(t, "")
 	admin := bootstrapToken(t, "e2e", "--data-dir", dir)
 	seedTracker(t, p, admin, up.URL)
@@ -61,28 +63,46 @@ func TestStalledOutboxFailsClosed(t *testing.T) {
 	allowedCall(t, acme.resource, acmeTok.AccessToken, acmeSession, "list_issues", "acme before")
 	allowedCall(t, globex, globexTok.AccessToken, globexSession, "list_issues", "globex before")
 
-	// The refused change, then the revocation behind it (saved, not enforced: 503).
+	// The refused change, put into the outbox beside the gateway; the writer sets it aside.
 	db, err := sql.Open("sqlite", filepath.Join(dir, "trustgate.db")+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	res, err := db.Exec("INSERT INTO relationship_outbox (op, relationship, created_at, host_key) VALUES ('touch', ?, ?, 'acme')",
-		outboxPoison("acme"), time.Now().UnixMilli())
-	if err != nil {
+	if _, err := db.Exec("INSERT INTO relationship_outbox (op, relationship, created_at, host_key) VALUES ('touch', ?, ?, 'acme')",
+		outboxPoison("acme"), time.Now().UnixMilli()); err != nil {
 		t.Fatal(err)
 	}
-	poisonID, _ := res.LastInsertId()
-	agents := cliAgents(t, p, admin)
-	if len(agents) != 1 {
-		t.Fatalf("acme's agents: %v", agents)
+	var aside []struct {
+		ID           int64  `json:"id"`
+		Host         string `json:"host"`
+		Relationship string `json:"relationship"`
+		Reason       string `json:"reason"`
 	}
-	// The API answers 503 (saved, not enforced yet); the CLI retries the DELETE, which then
-	// finds the consent gone (404): either way it is revoked in the store.
-	if out, err := run(t, 60*time.Second, "admin", "--url", p.url, "--token", admin, "agent", "revoke", agents[0], "tracker", "--host", "acme"); err == nil {
-		t.Fatalf("revoke behind a refused change succeeded: %s", out)
+	outbox := func(args ...string) string {
+		t.Helper()
+		out, err := run(t, 60*time.Second, append([]string{"admin", "outbox"}, append(args, "--data-dir", dir)...)...)
+		if err != nil {
+			t.Fatalf("trustgate admin outbox %v: %v\n%s", args, err, out)
+		}
+		return out
+	}
+	eventually(t, "the refused change set aside", func() bool {
+		if err := json.Unmarshal([]byte(outbox("list", "-o", "json")), &aside); err != nil {
+			t.Fatal(err)
+		}
+		return len(aside) == 1
+	})
+	if aside[0].Host != "acme" || aside[0].Relationship != outboxPoison("acme") || !strings.Contains(aside[0].Reason, "no_such_relation") {
+		t.Fatalf("set aside: %+v", aside)
+	}
+	if out := outbox("list", "--for-host", "globex"); strings.Contains(out, "acme") {
+		t.Errorf("globex's list shows acme's change:\n%s", out)
 	}
 
+	// The revocation behind it is applied, and the host still refuses every call.
+	agents := cliAgents(t, p, admin)
+	cli(t, p, admin, "agent", "revoke", agents[0], "tracker", "--host", "acme")
 	d := wantDenial(t, acme, acmeTok.AccessToken, acmeSession, toolCall("list_issues"), "pending_change",
 		[]string{"has not been applied by the authorization backend yet", "calls are refused until it is"}, nil)
 	if d.Data["tool"] != "list_issues" {
@@ -90,29 +110,20 @@ func TestStalledOutboxFailsClosed(t *testing.T) {
 	}
 	wantDenial(t, acme, acmeTok.AccessToken, acmeSession, `{"jsonrpc":"2.0","id":8,"method":"tools/list"}`, "pending_change",
 		[]string{"has not been applied by the authorization backend yet"}, nil)
-	allowedCall(t, globex, globexTok.AccessToken, globexSession, "list_issues", "globex while acme is behind")
-
-	// The denial is audited with its reason.
-	var entries []struct {
-		Decision string `json:"decision"`
-		Reason   string `json:"reason"`
-		Tool     string `json:"tool"`
-	}
-	cliJSON(t, p, admin, &entries, "audit", "list", "--host", "acme", "--all")
-	audited := false
-	for _, e := range entries {
-		audited = audited || (e.Decision == "denied" && e.Tool == "list_issues" && strings.HasPrefix(e.Reason, "pending_change:"))
-	}
-	if !audited {
-		t.Errorf("no denied audit entry with reason pending_change: %+v", entries)
+	allowedCall(t, globex, globexTok.AccessToken, globexSession, "list_issues", "globex while acme has a change set aside")
+	_, text := getJSON(t, "http://"+metrics+"/metrics")
+	for _, want := range []string{"trustgate_relationships_hosts_behind 1", "trustgate_relationships_set_aside 1", "trustgate_relationships_oldest_pending_age_seconds "} {
+		if !strings.Contains(text, want) {
+			t.Errorf("metrics lack %q", want)
+		}
 	}
 
-	// Without the refused change the revocation is applied: the agent is denied for what the
-	// store says now.
-	if _, err := db.Exec("DELETE FROM relationship_outbox WHERE id = ?", poisonID); err != nil {
-		t.Fatal(err)
+	// Discarding needs the acknowledgement; then the host's decisions follow the store.
+	if out, err := run(t, 60*time.Second, "admin", "outbox", "discard", strconv.FormatInt(aside[0].ID, 10), "--data-dir", dir); err == nil || !strings.Contains(out, "--yes") {
+		t.Fatalf("discard without --yes: %v\n%s", err, out)
 	}
-	eventually(t, "the revocation applied", func() bool {
+	outbox("discard", strconv.FormatInt(aside[0].ID, 10), "--yes")
+	eventually(t, "the host's decisions follow the store", func() bool {
 		_, text := rawPost(t, acme.resource, acmeTok.AccessToken, acmeSession, toolCall("list_issues"))
 		var resp struct {
 			Error *denial `json:"error"`
@@ -121,4 +132,31 @@ func TestStalledOutboxFailsClosed(t *testing.T) {
 		return resp.Error != nil && resp.Error.Data["reason"] == "not_consented"
 	})
 	allowedCall(t, globex, globexTok.AccessToken, globexSession, "list_issues", "globex after")
+
+	// Audited: the set-aside change, the denial, the discard.
+	var entries []struct {
+		Decision string `json:"decision"`
+		Reason   string `json:"reason"`
+		Tool     string `json:"tool"`
+		Action   string `json:"action"`
+		Actor    string `json:"actor"`
+		Object   string `json:"object"`
+	}
+	cliJSON(t, p, admin, &entries, "audit", "list", "--host", "acme", "--all")
+	seen := map[string]bool{}
+	for _, e := range entries {
+		switch {
+		case e.Decision == "denied" && e.Tool == "list_issues" && strings.HasPrefix(e.Reason, "pending_change:"):
+			seen["denial"] = true
+		case e.Action == "relationship.set_aside" && e.Object == outboxPoison("acme") && strings.Contains(e.Reason, "no_such_relation"):
+			seen["set aside"] = true
+		case e.Action == "relationship.discard" && e.Actor == "cli" && e.Object == outboxPoison("acme"):
+			seen["discard"] = true
+		}
+	}
+	for _, want := range []string{"denial", "set aside", "discard"} {
+		if !seen[want] {
+			t.Errorf("no audit entry of the %s: %+v", want, entries)
+		}
+	}
 }

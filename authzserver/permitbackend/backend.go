@@ -234,6 +234,16 @@ func isConflict(err error) bool {
 	return errors.As(err, &pe) && pe.StatusCode == http.StatusConflict
 }
 
+// writeFailed is a failed write: refused for good when Permit answered 400 or 422 (the
+// request itself is wrong: asking again will not help), else unavailable.
+func writeFailed(what string, err error) error {
+	var pe permiterrors.PermitError
+	if errors.As(err, &pe) && (pe.StatusCode == http.StatusBadRequest || pe.StatusCode == http.StatusUnprocessableEntity) {
+		return fmt.Errorf("%w: Permit %s: %v", authzserver.ErrRefused, what, err)
+	}
+	return unavailable(what, err)
+}
+
 func unavailable(what string, err error) error {
 	return fmt.Errorf("%w: Permit %s: %v", authzserver.ErrUnavailable, what, err)
 }
@@ -335,11 +345,11 @@ func (b *Backend) WriteRelationships(ctx context.Context, updates []authzserver.
 		if u.Relationship.Caveat != "" && u.Op == authzserver.OpTouch {
 			// Permit has no caveats: writing the tuple without its conditions would allow
 			// every call of the tool. Fail instead, naming what to remove.
-			return "", fmt.Errorf("relationship %s: %w", u.Relationship.Key(), ErrConditionsUnsupported)
+			return "", fmt.Errorf("relationship %s: %w (%w)", u.Relationship.Key(), ErrConditionsUnsupported, authzserver.ErrRefused)
 		}
 		t, err := toTuple(u.Relationship)
 		if err != nil {
-			return "", err
+			return "", fmt.Errorf("%w: %w", authzserver.ErrRefused, err)
 		}
 		e, err := b.envOf(t.Tenant)
 		if err != nil {
@@ -385,14 +395,14 @@ func (b *Backend) write(ctx context.Context, e *environment, creates []models.Re
 		op := models.NewRelationshipTupleDeleteBulkOperation(chunk)
 		_, res, err := e.facts.RelationshipTuplesApi.BulkDeleteRelationshipTuples(ctx, e.project, e.env).RelationshipTupleDeleteBulkOperation(*op).Execute()
 		if err := permitError(err, res); err != nil {
-			return unavailable("delete relationship tuples", err)
+			return writeFailed("delete relationship tuples", err)
 		}
 	}
 	for chunk := range slices.Chunk(creates, bulkLimit) {
 		op := models.NewRelationshipTupleCreateBulkOperation(chunk)
 		_, res, err := e.facts.RelationshipTuplesApi.BulkCreateRelationshipTuples(ctx, e.project, e.env).RelationshipTupleCreateBulkOperation(*op).Execute()
 		if err := permitError(err, res); err != nil {
-			return unavailable("create relationship tuples", err)
+			return writeFailed("create relationship tuples", err)
 		}
 	}
 	for _, h := range hosts {

@@ -75,6 +75,7 @@ The first token is created directly in the store, on the gateway's machine:
 		newAdminExplainCommand(o),
 		newAdminInsightsCommand(o),
 		newAdminSetupLinkCommand(),
+		newAdminOutboxCommand(o),
 	)
 	return cmd
 }
