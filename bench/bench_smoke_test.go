@@ -1,10 +1,14 @@
 package bench_test
 
 import (
+	"bytes"
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/pprof/profile"
 
 	"github.com/trustgate/trustgate/bench"
 	"github.com/trustgate/trustgate/internal/testkit/services"
@@ -60,9 +64,11 @@ func TestRunUpstreamSSE(t *testing.T) {
 }
 
 // TestSweepSmallSizes runs the scale sweep on small sizes: every point is measured and the
-// generated data allows some calls and denies others.
+// generated data allows some calls and denies others; the heap profile of the largest size is a
+// profile of the memory in use.
 func TestSweepSmallSizes(t *testing.T) {
-	points, err := bench.Sweep(context.Background(), bench.SweepOptions{Sizes: []int{500, 2000}, Checks: 100})
+	var heap bytes.Buffer
+	points, err := bench.Sweep(context.Background(), bench.SweepOptions{Sizes: []int{500, 2000}, Checks: 100, MemProfile: &heap})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,9 +76,16 @@ func TestSweepSmallSizes(t *testing.T) {
 		t.Fatalf("points: %+v", points)
 	}
 	for _, p := range points {
-		if p.Allowed <= 0.1 || p.Allowed >= 0.9 || p.UncachedP50 <= 0 || p.CachedP50 <= 0 || p.UncachedCPU <= 0 {
+		if p.Allowed <= 0.1 || p.Allowed >= 0.9 || p.UncachedP50 <= 0 || p.CachedP50 <= 0 || p.UncachedCPU <= 0 || p.HeapBytes <= 0 || p.RSSBytes <= 0 {
 			t.Fatalf("point: %+v", p)
 		}
+	}
+	prof, err := profile.Parse(&heap)
+	if err != nil {
+		t.Fatalf("heap profile: %v", err)
+	}
+	if !slices.ContainsFunc(prof.SampleType, func(s *profile.ValueType) bool { return s.Type == "inuse_space" }) || len(prof.Sample) == 0 {
+		t.Fatalf("heap profile without memory in use: %v, %d samples", prof.SampleType, len(prof.Sample))
 	}
 	// At least as fresh as the load's last write, the same random checks get the same answers.
 	token, err := bench.Sweep(context.Background(), bench.SweepOptions{Sizes: []int{500}, Checks: 100, Consistency: bench.ConsistencyToken})

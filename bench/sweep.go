@@ -60,6 +60,9 @@ type SweepPoint struct {
 	UncachedCPU float64 `json:"uncached_cpu_us"`
 	// RSSBytes is the process's resident memory with this data loaded.
 	RSSBytes int64 `json:"rss_bytes"`
+	// HeapBytes is the Go heap live after a collection with this data loaded (RSS less what
+	// the runtime keeps for growth and has not yet returned to the system, stacks and code).
+	HeapBytes int64 `json:"heap_bytes"`
 }
 
 // Generate calls fn with the relationships of host number i (the hosts are disjoint).
@@ -188,6 +191,9 @@ type SweepOptions struct {
 	Consistency string
 	// Profile, when set, receives the CPU profile of the uncached checks of the last size.
 	Profile io.Writer
+	// MemProfile, when set, receives the heap profile of the last size, taken after its
+	// checks while its data is still loaded (go tool pprof -sample_index=inuse_space).
+	MemProfile io.Writer
 	// Progress, when set, gets a line per size as it completes.
 	Progress io.Writer
 }
@@ -341,7 +347,7 @@ func Sweep(ctx context.Context, opts SweepOptions) ([]SweepPoint, error) {
 	for i, size := range opts.Sizes {
 		o := opts
 		if i < len(opts.Sizes)-1 {
-			o.Profile = nil // the largest size's profile only
+			o.Profile, o.MemProfile = nil, nil // the largest size's profiles only
 		}
 		p, err := sweepOne(ctx, size, o)
 		if err != nil {
@@ -471,7 +477,15 @@ func sweepOne(ctx context.Context, size int, opts SweepOptions) (_ SweepPoint, e
 	p.CachedP50, p.CachedP99 = percentile(cached, 0.5), percentile(cached, 0.99)
 	p.Allowed = float64(allowed) / float64(len(uncached))
 	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	p.HeapBytes = int64(ms.HeapAlloc)
 	p.RSSBytes, _ = residentMemory()
+	if opts.MemProfile != nil {
+		if err := pprof.Lookup("heap").WriteTo(opts.MemProfile, 0); err != nil {
+			return p, fmt.Errorf("write the heap profile: %w", err)
+		}
+	}
 	return p, nil
 }
 
@@ -568,10 +582,10 @@ func percentile(d []time.Duration, q float64) float64 {
 // WriteSweepTable prints sweep results.
 func WriteSweepTable(w io.Writer, points []SweepPoint) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "tuples\tload\tuncached p50\tuncached p99\tCPU a check\tcached p50\tcached p99\tallowed\tRSS\t\n")
+	fmt.Fprintf(tw, "tuples\tload\tuncached p50\tuncached p99\tCPU a check\tcached p50\tcached p99\tallowed\tRSS\tlive heap\t\n")
 	for _, p := range points {
-		fmt.Fprintf(tw, "%d\t%.1fs\t%.0f µs\t%.0f µs\t%.0f µs\t%.1f µs\t%.1f µs\t%.0f%%\t%.0f MiB\t\n", p.Tuples, p.LoadSecs,
-			p.UncachedP50, p.UncachedP99, p.UncachedCPU, p.CachedP50, p.CachedP99, 100*p.Allowed, mib(p.RSSBytes))
+		fmt.Fprintf(tw, "%d\t%.1fs\t%.0f µs\t%.0f µs\t%.0f µs\t%.1f µs\t%.1f µs\t%.0f%%\t%.0f MiB\t%.0f MiB\t\n", p.Tuples, p.LoadSecs,
+			p.UncachedP50, p.UncachedP99, p.UncachedCPU, p.CachedP50, p.CachedP99, 100*p.Allowed, mib(p.RSSBytes), mib(p.HeapBytes))
 	}
 	return tw.Flush()
 }

@@ -18,6 +18,7 @@ func newBenchCommand() *cobra.Command {
 		mode, database, sizes string
 		profile, shape, plot  string
 		consistency           string
+		memProfile            string
 		clients, checks       int
 		duration              time.Duration
 		asJSON, upstreamSSE   bool
@@ -50,7 +51,7 @@ that runs can be compared side by side.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
 			if target != "" {
-				for _, name := range []string{"mode", "database", "upstream-sse", "cpu-profile", "sizes", "checks", "shape", "plot"} {
+				for _, name := range []string{"mode", "database", "upstream-sse", "cpu-profile", "mem-profile", "sizes", "checks", "shape", "plot"} {
 					if cmd.Flags().Changed(name) {
 						return fmt.Errorf("--%s does not apply to --target", name)
 					}
@@ -79,6 +80,9 @@ that runs can be compared side by side.`,
 			if plot != "" && mode != "sweep" {
 				return fmt.Errorf("--plot applies only to --mode sweep")
 			}
+			if memProfile != "" && mode != "sweep" {
+				return fmt.Errorf("--mem-profile applies only to --mode sweep")
+			}
 			if mode == "sweep" {
 				var sz []int
 				for f := range strings.SplitSeq(sizes, ",") {
@@ -96,6 +100,14 @@ that runs can be compared side by side.`,
 					}
 					defer f.Close()
 					opts.Profile = f
+				}
+				if memProfile != "" {
+					f, err := os.Create(memProfile)
+					if err != nil {
+						return fmt.Errorf("--mem-profile: %w", err)
+					}
+					defer f.Close()
+					opts.MemProfile = f
 				}
 				if !asJSON {
 					opts.Progress = cmd.ErrOrStderr()
@@ -155,6 +167,7 @@ that runs can be compared side by side.`,
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	f.StringVar(&plot, "plot", "", "sweep: also draw the check's latency against the relationships as a PNG in this file")
 	f.StringVar(&profile, "cpu-profile", "", "write the CPU profile of the gateway phase (sweep: of the largest size's uncached checks) to this file (go tool pprof)")
+	f.StringVar(&memProfile, "mem-profile", "", "sweep: write the heap profile of the largest size, its data loaded, to this file (go tool pprof -sample_index=inuse_space)")
 	f.BoolVar(&upstreamSSE, "upstream-sse", false, "the bundled upstream answers each POST with an SSE stream (as the official SDKs do by default) instead of JSON")
 	f.StringVar(&target, "target", "", "drive this MCP endpoint (Streamable HTTP) instead of setting up an upstream and a gateway")
 	f.StringVar(&token, "token", "", "target: bearer token sent to --target (never printed)")
