@@ -21,53 +21,62 @@ import (
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"github.com/authzed/spicedb/pkg/datastore"
 	"github.com/authzed/spicedb/pkg/datastore/options"
+	core "github.com/authzed/spicedb/pkg/proto/core/v1"
 	"github.com/authzed/spicedb/pkg/tuple"
 )
 
 // objectKey names one object.
 type objectKey struct{ typ, id string }
 
-// version is one lifetime of a relationship: visible at revisions in [created, deleted).
-type version struct {
-	rel     tuple.Relationship
-	created datastore.Revision
-	deleted datastore.Revision // nil while alive
-	// deletedAt is when deleted was set, to forget the lifetime after the GC window.
-	deletedAt time.Time
+// relationKey names one relation of one object.
+type relationKey struct{ typ, id, relation string }
+
+// lifetime is one lifetime of a relationship: visible at revisions in [created, deleted), with
+// what it was written with besides its reference.
+type lifetime struct {
+	caveat    *core.ContextualizedCaveat
+	integrity *core.RelationshipIntegrity
+	created   datastore.Revision
+	deleted   datastore.Revision // nil while alive
+	// deletedAt is when deleted was set (Unix nanoseconds), to forget the lifetime after the
+	// GC window.
+	deletedAt int64
 }
 
-func (v *version) visibleAt(rev datastore.Revision) bool {
-	if v.created.GreaterThan(rev) {
+func (l *lifetime) visibleAt(rev datastore.Revision) bool {
+	if l.created.GreaterThan(rev) {
 		return false
 	}
-	return v.deleted == nil || v.deleted.GreaterThan(rev)
+	return l.deleted == nil || l.deleted.GreaterThan(rev)
 }
 
-// history is every lifetime of one relationship, oldest first.
-type history []*version
+// entry is one relationship and every lifetime of it, oldest first. An entry is held once, in
+// three places: by its reference, in its resource's relation and in its subject object.
+type entry struct {
+	ref   tuple.RelationshipReference
+	lives []lifetime
+}
 
-func (h history) live() *version {
-	if len(h) > 0 && h[len(h)-1].deleted == nil {
-		return h[len(h)-1]
+func (e *entry) live() *lifetime {
+	if n := len(e.lives); n > 0 && e.lives[n-1].deleted == nil {
+		return &e.lives[n-1]
 	}
 	return nil
 }
 
-func (h history) at(rev datastore.Revision) *version {
-	for i := len(h) - 1; i >= 0; i-- {
-		if h[i].visibleAt(rev) {
-			return h[i]
+// at returns the relationship as visible at rev.
+func (e *entry) at(rev datastore.Revision) (tuple.Relationship, bool) {
+	for i := len(e.lives) - 1; i >= 0; i-- {
+		if l := &e.lives[i]; l.visibleAt(rev) {
+			return tuple.Relationship{RelationshipReference: e.ref, OptionalCaveat: l.caveat, OptionalIntegrity: l.integrity}, true
 		}
 	}
-	return nil
+	return tuple.Relationship{}, false
 }
-
-// object is one resource's relationships: relation, then subject.
-type object map[string]map[tuple.ObjectAndRelation]history
 
 // tombstone is a deleted lifetime to forget once no reader can ask for it.
 type tombstone struct {
-	at  time.Time
+	at  int64 // Unix nanoseconds
 	ref tuple.RelationshipReference
 }
 
@@ -76,11 +85,17 @@ type Datastore struct {
 	datastore.Datastore
 	window time.Duration
 
-	mu       sync.RWMutex
-	objects  map[objectKey]object
-	subjects map[objectKey]map[tuple.RelationshipReference]struct{}
-	graves   []tombstone
-	off      bool // the index no longer answers: everything goes to the wrapped datastore
+	mu sync.RWMutex
+	// rels holds every relationship with a lifetime the GC window keeps; resources lists them
+	// by resource relation, relations the relations each resource has, and subjects lists them
+	// by subject object. Flat maps and slices rather than a map per object: most objects have a
+	// relationship or two, and a map costs a group of eight slots from its first entry.
+	rels      map[tuple.RelationshipReference]*entry
+	resources map[relationKey][]*entry
+	relations map[objectKey][]string
+	subjects  map[objectKey][]*entry
+	graves    []tombstone
+	off       bool // the index no longer answers: everything goes to the wrapped datastore
 }
 
 // New wraps ds, a memory datastore; window is its GC window (how far back readers may ask).
@@ -88,8 +103,10 @@ func New(ds datastore.Datastore, window time.Duration) *Datastore {
 	return &Datastore{
 		Datastore: ds,
 		window:    window,
-		objects:   map[objectKey]object{},
-		subjects:  map[objectKey]map[tuple.RelationshipReference]struct{}{},
+		rels:      map[tuple.RelationshipReference]*entry{},
+		resources: map[relationKey][]*entry{},
+		relations: map[objectKey][]string{},
+		subjects:  map[objectKey][]*entry{},
 	}
 }
 
@@ -153,28 +170,28 @@ func (d *Datastore) apply(rev datastore.Revision, rec *recorder) {
 		d.turnOff()
 		return
 	}
-	now := time.Now()
+	now := time.Now().UnixNano()
 	for _, c := range rec.changes {
 		if c.rel.OptionalExpiration != nil {
 			d.turnOff()
 			return
 		}
-		h := d.history(c.rel.RelationshipReference)
-		live := h.live()
-		switch c.op {
-		case tuple.UpdateOperationDelete:
-			if live != nil {
+		ref := c.rel.RelationshipReference
+		e := d.rels[ref]
+		if e != nil {
+			if live := e.live(); live != nil {
 				live.deleted, live.deletedAt = rev, now
-				d.graves = append(d.graves, tombstone{at: now, ref: c.rel.RelationshipReference})
+				d.graves = append(d.graves, tombstone{at: now, ref: ref})
 			}
-			continue
-		default: // touch, create
-			if live != nil {
-				live.deleted, live.deletedAt = rev, now
-				d.graves = append(d.graves, tombstone{at: now, ref: c.rel.RelationshipReference})
-			}
-			d.setHistory(c.rel.RelationshipReference, append(h, &version{rel: c.rel, created: rev}))
 		}
+		if c.op == tuple.UpdateOperationDelete {
+			continue
+		}
+		// touch, create
+		if e == nil {
+			e = d.add(ref)
+		}
+		e.lives = append(e.lives, lifetime{caveat: c.rel.OptionalCaveat, integrity: c.rel.OptionalIntegrity, created: rev})
 	}
 	d.forget(now)
 }
@@ -182,68 +199,76 @@ func (d *Datastore) apply(rev datastore.Revision, rec *recorder) {
 // turnOff stops answering from the index for good and frees it; d.mu is held.
 func (d *Datastore) turnOff() {
 	d.off = true
-	d.objects, d.subjects, d.graves = nil, nil, nil
+	d.rels, d.resources, d.relations, d.subjects, d.graves = nil, nil, nil, nil, nil
 }
 
-func (d *Datastore) history(ref tuple.RelationshipReference) history {
-	o := d.objects[objectKey{ref.Resource.ObjectType, ref.Resource.ObjectID}]
-	if o == nil {
-		return nil
+// add makes the entry of a relationship the index does not hold; d.mu is held.
+func (d *Datastore) add(ref tuple.RelationshipReference) *entry {
+	e := &entry{ref: ref}
+	d.rels[ref] = e
+	rk := resourceKey(ref)
+	if len(d.resources[rk]) == 0 {
+		ok := objectKey{ref.Resource.ObjectType, ref.Resource.ObjectID}
+		d.relations[ok] = append(d.relations[ok], ref.Resource.Relation)
 	}
-	return o[ref.Resource.Relation][ref.Subject]
-}
-
-func (d *Datastore) setHistory(ref tuple.RelationshipReference, h history) {
-	rk := objectKey{ref.Resource.ObjectType, ref.Resource.ObjectID}
-	o := d.objects[rk]
-	if o == nil {
-		o = object{}
-		d.objects[rk] = o
-	}
-	subjects := o[ref.Resource.Relation]
-	if subjects == nil {
-		subjects = map[tuple.ObjectAndRelation]history{}
-		o[ref.Resource.Relation] = subjects
-	}
+	d.resources[rk] = append(d.resources[rk], e)
 	sk := objectKey{ref.Subject.ObjectType, ref.Subject.ObjectID}
-	if len(h) == 0 {
-		delete(subjects, ref.Subject)
-		if len(subjects) == 0 {
-			delete(o, ref.Resource.Relation)
-			if len(o) == 0 {
-				delete(d.objects, rk)
-			}
+	d.subjects[sk] = append(d.subjects[sk], e)
+	return e
+}
+
+// remove drops an entry without lifetimes from every place it is held; d.mu is held.
+func (d *Datastore) remove(e *entry) {
+	ref := e.ref
+	delete(d.rels, ref)
+	rk := resourceKey(ref)
+	if without(d.resources, rk, e) {
+		ok := objectKey{ref.Resource.ObjectType, ref.Resource.ObjectID}
+		rels := slices.DeleteFunc(d.relations[ok], func(r string) bool { return r == ref.Resource.Relation })
+		if len(rels) == 0 {
+			delete(d.relations, ok)
+		} else {
+			d.relations[ok] = rels
 		}
-		if refs := d.subjects[sk]; refs != nil {
-			delete(refs, ref)
-			if len(refs) == 0 {
-				delete(d.subjects, sk)
-			}
-		}
-		return
 	}
-	subjects[ref.Subject] = h
-	refs := d.subjects[sk]
-	if refs == nil {
-		refs = map[tuple.RelationshipReference]struct{}{}
-		d.subjects[sk] = refs
+	without(d.subjects, objectKey{ref.Subject.ObjectType, ref.Subject.ObjectID}, e)
+}
+
+// without removes e from m[k] (order is not kept) and reports whether m[k] is gone.
+func without[K comparable](m map[K][]*entry, k K, e *entry) bool {
+	s := m[k]
+	i := slices.Index(s, e)
+	if i < 0 {
+		return len(s) == 0
 	}
-	refs[ref] = struct{}{}
+	last := len(s) - 1
+	s[i], s[last] = s[last], nil
+	if last == 0 {
+		delete(m, k)
+		return true
+	}
+	m[k] = s[:last]
+	return false
+}
+
+func resourceKey(ref tuple.RelationshipReference) relationKey {
+	return relationKey{ref.Resource.ObjectType, ref.Resource.ObjectID, ref.Resource.Relation}
 }
 
 // forget drops lifetimes deleted longer than the GC window ago: no reader may ask for a
 // revision that old; d.mu is held.
-func (d *Datastore) forget(now time.Time) {
+func (d *Datastore) forget(now int64) {
+	window := d.window.Nanoseconds()
 	n := 0
-	for ; n < len(d.graves) && now.Sub(d.graves[n].at) > d.window; n++ {
-		ref := d.graves[n].ref
-		var kept history
-		for _, v := range d.history(ref) {
-			if v.deleted == nil || now.Sub(v.deletedAt) <= d.window {
-				kept = append(kept, v)
-			}
+	for ; n < len(d.graves) && now-d.graves[n].at > window; n++ {
+		e := d.rels[d.graves[n].ref]
+		if e == nil {
+			continue
 		}
-		d.setHistory(ref, kept)
+		e.lives = slices.DeleteFunc(e.lives, func(l lifetime) bool { return l.deleted != nil && now-l.deletedAt > window })
+		if len(e.lives) == 0 {
+			d.remove(e)
+		}
 	}
 	if n > 0 {
 		d.graves = slices.Delete(d.graves, 0, n)
@@ -361,40 +386,37 @@ func (r *reader) QueryRelationships(ctx context.Context, filter datastore.Relati
 		return r.Reader.QueryRelationships(ctx, filter, opts...)
 	}
 	var out []tuple.Relationship
+	keys, named := subjectKeys(filter.OptionalSubjectsSelectors)
 	for _, id := range uniq(filter.OptionalResourceIds) {
-		o := r.d.objects[objectKey{filter.OptionalResourceType, id}]
-		if o == nil {
-			continue
-		}
 		if filter.OptionalResourceRelation != "" {
-			out = r.collect(out, o[filter.OptionalResourceRelation], filter)
+			out = r.collect(out, relationKey{filter.OptionalResourceType, id, filter.OptionalResourceRelation}, keys, named, filter)
 			continue
 		}
-		for _, subjects := range o {
-			out = r.collect(out, subjects, filter)
+		for _, rel := range r.d.relations[objectKey{filter.OptionalResourceType, id}] {
+			out = r.collect(out, relationKey{filter.OptionalResourceType, id, rel}, keys, named, filter)
 		}
 	}
 	r.d.mu.RUnlock()
 	return finish(out, q.Sort, q.Limit), nil
 }
 
-// collect appends the relationships of one (resource, relation) visible at the reader's revision
-// that match filter, looking subjects up directly when the filter names them.
-func (r *reader) collect(out []tuple.Relationship, subjects map[tuple.ObjectAndRelation]history, filter datastore.RelationshipsFilter) []tuple.Relationship {
-	if len(subjects) == 0 {
-		return out
-	}
-	if keys, ok := subjectKeys(filter.OptionalSubjectsSelectors); ok {
+// collect appends the relationships of one resource relation visible at the reader's revision
+// that match filter, looking subjects up directly when the filter names them (keys, named).
+func (r *reader) collect(out []tuple.Relationship, rk relationKey, keys []tuple.ObjectAndRelation, named bool, filter datastore.RelationshipsFilter) []tuple.Relationship {
+	if named {
+		resource := tuple.ObjectAndRelation{ObjectType: rk.typ, ObjectID: rk.id, Relation: rk.relation}
 		for _, k := range keys {
-			if v := subjects[k].at(r.rev); v != nil && matches(filter, v.rel) {
-				out = append(out, v.rel)
+			if e := r.d.rels[tuple.RelationshipReference{Resource: resource, Subject: k}]; e != nil {
+				if rel, ok := e.at(r.rev); ok && matches(filter, rel) {
+					out = append(out, rel)
+				}
 			}
 		}
 		return out
 	}
-	for _, h := range subjects {
-		if v := h.at(r.rev); v != nil && matches(filter, v.rel) {
-			out = append(out, v.rel)
+	for _, e := range r.d.resources[rk] {
+		if rel, ok := e.at(r.rev); ok && matches(filter, rel) {
+			out = append(out, rel)
 		}
 	}
 	return out
@@ -438,15 +460,16 @@ func (r *reader) ReverseQueryRelationships(ctx context.Context, sf datastore.Sub
 	sel := sf.AsSelector()
 	var out []tuple.Relationship
 	for _, id := range uniq(sf.OptionalSubjectIds) {
-		for ref := range r.d.subjects[objectKey{sf.SubjectType, id}] {
+		for _, e := range r.d.subjects[objectKey{sf.SubjectType, id}] {
+			ref := e.ref
 			if q.ResRelation != nil && (ref.Resource.ObjectType != q.ResRelation.Namespace || ref.Resource.Relation != q.ResRelation.Relation) {
 				continue
 			}
 			if !selects(sel, ref.Subject) {
 				continue
 			}
-			if v := r.d.history(ref).at(r.rev); v != nil {
-				out = append(out, v.rel)
+			if rel, ok := e.at(r.rev); ok {
+				out = append(out, rel)
 			}
 		}
 	}
