@@ -204,10 +204,15 @@ func NewFailClosed(inner Backend, lag *Lag) Backend {
 	return failClosed{Backend: inner, lag: lag}
 }
 
-func (f failClosed) behind(o schema.ObjectRef) bool { return f.lag.Behind(schema.HostOf(o)) }
+// behind reports whether the host of the check's resource, or of its subject when that is
+// another one (never for what trustgate writes), is behind.
+func (f failClosed) behind(req CheckRequest) bool {
+	resource, subject := schema.HostOf(req.Resource), schema.HostOf(req.Subject.Object)
+	return f.lag.Behind(resource) || (subject != resource && f.lag.Behind(subject))
+}
 
 func (f failClosed) Check(ctx context.Context, req CheckRequest) (bool, error) {
-	if f.behind(req.Resource) || f.behind(req.Subject.Object) {
+	if f.behind(req) {
 		return false, nil
 	}
 	allowed, err := f.Backend.Check(ctx, req)
@@ -215,7 +220,7 @@ func (f failClosed) Check(ctx context.Context, req CheckRequest) (bool, error) {
 		return false, err
 	}
 	// The host may have fallen behind while the backend answered.
-	return !f.behind(req.Resource) && !f.behind(req.Subject.Object), nil
+	return !f.behind(req), nil
 }
 
 func (f failClosed) CallableTools(ctx context.Context, hostKey, serverKey, agentID string) ([]string, error) {

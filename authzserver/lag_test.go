@@ -19,7 +19,7 @@ import (
 
 // sqliteStore is a SQLite store and a second connection to its file, for what only SQL can do:
 // putting into the outbox a change that trustgate would never write.
-func sqliteStore(t *testing.T) (store.Store, *sql.DB) {
+func sqliteStore(t testing.TB) (store.Store, *sql.DB) {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := store.Open(context.Background(), store.Config{DataDir: dir})
@@ -43,7 +43,7 @@ func poison(host string) schema.Relationship {
 
 // putPoison appends the poison of host to the outbox, as the previous release writes a change
 // (without its host: the writer reads it from the relationship), and returns its row id.
-func putPoison(t *testing.T, db *sql.DB, host string) int64 {
+func putPoison(t testing.TB, db *sql.DB, host string) int64 {
 	t.Helper()
 	res, err := db.Exec("INSERT INTO relationship_outbox (op, relationship, created_at) VALUES ('touch', ?, ?)",
 		poison(host).String(), time.Now().UnixMilli())
@@ -59,7 +59,7 @@ func putPoison(t *testing.T, db *sql.DB, host string) int64 {
 
 // seedHost writes host with a human (ceiling high), an agent (consent medium) and a tool of
 // each level on server srv, and returns the agent's id.
-func seedHost(t *testing.T, st store.Store, host string) string {
+func seedHost(t testing.TB, st store.Store, host string) string {
 	t.Helper()
 	ctx := context.Background()
 	must := func(err error) {
