@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/trustgate/trustgate/catalog/discovery"
+	"github.com/trustgate/trustgate/sdk"
 	"github.com/trustgate/trustgate/store"
 )
 
@@ -62,9 +63,13 @@ func toProblem(err error, requestID string, log *slog.Logger) Problem {
 	if fe := (*store.FieldError)(nil); errors.As(err, &fe) && status < 500 {
 		field = fe.Field
 	}
+	typ := "about:blank"
+	if errors.As(err, new(notEnforced)) {
+		typ, title = sdk.ProblemNotEnforced, "Saved, not enforced yet"
+	}
 	return Problem{
 		Field:    field,
-		Type:     "about:blank",
+		Type:     typ,
 		Title:    title,
 		Status:   status,
 		Detail:   detail,

@@ -43,9 +43,8 @@ const (
 // jitter or the answer's Retry-After, within the Retry policy's bounds. POST and PATCH are
 // sent once. Errors the API answers are *Error values carrying its RFC 9457 problem document.
 //
-// A 503 from the admin API itself can mean that a change was saved but is not enforced yet (it
-// is applied automatically); the retry of a PUT then applies it again, harmlessly, and the
-// retry of a DELETE may answer 404, since the object is already gone.
+// A 503 of type ProblemNotEnforced means that the change was saved but is not enforced yet (it
+// is applied automatically): it is returned at once, never sent again (IsNotEnforced).
 type Client struct {
 	base  string // scheme://host[/prefix], without a trailing slash
 	token string
@@ -630,14 +629,16 @@ func idempotent(method string) bool {
 	return false
 }
 
-// retryable: a 502, 503 or 504 answer, or a request that got no answer for another reason than
+// retryable: a 502, 503 (but a change saved and not enforced yet) or 504 answer, or a request that got no answer for another reason than
 // the caller's context (cancelled or past its deadline) or an oversized answer.
 func retryable(ctx context.Context, status int, err error) bool {
 	if ctx.Err() != nil {
 		return false
 	}
 	switch status {
-	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+	case http.StatusServiceUnavailable:
+		return !IsNotEnforced(err) // saved: sending it again changes nothing, or finds it gone
+	case http.StatusBadGateway, http.StatusGatewayTimeout:
 		return true
 	case 0:
 		var tooLarge *responseTooLarge

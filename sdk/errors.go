@@ -28,6 +28,20 @@ func (e *Error) Error() string {
 	return title + ": " + e.Detail
 }
 
+// ProblemNotEnforced is the problem type of a change the gateway saved but whose relationships
+// the authorization backend has not applied yet (status 503). The change stands and is applied
+// automatically; until then the gateway refuses the host's calls that depend on it. The client
+// does not send such a request again: a PUT would change nothing and a DELETE would find the
+// object gone (404).
+const ProblemNotEnforced = "urn:trustgate:problem:not-enforced"
+
+// IsNotEnforced reports whether err is an *Error of type ProblemNotEnforced: the change was saved
+// and is not enforced yet.
+func IsNotEnforced(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Type == ProblemNotEnforced
+}
+
 // IsNotFound reports whether err is an *Error with status 404.
 func IsNotFound(err error) bool { return hasStatus(err, http.StatusNotFound) }
 

@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
@@ -163,5 +164,29 @@ func TestCancelledContextStopsRetrying(t *testing.T) {
 	}
 	if got := count.Load(); got != 1 {
 		t.Errorf("%d requests after cancellation during the wait, want 1", got)
+	}
+}
+
+// A change the gateway saved but has not enforced yet (503 of type ProblemNotEnforced) is not
+// sent again: the retry of a DELETE would find the object gone and report a 404 for a change
+// that was made.
+func TestSavedChangeNotEnforcedIsNotRetried(t *testing.T) {
+	var count atomic.Int32
+	c := newClientForTest(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		count.Add(1)
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_ = json.NewEncoder(w).Encode(Problem{Type: ProblemNotEnforced, Title: "Saved, not enforced yet", Status: http.StatusServiceUnavailable, Detail: "the change was saved but is not enforced yet"})
+	}))
+	fastRetry(c)
+	err := c.DeleteHost(context.Background(), "acme")
+	if !IsNotEnforced(err) || IsNotFound(err) {
+		t.Fatalf("DeleteHost = %v, want the saved-not-enforced problem", err)
+	}
+	if got := count.Load(); got != 1 {
+		t.Errorf("%d requests, want 1", got)
+	}
+	if IsNotEnforced(&Error{Problem: Problem{Type: "about:blank", Status: http.StatusServiceUnavailable}}) {
+		t.Error("a plain 503 is not a saved change")
 	}
 }
