@@ -306,14 +306,7 @@ func githubAttacks(t *testing.T, e *takeoverEnv) {
 	if p.Loc == nil {
 		t.Fatalf("the github button did not go to the provider: %d %s", p.Status, p.Body)
 	}
-	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := c.Get(p.Loc.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	back := resp.Header.Get("Location")
-	noSession(t, "unverified GitHub email", b.Get(back), http.StatusForbidden, "did not confirm")
+	noSession(t, "unverified GitHub email", b.Get(e.gh.SignIn(t, p.Loc.String())), http.StatusForbidden, "did not confirm")
 }
 
 // SAML: a response the IdP did not sign is refused.

@@ -129,13 +129,7 @@ func TestDashboardSignInWithTheHostsMethods(t *testing.T) {
 		if page.Loc == nil {
 			t.Fatalf("the github button did not go to GitHub: %d %s", page.Status, page.Body)
 		}
-		noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-		resp, err := noFollow.Get(page.Loc.String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if page = b.Get(resp.Header.Get("Location")); page.Status != http.StatusOK || !strings.Contains(page.Body, "Hosts") {
+		if page = b.Get(gh.SignIn(t, page.Loc.String())); page.Status != http.StatusOK || !strings.Contains(page.Body, "Hosts") {
 			t.Fatalf("after GitHub the dashboard shows %d %s", page.Status, page.Body)
 		}
 		signedInToDashboard(t, p, b, "boss@acme.test")

@@ -72,6 +72,24 @@ func (s *Server) SetAccount(a Account) {
 	s.account = a
 }
 
+// SignIn plays the browser of the person signed in at the stand-in: it opens authURL (where
+// the app sent the browser) and returns where the stand-in sends the browser back, the app's
+// callback with its code and state.
+func (s *Server) SignIn(t testing.TB, authURL string) string {
+	t.Helper()
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Get(authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	back := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusFound || back == "" {
+		t.Fatalf("the stand-in answered the authorization request %s with %d", authURL, resp.StatusCode)
+	}
+	return back
+}
+
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	redirect, err := url.Parse(q.Get("redirect_uri"))
