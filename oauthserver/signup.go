@@ -38,12 +38,7 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request, h store.Host) {
 		if signUpOpen(h) {
 			msg = MsgSignUpNeedsEmail
 		}
-		s.errorPage(w, http.StatusForbidden, consentui.ErrorPage{
-			Frame:    frame(h),
-			Title:    "Sign-up is not available",
-			Message:  msg,
-			WhatToDo: "Ask your admin for an invitation: it lets you choose your password, then connect again from your app.",
-		})
+		s.signUpRefused(w, h, msg, "Ask your admin for an invitation: it lets you choose your password, then connect again from your app.")
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
@@ -52,12 +47,7 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request, h store.Host) {
 		return
 	}
 	if pd.portal != nil {
-		s.errorPage(w, http.StatusForbidden, consentui.ErrorPage{
-			Frame:    frame(h),
-			Title:    "Sign-up is not available",
-			Message:  MsgSignUpNotHere,
-			WhatToDo: "Sign in with the account your administrator added, or ask them to add you.",
-		})
+		s.signUpRefused(w, h, MsgSignUpNotHere, "Sign in with the account your administrator added, or ask them to add you.")
 		return
 	}
 	p, err := s.signInPolicy(r.Context(), h)
@@ -70,4 +60,11 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request, h store.Host) {
 		purpose = consentui.CodePurposeSignIn
 	}
 	s.renderCodeRequest(w, r, h, ref, consentui.EmailCodeRequestPage{Purpose: purpose, SignUp: true}, http.StatusOK)
+}
+
+// signUpRefused answers the sign-up page with why it is not available and what to do instead.
+func (s *Server) signUpRefused(w http.ResponseWriter, h store.Host, msg, whatToDo string) {
+	s.errorPage(w, http.StatusForbidden, consentui.ErrorPage{
+		Frame: frame(h), Title: "Sign-up is not available", Message: msg, WhatToDo: whatToDo,
+	})
 }
