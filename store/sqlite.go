@@ -150,9 +150,30 @@ func (b *sqliteBackend) tokens() map[string]string {
 
 func (b *sqliteBackend) ping(ctx context.Context) error { return b.db.PingContext(ctx) }
 
+// sqliteCloseWait bounds how long close waits for background statement preparations before
+// closing the pool, and for the pool's connections to be closed after.
+const sqliteCloseWait = 5 * time.Second
+
+// close returns once no connection of the pool is open, so that nothing touches the database's
+// files after it returns. It waits for background preparations before closing the pool: the
+// pool then closes every connection itself, one after another, and the last one checkpoints the
+// WAL and removes the -wal and -shm files. (Connections closed at the same moment by different
+// goroutines may each see another still open, and then none of them removes the files.)
 func (b *sqliteBackend) close() error {
 	b.stmts.close()
+	b.stmts.waitFor(sqliteCloseWait) // a preparation blocked on a connection a caller still holds fails once the pool is closed
 	err := b.db.Close()
 	b.stmts.wait()
+	// database/sql may still be opening a connection in its own goroutine (one requested before
+	// Close); it closes that connection as soon as it is made, and counts it until then.
+	waitUntil(sqliteCloseWait, func() bool { return b.db.Stats().OpenConnections == 0 })
 	return err
+}
+
+// waitUntil polls cond until it holds or d has passed.
+func waitUntil(d time.Duration, cond func() bool) {
+	deadline := time.Now().Add(d)
+	for !cond() && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"sync"
+	"time"
 )
 
 // maxCachedStatements bounds the prepared statements kept per database: queries built at run
@@ -111,6 +112,20 @@ func (c *stmtCache) close() {
 // not block on a connection: a preparation still waiting for one fails at once, and one that
 // holds one has closed it when PrepareContext returns.
 func (c *stmtCache) wait() { c.inflight.Wait() }
+
+// waitFor is wait bounded by d; it reports whether every background preparation finished.
+func (c *stmtCache) waitFor(d time.Duration) bool {
+	finished := make(chan struct{})
+	go func() { c.inflight.Wait(); close(finished) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-finished:
+		return true
+	case <-t.C:
+		return false
+	}
+}
 
 // cachedConn runs statements on the pool (tx nil) or in tx through the cache.
 type cachedConn struct {

@@ -12,7 +12,9 @@ import (
 // Statements first seen inside a transaction are prepared in the background. Closing the store
 // must wait for those preparations: one that opened a connection after Close returned would
 // recreate the database's -wal and -shm files while the caller removes the directory (seen as
-// "directory not empty" from a test's TempDir cleanup).
+// "directory not empty" from a test's TempDir cleanup). And the pool must close its connections
+// one after another: closed at the same moment, each may see another still open, and none removes
+// the -wal and -shm files.
 func TestCloseWaitsForBackgroundPreparations(t *testing.T) {
 	ctx := context.Background()
 	for round := range 10 {
@@ -32,8 +34,12 @@ func TestCloseWaitsForBackgroundPreparations(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		db := st.(*sqlStore).db.(generationBackend).backend.(*sqliteBackend).db
 		if err := st.Close(); err != nil {
 			t.Fatal(err)
+		}
+		if n := db.Stats().OpenConnections; n != 0 {
+			t.Fatalf("round %d: %d connections are open after Close", round, n)
 		}
 		entries, err := os.ReadDir(dir)
 		if err != nil {
