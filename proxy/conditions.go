@@ -43,9 +43,10 @@ func withConditions(ctx context.Context, f facts, host string, srv store.Server,
 
 // conditionDenied explains a denied call of a tool with conditions: when the levels allow it
 // (the denial would otherwise be pending_change), the first condition its arguments do not
-// meet, as a refusal of its own.
+// meet, as a refusal of its own. A host that is behind stays pending_change: its calls are
+// refused whatever their arguments, and the condition is not what refused this one.
 func conditionDenied(rf refusal, conds schema.ArgumentConditions, t store.Tool, srv store.Server, m *message) refusal {
-	if conds.Empty() || rf.denial != ReasonPendingChange {
+	if conds.Empty() || rf.denial != ReasonPendingChange || rf.behind {
 		return rf
 	}
 	unmet := conds.Unmet(m.arguments)

@@ -31,7 +31,8 @@ func (w conditionWorld) check(ctx context.Context, req authzserver.CheckRequest)
 // TestDecideArgumentConditions: the check of a tool with conditions carries the call's named
 // arguments (and only those) as its context; a call whose arguments meet them is forwarded, one
 // that does not is refused with argument_condition naming the condition, a tool without
-// conditions is checked without context, and a level denial stays a level denial.
+// conditions is checked without context, a level denial stays a level denial, and a host that
+// is behind stays pending_change.
 func TestDecideArgumentConditions(t *testing.T) {
 	conds := schema.ArgumentConditions{Prefix: map[string]string{"title": "ACME-"}}
 	w := conditionWorld{world: newWorld(), conds: conds}
@@ -61,6 +62,15 @@ func TestDecideArgumentConditions(t *testing.T) {
 	if d.verdict != verdictForward || w.checked[len(w.checked)-1].Context != nil {
 		t.Errorf("a tool without conditions: %v, context %v", d.verdict, w.checked[len(w.checked)-1].Context)
 	}
+	// A host that is behind refuses the call as pending_change, whatever the arguments: the
+	// condition did not refuse it, and other arguments will not help.
+	w.behind, w.hostBehind = true, true
+	d = decide(context.Background(), post("tracker", callWith(5, "edit", `{"title":"other"}`)), w)
+	if d.refusal.denial != ReasonPendingChange {
+		t.Errorf("a host behind, arguments not meeting the condition: %s, want pending_change", d.refusal.denial)
+	}
+	w.behind, w.hostBehind = false, false
+
 	del := w.tools["tracker/delete"]
 	del.Conditions = conds.Encode()
 	w.tools["tracker/delete"] = del

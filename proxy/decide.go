@@ -174,6 +174,9 @@ type refusal struct {
 	// denial is the cause of an authorization denial ("" otherwise); levels, when set, are the
 	// levels of the denial that the audit entry records.
 	denial Reason
+	// behind: the denial is pending_change because the host is behind (denialFacts.Behind),
+	// which no other explanation may replace.
+	behind bool
 	levels *deniedLevels
 	// call is the result form of a denied tools/call (denialresult.go): refuse answers with it
 	// unless the host wants the JSON-RPC error.
@@ -348,7 +351,7 @@ func deny(ctx context.Context, f facts, req request, server, tool string) refusa
 	d := explainDenial(facts)
 	msg, data := d.Message(facts), denialData(facts, d)
 	rf := refusal{form: formReject, status: http.StatusForbidden, code: ErrCodeDenied, message: msg, data: data,
-		audited: audit.Denied, reason: string(d.Reason) + ": " + msg, denial: d.Reason,
+		audited: audit.Denied, reason: string(d.Reason) + ": " + msg, denial: d.Reason, behind: facts.Behind,
 		logMsg: "proxy: denied", logLevel: slog.LevelInfo}
 	if d.Reason == ReasonUnknownServer {
 		rf.status = http.StatusNotFound

@@ -41,6 +41,7 @@ type world struct {
 	standingErr                 error
 
 	behind                                    bool
+	hostBehind                                bool // denialFacts.Behind: the host has a change the backend has not applied
 	storeErr, checkErr, visibleErr, denialErr error
 	visibleCalls                              int
 	checked                                   []authzserver.CheckRequest
@@ -167,7 +168,7 @@ func (w *world) denialFacts(_ context.Context, q denialQuery) (denialFacts, erro
 	if w.denialErr != nil {
 		return denialFacts{}, w.denialErr
 	}
-	f := denialFacts{Method: q.method, Server: q.server, Tool: q.tool}
+	f := denialFacts{Method: q.method, Server: q.server, Tool: q.tool, Behind: w.hostBehind}
 	if w.agentMissing {
 		return f, nil
 	}
