@@ -170,7 +170,7 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 	lag := g.writer.Lag()
 	if err := g.telemetry.ObserveRelationshipLag(func() telemetry.RelationshipLag {
 		s := lag.Status()
-		out := telemetry.RelationshipLag{HostsBehind: len(s.Behind), OldestAge: s.OldestAge}
+		out := telemetry.RelationshipLag{Unknown: !s.Known, HostsBehind: len(s.Behind), OldestAge: s.OldestAge}
 		for _, h := range s.Pending {
 			out.SetAside += h.Quarantined
 		}

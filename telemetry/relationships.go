@@ -12,17 +12,26 @@ import (
 // many hosts are behind (their calls are refused until their changes are applied), how many
 // changes are set aside, and the age of the oldest change not yet applied.
 type RelationshipLag struct {
+	// Unknown: the writer has not read the outbox from the store yet, or its last read failed;
+	// every host is behind then, whatever HostsBehind counts.
+	Unknown     bool
 	HostsBehind int
 	SetAside    int
 	OldestAge   time.Duration
 }
 
 // ObserveRelationshipLag reports read() at every collection as the gauges
-// trustgate_relationships_hosts_behind, trustgate_relationships_set_aside and
-// trustgate_relationships_oldest_pending_age_seconds. A nil Telemetry does nothing.
+// trustgate_relationships_unknown, trustgate_relationships_hosts_behind,
+// trustgate_relationships_set_aside and trustgate_relationships_oldest_pending_age_seconds. A nil
+// Telemetry does nothing.
 func (t *Telemetry) ObserveRelationshipLag(read func() RelationshipLag) error {
 	if t == nil || t.meter == nil {
 		return nil
+	}
+	unknown, err := t.meter.Int64ObservableGauge("trustgate.relationships.unknown",
+		metric.WithDescription("1 while this process has not read the relationship outbox from the store, or its last read failed: every host's calls are refused; 0 otherwise"))
+	if err != nil {
+		return fmt.Errorf("gauge unknown: %w", err)
 	}
 	behind, err := t.meter.Int64ObservableGauge("trustgate.relationships.hosts_behind",
 		metric.WithDescription("Hosts whose relationship changes the authorization backend has not applied (failed, set aside, or pending longer than the bound): their calls are refused"))
@@ -41,11 +50,16 @@ func (t *Telemetry) ObserveRelationshipLag(read func() RelationshipLag) error {
 	}
 	_, err = t.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		l := read()
+		var u int64
+		if l.Unknown {
+			u = 1
+		}
+		o.ObserveInt64(unknown, u)
 		o.ObserveInt64(behind, int64(l.HostsBehind))
 		o.ObserveInt64(aside, int64(l.SetAside))
 		o.ObserveFloat64(age, l.OldestAge.Seconds())
 		return nil
-	}, behind, aside, age)
+	}, unknown, behind, aside, age)
 	if err != nil {
 		return fmt.Errorf("relationship lag gauges: %w", err)
 	}

@@ -192,6 +192,37 @@ func TestMetricsText(t *testing.T) {
 	}
 }
 
+// TestRelationshipLagGauges: the gauges follow what the writer knows at each collection, and
+// a process that has not read the outbox says so instead of reporting no host behind.
+func TestRelationshipLagGauges(t *testing.T) {
+	tel, err := telemetry.New(context.Background(), telemetry.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tel.Shutdown(context.Background())
+	lag := telemetry.RelationshipLag{Unknown: true}
+	if err := tel.ObserveRelationshipLag(func() telemetry.RelationshipLag { return lag }); err != nil {
+		t.Fatal(err)
+	}
+	scrape := func() string {
+		rec := httptest.NewRecorder()
+		tel.MetricsHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+		return rec.Body.String()
+	}
+	want := func(text string, lines ...string) {
+		t.Helper()
+		for _, l := range lines {
+			if !strings.Contains(text, "\n"+l+"\n") {
+				t.Errorf("/metrics lacks %q", l)
+			}
+		}
+	}
+	want(scrape(), "trustgate_relationships_unknown 1", "trustgate_relationships_hosts_behind 0")
+	lag = telemetry.RelationshipLag{HostsBehind: 2, SetAside: 3, OldestAge: 1500 * time.Millisecond}
+	want(scrape(), "trustgate_relationships_unknown 0", "trustgate_relationships_hosts_behind 2",
+		"trustgate_relationships_set_aside 3", "trustgate_relationships_oldest_pending_age_seconds 1.5")
+}
+
 // BenchmarkCall is the cost of one proxied message's telemetry without trace export.
 func BenchmarkCall(b *testing.B) {
 	tel, err := telemetry.New(context.Background(), telemetry.Config{})

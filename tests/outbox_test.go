@@ -112,7 +112,7 @@ func TestRefusedChangeFailsItsHostClosed(t *testing.T) {
 		[]string{"has not been applied by the authorization backend yet"}, nil)
 	allowedCall(t, globex, globexTok.AccessToken, globexSession, "list_issues", "globex while acme has a change set aside")
 	_, text := getJSON(t, "http://"+metrics+"/metrics")
-	for _, want := range []string{"trustgate_relationships_hosts_behind 1", "trustgate_relationships_set_aside 1", "trustgate_relationships_oldest_pending_age_seconds "} {
+	for _, want := range []string{"trustgate_relationships_unknown 0", "trustgate_relationships_hosts_behind 1", "trustgate_relationships_set_aside 1", "trustgate_relationships_oldest_pending_age_seconds "} {
 		if !strings.Contains(text, want) {
 			t.Errorf("metrics lack %q", want)
 		}
