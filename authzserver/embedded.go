@@ -20,6 +20,7 @@ import (
 	"github.com/authzed/spicedb/pkg/cmd/server"
 	"github.com/authzed/spicedb/pkg/cmd/util"
 	spicedatastore "github.com/authzed/spicedb/pkg/datastore"
+	"github.com/jackc/pgx/v5"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -206,6 +207,9 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (_ *SpiceDB, err err
 	backend.ds = ds
 	backend.memory = cfg.Datastore == DatastoreMemory
 	backend.logger = logger
+	if cfg.Datastore == DatastorePostgres {
+		backend.postgresURI = cfg.DatastoreURI
+	}
 	logger.Info("embedded SpiceDB started", "datastore", cfg.Datastore, "grpc_listen", cfg.GRPCListen, "grpc_writes", cfg.GRPCAllowWrites)
 	return backend, nil
 }
@@ -303,4 +307,31 @@ func randomKey() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// analyzeTimeout bounds ANALYZE of the relationship table (it samples a fixed number of rows:
+// well under a second at 10^6 relationships).
+const analyzeTimeout = 2 * time.Minute
+
+// RefreshStatistics has PostgreSQL gather the planner's statistics of SpiceDB's relationship
+// table now, when the embedded SpiceDB keeps it there; for any other datastore it does nothing.
+// After a bulk load into a fresh table the planner still has the empty table's statistics until
+// autovacuum gets to it (up to a minute or more): checks at 10^6 relationships then took 240–270
+// ms instead of under 10 (README, Performance).
+func (s *SpiceDB) RefreshStatistics(ctx context.Context) error {
+	if s.postgresURI == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, analyzeTimeout)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, s.postgresURI)
+	if err != nil {
+		return fmt.Errorf("analyze SpiceDB's relationships: connect: %w", redactErr(err, s.postgresURI))
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	// Unqualified: the URI's search_path names SpiceDB's schema, as it does for SpiceDB itself.
+	if _, err := conn.Exec(ctx, "ANALYZE relation_tuple"); err != nil {
+		return fmt.Errorf("analyze SpiceDB's relationships: %w", err)
+	}
+	return nil
 }

@@ -41,6 +41,9 @@ type SpiceDB struct {
 	memory bool
 	// onClose releases what the backend owns beside the connection (an embedded server).
 	onClose func() error
+	// postgresURI is the embedded server's PostgreSQL datastore ("" for any other datastore
+	// and a remote SpiceDB): RefreshStatistics analyzes its relationship table.
+	postgresURI string
 	// logger is the embedded server's logger (nil for a remote SpiceDB).
 	logger *slog.Logger
 	// closeHooks run first on Close: decision caches stop watching the datastore.

@@ -136,7 +136,30 @@ func (w *Writer) Reconcile(ctx context.Context) (ReconcileStats, error) {
 	}
 	w.observe(ctx, false)
 	w.logger.Info("relationships reconciled", "desired", stats.Desired, "touched", stats.Touched, "deleted", stats.Deleted)
+	w.refreshStatistics(ctx, stats)
 	return stats, nil
+}
+
+// statisticsRefresher is a backend whose datastore's planner statistics can be gathered on
+// demand (SpiceDB.RefreshStatistics).
+type statisticsRefresher interface {
+	RefreshStatistics(ctx context.Context) error
+}
+
+// refreshStatistics has the backend's datastore gather statistics after a reconciliation that
+// changed as much as autovacuum waits for (50 rows and a tenth of the table), so that the
+// first checks after a load into a fresh datastore (a new replica, a restore) are planned with
+// the table's real size. A failure costs only speed until autovacuum runs: it is logged.
+func (w *Writer) refreshStatistics(ctx context.Context, stats ReconcileStats) {
+	r, ok := w.backend.(statisticsRefresher)
+	changed := stats.Touched + stats.Deleted
+	before := stats.Desired - stats.Touched + stats.Deleted
+	if !ok || changed < 50+before/10 {
+		return
+	}
+	if err := r.RefreshStatistics(ctx); err != nil {
+		w.logger.Warn("could not refresh the authorization datastore's statistics after reconciling; checks may be slow until autovacuum analyzes it", "err", err)
+	}
 }
 
 // Sync applies every pending outbox entry to the backend, in order, and returns the revision of

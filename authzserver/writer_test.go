@@ -6,6 +6,8 @@ import (
 	"sort"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/trustgate/trustgate/authzserver"
 	"github.com/trustgate/trustgate/internal/testkit/services"
 	"github.com/trustgate/trustgate/schema"
@@ -237,5 +239,59 @@ func TestEmbeddedOnPostgresKeepsRelationshipsAcrossRestart(t *testing.T) {
 	}
 	if ok, err := b2.Check(ctx, callTool); err != nil || !ok {
 		t.Fatalf("restarted SpiceDB lost the relationships: %v %v", ok, err)
+	}
+}
+
+// TestReconcileRefreshesPostgresStatistics: a reconciliation that loads as much as autovacuum
+// waits for into the embedded SpiceDB's PostgreSQL tables has PostgreSQL analyze the
+// relationship table at once (before, checks were planned for an empty table until autovacuum
+// came by); a small one leaves it to autovacuum.
+func TestReconcileRefreshesPostgresStatistics(t *testing.T) {
+	uri := services.Postgres(t)
+	ctx := context.Background()
+	b := startEmbedded(t, authzserver.EmbeddedConfig{Datastore: authzserver.DatastorePostgres, DatastoreURI: uri})
+	conn, err := pgx.Connect(ctx, uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	// reltuples is the planner's row count (-1 or 0 for the fresh table, whose indexes were
+	// built empty); ANALYZE sets it in pg_class at once, where the statistics views are updated
+	// later.
+	reltuples := func() float64 {
+		t.Helper()
+		var n float64
+		if err := conn.QueryRow(ctx, "SELECT reltuples FROM pg_class WHERE oid = 'relation_tuple'::regclass").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	st := openSQLite(t)
+	seedHost(t, st, "acme")
+	stats, err := authzserver.NewWriter(st, b, nil).Reconcile(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Touched >= 50 {
+		t.Fatalf("the small load touched %d relationships: the test needs fewer than 50", stats.Touched)
+	}
+	if n := reltuples(); n >= float64(stats.Touched) {
+		t.Fatalf("after a load of %d relationships reltuples is %v: analyzed though autovacuum would not have", stats.Touched, n)
+	}
+
+	for i := range 10 {
+		seedHost(t, st, fmt.Sprintf("host%d", i))
+	}
+	// As a restart reconciles (the writer has not drained the changes).
+	stats, err = authzserver.NewWriter(st, b, nil).Reconcile(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Touched < 50 {
+		t.Fatalf("the large load touched %d relationships: the test needs at least 50", stats.Touched)
+	}
+	if n := reltuples(); n < float64(stats.Desired)/2 {
+		t.Fatalf("after a load of %d relationships (%d in all) reltuples is %v: the table was not analyzed", stats.Touched, stats.Desired, n)
 	}
 }
