@@ -31,6 +31,7 @@ import (
 // env is a real control plane: SQLite store, embedded SpiceDB, relationship writer, admin API.
 type env struct {
 	t       *testing.T
+	cp      *controlplane.ControlPlane
 	store   store.Store
 	backend authzserver.Backend
 	api     *httptest.Server
@@ -69,7 +70,7 @@ func newEnvWith(t *testing.T, configure func(*admin.Config)) *env {
 	}
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
-	e := &env{t: t, store: st, backend: b, api: srv, audit: auditLog}
+	e := &env{t: t, cp: cp, store: st, backend: b, api: srv, audit: auditLog}
 	for _, h := range []string{tenant.DefaultHost, "acme", "beta"} {
 		if _, err := st.EnsureHost(ctx, store.Host{Key: h}); err != nil {
 			t.Fatal(err)

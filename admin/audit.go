@@ -53,6 +53,8 @@ var auditedActions = map[string]string{
 	"approveHeldCall":        "approval.approve",
 	"denyHeldCall":           "approval.deny",
 	"revokeStandingApproval": "approval.revoke",
+	"retrySetAsideChange":    "relationship.retry",
+	"discardSetAsideChange":  "relationship.discard",
 }
 
 // change is what a handler notes for the audit entry of its change.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -116,6 +117,11 @@ func TestCrossTenantRequestsAreRefused(t *testing.T) {
 	}
 	e.must(200, "PUT", "/api/v1/hosts/beta/agents/"+betaAgent.ID+"/servers/beta-tracker", e.beta, admin.AgentLevel{Level: "high"}, nil)
 	before := e.callable("beta", "beta-tracker", betaAgent.ID)
+	e.cp.SetAside(t, "beta") // a relationship change of beta's that SpiceDB refused
+	betaAside, err := e.store.ListQuarantinedChanges(context.Background(), "beta")
+	if err != nil || len(betaAside) != 1 {
+		t.Fatalf("beta's set-aside changes: %+v, %v", betaAside, err)
+	}
 	for _, op := range ops {
 		method, path, _ := strings.Cut(op, " ")
 		if !strings.Contains(path, "{host}") || path == "/api/v1/hosts/{host}" || path == "/api/v1/hosts/{host}/emergency-stop" ||
@@ -123,7 +129,7 @@ func TestCrossTenantRequestsAreRefused(t *testing.T) {
 			continue
 		}
 		concrete := strings.NewReplacer("{host}", "acme", "{server}", "beta-tracker", "{tool}", "list_issues",
-			"{human}", "mallory@beta.test", "{agent}", betaAgent.ID, "{token}", betaTok.ID).Replace(path)
+			"{human}", "mallory@beta.test", "{agent}", betaAgent.ID, "{token}", betaTok.ID, "{id}", strconv.FormatInt(betaAside[0].ID, 10)).Replace(path)
 		body := map[string]string{"PUT": `{"ceiling":"high","level":"high"}`, "PATCH": `{}`, "POST": `{}`}[method]
 		if method == "POST" && strings.HasSuffix(path, "/humans") {
 			continue // creating a human in acme is acme's right; ids are not involved
@@ -139,6 +145,9 @@ func TestCrossTenantRequestsAreRefused(t *testing.T) {
 	}
 	e.must(200, "GET", "/api/v1/hosts/beta/humans/mallory@beta.test", e.beta, nil, nil)
 	e.must(200, "GET", "/api/v1/hosts/beta/servers", betaTok.Secret, nil, nil)
+	if after, err := e.store.ListQuarantinedChanges(context.Background(), "beta"); err != nil || len(after) != 1 || after[0].ID != betaAside[0].ID {
+		t.Fatalf("beta's set-aside changes after acme's requests: %+v, %v", after, err)
+	}
 	if after := e.callable("beta", "beta-tracker", betaAgent.ID); after != before || before == "[]" {
 		t.Fatalf("beta's agent could call %s before and %s after acme's requests", before, after)
 	}

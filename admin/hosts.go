@@ -185,7 +185,7 @@ func (a *API) stopHost(r *http.Request, c *caller) (int, any, error) {
 	if req.Reason != "" {
 		c.change.new += ": " + req.Reason
 	}
-	return http.StatusOK, a.hostDoc(h, false), nil
+	return http.StatusOK, a.changedHostDoc(r.Context(), h, false), nil
 }
 
 // liftHostStop lifts the host's emergency stop.
@@ -196,14 +196,14 @@ func (a *API) liftHostStop(r *http.Request, c *caller) (int, any, error) {
 	}
 	if h.Settings.EmergencyStop == nil {
 		c.change.none = true
-		return http.StatusOK, a.hostDoc(h, false), nil
+	} else {
+		c.change.old, c.change.new = "stopped", "running"
+		h.Settings.EmergencyStop = nil
+		if h, err = a.cfg.Store.UpdateHost(r.Context(), h); err != nil {
+			return 0, nil, err
+		}
 	}
-	c.change.old, c.change.new = "stopped", "running"
-	h.Settings.EmergencyStop = nil
-	if h, err = a.cfg.Store.UpdateHost(r.Context(), h); err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, a.hostDoc(h, false), nil
+	return http.StatusOK, a.changedHostDoc(r.Context(), h, false), nil
 }
 
 // dlpDoc is the document of a host's result filter settings.
@@ -267,7 +267,10 @@ func (a *API) listHosts(r *http.Request, c *caller) (int, any, error) {
 		docs[i] = a.hostDoc(h, false)
 	}
 	page, err := paginate(r, docs, func(h Host) string { return h.Key })
-	return http.StatusOK, page, err
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, page, a.countSetAside(r.Context(), page.Items)
 }
 
 func (a *API) createHost(r *http.Request, c *caller) (int, any, error) {
@@ -302,7 +305,8 @@ func (a *API) getHost(r *http.Request, _ *caller) (int, any, error) {
 	if err != nil {
 		return 0, nil, hostNotFound(err, r.PathValue("host"))
 	}
-	return http.StatusOK, a.hostDoc(h, true), nil
+	doc, err := a.hostDocCounted(r.Context(), h, true)
+	return http.StatusOK, doc, err
 }
 
 func (a *API) updateHost(r *http.Request, c *caller) (int, any, error) {
@@ -330,7 +334,7 @@ func (a *API) updateHost(r *http.Request, c *caller) (int, any, error) {
 	if after := anomalySummary(h.Settings.Anomaly); after != beforeAnomaly {
 		c.change.old, c.change.new = joinChange(c.change.old, beforeAnomaly), joinChange(c.change.new, after)
 	}
-	return http.StatusOK, a.hostDoc(h, true), nil
+	return http.StatusOK, a.changedHostDoc(r.Context(), h, true), nil
 }
 
 func (a *API) deleteHost(r *http.Request, _ *caller) (int, any, error) {

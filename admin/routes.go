@@ -37,6 +37,9 @@ const (
 	pHTokens = pHost + "/tokens"
 	pGTokens = "/api/v1/tokens"
 	pAuthMth = pHost + "/auth/methods/{method}"
+	// pSetAside: the host's relationship changes set aside (setaside.go). A collection of its
+	// own under the host, as approvals and standing-approvals are.
+	pSetAside = pHost + "/set-aside-changes"
 )
 
 func (a *API) routes() []Route {
@@ -57,6 +60,9 @@ func (a *API) routes() []Route {
 		{"POST", pHost + "/approvals/{id}/deny", "denyHeldCall", "Deny a held call: the agent gets the error (reason approval_denied)", nil, HeldCall{}, ok, false, nil, (*API).denyHeldCall},
 		{"GET", pHost + "/standing-approvals", "listStandingApprovals", "List the approvals that let an agent's calls of a tool through for some hours", nil, Page[StandingApproval]{}, ok, false, nil, (*API).listStandingApprovals},
 		{"DELETE", pHost + "/standing-approvals/{agent}/{server}/{tool}", "revokeStandingApproval", "Revoke a standing approval: the agent's next call of the tool waits for approval again", nil, nil, none, false, nil, (*API).revokeStandingApproval},
+		{"GET", pSetAside, "listSetAsideChanges", "List the host's relationship changes the authorization backend refused for good, oldest first: while there is one, every call on the host is refused (reason pending_change) until it is retried or discarded", nil, Page[SetAsideChange]{}, ok, false, nil, (*API).listSetAsideChanges},
+		{"POST", pSetAside + "/{id}/retry", "retrySetAsideChange", "Retry a set-aside change: queue and apply what the store implies for its relationship now (a touch when the store derives it, else a delete; never the old change over newer ones); set_aside_again when the backend refuses that too", nil, SetAsideRetry{}, ok, false, nil, (*API).retrySetAsideChange},
+		{"DELETE", pSetAside + "/{id}", "discardSetAsideChange", "Discard a set-aside change: apply nothing (the authorization backend lacks the change; the host's calls are decided again)", nil, nil, none, false, nil, (*API).discardSetAsideChange},
 		{"DELETE", pHost, "deleteHost", "Delete a host and everything in it", nil, nil, none, true, nil, (*API).deleteHost},
 
 		{"GET", pHost + "/auth", "getAuthSettings", "Show the host's sign-in methods and allowed sign-in domains (secrets only as set / not set)", nil, AuthSettings{}, ok, false, nil, (*API).getAuthSettings},

@@ -16,6 +16,7 @@ type Store interface {
 	store.Transactor
 	store.AuthMethods
 	store.Approvals
+	store.Quarantine
 
 	CreateHost(ctx context.Context, h store.Host) (store.Host, error)
 	GetHost(ctx context.Context, key string) (store.Host, error)

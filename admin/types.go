@@ -73,4 +73,6 @@ type (
 	ApprovalRule          = sdk.ApprovalRule
 	HeldCall              = sdk.HeldCall
 	StandingApproval      = sdk.StandingApproval
+	SetAsideChange        = sdk.SetAsideChange
+	SetAsideRetry         = sdk.SetAsideRetry
 )

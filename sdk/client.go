@@ -910,3 +910,32 @@ func (c *Client) ListStandingApprovals(ctx context.Context, host string, p PageR
 func (c *Client) RevokeStandingApproval(ctx context.Context, host, agent, server, tool string) error {
 	return c.do(ctx, http.MethodDelete, nil, nil, nil, "hosts", host, "standing-approvals", agent, server, tool)
 }
+
+// ListSetAsideChanges lists a page of the host's relationship changes the authorization backend
+// refused for good, oldest first; while there is one, every call on the host is refused.
+func (c *Client) ListSetAsideChanges(ctx context.Context, host string, p PageRequest) (Page[SetAsideChange], error) {
+	var out Page[SetAsideChange]
+	err := c.do(ctx, http.MethodGet, p.query(nil), nil, &out, "hosts", host, "set-aside-changes")
+	return out, err
+}
+
+// SetAsideChanges iterates over the host's set-aside relationship changes, every page.
+func (c *Client) SetAsideChanges(ctx context.Context, host string) iter.Seq2[SetAsideChange, error] {
+	return pages(ctx, func(ctx context.Context, p PageRequest) (Page[SetAsideChange], error) {
+		return c.ListSetAsideChanges(ctx, host, p)
+	})
+}
+
+// RetrySetAsideChange takes a set-aside change out of the list and queues what the store
+// implies for its relationship now; the result says whether the backend refused that too.
+func (c *Client) RetrySetAsideChange(ctx context.Context, host string, id int64) (SetAsideRetry, error) {
+	var out SetAsideRetry
+	err := c.do(ctx, http.MethodPost, nil, nil, &out, "hosts", host, "set-aside-changes", strconv.FormatInt(id, 10), "retry")
+	return out, err
+}
+
+// DiscardSetAsideChange removes a set-aside change without applying anything: the
+// authorization backend then lacks it, and the host's calls are decided again.
+func (c *Client) DiscardSetAsideChange(ctx context.Context, host string, id int64) error {
+	return c.do(ctx, http.MethodDelete, nil, nil, nil, "hosts", host, "set-aside-changes", strconv.FormatInt(id, 10))
+}

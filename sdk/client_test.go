@@ -71,6 +71,7 @@ func TestClientRoutes(t *testing.T) {
 	created := TokenCreated{Token: token, Secret: "tgat_secret"}
 	decision := Decision{Agent: "a_1", Server: "lin ear", Tool: "a/b c", Allowed: false, Reason: "level_too_low",
 		Message: "trustgate denied …", RequiredLevel: "high", AgentLevel: "low", Ceiling: "high"}
+	aside := SetAsideChange{ID: 42, Op: "touch", Relationship: "server:acme/tracker#no_such_relation@agent:acme/a_1", CreatedAt: clientT0, SetAsideAt: clientT0, Reason: "refused"}
 	ctx := context.Background()
 
 	cases := []struct {
@@ -194,6 +195,13 @@ func TestClientRoutes(t *testing.T) {
 				tools, err := c.CallableTools(ctx, "acme", "a_1", "lin ear")
 				return CallableTools{Agent: "a_1", Server: "lin ear", Tools: tools}, err
 			}},
+
+		{"ListSetAsideChanges", "GET", "/api/v1/hosts/acme/set-aside-changes?limit=5", nil, 200, Page[SetAsideChange]{Items: []SetAsideChange{aside}},
+			func(c *Client) (any, error) { return c.ListSetAsideChanges(ctx, "acme", PageRequest{Limit: 5}) }},
+		{"RetrySetAsideChange", "POST", "/api/v1/hosts/acme/set-aside-changes/42/retry", nil, 200, SetAsideRetry{Change: aside, Queued: "delete", SetAsideAgain: &aside},
+			func(c *Client) (any, error) { return c.RetrySetAsideChange(ctx, "acme", 42) }},
+		{"DiscardSetAsideChange", "DELETE", "/api/v1/hosts/acme/set-aside-changes/42", nil, 204, nil,
+			func(c *Client) (any, error) { return nil, c.DiscardSetAsideChange(ctx, "acme", 42) }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -205,6 +205,35 @@ type Host struct {
 	// "cursor", "claude_desktop", "vscode", "claude_code".
 	Clients   map[string]ClientConfig `json:"clients,omitempty"`
 	CreatedAt time.Time               `json:"created_at"`
+	// SetAsideChanges counts the host's relationship changes the authorization backend refused
+	// for good (see SetAsideChange): while it is not 0, every call on the host is refused
+	// (reason pending_change).
+	SetAsideChanges int `json:"set_aside_changes" jsonschema:"how many of the host's relationship changes the authorization backend refused for good; while not 0 every call on the host is refused (reason pending_change) until they are retried or discarded (GET set-aside-changes)"`
+}
+
+// SetAsideChange is a relationship change the authorization backend refused for good (its
+// schema does not accept the relationship, or a precondition failed), set aside so that the
+// changes made after it are applied. While a host has one, every call on the host is refused
+// (reason pending_change) until it is retried or discarded.
+type SetAsideChange struct {
+	ID           int64     `json:"id"`
+	Op           string    `json:"op" jsonschema:"touch (write the relationship) or delete (remove it)"`
+	Relationship string    `json:"relationship" jsonschema:"the relationship, as resource#relation@subject with its caveat if any"`
+	CreatedAt    time.Time `json:"created_at" jsonschema:"when the change was made"`
+	SetAsideAt   time.Time `json:"set_aside_at" jsonschema:"when the authorization backend refused it"`
+	Reason       string    `json:"reason" jsonschema:"the authorization backend's refusal"`
+}
+
+// SetAsideRetry is what retrying a set-aside change did.
+type SetAsideRetry struct {
+	// Change is the change taken out of the set-aside list.
+	Change SetAsideChange `json:"change"`
+	// Queued is what was queued for its relationship: touch when the store implies the
+	// relationship now, else delete (the old change itself is not replayed over newer ones).
+	Queued string `json:"queued" jsonschema:"what was queued for the relationship: touch when the store implies it now, else delete"`
+	// SetAsideAgain is the queued change when the authorization backend refused it too: it is
+	// set aside again (with its own id) and the host still refuses every call.
+	SetAsideAgain *SetAsideChange `json:"set_aside_again,omitempty" jsonschema:"the queued change, when the authorization backend refused it too and it was set aside again"`
 }
 
 // ClientConfig tells how to point one MCP client at the host.

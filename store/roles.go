@@ -38,8 +38,17 @@ type RelationshipSource interface {
 	PendingRelationshipHosts(ctx context.Context) ([]PendingHost, error)
 }
 
+// Quarantine is what resolves the relationship changes the authorization backend refused for
+// good (see SetAside): the CLI's trustgate admin outbox and the admin API.
+type Quarantine interface {
+	ListQuarantinedChanges(ctx context.Context, host string) ([]QuarantinedChange, error)
+	DiscardQuarantinedChange(ctx context.Context, id int64) (QuarantinedChange, error)
+	RetryQuarantinedChange(ctx context.Context, id int64) (QuarantinedChange, ChangeOp, error)
+}
+
 // Store satisfies every role.
 var (
 	_ HotReads           = Store(nil)
 	_ RelationshipSource = Store(nil)
+	_ Quarantine         = Store(nil)
 )
