@@ -168,6 +168,8 @@ func (d *Dashboard) pages() []page {
 		{"POST", h + "/auth/{method}/reset", hostAdmin, (*Dashboard).resetAuthMethod},
 		{"POST", h + "/tokens", hostAdmin, (*Dashboard).createToken},
 		{"POST", h + "/tokens/{token}/revoke", hostAdmin, (*Dashboard).revokeToken},
+		{"POST", h + "/set-aside-changes/{id}/retry", hostAdmin, (*Dashboard).retrySetAside},
+		{"POST", h + "/set-aside-changes/{id}/discard", hostAdmin, (*Dashboard).discardSetAside},
 		{"GET", h + "/delete", operator, (*Dashboard).deleteHostPage},
 		{"POST", h + "/delete", operator, (*Dashboard).deleteHost},
 

@@ -32,6 +32,7 @@ import (
 // env is the dashboard on a real control plane (SQLite, embedded SpiceDB, the admin API).
 type env struct {
 	t     *testing.T
+	cp    *controlplane.ControlPlane
 	store store.Store
 	dash  *dashboard.Dashboard
 	srv   *httptest.Server
@@ -68,7 +69,7 @@ func newEnv(t *testing.T) *env {
 			t.Fatal(err)
 		}
 	}
-	return &env{t: t, store: cp.Store, dash: d, srv: srv, urls: urls}
+	return &env{t: t, cp: cp, store: cp.Store, dash: d, srv: srv, urls: urls}
 }
 
 // serveDashboard makes the dashboard, with the OAuth server whose sign-in pages it signs

@@ -47,6 +47,10 @@ type hostData struct {
 	NewToken *sdk.TokenCreated
 	// Settings is the settings form's view of the host's settings.
 	Settings settingsForm
+	// SetAside lists the host's relationship changes the authorization backend refused for
+	// good (SetAsideTruncated: more than a page view reads).
+	SetAside          []sdk.SetAsideChange
+	SetAsideTruncated bool
 }
 
 func (d *Dashboard) hostData(r *http.Request, v *viewer) (hostData, error) {
@@ -61,6 +65,9 @@ func (d *Dashboard) hostData(r *http.Request, v *viewer) (hostData, error) {
 		return hostData{}, err
 	}
 	data := hostData{Host: h, Tokens: tokens, Settings: newSettingsForm(h.Settings)}
+	if data.SetAside, data.SetAsideTruncated, err = d.setAsideChanges(r, v, h); err != nil {
+		return hostData{}, err
+	}
 	for id, c := range h.Clients {
 		data.Clients = append(data.Clients, client{ID: id, Name: clientNames[id], Where: c.Where, Snippet: c.Snippet})
 	}
