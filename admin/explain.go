@@ -117,7 +117,7 @@ func (a *API) explain(r *http.Request, _ *caller) (int, any, error) {
 	}
 	out.Steps = f.steps()
 	if !d.Allowed && out.Reason == "pending_change" {
-		out.Notes = append(out.Notes, "The authorization backend has not applied a change of this host yet (it failed, waits longer than the gateway allows, or was set aside): every call on the host is refused until it is, whatever the steps below say. A change the backend refused for good is listed by `trustgate admin outbox list`.")
+		out.Notes = append(out.Notes, "The authorization backend has not applied a change of this host yet (it failed, waits longer than the gateway allows, or was set aside): every call on the host is refused until it is, whatever the steps below say. A change the backend refused for good is listed by GET set-aside-changes (the dashboard's host page, `trustgate admin outbox list`), and retried or discarded there.")
 	}
 	if !d.Allowed && decisiveStep[out.Reason] == "" && out.Reason != "pending_change" {
 		out.Notes = append(out.Notes, fmt.Sprintf("This denial (%s) comes from a safety policy of the host, checked beside who may do what: see the summary.", out.Reason))

@@ -203,7 +203,7 @@ func (w *Writer) Sync(ctx context.Context) (rev Revision, err error) {
 			return rev, fmt.Errorf("apply relationship changes: %w", err)
 		}
 		for _, c := range aside {
-			w.logger.Error("the authorization backend refused a relationship change for good; it is set aside, and its host's calls are refused until an operator retries or discards it (trustgate admin outbox)",
+			w.logger.Error("the authorization backend refused a relationship change for good; it is set aside, and its host's calls are refused until an operator retries or discards it (the admin API's set-aside-changes, the dashboard's host page, trustgate admin outbox)",
 				"id", c.ID, "host", schema.HostOf(c.Relationship.Resource), "op", c.Op, "relationship", c.Relationship.Key(), "reason", c.Reason)
 		}
 		if len(aside) > 0 && w.onSetAside != nil {

@@ -674,7 +674,7 @@ func schemaSource(file string) string {
 
 // auditSetAside writes an audit entry for each relationship change the writer set aside (the
 // backend refused it for good): its host refuses every call until an operator resolves it
-// (trustgate admin outbox).
+// (the admin API's set-aside-changes, the dashboard's host page, trustgate admin outbox).
 func (g *Gateway) auditSetAside(ctx context.Context, changes []authzserver.SetAsideChange) {
 	for _, c := range changes {
 		e := audit.Entry{Host: schema.HostOf(c.Relationship.Resource), Time: time.Now(), Decision: audit.Admin,
