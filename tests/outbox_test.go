@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"context"
 	"database/sql"
 	"encoding/json"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/trustgate/trustgate/internal/testkit/mcpserver"
 	"github.com/trustgate/trustgate/schema"
+	"github.com/trustgate/trustgate/sdk"
 )
 
 // outboxPoison is a relationship of host that SpiceDB's schema does not accept (no such
@@ -39,7 +41,8 @@ func allowedCall(t *testing.T, resource, token, session, tool, what string) {
 // until an operator resolves it its host refuses every call — the agent's next tools/call is
 // denied with pending_change (audited) and its tools/list too — while an agent of another host
 // keeps working. `trustgate admin outbox` lists it and, once discarded with --yes, the host's
-// decisions follow the store again (the consent revoked meanwhile: not_consented).
+// decisions follow the store again (the consent revoked meanwhile: not_consented). The admin
+// API lists it and retries it, as the dashboard does.
 func TestRefusedChangeFailsItsHostClosed(t *testing.T) {
 	dir := t.TempDir()
 	metrics := freeAddr(t)
@@ -118,6 +121,31 @@ func TestRefusedChangeFailsItsHostClosed(t *testing.T) {
 		}
 	}
 
+	// The admin API sees it too — the host's count, the list — for acme's token only, and a
+	// retry through it queues the delete the store implies, which SpiceDB refuses as well: it
+	// is set aside again, and the host still refuses every call.
+	api, err := sdk.NewClient(p.url, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if h, err := api.GetHost(ctx, "acme"); err != nil || h.SetAsideChanges != 1 {
+		t.Fatalf("acme's set_aside_changes: %d, %v", h.SetAsideChanges, err)
+	}
+	listed, err := sdk.Collect(api.SetAsideChanges(ctx, "acme"))
+	if err != nil || len(listed) != 1 || listed[0].ID != aside[0].ID || listed[0].Relationship != outboxPoison("acme") {
+		t.Fatalf("the API's list: %+v, %v", listed, err)
+	}
+	if listed, err := sdk.Collect(api.SetAsideChanges(ctx, "globex")); err != nil || len(listed) != 0 {
+		t.Fatalf("globex's list through the API: %+v, %v", listed, err)
+	}
+	retried, err := api.RetrySetAsideChange(ctx, "acme", aside[0].ID)
+	if err != nil || retried.Queued != "delete" || retried.SetAsideAgain == nil {
+		t.Fatalf("retry through the API: %+v, %v", retried, err)
+	}
+	wantDenial(t, acme, acmeTok.AccessToken, acmeSession, toolCall("list_issues"), "pending_change", nil, nil)
+	aside[0].ID = retried.SetAsideAgain.ID
+
 	// Discarding needs the acknowledgement; then the host's decisions follow the store.
 	if out, err := run(t, 60*time.Second, "admin", "outbox", "discard", strconv.FormatInt(aside[0].ID, 10), "--data-dir", dir); err == nil || !strings.Contains(out, "--yes") {
 		t.Fatalf("discard without --yes: %v\n%s", err, out)
@@ -152,9 +180,11 @@ func TestRefusedChangeFailsItsHostClosed(t *testing.T) {
 			seen["set aside"] = true
 		case e.Action == "relationship.discard" && e.Actor == "cli" && e.Object == outboxPoison("acme"):
 			seen["discard"] = true
+		case e.Action == "relationship.retry" && strings.HasPrefix(e.Actor, "token:") && e.Object == outboxPoison("acme"):
+			seen["retry"] = true
 		}
 	}
-	for _, want := range []string{"denial", "set aside", "discard"} {
+	for _, want := range []string{"denial", "set aside", "retry", "discard"} {
 		if !seen[want] {
 			t.Errorf("no audit entry of the %s: %+v", want, entries)
 		}
