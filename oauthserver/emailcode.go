@@ -482,7 +482,7 @@ func (s *Server) renderNewPassword(w http.ResponseWriter, r *http.Request, h sto
 // the right code id for email on host, for the pending request ref, until exp.
 func (s *Server) passwordTicket(host, ref, id, email string, exp time.Time) string {
 	payload := host + "|" + ref + "|" + id + "|" + strconv.FormatInt(exp.Unix(), 10) + "|" + email
-	return base64.RawURLEncoding.EncodeToString([]byte(payload)) + "." + base64.RawURLEncoding.EncodeToString(derive(s.session, "email-password|"+payload))
+	return base64.RawURLEncoding.EncodeToString([]byte(payload)) + "." + base64.RawURLEncoding.EncodeToString(s.mac(macEmailPassword, payload))
 }
 
 // openPasswordTicket checks a passwordTicket for host and ref and returns its code id, email
@@ -494,7 +494,7 @@ func (s *Server) openPasswordTicket(ticket, host, ref string) (id, email string,
 	}
 	payload, err1 := base64.RawURLEncoding.DecodeString(p64)
 	mac, err2 := base64.RawURLEncoding.DecodeString(m64)
-	if err1 != nil || err2 != nil || !hmac.Equal(mac, derive(s.session, "email-password|"+string(payload))) {
+	if err1 != nil || err2 != nil || !hmac.Equal(mac, s.mac(macEmailPassword, string(payload))) {
 		return "", "", time.Time{}, false
 	}
 	parts := strings.SplitN(string(payload), "|", 5)

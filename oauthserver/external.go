@@ -162,7 +162,7 @@ func PendingRef(r *http.Request) string {
 }
 
 func (s *Server) externalMAC(payload string) []byte {
-	return derive(s.session, "external-signin|"+payload)
+	return s.mac(macExternalSignIn, payload)
 }
 
 func (s *Server) setExternalCookie(w http.ResponseWriter, host, method, ref string) {

@@ -216,6 +216,26 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	return s, nil
 }
 
+// macPurpose labels what an HMAC under the session key proves (Server.mac), so that a value
+// signed for one purpose is never accepted for another. Each label ends in '|' and none is a
+// prefix of another (TestMACPurposesArePrefixFree): a payload cannot make one purpose's input
+// another's.
+type macPurpose string
+
+const (
+	macBrowserSession macPurpose = "browser-session|"
+	macEmailPassword  macPurpose = "email-password|"
+	macExternalSignIn macPurpose = "external-signin|"
+)
+
+// macPurposes lists every purpose.
+var macPurposes = []macPurpose{macBrowserSession, macEmailPassword, macExternalSignIn}
+
+// mac is HMAC-SHA256 under the session key of payload, labelled with its purpose.
+func (s *Server) mac(purpose macPurpose, payload string) []byte {
+	return derive(s.session, string(purpose)+payload)
+}
+
 // derive is HMAC-SHA256(secret, label): independent keys from one secret.
 func derive(secret []byte, label string) []byte {
 	m := hmac.New(sha256.New, secret)

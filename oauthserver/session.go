@@ -26,11 +26,7 @@ import (
 // sessionCookiePrefix + host is the name of a host's signed-in session cookie.
 const sessionCookiePrefix = "tg_session_"
 
-func (s *Server) sessionMAC(payload string) []byte {
-	m := hmac.New(sha256.New, s.session)
-	m.Write([]byte(payload))
-	return m.Sum(nil)
-}
+func (s *Server) sessionMAC(payload string) []byte { return s.mac(macBrowserSession, payload) }
 
 // sessionIDHash is what the store keeps of a session id.
 func sessionIDHash(id string) string {
