@@ -27,8 +27,14 @@
 // returned and to every later CallableTools, list in CallableTools exactly the tool names
 // (decoded, in any order) that Check allows, read back exactly what was written (across pages),
 // apply batches larger than one engine request holds, refuse an Update without an operation,
-// and, when the engine cannot be reached, fail every call with an error wrapping
+// refuse for good, with an error wrapping authzserver.ErrRefused, a write of a relation the
+// schema does not have (so that the writer sets that change aside and applies the others), and,
+// when the engine cannot be reached, fail every call with an error wrapping
 // authzserver.ErrUnavailable (never an allowed answer or a tool name).
+//
+// The suite also runs each backend inside authzserver.NewFailClosed with its writer's Lag, as
+// the gateway does: a host with a change set aside gets no allow and no tool, another host's
+// answers are the backend's.
 //
 // # What the factory returns
 //
@@ -51,8 +57,10 @@ package backendtest
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -62,6 +70,8 @@ import (
 	"github.com/trustgate/trustgate/authzserver"
 	"github.com/trustgate/trustgate/schema"
 	"github.com/trustgate/trustgate/store"
+
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, to put into the outbox what trustgate never writes
 )
 
 // Target is the backend under test, as the factory gives it to one case.
@@ -111,6 +121,7 @@ func Run(t *testing.T, newTarget NewTarget) {
 		{"ChecksRacingARevocation", testChecksRacingARevocation},
 		{"ConsistencyAfterRestart", testConsistencyAfterRestart},
 		{"FailsClosedWhenUnavailable", testFailsClosedWhenUnavailable},
+		{"RefusedChangeSetAsideAndItsHostFailsClosed", testRefusedChangeSetAside},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), caseTimeout)
@@ -119,13 +130,14 @@ func Run(t *testing.T, newTarget NewTarget) {
 			if target.Backend == nil {
 				t.Fatal("the factory returned no backend")
 			}
-			st, err := store.Open(ctx, store.Config{DataDir: t.TempDir()})
+			dir := t.TempDir()
+			st, err := store.Open(ctx, store.Config{DataDir: dir})
 			if err != nil {
 				t.Fatalf("open the case's store: %v", err)
 			}
 			t.Cleanup(func() { _ = st.Close() })
 			tc.test(&env{
-				t: t, ctx: ctx, target: target, b: target.Backend, st: st,
+				t: t, ctx: ctx, target: target, b: target.Backend, st: st, dataDir: dir,
 				w:      authzserver.NewWriter(st, target.Backend, nil),
 				prefix: fmt.Sprintf("bt-%s-%02d", run, i),
 				tools:  map[string][]string{},
@@ -141,8 +153,10 @@ type env struct {
 	target Target
 	b      authzserver.Backend
 	st     store.Store
-	w      *authzserver.Writer
-	prefix string
+	// dataDir holds the store's SQLite file.
+	dataDir string
+	w       *authzserver.Writer
+	prefix  string
 	// rev is the revision of the last write applied (empty before any).
 	rev authzserver.Revision
 	// tools lists, per host/server, every tool name the case put, enabled or not.
@@ -272,14 +286,25 @@ func callRequest(host, server, tool, agentID string, rev authzserver.Revision) a
 // check asks one question (the request says at which revision).
 func (e *env) check(req authzserver.CheckRequest) bool {
 	e.t.Helper()
-	ok, err := e.b.Check(e.ctx, req)
+	return e.checkVia(e.b, req)
+}
+
+// checkVia asks b (the backend under test, or a decorator over it).
+func (e *env) checkVia(b authzserver.Backend, req authzserver.CheckRequest) bool {
+	e.t.Helper()
+	ok, err := b.Check(e.ctx, req)
 	e.must("check "+req.Resource.String()+" for "+req.Subject.String(), err)
 	return ok
 }
 
 func (e *env) callable(host, server, agentID string) []string {
 	e.t.Helper()
-	names, err := e.b.CallableTools(e.ctx, host, server, agentID)
+	return e.callableVia(e.b, host, server, agentID)
+}
+
+func (e *env) callableVia(b authzserver.Backend, host, server, agentID string) []string {
+	e.t.Helper()
+	names, err := b.CallableTools(e.ctx, host, server, agentID)
 	e.must(fmt.Sprintf("callable tools of %s/%s on %s", host, agentID, server), err)
 	return sorted(names)
 }
@@ -290,20 +315,26 @@ func (e *env) callable(host, server, agentID string) []string {
 // default consistency) agrees.
 func (e *env) want(what, host, server, agentID string, want ...string) {
 	e.t.Helper()
+	e.wantVia(e.b, what, host, server, agentID, want...)
+}
+
+// wantVia is want asked of b (the backend under test, or a decorator over it).
+func (e *env) wantVia(b authzserver.Backend, what, host, server, agentID string, want ...string) {
+	e.t.Helper()
 	want = sorted(want)
 	names := e.tools[host+"/"+server]
 	for _, name := range names {
 		allowed := slices.Contains(want, name)
-		if got := e.check(callRequest(host, server, name, agentID, e.rev)); got != allowed {
+		if got := e.checkVia(b, callRequest(host, server, name, agentID, e.rev)); got != allowed {
 			e.t.Fatalf("%s: Check(%s may call %q on %s/%s) at the last write's revision = %v, want %v", what, agentID, name, host, server, got, allowed)
 		}
 	}
-	if got := e.callable(host, server, agentID); !slices.Equal(got, want) {
+	if got := e.callableVia(b, host, server, agentID); !slices.Equal(got, want) {
 		e.t.Fatalf("%s: CallableTools(%s/%s, %s) = %q, want %q", what, host, server, agentID, got, want)
 	}
 	for _, name := range names {
 		allowed := slices.Contains(want, name)
-		if got := e.check(callRequest(host, server, name, agentID, "")); got != allowed {
+		if got := e.checkVia(b, callRequest(host, server, name, agentID, "")); got != allowed {
 			e.t.Fatalf("%s: Check(%s may call %q on %s/%s) = %v, want %v", what, agentID, name, host, server, got, allowed)
 		}
 	}
@@ -371,4 +402,20 @@ func sorted(s []string) []string {
 	out := slices.Clone(s)
 	sort.Strings(out)
 	return out
+}
+
+// putRefused appends to the store's outbox, through SQL (trustgate never writes it), a touch
+// of a relationship of host whose relation the schema does not have: every engine refuses it
+// for good. It returns the relationship.
+func (e *env) putRefused(host string) schema.Relationship {
+	e.t.Helper()
+	r := schema.Relationship{Resource: schema.Server(host, srv), Relation: "no_such_relation",
+		Subject: schema.SubjectRef{Object: schema.Agent(host, "a_refused")}}
+	db, err := sql.Open("sqlite", filepath.Join(e.dataDir, "trustgate.db")+"?_pragma=busy_timeout(10000)")
+	e.must("open the store's file", err)
+	defer db.Close()
+	_, err = db.ExecContext(e.ctx, "INSERT INTO relationship_outbox (op, relationship, created_at, host_key) VALUES ('touch', ?, ?, ?)",
+		r.String(), time.Now().UnixMilli(), host)
+	e.must("put a refused change into the outbox", err)
+	return r
 }

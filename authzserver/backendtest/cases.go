@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -689,4 +690,59 @@ func testFailsClosedWhenUnavailable(e *env) {
 	if n, err := e.st.PendingRelationshipChanges(e.ctx); err != nil || n == 0 {
 		e.t.Fatalf("after a failed apply the store keeps %d changes (%v), want the withdrawal kept", n, err)
 	}
+}
+
+// RefusedChangeSetAsideAndItsHostFailsClosed: a change the engine refuses for good (a relation
+// the schema does not have) does not stop the outbox: the writer sets it aside in the store's
+// quarantine and applies the changes behind it, of its host and of another. Inside
+// authzserver.NewFailClosed with the writer's Lag, its host then gets no allow and no callable
+// tool (the engine itself answers as the store says) while the other host's answers are the
+// engine's; once the change is discarded, its host's answers are the engine's again.
+func testRefusedChangeSetAside(e *env) {
+	h, other := e.host("a"), e.host("b")
+	e.standardHost(h)
+	e.standardHost(other)
+	e.consent(h, agent, srv, schema.High)
+	e.consent(other, agent, srv, schema.Medium)
+	e.sync()
+	guard := authzserver.NewFailClosed(e.b, e.w.Lag())
+	e.wantVia(guard, "before the refused change", h, srv, agent, upTo(schema.High)...)
+	e.wantVia(guard, "the other host before the refused change", other, srv, agent, upTo(schema.Medium)...)
+
+	// The refused change, then a lowering of its host and a raise of the other behind it.
+	refused := e.putRefused(h)
+	e.consent(h, agent, srv, schema.Low)
+	e.consent(other, agent, srv, schema.High)
+	if _, err := e.b.WriteRelationships(e.ctx, []authzserver.Update{{Op: authzserver.OpTouch, Relationship: refused}}); !errors.Is(err, authzserver.ErrRefused) {
+		e.t.Fatalf("a write of a relation the schema does not have: %v, want an error wrapping %q", err, authzserver.ErrRefused)
+	}
+	e.sync() // fails the case unless the refused change is set aside and the rest applied
+
+	aside, err := e.st.ListQuarantinedChanges(e.ctx, "")
+	e.must("list the changes set aside", err)
+	var ours []store.QuarantinedChange
+	for _, c := range aside {
+		if c.Host == h || c.Host == other {
+			ours = append(ours, c)
+		}
+	}
+	if len(ours) != 1 || ours[0].Host != h || ours[0].Relationship != refused || !strings.Contains(ours[0].Reason, "no_such_relation") {
+		e.t.Fatalf("set aside: %+v, want the refused change of %s with the engine's reason naming its relation", ours, h)
+	}
+	if n, err := e.st.PendingRelationshipChanges(e.ctx); err != nil || n != 0 {
+		e.t.Fatalf("after the drain %d changes are pending (%v), want none", n, err)
+	}
+	e.want("the engine, after the lowering behind the refused change", h, srv, agent, upTo(schema.Low)...)
+	e.want("the engine, the other host's raise behind the refused change", other, srv, agent, upTo(schema.High)...)
+	e.wantVia(guard, "a host with a change set aside", h, srv, agent)
+	e.wantVia(guard, "the other host while a change of another is set aside", other, srv, agent, upTo(schema.High)...)
+	if s := e.w.Lag().Status(); !slices.Contains(s.Behind, h) || slices.Contains(s.Behind, other) {
+		e.t.Fatalf("the writer's Lag says %v are behind, want %s and not %s", s.Behind, h, other)
+	}
+
+	_, err = e.st.DiscardQuarantinedChange(e.ctx, ours[0].ID)
+	e.must("discard the change set aside", err)
+	e.sync()
+	e.wantVia(guard, "once the change set aside was discarded", h, srv, agent, upTo(schema.Low)...)
+	e.wantVia(guard, "the other host at the end", other, srv, agent, upTo(schema.High)...)
 }
