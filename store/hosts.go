@@ -263,6 +263,9 @@ func (s *sqlStore) DeleteHost(ctx context.Context, key string) error {
 		if _, err := q.exec(ctx, "DELETE FROM standing_approvals WHERE host_key = ?", key); err != nil {
 			return fmt.Errorf("delete standing approvals: %w", err)
 		}
+		if err := releaseHostQuarantine(ctx, q, &cs, key); err != nil {
+			return err
+		}
 		if _, err := q.exec(ctx, "DELETE FROM hosts WHERE host_key = ?", key); err != nil {
 			return err
 		}

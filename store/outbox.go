@@ -398,6 +398,40 @@ func takeQuarantined(ctx context.Context, q querier, id int64) (QuarantinedChang
 	return c, nil
 }
 
+// releaseHostQuarantine removes host's set-aside changes as the host is deleted: a touch the
+// backend refused was never applied and is dropped; a refused delete is queued again into cs,
+// since the relationship may still be in the backend and nothing of the host may stay (if the
+// backend refuses it again it is set aside again, and a host made again with the same key fails
+// closed until an operator resolves it). Left in place, the changes would make a new host of the
+// same key refuse every call, with no host left for the API to resolve them through.
+func releaseHostQuarantine(ctx context.Context, q querier, cs *changeSet, host string) error {
+	rs, err := q.query(ctx, "SELECT "+quarantineColumns+" FROM relationship_quarantine WHERE host_key = ? ORDER BY id", host)
+	if err != nil {
+		return fmt.Errorf("read set-aside relationship changes: %w", err)
+	}
+	var deletes []schema.Relationship
+	for rs.Next() {
+		c, err := scanQuarantined(rs)
+		if err != nil {
+			rs.Close()
+			return fmt.Errorf("read set-aside relationship changes: %w", err)
+		}
+		if c.Op == Delete {
+			deletes = append(deletes, c.Relationship)
+		}
+	}
+	err = rs.Err()
+	rs.Close()
+	if err != nil {
+		return fmt.Errorf("read set-aside relationship changes: %w", err)
+	}
+	cs.delete(deletes...)
+	if _, err := q.exec(ctx, "DELETE FROM relationship_quarantine WHERE host_key = ?", host); err != nil {
+		return fmt.Errorf("remove set-aside relationship changes: %w", err)
+	}
+	return nil
+}
+
 func (s *sqlStore) DiscardQuarantinedChange(ctx context.Context, id int64) (QuarantinedChange, error) {
 	var c QuarantinedChange
 	err := s.db.writeTx(ctx, func(q querier) error {

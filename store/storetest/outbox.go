@@ -758,3 +758,58 @@ func testQuarantine(t *testing.T, open Opener) {
 		}
 	})
 }
+
+// testDeleteHostReleasesQuarantine: deleting a host takes its set-aside changes with it — a
+// refused touch is dropped (it was never applied), a refused delete is queued again (the
+// relationship may still be in the backend) — so a host made again with the same key does not
+// inherit them and fail closed; another host's stay.
+func testDeleteHostReleasesQuarantine(t *testing.T, open Opener) {
+	withStore(t, open, func(t *testing.T, s store.Store) {
+		for _, host := range []string{"acme", "globex"} {
+			must[store.Host](t, "create host")(s.CreateHost(ctx, store.Host{Key: host}))
+		}
+		must[store.User](t, "create user")(s.CreateUser(ctx, store.User{Host: "acme", ID: "u0", Email: "u0@x.io"}))
+		drainAll(t, s)
+		// A refused delete (u0 removed) and a refused touch (u1 added) on acme; one on globex.
+		noErr(t, "delete user", s.DeleteUser(ctx, "acme", "u0"))
+		must[store.User](t, "create user")(s.CreateUser(ctx, store.User{Host: "acme", ID: "u1", Email: "u1@x.io"}))
+		must[store.User](t, "create user")(s.CreateUser(ctx, store.User{Host: "globex", ID: "g0", Email: "g0@x.io"}))
+		setAsideAll(t, s, "refused")
+		if list := must[[]store.QuarantinedChange](t, "list quarantine")(s.ListQuarantinedChanges(ctx, "acme")); len(list) != 2 {
+			t.Fatalf("acme's set-aside changes: %+v, want 2", list)
+		}
+
+		noErr(t, "delete host", s.DeleteHost(ctx, "acme"))
+		if list := must[[]store.QuarantinedChange](t, "list quarantine")(s.ListQuarantinedChanges(ctx, "acme")); len(list) != 0 {
+			t.Fatalf("set-aside changes of a deleted host: %+v", list)
+		}
+		if list := must[[]store.QuarantinedChange](t, "list quarantine")(s.ListQuarantinedChanges(ctx, "globex")); len(list) != 1 {
+			t.Fatalf("globex's set-aside changes after acme was deleted: %+v, want its one", list)
+		}
+		queued := drainAll(t, s)
+		var deletes []string
+		for _, c := range queued {
+			if c.Op != store.Delete {
+				t.Errorf("deleting a host queued %s %s", c.Op, c.Relationship)
+			}
+			if c.Relationship == schema.HostMember("acme", "u0") {
+				deletes = append(deletes, c.Relationship.String())
+			}
+			if c.Relationship == schema.HostMember("acme", "u1") && c.Op == store.Touch {
+				t.Errorf("the refused touch was queued again: %s", c.Relationship)
+			}
+		}
+		if len(deletes) != 1 {
+			t.Errorf("the refused delete of u0's membership was queued %d times, want once: %v", len(deletes), changeStrings(queued))
+		}
+
+		// The same key again: nothing is pending for it.
+		must[store.Host](t, "create host")(s.CreateHost(ctx, store.Host{Key: "acme"}))
+		drainAll(t, s)
+		for _, h := range must[[]store.PendingHost](t, "pending hosts")(s.PendingRelationshipHosts(ctx)) {
+			if h.Host == "acme" {
+				t.Fatalf("the new host acme inherits %+v", h)
+			}
+		}
+	})
+}

@@ -63,6 +63,7 @@ func Run(t *testing.T, open Opener) {
 		{"Drain", testDrain},
 		{"PendingHosts", testPendingHosts},
 		{"Quarantine", testQuarantine},
+		{"DeleteHostReleasesQuarantine", testDeleteHostReleasesQuarantine},
 		{"DrainAllowsReadsMeanwhile", testDrainAllowsReadsMeanwhile},
 		{"ConcurrentDrains", testConcurrentDrains},
 		{"ConcurrentWriters", testConcurrentWriters},
