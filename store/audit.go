@@ -43,10 +43,29 @@ const maxAuditList = 1000
 // auditScanPage is how many rows ScanAudit reads per query.
 const auditScanPage = 500
 
-func auditArgs(e audit.Entry) []any {
-	return []any{e.Host, e.Seq, toMillis(e.Time), e.UserID, e.UserEmail, e.AgentID, e.ClientID, e.ClientName, e.Server, e.Tool, e.Method,
+// appendAuditArgs appends e's values in auditColumns' order.
+func appendAuditArgs(args []any, e audit.Entry) []any {
+	return append(args, e.Host, e.Seq, toMillis(e.Time), e.UserID, e.UserEmail, e.AgentID, e.ClientID, e.ClientName, e.Server, e.Tool, e.Method,
 		string(e.Decision), e.Reason, e.RequiredLevel, e.AgentLevel, e.Ceiling, e.UpstreamStatus, e.LatencyMS, e.RequestID, e.TraceID, e.Arguments,
-		e.Actor, e.Action, e.Object, e.OldValue, e.NewValue, e.Version, e.PrevHash, e.Hash, e.ClientAddr, strings.Join(e.Flags, ",")}
+		e.Actor, e.Action, e.Object, e.OldValue, e.NewValue, e.Version, e.PrevHash, e.Hash, e.ClientAddr, strings.Join(e.Flags, ","))
+}
+
+// insertAuditOne is the INSERT of one entry, the common batch (one client's call), built once.
+var insertAuditOne = insertAuditQuery(1)
+
+// insertAuditQuery is the INSERT of rows entries.
+func insertAuditQuery(rows int) string {
+	row := "(" + placeholders(auditColumnCount) + ")"
+	var b strings.Builder
+	b.Grow(len("INSERT INTO audit_entries () VALUES ") + len(auditColumns) + rows*(len(row)+2))
+	b.WriteString("INSERT INTO audit_entries (" + auditColumns + ") VALUES ")
+	for i := range rows {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(row)
+	}
+	return b.String()
 }
 
 func scanAudit(r row) (audit.Entry, error) {
@@ -72,9 +91,7 @@ func (s *sqlStore) AppendAudit(ctx context.Context, entries []audit.Entry) error
 	if len(entries) == 0 {
 		return nil
 	}
-	// Hosts in order of first appearance; each host's entries keep their order.
-	var hosts []string
-	byHost := map[string][]audit.Entry{}
+	oneHost := true
 	for _, e := range entries {
 		if err := validHostKey(e.Host); err != nil {
 			return fmt.Errorf("append audit entries: %w", err)
@@ -82,19 +99,33 @@ func (s *sqlStore) AppendAudit(ctx context.Context, entries []audit.Entry) error
 		if !e.Decision.Valid() {
 			return fmt.Errorf("append audit entries: decision %q: %w", e.Decision, ErrInvalid)
 		}
-		if _, ok := byHost[e.Host]; !ok {
-			hosts = append(hosts, e.Host)
-		}
-		byHost[e.Host] = append(byHost[e.Host], e)
+		oneHost = oneHost && e.Host == entries[0].Host
 	}
-	err := s.db.writeTx(ctx, func(q querier) error {
-		for _, host := range hosts {
-			if err := appendHostAudit(ctx, q, host, byHost[host], s.db.engine() != EngineSQLite); err != nil {
-				return err
+	lockHead := s.db.engine() != EngineSQLite
+	var err error
+	if oneHost { // the common case: no grouping to allocate
+		err = s.db.writeTx(ctx, func(q querier) error {
+			return appendHostAudit(ctx, q, entries[0].Host, entries, lockHead)
+		})
+	} else {
+		// Hosts in order of first appearance; each host's entries keep their order.
+		var hosts []string
+		byHost := map[string][]audit.Entry{}
+		for _, e := range entries {
+			if _, ok := byHost[e.Host]; !ok {
+				hosts = append(hosts, e.Host)
 			}
+			byHost[e.Host] = append(byHost[e.Host], e)
 		}
-		return nil
-	})
+		err = s.db.writeTx(ctx, func(q querier) error {
+			for _, host := range hosts {
+				if err := appendHostAudit(ctx, q, host, byHost[host], lockHead); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("append audit entries: %w", err)
 	}
@@ -106,20 +137,21 @@ func appendHostAudit(ctx context.Context, q querier, host string, entries []audi
 	var seq int64
 	var prev string
 	if lockHead {
-		if _, err := q.exec(ctx, "INSERT INTO audit_heads (host_key, last_seq, last_hash) VALUES (?, 0, '') ON CONFLICT (host_key) DO NOTHING", host); err != nil {
-			return fmt.Errorf("create audit head: %w", err)
-		}
-		// The lock: a row lock on PostgreSQL and CockroachDB, held to commit (a concurrent
-		// appender waits, then its transaction is retried).
-		if _, err := q.exec(ctx, "UPDATE audit_heads SET last_seq = last_seq WHERE host_key = ?", host); err != nil {
+		// One statement creates a missing head and takes the lock: a row lock on PostgreSQL and
+		// CockroachDB (ON CONFLICT DO UPDATE locks the row it updates), held to commit (a
+		// concurrent appender waits, then its transaction is retried).
+		err := q.queryRow(ctx, "INSERT INTO audit_heads (host_key, last_seq, last_hash) VALUES (?, 0, '') "+
+			"ON CONFLICT (host_key) DO UPDATE SET last_seq = audit_heads.last_seq RETURNING last_seq, last_hash", host).Scan(&seq, &prev)
+		if err != nil {
 			return fmt.Errorf("lock audit head: %w", err)
 		}
-	}
-	// SQLite's write transaction already excludes every other writer: no lock to take, and a
-	// missing head is the empty chain (created by the upsert below).
-	err := q.queryRow(ctx, "SELECT last_seq, last_hash FROM audit_heads WHERE host_key = ?", host).Scan(&seq, &prev)
-	if err != nil && !(errors.Is(err, errNoRows) && !lockHead) {
-		return fmt.Errorf("read audit head: %w", err)
+	} else {
+		// SQLite's write transaction already excludes every other writer: no lock to take, and
+		// a missing head is the empty chain (created by the upsert below).
+		err := q.queryRow(ctx, "SELECT last_seq, last_hash FROM audit_heads WHERE host_key = ?", host).Scan(&seq, &prev)
+		if err != nil && !errors.Is(err, errNoRows) {
+			return fmt.Errorf("read audit head: %w", err)
+		}
 	}
 	chained := make([]audit.Entry, len(entries))
 	for i, e := range entries {
@@ -130,19 +162,18 @@ func appendHostAudit(ctx context.Context, q querier, host string, entries []audi
 		}
 		chained[i], prev = c, c.Hash
 	}
+	args := make([]any, 0, auditColumnCount*min(len(chained), auditChunk))
 	for start := 0; start < len(chained); start += auditChunk {
 		batch := chained[start:min(start+auditChunk, len(chained))]
-		var b strings.Builder
-		b.WriteString("INSERT INTO audit_entries (" + auditColumns + ") VALUES ")
-		args := make([]any, 0, auditColumnCount*len(batch))
-		for i, e := range batch {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString("(" + placeholders(auditColumnCount) + ")")
-			args = append(args, auditArgs(e)...)
+		query := insertAuditOne
+		if len(batch) > 1 {
+			query = insertAuditQuery(len(batch))
 		}
-		if _, err := q.exec(ctx, b.String(), args...); err != nil {
+		args = args[:0]
+		for _, e := range batch {
+			args = appendAuditArgs(args, e)
+		}
+		if _, err := q.exec(ctx, query, args...); err != nil {
 			return fmt.Errorf("insert audit entries: %w", err)
 		}
 	}
