@@ -729,6 +729,11 @@ func testRefusedChangeSetAside(e *env) {
 	if len(ours) != 1 || ours[0].Host != h || ours[0].Relationship != refused || !strings.Contains(ours[0].Reason, "no_such_relation") {
 		e.t.Fatalf("set aside: %+v, want the refused change of %s with the engine's reason naming its relation", ours, h)
 	}
+	// Operators read the reason (admin outbox list, the API, the dashboard): it is the engine's
+	// words, not a formatting artefact of its client library.
+	if r := ours[0].Reason; strings.Contains(r, "%!") || strings.Contains(r, "<nil>") {
+		e.t.Errorf("the reason set aside reads %q", r)
+	}
 	if n, err := e.st.PendingRelationshipChanges(e.ctx); err != nil || n != 0 {
 		e.t.Fatalf("after the drain %d changes are pending (%v), want none", n, err)
 	}

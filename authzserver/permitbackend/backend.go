@@ -15,6 +15,7 @@ package permitbackend
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -235,13 +236,61 @@ func isConflict(err error) bool {
 }
 
 // writeFailed is a failed write: refused for good when Permit answered 400 or 422 (the
-// request itself is wrong: asking again will not help), else unavailable.
+// request itself is wrong: asking again will not help), else unavailable. A refusal names
+// Permit's own reason, which operators read where the change is set aside.
 func writeFailed(what string, err error) error {
 	var pe permiterrors.PermitError
 	if errors.As(err, &pe) && (pe.StatusCode == http.StatusBadRequest || pe.StatusCode == http.StatusUnprocessableEntity) {
-		return fmt.Errorf("%w: Permit %s: %v", authzserver.ErrRefused, what, err)
+		return fmt.Errorf("%w: Permit %s: HTTP %d: %s", authzserver.ErrRefused, what, pe.StatusCode, permitReason(pe))
 	}
 	return unavailable(what, err)
+}
+
+// maxPermitReason bounds the reason taken from a Permit error body.
+const maxPermitReason = 512
+
+// permitReason is the reason in a Permit error response's body: its message (with its error
+// code) or, for a validation error (422), each field's location and message. The SDK's own
+// error text formats the generated client's error and is the fallback only.
+func permitReason(pe permiterrors.PermitError) string {
+	var body struct {
+		ErrorCode string          `json:"error_code"`
+		Message   string          `json:"message"`
+		Detail    json.RawMessage `json:"detail"`
+	}
+	reason := ""
+	if json.Unmarshal([]byte(pe.ResponseBody), &body) == nil {
+		var details []struct {
+			Loc []any  `json:"loc"`
+			Msg string `json:"msg"`
+		}
+		var detail string
+		switch {
+		case body.Message != "" && body.ErrorCode != "":
+			reason = body.ErrorCode + ": " + body.Message
+		case body.Message != "":
+			reason = body.Message
+		case json.Unmarshal(body.Detail, &details) == nil && len(details) > 0:
+			parts := make([]string, 0, len(details))
+			for _, d := range details {
+				loc := make([]string, 0, len(d.Loc))
+				for _, l := range d.Loc {
+					loc = append(loc, fmt.Sprint(l))
+				}
+				parts = append(parts, strings.Join(loc, ".")+": "+d.Msg)
+			}
+			reason = strings.Join(parts, "; ")
+		case json.Unmarshal(body.Detail, &detail) == nil && detail != "":
+			reason = detail
+		}
+	}
+	if reason == "" {
+		reason = pe.Error()
+	}
+	if len(reason) > maxPermitReason {
+		reason = strings.ToValidUTF8(reason[:maxPermitReason], "") + "…"
+	}
+	return reason
 }
 
 func unavailable(what string, err error) error {
