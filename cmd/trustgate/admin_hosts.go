@@ -270,6 +270,7 @@ func writeHost(w io.Writer, h sdk.Host) error {
 		{"Argument validation", s.ArgumentValidation},
 		{"Rate limits", rateLimitsLine(s.RateLimits)},
 		{"Emergency stop", emergencyStopLine(s.EmergencyStop)},
+		{"Set-aside changes", setAsideLine(h.SetAsideChanges)},
 	})
 	if err != nil {
 		return err
@@ -346,6 +347,14 @@ func rateLimitsLine(limits []sdk.RateLimit) string {
 		parts[i] = fmt.Sprintf("%s %d/min%s", l.Scope, l.PerMinute, where)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// setAsideLine says whether relationship changes the backend refused make the host refuse calls.
+func setAsideLine(n int) string {
+	if n == 0 {
+		return "none"
+	}
+	return fmt.Sprintf("%d — every call on the host is refused until they are retried or discarded (trustgate admin outbox list)", n)
 }
 
 func emergencyStopLine(s *sdk.EmergencyStop) string {
