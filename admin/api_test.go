@@ -62,7 +62,7 @@ func newEnvWith(t *testing.T, configure func(*admin.Config)) *env {
 	urls, _ := tenant.NewURLs("https://gw.example.com", false)
 	auditLog := audit.NewLog(st, audit.Options{})
 	t.Cleanup(func() { _ = auditLog.Close(context.Background()) })
-	cfg := admin.Config{Store: st, Syncer: w, Keys: keys, URLs: urls, Audit: auditLog, Backend: b}
+	cfg := admin.Config{Store: st, Syncer: w, Keys: keys, URLs: urls, Audit: auditLog, Backend: b, Behind: w.Lag().Behind}
 	configure(&cfg)
 	api, err := admin.New(cfg)
 	if err != nil {

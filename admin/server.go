@@ -48,6 +48,10 @@ type Config struct {
 	// for the engine's trace of a check when it implements authzserver.Explainer. Nil, or a
 	// backend that cannot trace: explanations come from the store alone and say so.
 	Backend authzserver.Backend
+	// Behind says whether a host's calls are refused because the authorization backend has
+	// not applied its relationship changes (authzserver.Lag.Behind): a Host's
+	// relationships_behind. Nil: never.
+	Behind func(host string) bool
 	// Approvals decides held calls (approvals.go). Nil: deciding answers 501.
 	Approvals Approvals
 	// Catalog discovers, imports and syncs servers and changes tools (flagging changed tools

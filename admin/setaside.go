@@ -23,7 +23,8 @@ func setAsideDoc(c store.QuarantinedChange) SetAsideChange {
 }
 
 // countSetAside fills in each host's count of set-aside changes, from one read of the
-// quarantine (it holds a handful of changes, if any).
+// quarantine (it holds a handful of changes, if any), and whether its calls are refused
+// because its relationship changes are not applied (Config.Behind).
 func (a *API) countSetAside(ctx context.Context, docs []Host) error {
 	host := ""
 	if len(docs) == 1 {
@@ -39,6 +40,7 @@ func (a *API) countSetAside(ctx context.Context, docs []Host) error {
 	}
 	for i := range docs {
 		docs[i].SetAsideChanges = byHost[docs[i].Key]
+		docs[i].RelationshipsBehind = a.cfg.Behind != nil && a.cfg.Behind(docs[i].Key)
 	}
 	return nil
 }

@@ -33,17 +33,20 @@ func TestSetAsideChanges(t *testing.T) {
 	// The host resource counts them; each host its own.
 	var h admin.Host
 	e.must(200, "GET", "/api/v1/hosts/acme", e.acme, nil, &h)
-	if h.SetAsideChanges != 1 {
-		t.Fatalf("acme's set_aside_changes = %d, want 1", h.SetAsideChanges)
+	if h.SetAsideChanges != 1 || !h.RelationshipsBehind {
+		t.Fatalf("acme's set_aside_changes = %d, relationships_behind %v; want 1, true", h.SetAsideChanges, h.RelationshipsBehind)
 	}
 	var hosts admin.Page[admin.Host]
 	e.must(200, "GET", "/api/v1/hosts", e.global, nil, &hosts)
-	counts := map[string]int{}
+	counts, behind := map[string]int{}, map[string]bool{}
 	for _, h := range hosts.Items {
-		counts[h.Key] = h.SetAsideChanges
+		counts[h.Key], behind[h.Key] = h.SetAsideChanges, h.RelationshipsBehind
 	}
 	if counts["acme"] != 1 || counts["beta"] != 1 || counts["default"] != 0 {
 		t.Fatalf("hosts' set_aside_changes: %v", counts)
+	}
+	if !behind["acme"] || !behind["beta"] || behind["default"] {
+		t.Fatalf("hosts' relationships_behind: %v", behind)
 	}
 
 	c, err := sdk.NewClient(e.api.URL, e.acme)
@@ -122,8 +125,8 @@ func TestSetAsideChanges(t *testing.T) {
 		t.Fatalf("after the discards: acme behind %v, beta behind %v; want false, true", e.cp.Writer.Lag().Behind("acme"), e.cp.Writer.Lag().Behind("beta"))
 	}
 	e.must(200, "GET", "/api/v1/hosts/acme", e.acme, nil, &h)
-	if h.SetAsideChanges != 0 {
-		t.Fatalf("acme's set_aside_changes after the discards = %d", h.SetAsideChanges)
+	if h.SetAsideChanges != 0 || h.RelationshipsBehind {
+		t.Fatalf("acme after the discards: set_aside_changes %d, relationships_behind %v", h.SetAsideChanges, h.RelationshipsBehind)
 	}
 	if list, err := sdk.Collect(c.SetAsideChanges(ctx, "acme")); err != nil || len(list) != 0 {
 		t.Fatalf("acme's list after the discards: %+v, %v", list, err)

@@ -284,7 +284,7 @@ func New(ctx context.Context, cfg Config) (_ *Gateway, err error) {
 
 	// The admin API's check routes ask the proxy, so that other services get the decision an
 	// agent's tools/call would get.
-	if g.admin, err = admin.New(admin.Config{Store: g.store, Syncer: g.writer, Keys: keys, URLs: g.urls, Logger: log, Audit: g.audit, Catalog: cat, Decider: g.proxy, Backend: g.backend, Approvals: g.approvals, HostNetworks: cfg.hostNetworks, CheckAuthConfig: g.oauth.CheckAuthMethod,
+	if g.admin, err = admin.New(admin.Config{Store: g.store, Syncer: g.writer, Keys: keys, URLs: g.urls, Logger: log, Audit: g.audit, Catalog: cat, Decider: g.proxy, Backend: g.backend, Behind: g.writer.Lag().Behind, Approvals: g.approvals, HostNetworks: cfg.hostNetworks, CheckAuthConfig: g.oauth.CheckAuthMethod,
 		ConditionsUnsupported: conditionsUnsupported(cfg)}); err != nil {
 		return nil, err
 	}

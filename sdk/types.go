@@ -209,6 +209,11 @@ type Host struct {
 	// for good (see SetAsideChange): while it is not 0, every call on the host is refused
 	// (reason pending_change).
 	SetAsideChanges int `json:"set_aside_changes" jsonschema:"how many of the host's relationship changes the authorization backend refused for good; while not 0 every call on the host is refused (reason pending_change) until they are retried or discarded (GET set-aside-changes)"`
+	// RelationshipsBehind says that the replica that answered refuses every call on the host
+	// now because the authorization backend has not applied its relationship changes: a change
+	// set aside, a drain that failed, or a change pending longer than the bound. It clears
+	// itself once they are applied (but for changes set aside, which need an operator).
+	RelationshipsBehind bool `json:"relationships_behind" jsonschema:"true while the replica that answered refuses every call on the host (reason pending_change) because the authorization backend has not applied its relationship changes: a change set aside, a failed drain, or a change pending longer than --relationships-behind-after"`
 }
 
 // SetAsideChange is a relationship change the authorization backend refused for good (its

@@ -132,7 +132,7 @@ func TestRefusedChangeFailsItsHostClosed(t *testing.T) {
 	if h, err := api.GetHost(ctx, "acme"); err != nil || h.SetAsideChanges != 1 {
 		t.Fatalf("acme's set_aside_changes: %d, %v", h.SetAsideChanges, err)
 	}
-	if show := cli(t, p, admin, "host", "show", "acme"); !strings.Contains(show, "Set-aside changes") || !strings.Contains(show, "1 — every call on the host is refused") {
+	if show := cli(t, p, admin, "host", "show", "acme"); !strings.Contains(show, "Set-aside changes") || !strings.Contains(show, "1 — every call on the host is refused") || !strings.Contains(show, "NOT APPLIED") {
 		t.Errorf("host show acme does not say its calls are refused:\n%s", show)
 	}
 	listed, err := sdk.Collect(api.SetAsideChanges(ctx, "acme"))

@@ -270,6 +270,7 @@ func writeHost(w io.Writer, h sdk.Host) error {
 		{"Argument validation", s.ArgumentValidation},
 		{"Rate limits", rateLimitsLine(s.RateLimits)},
 		{"Emergency stop", emergencyStopLine(s.EmergencyStop)},
+		{"Relationship changes", appliedLine(h.RelationshipsBehind)},
 		{"Set-aside changes", setAsideLine(h.SetAsideChanges)},
 	})
 	if err != nil {
@@ -347,6 +348,15 @@ func rateLimitsLine(limits []sdk.RateLimit) string {
 		parts[i] = fmt.Sprintf("%s %d/min%s", l.Scope, l.PerMinute, where)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// appliedLine says whether the host's calls are refused because its relationship changes are not
+// applied (as the replica that answered sees it).
+func appliedLine(behind bool) string {
+	if behind {
+		return "NOT APPLIED — every call on the host is refused (pending_change) until the authorization backend applies them"
+	}
+	return "applied"
 }
 
 // setAsideLine says whether relationship changes the backend refused make the host refuse calls.
