@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"time"
 
@@ -44,21 +43,6 @@ func newAdminOutboxCommand(o *adminOptions) *cobra.Command {
 	return cmd
 }
 
-// openStoreForOutbox opens the store serve uses; a missing data directory is an error rather
-// than a new, empty database.
-func openStoreForOutbox(ctx context.Context, stores *storeFlags) (store.Store, error) {
-	timeout, err := parseDuration("database-connect-timeout", stores.connectTimeout)
-	if err != nil {
-		return nil, err
-	}
-	if stores.database == "" {
-		if fi, err := os.Stat(stores.dataDir); err != nil || !fi.IsDir() {
-			return nil, fmt.Errorf("no data directory %q: run this on the gateway's machine with the --data-dir (or --database) that trustgate serve uses", stores.dataDir)
-		}
-	}
-	return store.Open(ctx, store.Config{URL: stores.database, DataDir: stores.dataDir, ConnectTimeout: timeout})
-}
-
 func newOutboxListCommand(o *adminOptions, stores *storeFlags) *cobra.Command {
 	var host string
 	cmd := &cobra.Command{
@@ -70,7 +54,7 @@ func newOutboxListCommand(o *adminOptions, stores *storeFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			st, err := openStoreForOutbox(cmd.Context(), stores)
+			st, err := openExistingStore(cmd, *stores)
 			if err != nil {
 				return err
 			}
@@ -155,7 +139,7 @@ func resolveQuarantined(cmd *cobra.Command, o *adminOptions, stores *storeFlags,
 		return fmt.Errorf("ID %q: want the id `trustgate admin outbox list` shows", arg)
 	}
 	ctx := cmd.Context()
-	st, err := openStoreForOutbox(ctx, stores)
+	st, err := openExistingStore(cmd, *stores)
 	if err != nil {
 		return err
 	}
