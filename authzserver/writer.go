@@ -222,35 +222,22 @@ func (w *Writer) Sync(ctx context.Context) (rev Revision, err error) {
 func (w *Writer) Run(ctx context.Context, interval time.Duration) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	wg.Go(func() { w.followLag(ctx, interval) })
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	failing := false
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if _, err := w.Sync(ctx); err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			if !failing {
-				w.logger.Error("relationship changes not yet applied; retrying", "err", err)
-			}
-			failing = true
-			continue
-		}
-		if failing {
-			w.logger.Info("relationship changes applied again")
-			failing = false
-		}
-	}
+	wg.Go(func() {
+		w.every(ctx, interval, func(ctx context.Context) error {
+			readCtx, cancel := context.WithTimeout(ctx, lagReadTimeout)
+			defer cancel()
+			return w.lag.refresh(readCtx, w.store, false, false)
+		}, "could not read which hosts have relationship changes pending; every host's calls are refused until it is read", "")
+	})
+	w.every(ctx, interval, func(ctx context.Context) error {
+		_, err := w.Sync(ctx)
+		return err
+	}, "relationship changes not yet applied; retrying", "relationship changes applied again")
 }
 
-// followLag reads the pending hosts into the Lag every interval until ctx ends.
-func (w *Writer) followLag(ctx context.Context, interval time.Duration) {
+// every runs step every interval until ctx ends. The first failure of a run of failures is
+// logged at error level as failed, and the first success after them as recovered (when not "").
+func (w *Writer) every(ctx context.Context, interval time.Duration, step func(context.Context) error, failed, recovered string) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	failing := false
@@ -260,16 +247,17 @@ func (w *Writer) followLag(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		readCtx, cancel := context.WithTimeout(ctx, lagReadTimeout)
-		err := w.lag.refresh(readCtx, w.store, false, false)
-		cancel()
+		err := step(ctx)
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return
 		case err != nil && !failing:
-			w.logger.Error("could not read which hosts have relationship changes pending; every host's calls are refused until it is read", "err", err)
+			w.logger.Error(failed, "err", err)
 			failing = true
-		case err == nil:
+		case err == nil && failing:
+			if recovered != "" {
+				w.logger.Info(recovered)
+			}
 			failing = false
 		}
 	}
